@@ -18,7 +18,7 @@
 //! - [`flex`]: scalar fields accepted both as JSON strings and as native values.
 //! - [`client`]: the async HTTP client: regions, sandbox path rewrite, signing, response
 //!   verification, retries with the same idempotency key.
-//! - `notify`: verifying and parsing incoming notifications, and the exact acknowledgement.
+//! - [`notify`]: verifying and parsing incoming notifications, and the exact acknowledgement.
 //! - [`error`]: the crate's one error type.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -29,7 +29,7 @@ pub mod flex;
 pub mod keys;
 pub mod model;
 pub mod money;
-// pub mod notify; (enabled once model::Notification lands)
+pub mod notify;
 pub mod result;
 pub mod signature;
 pub mod wallet;
