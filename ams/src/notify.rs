@@ -14,7 +14,8 @@ use crate::model::Notification;
 use crate::signature;
 
 /// The exact acknowledgement body that stops Alipay's retries.
-pub const ACK_BODY: &str = r#"{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}"#;
+pub const ACK_BODY: &str =
+    r#"{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}"#;
 
 /// True when `body` is a success acknowledgement: JSON whose `result` has
 /// `resultCode` SUCCESS and `resultStatus` S (what Alipay checks; spacing is free).
@@ -29,7 +30,8 @@ pub fn is_ack(body: &[u8]) -> bool {
     struct Ack {
         result: R,
     }
-    serde_json::from_slice::<Ack>(body).is_ok_and(|a| a.result.result_code == "SUCCESS" && a.result.result_status == "S")
+    serde_json::from_slice::<Ack>(body)
+        .is_ok_and(|a| a.result.result_code == "SUCCESS" && a.result.result_status == "S")
 }
 
 /// The three headers a notification is verified with (names are case-insensitive on
@@ -54,21 +56,46 @@ pub struct NotificationVerifier {
 impl NotificationVerifier {
     /// A verifier for notifications addressed to `client_id`, signed by `alipay_public_key`.
     pub fn new(client_id: impl Into<String>, alipay_public_key: PublicKey) -> Self {
-        NotificationVerifier { client_id: client_id.into(), alipay_public_key }
+        NotificationVerifier {
+            client_id: client_id.into(),
+            alipay_public_key,
+        }
     }
 
     /// Verifies and parses one notification received at `path` (the path of the notify
     /// URL as requested, without scheme, host or query).
-    pub fn verify<N: Notification>(&self, path: &str, headers: NotificationHeaders<'_>, body: &[u8]) -> Result<N> {
+    pub fn verify<N: Notification>(
+        &self,
+        path: &str,
+        headers: NotificationHeaders<'_>,
+        body: &[u8],
+    ) -> Result<N> {
         let client_id = headers.client_id.ok_or(Error::MissingHeader("client-id"))?;
         if client_id != self.client_id {
-            return Err(Error::Config("notification is addressed to another client id".into()));
+            return Err(Error::Config(
+                "notification is addressed to another client id".into(),
+            ));
         }
-        let time = headers.request_time.ok_or(Error::MissingHeader("request-time"))?;
+        let time = headers
+            .request_time
+            .ok_or(Error::MissingHeader("request-time"))?;
         let sig = headers.signature.ok_or(Error::MissingSignature)?;
-        signature::verify(&self.alipay_public_key, sig, "POST", path, client_id, time, body)?;
-        let text = std::str::from_utf8(body).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-        let parsed: N = serde_json::from_str(text).map_err(|source| Error::Json { what: "notification", source })?;
+        signature::verify(
+            &self.alipay_public_key,
+            sig,
+            "POST",
+            path,
+            client_id,
+            time,
+            body,
+        )?;
+        let text = std::str::from_utf8(body).map_err(|e| Error::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
+        let parsed: N = serde_json::from_str(text).map_err(|source| Error::Json {
+            what: "notification",
+            source,
+        })?;
         parsed
             .validate()
             .map_err(|e| Error::Config(format!("invalid notification: {e}")))?;
@@ -83,9 +110,15 @@ mod tests {
     #[test]
     fn ack_body_is_an_ack() {
         assert!(is_ack(ACK_BODY.as_bytes()));
-        assert!(is_ack(br#"{ "result" : { "resultStatus":"S", "resultCode":"SUCCESS" } }"#));
-        assert!(!is_ack(br#"{"result":{"resultCode":"SUCCESS","resultStatus":"U"}}"#));
-        assert!(!is_ack(br#"{"result":{"resultCode":"FAIL","resultStatus":"S"}}"#));
+        assert!(is_ack(
+            br#"{ "result" : { "resultStatus":"S", "resultCode":"SUCCESS" } }"#
+        ));
+        assert!(!is_ack(
+            br#"{"result":{"resultCode":"SUCCESS","resultStatus":"U"}}"#
+        ));
+        assert!(!is_ack(
+            br#"{"result":{"resultCode":"FAIL","resultStatus":"S"}}"#
+        ));
         assert!(!is_ack(b"OK"));
         assert!(!is_ack(b""));
     }
