@@ -4,7 +4,7 @@
 //! `webhook_tool.check_signature`, and the SDK's `signature_tool.sign` output must verify
 //! with ours and be byte-identical to our signature of the same content.
 //!
-//! The SDK runs in the venv python named by `SCANBIND_PYTHON`, which `scripts/test`
+//! The SDK runs in the venv python named by `SCANBIND_PYTHON` (default: the repo's `.venv`), which `scripts/test`
 //! creates and exports. Without it these tests fail; they never skip. All SDK work is one
 //! batch: every test contributes its operations to a single `tests/python/sdk_sign.py`
 //! run (JSON on stdin and stdout), made once per test binary.
@@ -267,13 +267,15 @@ fn python() -> PathBuf {
     const HOW: &str = "run the tests through scripts/test, which creates .venv with the \
                        official SDK (global-open-sdk-python, scripts/requirements-test.txt) \
                        and exports SCANBIND_PYTHON";
-    let Some(python) = std::env::var_os("SCANBIND_PYTHON") else {
-        panic!("SCANBIND_PYTHON is not set: {HOW}");
-    };
-    let python = PathBuf::from(python);
+    // scripts/test exports SCANBIND_PYTHON; a plain `cargo test` after it finds the venv it made.
+    let python = std::env::var_os("SCANBIND_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
+        });
     assert!(
         python.is_file(),
-        "SCANBIND_PYTHON={} does not exist: {HOW}",
+        "{} does not exist (SCANBIND_PYTHON unset or wrong): {HOW}",
         python.display()
     );
     python
