@@ -2,7 +2,8 @@
 //!
 //! The AMS pages say every non-array scalar is a JSON string (`"20"`, `"true"`), while the
 //! official SDKs send Booleans and numbers natively. These helpers accept both forms and
-//! keep one Rust type. Serialization always uses the documented form.
+//! keep one Rust type. Serialization sends scalars as strings where the docs say so, and
+//! Booleans natively, as the SDKs do.
 
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;

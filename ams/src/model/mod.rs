@@ -3,7 +3,8 @@
 //! Conventions shared by every type here:
 //! - JSON field names are camelCase, exactly as AMS spells them.
 //! - Scalars that the docs send as strings but SDKs send natively (Booleans, integers)
-//!   are accepted in both forms ([`crate::flex`]); we always send the documented form.
+//!   are accepted in both forms ([`crate::flex`]). We send `Amount.value` as the documented
+//!   string and Booleans natively (`true`), as every official SDK does (ams-api.md §1.3).
 //! - Every top-level request, response and notification keeps unknown fields in
 //!   `extra` (flattened), so nothing a newer AMS sends is lost or fatal.
 //! - Optional fields are `Option` and are left out of the JSON when `None`.
@@ -45,7 +46,10 @@ pub struct FieldError {
 impl FieldError {
     /// Builds an error for `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { field: field.into(), reason: reason.into() }
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
