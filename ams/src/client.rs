@@ -201,20 +201,7 @@ impl ClientBuilder {
         if self.retry.max_attempts == 0 {
             return Err(Error::Config("max_attempts must be at least 1".into()));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
-            self.extra_roots,
-            provider.clone(),
-        )
-        .map_err(|e| Error::Config(format!("TLS roots: {e}")))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+        let http = http_client_builder(self.extra_roots)?
             .timeout(self.retry.attempt_timeout)
             .no_proxy()
             .build()
@@ -502,6 +489,34 @@ fn unverified(path: &str, reason: Error) -> Error {
         path: path.to_owned(),
         reason: Box::new(reason),
     }
+}
+
+/// A rustls client configuration with the ring provider and the platform verifier,
+/// trusting `extra_roots` as well (e.g. a development server's self-signed certificate).
+pub fn tls_config(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+            .map_err(|e| Error::Config(format!("TLS roots: {e}")))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// A `reqwest` client builder with [`tls_config`] already set.
+///
+/// The workspace builds reqwest without a default crypto provider (no aws-lc-rs), so a
+/// bare `reqwest::Client::builder().build()` panics; every HTTP client in scanbind starts
+/// from this builder instead.
+pub fn http_client_builder(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<reqwest::ClientBuilder> {
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls_config(extra_roots)?))
 }
 
 /// Applies the `SANDBOX_` client-id rule to a production path.
