@@ -2,7 +2,7 @@
 //!
 //! One [`Client`] talks to one AMS gateway as one merchant. [`Client::call`] posts a typed
 //! request and returns the verified typed response whatever its result status (S, F or
-//! U), after the retries that [`decide`](crate::result::decide) allows: a retry is always
+//! U), after the retries that [`decide`] allows: a retry is always
 //! the byte-identical request (same idempotency key, same body), with capped, jittered
 //! back-off and a per-attempt timeout. An `Err` means no trustworthy answer arrived; for
 //! a payment that means the outcome is unknown and the caller must inquire.

@@ -6,8 +6,8 @@
 //!
 //! ## Layout
 //!
-//! - [`money`]: [`MinorUnits`](money::MinorUnits), the ISO 4217 [`Currency`](money::Currency)
-//!   table, and the wire [`Amount`](money::Amount). No floats anywhere.
+//! - [`money`]: [`MinorUnits`], the ISO 4217 [`Currency`]
+//!   table, and the wire [`Amount`]. No floats anywhere.
 //! - [`keys`]: RSA private and public keys in every form merchants meet them.
 //! - [`signature`]: the signed content string, RSA256 signing and verification, and the
 //!   tolerant `signature` header parser.

@@ -1,0 +1,158 @@
+//! customs/declare and customs/inquiryDeclarationRequests.
+//!
+//! A declaration progresses on the sandbox clock: `PROCESSING` for the first minute after
+//! it is made, then `SUCCESS` with the customs result code `SUCCESS` and a return time
+//! (the status enum is unconfirmed in the public docs; these are the values used).
+
+use scanbind_ams::model::{
+    AmsResponse as _, ClearingChannel, DeclarationRecord, DeclareRequest, DeclareResponse,
+    IdentityCheckResult, InquiryDeclarationRequest, InquiryDeclarationResponse,
+};
+use scanbind_ams::result::{AmsResult, ResultCode};
+
+use super::{Answer, Call, body, fail, parse};
+use crate::clock::ams_time;
+use crate::ids::sequential_id;
+use crate::state::{Declaration, PayState, from_ts, scoped, ts};
+
+/// Seconds a declaration stays PROCESSING.
+pub const DECLARATION_PROCESSING_SECS: i64 = 60;
+
+fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, name: &str) -> Option<T> {
+    serde_json::from_value(v[name].clone()).ok()
+}
+
+/// customs/declare: idempotent by declarationRequestId; amount ≤ paid when the payment is
+/// in CNY.
+pub(crate) fn declare(call: &Call<'_>) -> Answer {
+    let req: DeclareRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let minor = match req.declaration_amount.to_money() {
+        Ok(m) => m.minor().get(),
+        Err(e) => {
+            return fail(
+                ResultCode::ParamIllegal,
+                format!("illegal parameter declarationAmount: {e}"),
+            );
+        }
+    };
+    let as_json = serde_json::to_value(&req).unwrap_or_default();
+    call.app.write(|state, app| {
+        let now = app.clock.now();
+        let key = scoped(call.client_id, &req.declaration_request_id);
+        if let Some(existing) = state.declarations.get(&key) {
+            let same = existing.payment_id == req.payment_id
+                && existing.request["declarationAmount"] == as_json["declarationAmount"];
+            return if same {
+                (Answer::Body(existing.response.clone()), false)
+            } else {
+                (
+                    fail(
+                        ResultCode::RepeatReqInconsistent,
+                        "declarationRequestId was used before with different key fields",
+                    ),
+                    false,
+                )
+            };
+        }
+        let Some(p) = state
+            .payments
+            .get(&req.payment_id)
+            .filter(|p| p.client_id == call.client_id)
+            .cloned()
+        else {
+            return (
+                fail(ResultCode::OrderNotExist, "the payment does not exist"),
+                false,
+            );
+        };
+        if p.status != PayState::Success {
+            return (
+                fail(
+                    ResultCode::OrderStatusInvalid,
+                    "only a paid payment can be declared",
+                ),
+                false,
+            );
+        }
+        if p.currency == req.declaration_amount.currency && minor > p.amount {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter declarationAmount: exceeds the paid amount",
+                ),
+                false,
+            );
+        }
+        let seq = state.next_seq();
+        let mut resp = DeclareResponse::from_result(AmsResult::success());
+        resp.customs_payment_id = Some(sequential_id(now, 21, seq));
+        resp.customs_order_id = Some(sequential_id(now, 22, seq));
+        resp.identity_check_result = req
+            .buyer_certificate
+            .as_ref()
+            .map(|_| IdentityCheckResult::CheckPassed);
+        resp.clearing_channel = Some(ClearingChannel::Cup);
+        resp.clearing_transaction_id = Some(sequential_id(now, 23, seq));
+        resp.customs_provider_registration_id = Some("31222699S7".into());
+        let response = serde_json::to_string(&resp).unwrap_or_default();
+        state.declarations.insert(
+            key,
+            Declaration {
+                declaration_request_id: req.declaration_request_id.clone(),
+                client_id: call.client_id.to_owned(),
+                payment_id: p.payment_id.clone(),
+                request: as_json.clone(),
+                customs_payment_id: resp.customs_payment_id.clone().unwrap_or_default(),
+                customs_order_id: resp.customs_order_id.clone().unwrap_or_default(),
+                created: ts(now),
+                response: response.clone(),
+            },
+        );
+        (Answer::Body(response), true)
+    })
+}
+
+/// customs/inquiryDeclarationRequests: up to 10 ids; unknown ones are listed in
+/// `declarationRequestsNotFound`.
+pub(crate) fn inquiry_declarations(call: &Call<'_>) -> Answer {
+    let req: InquiryDeclarationRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let now = call.app.now_ts();
+    call.app.store.read(|state| {
+        let mut records = Vec::new();
+        let mut missing = Vec::new();
+        for id in &req.declaration_request_ids {
+            let Some(d) = state.declarations.get(&scoped(call.client_id, id)) else {
+                missing.push(id.clone());
+                continue;
+            };
+            let done_at = d.created + DECLARATION_PROCESSING_SECS;
+            let done = now >= done_at;
+            records.push(DeclarationRecord {
+                declaration_request_id: d.declaration_request_id.clone(),
+                customs_payment_id: Some(d.customs_payment_id.clone()),
+                customs_order_id: Some(d.customs_order_id.clone()),
+                customs: field(&d.request, "customs"),
+                merchant_customs_info: field(&d.request, "merchantCustomsInfo"),
+                declaration_amount: field(&d.request, "declarationAmount"),
+                split_order: d.request["splitOrder"].as_bool(),
+                declaration_request_status: Some(
+                    if done { "SUCCESS" } else { "PROCESSING" }.to_owned(),
+                ),
+                last_modified_time: Some(ams_time(from_ts(if done { done_at } else { d.created }))),
+                customs_declaration_result_code: done.then(|| "SUCCESS".to_owned()),
+                customs_declaration_result_desc: done.then(|| "declared".to_owned()),
+                customs_declaration_return_time: done.then(|| ams_time(from_ts(done_at))),
+            });
+        }
+        let mut resp = InquiryDeclarationResponse::from_result(AmsResult::success());
+        resp.declaration_records = Some(records);
+        resp.declaration_requests_not_found = Some(missing);
+        body(&resp)
+    })
+}

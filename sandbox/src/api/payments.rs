@@ -1,0 +1,1175 @@
+//! payments/pay (agreement and order code), inquiryPayment, cancel, refund, inquiryRefund,
+//! the phone's order-code payment, and the time-driven transitions (in-process payments
+//! becoming final, order codes expiring).
+
+use scanbind_ams::model::{
+    AmsResponse as _, CancelRequest, CancelResponse, CodeDetail, InquiryPaymentRequest,
+    InquiryPaymentResponse, InquiryRefundRequest, InquiryRefundResponse, OrderCodeForm, PayRequest,
+    PayResponse, PaymentStatus, ProductCode, RefundRequest, RefundResponse, RefundStatus,
+    SecretString, Transaction, TransactionStatus, TransactionType,
+};
+use scanbind_ams::money::Amount;
+use scanbind_ams::result::{AmsResult, ResultCode};
+use time::{Duration, OffsetDateTime, Time};
+
+use super::{Answer, Call, body, fail, parse};
+use crate::app::App;
+use crate::clock::{UTC8, ams_time, parse_ams_time};
+use crate::faults::{CallFault, Magic};
+use crate::ids::{random_hex, sequential_id};
+use crate::state::{
+    PayState, Payment, PendingOutcome, Product, Refund, State, from_ts, scoped, ts,
+};
+use crate::wallets;
+
+/// Agreement pay closes 1 minute after the request (may only be shortened).
+pub const AGREEMENT_EXPIRY: Duration = Duration::minutes(1);
+/// Order code default life when the merchant sends no paymentExpiryTime.
+pub const ORDER_CODE_DEFAULT_EXPIRY: Duration = Duration::minutes(15);
+/// Order code longest life (exclusive).
+pub const ORDER_CODE_MAX_EXPIRY: Duration = Duration::minutes(30);
+/// Refund period of the Scan to Bind wallets.
+pub const REFUND_PERIOD: Duration = Duration::days(365);
+
+fn amount(currency: &str, minor: i64) -> Amount {
+    Amount {
+        currency: currency.to_owned(),
+        value: minor.to_string(),
+    }
+}
+
+fn result_for_code(code: &str, message: Option<&str>) -> AmsResult {
+    let code = ResultCode::parse(code);
+    let message = message
+        .map(str::to_owned)
+        .unwrap_or_else(|| code.as_str().to_lowercase().replace('_', " "));
+    AmsResult::with_code(code, message)
+}
+
+/// The pay response for a payment's current record (deterministic: an identical replay
+/// gets the same bytes).
+fn pay_response(p: &Payment, public_url: &str) -> PayResponse {
+    let result = match p.status {
+        PayState::Success => AmsResult::success(),
+        PayState::Cancelled if p.paid.is_some() => AmsResult::success(),
+        PayState::Fail => result_for_code(
+            p.fail_code.as_deref().unwrap_or("PROCESS_FAIL"),
+            p.fail_message.as_deref(),
+        ),
+        PayState::Processing | PayState::Cancelled => match p.product {
+            Product::InStorePayment => AmsResult::success(),
+            Product::AgreementPayment if p.status == PayState::Processing => {
+                AmsResult::with_code(ResultCode::PaymentInProcess, "payment in process")
+            }
+            Product::AgreementPayment => {
+                AmsResult::with_code(ResultCode::OrderIsClosed, "the order is closed")
+            }
+        },
+    };
+    let mut r = PayResponse::from_result(result);
+    r.payment_request_id = Some(p.payment_request_id.clone());
+    r.payment_id = Some(p.payment_id.clone());
+    r.payment_amount = Some(amount(&p.currency, p.amount));
+    r.payment_create_time = Some(ams_time(from_ts(p.created)));
+    r.payment_time = p.paid.map(|t| ams_time(from_ts(t)));
+    if p.product == Product::InStorePayment
+        && let Some(code) = &p.order_code
+    {
+        r.order_code_form = Some(OrderCodeForm {
+            payment_method_type: Some("CONNECT_WALLET".into()),
+            expire_time: Some(ams_time(from_ts(p.expires))),
+            code_details: vec![CodeDetail::qr_text(format!(
+                "{public_url}/wallet/pay/{code}"
+            ))],
+            extend_info: None,
+        });
+    }
+    r
+}
+
+/// Queues notifyPayment for a payment that just became final.
+fn notify_payment(state: &mut State, pid: &str) {
+    let Some(p) = state.payments.get_mut(pid) else {
+        return;
+    };
+    if p.notified {
+        return;
+    }
+    p.notified = true;
+    let Some(url) = p.notify_url.clone() else {
+        return;
+    };
+    let result = match p.status {
+        PayState::Success => AmsResult::success(),
+        _ => result_for_code(
+            p.fail_code.as_deref().unwrap_or("PROCESS_FAIL"),
+            p.fail_message.as_deref(),
+        ),
+    };
+    let mut n = serde_json::json!({
+        "notifyType": "PAYMENT_RESULT",
+        "result": result,
+        "paymentRequestId": p.payment_request_id,
+        "paymentId": p.payment_id,
+        "paymentAmount": amount(&p.currency, p.amount),
+        "paymentCreateTime": ams_time(from_ts(p.created)),
+    });
+    if let Some(paid) = p.paid {
+        n["paymentTime"] = ams_time(from_ts(paid)).into();
+    }
+    if let Some(w) = &p.wallet {
+        n["paymentMethodType"] = w.clone().into();
+    }
+    let client = p.client_id.clone();
+    state.notify("notifyPayment", &client, &url, n.to_string());
+}
+
+/// Takes the money for a payment now (balance and limits permitting) and marks it paid,
+/// or marks it failed. Returns whether it succeeded.
+fn settle(state: &mut State, pid: &str, now: OffsetDateTime) -> bool {
+    let Some(p) = state.payments.get(pid).cloned() else {
+        return false;
+    };
+    let (Some(user), Some(wallet)) = (p.user.clone(), p.wallet.clone()) else {
+        return false;
+    };
+    let verdict = match wallets::profile(&wallet) {
+        None => Err(("UNAVAILABLE_PAYMENT_METHOD", "the wallet is not available")),
+        Some((_, profile)) => match wallets::check_limits(state, &profile, &user, p.amount, now) {
+            Some(why) => Err(("USER_AMOUNT_EXCEED_LIMIT", why)),
+            None => match state.users.get(&user) {
+                Some(u) if u.balance >= p.amount => Ok(()),
+                Some(_) => Err(("USER_BALANCE_NOT_ENOUGH", "user balance not enough")),
+                None => Err(("USER_NOT_EXIST", "the wallet user does not exist")),
+            },
+        },
+    };
+    let ok = verdict.is_ok();
+    match verdict {
+        Ok(()) => {
+            if let Some(u) = state.users.get_mut(&user) {
+                u.balance -= p.amount;
+            }
+            wallets::add_usage(state, &user, p.amount, now);
+            if let Some(p) = state.payments.get_mut(pid) {
+                p.status = PayState::Success;
+                p.paid = Some(ts(now));
+                p.money_movements += 1;
+                p.pending = None;
+            }
+        }
+        Err((code, message)) => mark_failed(state, pid, code, message),
+    }
+    state.open_payments.remove(pid);
+    ok
+}
+
+fn mark_failed(state: &mut State, pid: &str, code: &str, message: &str) {
+    if let Some(p) = state.payments.get_mut(pid) {
+        p.status = PayState::Fail;
+        p.fail_code = Some(code.to_owned());
+        p.fail_message = Some(message.to_owned());
+        p.pending = None;
+    }
+    state.open_payments.remove(pid);
+}
+
+/// Finishes an in-process payment with its planned outcome and notifies.
+fn finish_pending(state: &mut State, pid: &str, now: OffsetDateTime) {
+    let Some(pending) = state.payments.get(pid).and_then(|p| p.pending.clone()) else {
+        return;
+    };
+    match pending.fail_code.as_deref() {
+        None => {
+            settle(state, pid, now);
+        }
+        Some(code) => mark_failed(state, pid, code, &code.to_lowercase().replace('_', " ")),
+    }
+    notify_payment(state, pid);
+}
+
+/// Applies every time-driven transition due at `now`: in-process payments whose time has
+/// come become final; unpaid order codes past their expiry are cancelled; failed agreement
+/// pays whose order has closed are notified. Returns whether anything changed.
+pub(crate) fn sweep(state: &mut State, now: OffsetDateTime) -> bool {
+    let now_ts = ts(now);
+    let due: Vec<String> = state
+        .open_payments
+        .iter()
+        .filter(|pid| {
+            state.payments.get(*pid).is_some_and(|p| match &p.pending {
+                Some(pending) => now_ts >= pending.final_at,
+                None => p.status == PayState::Processing && now_ts >= p.expires,
+            })
+        })
+        .cloned()
+        .collect();
+    let notices: Vec<String> = state
+        .failure_notices
+        .iter()
+        .filter(|(_, at)| now_ts >= **at)
+        .map(|(pid, _)| pid.clone())
+        .collect();
+    for pid in &notices {
+        state.failure_notices.remove(pid);
+        notify_payment(state, pid);
+    }
+    for pid in &due {
+        let pending = state.payments.get(pid).is_some_and(|p| p.pending.is_some());
+        if pending {
+            finish_pending(state, pid, now);
+        } else if let Some(p) = state.payments.get_mut(pid) {
+            p.status = PayState::Cancelled;
+            p.cancelled = Some(now_ts);
+            state.open_payments.remove(pid);
+        }
+    }
+    !due.is_empty() || !notices.is_empty()
+}
+
+/// The key fields of pay that must match on a replay.
+fn same_pay(p: &Payment, req: &PayRequest, product: Product) -> bool {
+    let method_id = req
+        .payment_method
+        .payment_method_id
+        .as_ref()
+        .map(|s| s.expose().to_owned());
+    p.product == product
+        && p.currency == req.payment_amount.currency
+        && p.amount.to_string() == req.payment_amount.value
+        && p.payment_method_id == method_id
+}
+
+/// payments/pay.
+pub(crate) fn pay(call: &Call<'_>) -> Answer {
+    let req: PayRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let product = match &req.product_code {
+        ProductCode::AgreementPayment => Product::AgreementPayment,
+        ProductCode::InStorePayment
+            if req.in_store_scenario().map(|s| s.as_str()) == Some("OrderCode") =>
+        {
+            Product::InStorePayment
+        }
+        other => {
+            return fail(
+                ResultCode::ParamIllegal,
+                format!(
+                    "illegal parameter productCode: the sandbox supports AGREEMENT_PAYMENT and IN_STORE_PAYMENT with OrderCode, not {}",
+                    other.as_str()
+                ),
+            );
+        }
+    };
+    let minor = match req.payment_amount.to_money() {
+        Ok(m) => m.minor().get(),
+        Err(e) => {
+            return fail(
+                ResultCode::ParamIllegal,
+                format!("illegal parameter paymentAmount: {e}"),
+            );
+        }
+    };
+    let expiry = match req.payment_expiry_time.as_deref() {
+        Some(text) => match parse_ams_time(text) {
+            Some(t) => Some(t),
+            None => {
+                return fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter paymentExpiryTime: not an ISO 8601 datetime",
+                );
+            }
+        },
+        None => None,
+    };
+    let app = call.app;
+    app.write(|state, app| {
+        let now = app.clock.now();
+        let mut changed = sweep(state, now);
+        if let Some(p) = state.payment_by_request(call.client_id, &req.payment_request_id) {
+            let answer = if same_pay(p, &req, product) {
+                body(&pay_response(p, &app.public_url))
+            } else {
+                fail(
+                    ResultCode::RepeatReqInconsistent,
+                    "paymentRequestId was used before with different key fields",
+                )
+            };
+            return (answer, changed);
+        }
+        let answer = match product {
+            Product::AgreementPayment => agreement_pay(state, call, &req, minor, expiry, now),
+            Product::InStorePayment => order_code_pay(state, call, &req, minor, expiry, now),
+        };
+        changed |= answer.1;
+        (answer.0, changed)
+    })
+}
+
+fn new_payment(
+    state: &mut State,
+    call: &Call<'_>,
+    req: &PayRequest,
+    product: Product,
+    minor: i64,
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Payment {
+    let seq = state.next_seq();
+    let merchant_name = req
+        .order
+        .merchant
+        .as_ref()
+        .and_then(|m| {
+            m.merchant_display_name
+                .clone()
+                .or_else(|| m.merchant_name.clone())
+        })
+        .unwrap_or_else(|| {
+            call.app
+                .merchants
+                .get(call.client_id)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| call.client_id.to_owned())
+        });
+    Payment {
+        payment_id: sequential_id(now, 11, seq),
+        payment_request_id: req.payment_request_id.clone(),
+        client_id: call.client_id.to_owned(),
+        product,
+        currency: req.payment_amount.currency.clone(),
+        amount: minor,
+        status: PayState::Processing,
+        fail_code: None,
+        fail_message: None,
+        user: None,
+        wallet: None,
+        payment_method_id: req
+            .payment_method
+            .payment_method_id
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        description: req.order.order_description.clone(),
+        reference_order_id: req.order.reference_order_id.clone(),
+        merchant_name,
+        notify_url: req.payment_notify_url.clone(),
+        created: ts(now),
+        paid: None,
+        expires: ts(expires),
+        cancelled: None,
+        refunded: 0,
+        money_movements: 0,
+        reversals: 0,
+        order_code: None,
+        pending: None,
+        inquiries: 0,
+        notified: false,
+    }
+}
+
+fn insert_payment(state: &mut State, p: Payment) -> String {
+    let pid = p.payment_id.clone();
+    state
+        .payment_requests
+        .insert(scoped(&p.client_id, &p.payment_request_id), pid.clone());
+    if p.status == PayState::Processing {
+        state.open_payments.insert(pid.clone());
+    }
+    state.payments.insert(pid.clone(), p);
+    pid
+}
+
+fn agreement_pay(
+    state: &mut State,
+    call: &Call<'_>,
+    req: &PayRequest,
+    minor: i64,
+    expiry: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (Answer, bool) {
+    let magic = Magic::for_amount(minor);
+    match magic {
+        Some(Magic::UnknownException) => {
+            return (
+                fail(
+                    ResultCode::UnknownException,
+                    "unknown exception (magic amount 9901)",
+                ),
+                false,
+            );
+        }
+        Some(Magic::Hang) => return (Answer::Hang, false),
+        Some(Magic::InvalidAccessToken) => {
+            return (
+                fail(
+                    ResultCode::InvalidAccessToken,
+                    "the access token is not valid (magic amount 9907)",
+                ),
+                false,
+            );
+        }
+        _ => {}
+    }
+    let token = req
+        .payment_method
+        .payment_method_id
+        .as_ref()
+        .map(SecretString::expose)
+        .unwrap_or("");
+    let Some(binding) =
+        super::auth::binding_for_token(state, call.client_id, token, ts(now)).cloned()
+    else {
+        return (
+            fail(
+                ResultCode::InvalidAccessToken,
+                "the access token is not valid, expired or revoked",
+            ),
+            false,
+        );
+    };
+    let expires = now + AGREEMENT_EXPIRY;
+    if let Some(t) = expiry {
+        if t > expires {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter paymentExpiryTime: may only shorten the 1-minute default",
+                ),
+                false,
+            );
+        }
+        if t <= now {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter paymentExpiryTime: already past",
+                ),
+                false,
+            );
+        }
+    }
+    let Some((_, profile)) = wallets::profile(&binding.wallet) else {
+        return (
+            fail(
+                ResultCode::UnavailablePaymentMethod,
+                "the wallet is not available",
+            ),
+            false,
+        );
+    };
+    // Magic amounts select their scenario whatever the wallet's currency and minimum.
+    if magic.is_none() && req.payment_amount.currency != profile.currency.code() {
+        return (
+            fail(
+                ResultCode::CurrencyNotSupport,
+                format!(
+                    "{} pays in {} only",
+                    binding.wallet,
+                    profile.currency.code()
+                ),
+            ),
+            false,
+        );
+    }
+    if magic.is_none() && minor < profile.min_amount.get() {
+        return (
+            fail(
+                ResultCode::ParamIllegal,
+                format!(
+                    "illegal parameter paymentAmount.value: below the {} minimum of {} minor units",
+                    binding.wallet,
+                    profile.min_amount.get()
+                ),
+            ),
+            false,
+        );
+    }
+    let mut p = new_payment(
+        state,
+        call,
+        req,
+        Product::AgreementPayment,
+        minor,
+        now,
+        expiry.unwrap_or(expires),
+    );
+    p.user = Some(binding.user.clone());
+    p.wallet = Some(binding.wallet.clone());
+    let fixed_fail = match magic {
+        Some(Magic::BalanceNotEnough) => Some((
+            "USER_BALANCE_NOT_ENOUGH",
+            "user balance not enough (magic amount 9905)",
+        )),
+        Some(Magic::RiskReject) => Some((
+            "RISK_REJECT",
+            "rejected by risk control (magic amount 9906)",
+        )),
+        Some(Magic::AmountExceedLimit) => Some((
+            "USER_AMOUNT_EXCEED_LIMIT",
+            "user amount exceeds limit (magic amount 9908)",
+        )),
+        _ => None,
+    };
+    let pending = match (magic, &call.in_process) {
+        (Some(Magic::InProcessThenSuccess), _) => Some(PendingOutcome {
+            fail_code: None,
+            inquiries_left: 1,
+            final_at: ts(now + Duration::seconds(60)),
+        }),
+        (Some(Magic::InProcessThenFail), _) => Some(PendingOutcome {
+            fail_code: Some("PROCESS_FAIL".into()),
+            inquiries_left: 1,
+            final_at: ts(now + Duration::seconds(60)),
+        }),
+        (
+            _,
+            Some(CallFault::InProcess {
+                outcome,
+                after_inquiries,
+                after_seconds,
+            }),
+        ) => Some(PendingOutcome {
+            fail_code: (outcome != "SUCCESS").then(|| outcome.clone()),
+            inquiries_left: *after_inquiries,
+            final_at: ts(now).saturating_add(i64::try_from(*after_seconds).unwrap_or(i64::MAX)),
+        }),
+        _ => None,
+    };
+    if let Some((code, message)) = fixed_fail {
+        p.status = PayState::Fail;
+        p.fail_code = Some(code.into());
+        p.fail_message = Some(message.into());
+        let pid = insert_payment(state, p);
+        notify_when_closed(state, &pid);
+        return (pay_answer(state, &pid, call.app), true);
+    }
+    if let Some(pending) = pending {
+        p.pending = Some(pending);
+        let pid = insert_payment(state, p);
+        return (pay_answer(state, &pid, call.app), true);
+    }
+    let pid = insert_payment(state, p);
+    state.open_payments.insert(pid.clone());
+    if settle(state, &pid, now) {
+        notify_payment(state, &pid);
+    } else {
+        notify_when_closed(state, &pid);
+    }
+    (pay_answer(state, &pid, call.app), true)
+}
+
+/// A failed agreement pay is notified when the order closes (its expiry, 1 minute by
+/// default), as AMS does; success is notified at once.
+fn notify_when_closed(state: &mut State, pid: &str) {
+    if let Some(expires) = state.payments.get(pid).map(|p| p.expires) {
+        state.failure_notices.insert(pid.to_owned(), expires);
+    }
+}
+
+fn pay_answer(state: &State, pid: &str, app: &App) -> Answer {
+    match state.payments.get(pid) {
+        Some(p) => body(&pay_response(p, &app.public_url)),
+        None => fail(ResultCode::UnknownException, "payment vanished"),
+    }
+}
+
+fn order_code_pay(
+    state: &mut State,
+    call: &Call<'_>,
+    req: &PayRequest,
+    minor: i64,
+    expiry: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (Answer, bool) {
+    let expires = match expiry {
+        Some(t) if t <= now => {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter paymentExpiryTime: already past",
+                ),
+                false,
+            );
+        }
+        Some(t) if t - now >= ORDER_CODE_MAX_EXPIRY => {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    "illegal parameter paymentExpiryTime: must be less than 30 minutes away",
+                ),
+                false,
+            );
+        }
+        Some(t) => t,
+        None => now + ORDER_CODE_DEFAULT_EXPIRY,
+    };
+    let mut p = new_payment(
+        state,
+        call,
+        req,
+        Product::InStorePayment,
+        minor,
+        now,
+        expires,
+    );
+    let code = random_hex(16);
+    p.order_code = Some(code.clone());
+    let pid = insert_payment(state, p);
+    state.order_codes.insert(code, pid.clone());
+    (pay_answer(state, &pid, call.app), true)
+}
+
+/// What the phone's pay page shows about an order code.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderView {
+    /// Merchant name.
+    pub merchant: String,
+    /// Order description.
+    pub description: String,
+    /// Currency code.
+    pub currency: String,
+    /// Minor units.
+    pub amount: i64,
+    /// Current state.
+    pub status: PayState,
+    /// Expired already.
+    pub expired: bool,
+}
+
+/// Looks an order code up for the phone page.
+pub(crate) fn order_view(app: &App, code: &str) -> Option<OrderView> {
+    app.write(|state, app| {
+        let now = app.clock.now();
+        let changed = sweep(state, now);
+        let view = state
+            .order_codes
+            .get(code)
+            .and_then(|pid| state.payments.get(pid))
+            .map(|p| OrderView {
+                merchant: p.merchant_name.clone(),
+                description: p.description.clone(),
+                currency: p.currency.clone(),
+                amount: p.amount,
+                status: p.status,
+                expired: ts(now) >= p.expires,
+            });
+        (view, changed)
+    })
+}
+
+/// The phone pays (or declines) an order code. Declining leaves the order open (the buyer
+/// walked away). Errors are messages for people.
+pub(crate) fn scan_pay(
+    app: &App,
+    code: &str,
+    approve: bool,
+    user: Option<&str>,
+) -> Result<bool, String> {
+    app.write(|state, app| {
+        let now = app.clock.now();
+        let mut changed = sweep(state, now);
+        let Some(pid) = state.order_codes.get(code).cloned() else {
+            return (
+                Err("this code is not known to the sandbox".to_owned()),
+                changed,
+            );
+        };
+        let Some(p) = state.payments.get(&pid).cloned() else {
+            return (
+                Err("this code is not known to the sandbox".to_owned()),
+                changed,
+            );
+        };
+        if p.status != PayState::Processing {
+            return (
+                Err(format!(
+                    "this order is already {}",
+                    p.status.as_str().to_lowercase()
+                )),
+                changed,
+            );
+        }
+        if !approve {
+            return (Ok(false), changed);
+        }
+        let wallet = match user {
+            Some(login) => match state.users.get(login) {
+                Some(u) => u.wallet.clone(),
+                None => return (Err(format!("there is no wallet user {login}")), changed),
+            },
+            None => {
+                let found = scanbind_ams::wallet::Wallet::SCAN_TO_BIND.iter().find(|w| {
+                    w.scan_to_bind()
+                        .is_some_and(|pr| pr.currency.code() == p.currency)
+                });
+                match found {
+                    Some(w) => w.as_str().to_owned(),
+                    None => {
+                        return (
+                            Err(format!("no simulated wallet pays in {}", p.currency)),
+                            changed,
+                        );
+                    }
+                }
+            }
+        };
+        let login = match wallets::resolve_user(state, &wallet, user) {
+            Ok(l) => l,
+            Err(e) => return (Err(e), changed),
+        };
+        if state
+            .users
+            .get(&login)
+            .is_some_and(|u| u.currency != p.currency)
+        {
+            return (
+                Err(format!("{wallet} cannot pay in {}", p.currency)),
+                changed,
+            );
+        }
+        changed = true;
+        if let Some(pm) = state.payments.get_mut(&pid) {
+            pm.user = Some(login);
+            pm.wallet = Some(wallet);
+        }
+        if settle(state, &pid, now) {
+            notify_payment(state, &pid);
+            (Ok(true), changed)
+        } else {
+            let why = state
+                .payments
+                .get(&pid)
+                .and_then(|p| p.fail_message.clone())
+                .unwrap_or_default();
+            // A failed attempt on the phone does not close the order: the buyer may try
+            // another wallet. Restore it to PROCESSING.
+            if let Some(pm) = state.payments.get_mut(&pid) {
+                pm.status = PayState::Processing;
+                pm.fail_code = None;
+                pm.fail_message = None;
+                pm.user = None;
+                pm.wallet = None;
+            }
+            state.open_payments.insert(pid);
+            (Err(format!("payment failed: {why}")), changed)
+        }
+    })
+}
+
+/// Finds the caller's payment: `paymentId` wins over `paymentRequestId`.
+fn find_payment(
+    state: &State,
+    client_id: &str,
+    payment_id: Option<&str>,
+    request_id: Option<&str>,
+) -> Option<String> {
+    match payment_id {
+        Some(id) => state
+            .payments
+            .get(id)
+            .filter(|p| p.client_id == client_id)
+            .map(|p| p.payment_id.clone()),
+        None => request_id
+            .and_then(|r| state.payment_by_request(client_id, r))
+            .map(|p| p.payment_id.clone()),
+    }
+}
+
+fn transaction(
+    kind: TransactionType,
+    status: TransactionStatus,
+    currency: &str,
+    minor: i64,
+    request_id: &str,
+    id: &str,
+    time: Option<i64>,
+) -> Transaction {
+    let mut t = Transaction::default();
+    t.transaction_type = Some(kind);
+    t.transaction_status = Some(status);
+    t.transaction_amount = Some(amount(currency, minor));
+    t.transaction_request_id = Some(request_id.to_owned());
+    t.transaction_id = Some(id.to_owned());
+    t.transaction_time = time.map(|t| ams_time(from_ts(t)));
+    t
+}
+
+/// payments/inquiryPayment.
+pub(crate) fn inquiry_payment(call: &Call<'_>) -> Answer {
+    let req: InquiryPaymentRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    call.app.write(|state, app| {
+        let now = app.clock.now();
+        let mut changed = sweep(state, now);
+        let Some(pid) = find_payment(
+            state,
+            call.client_id,
+            req.payment_id.as_deref(),
+            req.payment_request_id.as_deref(),
+        ) else {
+            return (
+                fail(ResultCode::OrderNotExist, "the payment does not exist"),
+                changed,
+            );
+        };
+        if let Some(p) = state.payments.get_mut(&pid) {
+            p.inquiries += 1;
+            changed = true;
+            if let Some(pending) = p.pending.as_mut() {
+                if pending.inquiries_left == 0 {
+                    finish_pending(state, &pid, now);
+                } else {
+                    pending.inquiries_left -= 1;
+                }
+            }
+        }
+        let Some(p) = state.payments.get(&pid) else {
+            return (
+                fail(ResultCode::OrderNotExist, "the payment does not exist"),
+                changed,
+            );
+        };
+        let mut r = InquiryPaymentResponse::from_result(AmsResult::success());
+        r.payment_status = Some(PaymentStatus::parse(p.status.as_str()));
+        match p.status {
+            PayState::Fail => {
+                r.payment_result_code = Some(ResultCode::parse(
+                    p.fail_code.as_deref().unwrap_or("PROCESS_FAIL"),
+                ));
+                r.payment_result_message = p.fail_message.clone();
+            }
+            PayState::Success => {
+                r.payment_result_code = Some(ResultCode::Success);
+                r.payment_result_message = Some("success".into());
+            }
+            _ => {}
+        }
+        r.payment_request_id = Some(p.payment_request_id.clone());
+        r.payment_id = Some(p.payment_id.clone());
+        r.payment_amount = Some(amount(&p.currency, p.amount));
+        r.payment_create_time = Some(ams_time(from_ts(p.created)));
+        r.payment_time = p.paid.map(|t| ams_time(from_ts(t)));
+        let pay_status = match p.status {
+            PayState::Success | PayState::Cancelled if p.paid.is_some() => {
+                TransactionStatus::Success
+            }
+            PayState::Processing => TransactionStatus::Processing,
+            PayState::Cancelled => TransactionStatus::Cancelled,
+            _ => TransactionStatus::Fail,
+        };
+        let mut txs = vec![transaction(
+            TransactionType::Payment,
+            pay_status,
+            &p.currency,
+            p.amount,
+            &p.payment_request_id,
+            &p.payment_id,
+            p.paid.or(Some(p.created)),
+        )];
+        for rf in state
+            .refunds
+            .values()
+            .filter(|r| r.payment_id == p.payment_id)
+        {
+            txs.push(transaction(
+                TransactionType::Refund,
+                TransactionStatus::parse(&rf.status),
+                &rf.currency,
+                rf.amount,
+                &rf.refund_request_id,
+                &rf.refund_id,
+                Some(rf.created),
+            ));
+        }
+        if let Some(c) = p.cancelled {
+            txs.push(transaction(
+                TransactionType::Cancel,
+                TransactionStatus::Success,
+                &p.currency,
+                p.amount,
+                &p.payment_request_id,
+                &p.payment_id,
+                Some(c),
+            ));
+        }
+        r.transactions = Some(txs);
+        (body(&r), changed)
+    })
+}
+
+/// The last moment a payment paid at `paid` can be cancelled: 00:15 UTC+8 the next day.
+pub(crate) fn cancel_deadline(paid: OffsetDateTime) -> OffsetDateTime {
+    let local = paid.to_offset(UTC8);
+    let next_day = local.date().next_day().unwrap_or(local.date());
+    next_day
+        .with_time(Time::from_hms(0, 15, 0).unwrap_or(Time::MIDNIGHT))
+        .assume_offset(UTC8)
+}
+
+/// payments/cancel: full amount; a paid order is refunded in full (within the window).
+pub(crate) fn cancel(call: &Call<'_>) -> Answer {
+    let req: CancelRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    call.app.write(|state, app| {
+        let now = app.clock.now();
+        let changed = sweep(state, now);
+        let Some(pid) = find_payment(
+            state,
+            call.client_id,
+            req.payment_id.as_deref(),
+            req.payment_request_id.as_deref(),
+        ) else {
+            return (fail(ResultCode::OrderNotExist, "the payment does not exist"), changed);
+        };
+        let Some(p) = state.payments.get(&pid).cloned() else {
+            return (fail(ResultCode::OrderNotExist, "the payment does not exist"), changed);
+        };
+        let ok = |p: &Payment| {
+            let mut r = CancelResponse::from_result(AmsResult::success());
+            r.payment_id = Some(p.payment_id.clone());
+            r.payment_request_id = Some(p.payment_request_id.clone());
+            r.cancel_time = p.cancelled.map(|t| ams_time(from_ts(t)));
+            body(&r)
+        };
+        match p.status {
+            PayState::Cancelled => (ok(&p), changed),
+            PayState::Fail => (
+                fail(ResultCode::OrderStatusInvalid, "a failed payment cannot be cancelled"),
+                changed,
+            ),
+            PayState::Processing => {
+                if let Some(pm) = state.payments.get_mut(&pid) {
+                    pm.status = PayState::Cancelled;
+                    pm.cancelled = Some(ts(now));
+                    pm.pending = None;
+                }
+                state.open_payments.remove(&pid);
+                let answer = state.payments.get(&pid).map(ok);
+                (answer.unwrap_or_else(|| fail(ResultCode::UnknownException, "payment vanished")), true)
+            }
+            PayState::Success => {
+                let paid = from_ts(p.paid.unwrap_or(p.created));
+                if now > cancel_deadline(paid) {
+                    return (
+                        fail(
+                            ResultCode::CancelWindowExceed,
+                            "the cancel window (00:15 UTC+8 the day after payment) has passed; refund instead",
+                        ),
+                        changed,
+                    );
+                }
+                let back = p.amount - p.refunded;
+                if let Some(user) = &p.user
+                    && let Some(u) = state.users.get_mut(user)
+                {
+                    u.balance = u.balance.saturating_add(back);
+                }
+                if let Some(pm) = state.payments.get_mut(&pid) {
+                    pm.status = PayState::Cancelled;
+                    pm.cancelled = Some(ts(now));
+                    pm.refunded = pm.amount;
+                    if back > 0 {
+                        pm.reversals += 1;
+                    }
+                }
+                let answer = state.payments.get(&pid).map(ok);
+                (answer.unwrap_or_else(|| fail(ResultCode::UnknownException, "payment vanished")), true)
+            }
+        }
+    })
+}
+
+fn refund_response(r: &Refund) -> String {
+    let mut resp = RefundResponse::from_result(AmsResult::success());
+    resp.refund_request_id = Some(r.refund_request_id.clone());
+    resp.refund_id = Some(r.refund_id.clone());
+    resp.payment_id = Some(r.payment_id.clone());
+    resp.refund_amount = Some(amount(&r.currency, r.amount));
+    resp.refund_time = Some(ams_time(from_ts(r.created)));
+    serde_json::to_string(&resp).unwrap_or_default()
+}
+
+/// payments/refund: idempotent by refundRequestId; cumulative refunds ≤ paid.
+pub(crate) fn refund(call: &Call<'_>) -> Answer {
+    let req: RefundRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let minor = match req.refund_amount.to_money() {
+        Ok(m) => m.minor().get(),
+        Err(e) => {
+            return fail(
+                ResultCode::ParamIllegal,
+                format!("illegal parameter refundAmount: {e}"),
+            );
+        }
+    };
+    call.app.write(|state, app| {
+        let now = app.clock.now();
+        let changed = sweep(state, now);
+        let key = scoped(call.client_id, &req.refund_request_id);
+        if let Some(existing) = state
+            .refund_requests
+            .get(&key)
+            .and_then(|id| state.refunds.get(id))
+        {
+            let same = existing.payment_id == req.payment_id
+                && existing.currency == req.refund_amount.currency
+                && existing.amount == minor;
+            return if same {
+                (Answer::Body(existing.response.clone()), changed)
+            } else {
+                (
+                    fail(
+                        ResultCode::RepeatReqInconsistent,
+                        "refundRequestId was used before with different key fields",
+                    ),
+                    changed,
+                )
+            };
+        }
+        let Some(p) = state
+            .payments
+            .get(&req.payment_id)
+            .filter(|p| p.client_id == call.client_id)
+            .cloned()
+        else {
+            return (
+                fail(ResultCode::OrderNotExist, "the payment does not exist"),
+                changed,
+            );
+        };
+        match p.status {
+            PayState::Success => {}
+            PayState::Processing => {
+                return (
+                    fail(ResultCode::PaymentInProcess, "the payment is not final yet"),
+                    changed,
+                );
+            }
+            PayState::Fail | PayState::Cancelled => {
+                return (
+                    fail(ResultCode::OrderIsClosed, "the payment is closed"),
+                    changed,
+                );
+            }
+        }
+        if req.refund_amount.currency != p.currency {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    format!(
+                        "illegal parameter refundAmount.currency: must be {}",
+                        p.currency
+                    ),
+                ),
+                changed,
+            );
+        }
+        let paid = from_ts(p.paid.unwrap_or(p.created));
+        if now > paid + REFUND_PERIOD {
+            return (
+                fail(
+                    ResultCode::RefundWindowExceed,
+                    "the refund period of 365 days has passed",
+                ),
+                changed,
+            );
+        }
+        if p.refunded.saturating_add(minor) > p.amount {
+            return (
+                fail(
+                    ResultCode::RefundAmountExceed,
+                    "the total refunded would exceed the paid amount",
+                ),
+                changed,
+            );
+        }
+        let seq = state.next_seq();
+        let mut rf = Refund {
+            refund_id: sequential_id(now, 12, seq),
+            refund_request_id: req.refund_request_id.clone(),
+            client_id: call.client_id.to_owned(),
+            payment_id: p.payment_id.clone(),
+            currency: p.currency.clone(),
+            amount: minor,
+            status: "SUCCESS".into(),
+            created: ts(now),
+            notify_url: req.refund_notify_url.clone(),
+            money_movements: 1,
+            response: String::new(),
+        };
+        rf.response = refund_response(&rf);
+        if let Some(user) = &p.user
+            && let Some(u) = state.users.get_mut(user)
+        {
+            u.balance = u.balance.saturating_add(minor);
+        }
+        if let Some(pm) = state.payments.get_mut(&p.payment_id) {
+            pm.refunded += minor;
+        }
+        if let Some(url) = &rf.notify_url {
+            let n = serde_json::json!({
+                "notifyType": "REFUND_RESULT",
+                "result": AmsResult::success(),
+                "refundStatus": "SUCCESS",
+                "refundRequestId": rf.refund_request_id,
+                "refundId": rf.refund_id,
+                "refundAmount": amount(&rf.currency, rf.amount),
+                "refundTime": ams_time(from_ts(rf.created)),
+            });
+            state.notify("notifyRefund", call.client_id, url, n.to_string());
+        }
+        let answer = Answer::Body(rf.response.clone());
+        state.refund_requests.insert(key, rf.refund_id.clone());
+        state.refunds.insert(rf.refund_id.clone(), rf);
+        (answer, true)
+    })
+}
+
+/// payments/inquiryRefund: `refundId` wins over `refundRequestId`.
+pub(crate) fn inquiry_refund(call: &Call<'_>) -> Answer {
+    let req: InquiryRefundRequest = match parse(call.body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    call.app.store.read(|state| {
+        let found = match req.refund_id.as_deref() {
+            Some(id) => state.refunds.get(id),
+            None => req
+                .refund_request_id
+                .as_deref()
+                .and_then(|r| state.refund_requests.get(&scoped(call.client_id, r)))
+                .and_then(|id| state.refunds.get(id)),
+        }
+        .filter(|r| r.client_id == call.client_id);
+        let Some(rf) = found else {
+            return fail(ResultCode::OrderNotExist, "the refund does not exist");
+        };
+        let mut r = InquiryRefundResponse::from_result(AmsResult::success());
+        r.refund_id = Some(rf.refund_id.clone());
+        r.refund_request_id = Some(rf.refund_request_id.clone());
+        r.refund_amount = Some(amount(&rf.currency, rf.amount));
+        r.refund_status = Some(RefundStatus::parse(&rf.status));
+        r.refund_time = Some(ams_time(from_ts(rf.created)));
+        body(&r)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_deadline_is_0015_next_day_utc8() {
+        // 2024-01-01T23:30:00+08:00 → 2024-01-02T00:15:00+08:00
+        let paid = OffsetDateTime::from_unix_timestamp(1_704_123_000).unwrap();
+        assert_eq!(ams_time(cancel_deadline(paid)), "2024-01-02T00:15:00+08:00");
+    }
+}

@@ -1,0 +1,250 @@
+"""Drives a scanbind sandbox through the whole Scan to Bind life with the official
+Alipay Python SDK (global-open-sdk-python), unchanged apart from its connection factory.
+
+Usage: sdk_lifecycle.py SANDBOX_URL CLIENT_ID MERCHANT_PKCS8_PEM
+
+The SDK signs every request and verifies every response signature itself; the
+AUTHCODE_CREATED notification is received by a small HTTP server here and verified with
+the SDK's webhook tool. Exits non-zero (with a message) on the first deviation.
+"""
+
+import http.client
+import http.server
+import json
+import queue
+import sys
+import threading
+import urllib.parse
+import urllib.request
+import uuid
+
+from cryptography.hazmat.primitives import serialization
+
+import com.alipay.ams.api.net.default_http_rpc as default_http_rpc
+from com.alipay.ams.api.default_alipay_client import DefaultAlipayClient
+from com.alipay.ams.api.model.amount import Amount
+from com.alipay.ams.api.model.customer_belongs_to import CustomerBelongsTo
+from com.alipay.ams.api.model.env import Env
+from com.alipay.ams.api.model.grant_type import GrantType
+from com.alipay.ams.api.model.order import Order
+from com.alipay.ams.api.model.payment_method import PaymentMethod
+from com.alipay.ams.api.model.product_code_type import ProductCodeType
+from com.alipay.ams.api.model.scope_type import ScopeType
+from com.alipay.ams.api.model.terminal_type import TerminalType
+from com.alipay.ams.api.request.auth.alipay_auth_apply_token_request import AlipayAuthApplyTokenRequest
+from com.alipay.ams.api.request.auth.alipay_auth_consult_request import AlipayAuthConsultRequest
+from com.alipay.ams.api.request.auth.alipay_auth_revoke_token_request import AlipayAuthRevokeTokenRequest
+from com.alipay.ams.api.request.pay.alipay_inquiry_refund_request import AlipayInquiryRefundRequest
+from com.alipay.ams.api.request.pay.alipay_pay_cancel_request import AlipayPayCancelRequest
+from com.alipay.ams.api.request.pay.alipay_pay_query_request import AlipayPayQueryRequest
+from com.alipay.ams.api.request.pay.alipay_pay_request import AlipayPayRequest
+from com.alipay.ams.api.request.pay.alipay_refund_request import AlipayRefundRequest
+from com.alipay.ams.api.tools.webhook_tool import check_signature
+
+ACK = b'{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}'
+
+
+def fail(message):
+    print("FAIL: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def expect(cond, message):
+    if not cond:
+        fail(message)
+
+
+def point_sdk_at(sandbox_url):
+    """Replace the SDK's HTTPS-to-port-443 connection factory with plain HTTP to the sandbox."""
+    parsed = urllib.parse.urlparse(sandbox_url)
+
+    def connection(url, timeout=15):
+        return http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+
+    setattr(default_http_rpc, "__get_http_connection", connection)
+
+
+class Notifications:
+    """A tiny merchant notification endpoint."""
+
+    def __init__(self):
+        self.received = queue.Queue()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length).decode("utf-8")
+                outer.received.put({
+                    "path": self.path,
+                    "client_id": self.headers.get("client-id"),
+                    "request_time": self.headers.get("request-time"),
+                    "signature": self.headers.get("signature"),
+                    "body": body,
+                })
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(ACK)))
+                self.end_headers()
+                self.wfile.write(ACK)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def next_where(self, field, value):
+        while True:
+            try:
+                n = self.received.get(timeout=30)
+            except queue.Empty:
+                fail("no notification with %s=%s arrived" % (field, value))
+            if json.loads(n["body"]).get(field) == value:
+                return n
+
+
+def control(sandbox_url, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(sandbox_url + path, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.read().decode()
+
+
+def execute(client, request):
+    # DefaultAlipayClient.execute verifies the response signature and raises otherwise.
+    return json.loads(client.execute(request))
+
+
+def result_code(resp):
+    return resp["result"]["resultCode"]
+
+
+def agreement_pay(token, request_id, value, notify_url):
+    req = AlipayPayRequest()
+    req.product_code = ProductCodeType.AGREEMENT_PAYMENT
+    req.payment_request_id = request_id
+    order = Order()
+    order.reference_order_id = "ord_" + request_id
+    order.order_description = "In-game coins"
+    order.order_amount = Amount("PHP", value)
+    req.order = order
+    req.payment_amount = Amount("PHP", value)
+    method = PaymentMethod()
+    method.payment_method_type = "GCASH"
+    method.payment_method_id = token
+    req.payment_method = method
+    req.payment_notify_url = notify_url
+    env = Env()
+    env.terminal_type = TerminalType.WEB
+    req.env = env
+    return req
+
+
+def main():
+    sandbox_url, client_id, key_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    point_sdk_at(sandbox_url)
+
+    # The SDK wraps the key text in "BEGIN RSA PRIVATE KEY": give it the PKCS#1 body.
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    pkcs1 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                              serialization.NoEncryption()).decode()
+    merchant_key = "".join(line for line in pkcs1.splitlines() if not line.startswith("-----"))
+    alipay_public_key = control(sandbox_url, "/sandbox/v1/public-key")
+
+    notifications = Notifications()
+    client = DefaultAlipayClient(sandbox_url, client_id, merchant_key, alipay_public_key)
+
+    # 1. consult
+    auth_state = "st_" + uuid.uuid4().hex
+    consult = AlipayAuthConsultRequest()
+    consult.customer_belongs_to = CustomerBelongsTo.GCASH
+    consult.auth_redirect_url = "https://merchant.example/return"
+    consult.auth_notify_url = notifications.url + "/notify/auth"
+    consult.scopes = [ScopeType.AGREEMENT_PAY]
+    consult.auth_state = auth_state
+    consult.terminal_type = TerminalType.WEB
+    resp = execute(client, consult)
+    expect(result_code(resp) == "SUCCESS", "consult: %s" % resp)
+    code_value = resp["authCodeForm"]["codeDetails"][0]["codeValue"]
+
+    # 2. the phone approves (control API)
+    control(sandbox_url, "/sandbox/v1/scan", {"codeValue": code_value, "decision": "approve"})
+
+    # 3. AUTHCODE_CREATED, verified with the SDK's webhook tool
+    n = notifications.next_where("authState", auth_state)
+    expect(check_signature("POST", n["path"], n["client_id"], n["request_time"], n["body"], n["signature"],
+                           alipay_public_key), "AUTHCODE_CREATED signature does not verify")
+    auth = json.loads(n["body"])
+    expect(auth["authorizationNotifyType"] == "AUTHCODE_CREATED", "notify type: %s" % auth)
+
+    # 4. applyToken
+    apply = AlipayAuthApplyTokenRequest()
+    apply.grant_type = GrantType.AUTHORIZATION_CODE
+    apply.customer_belongs_to = CustomerBelongsTo.GCASH
+    apply.auth_code = auth["authCode"]
+    resp = execute(client, apply)
+    expect(result_code(resp) == "SUCCESS", "applyToken: %s" % resp)
+    token = resp["accessToken"]
+
+    pay_notify = notifications.url + "/notify/pay"
+    # 5. pay
+    pay_id = "py_" + uuid.uuid4().hex[:20]
+    resp = execute(client, agreement_pay(token, pay_id, "30000", pay_notify))
+    expect(result_code(resp) == "SUCCESS", "pay: %s" % resp)
+    payment_id = resp["paymentId"]
+    n = notifications.next_where("paymentRequestId", pay_id)
+    expect(check_signature("POST", n["path"], n["client_id"], n["request_time"], n["body"], n["signature"],
+                           alipay_public_key), "notifyPayment signature does not verify")
+
+    # 6. inquiryPayment
+    inquiry = AlipayPayQueryRequest()
+    inquiry.payment_request_id = pay_id
+    resp = execute(client, inquiry)
+    expect(resp.get("paymentStatus") == "SUCCESS", "inquiryPayment: %s" % resp)
+
+    # 7. refund
+    refund_id = "rf_" + uuid.uuid4().hex[:20]
+    refund = AlipayRefundRequest()
+    refund.refund_request_id = refund_id
+    refund.payment_id = payment_id
+    refund.refund_amount = Amount("PHP", "10000")
+    resp = execute(client, refund)
+    expect(result_code(resp) == "SUCCESS", "refund: %s" % resp)
+
+    # 8. inquiryRefund
+    inquiry_refund = AlipayInquiryRefundRequest()
+    inquiry_refund.refund_request_id = refund_id
+    resp = execute(client, inquiry_refund)
+    expect(resp.get("refundStatus") == "SUCCESS", "inquiryRefund: %s" % resp)
+
+    # 9. cancel another payment
+    pay2 = "py_" + uuid.uuid4().hex[:20]
+    resp = execute(client, agreement_pay(token, pay2, "5000", pay_notify))
+    expect(result_code(resp) == "SUCCESS", "second pay: %s" % resp)
+    cancel = AlipayPayCancelRequest()
+    cancel.payment_id = resp["paymentId"]
+    resp = execute(client, cancel)
+    expect(result_code(resp) == "SUCCESS", "cancel: %s" % resp)
+
+    # 10. revoke
+    revoke = AlipayAuthRevokeTokenRequest()
+    revoke.access_token = token
+    resp = execute(client, revoke)
+    expect(result_code(resp) == "SUCCESS", "revoke: %s" % resp)
+
+    # 11. pay with the revoked token
+    resp = execute(client, agreement_pay(token, "py_" + uuid.uuid4().hex[:20], "1000", pay_notify))
+    expect(result_code(resp) == "INVALID_ACCESS_TOKEN", "pay after revoke: %s" % resp)
+
+    ledger = json.loads(control(sandbox_url, "/sandbox/v1/ledger"))
+    paid = [p for p in ledger["payments"] if p["paymentRequestId"] == pay_id]
+    expect(len(paid) == 1 and paid[0]["moneyMovements"] == 1, "ledger: %s" % ledger)
+    print("OK " + client_id)
+
+
+if __name__ == "__main__":
+    main()
