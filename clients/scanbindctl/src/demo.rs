@@ -157,14 +157,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         profile.display_name
     ));
     let auth_state = format!("demo-{}", std::process::id());
-    let consult = client
-        .call(&ConsultRequest::scan_to_bind(
-            wallet.clone(),
-            &auth_state,
-            format!("{notify_base}/return"),
-            format!("{notify_base}/notify/authorization"),
-        ))
-        .await?;
+    let match_code = format!("{:04}", std::process::id() % 10_000);
+    let mut consult = ConsultRequest::scan_to_bind(
+        wallet.clone(),
+        &auth_state,
+        format!("{notify_base}/return"),
+        format!("{notify_base}/notify/authorization"),
+    );
+    // The sandbox's wallet page shows these beside Approve (docs/sandbox.md), as the TV
+    // shows the same match code: the user checks they approve the screen in front of them.
+    consult.extend_info = Some(
+        serde_json::json!({"merchantName": "scanbind demo games", "deviceName": "Living room TV", "matchCode": match_code})
+            .to_string(),
+    );
+    let consult = client.call(&consult).await?;
     ensure!(
         consult.result.is_success(),
         "consult failed: {:?}",
@@ -178,7 +184,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .to_owned();
     print_qr(&code_value)?;
     println!("  QR code value: {code_value}");
-    println!("  (single use, valid 15 minutes)");
+    println!(
+        "  Device: Living room TV    match code: {match_code}    (single use, valid 15 minutes)"
+    );
 
     if args.phone {
         println!("  Scan it with a phone on the same network and press Approve …");
