@@ -34,13 +34,6 @@ const PYTHON_PLAN: Plan = Plan {
     iterations: 40,
 };
 
-fn fixture(name: &str) -> String {
-    let path = scanbind_benches::repo_root()
-        .join("ams/tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,10 +51,10 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let python = scanbind_benches::python()?;
-    let key =
-        PrivateKey::from_text(&fixture("vector_private_pkcs8.pem")).map_err(|e| e.to_string())?;
-    let public =
-        PublicKey::from_text(&fixture("vector_public_spki.pem")).map_err(|e| e.to_string())?;
+    let key = PrivateKey::from_text(&scanbind_benches::ams_fixture("vector_private_pkcs8.pem"))
+        .map_err(|e| e.to_string())?;
+    let public = PublicKey::from_text(&scanbind_benches::ams_fixture("vector_public_spki.pem"))
+        .map_err(|e| e.to_string())?;
     let content = signature::content(METHOD, PATH, CLIENT, TIME, BODY.as_bytes());
 
     // One op: sign the message into its header, then verify that header.
@@ -97,7 +90,7 @@ fn run() -> Result<(), String> {
     let ours = measure(RUST_PLAN, op);
     eprintln!("ams_sign_verify: official Python SDK sign+verify...");
     let script = scanbind_benches::repo_root().join("benches/python/sdk_sign_verify.py");
-    let sdk_private: String = fixture("vector_private_pkcs1.pem")
+    let sdk_private: String = scanbind_benches::ams_fixture("vector_private_pkcs1.pem")
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();

@@ -42,13 +42,6 @@ const FLOOR_PLAN: Plan = Plan {
     iterations: 400,
 };
 
-fn fixture(name: &str) -> String {
-    let path = scanbind_benches::repo_root()
-        .join("ams/tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,14 +100,18 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let merchant = Arc::new(
-        PrivateKey::from_text(&fixture("vector_private_pkcs8.pem")).map_err(|e| e.to_string())?,
+        PrivateKey::from_text(&scanbind_benches::ams_fixture("vector_private_pkcs8.pem"))
+            .map_err(|e| e.to_string())?,
     );
-    let sandbox_key =
-        PrivateKey::from_text(&fixture("other_rsa2048.pem")).map_err(|e| e.to_string())?;
+    let sandbox_key = PrivateKey::from_text(&scanbind_benches::ams_fixture("other_rsa2048.pem"))
+        .map_err(|e| e.to_string())?;
 
     eprintln!("sandbox_throughput: floor (ring RSA-2048 sign on {SANDBOX_THREADS} threads)...");
     let floor_signs = floor(
-        &Arc::new(PrivateKey::from_text(&fixture("other_rsa2048.pem")).map_err(|e| e.to_string())?),
+        &Arc::new(
+            PrivateKey::from_text(&scanbind_benches::ams_fixture("other_rsa2048.pem"))
+                .map_err(|e| e.to_string())?,
+        ),
         SANDBOX_THREADS,
     );
 

@@ -196,6 +196,12 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// Reads a key fixture from `ams/tests/fixtures/` (the known-answer keys the tests use).
+pub fn ams_fixture(name: &str) -> String {
+    let path = repo_root().join("ams/tests/fixtures").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
 /// `docs/benchmarks.md`, where results are kept.
 pub fn docs_path() -> PathBuf {
     repo_root().join("docs/benchmarks.md")

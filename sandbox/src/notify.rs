@@ -83,15 +83,8 @@ pub struct Notifier {
 /// Builds the HTTP client: plain HTTP needs no TLS, HTTPS uses rustls with ring and the
 /// platform's trust store.
 pub fn http_client() -> Result<reqwest::Client> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_platform_verifier())
+    scanbind_ams::client::http_client_builder(Vec::new())
         .map_err(|e| Error::HttpClient(e.to_string()))?
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ATTEMPT_TIMEOUT)
         .build()
