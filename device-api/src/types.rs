@@ -1,0 +1,442 @@
+//! Request, response and event bodies of the device API (`/v1`, JSON, camelCase).
+//!
+//! Times are RFC 3339 strings in UTC. Money is [`Amount`]: an ISO 4217 code and an
+//! integer number of minor units (cents; whole yen). Ids made by the server are opaque
+//! strings.
+
+use serde::{Deserialize, Serialize};
+
+/// Money on the wire: `{"currency":"HKD","value":1050}` is HK$10.50.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    /// Minor units, a non-negative integer.
+    pub value: i64,
+}
+
+/// `POST /v1/devices`: register a device key. Signed like every other request, with the
+/// device id derived from `publicKey`, which proves possession of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    /// Ed25519 public key, base64url without padding (32 bytes).
+    pub public_key: String,
+    /// Name shown to the user beside the QR code and on the wallet page (1–64 characters).
+    pub name: String,
+    /// Device model, free text (≤ 64 characters).
+    pub model: String,
+    /// Provisioning token, required unless the server runs with open registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_token: Option<String>,
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// The device id (`dev_…`), derived from the public key.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its model.
+    pub model: String,
+    /// When it was first registered.
+    pub registered_at: String,
+}
+
+/// `POST /v1/bindings`: start binding a wallet by Scan to Bind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartBindingRequest {
+    /// The wallet, as AMS names it (`customerBelongsTo`), e.g. `ALIPAY_HK`, `GCASH`.
+    pub wallet: String,
+}
+
+/// The QR code to display for a new binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartBindingResponse {
+    /// The binding id.
+    pub binding_id: String,
+    /// The text to encode in the QR code.
+    pub code_value: String,
+    /// When the QR code stops working (15 minutes after it was made).
+    pub expires_at: String,
+    /// The device name, to show beside the QR code.
+    pub device_name: String,
+    /// A short code shown beside the QR code; the wallet page shows the same code.
+    pub match_code: String,
+}
+
+/// The state of a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingStatus {
+    /// Waiting for the user to scan and approve.
+    Pending,
+    /// Bound: the device holds sealed tokens.
+    Active,
+    /// Authorisation or token exchange failed.
+    Failed,
+    /// Not approved within 15 minutes.
+    Expired,
+    /// Unbound from the device (`revoke`).
+    Revoked,
+    /// Unbound from the wallet app (`TOKEN_CANCELED`).
+    Cancelled,
+}
+
+impl BindingStatus {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingStatus::Pending => "pending",
+            BindingStatus::Active => "active",
+            BindingStatus::Failed => "failed",
+            BindingStatus::Expired => "expired",
+            BindingStatus::Revoked => "revoked",
+            BindingStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => BindingStatus::Pending,
+            "active" => BindingStatus::Active,
+            "failed" => BindingStatus::Failed,
+            "expired" => BindingStatus::Expired,
+            "revoked" => BindingStatus::Revoked,
+            "cancelled" => BindingStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A binding between this device and a wallet account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Binding {
+    /// The binding id.
+    pub binding_id: String,
+    /// The wallet.
+    pub wallet: String,
+    /// Its state.
+    pub status: BindingStatus,
+    /// The wallet's masked login id (e.g. `63****1234`), once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_login_id: Option<String>,
+    /// When the access token expires, once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_at: Option<String>,
+    /// When the refresh token expires, once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_at: Option<String>,
+    /// The sealed tokens: present when the binding has just completed or the tokens were
+    /// just refreshed, until the device first uses them. The device stores this blob and
+    /// sends it back with every payment; it cannot be opened anywhere but on the server,
+    /// and only for this device and binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_tokens: Option<String>,
+    /// Why it failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the binding was started.
+    pub created_at: String,
+}
+
+/// `POST /v1/bindings/{bindingId}/refresh` and `POST /v1/bindings/{bindingId}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SealedTokensRequest {
+    /// The sealed token blob the device holds for this binding.
+    pub sealed_tokens: String,
+}
+
+/// `POST /v1/payments`: one agreement payment from a bound wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PayRequest {
+    /// The app on the device that charges (1–128 characters).
+    pub app_id: String,
+    /// The app's own order id: the idempotency key. The same (device, app, order id)
+    /// is always the same payment (1–64 characters).
+    pub app_order_id: String,
+    /// Which binding pays.
+    pub binding_id: String,
+    /// The binding's sealed tokens.
+    pub sealed_tokens: String,
+    /// How much.
+    pub amount: Amount,
+    /// What for, shown to the user by the wallet (1–256 characters).
+    pub description: String,
+}
+
+/// `POST /v1/payments/order-code`: a one-off payment by scanning an order QR code (Order
+/// Code Payment), for users who will not bind and as a step-up above an app's cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCodePayRequest {
+    /// The app on the device that charges (1–128 characters).
+    pub app_id: String,
+    /// The app's own order id: the idempotency key, shared with agreement payments.
+    pub app_order_id: String,
+    /// How much.
+    pub amount: Amount,
+    /// What for (1–256 characters).
+    pub description: String,
+}
+
+/// The order QR code of an order-code payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCode {
+    /// The text to encode in the QR code the user scans with the wallet app.
+    pub code_value: String,
+    /// When the code stops working (the payment is then cancelled).
+    pub expires_at: String,
+}
+
+/// How a payment is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentProduct {
+    /// One-click, from a bound wallet (`AGREEMENT_PAYMENT`).
+    Agreement,
+    /// The user scans an order QR code (`IN_STORE_PAYMENT` / `OrderCode`).
+    OrderCode,
+}
+
+/// The state of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Outcome not known yet; the server is inquiring. Never a failure.
+    Pending,
+    /// Paid (final).
+    Succeeded,
+    /// Not paid (final); `resultCode` says why.
+    Failed,
+    /// Cancelled (final); any money taken was returned.
+    Cancelled,
+}
+
+impl PaymentStatus {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => PaymentStatus::Pending,
+            "succeeded" => PaymentStatus::Succeeded,
+            "failed" => PaymentStatus::Failed,
+            "cancelled" => PaymentStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// True once the status can no longer change.
+    pub fn is_final(self) -> bool {
+        match self {
+            PaymentStatus::Pending => false,
+            PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Cancelled => true,
+        }
+    }
+}
+
+/// A payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    /// The server's payment id.
+    pub payment_id: String,
+    /// The AMS `paymentRequestId`, derived from (device, app, order id).
+    pub payment_request_id: String,
+    /// The app.
+    pub app_id: String,
+    /// The app's order id.
+    pub app_order_id: String,
+    /// Agreement or order code.
+    pub product: PaymentProduct,
+    /// The binding that pays (agreement payments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_id: Option<String>,
+    /// The QR code to show (order-code payments, while pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_code: Option<OrderCode>,
+    /// How much.
+    pub amount: Amount,
+    /// What for.
+    pub description: String,
+    /// Its state.
+    pub status: PaymentStatus,
+    /// Alipay's result code for a failure (or the last non-final one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// Alipay's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_message: Option<String>,
+    /// Alipay's `paymentId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ams_payment_id: Option<String>,
+    /// Total refunded successfully so far.
+    pub refunded: Amount,
+    /// The signed receipt, once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// When the payment was first asked for.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// `POST /v1/payments/{paymentId}/refunds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefundRequest {
+    /// The app's refund id: the idempotency key within the payment (1–64 characters).
+    pub refund_id: String,
+    /// How much to return (same currency as the payment; partial refunds allowed).
+    pub amount: Amount,
+    /// Why (≤ 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The state of a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Outcome not known yet.
+    Pending,
+    /// Refunded (final).
+    Succeeded,
+    /// Not refunded (final).
+    Failed,
+}
+
+impl RefundStatus {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => RefundStatus::Pending,
+            "succeeded" => RefundStatus::Succeeded,
+            "failed" => RefundStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// True once the status can no longer change.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RefundStatus::Pending)
+    }
+}
+
+/// A refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refund {
+    /// The app's refund id.
+    pub refund_id: String,
+    /// The AMS `refundRequestId`.
+    pub refund_request_id: String,
+    /// The payment refunded.
+    pub payment_id: String,
+    /// How much.
+    pub amount: Amount,
+    /// Its state.
+    pub status: RefundStatus,
+    /// Alipay's result code for a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// Alipay's `refundId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ams_refund_id: Option<String>,
+    /// The signed receipt, once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// When it was asked for.
+    pub created_at: String,
+}
+
+/// An event on a device's stream (`GET /v1/events`, Server-Sent Events). The SSE `event:`
+/// field is the `type`, the `id:` field is `seq`, and `data:` is this whole object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    /// Per-server increasing sequence number; resume with `Last-Event-ID` or `?after=`.
+    pub seq: i64,
+    /// When it happened.
+    pub created_at: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+#[non_exhaustive]
+pub enum Event {
+    /// The wallet was bound; `sealedTokens` is set.
+    #[serde(rename = "binding.completed")]
+    BindingCompleted(Binding),
+    /// The binding failed (authorisation or token exchange).
+    #[serde(rename = "binding.failed")]
+    BindingFailed(Binding),
+    /// Nobody scanned the QR code in time.
+    #[serde(rename = "binding.expired")]
+    BindingExpired(Binding),
+    /// The user unbound from the wallet app; delete the sealed tokens.
+    #[serde(rename = "token.cancelled")]
+    TokenCancelled(Binding),
+    /// Tokens were refreshed; `sealedTokens` is the new blob.
+    #[serde(rename = "token.refreshed")]
+    TokenRefreshed(Binding),
+    /// A payment reached a final state.
+    #[serde(rename = "payment.result")]
+    PaymentResult(Payment),
+    /// A refund reached a final state.
+    #[serde(rename = "refund.result")]
+    RefundResult(Refund),
+}
+
+impl Event {
+    /// The `type` text (also the SSE `event:` field).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::BindingCompleted(_) => "binding.completed",
+            Event::BindingFailed(_) => "binding.failed",
+            Event::BindingExpired(_) => "binding.expired",
+            Event::TokenCancelled(_) => "token.cancelled",
+            Event::TokenRefreshed(_) => "token.refreshed",
+            Event::PaymentResult(_) => "payment.result",
+            Event::RefundResult(_) => "refund.result",
+        }
+    }
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or the reason it is not.
+    pub status: String,
+}

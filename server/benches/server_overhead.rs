@@ -1,0 +1,215 @@
+//! Server overhead and throughput, measured as ratios against floors on the same machine
+//! (DESIGN.md §7):
+//!
+//! (a) added latency per payment: the median of a device's signed `POST /v1/payments`
+//!     through `scanbind-server` (a real process) divided by the median of a direct
+//!     signed AMS `pay` to the same sandbox with the same access token;
+//! (b) payments per second through server + sandbox with 32 payments in flight, against
+//!     the RSA-2048 floor: signatures/s on 2 threads ÷ 3 signatures per payment
+//!     (server request, sandbox response, sandbox notification).
+//!
+//! Both on SQLite, and on PostgreSQL when `PG_BIN_DIR` (or `SCANBIND_TEST_DATABASE_URL`)
+//! is set. `cargo bench -p scanbind-server --bench server_overhead` prints a Markdown
+//! section.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use scanbind_ams::PrivateKey;
+use scanbind_ams::client::Client;
+use scanbind_ams::model::{Order, PayRequest};
+use scanbind_ams::wallet::Wallet;
+use scanbind_device_api::types::Event;
+use serde_json::json;
+
+const SEQUENTIAL: usize = 200;
+const CONCURRENT_TOTAL: usize = 1000;
+const IN_FLIGHT: usize = 32;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rsa_floor_per_second() -> f64 {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ams/tests/fixtures/vector_private_pkcs8.pem"
+    ))
+    .unwrap();
+    let key = Arc::new(PrivateKey::from_text(&pem).unwrap());
+    let per_thread = 400;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let key = key.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    std::hint::black_box(key.sign(format!("content {i}").as_bytes()).unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (2 * per_thread) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Figures {
+    backend: &'static str,
+    direct: Duration,
+    server: Duration,
+    per_second: f64,
+}
+
+async fn run(backend: Backend) -> Figures {
+    let world = World::new(backend).await;
+    let server = world.spawn_server(&[("SCANBIND_LOG", "warn")]);
+    let device = Device::new(&server.base);
+    device.register().await;
+    let mut events = device.events(None).await;
+    let start = device
+        .ok("POST", "/v1/bindings", Some(json!({"wallet": "ALIPAY_HK"})))
+        .await;
+    world
+        .scan(start["codeValue"].as_str().unwrap(), "approve")
+        .await;
+    let Event::BindingCompleted(b) = events.next().await.event else {
+        panic!("no binding")
+    };
+    let sealed = b.sealed_tokens.unwrap();
+    // The same access token, for the direct calls (the bench knows the sealing key).
+    let sealer = scanbind_server::seal::Sealer::new(&[[42_u8; 32]]).unwrap();
+    let token = sealer
+        .open(&device.key.device_id(), &b.binding_id, &sealed)
+        .unwrap()
+        .access_token;
+    let merchant = PrivateKey::from_text(
+        &std::fs::read_to_string(world.dir.path().join("merchant.pem")).unwrap(),
+    )
+    .unwrap();
+    let direct = Client::builder(
+        CLIENT_ID,
+        Arc::new(merchant),
+        world.sandbox.public_key().clone(),
+    )
+    .base_url(world.sandbox.base_url())
+    .build()
+    .unwrap();
+    let amount = scanbind_ams::Amount {
+        currency: "HKD".into(),
+        value: "1".into(),
+    };
+    let mut direct_times = Vec::new();
+    let mut server_times = Vec::new();
+    for i in 0..SEQUENTIAL {
+        let req = PayRequest::agreement(
+            format!("direct-{i}"),
+            Order::new(format!("d{i}"), "bench", amount.clone()),
+            amount.clone(),
+            Wallet::AlipayHk,
+            token.clone(),
+        );
+        let t = Instant::now();
+        let resp = direct.call(&req).await.unwrap();
+        direct_times.push(t.elapsed());
+        assert!(resp.result.is_success());
+        let body = json!({"appId": "bench", "appOrderId": format!("s{i}"), "bindingId": b.binding_id, "sealedTokens": sealed,
+                          "amount": {"currency": "HKD", "value": 1}, "description": "bench"});
+        let t = Instant::now();
+        let p = device.ok("POST", "/v1/payments", Some(body)).await;
+        server_times.push(t.elapsed());
+        assert_eq!(p["status"], "succeeded");
+    }
+    let device = Arc::new(device);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (device, next, sealed, binding) = (device.clone(), next.clone(), sealed.clone(), b.binding_id.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= CONCURRENT_TOTAL {
+                        break;
+                    }
+                    let body = json!({"appId": "bench", "appOrderId": format!("c{i}"), "bindingId": binding, "sealedTokens": sealed,
+                                      "amount": {"currency": "HKD", "value": 1}, "description": "bench"});
+                    let p = device.ok("POST", "/v1/payments", Some(body)).await;
+                    assert_eq!(p["status"], "succeeded");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let per_second = CONCURRENT_TOTAL as f64 / started.elapsed().as_secs_f64();
+    Figures {
+        backend: if backend == Backend::Sqlite {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
+        direct: median(direct_times),
+        server: median(server_times),
+        per_second,
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let floor_signs = rsa_floor_per_second();
+    let floor = floor_signs / 3.0;
+    let mut figures = vec![rt.block_on(run(Backend::Sqlite))];
+    if std::env::var_os("PG_BIN_DIR").is_some()
+        || std::env::var_os("SCANBIND_TEST_DATABASE_URL").is_some()
+    {
+        figures.push(rt.block_on(run(Backend::Postgres)));
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.trim() == "model name")
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("## Merchant server: added latency and payments per second\n");
+    println!(
+        "CPU: {cpu}, {cores} cores. `cargo bench -p scanbind-server --bench server_overhead`. The server is a real process; the sandbox and the load run in the bench process (2 tokio workers)."
+    );
+    println!(
+        "(a) {SEQUENTIAL} sequential payments each way; (b) {CONCURRENT_TOTAL} payments, {IN_FLIGHT} in flight.\n"
+    );
+    println!(
+        "| backend | direct AMS pay (median) | through server (median) | ratio | server pays/s | floor pays/s (RSA {floor_signs:.0} signs/s ÷ 3) | vs floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for f in &figures {
+        println!(
+            "| {} | {:.2} ms | {:.2} ms | {:.2}× | {:.0} | {:.0} | {:.2} |",
+            f.backend,
+            f.direct.as_secs_f64() * 1e3,
+            f.server.as_secs_f64() * 1e3,
+            f.server.as_secs_f64() / f.direct.as_secs_f64(),
+            f.per_second,
+            floor,
+            f.per_second / floor
+        );
+    }
+}

@@ -1,0 +1,735 @@
+//! HTTP routes: the device API (`/v1`), notification intake (`/ams/notify/*`) and
+//! operations (`/healthz`, `/readyz`, `/metrics`).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::Stream;
+use scanbind_ams::model::{
+    AuthorizationNotification, AuthorizationNotifyType, Notification, PaymentNotification,
+    PaymentNotifyType, RefundNotification, RefundStatus as AmsRefundStatus,
+};
+use scanbind_ams::notify::{ACK_BODY, NotificationHeaders};
+use scanbind_ams::result::ResultStatus;
+use scanbind_device_api::DevicePublicKey;
+use scanbind_device_api::ErrorCode;
+use scanbind_device_api::types::{
+    Binding, Device, EventEnvelope, Health, OrderCodePayRequest, PayRequest, Payment,
+    PaymentStatus, Refund, RefundRequest, RefundStatus, RegisterDeviceRequest, SealedTokensRequest,
+    StartBindingRequest, StartBindingResponse,
+};
+use serde::Deserialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::app::App;
+use crate::auth::{NoBody, Signed, count_by_status, parse_json, read_body, signed_headers};
+use crate::config::RegistrationMode;
+use crate::db::{BINDING_COLUMNS, BindingRow, DeviceRow};
+use crate::error::{Error, Result};
+use crate::service::{self, binding_view, payment_view, refund_view};
+use crate::util::{now_ms, rfc3339};
+
+/// The whole router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/devices", post(register))
+        .route("/v1/devices/me", get(me))
+        .route("/v1/bindings", post(start_binding).get(list_bindings))
+        .route("/v1/bindings/{binding_id}", get(get_binding))
+        .route("/v1/bindings/{binding_id}/refresh", post(refresh))
+        .route("/v1/bindings/{binding_id}/revoke", post(revoke))
+        .route("/v1/events", get(events))
+        .route("/v1/payments", post(pay))
+        .route("/v1/payments/order-code", post(pay_order_code))
+        .route("/v1/payments/{payment_id}", get(get_payment))
+        .route("/v1/payments/{payment_id}/inquire", post(inquire))
+        .route("/v1/payments/{payment_id}/cancel", post(cancel))
+        .route("/v1/payments/{payment_id}/refunds", post(refund))
+        .route(
+            "/v1/payments/{payment_id}/refunds/{refund_id}",
+            get(get_refund),
+        )
+        .route("/v1/receipt-keys", get(receipt_keys))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/ams/notify/authorization", post(notify_authorization))
+        .route("/ams/notify/payment", post(notify_payment))
+        .route("/ams/notify/refund", post(notify_refund))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(correlation))
+        .with_state(app)
+}
+
+/// Gives every request a correlation id (`x-request-id`, taken from the request or made
+/// up) carried by the span of everything done for it, AMS calls included.
+async fn correlation(req: Request, next: axum::middleware::Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| crate::util::random_token(9));
+    let span = info_span!("request", id = %id, method = %req.method(), path = %req.uri().path(), device = tracing::field::Empty);
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = header::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn not_found() -> Error {
+    Error::api(ErrorCode::NotFound, "no such route")
+}
+
+fn device_view(d: &DeviceRow) -> Device {
+    Device {
+        device_id: d.device_id.clone(),
+        name: d.name.clone(),
+        model: d.model.clone(),
+        registered_at: rfc3339(d.registered_at),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let da = ring::digest::digest(&ring::digest::SHA256, a);
+    let db = ring::digest::digest(&ring::digest::SHA256, b);
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+async fn register(State(app): State<App>, req: Request) -> Result<(StatusCode, Json<Device>)> {
+    let (parts, body) = read_body(req).await?;
+    let headers = signed_headers(&parts)?;
+    let r: RegisterDeviceRequest = parse_json(&body)?;
+    let key = DevicePublicKey::from_base64(&r.public_key).map_err(|_| {
+        Error::api(
+            ErrorCode::BadRequest,
+            "publicKey must be 32 bytes of base64url",
+        )
+    })?;
+    if key.device_id() != headers.device_id {
+        return Err(Error::api(
+            ErrorCode::BadSignature,
+            "the device id is not the one of publicKey",
+        ));
+    }
+    crate::auth::verify(&app, &key, &headers, &parts, &body).await?;
+    service::check_text("name", r.name.trim(), 64)?;
+    if !r.model.is_empty() {
+        service::check_text("model", &r.model, 64)?;
+    }
+    if app.config.devices.registration == RegistrationMode::Token {
+        let ok = match (&app.provisioning_token, &r.provisioning_token) {
+            (Some(expected), Some(given)) => constant_time_eq(expected, given.as_bytes()),
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::api(
+                ErrorCode::RegistrationRefused,
+                "a valid provisioning token is required",
+            ));
+        }
+    }
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO devices (device_id, public_key, name, model, registered_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(&headers.device_id)
+    .bind(key.to_base64())
+    .bind(&r.name)
+    .bind(&r.model)
+    .bind(now)
+    .execute(app.db.pool())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        sqlx::query("UPDATE devices SET name = $2, model = $3 WHERE device_id = $1")
+            .bind(&headers.device_id)
+            .bind(&r.name)
+            .bind(&r.model)
+            .execute(app.db.pool())
+            .await?;
+    }
+    let row = sqlx::query("SELECT device_id, public_key, name, model, registered_at FROM devices WHERE device_id = $1")
+        .bind(&headers.device_id)
+        .fetch_one(app.db.pool())
+        .await?;
+    let d = DeviceRow::from_row(&row)?;
+    info!(device = %d.device_id, "device registered");
+    let status = if inserted.rows_affected() == 1 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(device_view(&d))))
+}
+
+async fn me(s: Signed<NoBody>) -> Json<Device> {
+    Json(device_view(&s.device))
+}
+
+async fn start_binding(
+    State(app): State<App>,
+    s: Signed<StartBindingRequest>,
+) -> Result<(StatusCode, Json<StartBindingResponse>)> {
+    let (row, code_value) =
+        service::start_binding(&app, &s.device.device_id, &s.device.name, &s.body.wallet).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StartBindingResponse {
+            binding_id: row.binding_id,
+            code_value,
+            expires_at: rfc3339(row.expires_at),
+            device_name: s.device.name,
+            match_code: row.match_code,
+        }),
+    ))
+}
+
+async fn list_bindings(State(app): State<App>, s: Signed<NoBody>) -> Result<Json<Vec<Binding>>> {
+    let sql =
+        format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE device_id = $1 ORDER BY created_at");
+    let rows = sqlx::query(&sql)
+        .bind(&s.device.device_id)
+        .fetch_all(app.db.pool())
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(binding_view(&BindingRow::from_row(&r)?));
+    }
+    Ok(Json(out))
+}
+
+async fn get_binding(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Binding>> {
+    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(binding_view(&b)))
+}
+
+async fn refresh(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<SealedTokensRequest>,
+) -> Result<Json<Binding>> {
+    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(
+        service::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
+    ))
+}
+
+async fn revoke(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<SealedTokensRequest>,
+) -> Result<Json<Binding>> {
+    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(
+        service::revoke(&app, &b, &s.body.sealed_tokens).await?,
+    ))
+}
+
+async fn pay(State(app): State<App>, s: Signed<PayRequest>) -> Result<Json<Payment>> {
+    let p = service::pay(&app, &s.device.device_id, &s.body).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+async fn pay_order_code(
+    State(app): State<App>,
+    s: Signed<OrderCodePayRequest>,
+) -> Result<Json<Payment>> {
+    let p = service::pay_order_code(&app, &s.device.device_id, &s.body).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+async fn get_payment(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+async fn inquire(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status == "pending" && p.stage != "sending" {
+        crate::engine::drive_payment(&app, &p.payment_id).await?;
+    }
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+async fn cancel(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status != "pending" && p.status != "succeeded" {
+        return Ok(Json(payment_view(&p)));
+    }
+    let resp = service::ams_call(
+        &app,
+        &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
+    )
+    .await?;
+    app.db
+        .step(
+            &p.payment_id,
+            "cancel",
+            &format!(
+                "{}/{}",
+                resp.result.result_status,
+                resp.result.result_code.as_str()
+            ),
+            now_ms(),
+        )
+        .await?;
+    match resp.result.result_status {
+        ResultStatus::S => {
+            if p.status == "pending" {
+                service::finalize_payment(
+                    &app,
+                    &p.payment_id,
+                    PaymentStatus::Cancelled,
+                    Some("CANCELLED"),
+                    Some("cancelled by the device"),
+                    resp.payment_id.as_deref(),
+                )
+                .await?;
+            } else {
+                sqlx::query("UPDATE payments SET status = 'cancelled', result_code = 'CANCELLED', updated_at = $2 WHERE payment_id = $1 AND status = 'succeeded'")
+                    .bind(&p.payment_id)
+                    .bind(now_ms())
+                    .execute(app.db.pool())
+                    .await?;
+            }
+        }
+        ResultStatus::F => {
+            return Err(Error::api(
+                ErrorCode::PaymentRejected,
+                format!(
+                    "Alipay refused the cancel: {}",
+                    resp.result.result_code.as_str()
+                ),
+            ));
+        }
+        _ => {
+            return Err(Error::api(
+                ErrorCode::UpstreamUnavailable,
+                "Alipay did not answer; retry",
+            ));
+        }
+    }
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+async fn refund(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<RefundRequest>,
+) -> Result<Json<Refund>> {
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let r = service::refund(&app, &p, &s.body).await?;
+    Ok(Json(refund_view(&r)))
+}
+
+async fn get_refund(
+    State(app): State<App>,
+    Path((payment_id, refund_id)): Path<(String, String)>,
+    s: Signed<NoBody>,
+) -> Result<Json<Refund>> {
+    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let rrid = crate::util::refund_request_id(&p.payment_id, &refund_id);
+    let r = service::load_refund(&app, &rrid)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
+    if r.status == RefundStatus::Pending.as_str() {
+        crate::engine::drive_refund(&app, &rrid).await?;
+    }
+    let r = service::load_refund(&app, &rrid)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
+    Ok(Json(refund_view(&r)))
+}
+
+async fn receipt_keys(State(app): State<App>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(app.receipt_keys.clone()),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_text(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+struct StreamGuard(App);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.metrics.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn events(
+    State(app): State<App>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+    s: Signed<NoBody>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let device_id = s.device.device_id.clone();
+    // Subscribe before the first read so nothing emitted in between is missed.
+    let rx = app.hub.subscribe();
+    let after = match last_event_id.or(q.after) {
+        Some(a) => a,
+        None => app.hub.latest(&device_id).await?,
+    };
+    app.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
+    let guard = StreamGuard(app.clone());
+    let state = (
+        app,
+        device_id,
+        after,
+        rx,
+        std::collections::VecDeque::<EventEnvelope>::new(),
+        guard,
+    );
+    let stream = futures_util::stream::unfold(
+        state,
+        |(app, device_id, mut after, mut rx, mut buf, guard)| async move {
+            loop {
+                if let Some(ev) = buf.pop_front() {
+                    after = ev.seq;
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    let sse = SseEvent::default()
+                        .id(ev.seq.to_string())
+                        .event(ev.event.kind())
+                        .data(data);
+                    return Some((Ok(sse), (app, device_id, after, rx, buf, guard)));
+                }
+                match app.hub.fetch(&device_id, after, 100).await {
+                    Ok(list) if !list.is_empty() => {
+                        buf.extend(list);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(cause = %e, "event stream read failed; closing");
+                        return None;
+                    }
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(d) if d == device_id || d.is_empty() => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+// ---------------------------------------------------------------------------------------
+// Notification intake
+// ---------------------------------------------------------------------------------------
+
+fn ack() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], ACK_BODY).into_response()
+}
+
+fn not_acked(status: StatusCode, code: &str) -> Response {
+    let body = format!(
+        r#"{{"result":{{"resultCode":"{code}","resultStatus":"F","resultMessage":"not acknowledged"}}}}"#
+    );
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Verifies a notification; `None` (after logging and counting) when it must not be
+/// acknowledged.
+fn verify_notification<N: Notification>(
+    app: &App,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<N> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let nh = NotificationHeaders {
+        client_id: h("client-id"),
+        request_time: h("request-time"),
+        signature: h("signature"),
+    };
+    let full = format!("{}{path}", app.public_path_prefix);
+    match app.notify_verifier.verify::<N>(&full, nh, body) {
+        Ok(n) => {
+            if let Some(t) = nh.request_time.and_then(|t| t.parse::<i64>().ok()) {
+                let lag = (now_ms() - t).max(0);
+                app.metrics
+                    .notification_lag_ms_sum
+                    .fetch_add(u64::try_from(lag).unwrap_or(0), Ordering::Relaxed);
+            }
+            Some(n)
+        }
+        Err(e) => {
+            app.metrics
+                .notifications_refused
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(path, cause = %e, "notification refused: not acknowledged, nothing changed");
+            None
+        }
+    }
+}
+
+/// Claims a notification in the de-dup table (unique key): false if it was already
+/// claimed, i.e. this is a duplicate.
+async fn claim(app: &App, kind: &str, key: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO notifications (kind, dedup_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(now_ms())
+    .execute(app.db.pool())
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Releases a claim after processing failed, so Alipay's resend is processed.
+async fn release(app: &App, kind: &str, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM notifications WHERE kind = $1 AND dedup_key = $2")
+        .bind(kind)
+        .bind(key)
+        .execute(app.db.pool())
+        .await?;
+    Ok(())
+}
+
+/// De-duplicates by the database, processes, and answers: the exact ack on success or
+/// for a duplicate; no ack when the outcome is unknown (Alipay then resends).
+async fn intake<F, Fut>(app: &App, kind: &str, idx: usize, key: String, process: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    match claim(app, kind, &key).await {
+        Ok(true) => {}
+        Ok(false) => {
+            app.metrics
+                .notifications_duplicate
+                .fetch_add(1, Ordering::Relaxed);
+            return ack();
+        }
+        Err(e) => {
+            warn!(cause = %e, "notification de-dup claim failed");
+            return not_acked(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN_EXCEPTION");
+        }
+    }
+    match process().await {
+        Ok(()) => {
+            app.metrics.notifications_ok[idx].fetch_add(1, Ordering::Relaxed);
+            ack()
+        }
+        Err(e) => {
+            warn!(kind, cause = %e, "notification not processed; Alipay will resend");
+            if let Err(e) = release(app, kind, &key).await {
+                warn!(cause = %e, "cannot release the notification claim");
+            }
+            not_acked(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN_EXCEPTION")
+        }
+    }
+}
+
+async fn notify_authorization(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let n: AuthorizationNotification =
+        match verify_notification(&app, "/ams/notify/authorization", &headers, &body) {
+            Some(n) => n,
+            None => return not_acked(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+        };
+    match n.authorization_notify_type.clone() {
+        AuthorizationNotifyType::AuthcodeCreated => {
+            let state = n.auth_state.clone().unwrap_or_default();
+            let key = format!("AUTHCODE_CREATED:{state}");
+            intake(&app, "authorization", 0, key, || async {
+                match &n.auth_code {
+                    Some(code) => {
+                        service::authcode_created(&app, &state, code, n.user_login_id.as_deref())
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            })
+            .await
+        }
+        AuthorizationNotifyType::TokenCanceled => {
+            let token = n
+                .access_token
+                .as_ref()
+                .map(|t| t.expose().to_owned())
+                .unwrap_or_default();
+            let key = format!("TOKEN_CANCELED:{}", crate::seal::token_fingerprint(&token));
+            intake(&app, "authorization", 0, key, || async {
+                service::token_canceled(&app, &token, n.reason.as_deref()).await
+            })
+            .await
+        }
+        _ => ack(),
+    }
+}
+
+async fn notify_payment(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let n: PaymentNotification =
+        match verify_notification(&app, "/ams/notify/payment", &headers, &body) {
+            Some(n) => n,
+            None => return not_acked(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+        };
+    if n.notify_type != PaymentNotifyType::PaymentResult {
+        return ack();
+    }
+    let key = format!(
+        "{}:{}:{}",
+        n.payment_id,
+        n.result.result_status,
+        n.result.result_code.as_str()
+    );
+    intake(&app, "payment", 1, key, || async {
+        let Some(p) = service::load_payment_by_request(&app, &n.payment_request_id).await? else {
+            warn!("payment notification for an unknown paymentRequestId; acknowledged");
+            return Ok(());
+        };
+        match n.result.result_status {
+            ResultStatus::S => {
+                service::finalize_payment(
+                    &app,
+                    &p.payment_id,
+                    PaymentStatus::Succeeded,
+                    None,
+                    None,
+                    Some(&n.payment_id),
+                )
+                .await?;
+            }
+            ResultStatus::F => {
+                service::finalize_payment(
+                    &app,
+                    &p.payment_id,
+                    PaymentStatus::Failed,
+                    Some(n.result.result_code.as_str()),
+                    n.result.result_message.as_deref(),
+                    Some(&n.payment_id),
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn notify_refund(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let n: RefundNotification =
+        match verify_notification(&app, "/ams/notify/refund", &headers, &body) {
+            Some(n) => n,
+            None => return not_acked(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+        };
+    let key = format!("{}:{}", n.refund_id, n.refund_status.as_str());
+    intake(&app, "refund", 2, key, || async {
+        let status = match n.refund_status {
+            AmsRefundStatus::Success => RefundStatus::Succeeded,
+            AmsRefundStatus::Fail => RefundStatus::Failed,
+            _ => return Ok(()),
+        };
+        let code =
+            (status == RefundStatus::Failed).then(|| n.result.result_code.as_str().to_owned());
+        service::finalize_refund(
+            &app,
+            &n.refund_request_id,
+            status,
+            code.as_deref(),
+            Some(&n.refund_id),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------
+
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.db.ping().await {
+        Json(Health {
+            status: "ok".into(),
+        })
+        .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "database unavailable".into(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let payments = count_by_status(&app, "payments").await;
+    let refunds = count_by_status(&app, "refunds").await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&payments, &refunds),
+    )
+        .into_response()
+}

@@ -1,0 +1,654 @@
+//! Configuration: one TOML file, `SCANBIND_SERVER_<SECTION>_<KEY>` environment overrides,
+//! defaults in code. Secrets are never in the file: keys are named by file path, or as
+//! `credential:NAME` for `$CREDENTIALS_DIRECTORY/NAME` (systemd `LoadCredential=`).
+//!
+//! Every key is documented in `docs/server.md`. A bad configuration fails at start with
+//! the dotted key and the reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+
+/// The environment variable prefix of overrides: `SCANBIND_SERVER_AMS_CLIENT_ID` sets
+/// `ams.client_id`.
+pub const ENV_PREFIX: &str = "SCANBIND_SERVER_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[tls]`.
+    pub tls: TlsSection,
+    /// `[ams]`.
+    pub ams: AmsSection,
+    /// `[database]`.
+    pub database: DatabaseSection,
+    /// `[tokens]`.
+    pub tokens: TokensSection,
+    /// `[receipts]`.
+    pub receipts: ReceiptsSection,
+    /// `[devices]`.
+    pub devices: DevicesSection,
+    /// `[payments]`.
+    pub payments: PaymentsSection,
+    /// `[order_code]`.
+    pub order_code: OrderCodeSection,
+    /// Directory relative key paths are resolved against (the config file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            tls: TlsSection::default(),
+            ams: AmsSection::default(),
+            database: DatabaseSection::default(),
+            tokens: TokensSection::default(),
+            receipts: ReceiptsSection::default(),
+            devices: DevicesSection::default(),
+            payments: PaymentsSection::default(),
+            order_code: OrderCodeSection::default(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// `[server]`: where to listen and how the world reaches us.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServerSection {
+    /// Listen address (default `127.0.0.1:8443`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The public base URL Alipay posts notifications to, e.g. `https://pay.example.com`
+    /// (default: derived from `listen` and `tls.mode`).
+    pub public_base_url: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_base_url: None,
+        }
+    }
+}
+
+/// TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain HTTP (behind a TLS-terminating proxy, or for tests).
+    #[default]
+    Off,
+    /// A self-signed certificate generated at start (development).
+    SelfSigned,
+    /// Certificate and key from `tls.cert_file` / `tls.key_file` (PEM).
+    Files,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TlsSection {
+    /// `off` (default), `self-signed` or `files`.
+    pub mode: TlsMode,
+    /// PEM certificate chain (mode `files`).
+    pub cert_file: Option<String>,
+    /// PEM private key (mode `files`).
+    pub key_file: Option<String>,
+}
+
+/// `[ams]`: how to reach Alipay (or the sandbox) and as whom.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AmsSection {
+    /// Gateway region `sea`, `na`, `de` or `us` (default `sea`); ignored if `base_url` is set.
+    pub region: String,
+    /// Any gateway base URL, e.g. a sandbox `http://127.0.0.1:8100`.
+    pub base_url: Option<String>,
+    /// The merchant client id (required).
+    pub client_id: String,
+    /// The merchant RSA private key: a file path or `credential:NAME` (required).
+    pub merchant_private_key: String,
+    /// Alipay's RSA public key: a file path or `credential:NAME` (required).
+    pub alipay_public_key: String,
+    /// `keyVersion` in the signature header (default 1).
+    #[serde(deserialize_with = "flex_u32")]
+    pub key_version: u32,
+    /// Attempts per AMS call, including the first (default 3).
+    #[serde(deserialize_with = "flex_u32")]
+    pub max_attempts: u32,
+    /// Timeout of one AMS attempt in milliseconds (default 10000).
+    #[serde(deserialize_with = "flex_u64")]
+    pub attempt_timeout_ms: u64,
+}
+
+impl Default for AmsSection {
+    fn default() -> Self {
+        AmsSection {
+            region: "sea".into(),
+            base_url: None,
+            client_id: String::new(),
+            merchant_private_key: String::new(),
+            alipay_public_key: String::new(),
+            key_version: 1,
+            max_attempts: 3,
+            attempt_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DatabaseSection {
+    /// `sqlite://PATH` or `postgres://...` (default: SQLite under the XDG state dir,
+    /// `$XDG_STATE_HOME/scanbind-server/server.db`).
+    pub url: Option<String>,
+    /// Pool size (default 8).
+    #[serde(deserialize_with = "flex_u32")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// `[tokens]`: the AEAD keys that seal access and refresh tokens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TokensSection {
+    /// Sealing key files (32 random bytes, base64), current first, then retired keys that
+    /// still open older blobs (required, at least one).
+    pub sealing_keys: Vec<String>,
+}
+
+/// `[receipts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ReceiptsSection {
+    /// Ed25519 PKCS#8 key (PEM or DER) that signs receipts (required).
+    pub signing_key: String,
+    /// Retired receipt keys, still published at `/v1/receipt-keys`.
+    pub retired_keys: Vec<String>,
+}
+
+/// Registration modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistrationMode {
+    /// Any device may register (development).
+    Open,
+    /// A device must present the provisioning token (default).
+    #[default]
+    Token,
+}
+
+/// `[devices]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DevicesSection {
+    /// `token` (default) or `open`.
+    pub registration: RegistrationMode,
+    /// The provisioning token file (required in mode `token`).
+    pub provisioning_token: Option<String>,
+    /// Freshness window of signed requests, seconds (default 300).
+    #[serde(deserialize_with = "flex_i64")]
+    pub clock_window_seconds: i64,
+}
+
+impl Default for DevicesSection {
+    fn default() -> Self {
+        DevicesSection {
+            registration: RegistrationMode::Token,
+            provisioning_token: None,
+            clock_window_seconds: 300,
+        }
+    }
+}
+
+/// `[payments]`: timing of the payment engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PaymentsSection {
+    /// `paymentExpiryTime` after the first pay request, seconds (default 60, the Scan to
+    /// Bind maximum).
+    #[serde(deserialize_with = "flex_i64")]
+    pub expiry_seconds: i64,
+    /// Inquiry back-off in milliseconds; the last value repeats (default 2 s, 4 s, 8 s,
+    /// 16 s, 32 s as in Alipay's agreement-pay demo).
+    pub inquiry_backoff_ms: Vec<u64>,
+    /// How long a pay call may be in flight before a restarted server inquires it,
+    /// milliseconds (default 35000).
+    #[serde(deserialize_with = "flex_u64")]
+    pub in_flight_grace_ms: u64,
+    /// How long a binding QR code lives, seconds (default 900).
+    #[serde(deserialize_with = "flex_i64")]
+    pub binding_ttl_seconds: i64,
+}
+
+impl Default for PaymentsSection {
+    fn default() -> Self {
+        PaymentsSection {
+            expiry_seconds: 60,
+            inquiry_backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],
+            in_flight_grace_ms: 35_000,
+            binding_ttl_seconds: 900,
+        }
+    }
+}
+
+/// `[order_code]`: Order Code Payment (the user scans an order QR code).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct OrderCodeSection {
+    /// Life of an order QR code, seconds (default 300; Alipay allows less than 1800).
+    #[serde(deserialize_with = "flex_i64")]
+    pub expiry_seconds: i64,
+    /// Merchant name shown in the wallet (default `scanbind merchant`).
+    pub merchant_name: String,
+    /// Merchant category code (default `5815`, digital goods).
+    pub merchant_mcc: String,
+    /// Store id sent as `referenceStoreId` (default `online`).
+    pub store_id: String,
+    /// Store name (default `Online store`).
+    pub store_name: String,
+}
+
+impl Default for OrderCodeSection {
+    fn default() -> Self {
+        OrderCodeSection {
+            expiry_seconds: 300,
+            merchant_name: "scanbind merchant".into(),
+            merchant_mcc: "5815".into(),
+            store_id: "online".into(),
+            store_name: "Online store".into(),
+        }
+    }
+}
+
+macro_rules! flex {
+    ($name:ident, $t:ty) => {
+        fn $name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<$t, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Flex {
+                N($t),
+                S(String),
+            }
+            match Flex::deserialize(d)? {
+                Flex::N(n) => Ok(n),
+                Flex::S(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom(format!("expected a number, got {s:?}"))),
+            }
+        }
+    };
+}
+flex!(flex_u32, u32);
+flex!(flex_u64, u64);
+flex!(flex_i64, i64);
+
+impl Config {
+    /// Loads the file (if any), applies `SCANBIND_SERVER_*` overrides from `env`, and
+    /// checks the values that need no file access.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+                    what: "config file",
+                    path: p.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| Error::config("(file)", format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = rest.split_once('_') else {
+                return Err(Error::config(
+                    name,
+                    "expected SCANBIND_SERVER_<SECTION>_<KEY>",
+                ));
+            };
+            let value = if value.trim_start().starts_with('[') {
+                let parsed: toml::Table = format!("v = {value}")
+                    .parse()
+                    .map_err(|e| Error::config(format!("{section}.{key}"), format!("{e}")))?;
+                parsed
+                    .get("v")
+                    .cloned()
+                    .unwrap_or(toml::Value::String(value))
+            } else {
+                toml::Value::String(value)
+            };
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_owned(), value);
+                }
+                _ => return Err(Error::config(section, "is not a table")),
+            }
+        }
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                Error::config(key, e.inner().to_string())
+            })?;
+        config.base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.ams.client_id.is_empty() {
+            return Err(Error::config("ams.client_id", "is required"));
+        }
+        for (key, value) in [
+            ("ams.merchant_private_key", &self.ams.merchant_private_key),
+            ("ams.alipay_public_key", &self.ams.alipay_public_key),
+            ("receipts.signing_key", &self.receipts.signing_key),
+        ] {
+            if value.is_empty() {
+                return Err(Error::config(
+                    key,
+                    "is required (a file path or credential:NAME)",
+                ));
+            }
+            if value.contains("-----BEGIN") {
+                return Err(Error::config(
+                    key,
+                    "must name a file, never hold the key itself",
+                ));
+            }
+        }
+        if self.tokens.sealing_keys.is_empty() {
+            return Err(Error::config(
+                "tokens.sealing_keys",
+                "needs at least one key file (the current key first)",
+            ));
+        }
+        if self.devices.registration == RegistrationMode::Token
+            && self.devices.provisioning_token.is_none()
+        {
+            return Err(Error::config(
+                "devices.provisioning_token",
+                "is required when devices.registration is \"token\"",
+            ));
+        }
+        if self.ams.base_url.is_none() {
+            scanbind_ams::client::Region::parse(&self.ams.region)
+                .map_err(|e| Error::config("ams.region", e.to_string()))?;
+        }
+        if self.ams.max_attempts == 0 {
+            return Err(Error::config("ams.max_attempts", "must be at least 1"));
+        }
+        if !(1..=60).contains(&self.payments.expiry_seconds) {
+            return Err(Error::config(
+                "payments.expiry_seconds",
+                "must be 1 to 60 (Scan to Bind allows at most one minute)",
+            ));
+        }
+        if !(1..1800).contains(&self.order_code.expiry_seconds) {
+            return Err(Error::config(
+                "order_code.expiry_seconds",
+                "must be 1 to 1799",
+            ));
+        }
+        if self.payments.inquiry_backoff_ms.is_empty() {
+            return Err(Error::config(
+                "payments.inquiry_backoff_ms",
+                "must not be empty",
+            ));
+        }
+        if self.devices.clock_window_seconds < 1 {
+            return Err(Error::config(
+                "devices.clock_window_seconds",
+                "must be positive",
+            ));
+        }
+        if let Some(url) = &self.server.public_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::config(
+                "server.public_base_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.tls.mode == TlsMode::Files
+            && (self.tls.cert_file.is_none() || self.tls.key_file.is_none())
+        {
+            return Err(Error::config(
+                "tls.cert_file",
+                "mode \"files\" needs cert_file and key_file",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite under the XDG state directory.
+    pub fn database_url(&self) -> Result<String> {
+        if let Some(url) = &self.database.url {
+            return Ok(url.clone());
+        }
+        let state = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .ok_or_else(|| {
+                Error::config(
+                    "database.url",
+                    "no default: neither XDG_STATE_HOME nor HOME is set",
+                )
+            })?;
+        let dir = state.join("scanbind-server");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            what: "state directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("server.db").display()
+        ))
+    }
+
+    /// Resolves a key reference: `credential:NAME` → `$CREDENTIALS_DIRECTORY/NAME`;
+    /// a relative path → relative to the config file's directory.
+    pub fn resolve_key_path(&self, key: &str, value: &str) -> Result<PathBuf> {
+        if let Some(name) = value.strip_prefix("credential:") {
+            if name.is_empty() || name.contains('/') {
+                return Err(Error::config(key, "credential:NAME needs a plain name"));
+            }
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                Error::config(
+                    key,
+                    "names a credential but $CREDENTIALS_DIRECTORY is not set",
+                )
+            })?;
+            return Ok(PathBuf::from(dir).join(name));
+        }
+        let p = PathBuf::from(value);
+        Ok(if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        })
+    }
+
+    /// Reads a key file named by `key`, mapping failures to a config error on that key.
+    pub fn read_key_file(&self, key: &str, value: &str) -> Result<Vec<u8>> {
+        let path = self.resolve_key_path(key, value)?;
+        std::fs::read(&path)
+            .map_err(|e| Error::config(key, format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// The public base URL notifications are posted to (without a trailing slash).
+    pub fn public_base_url(&self, bound: SocketAddr) -> String {
+        match &self.server.public_base_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.mode == TlsMode::Off {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{bound}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    const MIN: &[(&str, &str)] = &[
+        ("SCANBIND_SERVER_AMS_CLIENT_ID", "SANDBOX_1"),
+        ("SCANBIND_SERVER_AMS_MERCHANT_PRIVATE_KEY", "merchant.pem"),
+        ("SCANBIND_SERVER_AMS_ALIPAY_PUBLIC_KEY", "alipay.pem"),
+        ("SCANBIND_SERVER_RECEIPTS_SIGNING_KEY", "receipt.pem"),
+        ("SCANBIND_SERVER_TOKENS_SEALING_KEYS", "[\"k1\", \"k0\"]"),
+        ("SCANBIND_SERVER_DEVICES_REGISTRATION", "open"),
+    ];
+
+    #[test]
+    fn env_overrides_and_defaults() {
+        let mut e = env(MIN);
+        e.push((
+            "SCANBIND_SERVER_DEVICES_CLOCK_WINDOW_SECONDS".into(),
+            "60".into(),
+        ));
+        e.push(("OTHER".into(), "x".into()));
+        let c = Config::load(None, e).unwrap();
+        assert_eq!(c.ams.client_id, "SANDBOX_1");
+        assert_eq!(c.tokens.sealing_keys, vec!["k1", "k0"]);
+        assert_eq!(c.devices.clock_window_seconds, 60);
+        assert_eq!(c.devices.registration, RegistrationMode::Open);
+        assert_eq!(c.payments.expiry_seconds, 60);
+        assert_eq!(c.server.listen.port(), 8443);
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let err = |extra: &[(&str, &str)], skip: Option<&str>| {
+            let mut e: Vec<_> = env(MIN)
+                .into_iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .collect();
+            e.extend(env(extra));
+            Config::load(None, e).unwrap_err().to_string()
+        };
+        assert!(err(&[], Some("SCANBIND_SERVER_AMS_CLIENT_ID")).contains("ams.client_id"));
+        assert!(
+            err(
+                &[("SCANBIND_SERVER_DEVICES_CLOCK_WINDOW_SECONDS", "soon")],
+                None
+            )
+            .contains("devices.clock_window_seconds")
+        );
+        assert!(
+            err(&[("SCANBIND_SERVER_DEVICES_REGISTRATION", "maybe")], None)
+                .contains("devices.registration")
+        );
+        assert!(err(&[("SCANBIND_SERVER_AMS_COLOUR", "blue")], None).contains("colour"));
+        assert!(
+            err(&[("SCANBIND_SERVER_DEVICES_REGISTRATION", "token")], None)
+                .contains("devices.provisioning_token")
+        );
+        assert!(
+            err(
+                &[(
+                    "SCANBIND_SERVER_AMS_MERCHANT_PRIVATE_KEY",
+                    "-----BEGIN PRIVATE KEY-----"
+                )],
+                None
+            )
+            .contains("never hold the key")
+        );
+        assert!(err(&[("SCANBIND_SERVER_AMS_REGION", "mars")], None).contains("ams.region"));
+        assert!(
+            err(&[("SCANBIND_SERVER_PAYMENTS_EXPIRY_SECONDS", "600")], None)
+                .contains("payments.expiry_seconds")
+        );
+    }
+
+    #[test]
+    fn toml_file_and_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[ams]
+client_id = "SANDBOX_2"
+merchant_private_key = "credential:merchant"
+alipay_public_key = "keys/alipay.pem"
+[receipts]
+signing_key = "r.pem"
+[tokens]
+sealing_keys = ["s1"]
+[devices]
+registration = "token"
+provisioning_token = "prov"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            c.resolve_key_path("ams.alipay_public_key", &c.ams.alipay_public_key)
+                .unwrap(),
+            dir.path().join("keys/alipay.pem")
+        );
+        let e = c
+            .read_key_file("ams.alipay_public_key", &c.ams.alipay_public_key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ams.alipay_public_key"), "{e}");
+    }
+}

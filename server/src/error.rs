@@ -1,0 +1,102 @@
+//! The one error type of this crate, and how it becomes an HTTP answer.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scanbind_device_api::{ApiError, ErrorCode};
+
+/// Everything that can go wrong in the server.
+///
+/// No variant ever carries a token, a key or a signature: all are safe to log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration key is missing or wrong; names the key (`ams.client_id`).
+    #[error("configuration key {key}: {reason}")]
+    Config {
+        /// The dotted key.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A request is refused with a documented device-API error code.
+    #[error("{code}: {message}")]
+    Api {
+        /// The stable code.
+        code: ErrorCode,
+        /// Text for people.
+        message: String,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An AMS call gave no trustworthy answer or could not be made.
+    #[error("AMS: {0}")]
+    Ams(#[from] scanbind_ams::Error),
+    /// A file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the file is.
+        what: &'static str,
+        /// Where.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed (bind, TLS).
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A device-API error.
+    pub fn api(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error::Api {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A configuration error.
+    pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The code a device sees for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Api { code, .. } => *code,
+            Error::Ams(_) => ErrorCode::UpstreamUnavailable,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = match &self {
+            Error::Api { message, .. } => message.clone(),
+            Error::Ams(_) => {
+                "Alipay gave no trustworthy answer; retry the identical request".into()
+            }
+            other => {
+                tracing::error!(cause = %other, "request failed");
+                "internal error; retry the identical request".into()
+            }
+        };
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ApiError::new(code, message))).into_response()
+    }
+}

@@ -1,0 +1,41 @@
+//! # scanbind-server
+//!
+//! The merchant server: devices talk only to it, and only it talks to Alipay (AMS) or the
+//! sandbox. It holds the merchant key, receives Alipay's notifications, seals wallet
+//! tokens for devices, drives payments to a final state and signs receipts.
+//!
+//! ## Layout
+//!
+//! - [`config`]: the TOML file, `SCANBIND_SERVER_*` overrides, defaults, key references.
+//! - [`app`]: shared state, start-up and shutdown ([`app::start`]).
+//! - [`api`]: the routes: device API `/v1`, notification intake `/ams/notify/*`, health
+//!   and metrics.
+//! - [`auth`]: device request authentication (signature, freshness, replay).
+//! - [`service`]: bindings, payments, refunds: every state change, applied once.
+//! - [`engine`]: background driver of unfinished payments, refunds and QR expiry.
+//! - [`events`]: the device event log and its fan-out (SSE; PostgreSQL LISTEN/NOTIFY).
+//! - [`seal`]: token sealing (ChaCha20-Poly1305, key rotation).
+//! - [`db`]: the sqlx pool (SQLite or PostgreSQL), migrations, row types.
+//! - [`export`]: transaction export and settlement summary.
+//! - [`metrics`], [`tls`], [`openapi`], [`util`], [`error`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod export;
+pub mod metrics;
+pub mod openapi;
+pub mod seal;
+pub mod service;
+pub mod tls;
+pub mod util;
+
+pub use config::Config;
+pub use error::{Error, Result};

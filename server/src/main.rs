@@ -1,0 +1,161 @@
+//! `scanbind-server`: parse arguments, install tracing, run.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use scanbind_server::{Config, app, export};
+
+/// The scanbind merchant server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). `SCANBIND_SERVER_*` variables override it.
+    #[arg(long, short, env = "SCANBIND_SERVER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log at debug level.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Write a new key file.
+    Keygen {
+        /// What the key is for.
+        kind: KeyKind,
+        /// Where to write it (mode 0600; refuses to overwrite).
+        out: PathBuf,
+    },
+    /// Print the OpenAPI document of the device API.
+    Openapi,
+    /// Export records for reconciliation.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportWhat {
+    /// Payments and refunds in a time range, with a settlement summary per currency.
+    Transactions {
+        /// Start (inclusive), RFC 3339, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = export::Format::Csv)]
+        format: export::Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KeyKind {
+    /// A token-sealing key (32 random bytes, base64).
+    Sealing,
+    /// A receipt signing key (Ed25519 PKCS#8 PEM).
+    Receipt,
+    /// A provisioning token for device registration.
+    Provisioning,
+}
+
+fn keygen(kind: KeyKind, out: &PathBuf) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let contents = match kind {
+        KeyKind::Sealing => {
+            let mut k = [0_u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                .map_err(|_| anyhow::anyhow!("random source failed"))?;
+            format!("{}\n", base64::engine::general_purpose::STANDARD.encode(k))
+        }
+        KeyKind::Receipt => scanbind_server::util::ed25519_pkcs8_pem()?,
+        KeyKind::Provisioning => format!("{}\n", scanbind_server::util::random_token(24)),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    f.write_all(contents.as_bytes())?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = app::start(config).await?;
+    // Readiness line for supervisors and tests: printed once the socket accepts.
+    let scheme = if server.app.config.tls.mode == scanbind_server::config::TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
+    println!("listening on {scheme}://{}", server.addr);
+    let _ = std::io::stdout().flush();
+    let stop = server.stopper();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        let _ = stop.send(true);
+    });
+    server.wait().await?;
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SCANBIND_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = (|| -> anyhow::Result<()> {
+        if let Some(Command::Keygen { kind, out }) = &cli.command {
+            return keygen(*kind, out);
+        }
+        if let Some(Command::Openapi) = &cli.command {
+            std::io::stdout().write_all(scanbind_server::openapi::document_text().as_bytes())?;
+            return Ok(());
+        }
+        let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            match cli.command {
+                Some(Command::Export {
+                    what: ExportWhat::Transactions { from, to, format },
+                }) => {
+                    let out = export::transactions(&config, &from, &to, format).await?;
+                    std::io::stdout().write_all(out.as_bytes())?;
+                    Ok(())
+                }
+                _ => serve(config).await,
+            }
+        })
+    })();
+    if let Err(err) = result {
+        tracing::error!("{err:#}");
+        eprintln!("scanbind-server: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,251 @@
+//! The OpenAPI 3.0 document of the device API, served at `/v1/openapi.json`.
+//!
+//! It is built here, in code, next to the routes; `docs/openapi.json` is the checked-in
+//! copy, and the test `openapi_document_matches_docs` fails when the two differ (refresh
+//! the file with `scanbind-server openapi > docs/openapi.json`).
+
+use scanbind_device_api::ErrorCode;
+use serde_json::{Value, json};
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": r(name)}}})
+}
+
+fn ok(name: &str, description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": r(name)}}})
+}
+
+fn errors(codes: &[u16]) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            c.to_string(),
+            json!({"description": "Error; see `error.code`.", "content": {"application/json": {"schema": r("ApiError")}}}),
+        );
+    }
+    m
+}
+
+fn op(
+    summary: &str,
+    op_id: &str,
+    request: Option<&str>,
+    success: (u16, &str, &str),
+    errs: &[u16],
+    params: Value,
+    signed: bool,
+) -> Value {
+    let mut responses = errors(errs);
+    responses.insert(success.0.to_string(), ok(success.1, success.2));
+    let mut o = json!({"summary": summary, "operationId": op_id, "responses": responses});
+    if let Some(req) = request {
+        o["requestBody"] = body(req);
+    }
+    if params.as_array().is_some_and(|a| !a.is_empty()) {
+        o["parameters"] = params;
+    }
+    if signed {
+        o["security"] =
+            json!([{"deviceSignature": [], "deviceId": [], "deviceTime": [], "deviceNonce": []}]);
+    } else {
+        o["security"] = json!([]);
+    }
+    o
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128}})
+}
+
+const AUTH_ERRORS: &[u16] = &[400, 401, 404, 413];
+
+/// The document.
+pub fn document() -> Value {
+    let amount = json!({"type": "object", "required": ["currency", "value"], "additionalProperties": false, "properties": {
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "example": "HKD"},
+        "value": {"type": "integer", "format": "int64", "minimum": 0, "description": "Minor units (cents; whole yen)."}}});
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let binding = json!({"type": "object", "required": ["bindingId", "wallet", "status", "createdAt"], "properties": {
+        "bindingId": {"type": "string"}, "wallet": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "active", "failed", "expired", "revoked", "cancelled"]},
+        "userLoginId": {"type": "string"}, "accessTokenExpiresAt": {"type": "string"}, "refreshTokenExpiresAt": {"type": "string"},
+        "sealedTokens": {"type": "string"}, "reason": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}});
+    let payment = json!({"type": "object", "required": ["paymentId", "paymentRequestId", "appId", "appOrderId", "product", "amount", "description", "status", "refunded", "createdAt", "updatedAt"], "properties": {
+        "paymentId": {"type": "string"}, "paymentRequestId": {"type": "string"}, "appId": {"type": "string"}, "appOrderId": {"type": "string"},
+        "product": {"type": "string", "enum": ["agreement", "order_code"]},
+        "bindingId": {"type": "string"},
+        "orderCode": {"type": "object", "required": ["codeValue", "expiresAt"], "properties": {"codeValue": {"type": "string"}, "expiresAt": {"type": "string", "format": "date-time"}}},
+        "amount": r("Amount"), "description": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]},
+        "resultCode": {"type": "string"}, "resultMessage": {"type": "string"}, "amsPaymentId": {"type": "string"},
+        "refunded": r("Amount"), "receipt": {"type": "string", "description": "JWS compact (EdDSA); verify against /v1/receipt-keys."},
+        "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}});
+    let refund = json!({"type": "object", "required": ["refundId", "refundRequestId", "paymentId", "amount", "status", "createdAt"], "properties": {
+        "refundId": {"type": "string"}, "refundRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "amount": r("Amount"),
+        "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]}, "resultCode": {"type": "string"},
+        "amsRefundId": {"type": "string"}, "receipt": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}});
+    let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "scanbind-server device API",
+            "version": "1",
+            "description": "The API between a scanbind device (scanbindd) and the merchant server. Every operation except registration-free reads (receipt keys, this document, health) is signed by the device key: see docs/server.md, \"Device authentication\". Errors carry a stable `error.code`."
+        },
+        "paths": {
+            "/v1/devices": {"post": op("Register a device key", "registerDevice", Some("RegisterDeviceRequest"), (201, "Device", "Registered (200 when the key was already registered)."), &[400, 401, 403, 413], json!([]), true)},
+            "/v1/devices/me": {"get": op("The calling device", "getDevice", None, (200, "Device", "The device."), AUTH_ERRORS, json!([]), true)},
+            "/v1/bindings": {
+                "post": op("Start binding a wallet (Scan to Bind)", "startBinding", Some("StartBindingRequest"), (201, "StartBindingResponse", "The QR code to show."), &[400, 401, 404, 413, 422, 503], json!([]), true),
+                "get": op("List this device's bindings", "listBindings", None, (200, "BindingList", "Bindings, oldest first."), AUTH_ERRORS, json!([]), true)
+            },
+            "/v1/bindings/{bindingId}": {"get": op("One binding", "getBinding", None, (200, "Binding", "The binding."), AUTH_ERRORS, json!([path_param("bindingId")]), true)},
+            "/v1/bindings/{bindingId}/refresh": {"post": op("Refresh the binding's tokens", "refreshTokens", Some("SealedTokensRequest"), (200, "Binding", "The binding with new sealed tokens."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("bindingId")]), true)},
+            "/v1/bindings/{bindingId}/revoke": {"post": op("Unbind (revoke the token at Alipay)", "revokeBinding", Some("SealedTokensRequest"), (200, "Binding", "The revoked binding."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("bindingId")]), true)},
+            "/v1/events": {"get": {
+                "summary": "The device's event stream (Server-Sent Events)", "operationId": "events",
+                "security": [{"deviceSignature": [], "deviceId": [], "deviceTime": [], "deviceNonce": []}],
+                "parameters": [{"name": "after", "in": "query", "required": false, "schema": {"type": "integer", "format": "int64"}, "description": "Resume after this sequence number (or send Last-Event-ID). Without it the stream starts with new events."}],
+                "responses": {"200": {"description": "`text/event-stream`: `event:` is the type, `id:` the sequence number, `data:` an EventEnvelope.", "content": {"text/event-stream": {"schema": r("EventEnvelope")}}},
+                              "400": {"description": "Error", "content": {"application/json": {"schema": r("ApiError")}}},
+                              "401": {"description": "Error", "content": {"application/json": {"schema": r("ApiError")}}}}}},
+            "/v1/payments": {"post": op("Pay from a bound wallet (agreement payment); idempotent per (device, appId, appOrderId)", "pay", Some("PayRequest"), (200, "Payment", "The payment (maybe still pending)."), &[400, 401, 403, 404, 409, 413, 503], json!([]), true)},
+            "/v1/payments/order-code": {"post": op("Pay once by scanning an order QR code (Order Code Payment); idempotent per (device, appId, appOrderId)", "payOrderCode", Some("OrderCodePayRequest"), (200, "Payment", "The payment, pending with its orderCode until the user pays."), &[400, 401, 409, 413, 503], json!([]), true)},
+            "/v1/payments/{paymentId}": {"get": op("One payment", "getPayment", None, (200, "Payment", "The payment."), AUTH_ERRORS, json!([path_param("paymentId")]), true)},
+            "/v1/payments/{paymentId}/inquire": {"post": op("Ask Alipay now about a pending payment", "inquirePayment", None, (200, "Payment", "The payment."), &[400, 401, 404, 413, 503], json!([path_param("paymentId")]), true)},
+            "/v1/payments/{paymentId}/cancel": {"post": op("Cancel a payment (full amount)", "cancelPayment", None, (200, "Payment", "The payment."), &[400, 401, 404, 413, 422, 503], json!([path_param("paymentId")]), true)},
+            "/v1/payments/{paymentId}/refunds": {"post": op("Refund (full or partial); idempotent per refundId", "refund", Some("RefundRequest"), (200, "Refund", "The refund (maybe still pending)."), &[400, 401, 404, 409, 413, 503], json!([path_param("paymentId")]), true)},
+            "/v1/payments/{paymentId}/refunds/{refundId}": {"get": op("One refund (inquires Alipay while pending)", "getRefund", None, (200, "Refund", "The refund."), &[400, 401, 404, 413, 503], json!([path_param("paymentId"), path_param("refundId")]), true)},
+            "/v1/receipt-keys": {"get": op("Public keys that verify receipts (JWKS)", "receiptKeys", None, (200, "ReceiptKeySet", "Current key first."), &[], json!([]), false)},
+            "/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [], "responses": {"200": {"description": "OpenAPI 3.0 JSON.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+        },
+        "components": {
+            "securitySchemes": {
+                "deviceId": {"type": "apiKey", "in": "header", "name": "x-scanbind-device"},
+                "deviceTime": {"type": "apiKey", "in": "header", "name": "x-scanbind-time"},
+                "deviceNonce": {"type": "apiKey", "in": "header", "name": "x-scanbind-nonce"},
+                "deviceSignature": {"type": "apiKey", "in": "header", "name": "x-scanbind-signature", "description": "Ed25519 over the canonical string (docs/server.md)."}
+            },
+            "schemas": {
+                "Amount": amount,
+                "ApiError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "enum": codes}, "message": {"type": "string"}}}}},
+                "RegisterDeviceRequest": {"type": "object", "required": ["publicKey", "name", "model"], "additionalProperties": false, "properties": {
+                    "publicKey": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}, "name": text(1, 64), "model": text(0, 64), "provisioningToken": {"type": "string"}}},
+                "Device": {"type": "object", "required": ["deviceId", "name", "model", "registeredAt"], "properties": {
+                    "deviceId": {"type": "string"}, "name": {"type": "string"}, "model": {"type": "string"}, "registeredAt": {"type": "string", "format": "date-time"}}},
+                "StartBindingRequest": {"type": "object", "required": ["wallet"], "additionalProperties": false, "properties": {"wallet": {"type": "string", "example": "ALIPAY_HK"}}},
+                "StartBindingResponse": {"type": "object", "required": ["bindingId", "codeValue", "expiresAt", "deviceName", "matchCode"], "properties": {
+                    "bindingId": {"type": "string"}, "codeValue": {"type": "string"}, "expiresAt": {"type": "string", "format": "date-time"},
+                    "deviceName": {"type": "string"}, "matchCode": {"type": "string"}}},
+                "Binding": binding,
+                "BindingList": {"type": "array", "items": r("Binding")},
+                "SealedTokensRequest": {"type": "object", "required": ["sealedTokens"], "additionalProperties": false, "properties": {"sealedTokens": {"type": "string"}}},
+                "PayRequest": {"type": "object", "required": ["appId", "appOrderId", "bindingId", "sealedTokens", "amount", "description"], "additionalProperties": false, "properties": {
+                    "appId": text(1, 128), "appOrderId": text(1, 64), "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
+                    "amount": r("Amount"), "description": text(1, 256)}},
+                "Payment": payment,
+                "OrderCodePayRequest": {"type": "object", "required": ["appId", "appOrderId", "amount", "description"], "additionalProperties": false, "properties": {
+                    "appId": text(1, 128), "appOrderId": text(1, 64), "amount": r("Amount"), "description": text(1, 256)}},
+                "RefundRequest": {"type": "object", "required": ["refundId", "amount"], "additionalProperties": false, "properties": {
+                    "refundId": text(1, 64), "amount": r("Amount"), "reason": text(1, 256)}},
+                "Refund": refund,
+                "EventEnvelope": {"type": "object", "required": ["seq", "createdAt", "type", "data"], "properties": {
+                    "seq": {"type": "integer", "format": "int64"}, "createdAt": {"type": "string", "format": "date-time"},
+                    "type": {"type": "string", "enum": ["binding.completed", "binding.failed", "binding.expired", "token.cancelled", "token.refreshed", "payment.result", "refund.result"]},
+                    "data": {"type": "object", "description": "A Binding, Payment or Refund, by type."}}},
+                "ReceiptKeySet": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "crv", "alg", "use", "kid", "x"], "properties": {
+                    "kty": {"type": "string", "enum": ["OKP"]}, "crv": {"type": "string", "enum": ["Ed25519"]}, "alg": {"type": "string", "enum": ["EdDSA"]},
+                    "use": {"type": "string"}, "kid": {"type": "string"}, "x": {"type": "string"}}}}}}
+            }
+        }
+    })
+}
+
+/// The document as pretty JSON text with a final newline (the form checked into `docs/`).
+pub fn document_text() -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&document()).unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openapi_document_matches_docs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == super::document_text(),
+            "docs/openapi.json is stale: run `cargo run -p scanbind-server -- openapi > docs/openapi.json`"
+        );
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    /// `docs/server.md` documents every error code and every configuration key.
+    #[test]
+    fn server_doc_covers_codes_and_keys() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/server.md"))
+                .unwrap();
+        for code in scanbind_device_api::ErrorCode::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` |", code.as_str())),
+                "docs/server.md lacks error code {code}"
+            );
+        }
+        // Every key the loader accepts: an unknown key is an error naming it, a known one is not.
+        let keys = [
+            "server.listen",
+            "server.public_base_url",
+            "tls.mode",
+            "tls.cert_file",
+            "tls.key_file",
+            "ams.region",
+            "ams.base_url",
+            "ams.client_id",
+            "ams.merchant_private_key",
+            "ams.alipay_public_key",
+            "ams.key_version",
+            "ams.max_attempts",
+            "ams.attempt_timeout_ms",
+            "database.url",
+            "database.max_connections",
+            "tokens.sealing_keys",
+            "receipts.signing_key",
+            "receipts.retired_keys",
+            "devices.registration",
+            "devices.provisioning_token",
+            "devices.clock_window_seconds",
+            "payments.expiry_seconds",
+            "payments.inquiry_backoff_ms",
+            "payments.in_flight_grace_ms",
+            "payments.binding_ttl_seconds",
+        ];
+        for key in keys {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "docs/server.md lacks configuration key {key}"
+            );
+            let (section, name) = key.split_once('.').unwrap();
+            let table: toml::Table = format!("[{section}]\n{name} = {{ bogus = 1 }}\n")
+                .parse()
+                .unwrap();
+            let err = serde_path_to_error::deserialize::<_, crate::config::Config>(
+                toml::Value::Table(table),
+            )
+            .unwrap_err();
+            assert!(
+                err.path().to_string().starts_with(key),
+                "{key} is not a configuration key: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Sealed tokens: access and refresh tokens encrypted with ChaCha20-Poly1305 (ring),
+//! bound to one device and one binding.
+//!
+//! Blob format: `sbt1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`. The additional
+//! authenticated data is `sbt1|<key id>|<device id>|<binding id>`, so a blob opens only
+//! for the device and binding it was made for. The key id names which sealing key made
+//! it: new blobs use the current key, and retired keys still open old blobs until they
+//! are removed from `tokens.sealing_keys`.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use scanbind_ams::model::SecretString;
+use scanbind_device_api::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const VERSION: &str = "sbt1";
+
+/// The tokens of one binding, in the clear: exists only inside the server process while
+/// a call is made. `Debug` shows no token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The access token (`paymentMethodId`).
+    #[serde(rename = "a")]
+    pub access_token: SecretString,
+    /// The refresh token, if the wallet issued one.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretString>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSet(..)")
+    }
+}
+
+/// The sealing keys: the current one first, then retired ones.
+pub struct Sealer {
+    keys: Vec<(String, LessSafeKey)>,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("Sealer").field("key_ids", &ids).finish()
+    }
+}
+
+/// Parses a sealing key file: 32 bytes as base64 text (what `scanbind-server keygen
+/// sealing` writes), or 32 raw bytes.
+pub fn parse_sealing_key(bytes: &[u8]) -> Option<[u8; 32]> {
+    if let Ok(raw) = <[u8; 32]>::try_from(bytes) {
+        return Some(raw);
+    }
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    STANDARD
+        .decode(text)
+        .ok()
+        .or_else(|| URL_SAFE_NO_PAD.decode(text).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+}
+
+/// The key id of a sealing key: `k` and 4 bytes of SHA-256 of the key, in hex.
+pub fn key_id(key: &[u8; 32]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, key);
+    let hex: String = d.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("k{hex}")
+}
+
+impl Sealer {
+    /// A sealer from raw keys, current first.
+    pub fn new(keys: &[[u8; 32]]) -> Result<Sealer> {
+        if keys.is_empty() {
+            return Err(Error::config(
+                "tokens.sealing_keys",
+                "needs at least one key",
+            ));
+        }
+        let mut out = Vec::new();
+        for k in keys {
+            let unbound = UnboundKey::new(&CHACHA20_POLY1305, k)
+                .map_err(|_| Error::config("tokens.sealing_keys", "bad key"))?;
+            out.push((key_id(k), LessSafeKey::new(unbound)));
+        }
+        Ok(Sealer {
+            keys: out,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The current key id.
+    pub fn current_key_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    fn aad(kid: &str, device_id: &str, binding_id: &str) -> String {
+        format!("{VERSION}|{kid}|{device_id}|{binding_id}")
+    }
+
+    /// Seals `tokens` for (`device_id`, `binding_id`) with the current key.
+    pub fn seal(&self, device_id: &str, binding_id: &str, tokens: &TokenSet) -> Result<String> {
+        let (kid, key) = &self.keys[0];
+        let mut nonce = [0_u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| Error::api(ErrorCode::Internal, "random source failed"))?;
+        let mut buf = serde_json::to_vec(tokens)
+            .map_err(|_| Error::api(ErrorCode::Internal, "cannot encode tokens"))?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(Self::aad(kid, device_id, binding_id).as_bytes()),
+            &mut buf,
+        )
+        .map_err(|_| Error::api(ErrorCode::Internal, "sealing failed"))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&buf);
+        Ok(format!("{VERSION}.{kid}.{}", URL_SAFE_NO_PAD.encode(blob)))
+    }
+
+    /// Opens a blob made for (`device_id`, `binding_id`). Any failure is `token_invalid`.
+    pub fn open(&self, device_id: &str, binding_id: &str, blob: &str) -> Result<TokenSet> {
+        let invalid = || {
+            Error::api(
+                ErrorCode::TokenInvalid,
+                "the sealed tokens do not open for this device and binding",
+            )
+        };
+        let mut parts = blob.splitn(3, '.');
+        let (Some(VERSION), Some(kid), Some(data)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(id, _)| id == kid)
+            .ok_or_else(invalid)?;
+        let raw = URL_SAFE_NO_PAD.decode(data).map_err(|_| invalid())?;
+        if raw.len() < NONCE_LEN + 16 {
+            return Err(invalid());
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
+        let mut sealed = sealed.to_vec();
+        let plain = key
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad(kid, device_id, binding_id).as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| invalid())?;
+        serde_json::from_slice(plain).map_err(|_| invalid())
+    }
+}
+
+/// The fingerprint stored for an access token: hex SHA-256. Tokens are long random
+/// strings, so this identifies a token (for `TOKEN_CANCELED`) without revealing it.
+pub fn token_fingerprint(access_token: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new("access-123"),
+            refresh_token: Some(SecretString::new("refresh-456")),
+        }
+    }
+
+    #[test]
+    fn seal_open_bound_and_rotated() {
+        let old = Sealer::new(&[[1; 32]]).unwrap();
+        let blob = old.seal("dev_a", "bnd_1", &tokens()).unwrap();
+        assert!(!blob.contains("access-123"));
+        assert_eq!(
+            old.open("dev_a", "bnd_1", &blob)
+                .unwrap()
+                .access_token
+                .expose(),
+            "access-123"
+        );
+        // Bound to device and binding.
+        assert!(old.open("dev_b", "bnd_1", &blob).is_err());
+        assert!(old.open("dev_a", "bnd_2", &blob).is_err());
+        // Tampering is detected.
+        let mut t = blob.clone().into_bytes();
+        let n = t.len() - 3;
+        t[n] = if t[n] == b'A' { b'B' } else { b'A' };
+        assert!(
+            old.open("dev_a", "bnd_1", std::str::from_utf8(&t).unwrap())
+                .is_err()
+        );
+        // Rotation: the new current key seals, the retired one still opens.
+        let rotated = Sealer::new(&[[2; 32], [1; 32]]).unwrap();
+        assert_ne!(rotated.current_key_id(), old.current_key_id());
+        assert!(rotated.open("dev_a", "bnd_1", &blob).is_ok());
+        let fresh = rotated.seal("dev_a", "bnd_1", &tokens()).unwrap();
+        assert!(fresh.contains(rotated.current_key_id()));
+        // Once the old key is removed, old blobs no longer open.
+        let dropped = Sealer::new(&[[2; 32]]).unwrap();
+        assert!(dropped.open("dev_a", "bnd_1", &blob).is_err());
+        assert!(dropped.open("dev_a", "bnd_1", "garbage").is_err());
+        assert!(format!("{:?}", tokens()).find("access").is_none());
+    }
+
+    #[test]
+    fn key_files() {
+        let k = [7_u8; 32];
+        assert_eq!(parse_sealing_key(&k), Some(k));
+        assert_eq!(
+            parse_sealing_key(format!("{}\n", STANDARD.encode(k)).as_bytes()),
+            Some(k)
+        );
+        assert_eq!(parse_sealing_key(b"short"), None);
+    }
+}
