@@ -42,9 +42,11 @@ impl EventHub {
 
     /// Stores an event for `device_id` and wakes its streams on every replica.
     pub async fn emit(&self, device_id: &str, event: &Event) -> Result<i64> {
-        let mut conn = self.db.pool().acquire().await?;
-        let seq = Self::insert(&mut conn, device_id, event).await?;
-        drop(conn);
+        // In its own transaction so that, on PostgreSQL, the per-device lock taken by
+        // `insert` is held until this event has committed.
+        let mut tx = self.db.pool().begin().await?;
+        let seq = Self::insert(&mut tx, device_id, event).await?;
+        tx.commit().await?;
         self.wake(device_id).await;
         Ok(seq)
     }
@@ -57,6 +59,18 @@ impl EventHub {
         event: &Event,
     ) -> Result<i64> {
         let payload = serde_json::to_string(event).unwrap_or_default();
+        // Streams read `seq > last delivered`, so per device, events must become visible
+        // in sequence order. SQLite has one writer at a time, so they do. On PostgreSQL
+        // a BIGSERIAL value is taken at insert but seen at commit: two transactions for
+        // one device could commit out of order and a stream would skip the earlier one.
+        // A transaction-scoped advisory lock per device makes the second wait until the
+        // first has committed before it draws its sequence number.
+        if conn.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(device_id)
+                .execute(&mut *conn)
+                .await?;
+        }
         let row = sqlx::query(
             "INSERT INTO events (device_id, kind, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING seq",
         )
