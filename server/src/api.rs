@@ -312,23 +312,18 @@ async fn cancel(
         .await?;
     match resp.result.result_status {
         ResultStatus::S => {
-            if p.status == "pending" {
-                service::finalize_payment(
-                    &app,
-                    &p.payment_id,
-                    PaymentStatus::Cancelled,
-                    Some("CANCELLED"),
-                    Some("cancelled by the device"),
-                    resp.payment_id.as_deref(),
-                )
-                .await?;
-            } else {
-                sqlx::query("UPDATE payments SET status = 'cancelled', result_code = 'CANCELLED', updated_at = $2 WHERE payment_id = $1 AND status = 'succeeded'")
-                    .bind(&p.payment_id)
-                    .bind(now_ms())
-                    .execute(app.db.pool())
-                    .await?;
-            }
+            // A cancelled pending payment never charged; a cancelled paid one is refunded
+            // in full by Alipay. Either way the device gets the new state and receipt.
+            service::transition_payment(
+                &app,
+                &p.payment_id,
+                &p.status,
+                PaymentStatus::Cancelled,
+                Some("CANCELLED"),
+                Some("cancelled by the device"),
+                resp.payment_id.as_deref(),
+            )
+            .await?;
         }
         ResultStatus::F => {
             return Err(Error::api(

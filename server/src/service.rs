@@ -866,10 +866,25 @@ pub async fn finalize_payment(
     message: Option<&str>,
     ams_id: Option<&str>,
 ) -> Result<bool> {
+    transition_payment(app, payment_id, "pending", status, code, message, ams_id).await
+}
+
+/// Moves a payment from the state `from` to `status` with a new signed receipt, its step
+/// and its device event in one transaction (e.g. `succeeded` → `cancelled` after a cancel,
+/// which refunds the whole amount). False when the payment is not in `from`.
+pub async fn transition_payment(
+    app: &App,
+    payment_id: &str,
+    from: &str,
+    status: PaymentStatus,
+    code: Option<&str>,
+    message: Option<&str>,
+    ams_id: Option<&str>,
+) -> Result<bool> {
     let Some(p) = load_payment(app, payment_id).await? else {
         return Ok(false);
     };
-    if p.status != "pending" {
+    if p.status != from {
         return Ok(false);
     }
     let receipt = Receipt {
@@ -899,7 +914,7 @@ pub async fn finalize_payment(
     let mut tx = app.db.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE payments SET status = $2, stage = 'done', result_code = $3, result_message = $4, ams_payment_id = COALESCE($5, ams_payment_id), \
-         receipt = $6, lease_owner = NULL, lease_until = 0, updated_at = $7 WHERE payment_id = $1 AND status = 'pending'",
+         receipt = $6, lease_owner = NULL, lease_until = 0, updated_at = $7 WHERE payment_id = $1 AND status = $8",
     )
     .bind(payment_id)
     .bind(status.as_str())
@@ -908,6 +923,7 @@ pub async fn finalize_payment(
     .bind(ams_id)
     .bind(&jws)
     .bind(now)
+    .bind(from)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() != 1 {

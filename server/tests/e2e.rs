@@ -939,6 +939,64 @@ async fn order_code_payment(backend: Backend) {
     assert!(done.order_code.is_none());
 }
 
+async fn cancel_paid_payment(backend: Backend) {
+    let world = World::new(backend).await;
+    let server = world.spawn_server(&[]);
+    let (device, binding_id, sealed) = bound_device(&world, &server).await;
+    let mut events = device.events(None).await;
+    let pay = json!({"appId": "org.example.Game", "appOrderId": "cancel-me", "bindingId": binding_id,
+                     "sealedTokens": sealed, "amount": {"currency": "HKD", "value": 990}, "description": "Coins"});
+    let p = device.ok("POST", "/v1/payments", Some(pay)).await;
+    assert_eq!(p["status"], "succeeded", "{p}");
+    let first = next_of(&mut events, "payment.result").await;
+    let pid = p["paymentId"].as_str().unwrap();
+
+    // Within the cancel window: Alipay reverses the whole charge.
+    let c = device
+        .ok("POST", &format!("/v1/payments/{pid}/cancel"), None)
+        .await;
+    assert_eq!(c["status"], "cancelled", "{c}");
+    let keys = receipt_keys(&device).await;
+    let receipt = verify_receipt(c["receipt"].as_str().unwrap(), &keys).unwrap();
+    assert_eq!(
+        (receipt.status.as_str(), receipt.app_order_id.as_str()),
+        ("cancelled", "cancel-me")
+    );
+
+    // The device hears of it on its stream, after the success, with the new receipt.
+    let ev = next_of(&mut events, "payment.result").await;
+    assert!(ev.seq > first.seq);
+    let Event::PaymentResult(pe) = ev.event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (pe.payment_id.as_str(), pe.status.as_str()),
+        (pid, "cancelled")
+    );
+    assert_eq!(pe.receipt.as_deref(), c["receipt"].as_str());
+
+    // The sandbox agrees: cancelled, the charge reversed once.
+    let ledger = world.ledger().await;
+    let ours = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["paymentRequestId"] == p["paymentRequestId"])
+        .unwrap();
+    assert_eq!(
+        (ours["status"].as_str(), ours["reversals"].as_u64()),
+        (Some("CANCELLED"), Some(1)),
+        "{ours}"
+    );
+
+    // Cancelling again changes nothing and charges nothing.
+    let again = device
+        .ok("POST", &format!("/v1/payments/{pid}/cancel"), None)
+        .await;
+    assert_eq!(again["status"], "cancelled");
+    assert_eq!(again["receipt"], c["receipt"]);
+}
+
 macro_rules! on_both {
     ($($name:ident),*) => {
         mod sqlite {
@@ -954,6 +1012,7 @@ macro_rules! on_both {
 
 on_both!(
     full_flow,
+    cancel_paid_payment,
     order_code_payment,
     notification_before_pay_returns,
     wallet_unbind_and_qr_expiry,
