@@ -1,0 +1,162 @@
+//! The daemon's error type and its mapping to the D-Bus error names.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside the daemon.
+///
+/// Keeps the underlying error as its `source()`; [`Error::to_wire`] turns it into the
+/// `io.scanbind.Daemon1.Error.*` an app receives.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No Secret Service (OS keyring) is reachable on this session.
+    #[error(
+        "no Secret Service (OS keyring) is available: install and start gnome-keyring or \
+         another Secret Service provider (KeePassXC, KWallet) in this session; scanbindd \
+         never stores secrets in a plain file"
+    )]
+    KeyringUnavailable(#[source] keyring::Error),
+    /// The keyring exists but is locked and could not be unlocked (no prompter).
+    #[error(
+        "the OS keyring is locked: unlock it (log in again, or use the keyring manager such \
+         as Seahorse) and retry"
+    )]
+    KeyringLocked(#[source] keyring::Error),
+    /// Any other keyring failure (invalid attributes, ambiguous entries).
+    #[error("OS keyring error")]
+    Keyring(#[source] keyring::Error),
+    /// A keyring call panicked or was cancelled on the blocking pool.
+    #[error("OS keyring call did not complete")]
+    KeyringTask(#[source] tokio::task::JoinError),
+    /// The journal's directory could not be created.
+    #[error("cannot create the journal directory {path}")]
+    JournalDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal database could not be put into its required mode (WAL,
+    /// `synchronous=FULL`) or has a schema from a newer version.
+    #[error("payment journal {path}: {reason}")]
+    JournalSetup {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An SQLite operation on the journal failed.
+    #[error("payment journal: {op} failed")]
+    Journal {
+        /// What the journal was doing.
+        op: &'static str,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The journal holds a row this version cannot read.
+    #[error("payment journal: corrupt entry {id}: {reason}")]
+    JournalCorrupt {
+        /// The entry's id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The app reused an order id with different payment parameters.
+    #[error("order id {order_id:?} was already used by this app for a different payment")]
+    OrderConflict {
+        /// The app's order id.
+        order_id: String,
+    },
+    /// A journal entry was asked to move to a state its current state cannot reach.
+    #[error("payment {id}: cannot move from {from} to {to}")]
+    InvalidTransition {
+        /// The entry's id.
+        id: i64,
+        /// Its current state.
+        from: &'static str,
+        /// The requested state.
+        to: &'static str,
+    },
+    /// No journal entry with this id.
+    #[error("payment {0} is not in the journal")]
+    UnknownPayment(i64),
+}
+
+/// A result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn journal(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| Error::Journal { op, source }
+    }
+
+    /// The error an app receives on the bus. Internal details stay in the daemon's
+    /// log; the app gets the name and a message that says what to do.
+    pub fn to_wire(&self) -> scanbind_ipc::Error {
+        use scanbind_ipc::Error as W;
+        let msg = self.to_string();
+        match self {
+            Error::KeyringUnavailable(_) => W::KeyringUnavailable(msg),
+            Error::KeyringLocked(_) => W::KeyringLocked(msg),
+            Error::OrderConflict { .. } => W::Duplicate(msg),
+            Error::UnknownPayment(_) => W::NotFound(msg),
+            Error::InvalidTransition { .. } => W::NotAllowed(msg),
+            Error::Keyring(_)
+            | Error::KeyringTask(_)
+            | Error::JournalDir { .. }
+            | Error::JournalSetup { .. }
+            | Error::Journal { .. }
+            | Error::JournalCorrupt { .. } => W::Internal(msg),
+        }
+    }
+}
+
+impl From<Error> for scanbind_ipc::Error {
+    fn from(e: Error) -> Self {
+        e.to_wire()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zbus::DBusError;
+
+    use super::*;
+
+    fn wire_name(e: Error) -> String {
+        e.to_wire().name().to_string()
+    }
+
+    #[test]
+    fn errors_keep_their_meaning_on_the_wire() {
+        let wire = Error::KeyringUnavailable(keyring::Error::NoEntry).to_wire();
+        assert_eq!(
+            wire.name().as_str(),
+            "io.scanbind.Daemon1.Error.KeyringUnavailable"
+        );
+        assert!(wire.to_string().contains("gnome-keyring"), "{wire}");
+        assert_eq!(
+            wire_name(Error::KeyringLocked(keyring::Error::NoEntry)),
+            "io.scanbind.Daemon1.Error.KeyringLocked"
+        );
+        assert_eq!(
+            wire_name(Error::OrderConflict {
+                order_id: "o".into()
+            }),
+            "io.scanbind.Daemon1.Error.Duplicate"
+        );
+        assert_eq!(
+            wire_name(Error::UnknownPayment(1)),
+            "io.scanbind.Daemon1.Error.NotFound"
+        );
+        assert_eq!(
+            wire_name(Error::JournalCorrupt {
+                id: 1,
+                reason: "x".into()
+            }),
+            "io.scanbind.Daemon1.Error.Internal"
+        );
+    }
+}

@@ -1,0 +1,650 @@
+//! The payment journal: every payment, durably, before anything leaves the device.
+//!
+//! SQLite (bundled) in WAL mode with `synchronous=FULL`, so a commit has reached the
+//! disk when [`Journal::record`] returns; a `kill -9` or power loss right after it
+//! loses nothing. The database lives in the XDG state directory
+//! ([`Journal::default_path`]); the path is injectable for tests.
+//!
+//! One row per payment, unique on (app id, app order id): the same order id never
+//! makes a second entry, and its idempotency key (derived from the pair) is the same
+//! on every retry and after every restart. States move only forward:
+//!
+//! ```text
+//! pending ──► sent ──► succeeded | failed | pending-unknown | cancelled
+//!    │                                   pending-unknown ──► succeeded | failed | cancelled
+//!    └──► failed | cancelled   (never sent)
+//! ```
+//!
+//! `sent` is written *before* the request goes out, so after a crash `pending` means
+//! "certainly never sent" and `sent` means "maybe sent: ask the server"
+//! ([`Journal::open_entries`]). Nothing secret is stored: no tokens, no keys; the
+//! receipt is a signed public document.
+//!
+//! Concurrency: a `Journal` owns one `rusqlite::Connection` (not `Sync`). The daemon
+//! keeps it behind a `std::sync::Mutex` and calls it from `spawn_blocking`, since
+//! every write waits for an fsync.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use scanbind_ams::{Currency, MinorUnits, Money};
+use scanbind_ipc::{ErrorInfo, PaymentState};
+
+use crate::error::{Error, Result};
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE payments (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id            TEXT    NOT NULL CHECK (length(app_id) > 0),
+    order_id          TEXT    NOT NULL CHECK (length(order_id) > 0),
+    idempotency_key   TEXT    NOT NULL UNIQUE,
+    amount_minor      INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency          TEXT    NOT NULL,
+    description       TEXT    NOT NULL,
+    binding           TEXT    NOT NULL,
+    state             TEXT    NOT NULL CHECK (state IN
+                          ('pending', 'sent', 'succeeded', 'failed', 'pending-unknown', 'cancelled')),
+    delivered         INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1)),
+    receipt           TEXT,
+    error_name        TEXT,
+    error_message     TEXT,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (app_id, order_id)
+) STRICT;
+CREATE INDEX payments_open ON payments (state) WHERE state IN ('pending', 'sent', 'pending-unknown');
+CREATE INDEX payments_app ON payments (app_id, id);
+";
+
+const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
+     binding, state, delivered, receipt, error_name, \
+     error_message, created_at, updated_at";
+
+/// A journal entry's state. Finer than the wire's [`PaymentState`]: `pending` and
+/// `sent` both show as `pending` to apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JournalState {
+    /// Recorded; certainly not sent yet.
+    Pending,
+    /// About to be sent or sent; the outcome is not known.
+    Sent,
+    /// Charged (final).
+    Succeeded,
+    /// Not charged (final).
+    Failed,
+    /// Sent; the server does not know the outcome yet.
+    PendingUnknown,
+    /// Not charged, cancelled (final).
+    Cancelled,
+}
+
+impl JournalState {
+    const ALL: [JournalState; 6] = [
+        JournalState::Pending,
+        JournalState::Sent,
+        JournalState::Succeeded,
+        JournalState::Failed,
+        JournalState::PendingUnknown,
+        JournalState::Cancelled,
+    ];
+
+    /// The stored form.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JournalState::Pending => "pending",
+            JournalState::Sent => "sent",
+            JournalState::Succeeded => "succeeded",
+            JournalState::Failed => "failed",
+            JournalState::PendingUnknown => "pending-unknown",
+            JournalState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> Option<JournalState> {
+        JournalState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// What apps see.
+    pub(crate) fn to_wire(self) -> PaymentState {
+        match self {
+            JournalState::Pending | JournalState::Sent => PaymentState::Pending,
+            JournalState::Succeeded => PaymentState::Succeeded,
+            JournalState::Failed => PaymentState::Failed,
+            JournalState::PendingUnknown => PaymentState::PendingUnknown,
+            JournalState::Cancelled => PaymentState::Cancelled,
+        }
+    }
+
+    /// Whether the state is final.
+    pub(crate) fn is_terminal(self) -> bool {
+        match self {
+            JournalState::Succeeded | JournalState::Failed | JournalState::Cancelled => true,
+            JournalState::Pending | JournalState::Sent | JournalState::PendingUnknown => false,
+        }
+    }
+
+    /// Whether `self → to` is an allowed move (see the module docs).
+    pub(crate) fn can_move_to(self, to: JournalState) -> bool {
+        use JournalState::*;
+        match self {
+            Pending => matches!(to, Sent | Failed | Cancelled),
+            Sent => matches!(to, Succeeded | Failed | PendingUnknown | Cancelled),
+            PendingUnknown => matches!(to, Succeeded | Failed | Cancelled),
+            Succeeded | Failed | Cancelled => false,
+        }
+    }
+}
+
+/// A state change, with what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// The request is about to go out (written before sending).
+    Sent,
+    /// Charged, with the server's signed receipt (JWS compact serialisation).
+    Succeeded(String),
+    /// Not charged, and why.
+    Failed(ErrorInfo),
+    /// The outcome is unknown for now.
+    PendingUnknown,
+    /// Cancelled, and why.
+    Cancelled(ErrorInfo),
+}
+
+impl Transition {
+    fn target(&self) -> JournalState {
+        match self {
+            Transition::Sent => JournalState::Sent,
+            Transition::Succeeded(_) => JournalState::Succeeded,
+            Transition::Failed(_) => JournalState::Failed,
+            Transition::PendingUnknown => JournalState::PendingUnknown,
+            Transition::Cancelled(_) => JournalState::Cancelled,
+        }
+    }
+}
+
+/// The idempotency key of a payment: derived from (app id, order id) only, so every
+/// retry and every restart sends the same key. `p1-` + 32 hex digits (128 bits of
+/// SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key for `order_id` of `app_id`.
+    pub(crate) fn derive(app_id: &str, order_id: &str) -> IdempotencyKey {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        // Length-prefixed fields: ("ab", "c") and ("a", "bc") give different keys.
+        for part in ["scanbind/pay/v1", app_id, order_id] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        let digest = ctx.finish();
+        let hex: String = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        IdempotencyKey(format!("p1-{hex}"))
+    }
+
+    /// The key as sent to the server.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A payment to record.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPayment<'a> {
+    /// The calling app's verified identity.
+    pub app_id: &'a str,
+    /// The app's own order id.
+    pub order_id: &'a str,
+    /// How much.
+    pub amount: Money,
+    /// What for.
+    pub description: &'a str,
+    /// The server's id of the binding that pays.
+    pub binding: &'a str,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The row id; never reused. Also the payment's object path counter.
+    pub id: i64,
+    /// The app's identity.
+    pub app_id: String,
+    /// The app's order id.
+    pub order_id: String,
+    /// Derived from (app id, order id).
+    pub idempotency_key: IdempotencyKey,
+    /// How much.
+    pub amount: Money,
+    /// What for.
+    pub description: String,
+    /// The binding that pays.
+    pub binding: String,
+    /// Where it stands.
+    pub state: JournalState,
+    /// Whether the app called `Finish`.
+    pub delivered: bool,
+    /// The signed receipt (JWS compact serialisation), once succeeded.
+    pub receipt: Option<String>,
+    /// Why it failed or was cancelled.
+    pub error: Option<ErrorInfo>,
+    /// When recorded (Unix seconds).
+    pub created_at: i64,
+    /// When last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// What [`Journal::record`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// A new entry, committed.
+    New(Entry),
+    /// The app already recorded this order with the same parameters: the existing
+    /// entry, unchanged.
+    Existing(Entry),
+}
+
+impl Recorded {
+    /// The entry, new or existing.
+    pub(crate) fn entry(&self) -> &Entry {
+        match self {
+            Recorded::New(e) | Recorded::Existing(e) => e,
+        }
+    }
+}
+
+/// The payment journal (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Journal {
+    conn: Connection,
+}
+
+impl Journal {
+    /// `$XDG_STATE_HOME/scanbind/journal.sqlite3`, falling back to
+    /// `$HOME/.local/state/scanbind/journal.sqlite3`; `None` without either.
+    pub(crate) fn default_path() -> Option<PathBuf> {
+        default_path_from(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
+    }
+
+    /// Opens (creating if needed) the journal at `path`, its directory with mode 0700.
+    pub(crate) fn open(path: &Path) -> Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| Error::JournalDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(Error::journal("open"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(Error::journal("busy_timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(Error::journal("journal_mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::JournalSetup {
+                path: path.to_owned(),
+                reason: format!("cannot use WAL mode (SQLite reports {mode:?})"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(Error::journal("synchronous"))?;
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(Error::journal("synchronous"))?;
+        if sync != 2 {
+            return Err(Error::JournalSetup {
+                path: path.to_owned(),
+                reason: format!("synchronous is {sync}, not FULL (2)"),
+            });
+        }
+        let mut journal = Journal { conn };
+        journal.migrate(path)?;
+        Ok(journal)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::journal("migrate"))?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(Error::journal("migrate"))?;
+        match version {
+            0 => {
+                tx.execute_batch(SCHEMA)
+                    .map_err(Error::journal("create schema"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(Error::journal("migrate"))?;
+            }
+            SCHEMA_VERSION => {}
+            newer => {
+                return Err(Error::JournalSetup {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "schema version {newer} is newer than this scanbindd ({SCHEMA_VERSION})"
+                    ),
+                });
+            }
+        }
+        tx.commit().map_err(Error::journal("migrate"))
+    }
+
+    /// Records a payment in state `pending` and commits it (fsync'd) before returning.
+    ///
+    /// The same (app id, order id) again with the same amount, currency and
+    /// description returns [`Recorded::Existing`]; with different ones
+    /// [`Error::OrderConflict`]. Either way no second entry is made.
+    pub(crate) fn record(&mut self, p: &NewPayment<'_>) -> Result<Recorded> {
+        let key = IdempotencyKey::derive(p.app_id, p.order_id);
+        let now = unix_now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::journal("record"))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \
+                 description, binding, state, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
+                 ON CONFLICT (app_id, order_id) DO NOTHING",
+                params![
+                    p.app_id,
+                    p.order_id,
+                    key.as_str(),
+                    p.amount.minor().get(),
+                    p.amount.currency().code(),
+                    p.description,
+                    p.binding,
+                    now
+                ],
+            )
+            .map_err(Error::journal("record"))?;
+        let entry = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 AND order_id = ?2"),
+                params![p.app_id, p.order_id],
+                RawEntry::from_row,
+            )
+            .map_err(Error::journal("record"))?
+            .into_entry()?;
+        tx.commit().map_err(Error::journal("record"))?;
+        if inserted == 1 {
+            return Ok(Recorded::New(entry));
+        }
+        if entry.amount == p.amount && entry.description == p.description {
+            Ok(Recorded::Existing(entry))
+        } else {
+            Err(Error::OrderConflict {
+                order_id: p.order_id.to_owned(),
+            })
+        }
+    }
+
+    /// The entry with this id.
+    pub(crate) fn get(&self, id: i64) -> Result<Entry> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM payments WHERE id = ?1"),
+                [id],
+                RawEntry::from_row,
+            )
+            .optional()
+            .map_err(Error::journal("get"))?
+            .ok_or(Error::UnknownPayment(id))?
+            .into_entry()
+    }
+
+    /// The entry of `order_id` of `app_id`, if any.
+    pub(crate) fn find(&self, app_id: &str, order_id: &str) -> Result<Option<Entry>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 AND order_id = ?2"),
+                [app_id, order_id],
+                RawEntry::from_row,
+            )
+            .optional()
+            .map_err(Error::journal("find"))?
+            .map(RawEntry::into_entry)
+            .transpose()
+    }
+
+    /// Moves an entry to a new state and commits. Moving to the state it is already
+    /// in is a no-op that returns the entry unchanged (a result delivered twice, e.g.
+    /// by reconciliation, changes nothing); any move not allowed by the state machine
+    /// is [`Error::InvalidTransition`].
+    pub(crate) fn advance(&mut self, id: i64, t: Transition) -> Result<Entry> {
+        let to = t.target();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::journal("advance"))?;
+        let current: Option<String> = tx
+            .query_row("SELECT state FROM payments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(Error::journal("advance"))?;
+        let current = current.ok_or(Error::UnknownPayment(id))?;
+        let from = JournalState::parse(&current).ok_or_else(|| Error::JournalCorrupt {
+            id,
+            reason: format!("unknown state {current:?}"),
+        })?;
+        if from != to {
+            if !from.can_move_to(to) {
+                return Err(Error::InvalidTransition {
+                    id,
+                    from: from.as_str(),
+                    to: to.as_str(),
+                });
+            }
+            let (receipt, error) = match &t {
+                Transition::Succeeded(r) => (Some(r), None),
+                Transition::Failed(e) | Transition::Cancelled(e) => (None, Some(e)),
+                Transition::Sent | Transition::PendingUnknown => (None, None),
+            };
+            tx.execute(
+                "UPDATE payments SET state = ?2, updated_at = ?3, \
+                 receipt = coalesce(?4, receipt), \
+                 error_name = coalesce(?5, error_name), error_message = coalesce(?6, error_message) \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    to.as_str(),
+                    unix_now(),
+                    receipt,
+                    error.map(|e| &e.name),
+                    error.map(|e| &e.message),
+                ],
+            )
+            .map_err(Error::journal("advance"))?;
+        }
+        tx.commit().map_err(Error::journal("advance"))?;
+        self.get(id)
+    }
+
+    /// Sets the delivered flag of a succeeded payment (the app called `Finish`).
+    /// Returns whether it changed: `false` if it was already set. Only a `succeeded`
+    /// payment can be delivered.
+    pub(crate) fn mark_delivered(&mut self, id: i64) -> Result<bool> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE payments SET delivered = 1, updated_at = ?2 \
+                 WHERE id = ?1 AND state = 'succeeded' AND delivered = 0",
+                params![id, unix_now()],
+            )
+            .map_err(Error::journal("mark_delivered"))?;
+        if changed == 1 {
+            return Ok(true);
+        }
+        let entry = self.get(id)?;
+        if entry.state == JournalState::Succeeded {
+            Ok(false)
+        } else {
+            Err(Error::InvalidTransition {
+                id,
+                from: entry.state.as_str(),
+                to: "delivered",
+            })
+        }
+    }
+
+    /// Every entry whose outcome the daemon must still learn from the server
+    /// (`pending`, `sent`, `pending-unknown`), oldest first. The daemon reconciles
+    /// these at start.
+    pub(crate) fn open_entries(&self) -> Result<Vec<Entry>> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM payments \
+                 WHERE state IN ('pending', 'sent', 'pending-unknown') ORDER BY id"
+            ),
+            params![],
+        )
+    }
+
+    /// The payments of one app, newest first, at most `limit`. With `unfinished`,
+    /// only those the app has not `Finish`ed that are not failed or cancelled (the
+    /// ones it must still act on).
+    pub(crate) fn list_for_app(
+        &self,
+        app_id: &str,
+        unfinished: bool,
+        limit: u32,
+    ) -> Result<Vec<Entry>> {
+        let filter = if unfinished {
+            "AND delivered = 0 AND state NOT IN ('failed', 'cancelled')"
+        } else {
+            ""
+        };
+        self.query(
+            &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 {filter} ORDER BY id DESC LIMIT ?2"),
+            params![app_id, limit],
+        )
+    }
+
+    fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Entry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(Error::journal("query"))?;
+        let rows = stmt
+            .query_map(params, RawEntry::from_row)
+            .map_err(Error::journal("query"))?;
+        rows.map(|r| {
+            r.map_err(Error::journal("query"))
+                .and_then(RawEntry::into_entry)
+        })
+        .collect()
+    }
+}
+
+/// A row as stored, before validation.
+struct RawEntry {
+    id: i64,
+    app_id: String,
+    order_id: String,
+    idempotency_key: String,
+    amount_minor: i64,
+    currency: String,
+    description: String,
+    binding: String,
+    state: String,
+    delivered: bool,
+    receipt: Option<String>,
+    error: (Option<String>, Option<String>),
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawEntry {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawEntry> {
+        Ok(RawEntry {
+            id: r.get(0)?,
+            app_id: r.get(1)?,
+            order_id: r.get(2)?,
+            idempotency_key: r.get(3)?,
+            amount_minor: r.get(4)?,
+            currency: r.get(5)?,
+            description: r.get(6)?,
+            binding: r.get(7)?,
+            state: r.get(8)?,
+            delivered: r.get(9)?,
+            receipt: r.get(10)?,
+            error: (r.get(11)?, r.get(12)?),
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+        })
+    }
+
+    fn into_entry(self) -> Result<Entry> {
+        let id = self.id;
+        let corrupt = |reason: String| Error::JournalCorrupt { id, reason };
+        let currency = Currency::from_code(&self.currency).map_err(|e| corrupt(e.to_string()))?;
+        let minor = MinorUnits::new(self.amount_minor).map_err(|e| corrupt(e.to_string()))?;
+        let state = JournalState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?;
+        let error = match self.error {
+            (Some(name), Some(message)) => Some(ErrorInfo { name, message }),
+            (None, None) => None,
+            _ => return Err(corrupt("partial error".into())),
+        };
+        Ok(Entry {
+            id,
+            app_id: self.app_id,
+            order_id: self.order_id,
+            idempotency_key: IdempotencyKey(self.idempotency_key),
+            amount: Money::new(currency, minor),
+            description: self.description,
+            binding: self.binding,
+            state,
+            delivered: self.delivered,
+            receipt: self.receipt,
+            error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// [`Journal::default_path`] from the values of `XDG_STATE_HOME` and `HOME`; a
+/// relative `XDG_STATE_HOME` is ignored, as the XDG spec says.
+fn default_path_from(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let state = xdg_state_home
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("scanbind").join("journal.sqlite3"))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,404 @@
+//! Journal tests: durability across reopen and `kill -9`, idempotency, the state
+//! machine.
+
+use super::*;
+use crate::test_util::run_child_test;
+
+fn hkd(minor: i64) -> Money {
+    Money::from_minor(Currency::HKD, minor).unwrap()
+}
+
+fn payment<'a>(app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<'a> {
+    NewPayment {
+        app_id,
+        order_id,
+        amount,
+        description: "100 gems",
+        binding: "bind-1",
+    }
+}
+
+fn temp_journal() -> (tempfile::TempDir, PathBuf, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet: open creates it.
+    let path = dir.path().join("state/scanbind/journal.sqlite3");
+    let journal = Journal::open(&path).unwrap();
+    (dir, path, journal)
+}
+
+fn receipt() -> String {
+    "eyJhbGciOiJFZERTQSJ9.eyJvcmRlciI6Im8tMSJ9.c2ln".to_owned()
+}
+
+fn error(name: &str) -> ErrorInfo {
+    ErrorInfo {
+        name: format!("io.scanbind.Daemon1.Error.{name}"),
+        message: "no".into(),
+    }
+}
+
+#[test]
+fn opens_in_wal_mode_with_full_sync() {
+    let (_dir, path, journal) = temp_journal();
+    let mode: String = journal
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = journal
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), sync), ("wal", 2));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}
+
+#[test]
+fn default_path_is_in_the_xdg_state_dir() {
+    let path =
+        |x: Option<&str>, h: Option<&str>| default_path_from(x.map(Into::into), h.map(Into::into));
+    assert_eq!(
+        path(Some("/s"), Some("/h")),
+        Some(PathBuf::from("/s/scanbind/journal.sqlite3"))
+    );
+    assert_eq!(
+        path(None, Some("/h")),
+        Some(PathBuf::from("/h/.local/state/scanbind/journal.sqlite3"))
+    );
+    assert_eq!(
+        path(Some("rel"), Some("/h")),
+        Some(PathBuf::from("/h/.local/state/scanbind/journal.sqlite3"))
+    );
+    assert_eq!(path(None, None), None);
+    assert!(Journal::default_path().is_some_and(|p| p.ends_with("scanbind/journal.sqlite3")));
+}
+
+#[test]
+fn reopen_after_drop_keeps_entries() {
+    let (_dir, path, mut journal) = temp_journal();
+    let a = journal.record(&payment("app.a", "o-1", hkd(1234))).unwrap();
+    let Recorded::New(a) = a else {
+        panic!("first record is new")
+    };
+    journal.advance(a.id, Transition::Sent).unwrap();
+    drop(journal);
+
+    let journal = Journal::open(&path).unwrap();
+    let back = journal.get(a.id).unwrap();
+    assert_eq!(back.state, JournalState::Sent);
+    assert_eq!(back.amount, hkd(1234));
+    assert_eq!(back.order_id, "o-1");
+    assert_eq!(back.idempotency_key, IdempotencyKey::derive("app.a", "o-1"));
+    assert_eq!(journal.open_entries().unwrap(), vec![back]);
+}
+
+#[test]
+fn the_same_order_id_never_makes_a_second_entry() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let first = journal.record(&payment("app.a", "o-1", hkd(500))).unwrap();
+    let again = journal.record(&payment("app.a", "o-1", hkd(500))).unwrap();
+    assert!(matches!(first, Recorded::New(_)));
+    assert_eq!(again, Recorded::Existing(first.entry().clone()));
+
+    // Different parameters for a used order id: refused, nothing written.
+    let err = journal
+        .record(&payment("app.a", "o-1", hkd(501)))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderConflict { ref order_id } if order_id == "o-1"),
+        "{err:?}"
+    );
+    let other_currency = Money::from_minor(Currency::USD, 500).unwrap();
+    assert!(
+        journal
+            .record(&payment("app.a", "o-1", other_currency))
+            .is_err()
+    );
+
+    // The same order id from another app is another payment.
+    let b = journal.record(&payment("app.b", "o-1", hkd(500))).unwrap();
+    assert!(matches!(b, Recorded::New(_)));
+    assert_ne!(b.entry().idempotency_key, first.entry().idempotency_key);
+    assert_eq!(journal.list_for_app("app.a", false, 100).unwrap().len(), 1);
+    assert_eq!(journal.open_entries().unwrap().len(), 2);
+}
+
+#[test]
+fn idempotency_keys_are_stable_and_unambiguous() {
+    let k = IdempotencyKey::derive("app", "order");
+    assert_eq!(k, IdempotencyKey::derive("app", "order"));
+    assert_ne!(
+        IdempotencyKey::derive("ab", "c"),
+        IdempotencyKey::derive("a", "bc")
+    );
+    assert!(
+        k.as_str().starts_with("p1-") && k.as_str().len() == 35,
+        "{}",
+        k.as_str()
+    );
+}
+
+#[test]
+fn state_machine_allows_only_forward_moves() {
+    use JournalState::*;
+    let allowed = [
+        (Pending, Sent),
+        (Pending, Failed),
+        (Pending, Cancelled),
+        (Sent, Succeeded),
+        (Sent, Failed),
+        (Sent, PendingUnknown),
+        (Sent, Cancelled),
+        (PendingUnknown, Succeeded),
+        (PendingUnknown, Failed),
+        (PendingUnknown, Cancelled),
+    ];
+    for from in JournalState::ALL {
+        for to in JournalState::ALL {
+            assert_eq!(
+                from.can_move_to(to),
+                allowed.contains(&(from, to)),
+                "{from:?} -> {to:?}"
+            );
+        }
+        assert_eq!(from.is_terminal(), from.to_wire().is_terminal(), "{from:?}");
+    }
+}
+
+#[test]
+fn transitions_are_checked_and_carry_their_results() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let id = journal
+        .record(&payment("app", "o-1", hkd(100)))
+        .unwrap()
+        .entry()
+        .id;
+
+    // Not sent yet: it cannot have succeeded.
+    let err = journal
+        .advance(id, Transition::Succeeded(receipt()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidTransition {
+                from: "pending",
+                to: "succeeded",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    journal.advance(id, Transition::Sent).unwrap();
+    assert_eq!(
+        journal
+            .advance(id, Transition::PendingUnknown)
+            .unwrap()
+            .state,
+        JournalState::PendingUnknown
+    );
+    let done = journal
+        .advance(id, Transition::Succeeded(receipt()))
+        .unwrap();
+    assert_eq!(done.state, JournalState::Succeeded);
+    assert_eq!(done.receipt, Some(receipt()));
+    assert!(journal.open_entries().unwrap().is_empty());
+
+    // The same result again (reconciliation) changes nothing; another is refused.
+    assert_eq!(
+        journal
+            .advance(id, Transition::Succeeded(receipt()))
+            .unwrap(),
+        done
+    );
+    assert!(
+        journal
+            .advance(id, Transition::Failed(error("ServerError")))
+            .is_err()
+    );
+    assert!(journal.advance(id, Transition::Sent).is_err());
+
+    let failed = journal
+        .record(&payment("app", "o-2", hkd(100)))
+        .unwrap()
+        .entry()
+        .id;
+    let e = journal
+        .advance(failed, Transition::Failed(error("NotAllowed")))
+        .unwrap();
+    assert_eq!(
+        (e.state, e.error),
+        (JournalState::Failed, Some(error("NotAllowed")))
+    );
+    assert!(matches!(
+        journal.advance(999, Transition::Sent),
+        Err(Error::UnknownPayment(999))
+    ));
+
+    // Stayed unknown until expiry: the server cancelled it.
+    let unknown = journal
+        .record(&payment("app", "o-3", hkd(100)))
+        .unwrap()
+        .entry()
+        .id;
+    journal.advance(unknown, Transition::Sent).unwrap();
+    journal
+        .advance(unknown, Transition::PendingUnknown)
+        .unwrap();
+    let c = journal
+        .advance(unknown, Transition::Cancelled(error("Expired")))
+        .unwrap();
+    assert_eq!(
+        (c.state, c.state.to_wire()),
+        (JournalState::Cancelled, PaymentState::Cancelled)
+    );
+    assert_eq!(c.error, Some(error("Expired")));
+}
+
+#[test]
+fn delivered_is_set_once_and_only_after_success() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let id = journal
+        .record(&payment("app", "o-1", hkd(100)))
+        .unwrap()
+        .entry()
+        .id;
+    assert!(journal.mark_delivered(id).is_err(), "not succeeded yet");
+    journal.advance(id, Transition::Sent).unwrap();
+    journal
+        .advance(id, Transition::Succeeded(receipt()))
+        .unwrap();
+
+    assert_eq!(journal.list_for_app("app", true, 100).unwrap().len(), 1);
+    assert!(journal.mark_delivered(id).unwrap());
+    assert!(
+        !journal.mark_delivered(id).unwrap(),
+        "second Finish is a no-op"
+    );
+    assert!(journal.get(id).unwrap().delivered);
+    assert!(journal.list_for_app("app", true, 100).unwrap().is_empty());
+    assert_eq!(journal.list_for_app("app", false, 100).unwrap().len(), 1);
+}
+
+#[test]
+fn lists_are_per_app_newest_first_and_limited() {
+    let (_dir, _path, mut journal) = temp_journal();
+    for i in 0..5 {
+        journal
+            .record(&payment("app", &format!("o-{i}"), hkd(100)))
+            .unwrap();
+    }
+    journal.record(&payment("other", "o-9", hkd(100))).unwrap();
+    let orders: Vec<String> = journal
+        .list_for_app("app", false, 3)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.order_id)
+        .collect();
+    assert_eq!(orders, ["o-4", "o-3", "o-2"]);
+    assert!(journal.find("app", "o-9").unwrap().is_none());
+    assert!(journal.find("other", "o-9").unwrap().is_some());
+}
+
+#[test]
+fn refuses_a_journal_from_a_newer_version() {
+    let (_dir, path, journal) = temp_journal();
+    journal
+        .conn
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    drop(journal);
+    let err = Journal::open(&path).unwrap_err();
+    assert!(matches!(err, Error::JournalSetup { .. }), "{err:?}");
+}
+
+#[test]
+fn nothing_secret_is_stored() {
+    let (_dir, _path, journal) = temp_journal();
+    let columns: Vec<String> = journal
+        .conn
+        .prepare("SELECT name FROM pragma_table_info('payments')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for c in &columns {
+        for word in ["token", "secret", "key_material", "password", "private"] {
+            assert!(!c.contains(word), "column {c} looks like a secret");
+        }
+    }
+}
+
+/// Set in the child of the kill test: the journal path to write.
+const KILL_CHILD_PATH: &str = "SCANBINDD_TEST_JOURNAL_KILL_PATH";
+/// Printed by the child right after the commit.
+const COMMITTED: &str = "journal-child: committed";
+
+#[test]
+fn an_entry_committed_before_kill_9_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite3");
+    let mut child = run_child_test(
+        "journal::tests::kill_child_writes_then_waits",
+        &[(KILL_CHILD_PATH, path.to_str().unwrap())],
+        &[],
+    )
+    .expect("re-run the test binary");
+    let committed = child.wait_for_line(COMMITTED);
+    // SIGKILL on Unix: no destructors, no checkpoint, no clean close.
+    child.child.kill().unwrap();
+    let status = child.child.wait().unwrap();
+    assert!(committed, "the child never reported its commit ({status})");
+    assert!(!status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+    }
+    // The commit sits in the WAL (not checkpointed into the main file) and is found.
+    assert!(dir.path().join("journal.sqlite3-wal").exists());
+
+    let journal = Journal::open(&path).unwrap();
+    let entry = journal
+        .find("app.killed", "order-1")
+        .unwrap()
+        .expect("committed entry survives");
+    assert_eq!(entry.amount, hkd(4200));
+    assert_eq!(entry.state, JournalState::Sent);
+    assert_eq!(journal.open_entries().unwrap(), vec![entry]);
+}
+
+/// The child half of the kill test: commits an entry, says so, then waits to be
+/// killed. Without the variable (a normal test run) it does nothing.
+#[test]
+fn kill_child_writes_then_waits() {
+    let Some(path) = std::env::var_os(KILL_CHILD_PATH) else {
+        return;
+    };
+    let mut journal = Journal::open(Path::new(&path)).unwrap();
+    let id = journal
+        .record(&payment("app.killed", "order-1", hkd(4200)))
+        .unwrap()
+        .entry()
+        .id;
+    journal.advance(id, Transition::Sent).unwrap();
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{COMMITTED}").unwrap();
+        out.flush().unwrap();
+    }
+    // Keep the connection open (no clean close) until the parent kills us.
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,46 @@
+//! The contract between apps and `scanbindd`, the scanbind device daemon.
+//!
+//! Apps talk to the daemon over D-Bus (the session bus, the system bus, or a
+//! peer-to-peer Unix socket; the interfaces are the same on all three). This crate
+//! holds every name, path, type and error the daemon puts on the wire, plus `#[proxy]`
+//! traits for each interface, and nothing else: no daemon logic, no runtime.
+//!
+//! The app developer reference is `docs/dbus-api.md`; the checked-in introspection XML
+//! is in `ipc-proto/xml/`. A test keeps the two in step, so a member cannot be added to
+//! one and forgotten in the other.
+//!
+//! # Layout
+//!
+//! - [`names`]: the bus name, the versioned interface names and the entry-point path.
+//! - [`paths`]: one builder per child object kind (bindings, payments).
+//! - [`types`]: wire records (typed structs for stable records), state enums, the keys
+//!   of every `a{sv}` options and details dictionary.
+//! - [`error`]: the one [`Error`] enum, `io.scanbind.Daemon1.Error.*`.
+//! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1` and
+//!   `io.scanbind.Payment1`.
+//! - [`xml`]: the introspection XML, embedded.
+//!
+//! # Versioning
+//!
+//! Interface names carry a major version (`...1`). A published method, property or
+//! signal signature never changes and error names are only ever added; a change that
+//! needs more goes into a new method (usually with a trailing `options: a{sv}`), and
+//! only a redesign bumps the suffix.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+pub mod error;
+pub mod names;
+pub mod paths;
+pub mod proxy;
+pub mod types;
+pub mod xml;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use error::{Error, Result};
+pub use names::{BINDING_INTERFACE, BUS_NAME, DAEMON_INTERFACE, DAEMON_PATH, PAYMENT_INTERFACE};
+pub use proxy::{Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+pub use types::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};

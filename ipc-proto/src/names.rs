@@ -1,0 +1,33 @@
+//! Well-known names: the bus name, the interface names and the entry-point path.
+
+/// The well-known bus name the daemon owns. Unversioned: it only changes if the whole
+/// API is rewritten.
+///
+/// Since 0.1.
+pub const BUS_NAME: &str = "io.scanbind.Daemon";
+
+/// The daemon's entry-point interface: status, bindings, payments.
+///
+/// Since 0.1.
+pub const DAEMON_INTERFACE: &str = "io.scanbind.Daemon1";
+
+/// The interface of one binding (a wallet bound, or being bound, to this device).
+///
+/// Since 0.1.
+pub const BINDING_INTERFACE: &str = "io.scanbind.Binding1";
+
+/// The interface of one payment job.
+///
+/// Since 0.1.
+pub const PAYMENT_INTERFACE: &str = "io.scanbind.Payment1";
+
+/// The prefix of every error name the daemon returns (see [`crate::Error`]).
+///
+/// Since 0.1.
+pub const ERROR_PREFIX: &str = "io.scanbind.Daemon1.Error";
+
+/// The entry-point object path; it implements [`DAEMON_INTERFACE`]. Versioned with the
+/// interface, never `/`.
+///
+/// Since 0.1.
+pub const DAEMON_PATH: &str = "/io/scanbind/Daemon1";

@@ -1,0 +1,240 @@
+//! Client proxies, one per interface.
+//!
+//! Methods return [`crate::Result`], so a daemon error arrives as the matching
+//! [`crate::Error`] variant. Options dictionaries are `HashMap<&str, Value>`; their keys
+//! are in [`crate::types::keys`]. Multi-value replies are tuples in the order of the
+//! XML's named out arguments. On a bus the defaults point at the daemon; on a
+//! peer-to-peer connection the destination is ignored.
+
+use std::collections::HashMap;
+
+use zvariant::Value;
+
+pub use binding::{
+    Binding1Proxy, Completed as BindingCompleted, CompletedStream as BindingCompletedStream,
+};
+pub use daemon::{BindingRemoved, BindingRemovedStream, Daemon1Proxy};
+pub use payment::{
+    Completed as PaymentCompleted, CompletedStream as PaymentCompletedStream, Payment1Proxy,
+};
+
+/// An `a{sv}` argument.
+pub type Options<'a> = HashMap<&'a str, Value<'a>>;
+
+/// The `io.scanbind.Daemon1` proxy and its signal types.
+pub mod daemon {
+    // `#[proxy]` generates signal-argument structs and accessors without docs; the
+    // trait methods below carry the documentation.
+    #![allow(missing_docs)]
+    use std::collections::HashMap;
+
+    use zbus::proxy;
+    use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
+
+    use super::Options;
+    use crate::types::{BindingSummary, PaymentSummary};
+
+    /// `io.scanbind.Daemon1` at `/io/scanbind/Daemon1`: the entry point.
+    #[proxy(
+        interface = "io.scanbind.Daemon1",
+        default_service = "io.scanbind.Daemon",
+        default_path = "/io/scanbind/Daemon1",
+        gen_blocking = false
+    )]
+    pub trait Daemon1 {
+        /// `GetStatus(a{sv} options) -> a{sv} status`: version, connectivity, bound
+        /// wallets (keys in [`crate::types::keys::status`]).
+        fn get_status(&self, options: Options<'_>) -> crate::Result<HashMap<String, OwnedValue>>;
+
+        /// `StartBinding(s wallet, a{sv} options) -> o binding`: starts binding `wallet`
+        /// and returns the new binding job at once; follow its `State` and `Completed`.
+        fn start_binding(
+            &self,
+            wallet: &str,
+            options: Options<'_>,
+        ) -> crate::Result<OwnedObjectPath>;
+
+        /// `ListBindings(a{sv} options) -> a(osss) bindings`.
+        fn list_bindings(&self, options: Options<'_>) -> crate::Result<Vec<BindingSummary>>;
+
+        /// `Unbind(o binding, a{sv} options)`: revokes a binding (or abandons a pending
+        /// one) and deletes its tokens.
+        fn unbind(&self, binding: &ObjectPath<'_>, options: Options<'_>) -> crate::Result<()>;
+
+        /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) ->
+        /// o payment`: records and starts a payment, returning its job at once. The same
+        /// `order_id` with the same parameters returns the same payment.
+        fn pay(
+            &self,
+            order_id: &str,
+            amount_minor: i64,
+            currency: &str,
+            description: &str,
+            options: Options<'_>,
+        ) -> crate::Result<OwnedObjectPath>;
+
+        /// `ListPayments(a{sv} options) -> a(osxsbsx) payments`: the caller's own payments.
+        fn list_payments(&self, options: Options<'_>) -> crate::Result<Vec<PaymentSummary>>;
+
+        /// `BindingRemoved(o binding, s reason)`: a binding went away (`unbound` from this
+        /// device, `token-canceled` from the wallet app, `expired`).
+        #[zbus(signal)]
+        fn binding_removed(&self, binding: ObjectPath<'_>, reason: &str) -> zbus::Result<()>;
+
+        /// `Version` (`s`): the daemon's version.
+        #[zbus(property)]
+        fn version(&self) -> zbus::Result<String>;
+
+        /// `Connectivity` (`s`): `online`, `connecting` or `offline`.
+        #[zbus(property)]
+        fn connectivity(&self) -> zbus::Result<String>;
+    }
+}
+
+/// The `io.scanbind.Binding1` proxy and its signal types.
+pub mod binding {
+    // `#[proxy]` generates signal-argument structs and accessors without docs; the
+    // trait methods below carry the documentation.
+    #![allow(missing_docs)]
+    use std::collections::HashMap;
+
+    use zbus::proxy;
+    use zvariant::Value;
+
+    use super::Options;
+    use crate::types::ErrorInfo;
+
+    /// `io.scanbind.Binding1`: one binding, pending or settled.
+    #[proxy(
+        interface = "io.scanbind.Binding1",
+        default_service = "io.scanbind.Daemon",
+        gen_blocking = false
+    )]
+    pub trait Binding1 {
+        /// `GetQrSvg(a{sv} options) -> s svg`: the QR code as an SVG document.
+        fn get_qr_svg(&self, options: Options<'_>) -> crate::Result<String>;
+
+        /// `GetQrPng(a{sv} options) -> ay png`: the QR code as a PNG image.
+        fn get_qr_png(&self, options: Options<'_>) -> crate::Result<Vec<u8>>;
+
+        /// `GetQrMatrix(a{sv} options) -> (u width, ay modules)`: the modules row by row,
+        /// `width * width` bytes, 1 = dark, without quiet zone.
+        fn get_qr_matrix(&self, options: Options<'_>) -> crate::Result<(u32, Vec<u8>)>;
+
+        /// `Completed(s state, a{sv} details)`: emitted once, when `State` leaves `pending`.
+        #[zbus(signal)]
+        fn completed(&self, state: &str, details: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+
+        /// `State` (`s`): a [`crate::BindingState`].
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+
+        /// `Wallet` (`s`): the wallet (`customerBelongsTo`).
+        #[zbus(property)]
+        fn wallet(&self) -> zbus::Result<String>;
+
+        /// `Label` (`s`): what the user sees for this binding.
+        #[zbus(property)]
+        fn label(&self) -> zbus::Result<String>;
+
+        /// `CodeValue` (`s`): the text the QR code encodes (empty once completed).
+        #[zbus(property)]
+        fn code_value(&self) -> zbus::Result<String>;
+
+        /// `MatchCode` (`s`): the short code shown beside the QR and on the wallet page.
+        #[zbus(property)]
+        fn match_code(&self) -> zbus::Result<String>;
+
+        /// `ExpiresAt` (`x`): when the QR code expires, seconds since the Unix epoch (UTC).
+        #[zbus(property)]
+        fn expires_at(&self) -> zbus::Result<i64>;
+
+        /// `LastError` (`(ss)`): why it failed; empty strings otherwise.
+        #[zbus(property)]
+        fn last_error(&self) -> zbus::Result<ErrorInfo>;
+    }
+}
+
+/// The `io.scanbind.Payment1` proxy and its signal types.
+pub mod payment {
+    // `#[proxy]` generates signal-argument structs and accessors without docs; the
+    // trait methods below carry the documentation.
+    #![allow(missing_docs)]
+    use std::collections::HashMap;
+
+    use zbus::proxy;
+    use zvariant::{OwnedObjectPath, Value};
+
+    use super::Options;
+    use crate::types::ErrorInfo;
+
+    /// `io.scanbind.Payment1`: one payment job.
+    #[proxy(
+        interface = "io.scanbind.Payment1",
+        default_service = "io.scanbind.Daemon",
+        gen_blocking = false
+    )]
+    pub trait Payment1 {
+        /// `Finish(a{sv} options)`: the app delivered the goods; the payment is no longer
+        /// listed as unfinished. Only for `succeeded` payments; repeating it is a no-op.
+        fn finish(&self, options: Options<'_>) -> crate::Result<()>;
+
+        /// `RequestRefund(x amount_minor, s reason, a{sv} options) -> (s refund_id, s
+        /// state)`: asks for a full or partial refund of a succeeded payment.
+        fn request_refund(
+            &self,
+            amount_minor: i64,
+            reason: &str,
+            options: Options<'_>,
+        ) -> crate::Result<(String, String)>;
+
+        /// `Completed(s state, a{sv} details)`: emitted once, when `State` becomes final.
+        #[zbus(signal)]
+        fn completed(&self, state: &str, details: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+
+        /// `State` (`s`): a [`crate::PaymentState`].
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+
+        /// `OrderId` (`s`): the app's order id.
+        #[zbus(property)]
+        fn order_id(&self) -> zbus::Result<String>;
+
+        /// `AmountMinor` (`x`): the amount in minor units.
+        #[zbus(property)]
+        fn amount_minor(&self) -> zbus::Result<i64>;
+
+        /// `Currency` (`s`): the ISO 4217 code.
+        #[zbus(property)]
+        fn currency(&self) -> zbus::Result<String>;
+
+        /// `Description` (`s`): as given to `Pay`.
+        #[zbus(property)]
+        fn description(&self) -> zbus::Result<String>;
+
+        /// `Binding` (`o`): the binding charged.
+        #[zbus(property)]
+        fn binding(&self) -> zbus::Result<OwnedObjectPath>;
+
+        /// `CreatedAt` (`x`): when it was recorded, seconds since the Unix epoch (UTC).
+        #[zbus(property)]
+        fn created_at(&self) -> zbus::Result<i64>;
+
+        /// `Receipt` (`s`): the signed receipt (JWS compact serialisation) once
+        /// `succeeded`; empty before.
+        #[zbus(property)]
+        fn receipt(&self) -> zbus::Result<String>;
+
+        /// `LastError` (`(ss)`): why it failed; empty strings otherwise.
+        #[zbus(property)]
+        fn last_error(&self) -> zbus::Result<ErrorInfo>;
+
+        /// `Delivered` (`b`): whether the app called `Finish`.
+        #[zbus(property)]
+        fn delivered(&self) -> zbus::Result<bool>;
+
+        /// `RefundedMinor` (`x`): the total refunded so far, in minor units.
+        #[zbus(property)]
+        fn refunded_minor(&self) -> zbus::Result<i64>;
+    }
+}

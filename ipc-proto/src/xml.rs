@@ -1,0 +1,19 @@
+//! The introspection XML of each interface, as checked in under `ipc-proto/xml/`.
+//!
+//! These files are the contract: `docs/dbus-api.md` is checked against them by this
+//! crate's tests, and the daemon's live introspection is to be compared with them.
+//! Install them to `/usr/share/dbus-1/interfaces/`.
+
+/// `io.scanbind.Daemon1`.
+pub const DAEMON1: &str = include_str!("../xml/io.scanbind.Daemon1.xml");
+/// `io.scanbind.Binding1`.
+pub const BINDING1: &str = include_str!("../xml/io.scanbind.Binding1.xml");
+/// `io.scanbind.Payment1`.
+pub const PAYMENT1: &str = include_str!("../xml/io.scanbind.Payment1.xml");
+
+/// Every interface: `(interface name, XML)`.
+pub const ALL: &[(&str, &str)] = &[
+    (crate::names::DAEMON_INTERFACE, DAEMON1),
+    (crate::names::BINDING_INTERFACE, BINDING1),
+    (crate::names::PAYMENT_INTERFACE, PAYMENT1),
+];
