@@ -82,6 +82,40 @@ pub enum Error {
     /// No journal entry with this id.
     #[error("payment {0} is not in the journal")]
     UnknownPayment(i64),
+    /// A task on the blocking pool (a journal write) panicked or was cancelled.
+    #[error("a blocking task did not complete")]
+    Task(#[source] tokio::task::JoinError),
+    /// The device key in the vault could not be used, or a nonce could not be made.
+    #[error("device key")]
+    DeviceKey(#[source] scanbind_device_api::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client for the merchant server")]
+    HttpClient(#[source] scanbind_ams::Error),
+    /// The merchant server could not be reached (connect, timeout, broken stream).
+    #[error("the merchant server is not reachable")]
+    ServerUnreachable(#[source] reqwest::Error),
+    /// The merchant server answered with an error body.
+    #[error("the merchant server refused the request: {code} (HTTP {status}): {message}")]
+    ServerRejected {
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code (`docs/server.md`, "Error codes").
+        code: String,
+        /// The server's text for people.
+        message: String,
+    },
+    /// The merchant server answered something this version cannot read.
+    #[error("unexpected answer from the merchant server: {0}")]
+    ServerProtocol(String),
+    /// The D-Bus connection could not be set up or an object could not be served.
+    #[error("D-Bus")]
+    Bus(#[from] zbus::Error),
+    /// The bus name is owned by another process.
+    #[error(
+        "the bus name {0} is already owned: another scanbindd is running on this bus; stop it \
+         (systemctl --user stop scanbindd) and start again"
+    )]
+    NameTaken(String),
 }
 
 /// A result with [`Error`].
@@ -103,8 +137,15 @@ impl Error {
             Error::OrderConflict { .. } => W::Duplicate(msg),
             Error::UnknownPayment(_) => W::NotFound(msg),
             Error::InvalidTransition { .. } => W::NotAllowed(msg),
+            Error::ServerUnreachable(_) => W::Offline(msg),
+            Error::ServerRejected { .. } | Error::ServerProtocol(_) => W::ServerError(msg),
             Error::Keyring(_)
             | Error::KeyringTask(_)
+            | Error::DeviceKey(_)
+            | Error::Task(_)
+            | Error::HttpClient(_)
+            | Error::Bus(_)
+            | Error::NameTaken(_)
             | Error::JournalDir { .. }
             | Error::JournalSetup { .. }
             | Error::Journal { .. }

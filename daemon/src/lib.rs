@@ -3,7 +3,7 @@
 //! The daemon runs on the PC, TV or console, serves the `scanbind-ipc` D-Bus contract
 //! to apps, keeps the device key and the sealed wallet tokens in the OS keyring, and
 //! records every payment in a durable journal before anything leaves the device.
-//! This crate is the library; the `scanbindd` binary will be a thin `main` around it.
+//! This crate is the library; the `scanbindd` binary is a thin `main` around it.
 //!
 //! # Layout
 //!
@@ -16,17 +16,31 @@
 //! - `test_util` (feature `test-util`): fixtures for tests, such as a private D-Bus
 //!   bus without a Secret Service.
 //!
-//! Still to come (issue 5): the D-Bus objects (`Daemon1`, `Binding1`, `Payment1`), the
-//! server link, reconciliation at start, policy and the binary; see `daemon/README.md`.
+//! - `server`: the signing client of the merchant server and its event stream reader
+//!   (reconnects with a capped back-off; no polling).
+//! - `service`: `io.scanbind.Daemon1` and the state shared by all objects; `binding`:
+//!   `io.scanbind.Binding1`; `payment`: `io.scanbind.Payment1`; `caller`: the caller's
+//!   identity from the bus.
+//! - [`runtime`](Daemon): [`Daemon::start`] and [`Daemon::run_until`], used by the
+//!   `scanbindd` binary.
+//!
+//! Still to come (issue 5): QR rendering, unbind, refunds, token refresh, policy,
+//! other buses, idle exit; see `daemon/README.md`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod binding;
+mod caller;
 pub mod error;
-// The vault and the journal are used by the D-Bus service, which is the next step of
-// issue 5; until then only their tests use them.
+// Parts of the journal and vault API (open-entry reconciliation, per-binding token
+// deletion on unbind) are used only by their tests until the rest of issue 5 lands.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod journal;
+mod payment;
+mod runtime;
+pub(crate) mod server;
+mod service;
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod vault;
 
@@ -34,3 +48,4 @@ pub(crate) mod vault;
 pub mod test_util;
 
 pub use error::{Error, Result};
+pub use runtime::{BusChoice, Config, Daemon, default_journal_path};

@@ -1,0 +1,642 @@
+//! `io.scanbind.Daemon1`: the entry point, at `/io/scanbind/Daemon1`, and the state it
+//! shares with the job objects ([`Shared`]).
+//!
+//! `Pay` validates its arguments, identifies the caller through the bus, commits the
+//! payment to the journal, serves the `Payment1` object and returns its path at once;
+//! a task then marks the entry `sent`, calls the server and settles the entry and the
+//! object ([`execute_payment`]). The same app order id returns the existing object.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use scanbind_ams::{Currency, MinorUnits, Money};
+use scanbind_device_api::types::{Amount, PayRequest, Payment, PaymentStatus};
+use scanbind_ipc::paths::{binding_path, payment_path};
+use scanbind_ipc::types::{Connectivity, keys};
+use scanbind_ipc::{
+    BindingState, BindingSummary, DAEMON_PATH, Error as Wire, ErrorInfo, PaymentSummary,
+};
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, DBusError, ObjectServer, fdo, interface};
+use zeroize::Zeroize as _;
+use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
+
+use crate::binding::BindingObj;
+use crate::caller;
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Journal, JournalState, NewPayment, Recorded, Transition};
+use crate::payment::PaymentObj;
+use crate::server::ServerLink;
+use crate::vault::{SecretKind, Vault};
+
+/// The longest order id, description, wallet or label accepted (characters), as
+/// documented in `docs/dbus-api.md`.
+const MAX_ORDER_ID: usize = 64;
+const MAX_DESCRIPTION: usize = 256;
+const MAX_WALLET: usize = 32;
+const MAX_LABEL: usize = 64;
+
+/// What the daemon knows about one binding (the object holds the rest).
+#[derive(Debug, Clone)]
+pub(crate) struct BindingRecord {
+    pub(crate) path: OwnedObjectPath,
+    pub(crate) wallet: String,
+    pub(crate) label: String,
+    pub(crate) state: BindingState,
+}
+
+/// State shared by every object and task of one daemon.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The journal. A std mutex, locked only inside `spawn_blocking` (every write
+    /// waits for an fsync), never across an `.await`.
+    journal: Arc<Mutex<Journal>>,
+    pub(crate) vault: Vault,
+    pub(crate) server: ServerLink,
+    /// The link to the server, written by the event task. A std mutex: held for a
+    /// copy only.
+    pub(crate) connectivity: Mutex<Connectivity>,
+    /// Bindings by the server's binding id. A std mutex: held for lookups and
+    /// inserts only, never across an `.await`.
+    pub(crate) bindings: Mutex<HashMap<String, BindingRecord>>,
+    /// The counter of binding paths; never reused within a run. A std mutex: held for
+    /// one increment.
+    pub(crate) binding_counter: Mutex<u64>,
+    pub(crate) device_name: String,
+}
+
+/// Locks a std mutex; a panic while it was held does not make the data unusable here
+/// (every critical section is a plain copy or insert).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        journal: Journal,
+        vault: Vault,
+        server: ServerLink,
+        device_name: String,
+    ) -> Shared {
+        Shared {
+            journal: Arc::new(Mutex::new(journal)),
+            vault,
+            server,
+            connectivity: Mutex::new(Connectivity::Online),
+            bindings: Mutex::new(HashMap::new()),
+            binding_counter: Mutex::new(0),
+            device_name,
+        }
+    }
+
+    /// Runs `f` on the journal on the blocking pool.
+    pub(crate) async fn journal<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T> + Send + 'static,
+    {
+        let journal = Arc::clone(&self.journal);
+        tokio::task::spawn_blocking(move || f(&mut lock(&journal)))
+            .await
+            .map_err(Error::Task)?
+    }
+
+    /// A fresh binding path for `wallet`.
+    pub(crate) fn next_binding_path(&self, wallet: &str) -> OwnedObjectPath {
+        let mut n = lock(&self.binding_counter);
+        *n += 1;
+        binding_path(wallet, *n)
+    }
+
+    fn binding_path_of(&self, binding_id: &str) -> OwnedObjectPath {
+        lock(&self.bindings)
+            .get(binding_id)
+            .map(|b| b.path.clone())
+            .unwrap_or_else(|| {
+                OwnedObjectPath::try_from(DAEMON_PATH).expect("DAEMON_PATH is a valid path")
+            })
+    }
+}
+
+/// The `io.scanbind.Daemon1` object.
+#[derive(Debug)]
+pub(crate) struct DaemonObj {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn no_options(
+    method: &str,
+    options: &HashMap<String, OwnedValue>,
+) -> std::result::Result<(), Wire> {
+    match options.keys().next() {
+        Some(k) => Err(Wire::UnknownOption(format!("{method} does not know {k:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn internal(e: zvariant::Error) -> Wire {
+    Wire::Internal(format!("encoding a reply: {e}"))
+}
+
+fn wire_name(e: &Wire) -> String {
+    e.name().to_string()
+}
+
+/// Checks the `Pay` arguments; the money on success.
+pub(crate) fn validate_pay(
+    order_id: &str,
+    amount_minor: i64,
+    currency: &str,
+    description: &str,
+) -> std::result::Result<Money, Wire> {
+    if order_id.is_empty()
+        || order_id.len() > MAX_ORDER_ID
+        || !order_id.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        return Err(Wire::InvalidArgument(format!(
+            "order_id must be 1 to {MAX_ORDER_ID} printable ASCII characters"
+        )));
+    }
+    if description.is_empty() || description.chars().count() > MAX_DESCRIPTION {
+        return Err(Wire::InvalidArgument(format!(
+            "description must be 1 to {MAX_DESCRIPTION} characters"
+        )));
+    }
+    if amount_minor <= 0 {
+        return Err(Wire::InvalidAmount(format!(
+            "amount_minor must be a positive number of minor units, not {amount_minor}"
+        )));
+    }
+    let currency = Currency::from_code(currency).map_err(|_| {
+        Wire::UnknownCurrency(format!(
+            "{currency:?} is not an ISO 4217 code scanbind pays in"
+        ))
+    })?;
+    let minor = MinorUnits::new(amount_minor)
+        .map_err(|e| Wire::InvalidAmount(format!("amount_minor: {e}")))?;
+    Ok(Money::new(currency, minor))
+}
+
+#[interface(name = "io.scanbind.Daemon1")]
+impl DaemonObj {
+    /// `GetStatus(a{sv} options) -> a{sv} status`: version, connectivity, bound
+    /// wallets, device name.
+    #[zbus(out_args("status"))]
+    async fn get_status(
+        &self,
+        options: HashMap<String, OwnedValue>,
+    ) -> std::result::Result<HashMap<String, OwnedValue>, Wire> {
+        no_options("GetStatus", &options)?;
+        let bound: Vec<ObjectPath<'static>> = lock(&self.shared.bindings)
+            .values()
+            .filter(|b| b.state == BindingState::Bound)
+            .map(|b| b.path.clone().into_inner())
+            .collect();
+        let connectivity = *lock(&self.shared.connectivity);
+        let mut out = HashMap::new();
+        let mut put = |k: &str, v: Value<'_>| -> std::result::Result<(), Wire> {
+            out.insert(k.to_owned(), OwnedValue::try_from(v).map_err(internal)?);
+            Ok(())
+        };
+        put(
+            keys::status::VERSION,
+            Value::from(env!("CARGO_PKG_VERSION")),
+        )?;
+        put(
+            keys::status::CONNECTIVITY,
+            Value::from(connectivity.as_str()),
+        )?;
+        put(keys::status::BINDINGS, Value::from(bound))?;
+        put(
+            keys::status::DEVICE_NAME,
+            Value::from(self.shared.device_name.as_str()),
+        )?;
+        Ok(out)
+    }
+
+    /// `StartBinding(s wallet, a{sv} options) -> o binding`: starts binding `wallet`
+    /// and returns the binding job at once; follow its `State` and `Completed`.
+    #[zbus(out_args("binding"))]
+    async fn start_binding(
+        &self,
+        wallet: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> std::result::Result<OwnedObjectPath, Wire> {
+        if wallet.is_empty()
+            || wallet.len() > MAX_WALLET
+            || !wallet
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(Wire::InvalidArgument(format!(
+                "wallet must be 1 to {MAX_WALLET} of A-Z a-z 0-9 _ (e.g. ALIPAY_HK)"
+            )));
+        }
+        let mut label = String::new();
+        for (k, v) in &options {
+            match k.as_str() {
+                keys::start_binding::LABEL => match &**v {
+                    Value::Str(s) if s.chars().count() <= MAX_LABEL => label = s.to_string(),
+                    _ => {
+                        return Err(Wire::InvalidArgument(format!(
+                            "option label must be a string of at most {MAX_LABEL} characters"
+                        )));
+                    }
+                },
+                keys::start_binding::DISPLAY => {
+                    if !matches!(&**v, Value::Bool(_)) {
+                        return Err(Wire::InvalidArgument("option display must be b".into()));
+                    }
+                }
+                other => {
+                    return Err(Wire::UnknownOption(format!(
+                        "StartBinding does not know {other:?}"
+                    )));
+                }
+            }
+        }
+        let started = self.shared.server.start_binding(&wallet).await?;
+        let expires_at = time::OffsetDateTime::parse(
+            &started.expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| Wire::ServerError(format!("bad expiresAt from the server: {e}")))?;
+        let path = self.shared.next_binding_path(&wallet);
+        lock(&self.shared.bindings).insert(
+            started.binding_id.clone(),
+            BindingRecord {
+                path: path.clone(),
+                wallet: wallet.clone(),
+                label: label.clone(),
+                state: BindingState::Pending,
+            },
+        );
+        let obj = BindingObj {
+            wallet,
+            label,
+            state: BindingState::Pending,
+            code_value: started.code_value,
+            match_code: started.match_code,
+            expires_at,
+            last_error: ErrorInfo::default(),
+        };
+        server.at(&path, obj).await?;
+        tracing::info!(binding = %path, "binding started");
+        Ok(path)
+    }
+
+    /// `ListBindings(a{sv} options) -> a(osss) bindings`.
+    #[zbus(out_args("bindings"))]
+    async fn list_bindings(
+        &self,
+        options: HashMap<String, OwnedValue>,
+    ) -> std::result::Result<Vec<BindingSummary>, Wire> {
+        no_options("ListBindings", &options)?;
+        Ok(lock(&self.shared.bindings)
+            .values()
+            .map(|b| BindingSummary {
+                binding: b.path.clone(),
+                wallet: b.wallet.clone(),
+                state: b.state,
+                label: b.label.clone(),
+            })
+            .collect())
+    }
+
+    /// `Unbind(o binding, a{sv} options)`: not implemented yet (issue 5).
+    async fn unbind(
+        &self,
+        binding: OwnedObjectPath,
+        options: HashMap<String, OwnedValue>,
+    ) -> std::result::Result<(), Wire> {
+        // Named as in the XML (introspection shows argument names).
+        let _ = (binding, options);
+        Err(Wire::ZBus(zbus::Error::FDO(Box::new(
+            fdo::Error::NotSupported("Unbind is not implemented yet".into()),
+        ))))
+    }
+
+    /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) -> o
+    /// payment`: records the payment, starts it and returns its job at once. The same
+    /// order id with the same parameters returns the same payment, never a second
+    /// charge.
+    #[zbus(out_args("payment"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn pay(
+        &self,
+        order_id: String,
+        amount_minor: i64,
+        currency: String,
+        description: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> std::result::Result<OwnedObjectPath, Wire> {
+        let amount = validate_pay(&order_id, amount_minor, &currency, &description)?;
+        let mut chosen: Option<OwnedObjectPath> = None;
+        for (k, v) in &options {
+            match k.as_str() {
+                keys::pay::BINDING => match &**v {
+                    Value::ObjectPath(p) => chosen = Some(p.clone().into()),
+                    _ => return Err(Wire::InvalidArgument("option binding must be o".into())),
+                },
+                keys::pay::LINE_ITEMS => {
+                    return Err(Wire::InvalidArgument(
+                        "line items are not supported by this daemon version yet".into(),
+                    ));
+                }
+                other => return Err(Wire::UnknownOption(format!("Pay does not know {other:?}"))),
+            }
+        }
+        let who = caller::identify(conn, &hdr).await?;
+
+        // The same order again: the existing payment, whatever the link state.
+        let (app, order) = (who.app_id.clone(), order_id.clone());
+        if let Some(existing) = self.shared.journal(move |j| j.find(&app, &order)).await? {
+            if existing.amount != amount || existing.description != description {
+                return Err(Error::OrderConflict { order_id }.into());
+            }
+            return serve_payment(&self.shared, server, existing).await;
+        }
+
+        let binding_id = {
+            let bindings = lock(&self.shared.bindings);
+            let mut bound = bindings
+                .iter()
+                .filter(|(_, b)| b.state == BindingState::Bound)
+                .filter(|(_, b)| chosen.as_ref().is_none_or(|c| *c == b.path));
+            match (bound.next(), bound.next()) {
+                (Some((id, _)), None) => id.clone(),
+                (None, _) if chosen.is_some() => {
+                    return Err(Wire::NotFound("no such bound binding".into()));
+                }
+                (None, _) => {
+                    return Err(Wire::NotBound(
+                        "no wallet is bound to this device: call StartBinding first".into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Wire::InvalidArgument(
+                        "several wallets are bound: name one with the binding option".into(),
+                    ));
+                }
+            }
+        };
+        if *lock(&self.shared.connectivity) != Connectivity::Online {
+            return Err(Wire::Offline(
+                "the merchant server is not reachable; nothing was charged, retry later".into(),
+            ));
+        }
+
+        // Committed (fsync'd) before anything leaves the device.
+        let (app, order, desc, bid) = (
+            who.app_id.clone(),
+            order_id.clone(),
+            description.clone(),
+            binding_id,
+        );
+        let recorded = self
+            .shared
+            .journal(move |j| {
+                j.record(&NewPayment {
+                    app_id: &app,
+                    order_id: &order,
+                    amount,
+                    description: &desc,
+                    binding: &bid,
+                })
+            })
+            .await?;
+        match recorded {
+            Recorded::Existing(entry) => serve_payment(&self.shared, server, entry).await,
+            Recorded::New(entry) => {
+                let id = entry.id;
+                let path = serve_payment(&self.shared, server, entry).await?;
+                tracing::info!(payment = %path, "payment recorded");
+                let shared = Arc::clone(&self.shared);
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = execute_payment(&shared, &conn, id).await {
+                        tracing::error!(payment = id, cause = %e, "payment could not be settled");
+                    }
+                });
+                Ok(path)
+            }
+        }
+    }
+
+    /// `ListPayments(a{sv} options) -> a(osxsbsx) payments`: the caller's own payments.
+    #[zbus(out_args("payments"))]
+    async fn list_payments(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> std::result::Result<Vec<PaymentSummary>, Wire> {
+        let mut unfinished = false;
+        let mut limit = 100_u32;
+        for (k, v) in &options {
+            match (k.as_str(), &**v) {
+                (keys::list_payments::UNFINISHED, Value::Bool(b)) => unfinished = *b,
+                (keys::list_payments::LIMIT, Value::U32(n)) if (1..=1000).contains(n) => {
+                    limit = *n;
+                }
+                (keys::list_payments::UNFINISHED | keys::list_payments::LIMIT, _) => {
+                    return Err(Wire::InvalidArgument(format!("bad value for option {k}")));
+                }
+                (other, _) => {
+                    return Err(Wire::UnknownOption(format!(
+                        "ListPayments does not know {other:?}"
+                    )));
+                }
+            }
+        }
+        let who = caller::identify(conn, &hdr).await?;
+        let entries = self
+            .shared
+            .journal(move |j| j.list_for_app(&who.app_id, unfinished, limit))
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| PaymentSummary {
+                payment: payment_path(e.id.unsigned_abs()),
+                order_id: e.order_id,
+                amount_minor: e.amount.minor().get(),
+                currency: e.amount.currency().code().to_owned(),
+                delivered: e.delivered,
+                state: e.state.to_wire(),
+                created_at: e.created_at,
+            })
+            .collect())
+    }
+
+    /// `BindingRemoved(o binding, s reason)`: a binding went away.
+    #[zbus(signal)]
+    pub(crate) async fn binding_removed(
+        emitter: &SignalEmitter<'_>,
+        binding: ObjectPath<'_>,
+        reason: &str,
+    ) -> zbus::Result<()>;
+
+    /// `Version` (`s`): the daemon's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    /// `Connectivity` (`s`): `online`, `connecting` or `offline`.
+    #[zbus(property)]
+    fn connectivity(&self) -> String {
+        lock(&self.shared.connectivity).as_str().to_owned()
+    }
+}
+
+/// The object of a journal entry, and its path.
+pub(crate) fn payment_object(shared: &Arc<Shared>, entry: Entry) -> (OwnedObjectPath, PaymentObj) {
+    let path = payment_path(entry.id.unsigned_abs());
+    let binding = shared.binding_path_of(&entry.binding);
+    let obj = PaymentObj {
+        shared: Arc::clone(shared),
+        entry,
+        binding,
+    };
+    (path, obj)
+}
+
+/// Serves the object of a journal entry (if not served yet) and returns its path.
+async fn serve_payment(
+    shared: &Arc<Shared>,
+    server: &ObjectServer,
+    entry: Entry,
+) -> std::result::Result<OwnedObjectPath, Wire> {
+    let (path, obj) = payment_object(shared, entry);
+    // `false` when the object is already served: the same payment again.
+    server.at(&path, obj).await?;
+    Ok(path)
+}
+
+/// Pays an open journal entry through the server and settles entry and object: a
+/// `pending` entry is marked `sent` first; a `sent` or `pending-unknown` one (after a
+/// crash or a transport error) is sent again with the same app order id, which the
+/// server answers idempotently (never a second charge).
+pub(crate) async fn execute_payment(shared: &Shared, conn: &Connection, id: i64) -> Result<()> {
+    let entry = shared
+        .journal(move |j| {
+            let entry = j.get(id)?;
+            match entry.state {
+                JournalState::Pending => j.advance(id, Transition::Sent),
+                _ => Ok(entry),
+            }
+        })
+        .await?;
+    if entry.state.is_terminal() {
+        return Ok(());
+    }
+    let tokens = shared
+        .vault
+        .read(&SecretKind::SealedTokens {
+            binding_id: entry.binding.clone(),
+        })
+        .await?;
+    let Some(tokens) = tokens else {
+        let msg = "the binding's tokens are not in the keyring: bind the wallet again";
+        let info = ErrorInfo {
+            name: wire_name(&Wire::NotBound(String::new())),
+            message: msg.into(),
+        };
+        return settle_payment(shared, conn, id, Transition::Failed(info)).await;
+    };
+    let mut req = PayRequest {
+        app_id: entry.app_id.clone(),
+        app_order_id: entry.order_id.clone(),
+        binding_id: entry.binding.clone(),
+        sealed_tokens: String::from_utf8_lossy(tokens.expose()).into_owned(),
+        amount: Amount {
+            currency: entry.amount.currency().code().to_owned(),
+            value: entry.amount.minor().get(),
+        },
+        description: entry.description.clone(),
+    };
+    drop(tokens);
+    let result = shared.server.pay(&req).await;
+    req.sealed_tokens.zeroize();
+    let t = match result {
+        Ok(p) => transition_for(&p),
+        Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
+            // A final refusal (4xx): nothing was charged.
+            Transition::Failed(ErrorInfo {
+                name: wire_name(&Wire::ServerError(String::new())),
+                message: e.to_string(),
+            })
+        }
+        Err(e) => {
+            // Sent, outcome unknown: the entry stays open for reconciliation.
+            tracing::warn!(payment = id, cause = %e, "payment outcome unknown");
+            Transition::PendingUnknown
+        }
+    };
+    settle_payment(shared, conn, id, t).await
+}
+
+/// The journal transition for a server payment.
+pub(crate) fn transition_for(p: &Payment) -> Transition {
+    let error = || ErrorInfo {
+        name: wire_name(&Wire::ServerError(String::new())),
+        message: format!(
+            "{}: {}",
+            p.result_code.as_deref().unwrap_or("unknown"),
+            p.result_message.as_deref().unwrap_or_default()
+        ),
+    };
+    match p.status {
+        PaymentStatus::Succeeded => Transition::Succeeded(p.receipt.clone().unwrap_or_default()),
+        PaymentStatus::Failed => Transition::Failed(error()),
+        PaymentStatus::Cancelled => Transition::Cancelled(error()),
+        PaymentStatus::Pending => Transition::PendingUnknown,
+    }
+}
+
+/// Commits `t`, copies the entry to the object (if served) and announces the change;
+/// `Completed` is emitted only when this call made the state final.
+pub(crate) async fn settle_payment(
+    shared: &Shared,
+    conn: &Connection,
+    id: i64,
+    t: Transition,
+) -> Result<()> {
+    let (before, after) = shared
+        .journal(move |j| {
+            let before = j.get(id)?.state;
+            Ok((before, j.advance(id, t)?))
+        })
+        .await?;
+    let path = payment_path(id.unsigned_abs());
+    let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
+        return Ok(());
+    };
+    let changed = before != after.state;
+    let terminal = after.state.is_terminal();
+    {
+        let mut obj = iface.get_mut().await;
+        obj.entry = after;
+    }
+    if changed {
+        let obj = iface.get().await;
+        let emitter = iface.signal_emitter();
+        obj.state_changed(emitter).await?;
+        obj.receipt_changed(emitter).await?;
+        obj.last_error_changed(emitter).await?;
+        if terminal {
+            PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
+            tracing::info!(payment = %path, state = obj.wire_state(), "payment completed");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

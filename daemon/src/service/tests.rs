@@ -1,0 +1,83 @@
+//! Tests of `io.scanbind.Daemon1` argument validation (the bus-level behaviour is
+//! covered by `daemon/tests/e2e.rs`).
+
+use scanbind_ipc::Error as Wire;
+use zbus::DBusError;
+
+use super::validate_pay;
+
+fn name(r: Result<scanbind_ams::Money, Wire>) -> String {
+    match r {
+        Ok(m) => format!("ok {} {}", m.minor().get(), m.currency().code()),
+        Err(e) => e.name().to_string(),
+    }
+}
+
+#[test]
+fn pay_arguments_are_checked() {
+    let cases: &[(&str, i64, &str, &str, &str)] = &[
+        ("o1", 4900, "HKD", "Coins", "ok 4900 HKD"),
+        (
+            "o1",
+            0,
+            "HKD",
+            "Coins",
+            "io.scanbind.Daemon1.Error.InvalidAmount",
+        ),
+        (
+            "o1",
+            -1,
+            "HKD",
+            "Coins",
+            "io.scanbind.Daemon1.Error.InvalidAmount",
+        ),
+        (
+            "o1",
+            i64::MIN,
+            "HKD",
+            "Coins",
+            "io.scanbind.Daemon1.Error.InvalidAmount",
+        ),
+        (
+            "o1",
+            1,
+            "XXY",
+            "Coins",
+            "io.scanbind.Daemon1.Error.UnknownCurrency",
+        ),
+        (
+            "o1",
+            1,
+            "hkd",
+            "Coins",
+            "io.scanbind.Daemon1.Error.UnknownCurrency",
+        ),
+        (
+            "",
+            1,
+            "HKD",
+            "Coins",
+            "io.scanbind.Daemon1.Error.InvalidArgument",
+        ),
+    ];
+    for (order, amount, currency, desc, want) in cases {
+        assert_eq!(
+            name(validate_pay(order, *amount, currency, desc)),
+            *want,
+            "{order:?} {amount} {currency}"
+        );
+    }
+    assert_eq!(
+        name(validate_pay(&"x".repeat(64), 1, "HKD", "d")),
+        "ok 1 HKD"
+    );
+    let long = "x".repeat(300);
+    assert_eq!(
+        name(validate_pay(&long, 1, "HKD", "d")),
+        "io.scanbind.Daemon1.Error.InvalidArgument"
+    );
+    assert_eq!(
+        name(validate_pay("o", 1, "HKD", &long)),
+        "io.scanbind.Daemon1.Error.InvalidArgument"
+    );
+}

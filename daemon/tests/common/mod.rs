@@ -1,0 +1,306 @@
+//! Fixtures for the daemon's end-to-end tests, all real processes: an in-process
+//! sandbox (AMS stand-in), the `scanbind-server` binary on SQLite, a private
+//! `dbus-daemon` and the `scanbindd` binary. Adapted from `server/tests/common`.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use scanbind_ams::PrivateKey;
+use scanbind_sandbox::{Sandbox, SandboxHandle};
+use serde_json::Value;
+
+pub const CLIENT_ID: &str = "2188TEST0000001";
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ams/tests/fixtures");
+
+/// Bound on every wait (a hung test fails; never a timing assertion).
+pub const GUARD: Duration = Duration::from_secs(60);
+
+pub fn http() -> reqwest::Client {
+    scanbind_ams::client::http_client_builder(Vec::new())
+        .unwrap()
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// Sandbox + key files + SQLite database: everything a server process needs.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub sandbox: SandboxHandle,
+    pub http: reqwest::Client,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let merchant_pem =
+            std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
+        let merchant = PrivateKey::from_text(&merchant_pem).unwrap();
+        let alipay = PrivateKey::from_text(
+            &std::fs::read_to_string(format!("{FIXTURES}/other_rsa2048.pem")).unwrap(),
+        )
+        .unwrap();
+        let sandbox = Sandbox::builder(alipay)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .merchant(CLIENT_ID, merchant.public_key())
+            .start()
+            .await
+            .unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
+        std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
+        std::fs::write(
+            p.join("receipt.pem"),
+            scanbind_server::util::ed25519_pkcs8_pem().unwrap(),
+        )
+        .unwrap();
+        use base64::Engine as _;
+        std::fs::write(
+            p.join("seal.key"),
+            base64::engine::general_purpose::STANDARD.encode([42_u8; 32]),
+        )
+        .unwrap();
+        World {
+            dir,
+            sandbox,
+            http: http(),
+        }
+    }
+
+    fn server_env(&self) -> Vec<(String, String)> {
+        let p = self.dir.path();
+        let s = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
+        vec![
+            s("SERVER_LISTEN", "127.0.0.1:0".into()),
+            s("AMS_BASE_URL", self.sandbox.base_url().to_owned()),
+            s("AMS_CLIENT_ID", CLIENT_ID.into()),
+            s(
+                "AMS_MERCHANT_PRIVATE_KEY",
+                p.join("merchant.pem").display().to_string(),
+            ),
+            s(
+                "AMS_ALIPAY_PUBLIC_KEY",
+                p.join("alipay.pem").display().to_string(),
+            ),
+            s("AMS_ATTEMPT_TIMEOUT_MS", "60000".into()),
+            s(
+                "RECEIPTS_SIGNING_KEY",
+                p.join("receipt.pem").display().to_string(),
+            ),
+            s(
+                "TOKENS_SEALING_KEYS",
+                format!("[\"{}\"]", p.join("seal.key").display()),
+            ),
+            s("DEVICES_REGISTRATION", "open".into()),
+            s(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
+            ),
+            s("PAYMENTS_INQUIRY_BACKOFF_MS", "[50, 100, 200]".into()),
+        ]
+    }
+
+    pub fn spawn_server(&self) -> ServerProc {
+        self.spawn_server_with(&[])
+    }
+
+    /// The server with some `SCANBIND_SERVER_*` variables overridden.
+    pub fn spawn_server_with(&self, extra: &[(&str, &str)]) -> ServerProc {
+        let mut env = self.server_env();
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        ServerProc::spawn(&env, &self.dir.path().join("server.log"))
+    }
+
+    pub async fn arm_fault(&self, fault: Value) {
+        let r = self
+            .http
+            .post(format!("{}/sandbox/v1/faults", self.sandbox.base_url()))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "fault: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    pub async fn ledger(&self) -> Value {
+        self.http
+            .get(format!("{}/sandbox/v1/ledger", self.sandbox.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn scan(&self, code_value: &str, decision: &str) {
+        let r = self
+            .http
+            .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
+            .json(&serde_json::json!({"codeValue": code_value, "decision": decision}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "scan: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+}
+
+/// The `scanbind-server` binary next to `scanbindd` in the target directory, built
+/// once per test binary (cargo builds only this package's binaries for its tests).
+fn server_binary() -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = Path::new(env!("CARGO_BIN_EXE_scanbindd"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let bin = dir.join("scanbind-server");
+    if !*built {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "scanbind-server",
+                "--bin",
+                "scanbind-server",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p scanbind-server");
+        assert!(status.success(), "building scanbind-server failed");
+        *built = true;
+    }
+    assert!(bin.exists(), "no {}", bin.display());
+    bin
+}
+
+/// Waits (bounded) until `f` holds, re-checking on a short interval: only to observe
+/// the sandbox from outside, never for readiness of our own processes.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let r = tokio::time::timeout(GUARD, async {
+        loop {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "gave up waiting for {what}");
+}
+
+/// `scanbind-server` as a child process.
+pub struct ServerProc {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl ServerProc {
+    fn spawn(env: &[(String, String)], log: &Path) -> ServerProc {
+        let mut cmd = Command::new(server_binary());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SCANBIND_SERVER_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().cloned())
+            .env("SCANBIND_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
+        let mut child = cmd.spawn().expect("spawn scanbind-server");
+        let stdout = child.stdout.take().unwrap();
+        // Readiness: the server prints this line once its socket accepts.
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "server did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        ServerProc {
+            child,
+            base: base.to_owned(),
+            log: log.to_owned(),
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `scanbindd` as a child process, serving on `bus_address`; its keyring is the
+/// Secret Service on the test's session bus.
+pub struct DaemonProc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl DaemonProc {
+    pub fn spawn(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
+        let log = state_dir.join("scanbindd.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
+            .args(["--address", bus_address, "--server", server, "--state-dir"])
+            .arg(state_dir)
+            .env("SCANBIND_LOG", "info,scanbindd=debug")
+            // One keyring namespace per state dir: parallel tests never share a device key.
+            .env(
+                "SCANBIND_VAULT_SERVICE",
+                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("spawn scanbindd");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "scanbindd did not start ({line:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        DaemonProc { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
