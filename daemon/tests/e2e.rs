@@ -74,26 +74,9 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
         .pay("order-1", 4900, "HKD", "Coins", HashMap::new())
         .await
         .unwrap();
-    let payment = Payment1Proxy::builder(&conn)
-        .path(p.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut completed = payment.receive_completed().await.unwrap();
-    let now: PaymentState = payment.state().await.unwrap().parse().unwrap();
-    if !now.is_terminal() {
-        let signal = tokio::time::timeout(GUARD, completed.next())
-            .await
-            .expect("no Payment Completed within the guard time")
-            .unwrap();
-        assert_eq!(
-            signal.args().unwrap().state,
-            "succeeded",
-            "{}",
-            daemon.logs()
-        );
+    let (payment, signalled) = settled_payment(&conn, &p).await;
+    if let Some(state) = signalled {
+        assert_eq!(state, "succeeded", "{}", daemon.logs());
     }
     assert_eq!(payment.state().await.unwrap(), "succeeded");
     assert_eq!(payment.amount_minor().await.unwrap(), 4900);
@@ -166,20 +149,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
         .pay("order-2", 100, "HKD", "More", HashMap::new())
         .await
         .unwrap();
-    let payment2 = Payment1Proxy::builder(&conn)
-        .path(p2.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut completed2 = payment2.receive_completed().await.unwrap();
-    let now: PaymentState = payment2.state().await.unwrap().parse().unwrap();
-    if !now.is_terminal() {
-        tokio::time::timeout(GUARD, completed2.next())
-            .await
-            .expect("no Payment Completed within the guard time");
-    }
+    let (payment2, _) = settled_payment(&conn, &p2).await;
     assert_eq!(
         payment2.state().await.unwrap(),
         "succeeded",
@@ -341,6 +311,33 @@ async fn bind(
     path
 }
 
+/// Follows the payment at `path` until it is settled: subscribes to `Completed` first,
+/// then waits for it unless the state is already final. Returns the proxy and, when the
+/// signal was awaited, the state it carried.
+async fn settled_payment(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> (Payment1Proxy<'static>, Option<String>) {
+    let payment = Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut completed = payment.receive_completed().await.unwrap();
+    let now: PaymentState = payment.state().await.unwrap().parse().unwrap();
+    if now.is_terminal() {
+        return (payment, None);
+    }
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .expect("no Payment Completed within the guard time")
+        .unwrap();
+    let state = signal.args().unwrap().state.to_string();
+    (payment, Some(state))
+}
+
 /// The state column of the only journal row.
 fn journal_state(state_dir: &Path) -> String {
     let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
@@ -385,20 +382,7 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
 
     // Restarted, the daemon serves the payment again and settles it, charging once.
     let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
-    let payment = Payment1Proxy::builder(&conn)
-        .path(p.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut completed = payment.receive_completed().await.unwrap();
-    let now: PaymentState = payment.state().await.unwrap().parse().unwrap();
-    if !now.is_terminal() {
-        tokio::time::timeout(GUARD, completed.next())
-            .await
-            .expect("no Payment Completed within the guard time");
-    }
+    let (payment, _) = settled_payment(&conn, &p).await;
     assert_eq!(
         payment.state().await.unwrap(),
         "succeeded",
