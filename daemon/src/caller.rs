@@ -1,10 +1,15 @@
-//! Who is calling: the caller's identity, asked from the bus, never taken from the
-//! message body.
+//! Who is calling: the caller's identity, asked from the bus or the socket, never taken
+//! from the message body.
 //!
-//! The sender's unique name comes from the message header (the bus daemon sets it; a
-//! client cannot forge it). The bus then tells its credentials
-//! (`GetConnectionCredentials`: uid, pid), and the app id is the executable behind the
-//! pid (`/proc/<pid>/exe`). Flatpak and snap app ids are still to come (issue 5).
+//! On a bus, the sender's unique name comes from the message header (the bus daemon
+//! sets it; a client cannot forge it) and the bus tells its credentials
+//! (`GetConnectionCredentials`: uid, pid). On a peer-to-peer socket the kernel tells
+//! them (`SO_PEERCRED`). The app id is then, in this order:
+//!
+//! - `flatpak:<app id>` when the process runs in a Flatpak sandbox
+//!   (`/proc/<pid>/root/.flatpak-info`, written by Flatpak and read-only to the app);
+//! - `snap:<snap name>` when its cgroup is a snap's (`snap.<name>.<app>`);
+//! - otherwise the absolute path of its executable (`/proc/<pid>/exe`).
 
 use zbus::message::Header;
 use zbus::{Connection, fdo};
@@ -14,31 +19,116 @@ use scanbind_ipc::Error as Wire;
 /// The verified identity of the app that sent a method call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Caller {
-    /// The app id: the absolute path of the caller's executable.
+    /// The app id (see the module docs).
     pub(crate) app_id: String,
     /// The caller's uid.
     pub(crate) uid: u32,
 }
 
-/// Identifies the sender of `hdr` through the bus.
+/// Identifies the sender of `hdr` through the bus, or the peer of a p2p connection.
 pub(crate) async fn identify(conn: &Connection, hdr: &Header<'_>) -> Result<Caller, Wire> {
-    let sender = hdr
-        .sender()
-        .ok_or_else(|| Wire::NotAllowed("the call carries no sender".into()))?;
-    let creds = fdo::DBusProxy::new(conn)
-        .await?
-        .get_connection_credentials(sender.clone().into())
-        .await
-        .map_err(zbus::Error::from)?;
-    let (Some(pid), Some(uid)) = (creds.process_id(), creds.unix_user_id()) else {
+    let (pid, uid) = match hdr.sender() {
+        Some(sender) if conn.unique_name().is_some() => {
+            let creds = fdo::DBusProxy::new(conn)
+                .await?
+                .get_connection_credentials(sender.clone().into())
+                .await
+                .map_err(zbus::Error::from)?;
+            (creds.process_id(), creds.unix_user_id())
+        }
+        // A peer-to-peer connection: the socket's peer.
+        _ if conn.unique_name().is_none() => {
+            let creds = conn.peer_creds().await.map_err(|e| {
+                Wire::NotAllowed(format!("cannot read the peer's credentials: {e}"))
+            })?;
+            (creds.process_id(), creds.unix_user_id())
+        }
+        _ => return Err(Wire::NotAllowed("the call carries no sender".into())),
+    };
+    let (Some(pid), Some(uid)) = (pid, uid) else {
         return Err(Wire::NotAllowed(
             "the bus does not know the caller's process".into(),
         ));
     };
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map_err(|e| Wire::NotAllowed(format!("cannot identify the calling process {pid}: {e}")))?;
     Ok(Caller {
-        app_id: exe.to_string_lossy().into_owned(),
+        app_id: app_id_of(pid)?,
         uid,
     })
+}
+
+/// The app id of process `pid` (see the module docs).
+fn app_id_of(pid: u32) -> Result<String, Wire> {
+    if let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/root/.flatpak-info"))
+        && let Some(name) = flatpak_app_id(&info)
+    {
+        return Ok(format!("flatpak:{name}"));
+    }
+    if let Ok(cgroup) = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        && let Some(name) = snap_name(&cgroup)
+    {
+        return Ok(format!("snap:{name}"));
+    }
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| Wire::NotAllowed(format!("cannot identify the calling process {pid}: {e}")))?;
+    Ok(exe.to_string_lossy().into_owned())
+}
+
+/// `name=` of the `[Application]` group of a `.flatpak-info` key file.
+fn flatpak_app_id(info: &str) -> Option<String> {
+    let mut in_app = false;
+    for line in info.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_app = line == "[Application]";
+        } else if in_app && let Some(v) = line.strip_prefix("name=") {
+            let v = v.trim();
+            let ok = !v.is_empty()
+                && v.len() <= 255
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+            return ok.then(|| v.to_owned());
+        }
+    }
+    None
+}
+
+/// The snap name from a `/proc/<pid>/cgroup` listing (`.../snap.<name>.<app>...`).
+fn snap_name(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| {
+        let path = line.rsplit(':').next()?;
+        path.split('/').find_map(|seg| {
+            let rest = seg.strip_prefix("snap.")?;
+            let name = rest.split('.').next()?;
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            ok.then(|| name.to_owned())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flatpak_info_gives_the_application_name() {
+        let info = "[Runtime]\nname=org.gnome.Platform\n\n[Application]\nname=com.example.Game\nruntime=x\n";
+        assert_eq!(flatpak_app_id(info).as_deref(), Some("com.example.Game"));
+        assert_eq!(flatpak_app_id("[Runtime]\nname=org.gnome.Platform\n"), None);
+        assert_eq!(flatpak_app_id("[Application]\nname=bad name;rm\n"), None);
+    }
+
+    #[test]
+    fn snap_cgroups_give_the_snap_name() {
+        let cg = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/snap.tv-game.tv-game-1a2b.scope\n";
+        assert_eq!(snap_name(cg).as_deref(), Some("tv-game"));
+        assert_eq!(snap_name("0::/user.slice/session-2.scope\n"), None);
+    }
+
+    #[test]
+    fn our_own_process_is_identified_by_its_executable() {
+        let me = app_id_of(std::process::id()).unwrap();
+        assert_eq!(me, std::env::current_exe().unwrap().to_string_lossy());
+    }
 }

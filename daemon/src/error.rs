@@ -116,6 +116,21 @@ pub enum Error {
          (systemctl --user stop scanbindd) and start again"
     )]
     NameTaken(String),
+    /// The embedded development stack (`--dev`) could not start.
+    #[error("development stack: {0}")]
+    DevStack(String),
+    /// The daemon's configuration file or arguments are invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The peer-to-peer socket could not be set up.
+    #[error("peer-to-peer socket {path}")]
+    Socket {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A result with [`Error`].
@@ -146,6 +161,9 @@ impl Error {
             | Error::HttpClient(_)
             | Error::Bus(_)
             | Error::NameTaken(_)
+            | Error::DevStack(_)
+            | Error::Config(_)
+            | Error::Socket { .. }
             | Error::JournalDir { .. }
             | Error::JournalSetup { .. }
             | Error::Journal { .. }

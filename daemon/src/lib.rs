@@ -32,15 +32,21 @@
 
 mod binding;
 mod caller;
+#[cfg(feature = "dev-stack")]
+pub mod dev;
 pub mod error;
 // Parts of the journal and vault API (open-entry reconciliation, per-binding token
 // deletion on unbind) are used only by their tests until the rest of issue 5 lands.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod journal;
+mod p2p;
 mod payment;
+mod qr;
+mod refresh;
 mod runtime;
 pub(crate) mod server;
 mod service;
+pub mod settings;
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod vault;
 

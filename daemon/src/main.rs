@@ -1,38 +1,75 @@
 //! `scanbindd`: the scanbind device daemon.
 //!
-//! Parses arguments, installs the log subscriber (stderr), starts the daemon, prints
+//! Reads the configuration file (`scanbindd::settings`), parses arguments (which
+//! override it), installs the log subscriber (stderr), starts the daemon (with
+//! `--dev`, also an in-process sandbox and merchant server), prints
 //! `scanbindd ready on <bus name>` to stdout once the name is owned, and runs until
-//! SIGTERM or SIGINT.
+//! SIGTERM, SIGINT or the idle timeout.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
+use scanbindd::settings::{FileConfig, check_server_url};
 use scanbindd::{BusChoice, Config, Daemon};
 use tracing_subscriber::EnvFilter;
 
 /// The scanbind device daemon: serves io.scanbind.Daemon1 to apps on D-Bus.
+///
+/// Apps bind a wallet by QR code once and then pay with one call; the daemon keeps the
+/// device key and the wallet tokens in the OS keyring and records every payment in a
+/// durable journal before anything leaves the device. Reference: docs/dbus-api.md.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, name = "scanbindd")]
 struct Args {
     /// Serve on the session bus (the default).
-    #[arg(long, conflicts_with = "address")]
+    #[arg(long, conflicts_with_all = ["address", "system", "no_bus"])]
     session: bool,
+    /// Serve on the system bus (single-user TVs and consoles; needs the bus policy).
+    #[arg(long, conflicts_with_all = ["address", "no_bus"])]
+    system: bool,
     /// Serve on the bus at this D-Bus address instead (e.g. unix:path=/run/x).
-    #[arg(long, value_name = "DBUS ADDRESS")]
+    #[arg(long, value_name = "DBUS ADDRESS", conflicts_with = "no_bus")]
     address: Option<String>,
-    /// The merchant server's base URL.
-    #[arg(long, value_name = "URL", env = "SCANBIND_SERVER_URL")]
-    server: String,
+    /// Also serve on this Unix socket, one peer-to-peer D-Bus connection per client.
+    #[arg(long, value_name = "PATH")]
+    p2p: Option<PathBuf>,
+    /// Serve on no bus, only on the --p2p socket.
+    #[arg(long, requires = "p2p")]
+    no_bus: bool,
+    /// The merchant server's base URL (https://; http:// only to loopback).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SCANBIND_SERVER_URL",
+        conflicts_with = "dev"
+    )]
+    server: Option<String>,
+    /// Run an in-process AMS sandbox and merchant server (SQLite in the state dir):
+    /// the whole system in one process, for app developers.
+    #[arg(long)]
+    dev: bool,
     /// Where the payment journal lives (default: $XDG_STATE_HOME/scanbind).
     #[arg(long, value_name = "DIR", env = "SCANBIND_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// The name this device shows on the wallet page.
-    #[arg(long, default_value = "scanbind device")]
-    device_name: String,
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Exit after this many seconds without app calls when nothing is in flight
+    /// (0: never). D-Bus activation starts the daemon again on the next call.
+    #[arg(long, value_name = "SECONDS")]
+    idle_exit: Option<u64>,
+    /// The configuration file (default: $XDG_CONFIG_HOME/scanbind/scanbindd.toml, then
+    /// /etc/scanbind/scanbindd.toml).
+    #[arg(long, value_name = "FILE", env = "SCANBIND_CONFIG")]
+    config: Option<PathBuf>,
     /// The keyring service name of the daemon's secrets (for tests).
     #[arg(long, hide = true, env = "SCANBIND_VAULT_SERVICE", default_value = scanbind_ipc::BUS_NAME)]
     vault_service: String,
+    /// Write the man page (scanbindd.8) to this directory and exit.
+    #[arg(long, hide = true, value_name = "DIR")]
+    generate_man: Option<PathBuf>,
     /// Log at debug level (overridden by SCANBIND_LOG).
     #[arg(long, short)]
     verbose: bool,
@@ -40,6 +77,15 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        return match write_man(dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scanbindd: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let default = if args.verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -56,30 +102,103 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn write_man(dir: &std::path::Path) -> anyhow::Result<()> {
+    let cmd = Args::command();
+    let man = clap_mangen::Man::new(cmd).section("8");
+    let mut out = Vec::new();
+    man.render(&mut out).context("rendering the man page")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("scanbindd.8");
+    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
-    let journal_path = match args.state_dir {
+    let (file, file_path) = FileConfig::load(args.config.as_deref())?;
+    if let Some(p) = &file_path {
+        tracing::info!(config = %p.display(), "configuration file read");
+    }
+    let state_dir = args.state_dir.or(file.state_dir.clone());
+    let journal_path = match &state_dir {
         Some(dir) => dir.join("journal.sqlite3"),
         None => scanbindd::default_journal_path()
             .context("no state directory: set XDG_STATE_HOME or HOME, or pass --state-dir")?,
     };
-    let bus = match args.address {
-        Some(a) => BusChoice::Address(a),
-        None => BusChoice::Session,
+    let state_dir = journal_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let bus = if args.no_bus {
+        BusChoice::None
+    } else if let Some(a) = args.address {
+        BusChoice::Address(a)
+    } else if args.system {
+        BusChoice::System
+    } else {
+        BusChoice::Session
     };
-    let mut config = Config::new(bus, args.server, journal_path);
-    config.device_name = args.device_name;
-    config.vault_service = args.vault_service;
+    let server = args.server.or(file.server_url.clone());
+    if let Some(url) = &server {
+        check_server_url(url).map_err(|m| anyhow::anyhow!("--server: {m}"))?;
+    }
+    if server.is_none() && !args.dev {
+        anyhow::bail!(
+            "no merchant server: pass --server URL, set server_url in the configuration file, \
+             or use --dev for the embedded development stack"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
+        #[cfg(feature = "dev-stack")]
+        let dev = if args.dev {
+            let dev = scanbindd::dev::DevStack::start(&state_dir)
+                .await
+                .context("starting the development stack")?;
+            println!(
+                "scanbindd dev stack: server {} sandbox {}",
+                dev.server_url(),
+                dev.sandbox_url()
+            );
+            Some(dev)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "dev-stack"))]
+        if args.dev {
+            anyhow::bail!("this scanbindd was built without the dev-stack feature");
+        }
+        #[cfg(feature = "dev-stack")]
+        let server_url = match &dev {
+            Some(d) => d.server_url().to_owned(),
+            None => server.unwrap_or_default(),
+        };
+        #[cfg(not(feature = "dev-stack"))]
+        let server_url = server.unwrap_or_default();
+        let _ = &state_dir;
+        let mut config = Config::new(bus, server_url, journal_path);
+        if let Some(name) = args.device_name.or(file.device_name.clone()) {
+            config.device_name = name;
+        }
+        config.vault_service = args.vault_service;
+        config.p2p_socket = args.p2p.or(file.p2p_socket.clone());
+        config.idle_exit = args
+            .idle_exit
+            .or(file.idle_exit_secs)
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
         let daemon = Daemon::start(config).await.context("starting scanbindd")?;
         println!("scanbindd ready on {}", daemon.bus_name());
-        daemon
+        let result = daemon
             .run_until(shutdown_signal())
             .await
-            .context("running scanbindd")
+            .context("running scanbindd");
+        #[cfg(feature = "dev-stack")]
+        if let Some(dev) = dev {
+            dev.shutdown().await;
+        }
+        result
     })
 }
 

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use scanbind_device_api::DeviceKey;
 use scanbind_device_api::types::{Binding, BindingStatus, Event};
@@ -21,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::server::{self, LinkEvent, ServerLink};
 use crate::service::{
-    BindingRecord, DaemonObj, Shared, execute_payment, lock, payment_object, settle_payment,
-    transition_for,
+    BindingRecord, DaemonObj, Shared, execute_payment, lock, payment_object, settle_binding,
+    settle_payment, settle_refund, transition_for,
 };
 use crate::vault::{SecretKind, Vault};
 
@@ -38,8 +39,13 @@ pub fn default_journal_path() -> Option<PathBuf> {
 pub enum BusChoice {
     /// The session bus (`DBUS_SESSION_BUS_ADDRESS`).
     Session,
+    /// The system bus (single-user TVs and consoles; needs the bus policy in
+    /// `packaging/`).
+    System,
     /// A bus at this D-Bus address (`unix:path=...`).
     Address(String),
+    /// No bus: only the peer-to-peer socket ([`Config::p2p_socket`]).
+    None,
 }
 
 /// How to run the daemon.
@@ -48,6 +54,9 @@ pub enum BusChoice {
 pub struct Config {
     /// The bus to serve on.
     pub bus: BusChoice,
+    /// Also serve the same interfaces on this Unix socket, one peer-to-peer D-Bus
+    /// connection per client (for systems without a bus).
+    pub p2p_socket: Option<PathBuf>,
     /// The merchant server's base URL.
     pub server_url: String,
     /// The journal database file.
@@ -57,6 +66,9 @@ pub struct Config {
     /// The keyring service name the secrets are stored under (default: the bus name;
     /// tests use one per daemon).
     pub vault_service: String,
+    /// Exit after this long without app calls, when nothing is in flight (no pending
+    /// binding or payment, no peer-to-peer client). `None`: never.
+    pub idle_exit: Option<Duration>,
 }
 
 impl Config {
@@ -64,10 +76,12 @@ impl Config {
     pub fn new(bus: BusChoice, server_url: String, journal_path: PathBuf) -> Config {
         Config {
             bus,
+            p2p_socket: None,
             server_url,
             journal_path,
             device_name: "scanbind device".to_owned(),
             vault_service: BUS_NAME.to_owned(),
+            idle_exit: None,
         }
     }
 }
@@ -75,10 +89,14 @@ impl Config {
 /// A started daemon: it owns its bus name.
 #[derive(Debug)]
 pub struct Daemon {
-    connection: Connection,
     shared: Arc<Shared>,
     events: JoinHandle<()>,
     rx: mpsc::Receiver<LinkEvent>,
+    listener: Option<JoinHandle<()>>,
+    p2p_path: Option<PathBuf>,
+    idle_exit: Option<Duration>,
+    // Kept so the bus connection (and the name) lives as long as the daemon.
+    _bus: Option<Connection>,
 }
 
 impl Daemon {
@@ -107,47 +125,86 @@ impl Daemon {
         // and re-driven once the name is owned.
         let open = shared.journal(|j| j.open_entries()).await?;
 
-        let builder = match &config.bus {
-            BusChoice::Session => zbus::connection::Builder::session()?,
-            BusChoice::Address(a) => zbus::connection::Builder::address(a.as_str())?,
-        };
-        let mut builder = builder.name(BUS_NAME)?.serve_at(
-            DAEMON_PATH,
-            DaemonObj {
-                shared: Arc::clone(&shared),
-            },
-        )?;
-        for (path, obj) in restored {
-            builder = builder.serve_at(path, obj)?;
+        let mut restored_bindings = Vec::new();
+        for (path, id, b) in restored {
+            restored_bindings.push((path, id, b));
         }
         let open_ids: Vec<i64> = open.iter().map(|e| e.id).collect();
-        for entry in open {
-            let (path, obj) = payment_object(&shared, entry);
-            builder = builder.serve_at(path, obj)?;
-        }
-        let connection = builder.build().await.map_err(|e| match e {
-            zbus::Error::NameTaken => Error::NameTaken(BUS_NAME.to_owned()),
-            other => Error::Bus(other),
-        })?;
 
+        let builder = match &config.bus {
+            BusChoice::Session => Some(zbus::connection::Builder::session()?),
+            BusChoice::System => Some(zbus::connection::Builder::system()?),
+            BusChoice::Address(a) => Some(zbus::connection::Builder::address(a.as_str())?),
+            BusChoice::None => None,
+        };
+        let bus = match builder {
+            Some(builder) => {
+                let mut builder = builder.name(BUS_NAME)?.serve_at(
+                    DAEMON_PATH,
+                    DaemonObj {
+                        shared: Arc::clone(&shared),
+                    },
+                )?;
+                for (path, id, _) in &restored_bindings {
+                    builder = builder.serve_at(
+                        path.clone(),
+                        BindingObj {
+                            shared: Arc::clone(&shared),
+                            binding_id: id.clone(),
+                        },
+                    )?;
+                }
+                for entry in &open {
+                    let (path, obj) = payment_object(&shared, entry.clone());
+                    builder = builder.serve_at(path, obj)?;
+                }
+                let connection = builder.build().await.map_err(|e| match e {
+                    zbus::Error::NameTaken => Error::NameTaken(BUS_NAME.to_owned()),
+                    other => Error::Bus(other),
+                })?;
+                lock(&shared.connections).push(connection.clone());
+                Some(connection)
+            }
+            None => None,
+        };
+        let listener = match &config.p2p_socket {
+            Some(path) => Some(crate::p2p::listen(Arc::clone(&shared), path).await?),
+            None => None,
+        };
+
+        for (_, _, b) in &restored_bindings {
+            crate::refresh::schedule(&shared, b);
+        }
+        let pending_refunds = shared.journal(|j| j.pending_refunds()).await?;
+        for r in pending_refunds {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                if let Err(e) = reconcile_refund(&shared, r).await {
+                    tracing::warn!(cause = %e, "a pending refund could not be reconciled yet");
+                }
+            });
+        }
         let (tx, rx) = mpsc::channel(64);
         let events = tokio::spawn(server::run_events(link, first, tx));
         if !open_ids.is_empty() {
             tracing::info!(count = open_ids.len(), "reconciling open payments");
         }
         for id in open_ids {
-            let (shared, conn) = (Arc::clone(&shared), connection.clone());
+            let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                if let Err(e) = execute_payment(&shared, &conn, id).await {
+                if let Err(e) = execute_payment(&shared, id).await {
                     tracing::error!(payment = id, cause = %e, "open payment could not be settled");
                 }
             });
         }
         Ok(Daemon {
-            connection,
             shared,
             events,
             rx,
+            listener,
+            p2p_path: config.p2p_socket.clone(),
+            idle_exit: config.idle_exit,
+            _bus: bus,
         })
     }
 
@@ -160,8 +217,18 @@ impl Daemon {
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         loop {
+            let idle = idle_deadline(&self.shared, self.idle_exit);
             let ev = tokio::select! {
                 () = &mut shutdown => break,
+                () = sleep_until_opt(idle) => {
+                    if self.is_idle() {
+                        tracing::info!("idle: exiting (D-Bus activation starts the daemon again)");
+                        break;
+                    }
+                    // Busy: look again one idle period from now.
+                    self.shared.touch();
+                    continue;
+                }
                 ev = self.rx.recv() => ev,
             };
             let Some(ev) = ev else { break };
@@ -173,22 +240,49 @@ impl Daemon {
         // journal (`sent`) for reconciliation.
         drop(self.rx);
         self.events.abort();
+        if let Some(l) = self.listener.take() {
+            l.abort();
+        }
+        if let Some(p) = &self.p2p_path {
+            let _ = std::fs::remove_file(p);
+        }
         tracing::info!("scanbindd stopped");
         Ok(())
     }
 
+    /// Whether nothing is in flight: no pending binding, no open payment, no
+    /// peer-to-peer client, and no call for the idle period.
+    fn is_idle(&self) -> bool {
+        let Some(idle) = self.idle_exit else {
+            return false;
+        };
+        if lock(&self.shared.last_call).elapsed() < idle {
+            return false;
+        }
+        let pending_binding = lock(&self.shared.bindings)
+            .values()
+            .any(|b| b.state == BindingState::Pending);
+        let busy = self.shared.busy.load(std::sync::atomic::Ordering::SeqCst);
+        let p2p_clients = lock(&self.shared.connections).len() > usize::from(self._bus.is_some());
+        !pending_binding && busy == 0 && !p2p_clients
+    }
+
     async fn set_connectivity(&self, c: Connectivity) -> Result<()> {
         *lock(&self.shared.connectivity) = c;
-        let iface = self
-            .connection
-            .object_server()
-            .interface::<_, DaemonObj>(DAEMON_PATH)
-            .await?;
-        iface
-            .get()
-            .await
-            .connectivity_changed(iface.signal_emitter())
-            .await?;
+        for conn in self.shared.connections() {
+            let Ok(iface) = conn
+                .object_server()
+                .interface::<_, DaemonObj>(DAEMON_PATH)
+                .await
+            else {
+                continue;
+            };
+            iface
+                .get()
+                .await
+                .connectivity_changed(iface.signal_emitter())
+                .await?;
+        }
         Ok(())
     }
 
@@ -210,45 +304,50 @@ impl Daemon {
             Event::BindingFailed(b) => {
                 let msg = b.reason.clone().unwrap_or_else(|| "binding failed".into());
                 let info = error_info(&Wire::Denied(String::new()), msg);
-                self.settle_binding(&b.binding_id, BindingState::Failed, Some(info))
+                self.settle_binding(&b.binding_id, BindingState::Failed, Some(info), None)
                     .await
             }
             Event::BindingExpired(b) => {
                 let info = error_info(&Wire::Expired(String::new()), "the QR code expired".into());
-                self.settle_binding(&b.binding_id, BindingState::Expired, Some(info))
+                self.settle_binding(&b.binding_id, BindingState::Expired, Some(info), None)
                     .await
             }
             Event::TokenCancelled(b) => {
+                crate::refresh::cancel(&self.shared, &b.binding_id);
                 self.shared
                     .vault
                     .delete(&SecretKind::SealedTokens {
                         binding_id: b.binding_id.clone(),
                     })
                     .await?;
-                self.settle_binding(&b.binding_id, BindingState::Unbound, None)
-                    .await?;
-                let path = lock(&self.shared.bindings)
-                    .get(&b.binding_id)
-                    .map(|r| r.path.clone());
-                if let Some(path) = path {
-                    let emitter =
-                        zbus::object_server::SignalEmitter::new(&self.connection, DAEMON_PATH)?;
-                    DaemonObj::binding_removed(&emitter, path.as_ref(), "token-canceled").await?;
-                }
+                self.settle_binding(
+                    &b.binding_id,
+                    BindingState::Unbound,
+                    None,
+                    Some("token-canceled"),
+                )
+                .await
+            }
+            Event::TokenRefreshed(b) => {
+                self.store_tokens(&b).await?;
+                crate::refresh::schedule(&self.shared, &b);
                 Ok(())
             }
-            Event::TokenRefreshed(b) => self.store_tokens(&b).await,
             Event::PaymentResult(p) => {
                 let (app, order) = (p.app_id.clone(), p.app_order_id.clone());
                 let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
                 match entry {
                     Some(e) if !e.state.is_terminal() => {
-                        settle_payment(&self.shared, &self.connection, e.id, transition_for(&p))
-                            .await
+                        let (id, sid) = (e.id, p.payment_id.clone());
+                        self.shared
+                            .journal(move |j| j.set_server_payment_id(id, &sid))
+                            .await?;
+                        settle_payment(&self.shared, e.id, transition_for(&p)).await
                     }
                     _ => Ok(()),
                 }
             }
+            Event::RefundResult(r) => settle_refund(&self.shared, &r.refund_id, r.status).await,
             _ => Ok(()),
         }
     }
@@ -272,7 +371,8 @@ impl Daemon {
     async fn binding_bound(&self, b: Binding) -> Result<()> {
         // Tokens first: a `bound` binding can always pay.
         self.store_tokens(&b).await?;
-        self.settle_binding(&b.binding_id, BindingState::Bound, None)
+        crate::refresh::schedule(&self.shared, &b);
+        self.settle_binding(&b.binding_id, BindingState::Bound, None, None)
             .await
     }
 
@@ -281,32 +381,11 @@ impl Daemon {
         binding_id: &str,
         state: BindingState,
         error: Option<ErrorInfo>,
+        removed: Option<&str>,
     ) -> Result<()> {
-        let path = {
-            let mut bindings = lock(&self.shared.bindings);
-            let Some(record) = bindings.get_mut(binding_id) else {
-                tracing::debug!("event for a binding this run did not start");
-                return Ok(());
-            };
-            record.state = state;
-            record.path.clone()
-        };
-        let iface = self
-            .connection
-            .object_server()
-            .interface::<_, BindingObj>(&path)
-            .await?;
-        let changed = iface.get_mut().await.settle(state, error);
-        if changed {
-            let obj = iface.get().await;
-            let emitter = iface.signal_emitter();
-            obj.state_changed(emitter).await?;
-            obj.code_value_changed(emitter).await?;
-            obj.last_error_changed(emitter).await?;
-            BindingObj::completed(emitter, state.as_str(), obj.completed_details()).await?;
-            tracing::info!(binding = %path, state = state.as_str(), "binding completed");
-        }
-        Ok(())
+        settle_binding(&self.shared, binding_id, state, error, removed)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -314,6 +393,29 @@ fn error_info(kind: &Wire, message: String) -> ErrorInfo {
     ErrorInfo {
         name: kind.name().to_string(),
         message,
+    }
+}
+
+/// Asks the server for the state of a refund left `pending` by a crash or a transport
+/// error, and settles it.
+async fn reconcile_refund(shared: &Shared, r: crate::journal::RefundEntry) -> Result<()> {
+    let id = r.payment;
+    let entry = shared.journal(move |j| j.get(id)).await?;
+    let Some(server_id) = entry.server_payment_id else {
+        return Ok(());
+    };
+    match shared.server.get_refund(&server_id, &r.refund_id).await {
+        Ok(found) => settle_refund(shared, &r.refund_id, found.status).await,
+        // Never reached the server: nothing was refunded.
+        Err(Error::ServerRejected { status: 404, .. }) => {
+            settle_refund(
+                shared,
+                &r.refund_id,
+                scanbind_device_api::types::RefundStatus::Failed,
+            )
+            .await
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -330,7 +432,9 @@ async fn load_or_create_key(vault: &Vault) -> Result<DeviceKey> {
 
 /// The active bindings the server knows for this device whose tokens are in the vault
 /// (a blob still held by the server is fetched and stored first), as objects to serve.
-async fn restore_bindings(shared: &Shared) -> Result<Vec<(zvariant::OwnedObjectPath, BindingObj)>> {
+async fn restore_bindings(
+    shared: &Shared,
+) -> Result<Vec<(zvariant::OwnedObjectPath, String, Binding)>> {
     let mut out = Vec::new();
     for b in shared.server.bindings().await? {
         if b.status != BindingStatus::Active {
@@ -346,28 +450,35 @@ async fn restore_bindings(shared: &Shared) -> Result<Vec<(zvariant::OwnedObjectP
             continue;
         }
         let path = shared.next_binding_path(&b.wallet);
-        let label = b.user_login_id.clone().unwrap_or_default();
         lock(&shared.bindings).insert(
             b.binding_id.clone(),
             BindingRecord {
                 path: path.clone(),
                 wallet: b.wallet.clone(),
-                label: label.clone(),
-                state: BindingState::Bound,
-            },
-        );
-        out.push((
-            path,
-            BindingObj {
-                wallet: b.wallet,
-                label,
+                label: b.user_login_id.clone().unwrap_or_default(),
                 state: BindingState::Bound,
                 code_value: String::new(),
                 match_code: String::new(),
                 expires_at: 0,
                 last_error: ErrorInfo::default(),
             },
-        ));
+        );
+        out.push((path, b.binding_id.clone(), b));
     }
     Ok(out)
+}
+
+/// When the idle timer must next look, if idle exit is on.
+fn idle_deadline(shared: &Shared, idle: Option<Duration>) -> Option<tokio::time::Instant> {
+    let idle = idle?;
+    let last = *lock(&shared.last_call);
+    Some(tokio::time::Instant::from_std(last + idle))
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

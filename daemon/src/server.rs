@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::{
-    Binding, EventEnvelope, PayRequest, Payment, RegisterDeviceRequest, StartBindingRequest,
-    StartBindingResponse,
+    Binding, EventEnvelope, PayRequest, Payment, Refund, RefundRequest, RegisterDeviceRequest,
+    SealedTokensRequest, StartBindingRequest, StartBindingResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,8 +101,39 @@ impl ServerLink {
         self.call("POST", "/v1/payments", Some(req)).await
     }
 
-    /// `GET /v1/payments/{id}`. For the reconciliation of open journal entries at
-    /// start, which is the next step of issue 5.
+    /// `POST /v1/bindings/{id}/revoke`: revokes the binding's tokens with the wallet.
+    pub(crate) async fn revoke(&self, binding_id: &str, sealed_tokens: &str) -> Result<Binding> {
+        let body = SealedTokensRequest {
+            sealed_tokens: sealed_tokens.to_owned(),
+        };
+        let path = format!("/v1/bindings/{binding_id}/revoke");
+        self.call("POST", &path, Some(&body)).await
+    }
+
+    /// `POST /v1/bindings/{id}/refresh`: new tokens for the binding (in
+    /// `sealedTokens` of the answer).
+    pub(crate) async fn refresh(&self, binding_id: &str, sealed_tokens: &str) -> Result<Binding> {
+        let body = SealedTokensRequest {
+            sealed_tokens: sealed_tokens.to_owned(),
+        };
+        let path = format!("/v1/bindings/{binding_id}/refresh");
+        self.call("POST", &path, Some(&body)).await
+    }
+
+    /// `POST /v1/payments/{id}/refunds` (idempotent per refund id).
+    pub(crate) async fn refund(&self, payment_id: &str, req: &RefundRequest) -> Result<Refund> {
+        let path = format!("/v1/payments/{payment_id}/refunds");
+        self.call("POST", &path, Some(req)).await
+    }
+
+    /// `GET /v1/payments/{id}/refunds/{refund id}`: a refund's state (the server asks
+    /// Alipay when it is still pending).
+    pub(crate) async fn get_refund(&self, payment_id: &str, refund_id: &str) -> Result<Refund> {
+        let path = format!("/v1/payments/{payment_id}/refunds/{refund_id}");
+        self.call::<(), _>("GET", &path, None).await
+    }
+
+    /// `GET /v1/payments/{id}`.
     #[allow(dead_code)]
     pub(crate) async fn payment(&self, payment_id: &str) -> Result<Payment> {
         let path = format!("/v1/payments/{payment_id}");

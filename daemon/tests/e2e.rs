@@ -410,3 +410,515 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
         .collect();
     assert_eq!(movements, [1], "{ledger}");
 }
+
+/// A proxy of the payment at `path` that does not cache properties.
+async fn payment_proxy(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> Payment1Proxy<'static> {
+    Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Decodes a PNG with `zbarimg` (installed by scripts/test): the QR's text.
+fn decode_qr_png(png: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qr.png");
+    std::fs::write(&file, png).unwrap();
+    let out = std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg (apt install zbar-tools)");
+    assert!(out.status.success(), "zbarimg could not read the QR");
+    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qr_pay_with_line_items_refund_and_unbind() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+
+    // The QR in every form encodes CodeValue.
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(&conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let code = binding.code_value().await.unwrap();
+    let png = binding.get_qr_png(HashMap::new()).await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(decode_qr_png(&png), code);
+    let svg = binding.get_qr_svg(HashMap::new()).await.unwrap();
+    assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
+    let (width, modules) = binding.get_qr_matrix(HashMap::new()).await.unwrap();
+    assert_eq!(modules.len(), (width * width) as usize);
+    let mut big = HashMap::new();
+    big.insert("module-size", zvariant::Value::from(2_u32));
+    big.insert("quiet-zone", zvariant::Value::from(false));
+    let small = binding.get_qr_png(big).await.unwrap();
+    assert!(small.len() < png.len());
+    let mut bad = HashMap::new();
+    bad.insert("module-size", zvariant::Value::from(0_u32));
+    let err = binding.get_qr_png(bad).await.unwrap_err();
+    assert!(matches!(err, Wire::InvalidArgument(_)), "{err:?}");
+
+    let mut bound = binding.receive_completed().await.unwrap();
+    let scanned = world.scan(&code, "approve").await;
+    let user = scanned["user"].as_str().unwrap().to_owned();
+    let signal = tokio::time::timeout(GUARD, bound.next())
+        .await
+        .expect("no Binding Completed")
+        .unwrap();
+    assert_eq!(signal.args().unwrap().state, "bound");
+    // A completed binding has no valid QR any more.
+    let err = binding.get_qr_png(HashMap::new()).await.unwrap_err();
+    assert!(matches!(err, Wire::Expired(_)), "{err:?}");
+
+    // Line items must add up to the amount; then they travel with the payment.
+    let item = |name: &str, q: u32, a: i64| {
+        let mut m: HashMap<&str, zvariant::Value<'_>> = HashMap::new();
+        m.insert("name", zvariant::Value::from(name.to_owned()));
+        m.insert("quantity", zvariant::Value::from(q));
+        m.insert("amount-minor", zvariant::Value::from(a));
+        m
+    };
+    let mut wrong = HashMap::new();
+    wrong.insert(
+        "line-items",
+        zvariant::Value::from(vec![item("Gem", 3, 1000), item("Skin", 1, 1999)]),
+    );
+    let err = d
+        .pay("order-li", 5000, "HKD", "Shop", wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::InvalidAmount(_)), "{err:?}");
+    assert_eq!(journal_rows(state.path()), 0);
+    let mut items = HashMap::new();
+    items.insert(
+        "line-items",
+        zvariant::Value::from(vec![item("Gem", 3, 1000), item("Skin", 1, 2000)]),
+    );
+    let p = d.pay("order-li", 5000, "HKD", "Shop", items).await.unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
+    let stored: String = rusqlite::Connection::open(state.path().join("journal.sqlite3"))
+        .unwrap()
+        .query_row("SELECT line_items FROM payments", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored.contains("\"Skin\""), "{stored}");
+
+    // Refunds: partial, idempotent by refund id, never above what was paid.
+    assert_eq!(payment.refunded_minor().await.unwrap(), 0);
+    let mut rid = HashMap::new();
+    rid.insert("refund-id", zvariant::Value::from("r-1"));
+    let (id1, st1) = payment
+        .request_refund(2000, "one gem returned", rid.clone())
+        .await
+        .unwrap();
+    assert_eq!(id1, "r-1");
+    assert_eq!(st1, "succeeded", "{}", daemon.logs());
+    let (_, again) = payment
+        .request_refund(2000, "one gem returned", rid)
+        .await
+        .unwrap();
+    assert_eq!(again, "succeeded");
+    assert_eq!(payment.refunded_minor().await.unwrap(), 2000);
+    let err = payment
+        .request_refund(3001, "too much", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::RefundNotAllowed(_)), "{err:?}");
+    let err = payment
+        .request_refund(-5, "negative", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::InvalidAmount(_)), "{err:?}");
+    let ledger = world.ledger().await;
+    let refunds = ledger["refunds"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(refunds, 1, "one refund in the wallet's ledger: {ledger}");
+
+    // Unbind: BindingRemoved(unbound), the binding is gone, paying is refused.
+    let mut removed = d.receive_binding_removed().await.unwrap();
+    d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
+    let signal = tokio::time::timeout(GUARD, removed.next())
+        .await
+        .expect("no BindingRemoved")
+        .unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!(args.reason, "unbound");
+    assert_eq!(binding.state().await.unwrap(), "unbound");
+    let err = d
+        .pay("order-after", 100, "HKD", "x", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotBound(_)), "{err:?}");
+    let err = d
+        .unbind(
+            &zvariant::ObjectPath::try_from("/io/scanbind/Daemon1/binding/NOPE_1").unwrap(),
+            HashMap::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotFound(_)), "{err:?}");
+
+    // Bind again, then the user unbinds in the wallet app: TOKEN_CANCELED reaches the
+    // app as BindingRemoved(token-canceled).
+    let path2 = bind(&world, &conn, &d).await;
+    world.unbind_in_wallet(&user).await;
+    let signal = tokio::time::timeout(GUARD, removed.next())
+        .await
+        .expect("no BindingRemoved after the wallet unbound")
+        .unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!(args.reason, "token-canceled", "{}", daemon.logs());
+    assert_eq!(args.binding.as_str(), path2.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let addr = ["--address", bus.address()];
+    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+    drop(daemon);
+
+    let points = [
+        "before-journal",
+        "after-journal",
+        "after-send",
+        "after-settle",
+    ];
+    for (i, point) in points.iter().enumerate() {
+        let order = format!("order-{point}");
+        let amount = 100 + i as i64;
+        let mut crashing = DaemonProc::spawn_with(
+            &addr,
+            &server.base,
+            state.path(),
+            &[("SCANBINDD_CRASH_AT", point)],
+        );
+        // The app pays; the daemon dies at the crash point (before or after replying).
+        let first = d.pay(&order, amount, "HKD", "Coins", HashMap::new()).await;
+        let status = crashing.wait_exit();
+        assert!(!status.success(), "{point}: the daemon should have crashed");
+        assert!(crashing.logs().contains(&format!("crash point {point}")));
+
+        // Restarted, the app does what an app does after an error or at start: it pays
+        // the same order again (idempotent) and catches up with ListPayments.
+        let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+        let p = d
+            .pay(&order, amount, "HKD", "Coins", HashMap::new())
+            .await
+            .unwrap();
+        if let Ok(before) = first {
+            assert_eq!(
+                before, p,
+                "{point}: the same payment object across the crash"
+            );
+        }
+        let (payment, _) = settled_payment(&conn, &p).await;
+        assert_eq!(
+            payment.state().await.unwrap(),
+            "succeeded",
+            "{point}: {}",
+            daemon.logs()
+        );
+        let mut unfinished = HashMap::new();
+        unfinished.insert("unfinished", zvariant::Value::from(true));
+        let open = d.list_payments(unfinished.clone()).await.unwrap();
+        assert_eq!(open.len(), 1, "{point}: exactly this payment is to deliver");
+        assert_eq!(open[0].payment, p);
+        payment.finish(HashMap::new()).await.unwrap();
+        assert!(d.list_payments(unfinished).await.unwrap().is_empty());
+        drop(daemon);
+    }
+
+    // Every order charged exactly once in the wallet's ledger.
+    let ledger = world.ledger().await;
+    let payments = ledger["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), points.len(), "{ledger}");
+    for p in payments {
+        assert_eq!(p["moneyMovements"], 1, "{ledger}");
+    }
+    assert_eq!(journal_rows(state.path()), points.len() as i64);
+}
+
+/// Runs `busctl` against the private bus: another app (another executable).
+fn busctl(bus: &PrivateBus, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args(args)
+        .output()
+        .expect("busctl (systemd)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_cannot_see_or_touch_another_apps_payments() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+
+    // App B (busctl) pays; its order ids are its own.
+    let out = busctl(
+        &bus,
+        &[
+            "call",
+            BUS_NAME,
+            DAEMON_PATH,
+            "io.scanbind.Daemon1",
+            "Pay",
+            "sxssa{sv}",
+            "shared-order",
+            "300",
+            "HKD",
+            "B's coins",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let b_path = text
+        .trim()
+        .trim_start_matches("o ")
+        .trim_matches('"')
+        .to_owned();
+    let b_path = zvariant::OwnedObjectPath::try_from(b_path).unwrap();
+    eventually("B's payment to settle", || async {
+        journal_state_of(state.path(), "shared-order") == "succeeded"
+    })
+    .await;
+
+    // App A (this test) does not see it, cannot read, finish or refund it.
+    assert!(d.list_payments(HashMap::new()).await.unwrap().is_empty());
+    let theirs = payment_proxy(&conn, &b_path).await;
+    let err = theirs.receipt().await.unwrap_err();
+    assert!(format!("{err:?}").contains("AccessDenied"), "{err:?}");
+    let err = theirs.order_id().await.unwrap_err();
+    assert!(format!("{err:?}").contains("AccessDenied"), "{err:?}");
+    let err = theirs.finish(HashMap::new()).await.unwrap_err();
+    assert!(matches!(err, Wire::NotFound(_)), "{err:?}");
+    let err = theirs
+        .request_refund(300, "mine now", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotFound(_)), "{err:?}");
+
+    // A forged sender field: the bus daemon replaces it with ours, so it does nothing.
+    let forged = zbus::message::Message::method_call(b_path.as_str(), "Finish")
+        .unwrap()
+        .sender(":1.1")
+        .unwrap()
+        .destination(BUS_NAME)
+        .unwrap()
+        .interface("io.scanbind.Payment1")
+        .unwrap()
+        .build(&(HashMap::<String, zvariant::Value<'_>>::new(),))
+        .unwrap();
+    let serial = forged.primary_header().serial_num();
+    let mut replies = zbus::MessageStream::from(&conn);
+    conn.send(&forged).await.unwrap();
+    let reply = tokio::time::timeout(GUARD, async {
+        loop {
+            let m = replies.next().await.unwrap().unwrap();
+            if m.header().reply_serial() == Some(serial) {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("no reply to the forged call");
+    assert_eq!(
+        reply.message_type(),
+        zbus::message::Type::Error,
+        "a forged sender must not finish B's payment"
+    );
+    assert_eq!(
+        journal_delivered_of(state.path(), "shared-order"),
+        0,
+        "{}",
+        daemon.logs()
+    );
+
+    // The same order id from A is A's own payment: a second, separate charge.
+    let mine = d
+        .pay("shared-order", 300, "HKD", "A's coins", HashMap::new())
+        .await
+        .unwrap();
+    assert_ne!(mine, b_path);
+    let (payment, _) = settled_payment(&conn, &mine).await;
+    assert_eq!(payment.state().await.unwrap(), "succeeded");
+    assert_eq!(d.list_payments(HashMap::new()).await.unwrap().len(), 1);
+}
+
+fn journal_state_of(state_dir: &Path, order: &str) -> String {
+    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
+    conn.query_row(
+        "SELECT state FROM payments WHERE order_id = ?1",
+        [order],
+        |r| r.get(0),
+    )
+    .unwrap_or_default()
+}
+
+fn journal_delivered_of(state_dir: &Path, order: &str) -> i64 {
+    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
+    conn.query_row(
+        "SELECT delivered FROM payments WHERE order_id = ?1",
+        [order],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_interface_on_a_peer_to_peer_socket() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let state = tempfile::tempdir().unwrap();
+    let sock = state.path().join("scanbindd.sock");
+    let sock_s = sock.to_str().unwrap().to_owned();
+    let daemon = DaemonProc::spawn_with(
+        &["--no-bus", "--p2p", &sock_s],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let stream = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    let conn = zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    let d = Daemon1Proxy::builder(&conn)
+        .destination(BUS_NAME)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let status = d.get_status(HashMap::new()).await.unwrap();
+    assert_eq!(
+        String::try_from(status["connectivity"].try_clone().unwrap()).unwrap(),
+        "online"
+    );
+    let path = bind(&world, &conn, &d).await;
+    let p = d
+        .pay("p2p-order", 250, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(payment.binding().await.unwrap(), path);
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let keys: ReceiptKeySet = world
+        .http
+        .get(format!("{}/v1/receipt-keys", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let receipt = verify_receipt(&payment.receipt().await.unwrap(), &keys).unwrap();
+    assert_eq!(
+        receipt.app_id,
+        exe.to_string_lossy(),
+        "the peer is identified by the socket's credentials"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_process_gives_the_whole_system_with_dev() {
+    require_secret_service();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (daemon, sandbox) = DaemonProc::spawn_dev(bus.address(), state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(&conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut bound = binding.receive_completed().await.unwrap();
+    // The phone: the embedded sandbox's control API.
+    let http = common::http();
+    let r = http
+        .post(format!("{sandbox}/sandbox/v1/scan"))
+        .json(&serde_json::json!({
+            "codeValue": binding.code_value().await.unwrap(),
+            "decision": "approve"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let signal = tokio::time::timeout(GUARD, bound.next())
+        .await
+        .expect("no Binding Completed")
+        .unwrap();
+    assert_eq!(signal.args().unwrap().state, "bound", "{}", daemon.logs());
+    let p = d
+        .pay("dev-order", 1200, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(payment.state().await.unwrap(), "succeeded", "{}", daemon.logs());
+    let ledger: serde_json::Value = http
+        .get(format!("{sandbox}/sandbox/v1/ledger"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ledger["payments"][0]["moneyMovements"], 1, "{ledger}");
+    // Its keys and database live in the state dir.
+    for f in ["dev/merchant.pem", "dev/server.sqlite3", "journal.sqlite3"] {
+        assert!(state.path().join(f).exists(), "{f}");
+    }
+}

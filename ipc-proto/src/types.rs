@@ -301,6 +301,14 @@ pub mod keys {
         pub const LIMIT: &str = "limit";
     }
 
+    /// `Payment1.RequestRefund` options.
+    pub mod request_refund {
+        /// `s`: the app's own id for this refund (1 to 64 printable ASCII characters),
+        /// its idempotency key: the same id again returns the same refund, never a
+        /// second one. Default: a fresh id (a retry then makes a new refund).
+        pub const REFUND_ID: &str = "refund-id";
+    }
+
     /// `Binding1.GetQrSvg` and `Binding1.GetQrPng` options.
     pub mod qr {
         /// `u`: size of one module in pixels (PNG) or user units (SVG); default 8,

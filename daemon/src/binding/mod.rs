@@ -10,23 +10,24 @@ use std::collections::HashMap;
 
 use scanbind_ipc::types::keys;
 use scanbind_ipc::{BindingState, Error as Wire, ErrorInfo};
+use std::sync::Arc;
 use zbus::object_server::SignalEmitter;
+
 use zbus::{fdo, interface};
 use zvariant::{OwnedValue, Value};
 
-/// One binding object.
+use crate::qr::{MAX_MODULE_SIZE, Qr, Style};
+use crate::service::{BindingRecord, Shared, lock};
+
+/// One binding object: a view of its record in [`Shared`], so the same binding can
+/// be served on the bus and on every peer-to-peer connection.
 #[derive(Debug)]
 pub(crate) struct BindingObj {
-    pub(crate) wallet: String,
-    pub(crate) label: String,
-    pub(crate) state: BindingState,
-    pub(crate) code_value: String,
-    pub(crate) match_code: String,
-    pub(crate) expires_at: i64,
-    pub(crate) last_error: ErrorInfo,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) binding_id: String,
 }
 
-impl BindingObj {
+impl BindingRecord {
     /// Settles the binding; returns whether the state changed (and so whether
     /// `Completed` must be emitted).
     pub(crate) fn settle(&mut self, state: BindingState, error: Option<ErrorInfo>) -> bool {
@@ -58,11 +59,57 @@ impl BindingObj {
     }
 }
 
-/// The QR images are not rendered yet (issue 5): `NotSupported`, never a wrong image.
-fn not_yet(what: &str) -> Wire {
-    Wire::ZBus(zbus::Error::FDO(Box::new(fdo::Error::NotSupported(
-        format!("{what} is not implemented yet; render CodeValue as a QR code"),
-    ))))
+impl BindingObj {
+    /// Reads the record.
+    fn read<T>(&self, f: impl FnOnce(&BindingRecord) -> T) -> fdo::Result<T> {
+        lock(&self.shared.bindings)
+            .get(&self.binding_id)
+            .map(f)
+            .ok_or_else(|| fdo::Error::UnknownObject("the binding is gone".into()))
+    }
+}
+
+impl BindingObj {
+    /// The QR code of a pending binding; `Expired` once it left `pending`.
+    fn qr(&self) -> Result<Qr, Wire> {
+        let (state, code) = self
+            .read(|r| (r.state, r.code_value.clone()))
+            .map_err(|e| Wire::NotFound(e.to_string()))?;
+        if state != BindingState::Pending || code.is_empty() {
+            return Err(Wire::Expired(format!(
+                "the binding is {}: its QR code is no longer valid",
+                state.as_str()
+            )));
+        }
+        Qr::new(&code).map_err(|e| Wire::Internal(e.to_string()))
+    }
+}
+
+/// The `GetQrSvg` / `GetQrPng` options.
+fn qr_style(method: &str, options: &HashMap<String, OwnedValue>) -> Result<Style, Wire> {
+    let mut style = Style::default();
+    for (k, v) in options {
+        match (k.as_str(), &**v) {
+            (keys::qr::MODULE_SIZE, Value::U32(n)) if (1..=MAX_MODULE_SIZE).contains(n) => {
+                style.module_size = *n;
+            }
+            (keys::qr::QUIET_ZONE, Value::Bool(b)) => style.quiet_zone = *b,
+            (keys::qr::MODULE_SIZE, _) => {
+                return Err(Wire::InvalidArgument(format!(
+                    "option module-size must be u from 1 to {MAX_MODULE_SIZE}"
+                )));
+            }
+            (keys::qr::QUIET_ZONE, _) => {
+                return Err(Wire::InvalidArgument("option quiet-zone must be b".into()));
+            }
+            (other, _) => {
+                return Err(Wire::UnknownOption(format!(
+                    "{method} does not know {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(style)
 }
 
 #[interface(name = "io.scanbind.Binding1")]
@@ -70,15 +117,17 @@ impl BindingObj {
     /// `GetQrSvg(a{sv} options) -> s svg`: the QR code as an SVG document.
     #[zbus(out_args("svg"))]
     async fn get_qr_svg(&self, options: HashMap<String, OwnedValue>) -> Result<String, Wire> {
-        let _ = options;
-        Err(not_yet("GetQrSvg"))
+        let style = qr_style("GetQrSvg", &options)?;
+        Ok(self.qr()?.svg(style))
     }
 
     /// `GetQrPng(a{sv} options) -> ay png`: the QR code as a PNG image.
     #[zbus(out_args("png"))]
     async fn get_qr_png(&self, options: HashMap<String, OwnedValue>) -> Result<Vec<u8>, Wire> {
-        let _ = options;
-        Err(not_yet("GetQrPng"))
+        let style = qr_style("GetQrPng", &options)?;
+        self.qr()?
+            .png(style)
+            .map_err(|e| Wire::Internal(e.to_string()))
     }
 
     /// `GetQrMatrix(a{sv} options) -> (u width, ay modules)`: the QR modules.
@@ -87,8 +136,13 @@ impl BindingObj {
         &self,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u32, Vec<u8>), Wire> {
-        let _ = options;
-        Err(not_yet("GetQrMatrix"))
+        if let Some(k) = options.keys().next() {
+            return Err(Wire::UnknownOption(format!(
+                "GetQrMatrix does not know {k:?}"
+            )));
+        }
+        let qr = self.qr()?;
+        Ok((qr.width(), qr.matrix()))
     }
 
     /// `Completed(s state, a{sv} details)`: emitted once, when `State` leaves `pending`.
@@ -101,43 +155,43 @@ impl BindingObj {
 
     /// `State` (`s`): the binding's state.
     #[zbus(property)]
-    fn state(&self) -> String {
-        self.state.as_str().to_owned()
+    fn state(&self) -> fdo::Result<String> {
+        self.read(|r| r.state.as_str().to_owned())
     }
 
     /// `Wallet` (`s`): the wallet (`customerBelongsTo`).
     #[zbus(property(emits_changed_signal = "const"))]
-    fn wallet(&self) -> String {
-        self.wallet.clone()
+    fn wallet(&self) -> fdo::Result<String> {
+        self.read(|r| r.wallet.clone())
     }
 
     /// `Label` (`s`): what the user sees for this binding.
     #[zbus(property)]
-    fn label(&self) -> String {
-        self.label.clone()
+    fn label(&self) -> fdo::Result<String> {
+        self.read(|r| r.label.clone())
     }
 
     /// `CodeValue` (`s`): the text the QR code encodes (empty once completed).
     #[zbus(property)]
-    fn code_value(&self) -> String {
-        self.code_value.clone()
+    fn code_value(&self) -> fdo::Result<String> {
+        self.read(|r| r.code_value.clone())
     }
 
     /// `MatchCode` (`s`): the short code shown beside the QR and on the wallet page.
     #[zbus(property)]
-    fn match_code(&self) -> String {
-        self.match_code.clone()
+    fn match_code(&self) -> fdo::Result<String> {
+        self.read(|r| r.match_code.clone())
     }
 
     /// `ExpiresAt` (`x`): when the QR code expires, Unix seconds (UTC).
     #[zbus(property)]
-    fn expires_at(&self) -> i64 {
-        self.expires_at
+    fn expires_at(&self) -> fdo::Result<i64> {
+        self.read(|r| r.expires_at)
     }
 
     /// `LastError` (`(ss)`): why it failed; empty strings otherwise.
     #[zbus(property)]
-    fn last_error(&self) -> ErrorInfo {
-        self.last_error.clone()
+    fn last_error(&self) -> fdo::Result<ErrorInfo> {
+        self.read(|r| r.last_error.clone())
     }
 }

@@ -35,7 +35,7 @@ use scanbind_ipc::{ErrorInfo, PaymentState};
 use crate::error::{Error, Result};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE payments (
@@ -61,9 +61,30 @@ CREATE INDEX payments_open ON payments (state) WHERE state IN ('pending', 'sent'
 CREATE INDEX payments_app ON payments (app_id, id);
 ";
 
+/// Version 1 → 2: the server's payment id (for refunds), line items, refunds.
+const SCHEMA_V2: &str = "
+ALTER TABLE payments ADD COLUMN server_payment_id TEXT;
+ALTER TABLE payments ADD COLUMN line_items TEXT;
+CREATE TABLE refunds (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    payment       INTEGER NOT NULL REFERENCES payments (id),
+    refund_id     TEXT    NOT NULL UNIQUE CHECK (length(refund_id) > 0),
+    amount_minor  INTEGER NOT NULL CHECK (amount_minor > 0),
+    reason        TEXT    NOT NULL,
+    state         TEXT    NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refunds_payment ON refunds (payment);
+";
+
 const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
      binding, state, delivered, receipt, error_name, \
-     error_message, created_at, updated_at";
+     error_message, created_at, updated_at, server_payment_id, line_items, \
+     (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r \
+      WHERE r.payment = payments.id AND r.state = 'succeeded'), \
+     (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r \
+      WHERE r.payment = payments.id AND r.state != 'failed')";
 
 /// A journal entry's state. Finer than the wire's [`PaymentState`]: `pending` and
 /// `sent` both show as `pending` to apps.
@@ -209,6 +230,8 @@ pub(crate) struct NewPayment<'a> {
     pub description: &'a str,
     /// The server's id of the binding that pays.
     pub binding: &'a str,
+    /// The line items, as JSON (`[{"name", "quantity", "amountMinor"}]`), if any.
+    pub line_items: Option<&'a str>,
 }
 
 /// One journal entry.
@@ -240,6 +263,72 @@ pub(crate) struct Entry {
     pub created_at: i64,
     /// When last changed (Unix seconds).
     pub updated_at: i64,
+    /// The merchant server's id of the payment, once it answered.
+    pub server_payment_id: Option<String>,
+    /// The line items as JSON, if the app gave any.
+    pub line_items: Option<String>,
+    /// The total of the succeeded refunds, in minor units.
+    pub refunded_minor: i64,
+    /// The total of the refunds not failed (succeeded or still pending).
+    pub refund_reserved_minor: i64,
+}
+
+/// A refund's state in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefundState {
+    /// Recorded, maybe sent; the outcome is not known.
+    Pending,
+    /// Refunded (final).
+    Succeeded,
+    /// Not refunded (final).
+    Failed,
+}
+
+impl RefundState {
+    /// The stored (and wire) form.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RefundState::Pending => "pending",
+            RefundState::Succeeded => "succeeded",
+            RefundState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RefundState> {
+        [
+            RefundState::Pending,
+            RefundState::Succeeded,
+            RefundState::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// One refund of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefundEntry {
+    /// The payment's journal id.
+    pub payment: i64,
+    /// The refund id (the idempotency key sent to the server).
+    pub refund_id: String,
+    /// How much, in the payment's minor units.
+    pub amount_minor: i64,
+    /// Where it stands.
+    pub state: RefundState,
+}
+
+/// What [`Journal::record_refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefundRecorded {
+    /// Recorded.
+    New(RefundEntry),
+    /// This refund id was already recorded (a retry): the existing one.
+    Existing(RefundEntry),
+    /// The payment is not `succeeded`.
+    NotPaid,
+    /// The amount is more than what is left to refund (the rest, in minor units).
+    TooMuch(i64),
 }
 
 /// What [`Journal::record`] did.
@@ -322,6 +411,14 @@ impl Journal {
             0 => {
                 tx.execute_batch(SCHEMA)
                     .map_err(Error::journal("create schema"))?;
+                tx.execute_batch(SCHEMA_V2)
+                    .map_err(Error::journal("create schema"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(Error::journal("migrate"))?;
+            }
+            1 => {
+                tx.execute_batch(SCHEMA_V2)
+                    .map_err(Error::journal("migrate to 2"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
@@ -353,8 +450,8 @@ impl Journal {
         let inserted = tx
             .execute(
                 "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \
-                 description, binding, state, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
+                 description, binding, state, created_at, updated_at, line_items) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9) \
                  ON CONFLICT (app_id, order_id) DO NOTHING",
                 params![
                     p.app_id,
@@ -364,7 +461,8 @@ impl Journal {
                     p.amount.currency().code(),
                     p.description,
                     p.binding,
-                    now
+                    now,
+                    p.line_items,
                 ],
             )
             .map_err(Error::journal("record"))?;
@@ -380,7 +478,10 @@ impl Journal {
         if inserted == 1 {
             return Ok(Recorded::New(entry));
         }
-        if entry.amount == p.amount && entry.description == p.description {
+        if entry.amount == p.amount
+            && entry.description == p.description
+            && entry.line_items.as_deref() == p.line_items
+        {
             Ok(Recorded::Existing(entry))
         } else {
             Err(Error::OrderConflict {
@@ -498,6 +599,120 @@ impl Journal {
         }
     }
 
+    /// Remembers the merchant server's id of a payment (first answer wins).
+    pub(crate) fn set_server_payment_id(&mut self, id: i64, server_id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE payments SET server_payment_id = ?2 \
+                 WHERE id = ?1 AND server_payment_id IS NULL",
+                params![id, server_id],
+            )
+            .map_err(Error::journal("set_server_payment_id"))?;
+        Ok(())
+    }
+
+    /// Records a refund of a succeeded payment in state `pending`, if what is left to
+    /// refund (the amount minus every refund not failed) covers it; one transaction,
+    /// so concurrent requests never refund more than was paid.
+    pub(crate) fn record_refund(
+        &mut self,
+        payment: i64,
+        refund_id: &str,
+        amount_minor: i64,
+        reason: &str,
+    ) -> Result<RefundRecorded> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::journal("record_refund"))?;
+        let existing = tx
+            .query_row(
+                "SELECT payment, refund_id, amount_minor, state FROM refunds WHERE refund_id = ?1",
+                [refund_id],
+                raw_refund,
+            )
+            .optional()
+            .map_err(Error::journal("record_refund"))?;
+        if let Some(raw) = existing {
+            return Ok(RefundRecorded::Existing(into_refund(raw)?));
+        }
+        let entry = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM payments WHERE id = ?1"),
+                [payment],
+                RawEntry::from_row,
+            )
+            .optional()
+            .map_err(Error::journal("record_refund"))?
+            .ok_or(Error::UnknownPayment(payment))?
+            .into_entry()?;
+        if entry.state != JournalState::Succeeded {
+            return Ok(RefundRecorded::NotPaid);
+        }
+        let left = entry.amount.minor().get() - entry.refund_reserved_minor;
+        if amount_minor > left {
+            return Ok(RefundRecorded::TooMuch(left));
+        }
+        let now = unix_now();
+        tx.execute(
+            "INSERT INTO refunds (payment, refund_id, amount_minor, reason, state, created_at, \
+             updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+            params![payment, refund_id, amount_minor, reason, now],
+        )
+        .map_err(Error::journal("record_refund"))?;
+        tx.commit().map_err(Error::journal("record_refund"))?;
+        Ok(RefundRecorded::New(RefundEntry {
+            payment,
+            refund_id: refund_id.to_owned(),
+            amount_minor,
+            state: RefundState::Pending,
+        }))
+    }
+
+    /// Settles a pending refund; a settled one does not change (returns it as is).
+    pub(crate) fn settle_refund(
+        &mut self,
+        refund_id: &str,
+        state: RefundState,
+    ) -> Result<Option<RefundEntry>> {
+        self.conn
+            .execute(
+                "UPDATE refunds SET state = ?2, updated_at = ?3 \
+                 WHERE refund_id = ?1 AND state = 'pending'",
+                params![refund_id, state.as_str(), unix_now()],
+            )
+            .map_err(Error::journal("settle_refund"))?;
+        self.conn
+            .query_row(
+                "SELECT payment, refund_id, amount_minor, state FROM refunds WHERE refund_id = ?1",
+                [refund_id],
+                raw_refund,
+            )
+            .optional()
+            .map_err(Error::journal("settle_refund"))?
+            .map(into_refund)
+            .transpose()
+    }
+
+    /// The refunds still pending, oldest first (reconciled at start).
+    pub(crate) fn pending_refunds(&self) -> Result<Vec<RefundEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT payment, refund_id, amount_minor, state FROM refunds \
+                 WHERE state = 'pending' ORDER BY id",
+            )
+            .map_err(Error::journal("pending_refunds"))?;
+        let rows = stmt
+            .query_map([], raw_refund)
+            .map_err(Error::journal("pending_refunds"))?;
+        rows.map(|r| {
+            r.map_err(Error::journal("pending_refunds"))
+                .and_then(into_refund)
+        })
+        .collect()
+    }
+
     /// Every entry whose outcome the daemon must still learn from the server
     /// (`pending`, `sent`, `pending-unknown`), oldest first. The daemon reconciles
     /// these at start.
@@ -547,6 +762,25 @@ impl Journal {
     }
 }
 
+type RawRefund = (i64, String, i64, String);
+
+fn raw_refund(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn into_refund((payment, refund_id, amount_minor, state): RawRefund) -> Result<RefundEntry> {
+    let state = RefundState::parse(&state).ok_or_else(|| Error::JournalCorrupt {
+        id: payment,
+        reason: format!("unknown refund state {state:?}"),
+    })?;
+    Ok(RefundEntry {
+        payment,
+        refund_id,
+        amount_minor,
+        state,
+    })
+}
+
 /// A row as stored, before validation.
 struct RawEntry {
     id: i64,
@@ -563,6 +797,10 @@ struct RawEntry {
     error: (Option<String>, Option<String>),
     created_at: i64,
     updated_at: i64,
+    server_payment_id: Option<String>,
+    line_items: Option<String>,
+    refunded_minor: i64,
+    refund_reserved_minor: i64,
 }
 
 impl RawEntry {
@@ -582,6 +820,10 @@ impl RawEntry {
             error: (r.get(11)?, r.get(12)?),
             created_at: r.get(13)?,
             updated_at: r.get(14)?,
+            server_payment_id: r.get(15)?,
+            line_items: r.get(16)?,
+            refunded_minor: r.get(17)?,
+            refund_reserved_minor: r.get(18)?,
         })
     }
 
@@ -611,6 +853,10 @@ impl RawEntry {
             error,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            server_payment_id: self.server_payment_id,
+            line_items: self.line_items,
+            refunded_minor: self.refunded_minor,
+            refund_reserved_minor: self.refund_reserved_minor,
         })
     }
 }
@@ -633,7 +879,7 @@ fn unix_now() -> i64 {
 }
 
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -642,7 +888,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 

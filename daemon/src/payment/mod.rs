@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use scanbind_device_api::types::{Amount, RefundRequest, RefundStatus};
 use scanbind_ipc::types::keys;
 use scanbind_ipc::{Error as Wire, ErrorInfo};
 use zbus::message::Header;
@@ -16,36 +17,127 @@ use zbus::{Connection, fdo, interface};
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 use crate::caller;
-use crate::journal::Entry;
-use crate::service::Shared;
+use crate::error::Error;
+use crate::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
+use crate::service::{Shared, settle_refund};
+
+/// The longest refund reason (characters).
+const MAX_REASON: usize = 256;
 
 /// One payment object.
 #[derive(Debug)]
 pub(crate) struct PaymentObj {
     pub(crate) shared: Arc<Shared>,
-    /// The journal entry as last committed.
-    pub(crate) entry: Entry,
+    /// The journal entry as last committed. A std mutex (held for a copy or a
+    /// replacement only): updates need no exclusive access to the object, so a state
+    /// change never waits for a method call on the same object to finish.
+    pub(crate) entry: std::sync::Mutex<Entry>,
     /// The binding charged.
     pub(crate) binding: OwnedObjectPath,
 }
 
 impl PaymentObj {
+    /// A copy of the entry.
+    pub(crate) fn entry(&self) -> Entry {
+        crate::service::lock(&self.entry).clone()
+    }
+
+    /// Replaces the entry; returns the one it replaced.
+    pub(crate) fn set_entry(&self, entry: Entry) -> Entry {
+        std::mem::replace(&mut *crate::service::lock(&self.entry), entry)
+    }
+
     /// The `details` of the `Completed` signal.
-    pub(crate) fn completed_details(&self) -> HashMap<&'static str, Value<'_>> {
+    pub(crate) fn completed_details(&self) -> HashMap<&'static str, Value<'static>> {
         let mut d = HashMap::new();
-        if let Some(e) = &self.entry.error {
-            d.insert(keys::completed::ERROR_NAME, Value::from(e.name.as_str()));
-            d.insert(
-                keys::completed::ERROR_MESSAGE,
-                Value::from(e.message.as_str()),
-            );
+        if let Some(e) = self.entry().error {
+            d.insert(keys::completed::ERROR_NAME, Value::from(e.name));
+            d.insert(keys::completed::ERROR_MESSAGE, Value::from(e.message));
         }
         d
     }
 
     /// The wire state.
     pub(crate) fn wire_state(&self) -> &'static str {
-        self.entry.state.to_wire().as_str()
+        self.entry().state.to_wire().as_str()
+    }
+
+    /// Property reads: only the app that paid may read a payment. The daemon's own
+    /// reads (for `PropertiesChanged`) carry no header and pass.
+    async fn guard(&self, conn: &Connection, hdr: Option<&Header<'_>>) -> fdo::Result<()> {
+        let Some(hdr) = hdr else { return Ok(()) };
+        let who = caller::identify(conn, hdr)
+            .await
+            .map_err(|e| fdo::Error::AccessDenied(e.to_string()))?;
+        if who.app_id == self.entry().app_id {
+            Ok(())
+        } else {
+            Err(fdo::Error::AccessDenied(
+                "this payment belongs to another app".into(),
+            ))
+        }
+    }
+}
+
+/// 1 to 64 printable ASCII characters without spaces.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
+/// A fresh refund id: `r-` + 24 hex digits.
+fn new_refund_id() -> Result<String, Error> {
+    let mut bytes = [0_u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::ServerProtocol("no randomness for a refund id".into()))?;
+    Ok(format!(
+        "r-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+/// Sends a recorded refund to the server and settles it from the answer. A transport
+/// error leaves it `pending` (reconciled at the next start, or by the server's event);
+/// a refusal fails it and is the app's error.
+pub(crate) async fn send_refund(
+    shared: &Shared,
+    entry: &Entry,
+    refund: &RefundEntry,
+    reason: &str,
+) -> Result<RefundState, Wire> {
+    let Some(server_id) = entry.server_payment_id.clone() else {
+        return Err(Wire::RefundNotAllowed(
+            "the server has not confirmed this payment yet; retry later".into(),
+        ));
+    };
+    let req = RefundRequest {
+        refund_id: refund.refund_id.clone(),
+        amount: Amount {
+            currency: entry.amount.currency().code().to_owned(),
+            value: refund.amount_minor,
+        },
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+    };
+    match shared.server.refund(&server_id, &req).await {
+        Ok(r) => {
+            settle_refund(shared, &r.refund_id, r.status).await?;
+            Ok(match r.status {
+                RefundStatus::Pending => RefundState::Pending,
+                RefundStatus::Succeeded => RefundState::Succeeded,
+                RefundStatus::Failed => RefundState::Failed,
+            })
+        }
+        Err(Error::ServerRejected {
+            status,
+            code,
+            message,
+        }) if (400..500).contains(&status) => {
+            settle_refund(shared, &refund.refund_id, RefundStatus::Failed).await?;
+            Err(Wire::RefundNotAllowed(format!("{code}: {message}")))
+        }
+        Err(e) => {
+            tracing::warn!(refund = %refund.refund_id, cause = %e, "refund outcome unknown");
+            Ok(RefundState::Pending)
+        }
     }
 }
 
@@ -64,10 +156,10 @@ impl PaymentObj {
             return Err(Wire::UnknownOption(format!("Finish does not know {k:?}")));
         }
         let who = caller::identify(conn, &hdr).await?;
-        if who.app_id != self.entry.app_id {
+        if who.app_id != self.entry().app_id {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
-        let id = self.entry.id;
+        let id = self.entry().id;
         let entry = self
             .shared
             .journal(move |j| {
@@ -75,25 +167,92 @@ impl PaymentObj {
                 j.get(id)
             })
             .await?;
-        self.entry = entry;
+        self.set_entry(entry);
         self.delivered_changed(&emitter).await?;
         Ok(())
     }
 
     /// `RequestRefund(x amount_minor, s reason, a{sv} options) -> (s refund_id, s
-    /// state)`: not implemented yet (issue 5).
+    /// state)`: records the refund (only within what is left to refund of a succeeded
+    /// payment), sends it and answers with its state; a `pending` one settles later
+    /// (`RefundedMinor` changes).
     #[zbus(out_args("refund_id", "state"))]
     async fn request_refund(
         &self,
         amount_minor: i64,
         reason: String,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, String), Wire> {
-        // Named as in the XML (introspection shows argument names).
-        let _ = (amount_minor, reason, options);
-        Err(Wire::ZBus(zbus::Error::FDO(Box::new(
-            fdo::Error::NotSupported("RequestRefund is not implemented yet".into()),
-        ))))
+        let mut refund_id = None;
+        for (k, v) in &options {
+            match (k.as_str(), &**v) {
+                (keys::request_refund::REFUND_ID, Value::Str(id)) if valid_id(id) => {
+                    refund_id = Some(id.to_string());
+                }
+                (keys::request_refund::REFUND_ID, _) => {
+                    return Err(Wire::InvalidArgument(
+                        "option refund-id must be s of 1 to 64 printable ASCII characters".into(),
+                    ));
+                }
+                (other, _) => {
+                    return Err(Wire::UnknownOption(format!(
+                        "RequestRefund does not know {other:?}"
+                    )));
+                }
+            }
+        }
+        if amount_minor <= 0 {
+            return Err(Wire::InvalidAmount(format!(
+                "amount_minor must be a positive number of minor units, not {amount_minor}"
+            )));
+        }
+        if reason.chars().count() > MAX_REASON {
+            return Err(Wire::InvalidArgument(format!(
+                "reason must be at most {MAX_REASON} characters"
+            )));
+        }
+        let who = caller::identify(conn, &hdr).await?;
+        if who.app_id != self.entry().app_id {
+            return Err(Wire::NotFound("no such payment for this app".into()));
+        }
+        let app_refund_id = match refund_id {
+            Some(id) => id,
+            None => new_refund_id().map_err(|e| Wire::Internal(e.to_string()))?,
+        };
+        // Refund ids are per payment: the key sent to the server is prefixed with the
+        // payment's idempotency key, so two apps' ids never collide.
+        let key = format!("{}-{app_refund_id}", self.entry().idempotency_key.as_str());
+        let (id, k, r) = (self.entry().id, key, reason.clone());
+        let recorded = self
+            .shared
+            .journal(move |j| j.record_refund(id, &k, amount_minor, &r))
+            .await?;
+        let refund = match recorded {
+            RefundRecorded::NotPaid => {
+                return Err(Wire::RefundNotAllowed(format!(
+                    "only a succeeded payment can be refunded; this one is {}",
+                    self.wire_state()
+                )));
+            }
+            RefundRecorded::TooMuch(left) => {
+                return Err(Wire::RefundNotAllowed(format!(
+                    "at most {left} minor units are left to refund"
+                )));
+            }
+            RefundRecorded::Existing(r) if r.amount_minor != amount_minor => {
+                return Err(Wire::Duplicate(format!(
+                    "refund {app_refund_id} was requested with another amount"
+                )));
+            }
+            RefundRecorded::Existing(r) if r.state != RefundState::Pending => {
+                return Ok((app_refund_id, r.state.as_str().to_owned()));
+            }
+            RefundRecorded::Existing(r) | RefundRecorded::New(r) => r,
+        };
+        let state = send_refund(&self.shared, &self.entry(), &refund, &reason).await?;
+        Ok((app_refund_id, state.as_str().to_owned()))
     }
 
     /// `Completed(s state, a{sv} details)`: emitted once, when `State` becomes final.
@@ -106,67 +265,122 @@ impl PaymentObj {
 
     /// `State` (`s`): a payment state.
     #[zbus(property)]
-    fn state(&self) -> String {
-        self.wire_state().to_owned()
+    async fn state(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.wire_state().to_owned())
     }
 
     /// `OrderId` (`s`): the app's order id.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn order_id(&self) -> String {
-        self.entry.order_id.clone()
+    async fn order_id(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().order_id.clone())
     }
 
     /// `AmountMinor` (`x`): the amount in minor units.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn amount_minor(&self) -> i64 {
-        self.entry.amount.minor().get()
+    async fn amount_minor(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().amount.minor().get())
     }
 
     /// `Currency` (`s`): the ISO 4217 code.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn currency(&self) -> String {
-        self.entry.amount.currency().code().to_owned()
+    async fn currency(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().amount.currency().code().to_owned())
     }
 
     /// `Description` (`s`): as given to `Pay`.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn description(&self) -> String {
-        self.entry.description.clone()
+    async fn description(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().description.clone())
     }
 
     /// `Binding` (`o`): the binding charged.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn binding(&self) -> OwnedObjectPath {
-        self.binding.clone()
+    async fn binding(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<OwnedObjectPath> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.binding.clone())
     }
 
     /// `CreatedAt` (`x`): when it was recorded, Unix seconds (UTC).
     #[zbus(property(emits_changed_signal = "const"))]
-    fn created_at(&self) -> i64 {
-        self.entry.created_at
+    async fn created_at(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().created_at)
     }
 
     /// `Receipt` (`s`): the signed receipt (JWS compact) once `succeeded`; empty before.
     #[zbus(property)]
-    fn receipt(&self) -> String {
-        self.entry.receipt.clone().unwrap_or_default()
+    async fn receipt(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().receipt.clone().unwrap_or_default())
     }
 
     /// `LastError` (`(ss)`): why it failed; empty strings otherwise.
     #[zbus(property)]
-    fn last_error(&self) -> ErrorInfo {
-        self.entry.error.clone().unwrap_or_default()
+    async fn last_error(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<ErrorInfo> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().error.clone().unwrap_or_default())
     }
 
     /// `Delivered` (`b`): whether the app called `Finish`.
     #[zbus(property)]
-    fn delivered(&self) -> bool {
-        self.entry.delivered
+    async fn delivered(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<bool> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().delivered)
     }
 
     /// `RefundedMinor` (`x`): the total refunded so far, in minor units.
     #[zbus(property)]
-    fn refunded_minor(&self) -> i64 {
-        0
+    async fn refunded_minor(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().refunded_minor)
     }
 }

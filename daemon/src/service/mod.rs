@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use scanbind_ams::{Currency, MinorUnits, Money};
-use scanbind_device_api::types::{Amount, PayRequest, Payment, PaymentStatus};
+use scanbind_device_api::types::{Amount, PayRequest, Payment, PaymentStatus, RefundStatus};
 use scanbind_ipc::paths::{binding_path, payment_path};
 use scanbind_ipc::types::{Connectivity, keys};
 use scanbind_ipc::{
@@ -18,14 +18,14 @@ use scanbind_ipc::{
 };
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, DBusError, ObjectServer, fdo, interface};
+use zbus::{Connection, DBusError, ObjectServer, interface};
 use zeroize::Zeroize as _;
 use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 
 use crate::binding::BindingObj;
 use crate::caller;
 use crate::error::{Error, Result};
-use crate::journal::{Entry, Journal, JournalState, NewPayment, Recorded, Transition};
+use crate::journal::{Entry, Journal, JournalState, NewPayment, Recorded, RefundState, Transition};
 use crate::payment::PaymentObj;
 use crate::server::ServerLink;
 use crate::vault::{SecretKind, Vault};
@@ -36,14 +36,105 @@ const MAX_ORDER_ID: usize = 64;
 const MAX_DESCRIPTION: usize = 256;
 const MAX_WALLET: usize = 32;
 const MAX_LABEL: usize = 64;
+/// The most line items one payment may carry.
+const MAX_LINE_ITEMS: usize = 100;
+/// The longest line item name (characters).
+const MAX_ITEM_NAME: usize = 256;
 
-/// What the daemon knows about one binding (the object holds the rest).
+/// One validated line item (stored in the journal as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LineItem {
+    pub(crate) name: String,
+    pub(crate) quantity: u32,
+    pub(crate) amount_minor: i64,
+}
+
+/// Parses and checks the `line-items` option (`aa{sv}`): names, quantities, unit
+/// prices, and that they add up to `total` exactly (checked arithmetic, no overflow).
+pub(crate) fn parse_line_items(
+    v: &Value<'_>,
+    total: i64,
+) -> std::result::Result<Vec<LineItem>, Wire> {
+    use scanbind_ipc::types::keys::line_item as k;
+    let bad = |m: String| Wire::InvalidArgument(format!("line-items: {m}"));
+    let Value::Array(items) = v else {
+        return Err(bad("must be aa{sv}".into()));
+    };
+    if items.is_empty() || items.len() > MAX_LINE_ITEMS {
+        return Err(bad(format!("give 1 to {MAX_LINE_ITEMS} items")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut sum: i64 = 0;
+    for (i, item) in items.inner().iter().enumerate() {
+        let Value::Dict(d) = item else {
+            return Err(bad(format!("item {i} must be a{{sv}}")));
+        };
+        let (mut name, mut quantity, mut amount) = (None, None, None);
+        for (key, val) in d.iter() {
+            let Value::Str(key) = key else {
+                return Err(bad(format!("item {i}: keys must be strings")));
+            };
+            let val = match val {
+                Value::Value(inner) => &**inner,
+                other => other,
+            };
+            match (key.as_str(), val) {
+                (k::NAME, Value::Str(n)) if !n.is_empty() && n.chars().count() <= MAX_ITEM_NAME => {
+                    name = Some(n.to_string());
+                }
+                (k::QUANTITY, Value::U32(q)) if *q >= 1 => quantity = Some(*q),
+                (k::AMOUNT_MINOR, Value::I64(a)) if *a > 0 => amount = Some(*a),
+                (k::NAME, _) => {
+                    return Err(bad(format!(
+                        "item {i}: name must be s of 1 to {MAX_ITEM_NAME} characters"
+                    )));
+                }
+                (k::QUANTITY, _) => return Err(bad(format!("item {i}: quantity must be u ≥ 1"))),
+                (k::AMOUNT_MINOR, _) => {
+                    return Err(bad(format!("item {i}: amount-minor must be x > 0")));
+                }
+                (other, _) => {
+                    return Err(Wire::UnknownOption(format!(
+                        "line item {i} has an unknown key {other:?}"
+                    )));
+                }
+            }
+        }
+        let (Some(name), Some(quantity), Some(amount_minor)) = (name, quantity, amount) else {
+            return Err(bad(format!(
+                "item {i} needs name, quantity and amount-minor"
+            )));
+        };
+        sum = amount_minor
+            .checked_mul(i64::from(quantity))
+            .and_then(|line| sum.checked_add(line))
+            .ok_or_else(|| Wire::InvalidAmount("line-items: the total overflows".into()))?;
+        out.push(LineItem {
+            name,
+            quantity,
+            amount_minor,
+        });
+    }
+    if sum != total {
+        return Err(Wire::InvalidAmount(format!(
+            "line-items add up to {sum}, not amount_minor {total}"
+        )));
+    }
+    Ok(out)
+}
+
+/// Everything the daemon knows about one binding; its objects are views of it.
 #[derive(Debug, Clone)]
 pub(crate) struct BindingRecord {
     pub(crate) path: OwnedObjectPath,
     pub(crate) wallet: String,
     pub(crate) label: String,
     pub(crate) state: BindingState,
+    pub(crate) code_value: String,
+    pub(crate) match_code: String,
+    pub(crate) expires_at: i64,
+    pub(crate) last_error: ErrorInfo,
 }
 
 /// State shared by every object and task of one daemon.
@@ -64,6 +155,29 @@ pub(crate) struct Shared {
     /// one increment.
     pub(crate) binding_counter: Mutex<u64>,
     pub(crate) device_name: String,
+    /// The token refresh timer of each bound binding (`refresh`). A std mutex: held
+    /// for one insert or removal.
+    pub(crate) refreshers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Every connection objects are served on: the bus (if any) and each open
+    /// peer-to-peer connection. A std mutex: held for a copy, a push or a removal.
+    pub(crate) connections: Mutex<Vec<Connection>>,
+    /// When an app last called the daemon (for `--idle-exit`).
+    pub(crate) last_call: Mutex<std::time::Instant>,
+    /// Payments being driven right now (the daemon is not idle while one is).
+    pub(crate) busy: std::sync::atomic::AtomicUsize,
+}
+
+/// A crash point for the kill -9 tests (feature `test-util` only): when
+/// `SCANBINDD_CRASH_AT` names this point, the process aborts here at once, without
+/// unwinding or flushing anything, as if killed.
+pub(crate) fn crash_point(name: &str) {
+    #[cfg(feature = "test-util")]
+    if std::env::var("SCANBINDD_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("scanbindd: crash point {name}");
+        std::process::abort();
+    }
+    #[cfg(not(feature = "test-util"))]
+    let _ = name;
 }
 
 /// Locks a std mutex; a panic while it was held does not make the data unusable here
@@ -87,7 +201,41 @@ impl Shared {
             bindings: Mutex::new(HashMap::new()),
             binding_counter: Mutex::new(0),
             device_name,
+            refreshers: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Vec::new()),
+            last_call: Mutex::new(std::time::Instant::now()),
+            busy: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The connections objects are served on (a copy).
+    pub(crate) fn connections(&self) -> Vec<Connection> {
+        lock(&self.connections).clone()
+    }
+
+    /// Notes an app's call (resets the idle timer).
+    pub(crate) fn touch(&self) {
+        *lock(&self.last_call) = std::time::Instant::now();
+    }
+
+    /// Serves the binding's object on every connection.
+    pub(crate) async fn serve_binding(
+        self: &Arc<Self>,
+        path: &OwnedObjectPath,
+        binding_id: &str,
+    ) -> Result<()> {
+        for conn in self.connections() {
+            conn.object_server()
+                .at(
+                    path,
+                    BindingObj {
+                        shared: Arc::clone(self),
+                        binding_id: binding_id.to_owned(),
+                    },
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Runs `f` on the journal on the blocking pool.
@@ -143,6 +291,36 @@ fn wire_name(e: &Wire) -> String {
     e.name().to_string()
 }
 
+/// The wallet's own minimum and per-payment limit (ams-api.md §4), checked before
+/// anything is recorded, for amounts in the wallet's currency.
+fn check_wallet_limits(wallet: &str, amount: Money) -> std::result::Result<(), Wire> {
+    let Some(profile) = scanbind_ams::wallet::Wallet::parse(wallet).scan_to_bind() else {
+        return Ok(());
+    };
+    if profile.currency != amount.currency() {
+        return Ok(());
+    }
+    if amount.minor() < profile.min_amount {
+        return Err(Wire::BelowMinimum(format!(
+            "{} takes at least {} minor units of {}",
+            profile.display_name,
+            profile.min_amount.get(),
+            profile.currency.code()
+        )));
+    }
+    if let Some(limit) = profile.per_transaction_limit
+        && amount.minor() > limit
+    {
+        return Err(Wire::AboveLimit(format!(
+            "{} takes at most {} minor units of {} per payment",
+            profile.display_name,
+            limit.get(),
+            profile.currency.code()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the `Pay` arguments; the money on success.
 pub(crate) fn validate_pay(
     order_id: &str,
@@ -187,6 +365,7 @@ impl DaemonObj {
         &self,
         options: HashMap<String, OwnedValue>,
     ) -> std::result::Result<HashMap<String, OwnedValue>, Wire> {
+        self.shared.touch();
         no_options("GetStatus", &options)?;
         let bound: Vec<ObjectPath<'static>> = lock(&self.shared.bindings)
             .values()
@@ -222,8 +401,8 @@ impl DaemonObj {
         &self,
         wallet: String,
         options: HashMap<String, OwnedValue>,
-        #[zbus(object_server)] server: &ObjectServer,
     ) -> std::result::Result<OwnedObjectPath, Wire> {
+        self.shared.touch();
         if wallet.is_empty()
             || wallet.len() > MAX_WALLET
             || !wallet
@@ -269,21 +448,18 @@ impl DaemonObj {
             started.binding_id.clone(),
             BindingRecord {
                 path: path.clone(),
-                wallet: wallet.clone(),
-                label: label.clone(),
+                wallet,
+                label,
                 state: BindingState::Pending,
+                code_value: started.code_value,
+                match_code: started.match_code,
+                expires_at,
+                last_error: ErrorInfo::default(),
             },
         );
-        let obj = BindingObj {
-            wallet,
-            label,
-            state: BindingState::Pending,
-            code_value: started.code_value,
-            match_code: started.match_code,
-            expires_at,
-            last_error: ErrorInfo::default(),
-        };
-        server.at(&path, obj).await?;
+        self.shared
+            .serve_binding(&path, &started.binding_id)
+            .await?;
         tracing::info!(binding = %path, "binding started");
         Ok(path)
     }
@@ -294,6 +470,7 @@ impl DaemonObj {
         &self,
         options: HashMap<String, OwnedValue>,
     ) -> std::result::Result<Vec<BindingSummary>, Wire> {
+        self.shared.touch();
         no_options("ListBindings", &options)?;
         Ok(lock(&self.shared.bindings)
             .values()
@@ -306,17 +483,63 @@ impl DaemonObj {
             .collect())
     }
 
-    /// `Unbind(o binding, a{sv} options)`: not implemented yet (issue 5).
+    /// `Unbind(o binding, a{sv} options)`: revokes a bound binding with the wallet
+    /// (through the server), deletes its tokens from the keyring and moves it to
+    /// `unbound`; a pending binding is abandoned. Offline: nothing changes.
     async fn unbind(
         &self,
         binding: OwnedObjectPath,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> std::result::Result<(), Wire> {
-        // Named as in the XML (introspection shows argument names).
-        let _ = (binding, options);
-        Err(Wire::ZBus(zbus::Error::FDO(Box::new(
-            fdo::Error::NotSupported("Unbind is not implemented yet".into()),
-        ))))
+        self.shared.touch();
+        no_options("Unbind", &options)?;
+        // Any app of the user's session may unbind (the user's own choice); the
+        // caller is identified so that a call without one is refused.
+        let who = caller::identify(conn, &hdr).await?;
+        let found = lock(&self.shared.bindings)
+            .iter()
+            .find(|(_, b)| b.path == binding)
+            .map(|(id, b)| (id.clone(), b.state));
+        let Some((binding_id, state)) = found else {
+            return Err(Wire::NotFound(format!(
+                "no binding at {}",
+                binding.as_str()
+            )));
+        };
+        let kind = SecretKind::SealedTokens {
+            binding_id: binding_id.clone(),
+        };
+        match state {
+            BindingState::Bound => {
+                if let Some(tokens) = self.shared.vault.read(&kind).await? {
+                    let sealed = String::from_utf8_lossy(tokens.expose()).into_owned();
+                    let sealed = zeroize::Zeroizing::new(sealed);
+                    match self.shared.server.revoke(&binding_id, &sealed).await {
+                        Ok(_) => {}
+                        // Already revoked or cancelled on the server: finish locally.
+                        Err(Error::ServerRejected { status, .. })
+                            if status == 404 || status == 409 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                self.shared.vault.delete(&kind).await?;
+                crate::refresh::cancel(&self.shared, &binding_id);
+            }
+            BindingState::Pending => {}
+            _ => return Ok(()),
+        }
+        tracing::info!(binding = %binding, app = %who.app_id, "unbinding");
+        settle_binding(
+            &self.shared,
+            &binding_id,
+            BindingState::Unbound,
+            None,
+            Some("unbound"),
+        )
+        .await?;
+        Ok(())
     }
 
     /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) -> o
@@ -336,8 +559,10 @@ impl DaemonObj {
         #[zbus(connection)] conn: &Connection,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> std::result::Result<OwnedObjectPath, Wire> {
+        self.shared.touch();
         let amount = validate_pay(&order_id, amount_minor, &currency, &description)?;
         let mut chosen: Option<OwnedObjectPath> = None;
+        let mut line_items: Option<String> = None;
         for (k, v) in &options {
             match k.as_str() {
                 keys::pay::BINDING => match &**v {
@@ -345,9 +570,11 @@ impl DaemonObj {
                     _ => return Err(Wire::InvalidArgument("option binding must be o".into())),
                 },
                 keys::pay::LINE_ITEMS => {
-                    return Err(Wire::InvalidArgument(
-                        "line items are not supported by this daemon version yet".into(),
-                    ));
+                    let items = parse_line_items(v, amount_minor)?;
+                    line_items = Some(
+                        serde_json::to_string(&items)
+                            .map_err(|e| Wire::Internal(format!("encoding line items: {e}")))?,
+                    );
                 }
                 other => return Err(Wire::UnknownOption(format!("Pay does not know {other:?}"))),
             }
@@ -357,7 +584,10 @@ impl DaemonObj {
         // The same order again: the existing payment, whatever the link state.
         let (app, order) = (who.app_id.clone(), order_id.clone());
         if let Some(existing) = self.shared.journal(move |j| j.find(&app, &order)).await? {
-            if existing.amount != amount || existing.description != description {
+            if existing.amount != amount
+                || existing.description != description
+                || existing.line_items != line_items
+            {
                 return Err(Error::OrderConflict { order_id }.into());
             }
             return serve_payment(&self.shared, server, existing).await;
@@ -370,7 +600,10 @@ impl DaemonObj {
                 .filter(|(_, b)| b.state == BindingState::Bound)
                 .filter(|(_, b)| chosen.as_ref().is_none_or(|c| *c == b.path));
             match (bound.next(), bound.next()) {
-                (Some((id, _)), None) => id.clone(),
+                (Some((id, b)), None) => {
+                    check_wallet_limits(&b.wallet, amount)?;
+                    id.clone()
+                }
                 (None, _) if chosen.is_some() => {
                     return Err(Wire::NotFound("no such bound binding".into()));
                 }
@@ -392,12 +625,14 @@ impl DaemonObj {
             ));
         }
 
+        crash_point("before-journal");
         // Committed (fsync'd) before anything leaves the device.
-        let (app, order, desc, bid) = (
+        let (app, order, desc, bid, items) = (
             who.app_id.clone(),
             order_id.clone(),
             description.clone(),
             binding_id,
+            line_items,
         );
         let recorded = self
             .shared
@@ -408,19 +643,20 @@ impl DaemonObj {
                     amount,
                     description: &desc,
                     binding: &bid,
+                    line_items: items.as_deref(),
                 })
             })
             .await?;
         match recorded {
             Recorded::Existing(entry) => serve_payment(&self.shared, server, entry).await,
             Recorded::New(entry) => {
+                crash_point("after-journal");
                 let id = entry.id;
                 let path = serve_payment(&self.shared, server, entry).await?;
                 tracing::info!(payment = %path, "payment recorded");
                 let shared = Arc::clone(&self.shared);
-                let conn = conn.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = execute_payment(&shared, &conn, id).await {
+                    if let Err(e) = execute_payment(&shared, id).await {
                         tracing::error!(payment = id, cause = %e, "payment could not be settled");
                     }
                 });
@@ -436,7 +672,9 @@ impl DaemonObj {
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
     ) -> std::result::Result<Vec<PaymentSummary>, Wire> {
+        self.shared.touch();
         let mut unfinished = false;
         let mut limit = 100_u32;
         for (k, v) in &options {
@@ -460,6 +698,11 @@ impl DaemonObj {
             .shared
             .journal(move |j| j.list_for_app(&who.app_id, unfinished, limit))
             .await?;
+        // Settled payments from earlier runs are served on demand, so every listed
+        // path answers.
+        for e in &entries {
+            serve_payment(&self.shared, server, e.clone()).await?;
+        }
         Ok(entries
             .into_iter()
             .map(|e| PaymentSummary {
@@ -501,7 +744,7 @@ pub(crate) fn payment_object(shared: &Arc<Shared>, entry: Entry) -> (OwnedObject
     let binding = shared.binding_path_of(&entry.binding);
     let obj = PaymentObj {
         shared: Arc::clone(shared),
-        entry,
+        entry: std::sync::Mutex::new(entry),
         binding,
     };
     (path, obj)
@@ -523,7 +766,16 @@ async fn serve_payment(
 /// `pending` entry is marked `sent` first; a `sent` or `pending-unknown` one (after a
 /// crash or a transport error) is sent again with the same app order id, which the
 /// server answers idempotently (never a second charge).
-pub(crate) async fn execute_payment(shared: &Shared, conn: &Connection, id: i64) -> Result<()> {
+pub(crate) async fn execute_payment(shared: &Shared, id: i64) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    shared.busy.fetch_add(1, Ordering::SeqCst);
+    let result = drive_payment(shared, id).await;
+    shared.busy.fetch_sub(1, Ordering::SeqCst);
+    shared.touch();
+    result
+}
+
+async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
     let entry = shared
         .journal(move |j| {
             let entry = j.get(id)?;
@@ -548,7 +800,7 @@ pub(crate) async fn execute_payment(shared: &Shared, conn: &Connection, id: i64)
             name: wire_name(&Wire::NotBound(String::new())),
             message: msg.into(),
         };
-        return settle_payment(shared, conn, id, Transition::Failed(info)).await;
+        return settle_payment(shared, id, Transition::Failed(info)).await;
     };
     let mut req = PayRequest {
         app_id: entry.app_id.clone(),
@@ -564,8 +816,15 @@ pub(crate) async fn execute_payment(shared: &Shared, conn: &Connection, id: i64)
     drop(tokens);
     let result = shared.server.pay(&req).await;
     req.sealed_tokens.zeroize();
+    crash_point("after-send");
     let t = match result {
-        Ok(p) => transition_for(&p),
+        Ok(p) => {
+            let sid = p.payment_id.clone();
+            shared
+                .journal(move |j| j.set_server_payment_id(id, &sid))
+                .await?;
+            transition_for(&p)
+        }
         Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
             // A final refusal (4xx): nothing was charged.
             Transition::Failed(ErrorInfo {
@@ -579,7 +838,7 @@ pub(crate) async fn execute_payment(shared: &Shared, conn: &Connection, id: i64)
             Transition::PendingUnknown
         }
     };
-    settle_payment(shared, conn, id, t).await
+    settle_payment(shared, id, t).await
 }
 
 /// The journal transition for a server payment.
@@ -602,39 +861,136 @@ pub(crate) fn transition_for(p: &Payment) -> Transition {
 
 /// Commits `t`, copies the entry to the object (if served) and announces the change;
 /// `Completed` is emitted only when this call made the state final.
-pub(crate) async fn settle_payment(
-    shared: &Shared,
-    conn: &Connection,
-    id: i64,
-    t: Transition,
-) -> Result<()> {
+pub(crate) async fn settle_payment(shared: &Shared, id: i64, t: Transition) -> Result<()> {
     let (before, after) = shared
         .journal(move |j| {
             let before = j.get(id)?.state;
             Ok((before, j.advance(id, t)?))
         })
         .await?;
+    crash_point("after-settle");
     let path = payment_path(id.unsigned_abs());
-    let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
-        return Ok(());
-    };
     let changed = before != after.state;
     let terminal = after.state.is_terminal();
-    {
-        let mut obj = iface.get_mut().await;
-        obj.entry = after;
+    for conn in shared.connections() {
+        let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
+            continue;
+        };
+        iface.get().await.set_entry(after.clone());
+        if changed {
+            let obj = iface.get().await;
+            let emitter = iface.signal_emitter();
+            obj.state_changed(emitter).await?;
+            obj.receipt_changed(emitter).await?;
+            obj.last_error_changed(emitter).await?;
+            if terminal {
+                PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
+            }
+        }
     }
-    if changed {
+    if changed && terminal {
+        tracing::info!(payment = %path, state = after.state.to_wire().as_str(), "payment completed");
+    }
+    Ok(())
+}
+
+/// Moves a binding to `state` (object, map, signals). Returns whether it changed;
+/// `Completed` is emitted on a change, and `BindingRemoved(reason)` too when
+/// `removed` is given.
+pub(crate) async fn settle_binding(
+    shared: &Shared,
+    binding_id: &str,
+    state: BindingState,
+    error: Option<ErrorInfo>,
+    removed: Option<&str>,
+) -> Result<bool> {
+    let (path, changed) = {
+        let mut bindings = lock(&shared.bindings);
+        let Some(record) = bindings.get_mut(binding_id) else {
+            tracing::debug!("event for a binding this run did not start");
+            return Ok(false);
+        };
+        (record.path.clone(), record.settle(state, error))
+    };
+    if !changed {
+        return Ok(false);
+    }
+    tracing::info!(binding = %path, state = state.as_str(), "binding completed");
+    for conn in shared.connections() {
+        let Ok(iface) = conn.object_server().interface::<_, BindingObj>(&path).await else {
+            continue;
+        };
         let obj = iface.get().await;
         let emitter = iface.signal_emitter();
         obj.state_changed(emitter).await?;
-        obj.receipt_changed(emitter).await?;
+        obj.code_value_changed(emitter).await?;
         obj.last_error_changed(emitter).await?;
-        if terminal {
-            PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
-            tracing::info!(payment = %path, state = obj.wire_state(), "payment completed");
+        let details = lock(&shared.bindings)
+            .get(binding_id)
+            .map(|r| {
+                r.completed_details()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
+                        )
+                    })
+                    .collect::<HashMap<_, _>>()
+            })
+            .unwrap_or_default();
+        BindingObj::completed(emitter, state.as_str(), details).await?;
+        if let Some(reason) = removed {
+            let emitter = SignalEmitter::new(&conn, DAEMON_PATH)?;
+            DaemonObj::binding_removed(&emitter, path.as_ref(), reason).await?;
         }
     }
+    Ok(true)
+}
+
+/// Settles a refund from the server's answer or event: journal first, then the
+/// payment object's `RefundedMinor`.
+pub(crate) async fn settle_refund(
+    shared: &Shared,
+    refund_id: &str,
+    status: RefundStatus,
+) -> Result<()> {
+    let state = match status {
+        RefundStatus::Pending => return Ok(()),
+        RefundStatus::Succeeded => RefundState::Succeeded,
+        RefundStatus::Failed => RefundState::Failed,
+    };
+    let rid = refund_id.to_owned();
+    let settled = shared
+        .journal(move |j| {
+            let Some(r) = j.settle_refund(&rid, state)? else {
+                return Ok(None);
+            };
+            Ok(Some(j.get(r.payment)?))
+        })
+        .await?;
+    let Some(entry) = settled else {
+        tracing::debug!("a refund this device did not record");
+        return Ok(());
+    };
+    let path = payment_path(entry.id.unsigned_abs());
+    for conn in shared.connections() {
+        let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
+            continue;
+        };
+        let changed = {
+            let obj = iface.get().await;
+            obj.set_entry(entry.clone()).refunded_minor != entry.refunded_minor
+        };
+        if changed {
+            iface
+                .get()
+                .await
+                .refunded_minor_changed(iface.signal_emitter())
+                .await?;
+        }
+    }
+    tracing::info!(refund = refund_id, state = state.as_str(), "refund settled");
     Ok(())
 }
 

@@ -144,7 +144,7 @@ impl World {
             .unwrap()
     }
 
-    pub async fn scan(&self, code_value: &str, decision: &str) {
+    pub async fn scan(&self, code_value: &str, decision: &str) -> Value {
         let r = self
             .http
             .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
@@ -152,11 +152,43 @@ impl World {
             .send()
             .await
             .unwrap();
-        assert!(
-            r.status().is_success(),
-            "scan: {}",
-            r.text().await.unwrap_or_default()
-        );
+        assert!(r.status().is_success(), "scan failed");
+        r.json().await.unwrap()
+    }
+
+    /// The user unbinds every authorization from the wallet app's account page
+    /// (the sandbox then sends TOKEN_CANCELED); returns how many were unbound.
+    pub async fn unbind_in_wallet(&self, user: &str) -> usize {
+        let base = self.sandbox.base_url();
+        let page = self
+            .http
+            .get(format!("{base}/wallet/account/{user}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"authorization\" value=\"";
+        let ids: Vec<String> = page
+            .match_indices(marker)
+            .map(|(i, _)| {
+                let rest = &page[i + marker.len()..];
+                rest[..rest.find('"').unwrap()].to_owned()
+            })
+            .collect();
+        for id in &ids {
+            let r = self
+                .http
+                .post(format!("{base}/wallet/account/{user}/unbind"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("authorization={id}"))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "unbind {id}");
+        }
+        ids.len()
     }
 }
 
@@ -265,10 +297,30 @@ pub struct DaemonProc {
 
 impl DaemonProc {
     pub fn spawn(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
+        Self::spawn_with(&["--address", bus_address], server, state_dir, &[])
+    }
+
+    /// With other bus arguments (e.g. `--p2p PATH --no-bus`) and extra environment.
+    pub fn spawn_with(
+        bus_args: &[&str],
+        server: &str,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> DaemonProc {
         let log = state_dir.join("scanbindd.log");
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        use std::io::Write as _;
+        writeln!(log_file, "--- scanbindd {bus_args:?} {env:?}").unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
-            .args(["--address", bus_address, "--server", server, "--state-dir"])
+            .env_remove("SCANBINDD_CRASH_AT")
+            .args(bus_args)
+            .args(["--server", server, "--state-dir"])
             .arg(state_dir)
+            .envs(env.iter().copied())
             .env("SCANBIND_LOG", "info,scanbindd=debug")
             // One keyring namespace per state dir: parallel tests never share a device key.
             .env(
@@ -276,7 +328,7 @@ impl DaemonProc {
                 format!("io.scanbind.Daemon.test.{}", state_dir.display()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(log_file))
             .spawn()
             .expect("spawn scanbindd");
         let stdout = child.stdout.take().unwrap();
@@ -295,6 +347,46 @@ impl DaemonProc {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `scanbindd --dev`: the daemon with its in-process sandbox and server. Returns
+    /// the process and the sandbox's base URL (from its first line).
+    pub fn spawn_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, String) {
+        let log = state_dir.join("scanbindd.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
+            .env_remove("SCANBINDD_CRASH_AT")
+            .env_remove("SCANBIND_SERVER_URL")
+            .args(["--dev", "--address", bus_address, "--state-dir"])
+            .arg(state_dir)
+            .env("SCANBIND_LOG", "info")
+            .env(
+                "SCANBIND_VAULT_SERVICE",
+                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("spawn scanbindd --dev");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let mut ready = String::new();
+        out.read_line(&mut ready).unwrap();
+        let proc = DaemonProc { child, log };
+        let sandbox = first
+            .split_whitespace()
+            .skip_while(|w| *w != "sandbox")
+            .nth(1)
+            .map(str::to_owned);
+        match (sandbox, ready.trim()) {
+            (Some(s), "scanbindd ready on io.scanbind.Daemon") => (proc, s),
+            _ => panic!("scanbindd --dev did not start ({first:?} {ready:?}): {}", proc.logs()),
+        }
+    }
+
+    /// Waits for the process to end by itself (a crash point); its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 }
 

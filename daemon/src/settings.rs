@@ -1,0 +1,139 @@
+//! The daemon's configuration file (TOML), documented in `docs/configuration.md`.
+//!
+//! Looked up at `--config FILE`, else `$XDG_CONFIG_HOME/scanbind/scanbindd.toml`
+//! (`~/.config/...`), else `/etc/scanbind/scanbindd.toml`; the first that exists is
+//! read, none is fine. Command-line flags and `SCANBIND_*` variables override it.
+//! Unknown keys are an error that names the key, so a typo never passes silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The system-wide configuration file.
+pub const SYSTEM_CONFIG: &str = "/etc/scanbind/scanbindd.toml";
+
+/// The file's contents; every key optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FileConfig {
+    /// The merchant server's base URL (`https://...`; `http://` only for loopback).
+    pub server_url: Option<String>,
+    /// The name this device shows on the wallet page.
+    pub device_name: Option<String>,
+    /// Where the journal lives.
+    pub state_dir: Option<PathBuf>,
+    /// Exit after this many seconds idle (0: never).
+    pub idle_exit_secs: Option<u64>,
+    /// Also serve on this peer-to-peer Unix socket.
+    pub p2p_socket: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Parses and checks a file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<FileConfig> {
+        let c: FileConfig = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("{}: {}", origin.display(), e.message())))?;
+        if let Some(url) = &c.server_url {
+            check_server_url(url)
+                .map_err(|m| Error::Config(format!("{}: server_url: {m}", origin.display())))?;
+        }
+        if let Some(name) = &c.device_name
+            && (name.is_empty() || name.chars().count() > 64)
+        {
+            return Err(Error::Config(format!(
+                "{}: device_name must be 1 to 64 characters",
+                origin.display()
+            )));
+        }
+        Ok(c)
+    }
+
+    /// The file to read: `explicit`, else the user's, else the system's; `None` if
+    /// none exists (an explicit one must exist).
+    pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+        if let Some(p) = explicit {
+            if !p.exists() {
+                return Err(Error::Config(format!("{} does not exist", p.display())));
+            }
+            return Ok(Some(p.to_owned()));
+        }
+        let user = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|d| d.join("scanbind/scanbindd.toml"));
+        Ok([user, Some(PathBuf::from(SYSTEM_CONFIG))]
+            .into_iter()
+            .flatten()
+            .find(|p| p.exists()))
+    }
+
+    /// Reads the file found by [`FileConfig::locate`], or the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>)> {
+        match FileConfig::locate(explicit)? {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::Config(format!("reading {}: {e}", p.display())))?;
+                Ok((FileConfig::parse(&text, &p)?, Some(p)))
+            }
+            None => Ok((FileConfig::default(), None)),
+        }
+    }
+}
+
+/// A server URL must be `https://`, or `http://` to a loopback host.
+pub fn check_server_url(url: &str) -> std::result::Result<(), String> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if url.starts_with("https://")
+        || loopback.iter().any(|p| {
+            url.starts_with(p) && matches!(url.as_bytes().get(p.len()), None | Some(b':' | b'/'))
+        })
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} must start with https:// (plain http only to 127.0.0.1, localhost or [::1])"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = FileConfig::parse(
+            "server_url = \"https://pay.example.com\"\ndevice_name = \"Living room TV\"\nstate_dir = \"/var/lib/scanbind\"\nidle_exit_secs = 300\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.server_url.as_deref(), Some("https://pay.example.com"));
+        assert_eq!(c.idle_exit_secs, Some(300));
+    }
+
+    #[test]
+    fn typos_and_bad_values_name_the_key() {
+        let e = FileConfig::parse("sever_url = \"x\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("sever_url"), "{e}");
+        let e = FileConfig::parse(
+            "server_url = \"http://evil.example\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("server_url"), "{e}");
+        let e = FileConfig::parse("idle_exit_secs = -1\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_but_not_lookalikes() {
+        assert!(check_server_url("http://127.0.0.1:8443").is_ok());
+        assert!(check_server_url("http://localhost/").is_ok());
+        assert!(check_server_url("http://localhost.evil.com").is_err());
+        assert!(check_server_url("ftp://x").is_err());
+    }
+}
