@@ -63,6 +63,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/sandbox/v1/public-key", get(control::public_key))
         .route("/sandbox/v1/scan", post(control::scan))
         .route("/sandbox/v1/ledger", get(control::ledger))
+        .route("/sandbox/v1/reports", get(control::reports))
         .route(
             "/sandbox/v1/faults",
             get(control::list_faults)

@@ -339,3 +339,58 @@ pub(crate) async fn advance_clock(
     });
     Json(clock_view(&app)).into_response()
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReportsQuery {
+    date: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `GET /sandbox/v1/reports?date=YYYY-MM-DD[&clientId=...]`: the day's transaction
+/// details, settlement details and settlement summary per settlement currency, as CSV
+/// texts (see [`crate::reports`]).
+pub(crate) async fn reports(
+    State(app): State<Arc<App>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let q: ReportsQuery =
+        match serde_json::to_value(url_query_pairs(query.as_deref().unwrap_or_default()))
+            .and_then(serde_json::from_value)
+        {
+            Ok(q) => q,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query: {e}")),
+        };
+    let Some(date) = q.date.as_deref().and_then(crate::reports::parse_date) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "query parameter date must be YYYY-MM-DD",
+        );
+    };
+    let now = app.clock.now();
+    app.write(|state, _| {
+        let changed = payments::sweep(state, now);
+        (changed, changed)
+    });
+    let files = app.store.read(|state| {
+        crate::reports::generate(state, q.client_id.as_deref(), date, crate::reports::FEE_BPS)
+    });
+    Json(json!({
+        "date": date.to_string(),
+        "feeBps": crate::reports::FEE_BPS,
+        "files": files,
+    }))
+    .into_response()
+}
+
+/// `a=1&b=2` → `{"a":"1","b":"2"}` (percent-decoded; the last value of a repeated key wins).
+fn url_query_pairs(query: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let url = format!("http://x/?{query}");
+    if let Ok(u) = reqwest::Url::parse(&url) {
+        for (k, v) in u.query_pairs() {
+            out.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    out
+}

@@ -22,6 +22,7 @@
 //! - [`faults`]: per-endpoint and per-notification faults, and the magic amounts.
 //! - `phone`: the wallet pages (authorize, pay, account).
 //! - `control`: the `/sandbox/v1/...` control API.
+//! - [`reports`]: settlement and reconciliation reports (CSV) per day and currency.
 //! - [`wallets`]: wallet users, default balances, limit usage.
 //! - [`ids`], [`keygen`], [`error`]: identifiers, RSA key generation, the error type.
 #![forbid(unsafe_code)]
@@ -38,6 +39,7 @@ pub mod ids;
 pub mod keygen;
 pub mod notify;
 mod phone;
+pub mod reports;
 mod respond;
 pub mod state;
 pub mod wallets;

@@ -77,6 +77,26 @@ enum Command {
         )]
         url: String,
     },
+    /// Write the day's settlement and reconciliation reports (three CSV files per
+    /// settlement currency) of a running sandbox into a directory.
+    Reports {
+        /// The UTC day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Where to write the files (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only this merchant's transactions (default: all).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// The sandbox.
+        #[arg(
+            long,
+            env = "SCANBIND_SANDBOX_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+    },
 }
 
 fn default_key_path() -> PathBuf {
@@ -203,6 +223,49 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let value: serde_json::Value =
                 serde_json::from_slice(&bytes).context("the ledger is not JSON")?;
             println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Reports {
+            date,
+            dir,
+            client_id,
+            url,
+        } => {
+            let client = scanbind_sandbox::notify::http_client()?;
+            let mut target =
+                reqwest::Url::parse(&format!("{}/sandbox/v1/reports", url.trim_end_matches('/')))
+                    .context("--url is not a URL")?;
+            target.query_pairs_mut().append_pair("date", &date);
+            if let Some(c) = &client_id {
+                target.query_pairs_mut().append_pair("clientId", c);
+            }
+            let resp = client
+                .get(target)
+                .send()
+                .await
+                .context("cannot reach the sandbox")?;
+            let ok = resp.status().is_success();
+            let bytes = resp.bytes().await.context("cannot read the reports")?;
+            if !ok {
+                bail!("the sandbox refused: {}", String::from_utf8_lossy(&bytes));
+            }
+            let value: serde_json::Value =
+                serde_json::from_slice(&bytes).context("the reports answer is not JSON")?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for f in value["files"].as_array().into_iter().flatten() {
+                let (Some(name), Some(content)) = (f["name"].as_str(), f["content"].as_str())
+                else {
+                    bail!("the reports answer is malformed");
+                };
+                if name.contains('/') || name.starts_with('.') {
+                    bail!("refusing the file name {name:?}");
+                }
+                let path = dir.join(name);
+                std::fs::write(&path, content)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+            }
             Ok(())
         }
     }

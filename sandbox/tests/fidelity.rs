@@ -1188,6 +1188,20 @@ async fn customs_declaration_and_inquiry() {
             .code(),
         "PARAM_ILLEGAL"
     );
+    // Declarations of one payment never add up to more than was paid.
+    let over = m.call("customs/declare", &declare("dc3", "1")).await;
+    assert_eq!(over.code(), "PARAM_ILLEGAL", "{}", over.body);
+    // Unknown customs office, wrong region.
+    let mut bad = declare("dc4", "1");
+    bad["customs"]["customsCode"] = json!("ATLANTIS");
+    let a = m.call("customs/declare", &bad).await;
+    assert_eq!(a.code(), "PARAM_ILLEGAL");
+    assert!(a.message().contains("customs.customsCode"), "{}", a.body);
+    bad["customs"] = json!({"customsCode": "ZONGSHU", "region": "US"});
+    assert_eq!(
+        m.call("customs/declare", &bad).await.code(),
+        "PARAM_ILLEGAL"
+    );
     let q = m
         .call(
             "customs/inquiryDeclarationRequests",
@@ -1217,6 +1231,109 @@ async fn customs_declaration_and_inquiry() {
         )
         .await;
     assert_eq!(q.code(), "PARAM_ILLEGAL");
+    sb.stop().await;
+}
+
+// --- settlement reports ---------------------------------------------------------------
+
+#[tokio::test]
+async fn settlement_reports_per_day_and_currency() {
+    let (sb, m, mut rx) = setup(0).await;
+    let (token, _) = bind(&sb, &m, &mut rx, GCASH, None).await;
+    let paid = m
+        .call(
+            "payments/pay",
+            &pay_body("rp1", "PHP", "30000", &token, GCASH, None),
+        )
+        .await;
+    assert_eq!(paid.code(), "SUCCESS");
+    let pid = paid.body["paymentId"].as_str().unwrap().to_owned();
+    let r = m
+        .call(
+            "payments/refund",
+            &json!({"refundRequestId": "rf1", "paymentId": pid, "refundAmount": {"currency": "PHP", "value": "10000"}}),
+        )
+        .await;
+    assert_eq!(r.code(), "SUCCESS");
+    let clock = sb.get("/sandbox/v1/clock").await;
+    let now = clock["now"].as_str().unwrap();
+    // The sandbox clock prints UTC+8; reports use UTC days.
+    let t = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .to_offset(time::UtcOffset::UTC);
+    let date = format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day());
+    let day = date.replace('-', "");
+    let v = sb.get(&format!("/sandbox/v1/reports?date={date}")).await;
+    let files = v["files"].as_array().unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("settlementDetails_PHP_{day}.csv"),
+            format!("settlementSummary_PHP_{day}.csv"),
+            format!("transactionDetails_PHP_{day}.csv")
+        ]
+    );
+    let content = |i: usize| files[i]["content"].as_str().unwrap().to_owned();
+    let tx = content(2);
+    assert!(
+        tx.starts_with("transactionId,transactionRequestId,"),
+        "{tx}"
+    );
+    assert!(
+        tx.contains(&format!("{pid},rp1,,,")) && tx.contains(",PAYMENT,SUCCESS,"),
+        "{tx}"
+    );
+    assert!(
+        tx.contains(",REFUND,SUCCESS,") && tx.contains(",PHP,-100.00,"),
+        "{tx}"
+    );
+    // 300.00 at 1.80 % is 5.40; the refund returns 1.80.
+    let st = content(0);
+    assert!(st.contains(",PHP,300.00,PHP/PHP,1,PHP,5.40,294.60"), "{st}");
+    assert!(
+        st.contains(",PHP,-100.00,PHP/PHP,1,PHP,-1.80,-98.20"),
+        "{st}"
+    );
+    let sum = content(1);
+    assert!(
+        sum.contains(&format!(",PHP,{date},TOTAL,2,200.00,3.60,196.40")),
+        "{sum}"
+    );
+    assert!(
+        sum.contains(&format!(",PHP,{date},CANCEL,0,0.00,0.00,0.00")),
+        "{sum}"
+    );
+    // Another day has no reports; a bad date is refused.
+    let empty = sb.get("/sandbox/v1/reports?date=2001-01-01").await;
+    assert!(empty["files"].as_array().unwrap().is_empty());
+    let status = sb
+        .http
+        .get(format!("{}/sandbox/v1/reports?date=yesterday", sb.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 400);
+    // The CLI writes the same files.
+    let out_dir = sb.dir.path().join("reports");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanbind-sandbox"))
+        .args(["reports", "--date", &date, "--url", &sb.url, "--dir"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(name)).unwrap(),
+            content(i)
+        );
+    }
     sb.stop().await;
 }
 

@@ -50,6 +50,24 @@ pub enum Error {
     /// Serving failed (bind, TLS).
     #[error("serving: {0}")]
     Serve(String),
+    /// A back-office (operator API) request is refused with a documented operator code.
+    #[error("{code}: {message}")]
+    Operator {
+        /// The stable code.
+        code: crate::admin::OperatorCode,
+        /// Text for people; names the record.
+        message: String,
+    },
+    /// A settlement report file is malformed; names the file, the line and the reason.
+    #[error("report {file}{at}: {reason}", at = if *line > 0 { format!(" line {line}") } else { String::new() })]
+    Report {
+        /// The file name.
+        file: String,
+        /// 1-based line number (1 is the header); 0 when the fault is the file itself.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -72,10 +90,19 @@ impl Error {
         }
     }
 
+    /// A back-office error.
+    pub fn operator(code: crate::admin::OperatorCode, message: impl Into<String>) -> Self {
+        Error::Operator {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// The code a device sees for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Api { code, .. } => *code,
+            Error::Operator { code, .. } => code.device_code(),
             Error::Ams(_) => ErrorCode::UpstreamUnavailable,
             _ => ErrorCode::Internal,
         }
@@ -84,9 +111,15 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        if let Error::Operator { code, message } = &self {
+            let status = StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
+            return (status, Json(body)).into_response();
+        }
         let code = self.code();
         let message = match &self {
-            Error::Api { message, .. } => message.clone(),
+            Error::Api { message, .. } | Error::Operator { message, .. } => message.clone(),
             Error::Ams(_) => {
                 "Alipay gave no trustworthy answer; retry the identical request".into()
             }

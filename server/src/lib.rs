@@ -17,14 +17,19 @@
 //! - [`seal`]: token sealing (ChaCha20-Poly1305, key rotation).
 //! - [`db`]: the sqlx pool (SQLite or PostgreSQL), migrations, row types.
 //! - [`export`]: transaction export and settlement summary.
+//! - [`admin`]: the back office: operator API `/admin/v1`, operator keys.
+//! - [`customs`]: customs declarations (AMS declare / inquiryDeclarationRequests).
+//! - [`reconcile`]: settlement report parsing and reconciliation against the records.
 //! - [`metrics`], [`tls`], [`openapi`], [`util`], [`error`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod customs;
 pub mod db;
 pub mod engine;
 pub mod error;
@@ -32,6 +37,7 @@ pub mod events;
 pub mod export;
 pub mod metrics;
 pub mod openapi;
+pub mod reconcile;
 pub mod seal;
 pub mod service;
 pub mod tls;

@@ -8,6 +8,8 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use scanbind_server::{Config, app, export};
 
+mod admin_cli;
+
 /// The scanbind merchant server.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -40,6 +42,26 @@ enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Match a day's settlement reports against the records; exits 1 when anything
+    /// differs, 2 when the reports cannot be read.
+    Reconcile {
+        /// The UTC day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// The directory holding the day's report files.
+        #[arg(long)]
+        reports: PathBuf,
+        /// The contracted fee rate in basis points; each settlement line's fee is checked
+        /// against it.
+        #[arg(long)]
+        fee_bps: Option<i64>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The back office from a terminal: operator keys, payments, refunds, cancels,
+    /// customs declarations, bindings.
+    Admin(admin_cli::AdminArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +158,14 @@ fn main() {
             std::io::stdout().write_all(scanbind_server::openapi::document_text().as_bytes())?;
             return Ok(());
         }
+        if let Some(Command::Admin(args)) = &cli.command
+            && !args.needs_config()
+        {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(admin_cli::run_api(args));
+        }
         let config = Config::load(cli.config.as_deref(), std::env::vars())?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -149,6 +179,45 @@ fn main() {
                     std::io::stdout().write_all(out.as_bytes())?;
                     Ok(())
                 }
+                Some(Command::Reconcile {
+                    date,
+                    reports,
+                    fee_bps,
+                    json,
+                }) => {
+                    // Exit codes: 0 everything matches, 1 differences, 2 cannot reconcile.
+                    let outcome = async {
+                        let date =
+                            scanbind_server::reconcile::parse_date(&date).with_context(|| {
+                                format!("--date: expected YYYY-MM-DD, got {date:?}")
+                            })?;
+                        let db =
+                            scanbind_server::db::Db::connect(&config.database_url()?, 2).await?;
+                        let o = scanbind_server::reconcile::reconcile(&db, date, &reports, fee_bps)
+                            .await;
+                        db.pool().close().await;
+                        anyhow::Ok(o?)
+                    }
+                    .await;
+                    let outcome = match outcome {
+                        Ok(o) => o,
+                        Err(e) => {
+                            eprintln!("scanbind-server: {e:#}");
+                            std::process::exit(2);
+                        }
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&outcome)?);
+                    } else {
+                        print!("{}", scanbind_server::reconcile::render_text(&outcome));
+                    }
+                    let _ = std::io::stdout().flush();
+                    if !outcome.differences.is_empty() {
+                        std::process::exit(1);
+                    }
+                    Ok(())
+                }
+                Some(Command::Admin(args)) => admin_cli::run_keys(&args, &config).await,
                 _ => serve(config).await,
             }
         })

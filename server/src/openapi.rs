@@ -63,6 +63,99 @@ fn path_param(name: &str) -> Value {
 
 const AUTH_ERRORS: &[u16] = &[400, 401, 404, 413];
 
+fn query_param(name: &str, ty: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": {"type": ty, "minLength": 1, "maxLength": 128}})
+}
+
+/// A back-office operation: bearer operator key, `OperatorError` bodies.
+fn admin_op(
+    summary: &str,
+    op_id: &str,
+    request: Option<&str>,
+    success: (&str, &str),
+    errs: &[u16],
+    params: Value,
+) -> Value {
+    let mut responses = serde_json::Map::new();
+    for c in errs {
+        responses.insert(
+            c.to_string(),
+            json!({"description": "Error; see `error.code`.", "content": {"application/json": {"schema": r("OperatorError")}}}),
+        );
+    }
+    responses.insert("200".into(), ok(success.0, success.1));
+    let mut o = json!({"summary": summary, "operationId": op_id, "tags": ["back office"], "responses": responses, "security": [{"operatorKey": []}]});
+    if let Some(req) = request {
+        o["requestBody"] = body(req);
+    }
+    if params.as_array().is_some_and(|a| !a.is_empty()) {
+        o["parameters"] = params;
+    }
+    o
+}
+
+fn admin_paths() -> Value {
+    json!({
+            "/admin/v1/keys/me": {"get": admin_op("Back office: the calling operator key", "adminWhoAmI", None, ("OperatorKey", "The key (never its secret)."), &[401], json!([]))},
+            "/admin/v1/payments": {"get": admin_op("Back office: search payments, newest first (scope read)", "adminSearchPayments", None, ("AdminPaymentList", "Matching payments."), &[400, 401, 403], json!([
+                query_param("deviceId", "string"), query_param("appId", "string"), query_param("appOrderId", "string"),
+                query_param("bindingId", "string"), query_param("wallet", "string"), query_param("amsPaymentId", "string"), query_param("paymentRequestId", "string"),
+                {"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]}},
+                {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "Created at or after (RFC 3339)."},
+                {"name": "to", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "Created before (RFC 3339)."},
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
+            ]))},
+            "/admin/v1/payments/{paymentId}": {"get": admin_op("Back office: one payment with its refunds, declarations and full history (scope read)", "adminGetPayment", None, ("AdminPaymentDetail", "The payment."), &[401, 403, 404], json!([path_param("paymentId")]))},
+            "/admin/v1/payments/{paymentId}/refunds": {"post": admin_op("Back office: refund fully or partly with a reason; idempotent per refundId (scope refund)", "adminRefund", Some("OperatorRefundRequest"), ("AdminRefund", "The refund."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("paymentId")]))},
+            "/admin/v1/payments/{paymentId}/cancel": {"post": admin_op("Back office: cancel within the cancel window (scope refund); after it, refund", "adminCancel", Some("ReasonRequest"), ("AdminPayment", "The cancelled payment."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("paymentId")]))},
+            "/admin/v1/payments/{paymentId}/declarations": {"post": admin_op("Back office: declare a CNY payment (or a sub-order) to customs; idempotent per declarationRequestId (scope refund)", "adminDeclare", Some("DeclareRequest"), ("Declaration", "The declaration (processing until customs answers)."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("paymentId")]))},
+            "/admin/v1/declarations": {"get": admin_op("Back office: inquire 1 to 10 declarations at Alipay and store the results (scope read)", "adminInquireDeclarations", None, ("DeclarationInquiry", "The declarations found, and the ids not found."), &[400, 401, 403, 503], json!([
+                {"name": "ids", "in": "query", "required": true, "schema": {"type": "string"}, "description": "1 to 10 declaration request ids, comma-separated."}
+            ]))},
+            "/admin/v1/bindings/{bindingId}/revoke": {"post": admin_op("Back office: revoke a binding (scope admin)", "adminRevokeBinding", Some("ReasonRequest"), ("AdminBinding", "The binding."), &[400, 401, 403, 404, 409, 413, 503], json!([path_param("bindingId")]))}
+    })
+}
+
+fn admin_schemas() -> Value {
+    let operator_codes: Vec<&str> = crate::admin::OperatorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
+    json!({
+                "OperatorError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "enum": operator_codes}, "message": {"type": "string"}}}}},
+                "OperatorKey": {"type": "object", "required": ["keyId", "name", "scope", "createdAt"], "properties": {
+                    "keyId": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["read", "refund", "admin"]},
+                    "createdAt": {"type": "string", "format": "date-time"}, "lastUsedAt": {"type": "string", "format": "date-time", "nullable": true}, "revokedAt": {"type": "string", "format": "date-time", "nullable": true}}},
+                "AdminPayment": {"allOf": [r("Payment"), {"type": "object", "required": ["deviceId", "wallet", "refundable"], "properties": {
+                    "deviceId": {"type": "string"}, "wallet": {"type": "string"}, "refundable": r("Amount"), "paidAt": {"type": "string", "format": "date-time"}}}]},
+                "AdminPaymentList": {"type": "object", "required": ["payments"], "properties": {"payments": {"type": "array", "items": r("AdminPayment")}}},
+                "AdminRefund": {"allOf": [r("Refund"), {"type": "object", "properties": {"reason": {"type": "string"}}}]},
+                "HistoryEntry": {"type": "object", "required": ["at", "source", "subject", "step", "outcome"], "properties": {
+                    "at": {"type": "string", "format": "date-time"}, "source": {"type": "string", "enum": ["step", "notification", "event", "operator"]},
+                    "subject": {"type": "string"}, "step": {"type": "string"}, "outcome": {"type": "string"}}},
+                "AdminPaymentDetail": {"type": "object", "required": ["payment", "refunds", "declarations", "history"], "properties": {
+                    "payment": r("AdminPayment"), "refunds": {"type": "array", "items": r("AdminRefund")},
+                    "declarations": {"type": "array", "items": r("Declaration")}, "history": {"type": "array", "items": r("HistoryEntry")}}},
+                "OperatorRefundRequest": {"type": "object", "required": ["refundId", "amount", "reason"], "additionalProperties": false, "properties": {
+                    "refundId": text(1, 64), "amount": r("Amount"), "reason": text(1, 256)}},
+                "ReasonRequest": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": text(1, 256)}},
+                "DeclareRequest": {"type": "object", "required": ["declarationRequestId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount"], "additionalProperties": false, "properties": {
+                    "declarationRequestId": text(1, 32), "customsCode": {"type": "string", "enum": crate::admin::CUSTOMS_CODES},
+                    "merchantCustomsCode": text(1, 64), "merchantCustomsName": text(1, 256), "amount": r("Amount"), "subOrderId": text(1, 64)}},
+                "Declaration": {"type": "object", "required": ["declarationRequestId", "paymentId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount", "status", "operator", "createdAt", "updatedAt"], "properties": {
+                    "declarationRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "subOrderId": {"type": "string"}, "customsCode": {"type": "string"},
+                    "merchantCustomsCode": {"type": "string"}, "merchantCustomsName": {"type": "string"}, "amount": r("Amount"),
+                    "status": {"type": "string", "enum": ["sending", "processing", "succeeded", "failed"]}, "resultCode": {"type": "string"}, "resultDesc": {"type": "string"},
+                    "customsPaymentId": {"type": "string"}, "customsOrderId": {"type": "string"}, "identityCheckResult": {"type": "string"}, "clearingChannel": {"type": "string"},
+                    "operator": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
+                "DeclarationInquiry": {"type": "object", "required": ["declarations", "notFound"], "properties": {
+                    "declarations": {"type": "array", "items": r("Declaration")}, "notFound": {"type": "array", "items": {"type": "string"}}}},
+                "AdminBinding": {"allOf": [r("Binding"), {"type": "object", "required": ["deviceId"], "properties": {"deviceId": {"type": "string"}}}]}
+    })
+}
+
 /// The document.
 pub fn document() -> Value {
     let amount = json!({"type": "object", "required": ["currency", "value"], "additionalProperties": false, "properties": {
@@ -89,12 +182,12 @@ pub fn document() -> Value {
         "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]}, "resultCode": {"type": "string"},
         "amsRefundId": {"type": "string"}, "receipt": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}});
     let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "scanbind-server device API",
             "version": "1",
-            "description": "The API between a scanbind device (scanbindd) and the merchant server. Every operation except registration-free reads (receipt keys, this document, health) is signed by the device key: see docs/server.md, \"Device authentication\". Errors carry a stable `error.code`."
+            "description": "The API between a scanbind device (scanbindd) and the merchant server. Every operation except registration-free reads (receipt keys, this document, health) is signed by the device key: see docs/server.md, \"Device authentication\". Errors carry a stable `error.code`. The back office (tag `back office`, under /admin/v1) is authenticated by operator keys instead: see docs/operator.md."
         },
         "paths": {
             "/v1/devices": {"post": op("Register a device key", "registerDevice", Some("RegisterDeviceRequest"), (201, "Device", "Registered (200 when the key was already registered)."), &[400, 401, 403, 413], json!([]), true)},
@@ -125,6 +218,7 @@ pub fn document() -> Value {
         },
         "components": {
             "securitySchemes": {
+                "operatorKey": {"type": "http", "scheme": "bearer", "description": "An operator key `sbk_<key id>_<secret>` (`scanbind-server admin keys create`)."},
                 "deviceId": {"type": "apiKey", "in": "header", "name": "x-scanbind-device"},
                 "deviceTime": {"type": "apiKey", "in": "header", "name": "x-scanbind-time"},
                 "deviceNonce": {"type": "apiKey", "in": "header", "name": "x-scanbind-nonce"},
@@ -163,7 +257,17 @@ pub fn document() -> Value {
                     "use": {"type": "string"}, "kid": {"type": "string"}, "x": {"type": "string"}}}}}}
             }
         }
-    })
+    });
+    if let (Some(p), Some(extra)) = (doc["paths"].as_object_mut(), admin_paths().as_object()) {
+        p.extend(extra.clone());
+    }
+    if let (Some(p), Some(extra)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        admin_schemas().as_object(),
+    ) {
+        p.extend(extra.clone());
+    }
+    doc
 }
 
 /// The document as pretty JSON text with a final newline (the form checked into `docs/`).

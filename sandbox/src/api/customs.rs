@@ -2,7 +2,9 @@
 //!
 //! A declaration progresses on the sandbox clock: `PROCESSING` for the first minute after
 //! it is made, then `SUCCESS` with the customs result code `SUCCESS` and a return time
-//! (the status enum is unconfirmed in the public docs; these are the values used).
+//! (the status enum is unconfirmed in the public docs; these are the values used), or
+//! `FAIL` / `MERCHANT_NOT_REGISTERED` for a merchant customs code starting with
+//! [`UNREGISTERED_PREFIX`].
 
 use scanbind_ams::model::{
     AmsResponse as _, ClearingChannel, DeclarationRecord, DeclareRequest, DeclareResponse,
@@ -18,8 +20,36 @@ use crate::state::{Declaration, PayState, from_ts, scoped, ts};
 /// Seconds a declaration stays PROCESSING.
 pub const DECLARATION_PROCESSING_SECS: i64 = 60;
 
+/// A `merchantCustomsCode` starting with this is "not registered" with the customs
+/// office: the declaration is accepted, then ends `FAIL` with the customs result code
+/// `MERCHANT_NOT_REGISTERED` (the way a real office refuses an unknown merchant).
+pub const UNREGISTERED_PREFIX: &str = "UNREG";
+
+/// The customs offices the sandbox accepts in `customs.customsCode` (region `CN`); any
+/// other code is `PARAM_ILLEGAL`.
+pub const CUSTOMS_CODES: &[&str] = &[
+    "ZONGSHU",
+    "SHANGHAI_CBT",
+    "HANGZHOU",
+    "NINGBO",
+    "ZHENGZHOU",
+    "GUANGZHOU",
+    "SHENZHEN",
+    "CHONGQING",
+    "TIANJIN",
+];
+
 fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, name: &str) -> Option<T> {
     serde_json::from_value(v[name].clone()).ok()
+}
+
+/// True when the declaration is final and failed (customs refused it): its amount no
+/// longer counts against the payment.
+fn ended_in_failure(d: &Declaration, now: i64) -> bool {
+    now >= d.created + DECLARATION_PROCESSING_SECS
+        && d.request["merchantCustomsInfo"]["merchantCustomsCode"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(UNREGISTERED_PREFIX))
 }
 
 /// customs/declare: idempotent by declarationRequestId; amount ≤ paid when the payment is
@@ -38,6 +68,21 @@ pub(crate) fn declare(call: &Call<'_>) -> Answer {
             );
         }
     };
+    if !CUSTOMS_CODES.contains(&req.customs.customs_code.as_str()) {
+        return fail(
+            ResultCode::ParamIllegal,
+            format!(
+                "illegal parameter customs.customsCode: unknown customs office {:?}",
+                req.customs.customs_code
+            ),
+        );
+    }
+    if req.customs.region != "CN" {
+        return fail(
+            ResultCode::ParamIllegal,
+            "illegal parameter customs.region: must be CN",
+        );
+    }
     let as_json = serde_json::to_value(&req).unwrap_or_default();
     call.app.write(|state, app| {
         let now = app.clock.now();
@@ -77,7 +122,19 @@ pub(crate) fn declare(call: &Call<'_>) -> Answer {
                 false,
             );
         }
-        if p.currency == req.declaration_amount.currency && minor > p.amount {
+        let declared: i64 = state
+            .declarations
+            .values()
+            .filter(|d| d.client_id == call.client_id && d.payment_id == p.payment_id)
+            .filter(|d| !ended_in_failure(d, ts(now)))
+            .filter_map(|d| {
+                d.request["declarationAmount"]["value"]
+                    .as_str()?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .sum();
+        if p.currency == req.declaration_amount.currency && declared + minor > p.amount {
             return (
                 fail(
                     ResultCode::ParamIllegal,
@@ -133,6 +190,16 @@ pub(crate) fn inquiry_declarations(call: &Call<'_>) -> Answer {
             };
             let done_at = d.created + DECLARATION_PROCESSING_SECS;
             let done = now >= done_at;
+            let refused = ended_in_failure(d, now);
+            let (status, code, desc) = if refused {
+                (
+                    "FAIL",
+                    "MERCHANT_NOT_REGISTERED",
+                    "the merchant is not registered with this customs office",
+                )
+            } else {
+                ("SUCCESS", "SUCCESS", "declared")
+            };
             records.push(DeclarationRecord {
                 declaration_request_id: d.declaration_request_id.clone(),
                 customs_payment_id: Some(d.customs_payment_id.clone()),
@@ -142,11 +209,11 @@ pub(crate) fn inquiry_declarations(call: &Call<'_>) -> Answer {
                 declaration_amount: field(&d.request, "declarationAmount"),
                 split_order: d.request["splitOrder"].as_bool(),
                 declaration_request_status: Some(
-                    if done { "SUCCESS" } else { "PROCESSING" }.to_owned(),
+                    if done { status } else { "PROCESSING" }.to_owned(),
                 ),
                 last_modified_time: Some(ams_time(from_ts(if done { done_at } else { d.created }))),
-                customs_declaration_result_code: done.then(|| "SUCCESS".to_owned()),
-                customs_declaration_result_desc: done.then(|| "declared".to_owned()),
+                customs_declaration_result_code: done.then(|| code.to_owned()),
+                customs_declaration_result_desc: done.then(|| desc.to_owned()),
                 customs_declaration_return_time: done.then(|| ams_time(from_ts(done_at))),
             });
         }

@@ -1,0 +1,1060 @@
+//! The back office: the operator API under `/admin/v1` and its API keys.
+//!
+//! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>`. Keys are
+//! made by `scanbind-server admin keys create` and shown once; the database keeps only
+//! a SHA-256 hash of the secret. Each key has one scope, and scopes are ordered:
+//! `read` (search and look) < `refund` (refund, cancel, declare to customs) < `admin`
+//! (revoke bindings). Every change an operator makes is written to the payment's history
+//! (`steps`, step `operator`) with the key's name and the reason.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header;
+use axum::routing::{get, post};
+use ring::digest::{SHA256, digest};
+use scanbind_ams::money::Currency;
+use scanbind_ams::result::ResultStatus;
+use scanbind_device_api::ErrorCode;
+use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::HashMap;
+
+use crate::app::App;
+use crate::auth::{parse_json, read_body};
+use crate::db::{Db, PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
+use crate::error::{Error, Result};
+use crate::service::{self, payment_view, plausible_id, refund_view};
+use crate::util::{hex, now_ms, rfc3339};
+
+macro_rules! operator_codes {
+    ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
+        /// A stable back-office error code (`{"error":{"code":..,"message":..}}`).
+        /// Codes are append-only.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum OperatorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl OperatorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [OperatorCode] = &[$(OperatorCode::$variant,)*];
+
+            /// The wire text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(OperatorCode::$variant => $status,)*
+                }
+            }
+
+            /// What the code means, for documentation.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+operator_codes! {
+    BadRequest = "bad_request", 400, "A parameter or the body is malformed or missing; the message names it.";
+    AmountInvalid = "amount_invalid", 400, "Not a positive whole number of minor units, the wrong currency, or more than the payment allows (refundable or declarable amount).";
+    CustomsInvalid = "customs_invalid", 400, "An unknown customs office code or bad merchant customs registration.";
+    Unauthenticated = "unauthenticated", 401, "No operator key, or an unknown, malformed or revoked one.";
+    Forbidden = "forbidden", 403, "The key's scope does not allow this operation.";
+    NotFound = "not_found", 404, "No such payment, binding, refund or declaration.";
+    IdempotencyConflict = "idempotency_conflict", 409, "The refund or declaration id was used before with other parameters.";
+    InvalidState = "invalid_state", 409, "Not allowed in the payment's current state (e.g. refunding a failed payment).";
+    RefundPeriodExceeded = "refund_period_exceeded", 409, "The wallet's refund period (365 days after payment) has passed.";
+    CancelWindowExceeded = "cancel_window_exceeded", 409, "The cancel window has passed: refund instead.";
+    BodyTooLarge = "body_too_large", 413, "The body is over 64 KiB.";
+    PaymentRejected = "payment_rejected", 422, "Alipay refused with a final result; the message carries its result code.";
+    Internal = "internal", 500, "Unexpected. Retrying the identical request is safe.";
+    UpstreamUnavailable = "upstream_unavailable", 503, "No trustworthy answer from Alipay. Retrying the identical request is safe.";
+}
+
+impl std::fmt::Display for OperatorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OperatorCode {
+    /// The closest device code (for logs and metrics that count device codes).
+    pub fn device_code(self) -> ErrorCode {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == self.as_str())
+            .unwrap_or(match self {
+                OperatorCode::Forbidden => ErrorCode::RegistrationRefused,
+                OperatorCode::CustomsInvalid => ErrorCode::BadRequest,
+                _ => ErrorCode::InvalidState,
+            })
+    }
+}
+
+fn op_err(code: OperatorCode, message: impl Into<String>) -> Error {
+    Error::operator(code, message)
+}
+
+/// The days after payment during which every Scan to Bind wallet accepts a refund
+/// (the seed's wallet table: 365 days for all of them).
+pub const REFUND_PERIOD_DAYS: i64 = 365;
+
+/// Customs offices accepted in a declaration (region `CN`).
+pub const CUSTOMS_CODES: &[&str] = &[
+    "ZONGSHU",
+    "SHANGHAI_CBT",
+    "HANGZHOU",
+    "NINGBO",
+    "ZHENGZHOU",
+    "GUANGZHOU",
+    "SHENZHEN",
+    "CHONGQING",
+    "TIANJIN",
+];
+
+// ---------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------
+
+/// What a key may do. Ordered: a higher scope includes the lower ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Search payments, look at one, inquire declarations.
+    Read,
+    /// Also refund, cancel and declare to customs.
+    Refund,
+    /// Also revoke bindings.
+    Admin,
+}
+
+impl Scope {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Refund => "refund",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `refund` or `admin`.
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "read" => Some(Scope::Read),
+            "refund" => Some(Scope::Refund),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An operator key as stored (never the secret).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorKey {
+    /// Public id (`sbk_<key id>_…`).
+    pub key_id: String,
+    /// Who or what holds it.
+    pub name: String,
+    /// Its scope.
+    pub scope: Scope,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last accepted use, RFC 3339.
+    pub last_used_at: Option<String>,
+    /// Revoked, RFC 3339.
+    pub revoked_at: Option<String>,
+}
+
+fn secret_hash(secret: &str) -> String {
+    let mut input = b"scanbind-operator-key-v1\n".to_vec();
+    input.extend_from_slice(secret.as_bytes());
+    hex(digest(&SHA256, &input).as_ref())
+}
+
+fn key_from_row(r: &sqlx::any::AnyRow) -> Result<OperatorKey> {
+    let scope: String = r.try_get("scope")?;
+    Ok(OperatorKey {
+        key_id: r.try_get("key_id")?,
+        name: r.try_get("name")?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+        created_at: rfc3339(r.try_get("created_at")?),
+        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
+    })
+}
+
+/// Creates a key. Returns it and the full secret text, which is shown once and never
+/// stored.
+pub async fn create_key(db: &Db, name: &str, scope: Scope) -> Result<(OperatorKey, String)> {
+    if name.trim().is_empty() || name.len() > 64 {
+        return Err(op_err(
+            OperatorCode::BadRequest,
+            "the key name must be 1 to 64 characters",
+        ));
+    }
+    let mut id = [0_u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| op_err(OperatorCode::Internal, "random source failed"))?;
+    let key_id = hex(&id);
+    let secret = crate::util::random_token(32);
+    sqlx::query(
+        "INSERT INTO operator_keys (key_id, name, scope, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key_id)
+    .bind(name)
+    .bind(scope.as_str())
+    .bind(secret_hash(&secret))
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    let key = list_keys(db)
+        .await?
+        .into_iter()
+        .find(|k| k.key_id == key_id)
+        .ok_or_else(|| op_err(OperatorCode::Internal, "key vanished"))?;
+    Ok((key, format!("sbk_{key_id}_{secret}")))
+}
+
+/// Every key, oldest first.
+pub async fn list_keys(db: &Db) -> Result<Vec<OperatorKey>> {
+    let rows = sqlx::query("SELECT key_id, name, scope, created_at, last_used_at, revoked_at FROM operator_keys ORDER BY created_at, key_id")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(key_from_row).collect()
+}
+
+/// Revokes a key (idempotent). False when there is no such key.
+pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_id = $1",
+    )
+    .bind(key_id)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Checks an `Authorization` header value and returns the key.
+pub async fn authenticate(db: &Db, header_value: Option<&str>) -> Result<OperatorKey> {
+    let refuse = || {
+        op_err(
+            OperatorCode::Unauthenticated,
+            "send Authorization: Bearer <operator key> (scanbind-server admin keys create)",
+        )
+    };
+    let token = header_value
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(refuse)?;
+    let (key_id, secret) = token
+        .strip_prefix("sbk_")
+        .and_then(|t| t.split_once('_'))
+        .ok_or_else(refuse)?;
+    if key_id.len() != 16 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refuse());
+    }
+    let Some(row) = sqlx::query("SELECT key_id, name, scope, secret_hash, created_at, last_used_at, revoked_at FROM operator_keys WHERE key_id = $1")
+        .bind(key_id)
+        .fetch_optional(db.pool())
+        .await?
+    else {
+        return Err(refuse());
+    };
+    let stored: String = row.try_get("secret_hash")?;
+    let given = secret_hash(secret);
+    let same = stored.len() == given.len()
+        && stored
+            .bytes()
+            .zip(given.bytes())
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    let key = key_from_row(&row)?;
+    if !same || key.revoked_at.is_some() {
+        return Err(refuse());
+    }
+    sqlx::query("UPDATE operator_keys SET last_used_at = $2 WHERE key_id = $1")
+        .bind(key_id)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
+    Ok(key)
+}
+
+/// An authenticated operator request with its JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Operator<T> {
+    /// The key.
+    pub key: OperatorKey,
+    /// The body.
+    pub body: T,
+}
+
+impl<T> Operator<T> {
+    /// Refuses unless the key has `scope` (or a higher one).
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.key.scope >= scope {
+            Ok(())
+        } else {
+            Err(op_err(
+                OperatorCode::Forbidden,
+                format!(
+                    "key {} has scope {}; this needs {}",
+                    self.key.key_id,
+                    self.key.scope.as_str(),
+                    scope.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+/// Marker: the operation takes no body (one sent is ignored).
+#[derive(Debug, Clone, Copy)]
+pub struct Empty;
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Empty)
+    }
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<App> for Operator<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self> {
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let key = authenticate(&app.db, auth.as_deref()).await?;
+        let (_, bytes) = read_body(req)
+            .await
+            .map_err(|_| op_err(OperatorCode::BodyTooLarge, "the body is larger than 64 KiB"))?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        let body = parse_json::<T>(bytes).map_err(to_operator)?;
+        Ok(Operator { key, body })
+    }
+}
+
+/// A device-API error as a back-office error (the shared codes have the same names).
+fn to_operator(e: Error) -> Error {
+    match e {
+        Error::Api { code, message } => {
+            let code = OperatorCode::ALL
+                .iter()
+                .copied()
+                .find(|c| c.as_str() == code.as_str())
+                .unwrap_or(OperatorCode::InvalidState);
+            op_err(code, message)
+        }
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------
+
+/// The `/admin/v1` routes (merged into the main router).
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/admin/v1/keys/me", get(whoami))
+        .route("/admin/v1/payments", get(search))
+        .route("/admin/v1/payments/{payment_id}", get(show))
+        .route("/admin/v1/payments/{payment_id}/refunds", post(refund))
+        .route("/admin/v1/payments/{payment_id}/cancel", post(cancel))
+        .route(
+            "/admin/v1/payments/{payment_id}/declarations",
+            post(declare),
+        )
+        .route("/admin/v1/declarations", get(inquire_declarations))
+        .route(
+            "/admin/v1/bindings/{binding_id}/revoke",
+            post(revoke_binding),
+        )
+}
+
+async fn whoami(op: Operator<Empty>) -> Json<OperatorKey> {
+    Json(op.key)
+}
+
+fn query_map(
+    q: std::result::Result<
+        Query<HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<HashMap<String, String>> {
+    q.map(|Query(m)| m)
+        .map_err(|e| op_err(OperatorCode::BadRequest, format!("bad query string: {e}")))
+}
+
+fn parse_rfc3339(name: &str, text: &str) -> Result<i64> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            op_err(
+                OperatorCode::BadRequest,
+                format!("{name}: expected an RFC 3339 time, got {text:?} ({e})"),
+            )
+        })?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| op_err(OperatorCode::BadRequest, format!("{name}: out of range")))
+}
+
+/// When the payment first succeeded (Unix ms), from its history.
+pub async fn paid_at(app: &App, payment_id: &str) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT MIN(at) AS t FROM steps WHERE subject_id = $1 AND step = 'final' AND outcome = 'succeeded'",
+    )
+    .bind(payment_id)
+    .fetch_one(app.db.pool())
+    .await?;
+    Ok(row.try_get::<Option<i64>, _>("t")?)
+}
+
+async fn refunds_of(app: &App, payment_id: &str) -> Result<Vec<RefundRow>> {
+    let sql = format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_request_id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(payment_id)
+        .fetch_all(app.db.pool())
+        .await?;
+    rows.iter().map(RefundRow::from_row).collect()
+}
+
+/// Minor units still refundable: paid − pending and succeeded refunds (0 unless the
+/// payment succeeded).
+async fn refundable(app: &App, p: &PaymentRow) -> Result<i64> {
+    if p.status != "succeeded" {
+        return Ok(0);
+    }
+    let used: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
+    )
+    .bind(&p.payment_id)
+    .fetch_one(app.db.pool())
+    .await?
+    .try_get("s")?;
+    Ok((p.amount - used).max(0))
+}
+
+async fn admin_payment(app: &App, p: &PaymentRow) -> Result<Value> {
+    let mut v = serde_json::to_value(payment_view(p)).unwrap_or_default();
+    v["deviceId"] = json!(p.device_id);
+    v["wallet"] = json!(p.wallet);
+    v["refundable"] = json!({"currency": p.currency, "value": refundable(app, p).await?});
+    if let Some(t) = paid_at(app, &p.payment_id).await? {
+        v["paidAt"] = json!(rfc3339(t));
+    }
+    Ok(v)
+}
+
+async fn load_payment(app: &App, payment_id: &str) -> Result<PaymentRow> {
+    let missing = || op_err(OperatorCode::NotFound, format!("no payment {payment_id:?}"));
+    if !plausible_id(payment_id) {
+        return Err(missing());
+    }
+    service::load_payment(app, payment_id)
+        .await?
+        .ok_or_else(missing)
+}
+
+async fn search(
+    State(app): State<App>,
+    q: std::result::Result<
+        Query<HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let q = query_map(q)?;
+    enum P {
+        T(String),
+        I(i64),
+    }
+    let mut cond = Vec::new();
+    let mut params = Vec::new();
+    for (name, column) in [
+        ("deviceId", "device_id"),
+        ("appId", "app_id"),
+        ("appOrderId", "app_order_id"),
+        ("bindingId", "binding_id"),
+        ("wallet", "wallet"),
+        ("amsPaymentId", "ams_payment_id"),
+        ("paymentRequestId", "payment_request_id"),
+    ] {
+        if let Some(v) = q.get(name) {
+            if v.is_empty() || v.len() > 128 {
+                return Err(op_err(
+                    OperatorCode::BadRequest,
+                    format!("{name}: 1 to 128 characters"),
+                ));
+            }
+            params.push(P::T(v.clone()));
+            cond.push(format!("{column} = ${}", params.len()));
+        }
+    }
+    if let Some(s) = q.get("status") {
+        if PaymentStatus::parse(s).is_none() {
+            return Err(op_err(
+                OperatorCode::BadRequest,
+                format!("status: expected pending, succeeded, failed or cancelled, got {s:?}"),
+            ));
+        }
+        params.push(P::T(s.clone()));
+        cond.push(format!("status = ${}", params.len()));
+    }
+    if let Some(t) = q.get("from") {
+        params.push(P::I(parse_rfc3339("from", t)?));
+        cond.push(format!("created_at >= ${}", params.len()));
+    }
+    if let Some(t) = q.get("to") {
+        params.push(P::I(parse_rfc3339("to", t)?));
+        cond.push(format!("created_at < ${}", params.len()));
+    }
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| op_err(OperatorCode::BadRequest, "limit: 1 to 1000"))?,
+    };
+    for k in q.keys() {
+        if ![
+            "deviceId",
+            "appId",
+            "appOrderId",
+            "bindingId",
+            "wallet",
+            "amsPaymentId",
+            "paymentRequestId",
+            "status",
+            "from",
+            "to",
+            "limit",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(op_err(
+                OperatorCode::BadRequest,
+                format!("unknown query parameter {k:?}"),
+            ));
+        }
+    }
+    let filter = if cond.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", cond.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY created_at DESC, payment_id LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql);
+    for p in params {
+        query = match p {
+            P::T(s) => query.bind(s),
+            P::I(i) => query.bind(i),
+        };
+    }
+    let rows = query.fetch_all(app.db.pool()).await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        out.push(admin_payment(&app, &PaymentRow::from_row(r)?).await?);
+    }
+    Ok(Json(json!({ "payments": out })))
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The full history of a payment: AMS calls and other steps (its own, its refunds' and
+/// its declarations'), notifications received, device events, operator actions.
+async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec<Value>> {
+    let mut subjects = vec![p.payment_id.clone()];
+    subjects.extend(refunds.iter().map(|r| r.refund_request_id.clone()));
+    for d in crate::customs::of_payment(app, &p.payment_id).await? {
+        subjects.push(d.declaration_request_id);
+    }
+    let mut out: Vec<(i64, i64, Value)> = Vec::new();
+    for s in &subjects {
+        let rows = sqlx::query(
+            "SELECT id, step, outcome, at FROM steps WHERE subject_id = $1 ORDER BY id",
+        )
+        .bind(s)
+        .fetch_all(app.db.pool())
+        .await?;
+        for r in rows {
+            let at: i64 = r.try_get("at")?;
+            let id: i64 = r.try_get("id")?;
+            let step: String = r.try_get("step")?;
+            let source = if step == "operator" {
+                "operator"
+            } else {
+                "step"
+            };
+            out.push((
+                at,
+                id,
+                json!({"at": rfc3339(at), "source": source, "subject": s, "step": step, "outcome": r.try_get::<String, _>("outcome")?}),
+            ));
+        }
+    }
+    let mut keys: Vec<String> = Vec::new();
+    keys.extend(p.ams_payment_id.clone());
+    keys.extend(refunds.iter().filter_map(|r| r.ams_refund_id.clone()));
+    for k in keys {
+        let rows = sqlx::query(
+            "SELECT kind, dedup_key, received_at FROM notifications WHERE dedup_key LIKE $1 ESCAPE '\\' ORDER BY received_at",
+        )
+        .bind(format!("{}:%", like_escape(&k)))
+        .fetch_all(app.db.pool())
+        .await?;
+        for r in rows {
+            let at: i64 = r.try_get("received_at")?;
+            out.push((
+                at,
+                0,
+                json!({"at": rfc3339(at), "source": "notification", "subject": k, "step": r.try_get::<String, _>("kind")?, "outcome": r.try_get::<String, _>("dedup_key")?}),
+            ));
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT seq, kind, created_at FROM events WHERE device_id = $1 AND payload LIKE $2 ESCAPE '\\' ORDER BY seq",
+    )
+    .bind(&p.device_id)
+    .bind(format!("%\"paymentId\":\"{}\"%", like_escape(&p.payment_id)))
+    .fetch_all(app.db.pool())
+    .await?;
+    for r in rows {
+        let at: i64 = r.try_get("created_at")?;
+        let seq: i64 = r.try_get("seq")?;
+        out.push((
+            at,
+            seq,
+            json!({"at": rfc3339(at), "source": "event", "subject": p.device_id, "step": r.try_get::<String, _>("kind")?, "outcome": format!("seq {seq}")}),
+        ));
+    }
+    out.sort_by_key(|(at, id, _)| (*at, *id));
+    Ok(out.into_iter().map(|(_, _, v)| v).collect())
+}
+
+fn admin_refund(r: &RefundRow) -> Value {
+    let mut v = serde_json::to_value(refund_view(r)).unwrap_or_default();
+    if let Some(reason) = &r.reason {
+        v["reason"] = json!(reason);
+    }
+    v
+}
+
+async fn show(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let p = load_payment(&app, &payment_id).await?;
+    let refunds = refunds_of(&app, &p.payment_id).await?;
+    let declarations = crate::customs::of_payment(&app, &p.payment_id).await?;
+    Ok(Json(json!({
+        "payment": admin_payment(&app, &p).await?,
+        "refunds": refunds.iter().map(admin_refund).collect::<Vec<_>>(),
+        "declarations": declarations,
+        "history": history(&app, &p, &refunds).await?,
+    })))
+}
+
+/// `POST /admin/v1/payments/{id}/refunds` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorRefundRequest {
+    /// The operator's refund id (idempotency key per payment), 1–64 characters.
+    pub refund_id: String,
+    /// Amount, in the payment's currency.
+    pub amount: Amount,
+    /// Why (required), 1–256 characters.
+    pub reason: String,
+}
+
+async fn record(app: &App, subject: &str, key: &OperatorKey, what: &str) -> Result<()> {
+    let text: String = format!("{} ({}): {what}", key.name, key.key_id)
+        .chars()
+        .take(512)
+        .collect();
+    app.db.step(subject, "operator", &text, now_ms()).await
+}
+
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.trim().is_empty() || reason.chars().count() > 256 {
+        return Err(op_err(
+            OperatorCode::BadRequest,
+            "reason: 1 to 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn refund(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    op: Operator<OperatorRefundRequest>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Refund)?;
+    let p = load_payment(&app, &payment_id).await?;
+    let req = &op.body;
+    check_reason(&req.reason)?;
+    if !plausible_id(&req.refund_id) {
+        return Err(op_err(
+            OperatorCode::BadRequest,
+            "refundId: 1 to 64 characters of A-Z a-z 0-9 _ -",
+        ));
+    }
+    let pid = &p.payment_id;
+    let rrid = crate::util::refund_request_id(pid, &req.refund_id);
+    let existing = service::load_refund(&app, &rrid).await?;
+    if existing.is_none() {
+        // Everything is checked before anything is written or sent.
+        if p.status != "succeeded" {
+            return Err(op_err(
+                OperatorCode::InvalidState,
+                format!(
+                    "payment {pid} is {}: only a succeeded payment can be refunded",
+                    p.status
+                ),
+            ));
+        }
+        if req.amount.currency != p.currency {
+            return Err(op_err(
+                OperatorCode::AmountInvalid,
+                format!(
+                    "payment {pid} was paid in {}; a refund in {:?} is not possible",
+                    p.currency, req.amount.currency
+                ),
+            ));
+        }
+        if req.amount.value <= 0 {
+            return Err(op_err(
+                OperatorCode::AmountInvalid,
+                format!("refund {}: the amount must be positive", req.refund_id),
+            ));
+        }
+        let left = refundable(&app, &p).await?;
+        if req.amount.value > left {
+            return Err(op_err(
+                OperatorCode::AmountInvalid,
+                format!(
+                    "payment {pid}: {} {} is more than the {left} {} still refundable (paid {}, already refunded or in progress {})",
+                    req.amount.value,
+                    p.currency,
+                    p.currency,
+                    p.amount,
+                    p.amount - left
+                ),
+            ));
+        }
+        if let Some(paid) = paid_at(&app, pid).await?
+            && now_ms() - paid > REFUND_PERIOD_DAYS * 86_400_000
+        {
+            return Err(op_err(
+                OperatorCode::RefundPeriodExceeded,
+                format!(
+                    "payment {pid} was paid {}; the wallet's refund period is {REFUND_PERIOD_DAYS} days",
+                    rfc3339(paid)
+                ),
+            ));
+        }
+    }
+    let device_req = RefundRequest {
+        refund_id: req.refund_id.clone(),
+        amount: req.amount.clone(),
+        reason: Some(req.reason.clone()),
+    };
+    let r = service::refund(&app, &p, &device_req)
+        .await
+        .map_err(to_operator)?;
+    if existing.is_none() {
+        record(
+            &app,
+            pid,
+            &op.key,
+            &format!(
+                "refund {} of {} {}: {}",
+                req.refund_id, req.amount.value, p.currency, req.reason
+            ),
+        )
+        .await?;
+    }
+    if r.status == "failed" {
+        let code = r.result_code.clone().unwrap_or_default();
+        let (c, hint) = match code.as_str() {
+            "REFUND_WINDOW_EXCEED" => (
+                OperatorCode::RefundPeriodExceeded,
+                "the wallet's refund period has passed",
+            ),
+            "REFUND_AMOUNT_EXCEED" => (
+                OperatorCode::AmountInvalid,
+                "Alipay counts more refunded than this server",
+            ),
+            _ => (OperatorCode::PaymentRejected, "Alipay refused the refund"),
+        };
+        return Err(op_err(
+            c,
+            format!("refund {} of payment {pid}: {hint} ({code})", req.refund_id),
+        ));
+    }
+    Ok(Json(admin_refund(&r)))
+}
+
+/// `POST /admin/v1/payments/{id}/cancel` and `/admin/v1/bindings/{id}/revoke` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why (required), 1–256 characters.
+    pub reason: String,
+}
+
+async fn cancel(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    op: Operator<ReasonRequest>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Refund)?;
+    check_reason(&op.body.reason)?;
+    let p = load_payment(&app, &payment_id).await?;
+    let pid = &p.payment_id;
+    match p.status.as_str() {
+        "cancelled" => return Ok(Json(admin_payment(&app, &p).await?)),
+        "failed" => {
+            return Err(op_err(
+                OperatorCode::InvalidState,
+                format!("payment {pid} failed: there is nothing to cancel"),
+            ));
+        }
+        _ => {}
+    }
+    let resp = service::ams_call(
+        &app,
+        &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
+    )
+    .await?;
+    let outcome = format!(
+        "{}/{}",
+        resp.result.result_status,
+        resp.result.result_code.as_str()
+    );
+    app.db.step(pid, "cancel", &outcome, now_ms()).await?;
+    match resp.result.result_status {
+        ResultStatus::S => {
+            service::transition_payment(
+                &app,
+                pid,
+                &p.status,
+                PaymentStatus::Cancelled,
+                Some("CANCELLED"),
+                Some("cancelled by the operator"),
+                resp.payment_id.as_deref(),
+            )
+            .await?;
+            record(&app, pid, &op.key, &format!("cancel: {}", op.body.reason)).await?;
+        }
+        ResultStatus::F if resp.result.result_code.as_str() == "CANCEL_WINDOW_EXCEED" => {
+            return Err(op_err(
+                OperatorCode::CancelWindowExceeded,
+                format!(
+                    "payment {pid}: the cancel window has passed; refund instead (POST /admin/v1/payments/{pid}/refunds)"
+                ),
+            ));
+        }
+        ResultStatus::F => {
+            return Err(op_err(
+                OperatorCode::PaymentRejected,
+                format!(
+                    "payment {pid}: Alipay refused the cancel ({})",
+                    resp.result.result_code.as_str()
+                ),
+            ));
+        }
+        _ => {
+            return Err(op_err(
+                OperatorCode::UpstreamUnavailable,
+                format!("payment {pid}: Alipay did not answer the cancel; retry"),
+            ));
+        }
+    }
+    let p = load_payment(&app, pid).await?;
+    Ok(Json(admin_payment(&app, &p).await?))
+}
+
+async fn revoke_binding(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    op: Operator<ReasonRequest>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Admin)?;
+    check_reason(&op.body.reason)?;
+    let missing = || op_err(OperatorCode::NotFound, format!("no binding {binding_id:?}"));
+    if !plausible_id(&binding_id) {
+        return Err(missing());
+    }
+    let b = service::load_binding(&app, &binding_id)
+        .await?
+        .ok_or_else(missing)?;
+    match b.status.as_str() {
+        "active" => {
+            // The server holds tokens only until the device first uses them. While it
+            // still does, the token is revoked at Alipay too; otherwise the binding is
+            // refused here from now on and the device is told (token.cancelled).
+            if let Some(blob) = b.sealed_pending.clone()
+                && let Ok(tokens) = app.sealer.open(&b.device_id, &b.binding_id, &blob)
+            {
+                let req = scanbind_ams::model::RevokeRequest::new(tokens.access_token.clone());
+                let outcome = match service::ams_call(&app, &req).await {
+                    Ok(r) => format!(
+                        "{}/{}",
+                        r.result.result_status,
+                        r.result.result_code.as_str()
+                    ),
+                    Err(e) => format!("no answer: {e}"),
+                };
+                app.db
+                    .step(&b.binding_id, "revoke", &outcome, now_ms())
+                    .await?;
+            }
+            service::set_binding_final(
+                &app,
+                &b,
+                "revoked",
+                &format!("revoked by the operator: {}", op.body.reason),
+            )
+            .await?;
+            record(
+                &app,
+                &b.binding_id,
+                &op.key,
+                &format!("revoke: {}", op.body.reason),
+            )
+            .await?;
+        }
+        "revoked" | "cancelled" => {}
+        other => {
+            return Err(op_err(
+                OperatorCode::InvalidState,
+                format!("binding {binding_id} is {other}: only an active binding can be revoked"),
+            ));
+        }
+    }
+    let b = service::load_binding(&app, &binding_id)
+        .await?
+        .ok_or_else(missing)?;
+    let mut v = serde_json::to_value(service::binding_view(&b)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("sealedTokens");
+    }
+    v["deviceId"] = json!(b.device_id);
+    Ok(Json(v))
+}
+
+async fn declare(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    op: Operator<crate::customs::DeclareBody>,
+) -> Result<Json<crate::customs::Declaration>> {
+    op.require(Scope::Refund)?;
+    let p = load_payment(&app, &payment_id).await?;
+    let d = crate::customs::declare(&app, &p, &op.body, &op.key.name).await?;
+    Ok(Json(d))
+}
+
+async fn inquire_declarations(
+    State(app): State<App>,
+    q: std::result::Result<
+        Query<HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let q = query_map(q)?;
+    let ids: Vec<String> = q
+        .get("ids")
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let (found, not_found) = crate::customs::inquire(&app, &ids).await?;
+    Ok(Json(json!({"declarations": found, "notFound": not_found})))
+}
+
+/// A currency code check shared by the customs module.
+pub(crate) fn currency(code: &str) -> Option<Currency> {
+    Currency::from_code(code).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/operator.md` documents every operator error code and the report layout the
+    /// reconciler reads.
+    #[test]
+    fn operator_doc_covers_codes_and_report_columns() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operator.md"))
+                .unwrap();
+        for code in OperatorCode::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` | {} |", code.as_str(), code.http_status())),
+                "docs/operator.md lacks error code {code}"
+            );
+        }
+        for cols in [
+            crate::reconcile::TRANSACTION_DETAILS_COLUMNS,
+            crate::reconcile::SETTLEMENT_DETAILS_COLUMNS,
+            crate::reconcile::SETTLEMENT_SUMMARY_COLUMNS,
+        ] {
+            assert!(
+                doc.contains(&format!("`{}`", cols.join(","))),
+                "docs/operator.md lacks the columns {cols:?}"
+            );
+        }
+        for c in CUSTOMS_CODES {
+            assert!(
+                doc.contains(&format!("`{c}`")),
+                "docs/operator.md lacks {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn scopes_are_ordered() {
+        assert!(Scope::Read < Scope::Refund && Scope::Refund < Scope::Admin);
+        for s in [Scope::Read, Scope::Refund, Scope::Admin] {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Scope::parse("root"), None);
+    }
+}
