@@ -24,8 +24,11 @@
 //! - [`runtime`](Daemon): [`Daemon::start`] and [`Daemon::run_until`], used by the
 //!   `scanbindd` binary.
 //!
-//! Still to come (issue 5): QR rendering, unbind, refunds, token refresh, policy,
-//! other buses, idle exit; see `daemon/README.md`.
+//! - `refresh`: token refresh timers; `qr`: QR rendering; `p2p`: the peer-to-peer
+//!   socket; [`settings`]: the configuration file; [`dev`] (feature `dev-stack`): the
+//!   in-process sandbox and server behind `scanbindd --dev`.
+//!
+//! `daemon/README.md` maps the modules and lists the known gaps.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]

@@ -153,9 +153,15 @@ impl ServerLink {
             .await
             .map_err(Error::ServerUnreachable)?;
         let resp = check(resp).await?;
+        let resume_after = resp
+            .headers()
+            .get("x-scanbind-resume-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
         Ok(EventStream {
             resp,
             buf: Vec::new(),
+            resume_after,
         })
     }
 
@@ -230,6 +236,9 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
 pub(crate) struct EventStream {
     resp: reqwest::Response,
     buf: Vec<u8>,
+    /// The sequence number the server started the stream after
+    /// (`x-scanbind-resume-after`), if it said.
+    resume_after: Option<i64>,
 }
 
 impl EventStream {
@@ -300,8 +309,10 @@ pub(crate) fn backoff(attempt: u32, jitter: u8) -> Duration {
 /// open), resumes after the last sequence number seen, and reconnects with
 /// [`backoff`].
 pub(crate) async fn run_events(link: ServerLink, first: EventStream, tx: mpsc::Sender<LinkEvent>) {
+    // Resume from where the first stream started even before any event arrived, so
+    // an event sent while reconnecting is never missed.
+    let mut last_seq: Option<i64> = first.resume_after;
     let mut stream = Some(first);
-    let mut last_seq: Option<i64> = None;
     let mut attempt: u32 = 0;
     loop {
         let mut current = match stream.take() {

@@ -489,6 +489,13 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
     let err = binding.get_qr_png(HashMap::new()).await.unwrap_err();
     assert!(matches!(err, Wire::Expired(_)), "{err:?}");
 
+    // The wallet's own limits are checked before anything is recorded.
+    let err = d
+        .pay("order-big", 5_000_001, "HKD", "Too much", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::AboveLimit(_)), "{err:?}");
+
     // Line items must add up to the amount; then they travel with the payment.
     let item = |name: &str, q: u32, a: i64| {
         let mut m: HashMap<&str, zvariant::Value<'_>> = HashMap::new();
@@ -907,7 +914,12 @@ async fn one_process_gives_the_whole_system_with_dev() {
         .await
         .unwrap();
     let (payment, _) = settled_payment(&conn, &p).await;
-    assert_eq!(payment.state().await.unwrap(), "succeeded", "{}", daemon.logs());
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
     let ledger: serde_json::Value = http
         .get(format!("{sandbox}/sandbox/v1/ledger"))
         .send()
@@ -921,4 +933,34 @@ async fn one_process_gives_the_whole_system_with_dev() {
     for f in ["dev/merchant.pem", "dev/server.sqlite3", "journal.sqlite3"] {
         assert!(state.path().join(f).exists(), "{f}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_refreshed_before_they_expire() {
+    require_secret_service();
+    // Access tokens live 4 s: the daemon refreshes at half-life, again and again.
+    let world = World::with_token_ttls(Some(std::time::Duration::from_secs(4))).await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+    eventually("two token refreshes", || async {
+        daemon.logs().matches("tokens refreshed").count() >= 2
+    })
+    .await;
+    // The first access token has expired by now; paying works with the refreshed one.
+    let p = d
+        .pay("after-refresh", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
 }

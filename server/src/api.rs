@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::Stream;
 use scanbind_ams::model::{
     AuthorizationNotification, AuthorizationNotifyType, Notification, PaymentNotification,
     PaymentNotifyType, RefundNotification, RefundStatus as AmsRefundStatus,
@@ -409,7 +408,7 @@ async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
     s: Signed<NoBody>,
-) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+) -> Result<Response> {
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -442,7 +441,10 @@ async fn events(
                         .id(ev.seq.to_string())
                         .event(ev.event.kind())
                         .data(data);
-                    return Some((Ok(sse), (app, device_id, after, rx, buf, guard)));
+                    return Some((
+                        Ok::<_, Infallible>(sse),
+                        (app, device_id, after, rx, buf, guard),
+                    ));
                 }
                 match app.hub.fetch(&device_id, after, 100).await {
                     Ok(list) if !list.is_empty() => {
@@ -466,8 +468,19 @@ async fn events(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // The sequence number the stream starts after, so a client that has not seen an
+    // event yet can still resume without a gap after a reconnect.
+    let resume = [(RESUME_AFTER_HEADER, after.to_string())];
+    Ok((
+        resume,
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+    )
+        .into_response())
 }
+
+/// The response header of `GET /v1/events` naming the sequence number the stream
+/// starts after.
+pub const RESUME_AFTER_HEADER: &str = "x-scanbind-resume-after";
 
 // ---------------------------------------------------------------------------------------
 // Notification intake

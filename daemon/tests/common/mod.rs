@@ -36,6 +36,11 @@ pub struct World {
 
 impl World {
     pub async fn new() -> World {
+        Self::with_token_ttls(None).await
+    }
+
+    /// A world whose wallet issues access tokens valid for `access` only.
+    pub async fn with_token_ttls(access: Option<Duration>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let merchant_pem =
             std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
@@ -44,12 +49,13 @@ impl World {
             &std::fs::read_to_string(format!("{FIXTURES}/other_rsa2048.pem")).unwrap(),
         )
         .unwrap();
-        let sandbox = Sandbox::builder(alipay)
+        let mut builder = Sandbox::builder(alipay)
             .listen("127.0.0.1:0".parse().unwrap())
-            .merchant(CLIENT_ID, merchant.public_key())
-            .start()
-            .await
-            .unwrap();
+            .merchant(CLIENT_ID, merchant.public_key());
+        if let Some(access) = access {
+            builder = builder.token_ttls(access, Duration::from_secs(3600));
+        }
+        let sandbox = builder.start().await.unwrap();
         let p = dir.path();
         std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
         std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
@@ -380,7 +386,10 @@ impl DaemonProc {
             .map(str::to_owned);
         match (sandbox, ready.trim()) {
             (Some(s), "scanbindd ready on io.scanbind.Daemon") => (proc, s),
-            _ => panic!("scanbindd --dev did not start ({first:?} {ready:?}): {}", proc.logs()),
+            _ => panic!(
+                "scanbindd --dev did not start ({first:?} {ready:?}): {}",
+                proc.logs()
+            ),
         }
     }
 
