@@ -60,6 +60,10 @@ struct Args {
     /// (0: never). D-Bus activation starts the daemon again on the next call.
     #[arg(long, value_name = "SECONDS")]
     idle_exit: Option<u64>,
+    /// A file holding the merchant server's provisioning token (default: the systemd
+    /// credential `provisioning-token`, if any).
+    #[arg(long, value_name = "FILE")]
+    provisioning_token_file: Option<PathBuf>,
     /// The configuration file (default: $XDG_CONFIG_HOME/scanbind/scanbindd.toml, then
     /// /etc/scanbind/scanbindd.toml).
     #[arg(long, value_name = "FILE", env = "SCANBIND_CONFIG")]
@@ -156,11 +160,17 @@ fn run(args: Args) -> anyhow::Result<()> {
             let dev = scanbindd::dev::DevStack::start(&state_dir)
                 .await
                 .context("starting the development stack")?;
-            println!(
-                "scanbindd dev stack: server {} sandbox {}",
-                dev.server_url(),
-                dev.sandbox_url()
-            );
+            {
+                use std::io::Write as _;
+                let mut out = std::io::stdout();
+                let _ = writeln!(
+                    out,
+                    "scanbindd dev stack: server {} sandbox {}",
+                    dev.server_url(),
+                    dev.sandbox_url()
+                );
+                let _ = out.flush();
+            }
             Some(dev)
         } else {
             None
@@ -183,13 +193,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         config.vault_service = args.vault_service;
         config.p2p_socket = args.p2p.or(file.p2p_socket.clone());
+        config.provisioning_token = scanbindd::settings::read_provisioning_token(
+            args.provisioning_token_file
+                .as_deref()
+                .or(file.provisioning_token_file.as_deref()),
+        )?
+        .map(scanbind_ams::model::SecretString::new);
         config.idle_exit = args
             .idle_exit
             .or(file.idle_exit_secs)
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
         let daemon = Daemon::start(config).await.context("starting scanbindd")?;
-        println!("scanbindd ready on {}", daemon.bus_name());
+        // A closed stdout (e.g. under D-Bus activation) is not an error.
+        {
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "scanbindd ready on {}", daemon.bus_name());
+            let _ = out.flush();
+        }
         let result = daemon
             .run_until(shutdown_signal())
             .await

@@ -69,6 +69,9 @@ pub struct Config {
     /// Exit after this long without app calls, when nothing is in flight (no pending
     /// binding or payment, no peer-to-peer client). `None`: never.
     pub idle_exit: Option<Duration>,
+    /// The provisioning token the server asks for when it does not accept open
+    /// registration (`devices.registration = "token"`). Redacted in `Debug`.
+    pub provisioning_token: Option<scanbind_ams::model::SecretString>,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             device_name: "scanbind device".to_owned(),
             vault_service: BUS_NAME.to_owned(),
             idle_exit: None,
+            provisioning_token: None,
         }
     }
 }
@@ -109,27 +113,39 @@ impl Daemon {
             .map_err(Error::Task)??;
         let vault = Vault::with_service(config.vault_service.clone());
         let key = load_or_create_key(&vault).await?;
-        let link = ServerLink::new(&config.server_url, key)?;
-        link.register(&config.device_name, "scanbindd").await?;
-        tracing::info!(device = %link.device_id(), "registered with the merchant server");
-        // The stream is open before the bindings are listed, so nothing is missed.
-        let first = link.events(None).await?;
+        let link = ServerLink::new(
+            &config.server_url,
+            key,
+            config
+                .provisioning_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
+        )?;
         let shared = Arc::new(Shared::new(
             journal,
             vault,
             link.clone(),
             config.device_name.clone(),
         ));
-        let restored = restore_bindings(&shared).await?;
+        // Online at start: registered, stream open, bindings restored before the name
+        // is taken. Unreachable: serve anyway (`Connectivity` offline; new payments
+        // fail with `Offline`) and bring the link up in the background.
+        let online = match bring_up(&shared).await {
+            Ok(up) => Some(up),
+            Err(Error::ServerUnreachable(e)) => {
+                tracing::warn!(cause = %e, "the merchant server is unreachable; starting offline");
+                *lock(&shared.connectivity) = Connectivity::Offline;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let restored_bindings: Vec<(zvariant::OwnedObjectPath, String, Binding)> = online
+            .as_ref()
+            .map(|(_, restored)| restored.clone())
+            .unwrap_or_default();
         // Open payments (a crash or a transport error cut them off) are served again
-        // and re-driven once the name is owned.
+        // and re-driven once the link is up.
         let open = shared.journal(|j| j.open_entries()).await?;
-
-        let mut restored_bindings = Vec::new();
-        for (path, id, b) in restored {
-            restored_bindings.push((path, id, b));
-        }
-        let open_ids: Vec<i64> = open.iter().map(|e| e.id).collect();
 
         let builder = match &config.bus {
             BusChoice::Session => Some(zbus::connection::Builder::session()?),
@@ -172,31 +188,43 @@ impl Daemon {
             None => None,
         };
 
-        for (_, _, b) in &restored_bindings {
-            crate::refresh::schedule(&shared, b);
-        }
-        let pending_refunds = shared.journal(|j| j.pending_refunds()).await?;
-        for r in pending_refunds {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                if let Err(e) = reconcile_refund(&shared, r).await {
-                    tracing::warn!(cause = %e, "a pending refund could not be reconciled yet");
-                }
-            });
-        }
         let (tx, rx) = mpsc::channel(64);
-        let events = tokio::spawn(server::run_events(link, first, tx));
-        if !open_ids.is_empty() {
-            tracing::info!(count = open_ids.len(), "reconciling open payments");
-        }
-        for id in open_ids {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                if let Err(e) = execute_payment(&shared, id).await {
-                    tracing::error!(payment = id, cause = %e, "open payment could not be settled");
-                }
-            });
-        }
+        let events = match online {
+            Some((first, restored)) => {
+                after_online(&shared, &restored, false).await?;
+                tokio::spawn(server::run_events(link, first, tx))
+            }
+            None => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let mut attempt = 0_u32;
+                    let first = loop {
+                        let wait = server::backoff(attempt, 0);
+                        attempt = attempt.saturating_add(1);
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = tx.closed() => return,
+                        }
+                        match bring_up(&shared).await {
+                            Ok((first, restored)) => {
+                                if let Err(e) = after_online(&shared, &restored, true).await {
+                                    tracing::error!(cause = %e, "serving the restored bindings failed");
+                                }
+                                break first;
+                            }
+                            Err(e) => {
+                                tracing::debug!(cause = %e, attempt, "the merchant server is still unreachable");
+                            }
+                        }
+                    };
+                    tracing::info!("the merchant server is reachable again");
+                    if tx.send(LinkEvent::Online).await.is_err() {
+                        return;
+                    }
+                    server::run_events(link, first, tx).await;
+                })
+            }
+        };
         Ok(Daemon {
             shared,
             events,
@@ -466,6 +494,60 @@ async fn restore_bindings(
         out.push((path, b.binding_id.clone(), b));
     }
     Ok(out)
+}
+
+/// Registers the device, opens the event stream (before listing the bindings, so
+/// nothing is missed) and restores the bindings.
+async fn bring_up(
+    shared: &Shared,
+) -> Result<(
+    server::EventStream,
+    Vec<(zvariant::OwnedObjectPath, String, Binding)>,
+)> {
+    shared
+        .server
+        .register(&shared.device_name, "scanbindd")
+        .await?;
+    tracing::info!(device = %shared.server.device_id(), "registered with the merchant server");
+    let first = shared.server.events(None).await?;
+    let restored = restore_bindings(shared).await?;
+    Ok((first, restored))
+}
+
+/// Once the link is up: serve restored bindings (when they were not served at start),
+/// set their refresh timers, ask about pending refunds and re-drive open payments.
+async fn after_online(
+    shared: &Arc<Shared>,
+    restored: &[(zvariant::OwnedObjectPath, String, Binding)],
+    serve: bool,
+) -> Result<()> {
+    for (path, id, b) in restored {
+        if serve {
+            shared.serve_binding(path, id).await?;
+        }
+        crate::refresh::schedule(shared, b);
+    }
+    for r in shared.journal(|j| j.pending_refunds()).await? {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            if let Err(e) = reconcile_refund(&shared, r).await {
+                tracing::warn!(cause = %e, "a pending refund could not be reconciled yet");
+            }
+        });
+    }
+    let open = shared.journal(|j| j.open_entries()).await?;
+    if !open.is_empty() {
+        tracing::info!(count = open.len(), "reconciling open payments");
+    }
+    for e in open {
+        let (shared, id) = (Arc::clone(shared), e.id);
+        tokio::spawn(async move {
+            if let Err(e) = execute_payment(&shared, id).await {
+                tracing::error!(payment = id, cause = %e, "open payment could not be settled");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// When the idle timer must next look, if idle exit is on.

@@ -41,6 +41,7 @@ pub(crate) struct ServerLink {
     http: reqwest::Client,
     base: Arc<str>,
     key: Arc<DeviceKey>,
+    provisioning_token: Option<Arc<zeroize::Zeroizing<String>>>,
 }
 
 impl fmt::Debug for ServerLink {
@@ -54,7 +55,11 @@ impl fmt::Debug for ServerLink {
 impl ServerLink {
     /// A client of the server at `base` (e.g. `https://pay.example.com`), signing with
     /// `key`.
-    pub(crate) fn new(base: &str, key: DeviceKey) -> Result<ServerLink> {
+    pub(crate) fn new(
+        base: &str,
+        key: DeviceKey,
+        provisioning_token: Option<String>,
+    ) -> Result<ServerLink> {
         let http = scanbind_ams::client::http_client_builder(Vec::new())
             .map_err(Error::HttpClient)?
             .build()
@@ -63,6 +68,7 @@ impl ServerLink {
             http,
             base: base.trim_end_matches('/').into(),
             key: Arc::new(key),
+            provisioning_token: provisioning_token.map(|t| Arc::new(zeroize::Zeroizing::new(t))),
         })
     }
 
@@ -77,7 +83,7 @@ impl ServerLink {
             public_key: self.key.public_key().to_base64(),
             name: name.to_owned(),
             model: model.to_owned(),
-            provisioning_token: None,
+            provisioning_token: self.provisioning_token.as_ref().map(|t| t.to_string()),
         };
         let _: serde_json::Value = self.call("POST", "/v1/devices", Some(&body)).await?;
         Ok(())

@@ -29,6 +29,43 @@ pub struct FileConfig {
     pub idle_exit_secs: Option<u64>,
     /// Also serve on this peer-to-peer Unix socket.
     pub p2p_socket: Option<PathBuf>,
+    /// A file holding the server's provisioning token (for servers that do not take
+    /// open registration). The token itself is never in this file.
+    pub provisioning_token_file: Option<PathBuf>,
+}
+
+/// The systemd credential name read when no token file is configured:
+/// `$CREDENTIALS_DIRECTORY/provisioning-token` (`LoadCredential=`).
+pub const PROVISIONING_CREDENTIAL: &str = "provisioning-token";
+
+/// Reads the provisioning token: from `file` if given, else from the systemd
+/// credential if present; `None` when neither. The text is trimmed; an empty file is
+/// an error.
+pub fn read_provisioning_token(file: Option<&Path>) -> Result<Option<String>> {
+    let path = match file {
+        Some(f) => f.to_owned(),
+        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => {
+                let p = PathBuf::from(dir).join(PROVISIONING_CREDENTIAL);
+                if !p.exists() {
+                    return Ok(None);
+                }
+                p
+            }
+            None => return Ok(None),
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Config(format!(
+            "reading the provisioning token {}: {e}",
+            path.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::Config(format!("{} is empty", path.display())));
+    }
+    Ok(Some(token.to_owned()))
 }
 
 impl FileConfig {

@@ -964,3 +964,130 @@ async fn tokens_are_refreshed_before_they_expire() {
         daemon.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
+    require_secret_service();
+    let world = World::new().await;
+    // A port nobody listens on yet; the server comes up there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = DaemonProc::spawn(bus.address(), &url, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::builder(&conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(d.connectivity().await.unwrap(), "offline");
+    // A caching proxy follows PropertiesChanged.
+    let watcher = Daemon1Proxy::new(&conn).await.unwrap();
+    let mut changes = watcher.receive_connectivity_changed().await;
+    let err = d
+        .pay("offline-1", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    // No wallet is known yet either; nothing is recorded or queued.
+    assert!(
+        matches!(err, Wire::Offline(_) | Wire::NotBound(_)),
+        "{err:?}"
+    );
+    let err = d
+        .start_binding("ALIPAY_HK", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::Offline(_)), "{err:?}");
+    assert_eq!(journal_rows(state.path()), 0);
+
+    let addr = format!("127.0.0.1:{port}");
+    let _server = world.spawn_server_with(&[("SCANBIND_SERVER_SERVER_LISTEN", &addr)]);
+    let came_online = tokio::time::timeout(GUARD, async {
+        while let Some(c) = changes.next().await {
+            if c.get().await.unwrap() == "online" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        came_online,
+        Ok(true),
+        "never came online: {}",
+        daemon.logs()
+    );
+    bind(&world, &conn, &d).await;
+    let p = d
+        .pay("online-1", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
+    require_secret_service();
+    let world = World::new().await;
+    // The server takes its copy of the token as a key file.
+    let server_token = world.dir.path().join("provisioning.token");
+    std::fs::write(&server_token, "factory-secret-42").unwrap();
+    let server = world.spawn_server_with(&[
+        ("SCANBIND_SERVER_DEVICES_REGISTRATION", "token"),
+        (
+            "SCANBIND_SERVER_DEVICES_PROVISIONING_TOKEN",
+            server_token.to_str().unwrap(),
+        ),
+    ]);
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // Without the token the daemon says why it cannot start, and does not leak it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanbindd"))
+        .args([
+            "--address",
+            bus.address(),
+            "--server",
+            &server.base,
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .env(
+            "SCANBIND_VAULT_SERVICE",
+            format!("io.scanbind.Daemon.test.{}", state.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("provisioning"), "{err}");
+    // With it, registration succeeds; the token never reaches the log.
+    let token_file = state.path().join("token");
+    std::fs::write(&token_file, "factory-secret-42\n").unwrap();
+    let token_arg = token_file.to_str().unwrap().to_owned();
+    let daemon = DaemonProc::spawn_with(
+        &[
+            "--address",
+            bus.address(),
+            "--provisioning-token-file",
+            &token_arg,
+        ],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+    assert!(!daemon.logs().contains("factory-secret-42"));
+}

@@ -62,6 +62,12 @@ enum Command {
     /// The back office from a terminal: operator keys, payments, refunds, cancels,
     /// customs declarations, bindings.
     Admin(admin_cli::AdminArgs),
+    /// Write the man page (scanbind-server.8) to a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +159,16 @@ fn main() {
     let result = (|| -> anyhow::Result<()> {
         if let Some(Command::Keygen { kind, out }) = &cli.command {
             return keygen(*kind, out);
+        }
+        if let Some(Command::Man { dir }) = &cli.command {
+            use clap::CommandFactory as _;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command().name("scanbind-server"))
+                .section("8")
+                .render(&mut page)?;
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join("scanbind-server.8"), page)?;
+            return Ok(());
         }
         if let Some(Command::Openapi) = &cli.command {
             std::io::stdout().write_all(scanbind_server::openapi::document_text().as_bytes())?;
