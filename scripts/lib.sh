@@ -37,6 +37,12 @@ SYSTEM_PACKAGES=(
     chromium         # browser tests
     chromium-driver  # chromedriver for selenium
     zbar-tools       # zbarimg: decoding the QR codes we render
+    systemd          # busctl (another app in the daemon tests), systemd-analyze, systemd-sysusers
+    dpkg-dev         # dpkg-shlibdeps: .deb dependencies
+    binutils         # strip for the packages
+    man-db           # man: rendering the packaged man pages
+    gcc              # cc: the C library example
+    pkgconf          # pkg-config: the C example against the installed package
 )
 
 # The Python interpreter the venv is made from: Debian's, the one python3-venv equips.
@@ -83,6 +89,12 @@ package_present() {
         chromium) [[ -x /usr/bin/chromium ]] ;;
         chromium-driver) [[ -x /usr/bin/chromedriver ]] ;;
         zbar-tools) command -v zbarimg >/dev/null ;;
+        systemd) command -v busctl >/dev/null && command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null ;;
+        dpkg-dev) command -v dpkg-shlibdeps >/dev/null ;;
+        binutils) command -v strip >/dev/null ;;
+        man-db) command -v man >/dev/null ;;
+        gcc) command -v cc >/dev/null ;;
+        pkgconf) command -v pkg-config >/dev/null ;;
         *) die "package_present: unknown package $1" ;;
     esac
 }

@@ -47,13 +47,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
 
     // Bind: subscribe to Completed before the wallet approves.
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(&conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let binding = binding_proxy(&conn, &path).await;
     let mut bound = binding.receive_completed().await.unwrap();
     assert_eq!(binding.state().await.unwrap(), "pending");
     assert_eq!(binding.match_code().await.unwrap().len(), 6);
@@ -84,15 +78,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
     assert_eq!(payment.order_id().await.unwrap(), "order-1");
     assert_eq!(payment.binding().await.unwrap(), path);
 
-    let keys: ReceiptKeySet = world
-        .http
-        .get(format!("{}/v1/receipt-keys", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: ReceiptKeySet = receipt_keys(&world, &server.base).await;
     let receipt = verify_receipt(&payment.receipt().await.unwrap(), &keys).unwrap();
     assert_eq!(receipt.amount.value, 4900);
     assert_eq!(receipt.amount.currency, "HKD");
@@ -292,13 +278,7 @@ async fn bind(
     d: &Daemon1Proxy<'_>,
 ) -> zvariant::OwnedObjectPath {
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let binding = binding_proxy(conn, &path).await;
     let mut bound = binding.receive_completed().await.unwrap();
     world
         .scan(&binding.code_value().await.unwrap(), "approve")
@@ -318,13 +298,7 @@ async fn settled_payment(
     conn: &zbus::Connection,
     path: &zvariant::OwnedObjectPath,
 ) -> (Payment1Proxy<'static>, Option<String>) {
-    let payment = Payment1Proxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let payment = payment_proxy(conn, path).await;
     let mut completed = payment.receive_completed().await.unwrap();
     let now: PaymentState = payment.state().await.unwrap().parse().unwrap();
     if now.is_terminal() {
@@ -411,6 +385,33 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     assert_eq!(movements, [1], "{ledger}");
 }
 
+/// A proxy of the binding at `path` that does not cache properties.
+async fn binding_proxy(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> Binding1Proxy<'static> {
+    Binding1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The server's published receipt keys.
+async fn receipt_keys(world: &World, server: &str) -> ReceiptKeySet {
+    world
+        .http
+        .get(format!("{server}/v1/receipt-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A proxy of the payment at `path` that does not cache properties.
 async fn payment_proxy(
     conn: &zbus::Connection,
@@ -452,13 +453,7 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
 
     // The QR in every form encodes CodeValue.
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(&conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let binding = binding_proxy(&conn, &path).await;
     let code = binding.code_value().await.unwrap();
     let png = binding.get_qr_png(HashMap::new()).await.unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -858,15 +853,7 @@ async fn the_same_interface_on_a_peer_to_peer_socket() {
     );
     assert_eq!(payment.binding().await.unwrap(), path);
     let exe = std::fs::read_link("/proc/self/exe").unwrap();
-    let keys: ReceiptKeySet = world
-        .http
-        .get(format!("{}/v1/receipt-keys", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: ReceiptKeySet = receipt_keys(&world, &server.base).await;
     let receipt = verify_receipt(&payment.receipt().await.unwrap(), &keys).unwrap();
     assert_eq!(
         receipt.app_id,
@@ -884,13 +871,7 @@ async fn one_process_gives_the_whole_system_with_dev() {
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(&conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let binding = binding_proxy(&conn, &path).await;
     let mut bound = binding.receive_completed().await.unwrap();
     // The phone: the embedded sandbox's control API.
     let http = common::http();
