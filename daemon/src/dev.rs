@@ -24,6 +24,27 @@ use crate::error::{Error, Result};
 /// The merchant client id of the embedded stack.
 pub const DEV_CLIENT_ID: &str = "2188DEV000000001";
 
+/// Where the development stack's sandbox listens and how phones reach it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DevOptions {
+    /// The sandbox's listen address (default: a free loopback port). `0.0.0.0:PORT`
+    /// lets a phone on the LAN open the wallet pages.
+    pub sandbox_listen: SocketAddr,
+    /// The origin the QR codes point at (default: the listen address), e.g.
+    /// `http://192.168.1.20:8100` for a phone on the LAN.
+    pub sandbox_public_url: Option<String>,
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        DevOptions {
+            sandbox_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sandbox_public_url: None,
+        }
+    }
+}
+
 /// A running sandbox + merchant server pair (see the module docs).
 #[derive(Debug)]
 pub struct DevStack {
@@ -73,6 +94,11 @@ impl DevStack {
     /// Starts the sandbox and the server on loopback ports, their files under
     /// `<state_dir>/dev/`.
     pub async fn start(state_dir: &Path) -> Result<DevStack> {
+        DevStack::start_with(state_dir, DevOptions::default()).await
+    }
+
+    /// As [`DevStack::start`], the sandbox listening and reachable as `options` say.
+    pub async fn start_with(state_dir: &Path, options: DevOptions) -> Result<DevStack> {
         let dir = state_dir.join("dev");
         crate::journal::create_private_dir(&dir)
             .map_err(|e| dev_error(&format!("creating {}", dir.display()), e))?;
@@ -99,10 +125,14 @@ impl DevStack {
             PrivateKey::from_text(&merchant_pem).map_err(|e| dev_error("merchant key", e))?;
         let alipay = PrivateKey::from_text(&alipay_pem).map_err(|e| dev_error("sandbox key", e))?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let sandbox = Sandbox::builder(alipay)
-            .listen(loopback)
+        let mut builder = Sandbox::builder(alipay)
+            .listen(options.sandbox_listen)
             .merchant(DEV_CLIENT_ID, merchant.public_key())
-            .state_file(dir.join("sandbox-state.json"))
+            .state_file(dir.join("sandbox-state.json"));
+        if let Some(url) = options.sandbox_public_url {
+            builder = builder.public_url(url);
+        }
+        let sandbox = builder
             .start()
             .await
             .map_err(|e| dev_error("starting the sandbox", e))?;

@@ -1,30 +1,44 @@
-//! `scanbindctl demo`: the Scan to Bind life on one machine, against an embedded sandbox.
+//! `scanbindctl demo`: the whole product on this machine, step by step.
 //!
-//! The pieces are real: the sandbox is the same AMS-compatible server the tests use,
-//! every AMS call is signed by a merchant key and every response verified with the
-//! sandbox's key (`scanbind-ams`), and the notifications the sandbox posts are verified
-//! by a receiver on loopback before the demo acts on them. Only the phone is simulated
-//! (through the sandbox's control API) unless `--phone` is given, in which case the
-//! demo waits for a real phone on the LAN to open the QR and approve.
+//! Nothing needs to be installed or running beyond what the repository builds and two
+//! Debian packages (`dbus-daemon`, `gnome-keyring`). The demo runs in two processes:
+//!
+//! 1. **This process** (the outer one) starts a private `dbus-daemon` and, on it, a
+//!    private gnome-keyring unlocked with a throwaway password, with all their files in
+//!    a temporary directory. (Without gnome-keyring it uses the session's Secret
+//!    Service if there is one, else it says what to install.) It then runs itself
+//!    again with `DBUS_SESSION_BUS_ADDRESS` pointing at the private bus, waits for it,
+//!    and removes everything it started, whatever happened.
+//! 2. **The inner process** starts the embedded stack (sandbox + merchant server on
+//!    SQLite + `scanbindd`, all in process, the daemon on the private bus with its
+//!    secrets in that keyring) and is the app: every step goes through
+//!    `scanbind-client` over D-Bus, exactly as a game would. Only the phone is
+//!    simulated, through the sandbox's control API, unless `--interactive`.
+//!
+//! It exits 0 only if every step did what it says.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use scanbind_ams::client::Client;
-use scanbind_ams::model::{
-    ApplyTokenRequest, AuthorizationNotification, AuthorizationNotifyType, ConsultRequest,
-    InquiryPaymentRequest, InquiryRefundRequest, Order, PayRequest, PaymentNotification,
-    PaymentStatus, RefundNotification, RefundRequest, RefundStatus, RevokeRequest, SecretString,
+use anyhow::{Context as _, bail, ensure};
+use scanbind_client::money::Money;
+use scanbind_client::{
+    BindOptions, BindingState, Client, ListOptions, PayRequest, PaymentState, ReceiptVerifier,
+    Transport,
 };
-use scanbind_ams::notify::{ACK_BODY, NotificationHeaders, NotificationVerifier};
-use scanbind_ams::wallet::Wallet;
-use scanbind_ams::{Money, PrivateKey, ResultCode};
-use scanbind_sandbox::Sandbox;
-use tokio::sync::mpsc;
+
+use crate::commands::{check_wallet, money_text, show_qr, time_text, wait_refunded, with_progress};
+use crate::exit;
+use crate::output::{Output, indented_table};
+use crate::stack::{Embedded, PrivateBus, PrivateKeyring, on_path, session_has_secret_service};
+
+/// Set in the inner process: the private bus address.
+const INNER_BUS_ENV: &str = "SCANBIND_DEMO_BUS";
+/// Set in the inner process: the demo's temporary directory.
+const INNER_DIR_ENV: &str = "SCANBIND_DEMO_DIR";
+/// The keyring service name of the demo daemon's secrets.
+const VAULT_SERVICE: &str = "io.scanbind.Daemon.demo";
 
 /// Options of `scanbindctl demo`.
 #[derive(Debug, clap::Args)]
@@ -35,401 +49,460 @@ pub struct DemoArgs {
     /// Amount of the one-click payment, in major units of the wallet's currency.
     #[arg(long, default_value = "49.00")]
     amount: String,
-    /// Wait for a real phone to scan the QR (open the URL) instead of simulating the scan.
+    /// Wait for a real phone to scan the QR code instead of simulating the scan.
+    #[arg(long, alias = "phone")]
+    interactive: bool,
+    /// Address the embedded sandbox listens on (0.0.0.0:PORT with --interactive, so a
+    /// phone on the LAN can reach it).
     #[arg(long)]
-    phone: bool,
-    /// Address the embedded sandbox listens on (use 0.0.0.0:PORT with --phone).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// Origin the QR points at, e.g. http://192.168.1.20:8100 for a phone on the LAN.
     #[arg(long)]
     public_url: Option<String>,
+    /// How long to wait for the phone with --interactive, in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    phone_timeout: u64,
 }
 
-const CLIENT_ID: &str = "SANDBOX_DEMO000001";
+/// The sandbox's port with `--interactive` (no `--listen`).
+const INTERACTIVE_PORT: u16 = 8100;
 
-enum Event {
-    Authorization(Box<AuthorizationNotification>),
-    Payment(Box<PaymentNotification>),
-    Refund(Box<RefundNotification>),
+/// This machine's address on the LAN: the source address the kernel would use to
+/// reach a public address (a UDP "connect" sends nothing).
+fn lan_ip() -> Option<std::net::IpAddr> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    sock.connect("192.0.2.1:9").ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
-#[derive(Clone)]
-struct Receiver {
-    verifier: NotificationVerifier,
-    events: mpsc::UnboundedSender<Event>,
-}
+/// Bound on each step that does not wait for a person.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Verifies one notification; acknowledges it only when it verified and parsed.
-async fn receive(
-    axum::extract::State(rx): axum::extract::State<Receiver>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, &'static str) {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let h = NotificationHeaders {
-        client_id: get("client-id"),
-        request_time: get("request-time"),
-        signature: get("signature"),
-    };
-    let path = uri.path();
-    let event = match path {
-        "/notify/authorization" => rx
-            .verifier
-            .verify(path, h, &body)
-            .map(|n| Event::Authorization(Box::new(n))),
-        "/notify/payment" => rx
-            .verifier
-            .verify(path, h, &body)
-            .map(|n| Event::Payment(Box::new(n))),
-        "/notify/refund" => rx
-            .verifier
-            .verify(path, h, &body)
-            .map(|n| Event::Refund(Box::new(n))),
-        _ => return (StatusCode::NOT_FOUND, "unknown notification path"),
-    };
-    match event {
-        Ok(event) => {
-            // The receiver lives as long as the demo; a closed channel only means it ended.
-            let _ = rx.events.send(event);
-            (StatusCode::OK, ACK_BODY)
-        }
-        Err(err) => {
-            eprintln!("  ! refused a notification: {err}");
-            (StatusCode::BAD_REQUEST, "refused")
-        }
+/// Runs the demo (the outer process, or the inner one when [`INNER_BUS_ENV`] is set).
+pub async fn run(args: DemoArgs, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return Err(exit::usage(
+            "the demo prints for people only; --json is not supported",
+        ));
+    }
+    let currency = check_wallet(&args.wallet)?;
+    let amount = Money::parse_major(&args.amount, currency)
+        .map_err(|e| exit::usage(format!("--amount: {e}")))?;
+    if amount.minor().get() < 2 {
+        return Err(exit::usage(
+            "--amount: the demo refunds half, so it needs at least 2 minor units",
+        ));
+    }
+    if let Some(url) = &args.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(exit::usage(format!(
+            "--public-url {url:?} must start with http:// or https://"
+        )));
+    }
+    match (
+        std::env::var(INNER_BUS_ENV),
+        std::env::var_os(INNER_DIR_ENV),
+    ) {
+        (Ok(bus), Some(dir)) => inner(args, amount, &bus, PathBuf::from(dir)).await,
+        _ => outer().await,
     }
 }
 
-/// Runs the demo.
-pub async fn run(args: DemoArgs) -> Result<()> {
-    let wallet = Wallet::parse(&args.wallet);
-    let profile = wallet
-        .scan_to_bind()
-        .with_context(|| format!("{} is not a Scan to Bind wallet (try one of ALIPAY_HK, GCASH, DANA, KAKAOPAY, TNG, TRUEMONEY, ALIPAY_CN)", args.wallet))?;
-    let amount = Money::parse_major(&args.amount, profile.currency).context("--amount")?;
+fn step(n: u32, title: &str) {
+    println!("\n== {n}. {title}");
+}
 
-    step("Keys");
-    let merchant_key = Arc::new(PrivateKey::from_text(
-        &scanbind_sandbox::keygen::generate_pkcs8_pem()?,
-    )?);
-    let sandbox_key = PrivateKey::from_text(&scanbind_sandbox::keygen::generate_pkcs8_pem()?)?;
-    println!(
-        "  merchant RSA-2048 key and sandbox (\"Alipay\") RSA-2048 key generated for this run"
-    );
-
-    step("Sandbox and notification receiver");
-    let mut builder = Sandbox::builder(sandbox_key)
-        .listen(args.listen)
-        .merchant(CLIENT_ID, merchant_key.public_key());
-    if let Some(url) = &args.public_url {
-        builder = builder.public_url(url.clone());
+/// The outer process: private bus and keyring, the inner process, clean-up.
+async fn outer() -> anyhow::Result<()> {
+    let missing: Vec<&str> = ["dbus-daemon"]
+        .into_iter()
+        .filter(|p| !on_path(p))
+        .collect();
+    let has_gnome_keyring = on_path("gnome-keyring-daemon");
+    if !missing.is_empty() {
+        let mut pkgs = vec!["dbus-daemon"];
+        if !has_gnome_keyring {
+            pkgs.push("gnome-keyring");
+        }
+        bail!(
+            "the demo needs dbus-daemon, which is not installed. Install it with:\n  \
+             sudo apt install {}",
+            pkgs.join(" ")
+        );
     }
-    let sandbox = builder
-        .start()
+    let dir = tempfile::Builder::new()
+        .prefix("scanbind-demo.")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    step(0, "Private D-Bus bus and keyring");
+    let bus = PrivateBus::start(dir.path()).map_err(|e| anyhow::anyhow!(e))?;
+    println!("  dbus-daemon (private bus) at {}", bus.address());
+    let mut inner_env: Vec<(&str, String)> = vec![
+        (INNER_BUS_ENV, bus.address().to_owned()),
+        (INNER_DIR_ENV, dir.path().display().to_string()),
+    ];
+    let keyring = if has_gnome_keyring {
+        let k = PrivateKeyring::start(bus.address(), &dir.path().join("keyring"))
+            .await
+            .map_err(|e| anyhow::anyhow!("starting a private gnome-keyring: {e}"))?;
+        println!(
+            "  gnome-keyring (Secret Service) on it, unlocked, files in {}",
+            dir.path().display()
+        );
+        inner_env.push(("DBUS_SESSION_BUS_ADDRESS", bus.address().to_owned()));
+        Some(k)
+    } else if session_has_secret_service().await {
+        println!(
+            "  gnome-keyring is not installed: using the Secret Service of your session \
+             (the demo's device key stays there under the service name {VAULT_SERVICE})"
+        );
+        None
+    } else {
+        bail!(
+            "the demo needs a Secret Service (the OS keyring) to hold the device key and the \
+             wallet tokens, and none is available. Install gnome-keyring (the demo starts a \
+             private one and removes it afterwards):\n  sudo apt install gnome-keyring"
+        );
+    };
+    let exe = std::env::current_exe().context("finding scanbindctl's own executable")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .envs(inner_env)
+        .spawn()
+        .context("starting the demo process")?;
+    // Ctrl-C reaches the child too (same process group); SIGTERM and SIGHUP come to
+    // this process only, so they stop the child. Either way we stay to clean up.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s.context("waiting for the demo process")?,
+            _ = tokio::signal::ctrl_c() => println!("\n  interrupted: stopping the demo"),
+            _ = term.recv() => {
+                println!("\n  terminated: stopping the demo");
+                let _ = child.start_kill();
+            }
+            _ = hup.recv() => {
+                let _ = child.start_kill();
+            }
+        }
+    };
+    drop(keyring);
+    drop(bus);
+    let path = dir.path().display().to_string();
+    dir.close()
+        .context("removing the demo's temporary directory")?;
+    println!("  cleaned up: stopped the private gnome-keyring and dbus-daemon, removed {path}");
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(exit::with_code(
+            u8::try_from(code).unwrap_or(exit::FAILURE),
+            "",
+        )),
+        None => Err(exit::with_code(
+            exit::FAILURE,
+            "the demo process was killed",
+        )),
+    }
+}
+
+/// The inner process: the embedded stack and the walk-through.
+async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow::Result<()> {
+    step(1, "Embedded stack: sandbox, merchant server, scanbindd");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state)?;
+    let mut dev = scanbindd::dev::DevOptions::default();
+    if let Some(listen) = args.listen {
+        dev.sandbox_listen = listen;
+    } else if args.interactive {
+        // A phone on the LAN must reach the wallet pages.
+        dev.sandbox_listen = SocketAddr::from(([0, 0, 0, 0], INTERACTIVE_PORT));
+    }
+    dev.sandbox_public_url = args.public_url.clone().or_else(|| {
+        (args.interactive || dev.sandbox_listen.ip().is_unspecified())
+            .then(|| lan_ip().map(|ip| format!("http://{ip}:{}", dev.sandbox_listen.port())))
+            .flatten()
+    });
+    let stack = Embedded::start_dev(bus, &state, VAULT_SERVICE, None, dev)
         .await
-        .context("starting the embedded sandbox")?;
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let receiver = Receiver {
-        verifier: NotificationVerifier::new(CLIENT_ID, sandbox.public_key().clone()),
-        events: tx,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let notify_base = format!("http://{}", listener.local_addr()?);
-    let app = axum::Router::new().fallback(receive).with_state(receiver);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+        .map_err(|e| anyhow::anyhow!("starting the embedded stack: {e}"))?;
     println!(
-        "  sandbox (AMS API, control API, phone pages) at {}",
-        sandbox.base_url()
+        "  sandbox (Alipay + the phone's wallet pages) at {}",
+        stack.sandbox_url()
     );
-    println!("  merchant {CLIENT_ID} receives notifications at {notify_base}/notify/...");
+    println!(
+        "  merchant server (SQLite in {}) at {}",
+        state.display(),
+        stack.server_url()
+    );
+    println!("  scanbindd serving io.scanbind.Daemon on the private bus");
+    let result = walk_through(&args, amount, bus, &stack).await;
+    let stopped = stack.shutdown().await;
+    println!("  stopped scanbindd, the merchant server and the sandbox");
+    result?;
+    stopped.map_err(|e| anyhow::anyhow!("stopping the embedded stack: {e}"))?;
+    println!(
+        "\nDone: bound, paid once with one click (the same order sent twice), receipt verified, \
+         half refunded, unbound: every step checked against the sandbox's ledger."
+    );
+    Ok(())
+}
 
-    let client = Client::builder(CLIENT_ID, merchant_key, sandbox.public_key().clone())
-        .base_url(sandbox.base_url())
-        .build()?;
+async fn timed<T>(what: &str, fut: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(STEP_TIMEOUT, fut).await.map_err(|_| {
+        exit::with_code(
+            exit::TIMEOUT,
+            format!("{what}: no result within {} s", STEP_TIMEOUT.as_secs()),
+        )
+    })
+}
+
+async fn walk_through(
+    args: &DemoArgs,
+    amount: Money,
+    bus: &str,
+    stack: &Embedded,
+) -> anyhow::Result<()> {
     let http = scanbind_ams::client::http_client_builder(Vec::new())?
         .no_proxy()
         .build()?;
 
-    step(&format!(
-        "Bind the {} wallet (Scan to Bind)",
-        profile.display_name
-    ));
-    let auth_state = format!("demo-{}", std::process::id());
-    let match_code = format!("{:04}", std::process::id() % 10_000);
-    let mut consult = ConsultRequest::scan_to_bind(
-        wallet.clone(),
-        &auth_state,
-        format!("{notify_base}/return"),
-        format!("{notify_base}/notify/authorization"),
-    );
-    // The sandbox's wallet page shows these beside Approve (docs/sandbox.md), as the TV
-    // shows the same match code: the user checks they approve the screen in front of them.
-    consult.extend_info = Some(
-        serde_json::json!({"merchantName": "scanbind demo games", "deviceName": "Living room TV", "matchCode": match_code})
-            .to_string(),
-    );
-    let consult = client.call(&consult).await?;
-    ensure!(
-        consult.result.is_success(),
-        "consult failed: {:?}",
-        consult.result
-    );
-    let code_value = consult
-        .auth_code_form
-        .as_ref()
-        .and_then(|f| f.qr_text())
-        .context("consult returned no QR code value")?
-        .to_owned();
-    print_qr(&code_value)?;
-    println!("  QR code value: {code_value}");
+    step(2, "The app connects to the daemon");
+    let client = Client::connect(Transport::Address(bus.to_owned())).await?;
+    timed("waiting for the daemon's server link", client.wait_online()).await??;
+    let status = client.status().await?;
     println!(
-        "  Device: Living room TV    match code: {match_code}    (single use, valid 15 minutes)"
+        "  scanbindd {}: link to the merchant server {}, device {:?}, {} wallet(s) bound",
+        status.version,
+        status.connectivity,
+        status.device_name,
+        status.bindings.len()
     );
 
-    if args.phone {
-        println!("  Scan it with a phone on the same network and press Approve …");
+    step(
+        3,
+        &format!("Bind the {} wallet (Scan to Bind)", args.wallet),
+    );
+    let binding = client
+        .bind(
+            &args.wallet,
+            BindOptions {
+                label: Some("scanbind demo".into()),
+                display: Some(false),
+            },
+        )
+        .await?;
+    ensure!(
+        binding.state().await? == BindingState::Pending,
+        "a new binding is pending"
+    );
+    show_qr(&binding).await?;
+    let code_value = binding.code_value().await?;
+    println!("  QR code value: {code_value}");
+    if args.interactive {
+        println!("  Open that URL on a phone (or scan the QR) and press Approve …");
     } else {
         println!("  Simulating the phone: scan and Approve");
         let scan: serde_json::Value = http
-            .post(format!("{}/sandbox/v1/scan", sandbox.base_url()))
+            .post(format!("{}/sandbox/v1/scan", stack.sandbox_url()))
             .json(&serde_json::json!({"codeValue": code_value, "decision": "approve"}))
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?;
-        println!("  phone: {}", scan["outcome"].as_str().unwrap_or("?"));
+        ensure!(scan["outcome"] == "approved", "the phone's scan: {scan}");
+        println!(
+            "  phone: approved (as user {})",
+            scan["user"].as_str().unwrap_or("?")
+        );
     }
-    let wait = if args.phone {
-        Duration::from_secs(15 * 60)
+    let wait = if args.interactive {
+        Duration::from_secs(args.phone_timeout)
     } else {
-        Duration::from_secs(30)
+        STEP_TIMEOUT
     };
-    let auth = loop {
-        match next_event(&mut events, wait).await? {
-            Event::Authorization(n)
-                if n.authorization_notify_type == AuthorizationNotifyType::AuthcodeCreated =>
-            {
-                break n;
-            }
-            _ => continue,
-        }
-    };
+    let expires = binding.expires_at().await?;
+    let outcome =
+        with_progress("waiting for the phone", Some(expires), wait, binding.wait()).await??;
     ensure!(
-        auth.auth_state.as_deref() == Some(auth_state.as_str()),
-        "authState mismatch"
+        outcome.state == BindingState::Bound,
+        "the binding ended {} ({:?})",
+        outcome.state,
+        outcome.error
     );
     println!(
-        "  notifyAuthorization AUTHCODE_CREATED received, signature verified (user {})",
-        auth.user_login_id.as_deref().unwrap_or("?")
+        "  bound: {} {} ({})",
+        args.wallet,
+        binding.label().await?,
+        binding.path()
     );
-    let auth_code = auth
-        .auth_code
-        .context("AUTHCODE_CREATED without authCode")?;
-    let token = client
-        .call(&ApplyTokenRequest::authorization_code(
-            wallet.clone(),
-            auth_code,
-        ))
-        .await?;
     ensure!(
-        token.result.is_success(),
-        "applyToken failed: {:?}",
-        token.result
+        binding.code_value().await?.is_empty(),
+        "the QR is void once bound"
     );
-    let access = token
-        .access_token
-        .clone()
-        .context("applyToken returned no access token")?;
-    println!(
-        "  applyToken: access token issued (valid until {}), refresh token until {}",
-        token.access_token_expiry_time.as_deref().unwrap_or("?"),
-        token.refresh_token_expiry_time.as_deref().unwrap_or("?")
-    );
-    println!("  (tokens stay in this process; the demo never prints them)");
 
-    step(&format!("One-click payment of {amount}"));
-    let payment_request_id = format!("demo-pay-{}", std::process::id());
-    let order = Order::new("order-0001", "Game add-on: 500 gems", amount.to_amount());
-    let mut pay = PayRequest::agreement(
-        &payment_request_id,
-        order,
-        amount.to_amount(),
-        wallet.clone(),
-        access.clone(),
-    );
-    pay.payment_notify_url = Some(format!("{notify_base}/notify/payment"));
-    let paid = client.call(&pay).await?;
-    ensure!(paid.result.is_success(), "pay failed: {:?}", paid.result);
-    let payment_id = paid
-        .payment_id
-        .clone()
-        .context("pay returned no paymentId")?;
-    println!(
-        "  pay: {} (paymentId {payment_id})",
-        paid.result.result_code
-    );
-    let replay = client.call(&pay).await?;
+    step(4, &format!("One-click payment of {amount}"));
+    let order_id = format!("demo-order-{}", std::process::id());
+    let request = PayRequest::new(&order_id, amount, "Game add-on: 500 gems");
+    let payment = timed("Pay", client.pay(&request)).await??;
+    println!("  Pay({order_id}, {amount}) → {} (pending)", payment.path());
+    let again = client.pay(&request).await?;
     ensure!(
-        replay.payment_id.as_deref() == Some(payment_id.as_str()),
-        "the replayed pay returned another payment"
+        again.path() == payment.path(),
+        "the same order returned another payment"
     );
-    println!("  pay again with the same paymentRequestId: same payment returned, no second charge");
-    loop {
-        if let Event::Payment(n) = next_event(&mut events, Duration::from_secs(30)).await? {
-            println!(
-                "  notifyPayment {} received, signature verified",
-                n.result.result_code
-            );
-            break;
-        }
+    println!("  Pay again with the same order id → the same payment, no second charge");
+    let outcome = timed("waiting for the payment", payment.wait()).await??;
+    ensure!(
+        outcome.state == PaymentState::Succeeded,
+        "the payment ended {} ({:?})",
+        outcome.state,
+        outcome.error
+    );
+    println!("  payment {}: succeeded", payment.path());
+
+    step(
+        5,
+        "Signed receipt, verified against the server's published keys",
+    );
+    let receipt = outcome
+        .receipt
+        .context("a succeeded payment has a receipt")?;
+    let verifier = ReceiptVerifier::fetch(stack.server_url()).await?;
+    let claims = verifier.verify_payment(&receipt, &order_id, amount)?;
+    println!(
+        "  receipt verified: EdDSA signature by key {} of {}/v1/receipt-keys",
+        verifier.keys().keys.first().map_or("?", |k| k.kid.as_str()),
+        stack.server_url()
+    );
+    println!(
+        "  claims: order {} · {} · {} · app {} · device {}",
+        claims.app_order_id,
+        money_text(claims.amount.value, &claims.amount.currency),
+        claims.status,
+        claims.app_id,
+        claims.device_id
+    );
+    let mut tampered = receipt.clone().into_bytes();
+    if let Some(b) = tampered.iter_mut().rev().nth(3) {
+        *b = if *b == b'A' { b'B' } else { b'A' };
     }
-    let inquiry = client
-        .call(&InquiryPaymentRequest::by_payment_request_id(
-            &payment_request_id,
-        ))
-        .await?;
+    let tampered = String::from_utf8(tampered)?;
     ensure!(
-        inquiry.payment_status == Some(PaymentStatus::Success),
-        "inquiry: {:?}",
-        inquiry.payment_status
+        verifier.verify(&tampered).is_err(),
+        "a tampered receipt must not verify"
     );
-    println!("  inquiryPayment: SUCCESS");
+    println!("  the same receipt with one character changed: rejected (as it must be)");
+    payment.finish().await?;
+    ensure!(payment.delivered().await?, "Finish marks it delivered");
+    println!("  goods delivered → Finish: the payment is no longer listed as unfinished");
 
-    step("Partial refund");
-    let refund_amount = Money::from_minor(amount.currency(), amount.minor().get() / 2)?;
-    let mut refund = RefundRequest::new(
-        format!("demo-refund-{}", std::process::id()),
-        &payment_id,
-        refund_amount.to_amount(),
-    );
-    refund.refund_notify_url = Some(format!("{notify_base}/notify/refund"));
-    refund.refund_reason = Some("demo: partial return".into());
-    let refunded = client.call(&refund).await?;
-    ensure!(
-        refunded.result.is_success(),
-        "refund failed: {:?}",
-        refunded.result
-    );
-    let refund_id = refunded
-        .refund_id
-        .clone()
-        .context("refund returned no refundId")?;
-    println!("  refund {refund_amount}: {}", refunded.result.result_code);
-    loop {
-        if let Event::Refund(n) = next_event(&mut events, Duration::from_secs(30)).await? {
-            println!(
-                "  notifyRefund {} received, signature verified",
-                n.refund_status
-            );
-            break;
-        }
-    }
-    let refund_inquiry = client
-        .call(&InquiryRefundRequest::by_refund_id(&refund_id))
-        .await?;
-    ensure!(
-        refund_inquiry.refund_status == Some(RefundStatus::Success),
-        "inquiryRefund: {:?}",
-        refund_inquiry.refund_status
-    );
-    println!("  inquiryRefund: SUCCESS");
-
-    step("Unbind");
-    let revoked = client.call(&RevokeRequest::new(access.clone())).await?;
-    ensure!(
-        revoked.result.is_success(),
-        "revoke failed: {:?}",
-        revoked.result
-    );
-    println!("  revoke: {}", revoked.result.result_code);
-    let mut after = PayRequest::agreement(
-        format!("demo-pay-after-{}", std::process::id()),
-        Order::new("order-0002", "after unbind", amount.to_amount()),
-        amount.to_amount(),
-        wallet,
-        SecretString::new(access.expose()),
-    );
-    after.payment_notify_url = None;
-    let refused = client.call(&after).await?;
-    ensure!(
-        refused.result.result_code == ResultCode::InvalidAccessToken,
-        "pay after revoke: {:?}",
-        refused.result
-    );
+    step(6, "Partial refund");
+    let half = Money::from_minor(amount.currency(), amount.minor().get() / 2)?;
+    let refund = timed(
+        "RequestRefund",
+        payment.refund(half, "demo: partial return"),
+    )
+    .await??;
     println!(
-        "  pay with the revoked token: {} (as it must)",
-        refused.result.result_code
+        "  RequestRefund({half}) → refund {} ({})",
+        refund.id, refund.state
     );
+    ensure!(refund.state != "failed", "the refund failed");
+    timed("waiting for the refund", wait_refunded(&payment, half)).await??;
+    let refunded = payment.refunded().await?;
+    ensure!(refunded == half, "refunded {refunded}, expected {half}");
+    println!("  refunded: {refunded} of {amount}");
 
-    step("Sandbox ledger (the exactly-once oracle)");
+    step(7, "The ledger");
+    let history = client.payments(ListOptions::default()).await?;
+    let rows: Vec<Vec<String>> = history
+        .iter()
+        .map(|p| {
+            vec![
+                p.order_id.clone(),
+                money_text(p.amount_minor, &p.currency),
+                p.state.to_string(),
+                if p.delivered { "yes" } else { "no" }.into(),
+                time_text(p.created_at),
+            ]
+        })
+        .collect();
+    println!("  The app's payments (ListPayments):");
+    indented_table(
+        "    ",
+        &["ORDER ID", "AMOUNT", "STATE", "DELIVERED", "CREATED (UTC)"],
+        &rows,
+    );
+    ensure!(history.len() == 1, "one payment in the app's history");
     let ledger: serde_json::Value = http
-        .get(format!("{}/sandbox/v1/ledger", sandbox.base_url()))
+        .get(format!("{}/sandbox/v1/ledger", stack.sandbox_url()))
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
+    println!("  The sandbox's ledger (what Alipay recorded):");
     let mut moved = 0;
     for p in ledger["payments"].as_array().into_iter().flatten() {
         let m = p["moneyMovements"].as_u64().unwrap_or(0);
         moved += m;
         println!(
-            "  payment {:<28} {:<9} {} {:>8}  refunded {:>8}  money moved {m}×",
-            p["paymentRequestId"].as_str().unwrap_or("?"),
+            "    payment {:<9} {:>10}  refunded {:>10}  money moved {m}×",
             p["status"].as_str().unwrap_or("?"),
-            p["amount"]["currency"].as_str().unwrap_or("?"),
-            p["amount"]["value"].as_str().unwrap_or("?"),
-            p["refunded"]["value"].as_str().unwrap_or("?"),
+            ledger_money(&p["amount"]),
+            ledger_money(&p["refunded"]),
         );
     }
+    let mut refunds = 0;
     for r in ledger["refunds"].as_array().into_iter().flatten() {
+        refunds += 1;
         println!(
-            "  refund  {:<28} {:<9} {} {:>8}  money moved {}×",
-            r["refundRequestId"].as_str().unwrap_or("?"),
+            "    refund  {:<9} {:>10}                       money moved {}×",
             r["status"].as_str().unwrap_or("?"),
-            r["amount"]["currency"].as_str().unwrap_or("?"),
-            r["amount"]["value"].as_str().unwrap_or("?"),
+            ledger_money(&r["amount"]),
             r["moneyMovements"].as_u64().unwrap_or(0),
         );
     }
-    if moved != 1 {
-        bail!("expected exactly one charge in the ledger, found {moved}");
+    ensure!(
+        moved == 1,
+        "expected exactly one charge in the ledger, found {moved}"
+    );
+    ensure!(
+        refunds == 1,
+        "expected one refund in the ledger, found {refunds}"
+    );
+    println!("  exactly one charge and one refund");
+
+    step(8, "Unbind");
+    timed("Unbind", client.unbind(&binding.path().as_ref())).await??;
+    let state = binding.state().await?;
+    ensure!(
+        state == BindingState::Unbound,
+        "after Unbind the binding is {state}"
+    );
+    println!("  Unbind → the binding is unbound, its tokens revoked and deleted");
+    let after = PayRequest::new(format!("{order_id}-after"), amount, "after unbind");
+    match client.pay(&after).await {
+        Err(scanbind_client::Error::Daemon(scanbind_client::ipc::Error::NotBound(_))) => {
+            println!("  Pay after unbinding → io.scanbind.Daemon1.Error.NotBound (as it must)");
+        }
+        Err(e) => bail!("Pay after unbinding: expected NotBound, got {e}"),
+        Ok(p) => bail!("Pay after unbinding was accepted: {}", p.path()),
     }
-    println!(
-        "\nDone: one binding, one charge (even though pay was sent twice), one refund, unbound."
-    );
-    println!(
-        "Next in scanbind: the device daemon (scanbindd) and merchant server will sit between the app and this sandbox."
-    );
-    sandbox.shutdown().await;
     Ok(())
 }
 
-async fn next_event(events: &mut mpsc::UnboundedReceiver<Event>, wait: Duration) -> Result<Event> {
-    match tokio::time::timeout(wait, events.recv()).await {
-        Ok(Some(event)) => Ok(event),
-        Ok(None) => bail!("the notification receiver stopped"),
-        Err(_) => bail!("no notification arrived within {} s", wait.as_secs()),
+/// An AMS amount (`{"currency": "HKD", "value": "4900"}`, minor units as text) for
+/// people.
+fn ledger_money(amount: &serde_json::Value) -> String {
+    let currency = amount["currency"].as_str().unwrap_or("?");
+    match amount["value"].as_str().and_then(|v| v.parse::<i64>().ok()) {
+        Some(minor) => money_text(minor, currency),
+        None => format!("{currency} ?"),
     }
-}
-
-fn step(title: &str) {
-    println!("\n== {title}");
-}
-
-fn print_qr(value: &str) -> Result<()> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::with_error_correction_level(value.as_bytes(), qrcode::EcLevel::M)?;
-    // Light modules drawn as blocks: reads as dark-on-light on dark terminals.
-    let text = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    println!("{text}");
-    Ok(())
 }

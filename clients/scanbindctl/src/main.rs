@@ -1,32 +1,119 @@
 //! `scanbindctl`: the scanbind command line.
 //!
-//! Today it has one command, `demo`, which runs the Scan to Bind life end to end on one
-//! machine: an embedded AMS sandbox, the merchant's signed AMS calls, a notification
-//! receiver that verifies what the sandbox sends, the binding QR in the terminal, a
-//! one-click payment, a refund and an unbind — checked against the sandbox's ledger.
-//! The device commands (`status`, `bind`, `pay`, ...) arrive with the daemon.
+//! Device commands talk to `scanbindd` through `scanbind-client` (the same API apps
+//! use); `demo` starts the whole system on this machine and walks through it; `doctor`
+//! checks the machine. Every command prints for people by default and one JSON
+//! document (or JSON lines, for `bind`) with `--json`. Exit codes are in [`exit`].
 
+mod commands;
 mod demo;
+mod doctor;
+mod exit;
+mod output;
+mod qr;
+mod stack;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use scanbind_client::Transport;
 
-/// scanbind command line.
+/// scanbind command line: bind a wallet, pay, refund, and run the whole system as a demo.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// More log output (repeat for more).
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad arguments, 3 the daemon cannot be \
+                  reached, 4 the daemon refused the request, 5 the payment or binding did not \
+                  succeed, 6 timed out waiting."
+)]
+pub struct Cli {
+    /// More log output on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Print JSON instead of text (one document; `bind` prints JSON lines).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    conn: ConnArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the daemon is (default: $SCANBIND_SOCKET, $SCANBIND_BUS_ADDRESS, the session
+/// bus, then the system bus).
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Talk to the daemon on the session bus.
+    #[arg(long, global = true, conflicts_with_all = ["system", "address", "socket"])]
+    session: bool,
+    /// Talk to the daemon on the system bus.
+    #[arg(long, global = true, conflicts_with_all = ["address", "socket"])]
+    system: bool,
+    /// Talk to the daemon on the bus at this D-Bus address (unix:path=...).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DBUS ADDRESS",
+        conflicts_with = "socket"
+    )]
+    address: Option<String>,
+    /// Talk to the daemon over its peer-to-peer socket (scanbindd --p2p PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl ConnArgs {
+    fn transport(&self) -> Transport {
+        if self.session {
+            Transport::Session
+        } else if self.system {
+            Transport::System
+        } else if let Some(a) = &self.address {
+            Transport::Address(a.clone())
+        } else if let Some(p) = &self.socket {
+            Transport::Socket(p.clone())
+        } else {
+            Transport::Auto
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole Scan to Bind flow on this machine with an embedded sandbox.
+    /// Show the daemon's version, its link to the merchant server and the bound wallets.
+    Status,
+    /// Bind a wallet: draws the QR code to scan with the wallet app and waits for the result.
+    Bind(commands::BindArgs),
+    /// Remove a binding (revokes its tokens with the wallet).
+    Unbind(commands::UnbindArgs),
+    /// Pay with the bound wallet and wait for the result.
+    Pay(commands::PayArgs),
+    /// List this tool's payments (history).
+    Payments(commands::PaymentsArgs),
+    /// Mark a succeeded payment as delivered.
+    Finish(commands::FinishArgs),
+    /// Refund all or part of a succeeded payment.
+    Refund(commands::RefundArgs),
+    /// Act as the phone of a sandbox (development): scan and approve or deny a QR code.
+    #[command(subcommand)]
+    Sandbox(commands::SandboxCommand),
+    /// Check the bus, the daemon, the keyring, the merchant server and the clock.
+    Doctor(doctor::DoctorArgs),
+    /// Run the whole system on this machine and walk through bind, pay, receipt, refund.
     Demo(demo::DemoArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (scanbindctl.1 and one per command) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,30 +125,60 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+            tracing_subscriber::EnvFilter::try_from_env("SCANBIND_LOG")
+                .unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+    let out = output::Output { json: cli.json };
+    let result = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "scanbindctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { dir } => write_man_pages(&dir),
+        command => {
+            // The demo runs the daemon in process: it needs worker threads for the
+            // keyring's blocking calls next to the app's calls.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(run(command, &cli.conn, out)),
+                Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
+            }
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Demo(args) => demo::run(args).await,
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+    exit::report(result, out)
+}
+
+async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::Result<()> {
+    let transport = conn.transport();
+    match command {
+        Command::Status => commands::status(&transport, out).await,
+        Command::Bind(a) => commands::bind(&transport, a, out).await,
+        Command::Unbind(a) => commands::unbind(&transport, a, out).await,
+        Command::Pay(a) => commands::pay(&transport, a, out).await,
+        Command::Payments(a) => commands::payments(&transport, a, out).await,
+        Command::Finish(a) => commands::finish(&transport, a, out).await,
+        Command::Refund(a) => commands::refund(&transport, a, out).await,
+        Command::Sandbox(c) => commands::sandbox(c, out).await,
+        Command::Doctor(a) => doctor::run(&transport, a, out).await,
+        Command::Demo(a) => demo::run(a, out).await,
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
     }
+}
+
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    Ok(())
 }

@@ -19,7 +19,7 @@ use zvariant::{OwnedObjectPath, OwnedValue, Value};
 use crate::caller;
 use crate::error::Error;
 use crate::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
-use crate::service::{Shared, settle_refund};
+use crate::service::{Shared, publish_payment, settle_refund};
 
 /// The longest refund reason (characters).
 const MAX_REASON: usize = 256;
@@ -146,11 +146,10 @@ impl PaymentObj {
     /// `Finish(a{sv} options)`: the app delivered the goods. Only the app that paid
     /// may call it, only on a `succeeded` payment; repeating it is a no-op.
     async fn finish(
-        &mut self,
+        &self,
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Wire> {
         if let Some(k) = options.keys().next() {
             return Err(Wire::UnknownOption(format!("Finish does not know {k:?}")));
@@ -167,8 +166,9 @@ impl PaymentObj {
                 j.get(id)
             })
             .await?;
-        self.set_entry(entry);
-        self.delivered_changed(&emitter).await?;
+        // On every connection (this object included: `&self`, so no exclusive lock is
+        // held while the others are updated).
+        publish_payment(&self.shared, &entry, false).await?;
         Ok(())
     }
 

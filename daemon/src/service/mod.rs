@@ -869,26 +869,46 @@ pub(crate) async fn settle_payment(shared: &Shared, id: i64, t: Transition) -> R
         })
         .await?;
     crash_point("after-settle");
-    let path = payment_path(id.unsigned_abs());
-    let changed = before != after.state;
+    publish_payment(shared, &after, before != after.state).await
+}
+
+/// Copies a committed entry to the payment's object on every connection and announces
+/// what changed: `PropertiesChanged` for state, receipt, error, delivered and refunded,
+/// and `Completed` when `state_changed` made the state final.
+pub(crate) async fn publish_payment(
+    shared: &Shared,
+    after: &Entry,
+    state_changed: bool,
+) -> Result<()> {
+    let path = payment_path(after.id.unsigned_abs());
     let terminal = after.state.is_terminal();
     for conn in shared.connections() {
-        let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
+        let Ok(iface) = conn
+            .object_server()
+            .interface::<_, PaymentObj>(&path)
+            .await
+        else {
             continue;
         };
-        iface.get().await.set_entry(after.clone());
-        if changed {
-            let obj = iface.get().await;
-            let emitter = iface.signal_emitter();
+        let obj = iface.get().await;
+        let old = obj.set_entry(after.clone());
+        let emitter = iface.signal_emitter();
+        if state_changed {
             obj.state_changed(emitter).await?;
             obj.receipt_changed(emitter).await?;
             obj.last_error_changed(emitter).await?;
-            if terminal {
-                PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
-            }
+        }
+        if old.delivered != after.delivered {
+            obj.delivered_changed(emitter).await?;
+        }
+        if old.refunded_minor != after.refunded_minor {
+            obj.refunded_minor_changed(emitter).await?;
+        }
+        if state_changed && terminal {
+            PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
         }
     }
-    if changed && terminal {
+    if state_changed && terminal {
         tracing::info!(payment = %path, state = after.state.to_wire().as_str(), "payment completed");
     }
     Ok(())
@@ -973,23 +993,7 @@ pub(crate) async fn settle_refund(
         tracing::debug!("a refund this device did not record");
         return Ok(());
     };
-    let path = payment_path(entry.id.unsigned_abs());
-    for conn in shared.connections() {
-        let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
-            continue;
-        };
-        let changed = {
-            let obj = iface.get().await;
-            obj.set_entry(entry.clone()).refunded_minor != entry.refunded_minor
-        };
-        if changed {
-            iface
-                .get()
-                .await
-                .refunded_minor_changed(iface.signal_emitter())
-                .await?;
-        }
-    }
+    publish_payment(shared, &entry, false).await?;
     tracing::info!(refund = refund_id, state = state.as_str(), "refund settled");
     Ok(())
 }

@@ -1,0 +1,226 @@
+//! [`Payment`]: one `io.scanbind.Payment1` object.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use scanbind_ams::{Currency, Money};
+use scanbind_ipc::{ErrorInfo, Payment1Proxy, PaymentState};
+use serde::Serialize;
+use zbus::proxy::CacheProperties;
+use zvariant::OwnedObjectPath;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// A payment started with [`Client::pay`] (or reopened with [`Client::payment`]).
+#[derive(Debug, Clone)]
+pub struct Payment {
+    proxy: Payment1Proxy<'static>,
+    path: OwnedObjectPath,
+}
+
+/// How a payment ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PaymentOutcome {
+    /// `succeeded`, `failed` or `cancelled`.
+    pub state: PaymentState,
+    /// The signed receipt (JWS) when it succeeded.
+    pub receipt: Option<String>,
+    /// Why it failed, when it did.
+    pub error: Option<ErrorInfo>,
+}
+
+impl PaymentOutcome {
+    /// Whether the wallet was charged: deliver the goods, then [`Payment::finish`].
+    pub fn succeeded(&self) -> bool {
+        self.state == PaymentState::Succeeded
+    }
+}
+
+/// A refund asked for with [`Payment::refund`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Refund {
+    /// The refund's id.
+    pub id: String,
+    /// `pending`, `succeeded` or `failed` (or a state a newer daemon added).
+    pub state: String,
+}
+
+/// Reads a payment state, treating one this version does not know as
+/// `pending-unknown` (not final), as the API asks.
+fn parse_state(s: &str) -> PaymentState {
+    s.parse().unwrap_or(PaymentState::PendingUnknown)
+}
+
+impl Payment {
+    pub(crate) async fn open(client: &Client, path: OwnedObjectPath) -> Result<Payment> {
+        let proxy = Payment1Proxy::builder(client.connection())
+            .path(path.clone())?
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        Ok(Payment { proxy, path })
+    }
+
+    /// The object path (opaque; stays the same across daemon restarts).
+    pub fn path(&self) -> &OwnedObjectPath {
+        &self.path
+    }
+
+    /// The `io.scanbind.Payment1` proxy, for calls this API does not wrap.
+    pub fn proxy(&self) -> &Payment1Proxy<'static> {
+        &self.proxy
+    }
+
+    /// The current state (an unknown state reads as `pending-unknown`).
+    #[doc(alias = "State")]
+    pub async fn state(&self) -> Result<PaymentState> {
+        Ok(parse_state(&self.proxy.state().await?))
+    }
+
+    /// The app's order id.
+    #[doc(alias = "OrderId")]
+    pub async fn order_id(&self) -> Result<String> {
+        Ok(self.proxy.order_id().await?)
+    }
+
+    /// The amount charged (or to be charged).
+    #[doc(alias = "AmountMinor")]
+    #[doc(alias = "Currency")]
+    pub async fn amount(&self) -> Result<Money> {
+        let currency = Currency::from_code(&self.proxy.currency().await?)?;
+        Ok(Money::from_minor(
+            currency,
+            self.proxy.amount_minor().await?,
+        )?)
+    }
+
+    /// The description shown to the user.
+    #[doc(alias = "Description")]
+    pub async fn description(&self) -> Result<String> {
+        Ok(self.proxy.description().await?)
+    }
+
+    /// When the daemon recorded it, seconds since the Unix epoch.
+    #[doc(alias = "CreatedAt")]
+    pub async fn created_at(&self) -> Result<i64> {
+        Ok(self.proxy.created_at().await?)
+    }
+
+    /// The signed receipt once succeeded.
+    #[doc(alias = "Receipt")]
+    pub async fn receipt(&self) -> Result<Option<String>> {
+        let r = self.proxy.receipt().await?;
+        Ok((!r.is_empty()).then_some(r))
+    }
+
+    /// Why it failed, if it did.
+    #[doc(alias = "LastError")]
+    pub async fn last_error(&self) -> Result<Option<ErrorInfo>> {
+        let e = self.proxy.last_error().await?;
+        Ok((!e.name.is_empty()).then_some(e))
+    }
+
+    /// Whether the app called [`Payment::finish`].
+    #[doc(alias = "Delivered")]
+    pub async fn delivered(&self) -> Result<bool> {
+        Ok(self.proxy.delivered().await?)
+    }
+
+    /// The total refunded so far.
+    #[doc(alias = "RefundedMinor")]
+    pub async fn refunded(&self) -> Result<Money> {
+        let currency = Currency::from_code(&self.proxy.currency().await?)?;
+        Ok(Money::from_minor(
+            currency,
+            self.proxy.refunded_minor().await?,
+        )?)
+    }
+
+    /// Waits until the payment is final and returns the outcome; at once if it
+    /// already is. `pending-unknown` is not final: the daemon keeps asking and the
+    /// state moves on by itself. Bound it with a timeout of your own.
+    #[doc(alias = "Completed")]
+    pub async fn wait(&self) -> Result<PaymentOutcome> {
+        // Subscribe first, then read the state: nothing can slip between the two.
+        let mut completed = self.proxy.receive_completed().await?;
+        loop {
+            let state = parse_state(&self.proxy.state().await?);
+            if state.is_terminal() {
+                return self.outcome(state).await;
+            }
+            if completed.next().await.is_none() {
+                return Err(Error::Disconnected("the payment"));
+            }
+        }
+    }
+
+    async fn outcome(&self, state: PaymentState) -> Result<PaymentOutcome> {
+        let (receipt, error) = if state == PaymentState::Succeeded {
+            (self.receipt().await?, None)
+        } else {
+            (None, self.last_error().await?)
+        };
+        Ok(PaymentOutcome {
+            state,
+            receipt,
+            error,
+        })
+    }
+
+    /// The payment's states: the current one first, then each change (a slow reader
+    /// sees the latest). Ends when the daemon goes away.
+    #[doc(alias = "PropertiesChanged")]
+    pub async fn receive_states(&self) -> Result<BoxStream<'static, Result<PaymentState>>> {
+        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
+            .path(self.path.clone())?
+            .cache_properties(CacheProperties::Yes)
+            .build()
+            .await?;
+        let stream = cached.receive_state_changed().await;
+        Ok(stream
+            .then(|changed| async move { Ok(parse_state(&changed.get().await?)) })
+            .boxed())
+    }
+
+    /// The total refunded so far: the current value first, then each change (a slow
+    /// reader sees the latest). Ends when the daemon goes away.
+    #[doc(alias = "RefundedMinor")]
+    pub async fn receive_refunded(&self) -> Result<BoxStream<'static, Result<Money>>> {
+        let currency = Currency::from_code(&self.proxy.currency().await?)?;
+        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
+            .path(self.path.clone())?
+            .cache_properties(CacheProperties::Yes)
+            .build()
+            .await?;
+        let stream = cached.receive_refunded_minor_changed().await;
+        Ok(
+            stream
+                .then(move |changed| async move {
+                    Ok(Money::from_minor(currency, changed.get().await?)?)
+                })
+                .boxed(),
+        )
+    }
+
+    /// Tells the daemon the goods were delivered (only for succeeded payments;
+    /// repeating it does nothing).
+    #[doc(alias = "Finish")]
+    pub async fn finish(&self) -> Result<()> {
+        Ok(self.proxy.finish(HashMap::new()).await?)
+    }
+
+    /// Asks for a refund of `amount` (all or part of what is left), with a reason for
+    /// the records.
+    #[doc(alias = "RequestRefund")]
+    pub async fn refund(&self, amount: Money, reason: &str) -> Result<Refund> {
+        let (id, state) = self
+            .proxy
+            .request_refund(amount.minor().get(), reason, HashMap::new())
+            .await?;
+        Ok(Refund { id, state })
+    }
+}
