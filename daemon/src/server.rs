@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::{
-    Binding, EventEnvelope, PayRequest, Payment, Refund, RefundRequest, RegisterDeviceRequest,
-    SealedTokensRequest, StartBindingRequest, StartBindingResponse,
+    Binding, EventEnvelope, OrderCodePayRequest, PayRequest, Payment, Refund, RefundRequest,
+    RegisterDeviceRequest, SealedTokensRequest, StartBindingRequest, StartBindingResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -105,6 +105,13 @@ impl ServerLink {
     /// `POST /v1/payments`: pays (idempotent per app id and app order id).
     pub(crate) async fn pay(&self, req: &PayRequest) -> Result<Payment> {
         self.call("POST", "/v1/payments", Some(req)).await
+    }
+
+    /// `POST /v1/payments/order-code`: an order QR code for the user to scan
+    /// (idempotent per app id and app order id).
+    pub(crate) async fn pay_order_code(&self, req: &OrderCodePayRequest) -> Result<Payment> {
+        self.call("POST", "/v1/payments/order-code", Some(req))
+            .await
     }
 
     /// `POST /v1/bindings/{id}/revoke`: revokes the binding's tokens with the wallet.

@@ -1072,3 +1072,93 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     bind(&world, &conn, &d).await;
     assert!(!daemon.logs().contains("factory-secret-42"));
 }
+
+/// Pays `order` by order code and returns the payment and its code once made.
+async fn pay_by_code(
+    conn: &zbus::Connection,
+    d: &Daemon1Proxy<'_>,
+    order: &str,
+    amount: i64,
+) -> (Payment1Proxy<'static>, String) {
+    let mut options = HashMap::new();
+    options.insert("order-code", zvariant::Value::from(true));
+    let p = d
+        .pay(order, amount, "HKD", "Season pass", options)
+        .await
+        .unwrap();
+    // A caching proxy follows PropertiesChanged; the returned one reads live.
+    let watcher = Payment1Proxy::builder(conn)
+        .path(p.clone())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let mut changes = watcher.receive_order_code_changed().await;
+    let payment = payment_proxy(conn, &p).await;
+    let mut code = payment.order_code().await.unwrap();
+    while code.is_empty() {
+        let c = tokio::time::timeout(GUARD, changes.next())
+            .await
+            .expect("no order code")
+            .unwrap();
+        code = c.get().await.unwrap();
+    }
+    (payment, code)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pay_by_scanning_an_order_code_without_binding() {
+    require_secret_service();
+    let world = World::new().await;
+    // Unpaid order codes expire after 1 s (then the server cancels them).
+    let server = world.spawn_server_with(&[("SCANBIND_SERVER_ORDER_CODE_EXPIRY_SECONDS", "1")]);
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+
+    // No wallet is bound: the order code needs none.
+    let (payment, code) = pay_by_code(&conn, &d, "code-1", 3900).await;
+    assert!(payment.order_code_expires_at().await.unwrap() > 0);
+    let scanned = world.scan(&code, "approve").await;
+    assert_eq!(scanned["outcome"], "paid", "{scanned}");
+    let (payment, _) = settled_payment(&conn, &payment.inner().path().to_owned().into()).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(
+        payment.order_code().await.unwrap(),
+        "",
+        "no code once final"
+    );
+    let keys = receipt_keys(&world, &server.base).await;
+    let receipt = verify_receipt(&payment.receipt().await.unwrap(), &keys).unwrap();
+    assert_eq!(receipt.amount.value, 3900);
+
+    // Nobody scans the next one: it is cancelled after its code expires, and the app
+    // is told.
+    let (unpaid, _) = pay_by_code(&conn, &d, "code-2", 1000).await;
+    let (unpaid, signalled) =
+        settled_payment(&conn, &unpaid.inner().path().to_owned().into()).await;
+    if let Some(state) = signalled {
+        assert_eq!(state, "cancelled");
+    }
+    assert_eq!(
+        unpaid.state().await.unwrap(),
+        "cancelled",
+        "{}",
+        daemon.logs()
+    );
+    let ledger = world.ledger().await;
+    let charged: Vec<&serde_json::Value> = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["moneyMovements"] == 1)
+        .collect();
+    assert_eq!(charged.len(), 1, "only the scanned code charged: {ledger}");
+}

@@ -236,5 +236,16 @@ pub mod payment {
         /// `RefundedMinor` (`x`): the total refunded so far, in minor units.
         #[zbus(property)]
         fn refunded_minor(&self) -> zbus::Result<i64>;
+
+        /// `OrderCode` (`s`): for a payment made with the `order-code` option, the text
+        /// of the order QR code the user scans; empty otherwise or until the server made
+        /// it, and once the payment is final.
+        #[zbus(property)]
+        fn order_code(&self) -> zbus::Result<String>;
+
+        /// `OrderCodeExpiresAt` (`x`): when the order QR code expires (Unix seconds);
+        /// 0 without one.
+        #[zbus(property)]
+        fn order_code_expires_at(&self) -> zbus::Result<i64>;
     }
 }

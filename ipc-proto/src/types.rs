@@ -279,6 +279,10 @@ pub mod keys {
         /// `aa{sv}`: line items, each with `name` (`s`), `quantity` (`u`) and
         /// `amount-minor` (`x`, per unit); their total must equal the amount.
         pub const LINE_ITEMS: &str = "line-items";
+        /// `b`: pay by scanning an order QR code with a wallet app instead of charging
+        /// a bound wallet (no binding needed; the code is in the payment's `OrderCode`
+        /// property). Default false.
+        pub const ORDER_CODE: &str = "order-code";
     }
 
     /// The keys of one `Pay` line item.

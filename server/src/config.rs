@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 /// `ams.client_id`.
 pub const ENV_PREFIX: &str = "SCANBIND_SERVER_";
 
+/// Sections whose names contain `_`, matched before splitting at the first `_`.
+const MULTI_WORD_SECTIONS: &[&str] = &["order_code"];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -336,7 +339,17 @@ impl Config {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
-            let Some((section, key)) = rest.split_once('_') else {
+            // `SCANBIND_SERVER_CONFIG` names the file itself (`--config`), and `_LOG`
+            // style variables of other tools are not ours.
+            if rest == "config" {
+                continue;
+            }
+            // Section names may contain `_` (`order_code`): the longest known section
+            // that prefixes the name wins.
+            let known = MULTI_WORD_SECTIONS
+                .iter()
+                .find_map(|s| rest.strip_prefix(s)?.strip_prefix('_').map(|k| (*s, k)));
+            let Some((section, key)) = known.or_else(|| rest.split_once('_')) else {
                 return Err(Error::config(
                     name,
                     "expected SCANBIND_SERVER_<SECTION>_<KEY>",
@@ -563,7 +576,14 @@ mod tests {
             "60".into(),
         ));
         e.push(("OTHER".into(), "x".into()));
+        // A section with `_` in its name, and the variable naming the file itself.
+        e.push((
+            "SCANBIND_SERVER_ORDER_CODE_EXPIRY_SECONDS".into(),
+            "42".into(),
+        ));
+        e.push(("SCANBIND_SERVER_CONFIG".into(), "/nonexistent.toml".into()));
         let c = Config::load(None, e).unwrap();
+        assert_eq!(c.order_code.expiry_seconds, 42);
         assert_eq!(c.ams.client_id, "SANDBOX_1");
         assert_eq!(c.tokens.sealing_keys, vec!["k1", "k0"]);
         assert_eq!(c.devices.clock_window_seconds, 60);

@@ -57,6 +57,7 @@ pub struct PayRequest {
     amount: Money,
     description: String,
     binding: Option<OwnedObjectPath>,
+    order_code: bool,
 }
 
 impl PayRequest {
@@ -69,7 +70,19 @@ impl PayRequest {
             amount,
             description: description.into(),
             binding: None,
+            order_code: false,
         }
+    }
+
+    /// Pays by scanning instead of charging a bound wallet: the daemon gets an order
+    /// QR code from the server ([`Payment::order_code`]); the user scans it with a
+    /// wallet app and pays there. No binding is needed. An unpaid code is cancelled
+    /// when it expires.
+    ///
+    /// [`Payment::order_code`]: crate::Payment::order_code
+    pub fn by_order_code(mut self) -> Self {
+        self.order_code = true;
+        self
     }
 
     /// Charges this binding (required when several wallets are bound).
@@ -230,6 +243,9 @@ impl Client {
         let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
         if let Some(b) = &request.binding {
             opts.insert(keys::pay::BINDING, Value::from(b.as_ref()));
+        }
+        if request.order_code {
+            opts.insert(keys::pay::ORDER_CODE, Value::from(true));
         }
         let path = self
             .daemon

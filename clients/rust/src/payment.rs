@@ -140,6 +140,34 @@ impl Payment {
         )?)
     }
 
+    /// For a payment made with [`PayRequest::by_order_code`]: the order QR code's text
+    /// and when it expires (Unix seconds), waiting (bounded by your own timeout) until
+    /// the server has made it. `None` once the payment is final without one.
+    ///
+    /// [`PayRequest::by_order_code`]: crate::PayRequest::by_order_code
+    #[doc(alias = "OrderCode")]
+    pub async fn order_code(&self) -> Result<Option<(String, i64)>> {
+        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
+            .path(self.path.clone())?
+            .cache_properties(CacheProperties::Yes)
+            .build()
+            .await?;
+        let mut changes = cached.receive_order_code_changed().await;
+        loop {
+            let code = self.proxy.order_code().await?;
+            if !code.is_empty() {
+                let expires = self.proxy.order_code_expires_at().await?;
+                return Ok(Some((code, expires)));
+            }
+            if parse_state(&self.proxy.state().await?).is_terminal() {
+                return Ok(None);
+            }
+            if changes.next().await.is_none() {
+                return Err(Error::Disconnected("the payment"));
+            }
+        }
+    }
+
     /// Waits until the payment is final and returns the outcome; at once if it
     /// already is. `pending-unknown` is not final: the daemon keeps asking and the
     /// state moves on by itself. Bound it with a timeout of your own.

@@ -59,8 +59,12 @@ pub struct PayArgs {
     #[arg(long)]
     order_id: Option<String>,
     /// The binding to charge (object path), when several are bound.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scan")]
     binding: Option<String>,
+    /// Pay by scanning: show an order QR code for a wallet app instead of charging a
+    /// bound wallet (no binding needed).
+    #[arg(long)]
+    scan: bool,
     /// Return once the payment is recorded, without waiting for the result.
     #[arg(long)]
     no_wait: bool,
@@ -376,8 +380,29 @@ pub async fn pay(transport: &Transport, args: PayArgs, out: Output) -> anyhow::R
             .map_err(|e| exit::usage(format!("--binding {b:?} is not an object path: {e}")))?;
         request = request.binding(path);
     }
+    if args.scan {
+        request = request.by_order_code();
+    }
     let client = connect(transport).await?;
     let payment = client.pay(&request).await?;
+    if args.scan {
+        let code = tokio::time::timeout(Duration::from_secs(args.timeout), payment.order_code())
+            .await
+            .map_err(|_| exit::with_code(exit::TIMEOUT, "no order code from the server"))??;
+        if let Some((code, expires_at)) = code {
+            let left = expires_at - time::OffsetDateTime::now_utc().unix_timestamp();
+            out.emit(
+                &json!({"payment": payment.path(), "orderId": order_id, "orderCode": code, "expiresAt": expires_at}),
+                || {
+                    if let Ok(qr) = crate::qr::render_text(&code) {
+                        println!("{qr}");
+                    }
+                    println!("Scan to pay {amount} with a wallet app: {code}");
+                    println!("(the code expires in {} s)", left.max(0));
+                },
+            );
+        }
+    }
     if args.no_wait {
         out.emit(
             &json!({"payment": payment.path(), "orderId": order_id, "state": payment.state().await?}),

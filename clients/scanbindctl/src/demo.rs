@@ -246,7 +246,8 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
     stopped.map_err(|e| anyhow::anyhow!("stopping the embedded stack: {e}"))?;
     println!(
         "\nDone: bound, paid once with one click (the same order sent twice), receipt verified, \
-         half refunded, unbound: every step checked against the sandbox's ledger."
+         half refunded, paid once by scanning an order code, unbound: every step checked \
+         against the sandbox's ledger."
     );
     Ok(())
 }
@@ -418,7 +419,60 @@ async fn walk_through(
     ensure!(refunded == half, "refunded {refunded}, expected {half}");
     println!("  refunded: {refunded} of {amount}");
 
-    step(7, "The ledger");
+    step(
+        7,
+        "Pay once by scanning: an order QR code, no binding needed",
+    );
+    let code_order = format!("demo-scan-{}", std::process::id());
+    let by_code = PayRequest::new(&code_order, amount, "Season pass (pay by scan)").by_order_code();
+    let scan_payment = timed("Pay (order code)", client.pay(&by_code)).await??;
+    let (code, expires_at) = timed("waiting for the order code", scan_payment.order_code())
+        .await??
+        .context("the server made no order code")?;
+    if let Ok(qr) = crate::qr::render_text(&code) {
+        println!("{qr}");
+    }
+    let left = expires_at - time::OffsetDateTime::now_utc().unix_timestamp();
+    println!(
+        "  order code for {amount}: {code} (expires in {} s)",
+        left.max(0)
+    );
+    if args.interactive {
+        println!("  Scan it with the phone and press Pay …");
+    } else {
+        println!("  Simulating the phone: scan the order code and Pay");
+        let scan: serde_json::Value = http
+            .post(format!("{}/sandbox/v1/scan", stack.sandbox_url()))
+            .json(&serde_json::json!({"codeValue": code, "decision": "approve"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        ensure!(scan["outcome"] == "paid", "the phone's scan: {scan}");
+    }
+    let wait = if args.interactive {
+        Duration::from_secs(args.phone_timeout)
+    } else {
+        STEP_TIMEOUT
+    };
+    let scanned = tokio::time::timeout(wait, scan_payment.wait())
+        .await
+        .map_err(|_| exit::with_code(exit::TIMEOUT, "the order code was not paid in time"))??;
+    ensure!(
+        scanned.state == PaymentState::Succeeded,
+        "the order code payment ended {} ({:?})",
+        scanned.state,
+        scanned.error
+    );
+    let receipt = scanned
+        .receipt
+        .context("a succeeded payment has a receipt")?;
+    verifier.verify_payment(&receipt, &code_order, amount)?;
+    scan_payment.finish().await?;
+    println!("  paid by scan: succeeded, receipt verified, delivered");
+
+    step(8, "The ledger");
     let history = client.payments(ListOptions::default()).await?;
     let rows: Vec<Vec<String>> = history
         .iter()
@@ -438,7 +492,7 @@ async fn walk_through(
         &["ORDER ID", "AMOUNT", "STATE", "DELIVERED", "CREATED (UTC)"],
         &rows,
     );
-    ensure!(history.len() == 1, "one payment in the app's history");
+    ensure!(history.len() == 2, "two payments in the app's history");
     let ledger: serde_json::Value = http
         .get(format!("{}/sandbox/v1/ledger", stack.sandbox_url()))
         .send()
@@ -469,16 +523,16 @@ async fn walk_through(
         );
     }
     ensure!(
-        moved == 1,
-        "expected exactly one charge in the ledger, found {moved}"
+        moved == 2,
+        "expected exactly two charges (one-click, scan) in the ledger, found {moved}"
     );
     ensure!(
         refunds == 1,
         "expected one refund in the ledger, found {refunds}"
     );
-    println!("  exactly one charge and one refund");
+    println!("  exactly one charge per order and one refund");
 
-    step(8, "Unbind");
+    step(9, "Unbind");
     timed("Unbind", client.unbind(&binding.path().as_ref())).await??;
     let state = binding.state().await?;
     ensure!(

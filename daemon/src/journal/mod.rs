@@ -35,7 +35,7 @@ use scanbind_ipc::{ErrorInfo, PaymentState};
 use crate::error::{Error, Result};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE payments (
@@ -78,13 +78,23 @@ CREATE TABLE refunds (
 CREATE INDEX refunds_payment ON refunds (payment);
 ";
 
+/// Version 2 → 3: order code payments (the user scans an order QR code instead of a
+/// bound wallet paying).
+const SCHEMA_V3: &str = "
+ALTER TABLE payments ADD COLUMN product TEXT NOT NULL DEFAULT 'agreement'
+    CHECK (product IN ('agreement', 'order_code'));
+ALTER TABLE payments ADD COLUMN order_code TEXT;
+ALTER TABLE payments ADD COLUMN order_code_expires_at INTEGER;
+";
+
 const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
      binding, state, delivered, receipt, error_name, \
      error_message, created_at, updated_at, server_payment_id, line_items, \
      (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r \
       WHERE r.payment = payments.id AND r.state = 'succeeded'), \
      (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r \
-      WHERE r.payment = payments.id AND r.state != 'failed')";
+      WHERE r.payment = payments.id AND r.state != 'failed'), \
+     product, order_code, order_code_expires_at";
 
 /// A journal entry's state. Finer than the wire's [`PaymentState`]: `pending` and
 /// `sent` both show as `pending` to apps.
@@ -232,6 +242,8 @@ pub(crate) struct NewPayment<'a> {
     pub binding: &'a str,
     /// The line items, as JSON (`[{"name", "quantity", "amountMinor"}]`), if any.
     pub line_items: Option<&'a str>,
+    /// Paid by scanning an order QR code instead of by a bound wallet.
+    pub order_code: bool,
 }
 
 /// One journal entry.
@@ -271,6 +283,12 @@ pub(crate) struct Entry {
     pub refunded_minor: i64,
     /// The total of the refunds not failed (succeeded or still pending).
     pub refund_reserved_minor: i64,
+    /// Paid by scanning an order QR code (no binding).
+    pub is_order_code: bool,
+    /// The order QR code's text value, once the server made it.
+    pub order_code: Option<String>,
+    /// When the order QR code expires (Unix seconds).
+    pub order_code_expires_at: Option<i64>,
 }
 
 /// A refund's state in the journal.
@@ -413,12 +431,18 @@ impl Journal {
                     .map_err(Error::journal("create schema"))?;
                 tx.execute_batch(SCHEMA_V2)
                     .map_err(Error::journal("create schema"))?;
+                tx.execute_batch(SCHEMA_V3)
+                    .map_err(Error::journal("create schema"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
-            1 => {
-                tx.execute_batch(SCHEMA_V2)
-                    .map_err(Error::journal("migrate to 2"))?;
+            1 | 2 => {
+                if version == 1 {
+                    tx.execute_batch(SCHEMA_V2)
+                        .map_err(Error::journal("migrate to 2"))?;
+                }
+                tx.execute_batch(SCHEMA_V3)
+                    .map_err(Error::journal("migrate to 3"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
@@ -450,8 +474,8 @@ impl Journal {
         let inserted = tx
             .execute(
                 "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \
-                 description, binding, state, created_at, updated_at, line_items) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9) \
+                 description, binding, state, created_at, updated_at, line_items, product) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10) \
                  ON CONFLICT (app_id, order_id) DO NOTHING",
                 params![
                     p.app_id,
@@ -463,6 +487,11 @@ impl Journal {
                     p.binding,
                     now,
                     p.line_items,
+                    if p.order_code {
+                        "order_code"
+                    } else {
+                        "agreement"
+                    },
                 ],
             )
             .map_err(Error::journal("record"))?;
@@ -481,6 +510,7 @@ impl Journal {
         if entry.amount == p.amount
             && entry.description == p.description
             && entry.line_items.as_deref() == p.line_items
+            && entry.is_order_code == p.order_code
         {
             Ok(Recorded::Existing(entry))
         } else {
@@ -609,6 +639,23 @@ impl Journal {
             )
             .map_err(Error::journal("set_server_payment_id"))?;
         Ok(())
+    }
+
+    /// Remembers the order QR code the server made for an order code payment.
+    pub(crate) fn set_order_code(
+        &mut self,
+        id: i64,
+        code_value: &str,
+        expires_at: i64,
+    ) -> Result<Entry> {
+        self.conn
+            .execute(
+                "UPDATE payments SET order_code = ?2, order_code_expires_at = ?3 \
+                 WHERE id = ?1 AND product = 'order_code'",
+                params![id, code_value, expires_at],
+            )
+            .map_err(Error::journal("set_order_code"))?;
+        self.get(id)
     }
 
     /// Records a refund of a succeeded payment in state `pending`, if what is left to
@@ -801,6 +848,9 @@ struct RawEntry {
     line_items: Option<String>,
     refunded_minor: i64,
     refund_reserved_minor: i64,
+    product: String,
+    order_code: Option<String>,
+    order_code_expires_at: Option<i64>,
 }
 
 impl RawEntry {
@@ -824,6 +874,9 @@ impl RawEntry {
             line_items: r.get(16)?,
             refunded_minor: r.get(17)?,
             refund_reserved_minor: r.get(18)?,
+            product: r.get(19)?,
+            order_code: r.get(20)?,
+            order_code_expires_at: r.get(21)?,
         })
     }
 
@@ -857,6 +910,9 @@ impl RawEntry {
             line_items: self.line_items,
             refunded_minor: self.refunded_minor,
             refund_reserved_minor: self.refund_reserved_minor,
+            is_order_code: self.product == "order_code",
+            order_code: self.order_code,
+            order_code_expires_at: self.order_code_expires_at,
         })
     }
 }

@@ -16,6 +16,7 @@ fn payment<'a>(app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<
         description: "100 gems",
         binding: "bind-1",
         line_items: None,
+        order_code: false,
     }
 }
 

@@ -383,4 +383,32 @@ impl PaymentObj {
         self.guard(conn, hdr.as_ref()).await?;
         Ok(self.entry().refunded_minor)
     }
+
+    /// `OrderCode` (`s`): the order QR code's text while the payment is open; empty
+    /// otherwise.
+    #[zbus(property)]
+    async fn order_code(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
+        let e = self.entry();
+        Ok(if e.state.is_terminal() {
+            String::new()
+        } else {
+            e.order_code.unwrap_or_default()
+        })
+    }
+
+    /// `OrderCodeExpiresAt` (`x`): when the order QR code expires; 0 without one.
+    #[zbus(property)]
+    async fn order_code_expires_at(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(self.entry().order_code_expires_at.unwrap_or(0))
+    }
 }

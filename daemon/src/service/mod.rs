@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use scanbind_ams::{Currency, MinorUnits, Money};
-use scanbind_device_api::types::{Amount, PayRequest, Payment, PaymentStatus, RefundStatus};
+use scanbind_device_api::types::{
+    Amount, OrderCodePayRequest, PayRequest, Payment, PaymentStatus, RefundStatus,
+};
 use scanbind_ipc::paths::{binding_path, payment_path};
 use scanbind_ipc::types::{Connectivity, keys};
 use scanbind_ipc::{
@@ -563,11 +565,16 @@ impl DaemonObj {
         let amount = validate_pay(&order_id, amount_minor, &currency, &description)?;
         let mut chosen: Option<OwnedObjectPath> = None;
         let mut line_items: Option<String> = None;
+        let mut order_code = false;
         for (k, v) in &options {
             match k.as_str() {
                 keys::pay::BINDING => match &**v {
                     Value::ObjectPath(p) => chosen = Some(p.clone().into()),
                     _ => return Err(Wire::InvalidArgument("option binding must be o".into())),
+                },
+                keys::pay::ORDER_CODE => match &**v {
+                    Value::Bool(b) => order_code = *b,
+                    _ => return Err(Wire::InvalidArgument("option order-code must be b".into())),
                 },
                 keys::pay::LINE_ITEMS => {
                     let items = parse_line_items(v, amount_minor)?;
@@ -587,13 +594,21 @@ impl DaemonObj {
             if existing.amount != amount
                 || existing.description != description
                 || existing.line_items != line_items
+                || existing.is_order_code != order_code
             {
                 return Err(Error::OrderConflict { order_id }.into());
             }
             return serve_payment(&self.shared, server, existing).await;
         }
 
-        let binding_id = {
+        if order_code && chosen.is_some() {
+            return Err(Wire::InvalidArgument(
+                "order-code pays by scanning; it takes no binding".into(),
+            ));
+        }
+        let binding_id = if order_code {
+            String::new()
+        } else {
             let bindings = lock(&self.shared.bindings);
             let mut bound = bindings
                 .iter()
@@ -644,6 +659,7 @@ impl DaemonObj {
                     description: &desc,
                     binding: &bid,
                     line_items: items.as_deref(),
+                    order_code,
                 })
             })
             .await?;
@@ -788,6 +804,9 @@ async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
     if entry.state.is_terminal() {
         return Ok(());
     }
+    if entry.is_order_code {
+        return drive_order_code(shared, entry).await;
+    }
     let tokens = shared
         .vault
         .read(&SecretKind::SealedTokens {
@@ -841,6 +860,61 @@ async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
     settle_payment(shared, id, t).await
 }
 
+/// An order code payment: asks the server for the order QR code (idempotent per app
+/// order id, so a re-drive after a crash gets the same code), publishes it, and
+/// settles at once if the server already knows the outcome; otherwise the server's
+/// `payment.result` event settles it (paid, declined, or cancelled after expiry).
+async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
+    let id = entry.id;
+    let req = OrderCodePayRequest {
+        app_id: entry.app_id.clone(),
+        app_order_id: entry.order_id.clone(),
+        amount: Amount {
+            currency: entry.amount.currency().code().to_owned(),
+            value: entry.amount.minor().get(),
+        },
+        description: entry.description.clone(),
+    };
+    let p = match shared.server.pay_order_code(&req).await {
+        Ok(p) => p,
+        Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
+            let info = ErrorInfo {
+                name: wire_name(&Wire::ServerError(String::new())),
+                message: e.to_string(),
+            };
+            return settle_payment(shared, id, Transition::Failed(info)).await;
+        }
+        Err(e) => {
+            tracing::warn!(payment = id, cause = %e, "order code not made yet");
+            return settle_payment(shared, id, Transition::PendingUnknown).await;
+        }
+    };
+    let sid = p.payment_id.clone();
+    let code = p.order_code.clone();
+    let updated = shared
+        .journal(move |j| {
+            j.set_server_payment_id(id, &sid)?;
+            match code {
+                Some(c) => {
+                    let expires = time::OffsetDateTime::parse(
+                        &c.expires_at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map(|t| t.unix_timestamp())
+                    .unwrap_or(0);
+                    j.set_order_code(id, &c.code_value, expires)
+                }
+                None => j.get(id),
+            }
+        })
+        .await?;
+    publish_payment(shared, &updated, false).await?;
+    match p.status {
+        PaymentStatus::Pending => Ok(()),
+        _ => settle_payment(shared, id, transition_for(&p)).await,
+    }
+}
+
 /// The journal transition for a server payment.
 pub(crate) fn transition_for(p: &Payment) -> Transition {
     let error = || ErrorInfo {
@@ -883,11 +957,7 @@ pub(crate) async fn publish_payment(
     let path = payment_path(after.id.unsigned_abs());
     let terminal = after.state.is_terminal();
     for conn in shared.connections() {
-        let Ok(iface) = conn
-            .object_server()
-            .interface::<_, PaymentObj>(&path)
-            .await
-        else {
+        let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
             continue;
         };
         let obj = iface.get().await;
@@ -903,6 +973,11 @@ pub(crate) async fn publish_payment(
         }
         if old.refunded_minor != after.refunded_minor {
             obj.refunded_minor_changed(emitter).await?;
+        }
+        if old.order_code != after.order_code || (state_changed && terminal) {
+            // The expiry first: an app that reacts to the code has it already.
+            obj.order_code_expires_at_changed(emitter).await?;
+            obj.order_code_changed(emitter).await?;
         }
         if state_changed && terminal {
             PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
