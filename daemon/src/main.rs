@@ -64,6 +64,10 @@ struct Args {
     /// credential `provisioning-token`, if any).
     #[arg(long, value_name = "FILE")]
     provisioning_token_file: Option<PathBuf>,
+    /// The per-app payment policy (default: $XDG_CONFIG_HOME/scanbind/policy.toml, or
+    /// /etc/scanbind/policy.toml with --system); re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// The configuration file (default: $XDG_CONFIG_HOME/scanbind/scanbindd.toml, then
     /// /etc/scanbind/scanbindd.toml).
     #[arg(long, value_name = "FILE", env = "SCANBIND_CONFIG")]
@@ -199,6 +203,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .or(file.provisioning_token_file.as_deref()),
         )?
         .map(scanbind_ams::model::SecretString::new);
+        config.policy_file = args
+            .policy
+            .or(file.policy_file.clone())
+            .or_else(|| scanbindd::settings::default_policy_path(args.system));
         config.idle_exit = args
             .idle_exit
             .or(file.idle_exit_secs)

@@ -69,6 +69,9 @@ pub struct Config {
     /// Exit after this long without app calls, when nothing is in flight (no pending
     /// binding or payment, no peer-to-peer client). `None`: never.
     pub idle_exit: Option<Duration>,
+    /// The per-app payment policy file (`docs/policy.md`); `None` or a missing file:
+    /// every app may pay.
+    pub policy_file: Option<PathBuf>,
     /// The provisioning token the server asks for when it does not accept open
     /// registration (`devices.registration = "token"`). Redacted in `Debug`.
     pub provisioning_token: Option<scanbind_ams::model::SecretString>,
@@ -86,6 +89,7 @@ impl Config {
             vault_service: BUS_NAME.to_owned(),
             idle_exit: None,
             provisioning_token: None,
+            policy_file: None,
         }
     }
 }
@@ -126,6 +130,7 @@ impl Daemon {
             vault,
             link.clone(),
             config.device_name.clone(),
+            config.policy_file.clone(),
         ));
         // Online at start: registered, stream open, bindings restored before the name
         // is taken. Unreachable: serve anyway (`Connectivity` offline; new payments

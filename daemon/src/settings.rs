@@ -32,6 +32,22 @@ pub struct FileConfig {
     /// A file holding the server's provisioning token (for servers that do not take
     /// open registration). The token itself is never in this file.
     pub provisioning_token_file: Option<PathBuf>,
+    /// The per-app payment policy (`docs/policy.md`).
+    pub policy_file: Option<PathBuf>,
+}
+
+/// The default policy file: `$XDG_CONFIG_HOME/scanbind/policy.toml` for a user daemon,
+/// `/etc/scanbind/policy.toml` for a system one. It need not exist (then every app may
+/// pay); creating or editing it takes effect at the next payment.
+pub fn default_policy_path(system: bool) -> Option<PathBuf> {
+    if system {
+        return Some(PathBuf::from("/etc/scanbind/policy.toml"));
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("scanbind/policy.toml"))
 }
 
 /// The systemd credential name read when no token file is configured:

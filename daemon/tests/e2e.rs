@@ -1162,3 +1162,118 @@ async fn pay_by_scanning_an_order_code_without_binding() {
         .collect();
     assert_eq!(charged.len(), 1, "only the scanned code charged: {ledger}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_caps_and_budgets_hold_under_a_thousand_concurrent_attempts() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let policy = state.path().join("policy.toml");
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    let me = me.to_str().unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "unknown_apps = \"deny\"\n[apps.\"{me}\"]\nwallets = [\"ALIPAY_HK\"]\n\
+             [apps.\"{me}\".limits.HKD]\nper_payment = 500\ndaily = 1000\n"
+        ),
+    )
+    .unwrap();
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    let daemon = DaemonProc::spawn_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+
+    // Above the per-payment cap.
+    let err = d
+        .pay("cap", 501, "HKD", "Too much", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::AboveLimit(_)), "{err:?}");
+
+    // 1,000 concurrent attempts of HK$0.10 against a HK$10.00 daily budget, over ten
+    // connections (the bus allows 128 pending calls per connection).
+    let mut proxies = Vec::new();
+    for _ in 0..10 {
+        let c = connect(&bus).await;
+        proxies.push(Daemon1Proxy::new(&c).await.unwrap());
+    }
+    let attempts = (0..1000).map(|i| {
+        let d = proxies[i % 10].clone();
+        async move {
+            d.pay(&format!("burst-{i}"), 10, "HKD", "Coin", HashMap::new())
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let accepted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, Wire::AboveLimit(_)), "{e:?}");
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        100,
+        "exactly the budget's worth is accepted"
+    );
+    for p in &accepted {
+        let (payment, _) = settled_payment(&conn, p).await;
+        assert_eq!(
+            payment.state().await.unwrap(),
+            "succeeded",
+            "{}",
+            daemon.logs()
+        );
+    }
+    let ledger = world.ledger().await;
+    let charged: i64 = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["moneyMovements"] == 1)
+        .map(|p| {
+            p["amount"]["value"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        charged, 1000,
+        "not one minor unit over the budget: {ledger}"
+    );
+    assert_eq!(journal_rows(state.path()), 100);
+
+    // Edits take effect at the next payment, without a restart: denied, then an
+    // invalid file fails closed and names the key.
+    std::fs::write(&policy, format!("[apps.\"{me}\"]\nallow = false\n")).unwrap();
+    let err = d
+        .pay("denied", 10, "HKD", "Coin", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotAllowed(_)), "{err:?}");
+    std::fs::write(
+        &policy,
+        format!("[apps.\"{me}\".limits.HKD]\nper_payment = -5\nextra = 1\n"),
+    )
+    .unwrap();
+    let err = d
+        .pay("invalid", 10, "HKD", "Coin", HashMap::new())
+        .await
+        .unwrap_err();
+    match &err {
+        Wire::NotAllowed(m) => assert!(m.contains("policy"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(journal_rows(state.path()), 100, "nothing recorded");
+}

@@ -244,6 +244,8 @@ pub(crate) struct NewPayment<'a> {
     pub line_items: Option<&'a str>,
     /// Paid by scanning an order QR code instead of by a bound wallet.
     pub order_code: bool,
+    /// Budgets a new payment must stay within (checked in the recording transaction).
+    pub budgets: &'a [crate::policy::Budget],
 }
 
 /// One journal entry.
@@ -357,13 +359,21 @@ pub(crate) enum Recorded {
     /// The app already recorded this order with the same parameters: the existing
     /// entry, unchanged.
     Existing(Entry),
+    /// Not recorded: it would take the app past this budget (`spent` so far).
+    OverBudget {
+        /// The budget.
+        budget: crate::policy::Budget,
+        /// What the app spent in the budget's period so far, minor units.
+        spent: i64,
+    },
 }
 
 impl Recorded {
     /// The entry, new or existing.
-    pub(crate) fn entry(&self) -> &Entry {
+    pub(crate) fn entry(&self) -> Option<&Entry> {
         match self {
-            Recorded::New(e) | Recorded::Existing(e) => e,
+            Recorded::New(e) | Recorded::Existing(e) => Some(e),
+            Recorded::OverBudget { .. } => None,
         }
     }
 }
@@ -471,6 +481,32 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::journal("record"))?;
+        // Budgets hold for new payments only (a retry of a recorded order is not a new
+        // charge). The write lock is held from here to the commit, so concurrent
+        // calls see each other's payments and can never overspend together.
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM payments WHERE app_id = ?1 AND order_id = ?2)",
+                params![p.app_id, p.order_id],
+                |r| r.get(0),
+            )
+            .map_err(Error::journal("record"))?;
+        if !exists {
+            for b in p.budgets {
+                let spent: i64 = tx
+                    .query_row(
+                        "SELECT coalesce(sum(amount_minor), 0) FROM payments \
+                         WHERE app_id = ?1 AND currency = ?2 AND created_at >= ?3 \
+                         AND state NOT IN ('failed', 'cancelled')",
+                        params![p.app_id, b.currency.code(), b.since],
+                        |r| r.get(0),
+                    )
+                    .map_err(Error::journal("record"))?;
+                if spent.saturating_add(p.amount.minor().get()) > b.limit {
+                    return Ok(Recorded::OverBudget { budget: *b, spent });
+                }
+            }
+        }
         let inserted = tx
             .execute(
                 "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \

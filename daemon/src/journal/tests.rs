@@ -17,6 +17,7 @@ fn payment<'a>(app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<
         binding: "bind-1",
         line_items: None,
         order_code: false,
+        budgets: &[],
     }
 }
 
@@ -107,7 +108,7 @@ fn the_same_order_id_never_makes_a_second_entry() {
     let first = journal.record(&payment("app.a", "o-1", hkd(500))).unwrap();
     let again = journal.record(&payment("app.a", "o-1", hkd(500))).unwrap();
     assert!(matches!(first, Recorded::New(_)));
-    assert_eq!(again, Recorded::Existing(first.entry().clone()));
+    assert_eq!(again, Recorded::Existing(first.entry().unwrap().clone()));
 
     // Different parameters for a used order id: refused, nothing written.
     let err = journal
@@ -127,7 +128,10 @@ fn the_same_order_id_never_makes_a_second_entry() {
     // The same order id from another app is another payment.
     let b = journal.record(&payment("app.b", "o-1", hkd(500))).unwrap();
     assert!(matches!(b, Recorded::New(_)));
-    assert_ne!(b.entry().idempotency_key, first.entry().idempotency_key);
+    assert_ne!(
+        b.entry().unwrap().idempotency_key,
+        first.entry().unwrap().idempotency_key
+    );
     assert_eq!(journal.list_for_app("app.a", false, 100).unwrap().len(), 1);
     assert_eq!(journal.open_entries().unwrap().len(), 2);
 }
@@ -181,6 +185,7 @@ fn transitions_are_checked_and_carry_their_results() {
         .record(&payment("app", "o-1", hkd(100)))
         .unwrap()
         .entry()
+        .unwrap()
         .id;
 
     // Not sent yet: it cannot have succeeded.
@@ -232,6 +237,7 @@ fn transitions_are_checked_and_carry_their_results() {
         .record(&payment("app", "o-2", hkd(100)))
         .unwrap()
         .entry()
+        .unwrap()
         .id;
     let e = journal
         .advance(failed, Transition::Failed(error("NotAllowed")))
@@ -250,6 +256,7 @@ fn transitions_are_checked_and_carry_their_results() {
         .record(&payment("app", "o-3", hkd(100)))
         .unwrap()
         .entry()
+        .unwrap()
         .id;
     journal.advance(unknown, Transition::Sent).unwrap();
     journal
@@ -272,6 +279,7 @@ fn delivered_is_set_once_and_only_after_success() {
         .record(&payment("app", "o-1", hkd(100)))
         .unwrap()
         .entry()
+        .unwrap()
         .id;
     assert!(journal.mark_delivered(id).is_err(), "not succeeded yet");
     journal.advance(id, Transition::Sent).unwrap();
@@ -391,6 +399,7 @@ fn kill_child_writes_then_waits() {
         .record(&payment("app.killed", "order-1", hkd(4200)))
         .unwrap()
         .entry()
+        .unwrap()
         .id;
     journal.advance(id, Transition::Sent).unwrap();
     {

@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) last_call: Mutex<std::time::Instant>,
     /// Payments being driven right now (the daemon is not idle while one is).
     pub(crate) busy: std::sync::atomic::AtomicUsize,
+    /// The per-app payment policy (re-read when its file changes).
+    pub(crate) policy: crate::policy::PolicySource,
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
@@ -194,6 +196,7 @@ impl Shared {
         vault: Vault,
         server: ServerLink,
         device_name: String,
+        policy: Option<std::path::PathBuf>,
     ) -> Shared {
         Shared {
             journal: Arc::new(Mutex::new(journal)),
@@ -207,6 +210,7 @@ impl Shared {
             connections: Mutex::new(Vec::new()),
             last_call: Mutex::new(std::time::Instant::now()),
             busy: std::sync::atomic::AtomicUsize::new(0),
+            policy: crate::policy::PolicySource::new(policy),
         }
     }
 
@@ -606,6 +610,7 @@ impl DaemonObj {
                 "order-code pays by scanning; it takes no binding".into(),
             ));
         }
+        let mut wallet = String::new();
         let binding_id = if order_code {
             String::new()
         } else {
@@ -617,6 +622,7 @@ impl DaemonObj {
             match (bound.next(), bound.next()) {
                 (Some((id, b)), None) => {
                     check_wallet_limits(&b.wallet, amount)?;
+                    wallet = b.wallet.clone();
                     id.clone()
                 }
                 (None, _) if chosen.is_some() => {
@@ -640,6 +646,14 @@ impl DaemonObj {
             ));
         }
 
+        // The app's policy: refusals here, budgets with the insert below.
+        let policy = self
+            .shared
+            .policy
+            .current()
+            .map_err(|e| Wire::NotAllowed(format!("the payment policy is invalid: {e}")))?;
+        let budgets = policy.decide(&who.app_id, &wallet, amount, crate::server::unix_now())?;
+
         crash_point("before-journal");
         // Committed (fsync'd) before anything leaves the device.
         let (app, order, desc, bid, items) = (
@@ -660,10 +674,18 @@ impl DaemonObj {
                     binding: &bid,
                     line_items: items.as_deref(),
                     order_code,
+                    budgets: &budgets,
                 })
             })
             .await?;
         match recorded {
+            Recorded::OverBudget { budget, spent } => Err(Wire::AboveLimit(format!(
+                "the {} budget of {} for this app would be exceeded ({} spent); nothing was \
+                 charged",
+                budget.period,
+                crate::policy::money_text(budget.currency, budget.limit),
+                crate::policy::money_text(budget.currency, spent),
+            ))),
             Recorded::Existing(entry) => serve_payment(&self.shared, server, entry).await,
             Recorded::New(entry) => {
                 crash_point("after-journal");
