@@ -44,7 +44,7 @@ pub mod error;
 pub(crate) mod journal;
 mod p2p;
 mod payment;
-mod policy;
+pub mod policy;
 mod qr;
 mod refresh;
 mod runtime;

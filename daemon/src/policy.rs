@@ -17,12 +17,12 @@ use std::time::SystemTime;
 
 use scanbind_ams::{Currency, MinorUnits, Money};
 use scanbind_ipc::Error as Wire;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What to do with an app the file does not name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Unknown {
+pub enum Unknown {
     /// Let it pay (the default without a policy file: development machines).
     #[default]
     Allow,
@@ -34,28 +34,47 @@ pub(crate) enum Unknown {
 }
 
 /// Limits in one currency, minor units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Limits {
-    per_payment: Option<i64>,
-    daily: Option<i64>,
-    monthly: Option<i64>,
+pub struct Limits {
+    /// The most one payment may be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_payment: Option<i64>,
+    /// The most per UTC day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<i64>,
+    /// The most per UTC month.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<i64>,
 }
 
 /// One app's rule.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AppRule {
+pub struct AppRule {
+    /// Whether it may charge at all.
     #[serde(default = "yes")]
-    allow: bool,
+    pub allow: bool,
     /// Wallets (customerBelongsTo) it may charge; all when absent.
-    wallets: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallets: Option<Vec<String>>,
     /// Every charge needs the user's confirmation on a trusted display.
     #[serde(default)]
-    confirm: bool,
+    pub confirm: bool,
     /// Limits per ISO 4217 currency code.
-    #[serde(default)]
-    limits: BTreeMap<String, Limits>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Limits>,
+}
+
+impl Default for AppRule {
+    fn default() -> Self {
+        AppRule {
+            allow: true,
+            wallets: None,
+            confirm: false,
+            limits: BTreeMap::new(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -63,31 +82,35 @@ fn yes() -> bool {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PolicyFile {
+pub struct PolicyFile {
+    /// What to do with apps not listed.
     #[serde(default)]
-    unknown_apps: Unknown,
+    pub unknown_apps: Unknown,
     /// Rules by app id (`/usr/bin/game`, `flatpak:com.example.Game`, `snap:game`).
     #[serde(default)]
-    apps: BTreeMap<String, AppRule>,
+    pub apps: BTreeMap<String, AppRule>,
 }
 
 /// A budget the journal checks atomically with the insert: the sum of the app's
 /// payments in `currency` not failed or cancelled since `since` (Unix seconds) plus
 /// the new amount must stay within `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Budget {
-    pub(crate) currency: Currency,
-    pub(crate) since: i64,
-    pub(crate) limit: i64,
+pub struct Budget {
+    /// The budget's currency.
+    pub currency: Currency,
+    /// The start of the period (Unix seconds).
+    pub since: i64,
+    /// The most, minor units.
+    pub limit: i64,
     /// `daily` or `monthly`, for the message.
-    pub(crate) period: &'static str,
+    pub period: &'static str,
 }
 
 impl PolicyFile {
     /// Parses and checks a policy; `origin` names it in errors.
-    pub(crate) fn parse(text: &str, origin: &Path) -> Result<PolicyFile, String> {
+    pub fn parse(text: &str, origin: &Path) -> Result<PolicyFile, String> {
         let p: PolicyFile =
             toml::from_str(text).map_err(|e| format!("{}: {}", origin.display(), e.message()))?;
         for (app, rule) in &p.apps {
@@ -117,6 +140,11 @@ impl PolicyFile {
             }
         }
         Ok(p)
+    }
+
+    /// The policy as TOML (comments are not kept).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
     }
 
     /// Decides a payment of `amount` by `app` from `wallet` (empty for an order code):

@@ -5,6 +5,7 @@
 //! checks the machine. Every command prints for people by default and one JSON
 //! document (or JSON lines, for `bind`) with `--json`. Exit codes are in [`exit`].
 
+mod apps;
 mod commands;
 mod demo;
 mod doctor;
@@ -99,6 +100,8 @@ enum Command {
     /// Act as the phone of a sandbox (development): scan and approve or deny a QR code.
     #[command(subcommand)]
     Sandbox(commands::SandboxCommand),
+    /// The per-app payment policy: which app may charge, caps and budgets.
+    Apps(apps::AppsArgs),
     /// Check the bus, the daemon, the keyring, the merchant server and the clock.
     Doctor(doctor::DoctorArgs),
     /// Run the whole system on this machine and walk through bind, pay, receipt, refund.
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Man { dir } => write_man_pages(&dir),
+        Command::Apps(a) => apps::run(a, out),
         command => {
             // The demo runs the daemon in process: it needs worker threads for the
             // keyring's blocking calls next to the app's calls.
@@ -171,7 +175,9 @@ async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::
         Command::Sandbox(c) => commands::sandbox(c, out).await,
         Command::Doctor(a) => doctor::run(&transport, a, out).await,
         Command::Demo(a) => demo::run(a, out).await,
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
+        Command::Completions { .. } | Command::Man { .. } | Command::Apps(_) => {
+            unreachable!("handled in main")
+        }
     }
 }
 

@@ -438,3 +438,90 @@ fn the_guide_s_python_snippet_is_in_the_tested_example() {
         "the Python snippet of docs/apps.md is not a verbatim excerpt of clients/python/pay.py"
     );
 }
+
+#[test]
+fn apps_edits_the_policy_the_daemon_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let p = policy.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(CTL).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        run(&[
+            "apps",
+            "--policy",
+            p,
+            "allow",
+            "/usr/bin/game",
+            "--wallet",
+            "alipay_hk"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        run(&[
+            "apps",
+            "--policy",
+            p,
+            "limit",
+            "/usr/bin/game",
+            "HKD",
+            "--per-payment",
+            "100.00",
+            "--daily",
+            "500"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(run(&["apps", "--policy", p, "unknown", "deny"]).0, 0);
+    // The daemon's own parser reads what the CLI wrote.
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let parsed = scanbindd::policy::PolicyFile::parse(&text, &policy).unwrap();
+    let rule = &parsed.apps["/usr/bin/game"];
+    assert_eq!(rule.wallets.as_deref(), Some(&["ALIPAY_HK".to_owned()][..]));
+    assert_eq!(rule.limits["HKD"].per_payment, Some(10_000));
+    assert_eq!(rule.limits["HKD"].daily, Some(50_000));
+    assert_eq!(parsed.unknown_apps, scanbindd::policy::Unknown::Deny);
+    let (code, stdout, _) = run(&["--json", "apps", "--policy", p, "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        json(&stdout)["apps"]["/usr/bin/game"]["limits"]["HKD"]["daily"],
+        50_000
+    );
+    // Bad input: a precise message, exit 2, the file unchanged.
+    let (code, _, stderr) = run(&[
+        "apps",
+        "--policy",
+        p,
+        "limit",
+        "/usr/bin/game",
+        "HKD",
+        "--daily",
+        "1.999",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("HKD has 2 decimal places"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "apps",
+        "--policy",
+        p,
+        "limit",
+        "/usr/bin/game",
+        "XYZ",
+        "--daily",
+        "1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ISO 4217"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), text);
+    assert_eq!(run(&["apps", "--policy", p, "reset", "/usr/bin/game"]).0, 0);
+    assert_eq!(run(&["apps", "--policy", p, "reset", "/usr/bin/game"]).0, 2);
+}
