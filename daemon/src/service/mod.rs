@@ -858,12 +858,10 @@ async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
     let result = shared.server.pay(&req).await;
     req.sealed_tokens.zeroize();
     crash_point("after-send");
+    let mut server_id = None;
     let t = match result {
         Ok(p) => {
-            let sid = p.payment_id.clone();
-            shared
-                .journal(move |j| j.set_server_payment_id(id, &sid))
-                .await?;
+            server_id = Some(p.payment_id.clone());
             transition_for(&p)
         }
         Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
@@ -879,7 +877,7 @@ async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
             Transition::PendingUnknown
         }
     };
-    settle_payment(shared, id, t).await
+    settle_payment_with(shared, id, t, server_id).await
 }
 
 /// An order code payment: asks the server for the order QR code (idempotent per app
@@ -958,10 +956,20 @@ pub(crate) fn transition_for(p: &Payment) -> Transition {
 /// Commits `t`, copies the entry to the object (if served) and announces the change;
 /// `Completed` is emitted only when this call made the state final.
 pub(crate) async fn settle_payment(shared: &Shared, id: i64, t: Transition) -> Result<()> {
+    settle_payment_with(shared, id, t, None).await
+}
+
+/// [`settle_payment`], remembering the server's payment id in the same commit.
+pub(crate) async fn settle_payment_with(
+    shared: &Shared,
+    id: i64,
+    t: Transition,
+    server_payment_id: Option<String>,
+) -> Result<()> {
     let (before, after) = shared
         .journal(move |j| {
             let before = j.get(id)?.state;
-            Ok((before, j.advance(id, t)?))
+            Ok((before, j.advance_with(id, t, server_payment_id.as_deref())?))
         })
         .await?;
     crash_point("after-settle");

@@ -63,6 +63,11 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub(crate) struct Vault {
     service: String,
+    /// Sealed token blobs already stored or read, by account (docs/decisions.md D21):
+    /// a payment then needs no Secret Service session. Zeroed when dropped; the only
+    /// persistent copy stays in the keyring. The device key is not cached (it is read
+    /// once at start). A std mutex: held for a lookup, an insert or a removal.
+    cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Zeroizing<Vec<u8>>>>>,
 }
 
 impl Vault {
@@ -75,20 +80,37 @@ impl Vault {
     pub(crate) fn with_service(service: impl Into<String>) -> Vault {
         Vault {
             service: service.into(),
+            cache: std::sync::Arc::default(),
         }
     }
 
     /// Stores (or replaces) a secret.
     pub(crate) async fn store(&self, kind: &SecretKind, secret: &[u8]) -> Result<()> {
+        let copy = Zeroizing::new(secret.to_vec());
         let secret = Zeroizing::new(secret.to_vec());
         self.blocking(kind, move |entry| entry.set_secret(&secret))
-            .await
+            .await?;
+        // Cached only once the keyring holds it.
+        if matches!(kind, SecretKind::SealedTokens { .. }) {
+            crate::service::lock(&self.cache).insert(kind.account(), copy);
+        }
+        Ok(())
     }
 
     /// Reads a secret; `None` when there is none.
     pub(crate) async fn read(&self, kind: &SecretKind) -> Result<Option<Secret>> {
+        let cacheable = matches!(kind, SecretKind::SealedTokens { .. });
+        if cacheable && let Some(hit) = crate::service::lock(&self.cache).get(&kind.account()) {
+            return Ok(Some(Secret(hit.clone())));
+        }
         match self.blocking(kind, |entry| entry.get_secret()).await {
-            Ok(bytes) => Ok(Some(Secret(Zeroizing::new(bytes)))),
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                if cacheable {
+                    crate::service::lock(&self.cache).insert(kind.account(), bytes.clone());
+                }
+                Ok(Some(Secret(bytes)))
+            }
             Err(Error::Keyring(keyring::Error::NoEntry)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -96,6 +118,8 @@ impl Vault {
 
     /// Deletes a secret; returns whether there was one.
     pub(crate) async fn delete(&self, kind: &SecretKind) -> Result<bool> {
+        // Forgotten first: a failed keyring delete never leaves a usable copy here.
+        crate::service::lock(&self.cache).remove(&kind.account());
         match self.blocking(kind, |entry| entry.delete_credential()).await {
             Ok(()) => Ok(true),
             Err(Error::Keyring(keyring::Error::NoEntry)) => Ok(false),

@@ -1,0 +1,686 @@
+//! The real stack for the daemon benchmarks, all real processes: an in-process sandbox
+//! (the AMS stand-in), the release `scanbind-server` binary on SQLite, a private
+//! `dbus-daemon` (optionally with a service directory, for activation) and the release
+//! `scanbindd` binary, whose vault is the gnome-keyring Secret Service on the session
+//! bus that `scripts/bench` starts. Adapted from `daemon/tests/common` and
+//! `server/tests/common`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scanbind_ams::PrivateKey;
+use scanbind_device_api::signing::{DeviceKey, new_nonce};
+use scanbind_sandbox::{Sandbox, SandboxHandle};
+use serde_json::{Value, json};
+
+/// The merchant's AMS client id.
+pub const CLIENT_ID: &str = "2188BENCH000001";
+/// Bound on every wait: a hung bench fails instead of hanging.
+pub const GUARD: Duration = Duration::from_secs(60);
+
+/// Fails unless a Secret Service is on the session bus (`scripts/bench` starts one).
+pub fn require_secret_service(bench: &str) -> Result<(), String> {
+    if std::env::var_os("KEYRING_SS_TEST").is_none() {
+        return Err(format!(
+            "{bench} needs a real Secret Service: run it through scripts/bench, which starts an \
+             unlocked gnome-keyring in a private D-Bus session and sets KEYRING_SS_TEST=1"
+        ));
+    }
+    Ok(())
+}
+
+/// `"{e}"` for any displayable error.
+pub fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// The release binaries `scanbindd` and `scanbind-server`, built first (`cargo bench`
+/// builds only this package's targets) unless `SCANBIND_BENCH_PREBUILT=1` says they are
+/// already up to date, or `SCANBIND_BENCH_BIN_DIR` names another directory holding both
+/// (e.g. wrappers that run them under `strace` or `perf`). Returns their directory.
+pub fn release_binaries() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("SCANBIND_BENCH_BIN_DIR") {
+        return existing_binaries(PathBuf::from(dir));
+    }
+    // target/release/deps/<bench>-<hash> → target/release
+    let exe = std::env::current_exe().map_err(s)?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot find the target directory")?
+        .to_owned();
+    if std::env::var("SCANBIND_BENCH_PREBUILT").is_ok_and(|v| v == "1") {
+        return existing_binaries(dir);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "scanbindd",
+            "--bin",
+            "scanbindd",
+            "-p",
+            "scanbind-server",
+            "--bin",
+            "scanbind-server",
+        ])
+        .current_dir(scanbind_benches::repo_root())
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err("building the release scanbindd and scanbind-server failed".into());
+    }
+    existing_binaries(dir)
+}
+
+fn existing_binaries(dir: PathBuf) -> Result<PathBuf, String> {
+    for bin in ["scanbindd", "scanbind-server"] {
+        if !dir.join(bin).is_file() {
+            return Err(format!("no {}", dir.join(bin).display()));
+        }
+    }
+    Ok(dir)
+}
+
+/// The source commit (`git describe --always --dirty`), `scanbindd --version` and
+/// `scanbind-server --version`, dbus-daemon's and gnome-keyring's versions, and the
+/// kernel: one line for reports.
+pub fn versions(bins: &Path) -> String {
+    let first_line = |cmd: &mut Command| -> String {
+        cmd.output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let commit = first_line(Command::new("git").args([
+        "-C",
+        &scanbind_benches::repo_root().display().to_string(),
+        "describe",
+        "--always",
+        "--dirty",
+    ]));
+    format!(
+        "commit {commit}, {}, {}, {}, {}, Linux {kernel}",
+        first_line(Command::new(bins.join("scanbindd")).arg("--version")),
+        first_line(Command::new(bins.join("scanbind-server")).arg("--version")),
+        first_line(Command::new("dbus-daemon").arg("--version")),
+        first_line(Command::new("gnome-keyring-daemon").arg("--version")),
+    )
+}
+
+/// An HTTP client (loopback, no proxy).
+pub fn http() -> Result<reqwest::Client, String> {
+    scanbind_ams::client::http_client_builder(Vec::new())
+        .map_err(s)?
+        .no_proxy()
+        .build()
+        .map_err(s)
+}
+
+/// Sandbox + key files + the SQLite path: everything a server process needs.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub sandbox: SandboxHandle,
+    pub http: reqwest::Client,
+    pub bins: PathBuf,
+}
+
+impl World {
+    /// Starts the sandbox on the current tokio runtime and writes the server's keys.
+    pub async fn new(bins: &Path) -> Result<World, String> {
+        let dir = tempfile::tempdir().map_err(s)?;
+        let merchant_pem = scanbind_benches::ams_fixture("vector_private_pkcs8.pem");
+        let merchant = PrivateKey::from_text(&merchant_pem).map_err(s)?;
+        let alipay = PrivateKey::from_text(&scanbind_benches::ams_fixture("other_rsa2048.pem"))
+            .map_err(s)?;
+        let sandbox = Sandbox::builder(alipay)
+            .listen("127.0.0.1:0".parse().map_err(s)?)
+            .merchant(CLIENT_ID, merchant.public_key())
+            .start()
+            .await
+            .map_err(s)?;
+        let p = dir.path();
+        std::fs::write(p.join("merchant.pem"), &merchant_pem).map_err(s)?;
+        std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).map_err(s)?;
+        std::fs::write(p.join("receipt.pem"), ed25519_pkcs8_pem()?).map_err(s)?;
+        use base64::Engine as _;
+        std::fs::write(
+            p.join("seal.key"),
+            base64::engine::general_purpose::STANDARD.encode([42_u8; 32]),
+        )
+        .map_err(s)?;
+        Ok(World {
+            dir,
+            sandbox,
+            http: http()?,
+            bins: bins.to_owned(),
+        })
+    }
+
+    /// The `scanbind-server` binary on SQLite in the world's directory.
+    pub fn spawn_server(&self) -> Result<ServerProc, String> {
+        let p = self.dir.path();
+        let v = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
+        let env = vec![
+            v("SERVER_LISTEN", "127.0.0.1:0".into()),
+            v("AMS_BASE_URL", self.sandbox.base_url().to_owned()),
+            v("AMS_CLIENT_ID", CLIENT_ID.into()),
+            v(
+                "AMS_MERCHANT_PRIVATE_KEY",
+                p.join("merchant.pem").display().to_string(),
+            ),
+            v(
+                "AMS_ALIPAY_PUBLIC_KEY",
+                p.join("alipay.pem").display().to_string(),
+            ),
+            v(
+                "RECEIPTS_SIGNING_KEY",
+                p.join("receipt.pem").display().to_string(),
+            ),
+            v(
+                "TOKENS_SEALING_KEYS",
+                format!("[\"{}\"]", p.join("seal.key").display()),
+            ),
+            v("DEVICES_REGISTRATION", "open".into()),
+            v(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
+            ),
+        ];
+        let log = p.join("server.log");
+        let mut cmd = Command::new(self.bins.join("scanbind-server"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SCANBIND_SERVER_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env)
+            .env("SCANBIND_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).map_err(s)?));
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn scanbind-server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // Readiness: the server prints this line once its socket accepts.
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "server did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        };
+        Ok(ServerProc {
+            child,
+            base: base.to_owned(),
+        })
+    }
+
+    /// The wallet user scans and approves (or pays) a QR code value, through the
+    /// sandbox's control API. Returns when the sandbox answered.
+    pub async fn scan(&self, code_value: &str) -> Result<(), String> {
+        let r = self
+            .http
+            .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
+            .header("content-type", "application/json")
+            .body(json!({"codeValue": code_value, "decision": "approve"}).to_string())
+            .send()
+            .await
+            .map_err(s)?;
+        if !r.status().is_success() {
+            return Err(format!("scan: {}", r.text().await.unwrap_or_default()));
+        }
+        Ok(())
+    }
+}
+
+/// A fresh Ed25519 PKCS#8 key in PEM (the server's receipt-signing key).
+fn ed25519_pkcs8_pem() -> Result<String, String> {
+    use base64::Engine as _;
+    let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .map_err(|_| "ed25519 key generation failed".to_owned())?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).map_err(s)?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    Ok(pem)
+}
+
+/// `scanbind-server` as a child process; killed on drop.
+pub struct ServerProc {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private `dbus-daemon`; with a service directory, names can be activated.
+pub struct PrivateBus {
+    child: Child,
+    pub address: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl PrivateBus {
+    /// A bus that activates nothing.
+    pub fn start() -> Result<PrivateBus, String> {
+        Self::start_with(None)
+    }
+
+    /// A bus whose `<servicedir>` is `services` (when given). It inherits this
+    /// process's environment, so activated services see the session bus (and its
+    /// Secret Service) in `DBUS_SESSION_BUS_ADDRESS`.
+    pub fn start_with(services: Option<&Path>) -> Result<PrivateBus, String> {
+        let dir = tempfile::tempdir().map_err(s)?;
+        let config = dir.path().join("bus.conf");
+        let servicedir = services
+            .map(|d| format!("  <servicedir>{}</servicedir>\n", d.display()))
+            .unwrap_or_default();
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+{servicedir}  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                dir.path().join("bus").display()
+            ),
+        )
+        .map_err(s)?;
+        // Its notes ("Activating service ...") go to a file beside its config.
+        let log = std::fs::File::create(dir.path().join("dbus-daemon.log")).map_err(s)?;
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("cannot start dbus-daemon: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
+        let address = line.trim().to_owned();
+        if address.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("dbus-daemon printed no address".into());
+        }
+        Ok(PrivateBus {
+            child,
+            address,
+            dir,
+        })
+    }
+
+    /// A new connection to the bus.
+    pub async fn connect(&self) -> Result<zbus::Connection, String> {
+        zbus::connection::Builder::address(self.address.as_str())
+            .map_err(s)?
+            .build()
+            .await
+            .map_err(s)
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The keyring service name of a daemon whose state lives in `state_dir`: one keyring
+/// namespace per run, so runs never share a device key.
+pub fn vault_service(state_dir: &Path) -> String {
+    format!("io.scanbind.Daemon.bench.{}", state_dir.display())
+}
+
+/// `scanbindd` as a child process serving on a bus; killed on drop.
+pub struct DaemonProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl DaemonProc {
+    /// Starts the release daemon and waits for its ready line.
+    pub fn spawn(
+        bins: &Path,
+        bus_address: &str,
+        server: &str,
+        state_dir: &Path,
+    ) -> Result<DaemonProc, String> {
+        let log = state_dir.join("scanbindd.log");
+        let mut child = Command::new(bins.join("scanbindd"))
+            .args(["--address", bus_address, "--server", server, "--state-dir"])
+            .arg(state_dir)
+            .env("SCANBIND_LOG", "warn")
+            .env("SCANBIND_VAULT_SERVICE", vault_service(state_dir))
+            .env_remove("SCANBINDD_CRASH_AT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).map_err(s)?))
+            .spawn()
+            .map_err(|e| format!("spawn scanbindd: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
+        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "scanbindd did not start ({line:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        Ok(DaemonProc { child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Binds `ALIPAY_HK` through the daemon (StartBinding, the wallet approves, Completed
+/// `bound`). Returns the binding's path.
+pub async fn bind_daemon(
+    world: &World,
+    conn: &zbus::Connection,
+    d: &scanbind_ipc::Daemon1Proxy<'_>,
+) -> Result<zvariant::OwnedObjectPath, String> {
+    use futures_util::StreamExt as _;
+    let path = d
+        .start_binding("ALIPAY_HK", HashMap::new())
+        .await
+        .map_err(s)?;
+    let binding = binding_proxy(conn, &path).await?;
+    let mut completed = binding.receive_completed().await.map_err(s)?;
+    world.scan(&binding.code_value().await.map_err(s)?).await?;
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .map_err(|_| "no Binding1.Completed within the guard time")?
+        .ok_or("signal stream ended")?;
+    let state = signal.args().map_err(s)?.state.to_owned();
+    if state != "bound" {
+        return Err(format!("binding ended {state}"));
+    }
+    Ok(path)
+}
+
+/// A `Binding1` proxy at `path` that caches nothing.
+pub async fn binding_proxy(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> Result<scanbind_ipc::Binding1Proxy<'static>, String> {
+    scanbind_ipc::Binding1Proxy::builder(conn)
+        .path(path.clone())
+        .map_err(s)?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(s)
+}
+
+/// A `Daemon1` proxy that caches nothing.
+pub async fn daemon_proxy(
+    conn: &zbus::Connection,
+) -> Result<scanbind_ipc::Daemon1Proxy<'static>, String> {
+    scanbind_ipc::Daemon1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(s)
+}
+
+/// A device talking to the server directly: its key and a signing HTTP client.
+pub struct Device {
+    pub key: DeviceKey,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Device {
+    /// A new device key; registers it with the server.
+    pub async fn register(base: &str) -> Result<Device, String> {
+        let device = Device {
+            key: DeviceKey::generate().map_err(s)?,
+            http: http()?,
+            base: base.to_owned(),
+        };
+        let body = json!({"publicKey": device.key.public_key().to_base64(), "name": "bench", "model": "bench"});
+        device.ok("POST", "/v1/devices", Some(body)).await?;
+        Ok(device)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let headers = self
+            .key
+            .sign_request(method, path, now_s(), &new_nonce().map_err(s)?, body);
+        let mut rb = self
+            .http
+            .request(method.parse().map_err(s)?, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (k, v) in headers.to_pairs() {
+            rb = rb.header(k, v);
+        }
+        Ok(rb)
+    }
+
+    /// A signed call that must answer 2xx; its JSON body.
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(&b).map_err(s)?,
+            None => Vec::new(),
+        };
+        let resp = self
+            .request(method, path, &bytes)?
+            .send()
+            .await
+            .map_err(s)?;
+        let status = resp.status();
+        let text = resp.bytes().await.map_err(s)?;
+        if !status.is_success() {
+            return Err(format!(
+                "{method} {path}: {status} {}",
+                String::from_utf8_lossy(&text)
+            ));
+        }
+        serde_json::from_slice(&text).map_err(s)
+    }
+
+    /// Opens `GET /v1/events`.
+    pub async fn events(&self) -> Result<EventStream, String> {
+        let resp = self
+            .request("GET", "/v1/events", b"")?
+            .send()
+            .await
+            .map_err(s)?;
+        if resp.status().as_u16() != 200 {
+            return Err(format!("events: {}", resp.status()));
+        }
+        Ok(EventStream {
+            resp,
+            buf: String::new(),
+        })
+    }
+}
+
+/// Server-Sent Events of `GET /v1/events`.
+pub struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next event's JSON envelope (keep-alive comments skipped).
+    pub async fn next(&mut self) -> Result<Value, String> {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let data: String = block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    if data.is_empty() {
+                        continue;
+                    }
+                    return serde_json::from_str(&data).map_err(s);
+                }
+                let chunk = self
+                    .resp
+                    .chunk()
+                    .await
+                    .map_err(s)?
+                    .ok_or("event stream ended")?;
+                self.buf.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .map_err(|_| "no event within the guard time".to_owned())?
+    }
+}
+
+/// Durations in a run, for percentiles.
+#[derive(Debug, Clone, Default)]
+pub struct Samples(pub Vec<Duration>);
+
+impl Samples {
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    /// The `p`-th percentile (nearest rank), `p` in 0..=100.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+
+    pub fn median(&self) -> Duration {
+        self.percentile(50.0)
+    }
+
+    pub fn min(&self) -> Duration {
+        self.0.iter().copied().min().unwrap_or_default()
+    }
+
+    pub fn max(&self) -> Duration {
+        self.0.iter().copied().max().unwrap_or_default()
+    }
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Writes a wrapper script (mode 0755) at `path` with `body` after the shebang.
+pub fn write_script(path: &Path, body: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut f = std::fs::File::create(path).map_err(s)?;
+    writeln!(f, "#!/bin/sh\n{body}").map_err(s)?;
+    drop(f);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(s)
+}
+
+/// Shell-quotes `text` in single quotes.
+pub fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Times `f` once.
+pub async fn timed<T, F: std::future::Future<Output = T>>(f: F) -> (T, Duration) {
+    let t = Instant::now();
+    let out = f.await;
+    (out, t.elapsed())
+}
+
+/// One keyring operation exactly as the daemon's vault runs it (`daemon/src/vault`): a
+/// new `keyring::Entry` on a blocking-pool thread. Timed from the spawn to the result.
+pub async fn keyring_op<T: Send + 'static>(
+    service: &str,
+    account: &str,
+    op: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+) -> Result<(T, Duration), String> {
+    let (service, account) = (service.to_owned(), account.to_owned());
+    let t = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        keyring::Entry::new(&service, &account).and_then(|entry| op(&entry))
+    })
+    .await
+    .map_err(s)?
+    .map_err(|e| format!("keyring: {e}"))?;
+    Ok((out, t.elapsed()))
+}
+
+/// The report line that says how to rerun `bench`.
+pub fn reproduce(bench: &str) -> String {
+    format!(
+        "Reproduce: `scripts/bench` (every section), or this one alone with `cargo bench -p scanbind-benches --bench {bench}` inside a D-Bus session with an unlocked gnome-keyring (`benches/README.md`)."
+    )
+}
