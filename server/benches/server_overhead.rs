@@ -30,6 +30,19 @@ const SEQUENTIAL: usize = 200;
 const CONCURRENT_TOTAL: usize = 1000;
 const IN_FLIGHT: usize = 32;
 
+/// `SCANBIND_BENCH_COUNTS=sequential,concurrent` overrides the two counts (for profiling
+/// runs under `SCANBIND_BENCH_WRAP`, where the difference between two counts gives the
+/// instructions per payment).
+fn counts() -> (usize, usize) {
+    std::env::var("SCANBIND_BENCH_COUNTS")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .unwrap_or((SEQUENTIAL, CONCURRENT_TOTAL))
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -69,7 +82,10 @@ struct Figures {
 
 async fn run(backend: Backend) -> Figures {
     let world = World::new(backend).await;
-    let server = world.spawn_server(&[("SCANBIND_LOG", "warn")]);
+    // SCANBIND_BENCH_LOG (e.g. `warn,sqlx::query=debug` to count statements) overrides
+    // the server's log filter.
+    let log = std::env::var("SCANBIND_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    let server = world.spawn_server(&[("SCANBIND_LOG", log.as_str())]);
     let device = Device::new(&server.base);
     device.register().await;
     let mut events = device.events(None).await;
@@ -107,7 +123,8 @@ async fn run(backend: Backend) -> Figures {
     };
     let mut direct_times = Vec::new();
     let mut server_times = Vec::new();
-    for i in 0..SEQUENTIAL {
+    let (sequential, concurrent_total) = counts();
+    for i in 0..sequential {
         let req = PayRequest::agreement(
             format!("direct-{i}"),
             Order::new(format!("d{i}"), "bench", amount.clone()),
@@ -128,6 +145,7 @@ async fn run(backend: Backend) -> Figures {
     }
     let device = Arc::new(device);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before = server.cpu_ticks();
     let started = Instant::now();
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
@@ -135,7 +153,7 @@ async fn run(backend: Backend) -> Figures {
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= CONCURRENT_TOTAL {
+                    if i >= concurrent_total {
                         break;
                     }
                     let body = json!({"appId": "bench", "appOrderId": format!("c{i}"), "bindingId": binding, "sealedTokens": sealed,
@@ -149,7 +167,24 @@ async fn run(backend: Backend) -> Figures {
     for w in workers {
         w.await.unwrap();
     }
-    let per_second = CONCURRENT_TOTAL as f64 / started.elapsed().as_secs_f64();
+    let per_second = concurrent_total as f64 / started.elapsed().as_secs_f64();
+    // Clock ticks are 10 ms on Linux (USER_HZ = 100).
+    let cpu_ms = (server.cpu_ticks() - cpu_before) as f64 * 10.0 / concurrent_total.max(1) as f64;
+    eprintln!("server CPU per payment (concurrent phase): {cpu_ms:.3} ms");
+    let mut server = server;
+    if std::env::var_os("SCANBIND_BENCH_WRAP").is_some() {
+        // A graceful stop waits for open connections: close the event stream first.
+        drop(events);
+        server.terminate();
+    }
+    if let Ok(keep) = std::env::var("SCANBIND_BENCH_KEEP_LOG") {
+        let name = if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "pg"
+        };
+        std::fs::write(format!("{keep}-{name}.log"), server.logs()).unwrap();
+    }
     Figures {
         backend: if backend == Backend::Sqlite {
             "SQLite"
@@ -194,7 +229,9 @@ fn main() {
         "CPU: {cpu}, {cores} cores. `cargo bench -p scanbind-server --bench server_overhead`. The server is a real process; the sandbox and the load run in the bench process (2 tokio workers)."
     );
     println!(
-        "(a) {SEQUENTIAL} sequential payments each way; (b) {CONCURRENT_TOTAL} payments, {IN_FLIGHT} in flight.\n"
+        "(a) {} sequential payments each way; (b) {} payments, {IN_FLIGHT} in flight.\n",
+        counts().0,
+        counts().1
     );
     println!(
         "| backend | direct AMS pay (median) | through server (median) | ratio | server pays/s | floor pays/s (RSA {floor_signs:.0} signs/s ÷ 3) | vs floor |"

@@ -422,6 +422,9 @@ async fn events(
     };
     app.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
     let guard = StreamGuard(app.clone());
+    // `drained`: the last read returned less than a full batch, so everything committed
+    // before it has been delivered; anything committed since sends a wake-up, which the
+    // receiver (subscribed before the first read) holds. No re-read is needed until then.
     let state = (
         app,
         device_id,
@@ -429,10 +432,11 @@ async fn events(
         rx,
         std::collections::VecDeque::<EventEnvelope>::new(),
         guard,
+        false,
     );
     let stream = futures_util::stream::unfold(
         state,
-        |(app, device_id, mut after, mut rx, mut buf, guard)| async move {
+        |(app, device_id, mut after, mut rx, mut buf, guard, mut drained)| async move {
             loop {
                 if let Some(ev) = buf.pop_front() {
                     after = ev.seq;
@@ -443,20 +447,24 @@ async fn events(
                         .data(data);
                     return Some((
                         Ok::<_, Infallible>(sse),
-                        (app, device_id, after, rx, buf, guard),
+                        (app, device_id, after, rx, buf, guard, drained),
                     ));
                 }
-                match app.hub.fetch(&device_id, after, 100).await {
-                    Ok(list) if !list.is_empty() => {
-                        buf.extend(list);
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!(cause = %e, "event stream read failed; closing");
-                        return None;
+                if !drained {
+                    match app.hub.fetch(&device_id, after, EVENT_BATCH).await {
+                        Ok(list) if !list.is_empty() => {
+                            drained = list.len() < usize::try_from(EVENT_BATCH).unwrap_or(0);
+                            buf.extend(list);
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(cause = %e, "event stream read failed; closing");
+                            return None;
+                        }
                     }
                 }
+                drained = false;
                 loop {
                     match rx.recv().await {
                         Ok(d) if d == device_id || d.is_empty() => break,
@@ -477,6 +485,9 @@ async fn events(
     )
         .into_response())
 }
+
+/// Events read per query by an event stream.
+const EVENT_BATCH: i64 = 100;
 
 /// The response header of `GET /v1/events` naming the sequence number the stream
 /// starts after.
@@ -534,15 +545,26 @@ fn verify_notification<N: Notification>(
 
 /// Claims a notification in the de-dup table (unique key): false if it was already
 /// claimed, i.e. this is a duplicate.
+///
+/// On the relaxed pool (D19): processing either commits a state change durably after the
+/// claim (which carries the claim to disk with it) or changes nothing, and the answer
+/// comes after processing.
 async fn claim(app: &App, kind: &str, key: &str) -> Result<bool> {
+    record(app, kind, key).await
+}
+
+/// Records a notification on the relaxed pool: false if it was already recorded.
+async fn record(app: &App, kind: &str, key: &str) -> Result<bool> {
+    let turn = app.db.write_turn().await;
     let r = sqlx::query(
         "INSERT INTO notifications (kind, dedup_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(kind)
     .bind(key)
     .bind(now_ms())
-    .execute(app.db.pool())
+    .execute(app.db.relaxed())
     .await?;
+    drop(turn);
     Ok(r.rows_affected() == 1)
 }
 
@@ -643,36 +665,60 @@ async fn notify_payment(State(app): State<App>, headers: HeaderMap, body: Bytes)
         n.result.result_status,
         n.result.result_code.as_str()
     );
+    let known = match service::load_payment_by_request(&app, &n.payment_request_id).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(cause = %e, "payment notification: cannot read the payment");
+            return not_acked(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN_EXCEPTION");
+        }
+    };
+    if let Some(p) = &known
+        && p.status != "pending"
+    {
+        // Already final (usually by the pay answer): nothing to apply; the notification
+        // is only recorded for the history (D19).
+        return match record(&app, "payment", &key).await {
+            Ok(true) => {
+                app.metrics.notifications_ok[1].fetch_add(1, Ordering::Relaxed);
+                ack()
+            }
+            Ok(false) => {
+                app.metrics
+                    .notifications_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
+                ack()
+            }
+            Err(e) => {
+                warn!(cause = %e, "cannot record the notification");
+                not_acked(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN_EXCEPTION")
+            }
+        };
+    }
     intake(&app, "payment", 1, key, || async {
-        let Some(p) = service::load_payment_by_request(&app, &n.payment_request_id).await? else {
+        let Some(p) = known else {
             warn!("payment notification for an unknown paymentRequestId; acknowledged");
             return Ok(());
         };
-        match n.result.result_status {
-            ResultStatus::S => {
-                service::finalize_payment(
-                    &app,
-                    &p.payment_id,
-                    PaymentStatus::Succeeded,
-                    None,
-                    None,
-                    Some(&n.payment_id),
-                )
-                .await?;
-            }
-            ResultStatus::F => {
-                service::finalize_payment(
-                    &app,
-                    &p.payment_id,
-                    PaymentStatus::Failed,
-                    Some(n.result.result_code.as_str()),
-                    n.result.result_message.as_deref(),
-                    Some(&n.payment_id),
-                )
-                .await?;
-            }
-            _ => {}
-        }
+        let (status, code, message) = match n.result.result_status {
+            ResultStatus::S => (PaymentStatus::Succeeded, None, None),
+            ResultStatus::F => (
+                PaymentStatus::Failed,
+                Some(n.result.result_code.as_str()),
+                n.result.result_message.as_deref(),
+            ),
+            _ => return Ok(()),
+        };
+        service::transition_loaded(
+            &app,
+            &p,
+            "pending",
+            status,
+            code,
+            message,
+            Some(&n.payment_id),
+            None,
+        )
+        .await?;
         Ok(())
     })
     .await

@@ -245,7 +245,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
                 .map_err(|e| Error::Serve(e.to_string())),
         };
         let _ = engine.await;
-        task_app.db.pool().close().await;
+        task_app.db.close().await;
         served
     });
     Ok(RunningServer {

@@ -82,14 +82,18 @@ pub async fn verify(
         )
         .map_err(auth_error)?;
     let expires = now + 2 * 1000 * app.verifier.window_seconds();
+    // On the relaxed pool (D19): a request that changes anything commits durably after
+    // this, and that commit's flush carries the nonce to disk before any answer.
+    let turn = app.db.write_turn().await;
     let inserted = sqlx::query(
         "INSERT INTO seen_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(&headers.device_id)
     .bind(&headers.nonce)
     .bind(expires)
-    .execute(app.db.pool())
+    .execute(app.db.relaxed())
     .await?;
+    drop(turn);
     if inserted.rows_affected() == 0 {
         return Err(Error::api(
             ErrorCode::ReplayedRequest,

@@ -11,7 +11,10 @@ use std::borrow::Cow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::sync::Arc;
+
 use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::Result;
 
@@ -53,8 +56,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    relaxed: AnyPool,
     backend: Backend,
     url: String,
+    writer: Arc<Mutex<()>>,
 }
 
 impl Db {
@@ -72,28 +77,76 @@ impl Db {
                 "must start with sqlite:// or postgres://",
             ));
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
+        let pool = Self::open(url, backend, max_connections.max(1), true).await?;
+        // Opened after the durable pool so that the SQLite file and its WAL mode exist.
+        // SQLite writes one at a time anyway; PostgreSQL runs the nonces of many requests
+        // in flight side by side.
+        let relaxed_max = match backend {
+            Backend::Sqlite => 2,
+            Backend::Postgres => (max_connections / 2).max(2),
+        };
+        let relaxed = Self::open(url, backend, relaxed_max, false).await?;
+        let db = Db {
+            pool,
+            relaxed,
+            backend,
+            url: url.to_owned(),
+            writer: Arc::new(Mutex::new(())),
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// One pool. `durable`: SQLite `synchronous=FULL` (every commit fsyncs the WAL) and
+    /// PostgreSQL's default `synchronous_commit`; otherwise SQLite `synchronous=NORMAL`
+    /// and `synchronous_commit = off`: a commit is in the WAL at once and on disk with the
+    /// next durable commit (the WAL is one ordered log, so that commit's flush covers it).
+    async fn open(url: &str, backend: Backend, max: u32, durable: bool) -> Result<AnyPool> {
+        Ok(AnyPoolOptions::new()
+            .max_connections(max)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=FULL").await?;
-                        conn.execute("PRAGMA busy_timeout=10000").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                    match (backend, durable) {
+                        (Backend::Sqlite, _) => {
+                            conn.execute("PRAGMA journal_mode=WAL").await?;
+                            conn.execute(if durable {
+                                "PRAGMA synchronous=FULL"
+                            } else {
+                                "PRAGMA synchronous=NORMAL"
+                            })
+                            .await?;
+                            conn.execute("PRAGMA busy_timeout=10000").await?;
+                            conn.execute("PRAGMA foreign_keys=ON").await?;
+                        }
+                        (Backend::Postgres, false) => {
+                            conn.execute("SET synchronous_commit = off").await?;
+                        }
+                        (Backend::Postgres, true) => {}
                     }
                     Ok(())
                 })
             })
             .connect(url)
-            .await?;
-        let db = Db {
-            pool,
-            backend,
-            url: url.to_owned(),
-        };
-        db.migrate().await?;
-        Ok(db)
+            .await?)
+    }
+
+    /// The pool for writes that need not be on disk before they are answered: a replay
+    /// nonce, the record of a duplicate notification (decision D19 in
+    /// `docs/decisions.md`). They become durable with the next durable commit.
+    pub fn relaxed(&self) -> &AnyPool {
+        &self.relaxed
+    }
+
+    /// On SQLite, the process-wide writer turn: SQLite has one writer at a time, and a
+    /// writer that finds the file locked sleeps in the busy handler (1, 2, 5, 10 ms ...)
+    /// instead of queueing. Taking this first makes the hot-path writers queue in order.
+    /// Take it before acquiring a connection, never while holding one (the pool could
+    /// otherwise be exhausted by tasks waiting for the turn). `None` on PostgreSQL.
+    pub async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -126,6 +179,12 @@ impl Db {
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.relaxed.close().await;
     }
 
     /// The engine.

@@ -85,6 +85,25 @@ impl EventHub {
         Ok(seq)
     }
 
+    /// On PostgreSQL, queues the cross-replica wake-up inside the caller's transaction
+    /// (`pg_notify` is delivered at commit, so no extra round trip and never before the
+    /// event is visible); call [`EventHub::wake_local`] after the commit.
+    pub async fn notify_in(conn: &mut sqlx::AnyConnection, device_id: &str) -> Result<()> {
+        if conn.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(device_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the streams of `device_id` in this process only.
+    pub fn wake_local(&self, device_id: &str) {
+        let _ = self.tx.send(device_id.to_owned());
+    }
+
     /// Wakes the streams of `device_id` on every replica.
     pub async fn wake(&self, device_id: &str) {
         let _ = self.tx.send(device_id.to_owned());

@@ -595,7 +595,12 @@ pub async fn pay(
             None => return Err(e),
         },
     };
-    sqlx::query(
+    // A fresh payment is sent at once: its row and the "sent" step commit together
+    // (one durable commit instead of two; the row alone is what recovery needs).
+    let will_send = tokens.is_some() && expires > now;
+    let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool().begin().await?;
+    let inserted = sqlx::query(
         "INSERT INTO payments (payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, currency, amount, description, \
          status, stage, expires_at, next_action_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'agreement', $6, $7, $8, $9, $10, 'pending', 'sending', $11, $12, $13, $13) ON CONFLICT DO NOTHING",
@@ -613,11 +618,54 @@ pub async fn pay(
     .bind(expires)
     .bind(now.saturating_add(grace))
     .bind(now)
-    .execute(app.db.pool())
-    .await?;
-    let p = load_payment_by_request(app, &prid)
-        .await?
-        .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted && will_send {
+        sqlx::query(
+            "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'pay', 'sent', $2)",
+        )
+        .bind(&payment_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    drop(turn);
+    let p = if inserted {
+        // Exactly the row just written: no need to read it back.
+        PaymentRow {
+            payment_id: payment_id.clone(),
+            payment_request_id: prid.clone(),
+            device_id: device_id.to_owned(),
+            app_id: req.app_id.clone(),
+            app_order_id: req.app_order_id.clone(),
+            product: "agreement".into(),
+            binding_id: Some(binding.binding_id.clone()),
+            wallet: wallet.as_str().to_owned(),
+            code_value: None,
+            currency: currency.code().to_owned(),
+            amount: money.minor().get(),
+            description: req.description.clone(),
+            status: "pending".into(),
+            stage: "sending".into(),
+            result_code: None,
+            result_message: None,
+            ams_payment_id: None,
+            refunded: 0,
+            receipt: None,
+            expires_at: expires,
+            next_action_at: now.saturating_add(grace),
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    } else {
+        load_payment_by_request(app, &prid)
+            .await?
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))?
+    };
     if p.amount != money.minor().get()
         || p.currency != currency.code()
         || p.binding_id.as_deref() != Some(binding.binding_id.as_str())
@@ -636,7 +684,9 @@ pub async fn pay(
         // Known, still pending, and these tokens no longer open: the engine finishes it.
         return Ok(p);
     };
-    app.db.step(&p.payment_id, "pay", "sent", now).await?;
+    if !inserted {
+        app.db.step(&p.payment_id, "pay", "sent", now).await?;
+    }
     let mut order = Order::new(&p.payment_id, &p.description, money.to_amount());
     order.env = Some(scanbind_ams::model::Env::web());
     let mut ams_req = PayRequest::agreement(
@@ -651,38 +701,36 @@ pub async fn pay(
     match ams_call(app, &ams_req).await {
         Ok(resp) => {
             let r = resp.result();
-            app.db
-                .step(
-                    &p.payment_id,
-                    "pay",
-                    &format!("{}/{}", r.result_status, r.result_code.as_str()),
-                    now_ms(),
-                )
-                .await?;
-            match r.result_status {
-                ResultStatus::S => {
-                    finalize_payment(
+            let answer = format!("{}/{}", r.result_status, r.result_code.as_str());
+            let fin = match r.result_status {
+                // The answer's step commits with the final state (one durable commit).
+                ResultStatus::S => Some((PaymentStatus::Succeeded, None, None)),
+                ResultStatus::F => Some((
+                    PaymentStatus::Failed,
+                    Some(r.result_code.as_str()),
+                    r.result_message.as_deref(),
+                )),
+                _ => None,
+            };
+            match fin {
+                Some((status, code, message)) => {
+                    if let Some(done) = transition_loaded(
                         app,
-                        &p.payment_id,
-                        PaymentStatus::Succeeded,
-                        None,
-                        None,
+                        &p,
+                        "pending",
+                        status,
+                        code,
+                        message,
                         resp.payment_id.as_deref(),
+                        Some(("pay", &answer)),
                     )
-                    .await?;
+                    .await?
+                    {
+                        return Ok(done);
+                    }
                 }
-                ResultStatus::F => {
-                    finalize_payment(
-                        app,
-                        &p.payment_id,
-                        PaymentStatus::Failed,
-                        Some(r.result_code.as_str()),
-                        r.result_message.as_deref(),
-                        resp.payment_id.as_deref(),
-                    )
-                    .await?;
-                }
-                _ => {
+                None => {
+                    app.db.step(&p.payment_id, "pay", &answer, now_ms()).await?;
                     schedule_inquiry(
                         app,
                         &p.payment_id,
@@ -887,6 +935,29 @@ pub async fn transition_payment(
     if p.status != from {
         return Ok(false);
     }
+    Ok(
+        transition_loaded(app, &p, from, status, code, message, ams_id, None)
+            .await?
+            .is_some(),
+    )
+}
+
+/// [`transition_payment`] for a payment already read (`p`; its immutable fields are what
+/// the receipt needs, and the `UPDATE ... WHERE status = from` decides). `step`, an AMS
+/// answer to record, commits in the same transaction, whether or not the transition
+/// happens. Returns the final row when this call made the change.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition_loaded(
+    app: &App,
+    p: &PaymentRow,
+    from: &str,
+    status: PaymentStatus,
+    code: Option<&str>,
+    message: Option<&str>,
+    ams_id: Option<&str>,
+    step: Option<(&str, &str)>,
+) -> Result<Option<PaymentRow>> {
+    let payment_id = p.payment_id.as_str();
     let receipt = Receipt {
         ver: 1,
         kind: ReceiptKind::Payment,
@@ -909,9 +980,19 @@ pub async fn transition_payment(
     };
     let jws = app.receipt_signer.sign(&receipt);
     let now = now_ms();
-    // The final state, its step and its event commit together: a crash cannot leave a
+    // The final state, its steps and its event commit together: a crash cannot leave a
     // final payment whose result the device never hears of.
+    let turn = app.db.write_turn().await;
     let mut tx = app.db.pool().begin().await?;
+    if let Some((step, outcome)) = step {
+        sqlx::query("INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, $2, $3, $4)")
+            .bind(payment_id)
+            .bind(step)
+            .bind(outcome)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
     let done = sqlx::query(
         "UPDATE payments SET status = $2, stage = 'done', result_code = $3, result_message = $4, ams_payment_id = COALESCE($5, ams_payment_id), \
          receipt = $6, lease_owner = NULL, lease_until = 0, updated_at = $7 WHERE payment_id = $1 AND status = $8",
@@ -928,7 +1009,22 @@ pub async fn transition_payment(
     .await?;
     if done.rows_affected() != 1 {
         tx.rollback().await?;
-        return Ok(false);
+        drop(turn);
+        if let Some((step, outcome)) = step {
+            // Someone else (usually the notification) made the payment final, durably;
+            // this answer's step is history only: the relaxed pool (D19).
+            let _turn = app.db.write_turn().await;
+            sqlx::query(
+                "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(payment_id)
+            .bind(step)
+            .bind(outcome)
+            .bind(now)
+            .execute(app.db.relaxed())
+            .await?;
+        }
+        return Ok(None);
     }
     sqlx::query("INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'final', $2, $3)")
         .bind(payment_id)
@@ -950,10 +1046,12 @@ pub async fn transition_payment(
         &Event::PaymentResult(payment_view(&fin)),
     )
     .await?;
+    crate::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
     tx.commit().await?;
-    app.hub.wake(&p.device_id).await;
+    drop(turn);
+    app.hub.wake_local(&p.device_id);
     info!(payment = %payment_id, status = status.as_str(), "payment final");
-    Ok(true)
+    Ok(Some(fin))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -348,14 +348,30 @@ pub struct ServerProc {
 
 impl ServerProc {
     pub fn spawn(env: &[(String, String)], log: &Path) -> ServerProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanbind-server"));
+        let bin = env!("CARGO_BIN_EXE_scanbind-server");
+        // Profiling hook: `SCANBIND_BENCH_WRAP="valgrind --tool=callgrind ..."` runs the
+        // server under that command (see server/README.md, "Benchmarks").
+        let wrap = std::env::var("SCANBIND_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(first) => {
+                let mut c = Command::new(first);
+                c.args(words).arg(bin);
+                // Its own process group, so that `terminate` reaches the wrapper and the
+                // server both.
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                c
+            }
+            None => Command::new(bin),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBIND_SERVER_") {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(env.iter().cloned())
-            .env("SCANBIND_LOG", "info,scanbind_server=debug")
+        // The default log level first, so that a caller's SCANBIND_LOG wins.
+        cmd.env("SCANBIND_LOG", "info,scanbind_server=debug")
+            .envs(env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
         let mut child = cmd.spawn().expect("spawn scanbind-server");
@@ -375,6 +391,30 @@ impl ServerProc {
             base: base.to_owned(),
             log: log.to_owned(),
         }
+    }
+
+    /// CPU time the process has used so far (user + system, clock ticks; Linux).
+    #[allow(dead_code)]
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
+    }
+
+    /// SIGTERM to the process group of a wrapped server (see `SCANBIND_BENCH_WRAP`), and
+    /// waits for the exit (a profiler wrapping the server writes its output then).
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.wait();
     }
 
     /// SIGKILL, as a crash.
