@@ -43,6 +43,7 @@ SYSTEM_PACKAGES=(
     man-db           # man: rendering the packaged man pages
     gcc              # cc: the C library example
     pkgconf          # pkg-config: the C example against the installed package
+    faketime         # libfaketime: the device clock skew cells of the reliability suite
 )
 
 # The Python interpreter the venv is made from: Debian's, the one python3-venv equips.
@@ -95,6 +96,7 @@ package_present() {
         man-db) command -v man >/dev/null ;;
         gcc) command -v cc >/dev/null ;;
         pkgconf) command -v pkg-config >/dev/null ;;
+        faketime) [[ -e "/usr/lib/$(uname -m)-linux-gnu/faketime/libfaketime.so.1" ]] ;;
         *) die "package_present: unknown package $1" ;;
     esac
 }

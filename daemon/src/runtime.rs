@@ -321,7 +321,14 @@ impl Daemon {
 
     async fn dispatch(&self, ev: LinkEvent) -> Result<()> {
         let envelope = match ev {
-            LinkEvent::Online => return self.set_connectivity(Connectivity::Online).await,
+            LinkEvent::Online => {
+                self.set_connectivity(Connectivity::Online).await?;
+                // The link was down: a payment whose request died with it never reached
+                // the server and will get no event. Re-drive every open entry with its
+                // same app order id (the server answers idempotently).
+                redrive_open_payments(&self.shared).await?;
+                return Ok(());
+            }
             LinkEvent::Connecting => {
                 return self.set_connectivity(Connectivity::Connecting).await;
             }
@@ -540,6 +547,15 @@ async fn after_online(
             }
         });
     }
+    // Coming online later (`serve`): the `Online` event that follows re-drives them.
+    if serve {
+        return Ok(());
+    }
+    redrive_open_payments(shared).await
+}
+
+/// Re-drives every open journal entry (`pending`, `sent`, `pending-unknown`).
+async fn redrive_open_payments(shared: &Arc<Shared>) -> Result<()> {
     let open = shared.journal(|j| j.open_entries()).await?;
     if !open.is_empty() {
         tracing::info!(count = open.len(), "reconciling open payments");

@@ -969,6 +969,11 @@ pub(crate) async fn settle_payment_with(
     let (before, after) = shared
         .journal(move |j| {
             let before = j.get(id)?.state;
+            // "Outcome unknown" after the result already arrived (the event stream won
+            // the race with a failing request): the known result stands.
+            if before.is_terminal() && t == Transition::PendingUnknown {
+                return Ok((before, j.get(id)?));
+            }
             Ok((before, j.advance_with(id, t, server_payment_id.as_deref())?))
         })
         .await?;

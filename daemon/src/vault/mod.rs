@@ -63,7 +63,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub(crate) struct Vault {
     service: String,
-    /// Sealed token blobs already stored or read, by account (docs/decisions.md D21):
+    /// Sealed token blobs already stored or read, by account (docs/decisions.md D20):
     /// a payment then needs no Secret Service session. Zeroed when dropped; the only
     /// persistent copy stays in the keyring. The device key is not cached (it is read
     /// once at start). A std mutex: held for a lookup, an insert or a removal.

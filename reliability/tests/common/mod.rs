@@ -1,0 +1,322 @@
+//! The app side of the suite: the `scanbindd` binary on a private bus with the
+//! session's gnome-keyring, and the D-Bus calls an app makes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use scanbind_ipc::{Binding1Proxy, Daemon1Proxy, Payment1Proxy, PaymentState};
+use scanbind_reliability::world::World;
+use zbus::proxy::CacheProperties;
+
+pub use scanbindd::test_util::{PrivateBus, require_secret_service};
+
+/// Bound on every wait (a hung run fails; never a timing assertion).
+pub const GUARD: Duration = Duration::from_secs(90);
+
+/// `scanbindd` as a child process.
+pub struct DaemonProc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl DaemonProc {
+    /// Serves on `bus` against `server`, with extra environment (e.g. a crash point).
+    pub fn spawn(bus: &str, server: &str, state_dir: &Path, env: &[(&str, &str)]) -> DaemonProc {
+        Self::spawn_logged(bus, server, state_dir, env, "info,scanbindd=debug")
+    }
+
+    /// As `spawn`, at the given log level.
+    pub fn spawn_logged(
+        bus: &str,
+        server: &str,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+        log_level: &str,
+    ) -> DaemonProc {
+        let bins = scanbind_reliability::bins::binaries();
+        let log = state_dir.join("scanbindd.log");
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        use std::io::Write as _;
+        writeln!(log_file, "--- scanbindd {env:?}").unwrap();
+        let mut child = Command::new(&bins.daemon)
+            .env_remove("SCANBINDD_CRASH_AT")
+            .args(["--address", bus, "--server", server, "--state-dir"])
+            .arg(state_dir)
+            .envs(env.iter().copied())
+            .env("SCANBIND_LOG", log_level)
+            .env(
+                "SCANBIND_VAULT_SERVICE",
+                format!("io.scanbind.Daemon.reliability.{}", state_dir.display()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn scanbindd");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "scanbindd did not start ({line:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        DaemonProc { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to end by itself (a crash point).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn connect(bus: &PrivateBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address())
+        .unwrap()
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Binds `ALIPAY_HK` through the sandbox's scan as `user` (or the default user);
+/// returns the binding's path.
+pub async fn bind(
+    world: &World,
+    conn: &zbus::Connection,
+    d: &Daemon1Proxy<'_>,
+) -> zvariant::OwnedObjectPath {
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut bound = binding.receive_completed().await.unwrap();
+    world
+        .scan(&binding.code_value().await.unwrap(), "approve")
+        .await;
+    let signal = tokio::time::timeout(GUARD, bound.next())
+        .await
+        .expect("no Binding Completed within the guard time")
+        .unwrap();
+    assert_eq!(signal.args().unwrap().state, "bound");
+    path
+}
+
+/// A payment proxy that does not cache properties.
+pub async fn payment_proxy(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> Payment1Proxy<'static> {
+    Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Follows the payment at `path` until it is settled (subscribes to `Completed`
+/// first). Returns the proxy and the final state.
+pub async fn settle(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> (Payment1Proxy<'static>, String) {
+    let payment = payment_proxy(conn, path).await;
+    let mut completed = payment.receive_completed().await.unwrap();
+    let now: PaymentState = payment.state().await.unwrap().parse().unwrap();
+    if now.is_terminal() {
+        return (payment, now.as_str().to_owned());
+    }
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .expect("no Payment Completed within the guard time")
+        .unwrap();
+    let state = signal.args().unwrap().state.to_string();
+    (payment, state)
+}
+
+/// Waits (bounded) until `f` holds, re-checking on a short interval: only to observe
+/// other processes from outside, never for readiness of our own.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let r = tokio::time::timeout(GUARD, async {
+        loop {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "gave up waiting for {what}");
+}
+
+/// Journal rows of one order: (state, delivered).
+pub fn journal_of(state_dir: &Path, order: &str) -> Option<(String, i64)> {
+    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).ok()?;
+    conn.query_row(
+        "SELECT state, delivered FROM payments WHERE order_id = ?1",
+        [order],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+/// Every ledger payment with `moneyMovements` per `paymentRequestId`.
+pub fn movements(ledger: &serde_json::Value) -> Vec<(String, String, i64)> {
+    ledger["payments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["paymentRequestId"].as_str().unwrap_or("").to_owned(),
+                        p["status"].as_str().unwrap_or("").to_owned(),
+                        p["moneyMovements"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The whole system for one test: world (sandbox + keys + DB), server, private bus,
+/// daemon, and the app's connection.
+pub struct Rig {
+    pub world: World,
+    pub server: Option<scanbind_reliability::server::ServerProc>,
+    pub bus: PrivateBus,
+    pub state: tempfile::TempDir,
+    pub daemon: Option<DaemonProc>,
+    pub conn: zbus::Connection,
+    pub server_extra: Vec<(String, String)>,
+}
+
+impl Rig {
+    /// Starts everything; the server listens on a fixed loopback port so that it can be
+    /// restarted where the daemon expects it.
+    pub async fn new(world: World, server_extra: &[(&str, &str)]) -> Rig {
+        tokio::task::block_in_place(scanbind_reliability::bins::binaries);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut extra: Vec<(String, String)> = server_extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        extra.push((
+            "SCANBIND_SERVER_SERVER_LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        ));
+        let bus = PrivateBus::without_services().unwrap();
+        let conn = connect(&bus).await;
+        let mut rig = Rig {
+            world,
+            server: None,
+            bus,
+            state: tempfile::tempdir().unwrap(),
+            daemon: None,
+            conn,
+            server_extra: extra,
+        };
+        rig.start_server();
+        rig.start_daemon(&[]);
+        rig
+    }
+
+    pub fn start_server(&mut self) {
+        let extra: Vec<(&str, &str)> = self
+            .server_extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.server = Some(self.world.spawn_server(&extra, "info"));
+    }
+
+    pub fn server_base(&self) -> String {
+        let (_, listen) = self
+            .server_extra
+            .iter()
+            .find(|(k, _)| k == "SCANBIND_SERVER_SERVER_LISTEN")
+            .unwrap();
+        format!("http://{listen}")
+    }
+
+    pub fn start_daemon(&mut self, env: &[(&str, &str)]) {
+        self.daemon = None;
+        let base = self.server_base();
+        self.daemon = Some(DaemonProc::spawn(
+            self.bus.address(),
+            &base,
+            self.state.path(),
+            env,
+        ));
+    }
+
+    pub async fn daemon1(&self) -> Daemon1Proxy<'static> {
+        Daemon1Proxy::new(&self.conn).await.unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        let d = self
+            .daemon
+            .as_ref()
+            .map(DaemonProc::logs)
+            .unwrap_or_default();
+        let s = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
+        let tail = |t: &str| {
+            let from = t.len().saturating_sub(6000);
+            let from = (from..t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
+            t[from..].to_owned()
+        };
+        format!("--- daemon\n{}\n--- server\n{}", tail(&d), tail(&s))
+    }
+}
+
+/// Waits (bounded) until the daemon's link to the server is `online` again (after the
+/// server restarted): what an app does on `Offline`.
+pub async fn wait_online(d: &Daemon1Proxy<'_>) {
+    eventually("the daemon to be online", || async {
+        d.get_status(HashMap::new())
+            .await
+            .ok()
+            .and_then(|s| s.get("connectivity").and_then(|v| v.try_clone().ok()))
+            .and_then(|v| String::try_from(v).ok())
+            .is_some_and(|c| c == "online")
+    })
+    .await;
+}

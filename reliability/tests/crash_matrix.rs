@@ -1,0 +1,437 @@
+//! Issue 10 §1, the crash matrix for the merchant server and PostgreSQL: `kill -9` of
+//! the `scanbind-server` process, or of the whole PostgreSQL cluster, at each step of
+//! bind, pay and refund, then a restart. The steps are reached deterministically by
+//! parking the flow with a sandbox fault and observing the wallet from outside (the
+//! server has no crash-point hook), plus timed kills right after `Pay` returns.
+//! After the restart: the app sees a final state, exactly the final state the wallet's
+//! ledger agrees with (`succeeded` ⇔ money moved once), the payment is in the app's
+//! unfinished list exactly once until it calls `Finish`, and never a second charge.
+//! The daemon's own kill -9 cells are `daemon/tests/e2e.rs`
+//! `kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once`.
+//!
+//! Runs per cell: 1 in `cargo test`, 50 with `SCANBIND_RELIABILITY_FULL=1`
+//! (`scripts/reliability`); `SCANBIND_RELIABILITY_RUNS=N` overrides.
+//! Needs `KEYRING_SS_TEST=1` and, for the PostgreSQL cells, `PG_BIN_DIR`.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use common::{GUARD, Rig, bind, eventually, require_secret_service, settle};
+use futures_util::StreamExt as _;
+use scanbind_ipc::{Binding1Proxy, Daemon1Proxy};
+use scanbind_reliability::world::{World, WorldOptions};
+use serde_json::json;
+use zbus::proxy::CacheProperties;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    Server,
+    Postgres,
+}
+
+async fn rig(victim: Victim) -> Rig {
+    let world = World::new(WorldOptions {
+        postgres: victim == Victim::Postgres,
+        time_scale: Some(0.001),
+        ..WorldOptions::default()
+    })
+    .await;
+    let rig = Rig::new(world, &[("SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS", "3000")]).await;
+    let d = rig.daemon1().await;
+    bind(&rig.world, &rig.conn, &d).await;
+    rig
+}
+
+/// `kill -9` of the victim, then its restart (same port, same database).
+fn crash(rig: &mut Rig, victim: Victim) {
+    match victim {
+        Victim::Server => {
+            rig.server.take().expect("a server").kill_9();
+            rig.start_server();
+        }
+        Victim::Postgres => {
+            let pg = rig.world.pg.as_ref().expect("a cluster");
+            pg.kill_9().unwrap();
+            pg.restart().unwrap();
+        }
+    }
+}
+
+async fn ledger_ids(rig: &Rig) -> BTreeSet<String> {
+    common::movements(&rig.world.ledger().await)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
+async fn clear_faults(rig: &Rig) {
+    let _ = rig
+        .world
+        .http
+        .delete(format!(
+            "{}/sandbox/v1/faults",
+            rig.world.sandbox.base_url()
+        ))
+        .send()
+        .await;
+}
+
+/// Whether every armed call fault has fired (the parked call reached the wallet).
+async fn faults_consumed(rig: &Rig) -> bool {
+    let f = rig.world.control("/sandbox/v1/faults").await;
+    f["calls"].as_array().is_some_and(Vec::is_empty)
+}
+
+/// The after-restart checks of one pay run: final state, ledger, delivered once.
+async fn check_payment(
+    rig: &Rig,
+    cell: &str,
+    before: &BTreeSet<String>,
+    p: &zvariant::OwnedObjectPath,
+    want: Option<&str>,
+) -> String {
+    let (payment, state) =
+        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, p))
+            .await
+            .unwrap_or_else(|_| panic!("{cell}: not final after the restart\n{}", rig.logs()));
+    let added: Vec<(String, String, i64)> = common::movements(&rig.world.ledger().await)
+        .into_iter()
+        .filter(|(id, _, _)| !before.contains(id))
+        .collect();
+    let moved: i64 = added.iter().map(|(_, _, m)| m).sum();
+    assert!(
+        added.len() <= 1,
+        "{cell}: two AMS payments for one order: {added:?}"
+    );
+    match state.as_str() {
+        "succeeded" => assert_eq!(moved, 1, "{cell}: charged {moved} times\n{}", rig.logs()),
+        _ => assert_eq!(moved, 0, "{cell}: {state} but charged\n{}", rig.logs()),
+    }
+    if let Some(want) = want {
+        assert_eq!(state, want, "{cell}\n{}", rig.logs());
+    }
+    // Delivered exactly once: in the unfinished list once, gone after Finish.
+    let d = rig.daemon1().await;
+    let mut unfinished = HashMap::new();
+    unfinished.insert("unfinished", zvariant::Value::from(true));
+    let open = d.list_payments(unfinished.clone()).await.unwrap();
+    let mine = open.iter().filter(|x| &x.payment == p).count();
+    if state != "succeeded" {
+        assert_eq!(mine, 0, "{cell}: a {state} payment has nothing to deliver");
+        return state;
+    }
+    assert_eq!(mine, 1, "{cell}: the result is to deliver exactly once");
+    payment.finish(HashMap::new()).await.unwrap();
+    let open = d.list_payments(unfinished).await.unwrap();
+    assert!(
+        open.iter().all(|x| &x.payment != p),
+        "{cell}: still unfinished after Finish"
+    );
+    state
+}
+
+/// Pay: the AMS call was sent and taken (money moved), its answer never comes; kill.
+async fn pay_sent_processed(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    let cell = format!("{victim:?} pay ams-sent-processed #{run}");
+    let before = ledger_ids(rig).await;
+    rig.world
+        .arm_fault(json!({"endpoint":"pay","kind":"hang","processed":true}))
+        .await;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("c1-{victim:?}-{run}"),
+            1000 + run as i64,
+            "HKD",
+            "x",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the wallet to record the payment", || async {
+        ledger_ids(rig).await.len() > before.len()
+    })
+    .await;
+    crash(rig, victim);
+    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
+    clear_faults(rig).await;
+    s
+}
+
+/// Pay: the AMS call reached the wallet but was not taken, no answer; kill.
+async fn pay_sent_unprocessed(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    let cell = format!("{victim:?} pay ams-sent-unprocessed #{run}");
+    let before = ledger_ids(rig).await;
+    rig.world
+        .arm_fault(json!({"endpoint":"pay","kind":"hang","processed":false}))
+        .await;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("c2-{victim:?}-{run}"),
+            2000 + run as i64,
+            "HKD",
+            "x",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the pay call to reach the wallet", || faults_consumed(rig)).await;
+    crash(rig, victim);
+    let s = check_payment(rig, &cell, &before, &p, None).await;
+    clear_faults(rig).await;
+    s
+}
+
+/// Pay: the wallet answered PAYMENT_IN_PROCESS; the server is inquiring; kill.
+async fn pay_in_process(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    let cell = format!("{victim:?} pay in-process #{run}");
+    let before = ledger_ids(rig).await;
+    rig.world
+        .arm_fault(json!({"endpoint":"pay","kind":"in_process","after_inquiries":3}))
+        .await;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("c3-{victim:?}-{run}"),
+            3000 + run as i64,
+            "HKD",
+            "x",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the wallet to record the payment", || async {
+        ledger_ids(rig).await.len() > before.len()
+    })
+    .await;
+    crash(rig, victim);
+    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
+    clear_faults(rig).await;
+    s
+}
+
+/// Pay: a kill at a varying moment (0–45 ms) after `Pay` returned.
+async fn pay_timed(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    let cell = format!("{victim:?} pay timed-kill #{run}");
+    let before = ledger_ids(rig).await;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("c4-{victim:?}-{run}"),
+            4000 + run as i64,
+            "HKD",
+            "x",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    // The one deliberate delay: it picks the kill moment, it does not wait for anything.
+    tokio::time::sleep(Duration::from_millis((run as u64 * 7) % 46)).await;
+    crash(rig, victim);
+    check_payment(rig, &cell, &before, &p, None).await
+}
+
+/// Refund: the AMS refund was sent and taken, its answer never comes; kill.
+async fn refund_sent_processed(
+    rig: &mut Rig,
+    victim: Victim,
+    run: usize,
+    base: &zvariant::OwnedObjectPath,
+) -> String {
+    let cell = format!("{victim:?} refund ams-sent-processed #{run}");
+    let refunds = |l: &serde_json::Value| -> i64 {
+        l["refunds"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["moneyMovements"].as_i64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    common::wait_online(&rig.daemon1().await).await;
+    let moved_before = refunds(&rig.world.ledger().await);
+    rig.world
+        .arm_fault(json!({"endpoint":"refund","kind":"hang","processed":true}))
+        .await;
+    let payment = common::payment_proxy(&rig.conn, base).await;
+    let rid = format!("cr-{victim:?}-{run}");
+    let conn = rig.conn.clone();
+    let (b, r) = (base.clone(), rid.clone());
+    let call = tokio::spawn(async move {
+        let payment = common::payment_proxy(&conn, &b).await;
+        let mut o = HashMap::new();
+        o.insert("refund-id", zvariant::Value::from(r.as_str()));
+        payment.request_refund(1, "crash", o).await
+    });
+    eventually("the wallet to record the refund", || async {
+        refunds(&rig.world.ledger().await) > moved_before
+    })
+    .await;
+    crash(rig, victim);
+    let first = tokio::time::timeout(GUARD, call)
+        .await
+        .expect("RequestRefund hung")
+        .unwrap();
+    // The app retries the same refund id until it is final.
+    let mut state = String::new();
+    tokio::time::timeout(GUARD, async {
+        loop {
+            let mut o = HashMap::new();
+            o.insert("refund-id", zvariant::Value::from(rid.as_str()));
+            match payment.request_refund(1, "crash", o).await {
+                Ok((_, s)) if s == "succeeded" || s == "failed" => {
+                    state = s;
+                    return;
+                }
+                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{cell}: the refund never settled (first answer {first:?})\n{}",
+            rig.logs()
+        )
+    });
+    let moved = refunds(&rig.world.ledger().await) - moved_before;
+    assert_eq!(state, "succeeded", "{cell}");
+    assert_eq!(moved, 1, "{cell}: refunded {moved} times");
+    clear_faults(rig).await;
+    state
+}
+
+/// Bind: the user approved while the victim was down (the wallet's notification
+/// retries reach the restarted server).
+async fn bind_approved_while_down(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    let cell = format!("{victim:?} bind approved-while-down #{run}");
+    let d: Daemon1Proxy<'_> = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(&rig.conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut done = binding.receive_completed().await.unwrap();
+    let code = binding.code_value().await.unwrap();
+    match victim {
+        Victim::Server => {
+            rig.server.take().unwrap().kill_9();
+            rig.world.scan(&code, "approve").await;
+            rig.start_server();
+        }
+        Victim::Postgres => {
+            let pg = rig.world.pg.as_ref().unwrap();
+            pg.kill_9().unwrap();
+            rig.world.scan(&code, "approve").await;
+            pg.restart().unwrap();
+        }
+    }
+    let signal = tokio::time::timeout(GUARD, done.next())
+        .await
+        .unwrap_or_else(|_| panic!("{cell}: no Binding Completed\n{}", rig.logs()))
+        .unwrap();
+    let state = signal.args().unwrap().state.to_string();
+    assert_eq!(state, "bound", "{cell}\n{}", rig.logs());
+    // Back to one binding for the next run.
+    d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
+    state
+}
+
+/// The pay cells, `runs` times each, on one rig.
+async fn pay_cells(victim: Victim, runs: usize) -> Vec<String> {
+    let mut rig = rig(victim).await;
+    let mut out = Vec::new();
+    for run in 0..runs {
+        out.push(format!(
+            "pay ams-sent-processed: {}",
+            pay_sent_processed(&mut rig, victim, run).await
+        ));
+        out.push(format!(
+            "pay ams-sent-unprocessed: {}",
+            pay_sent_unprocessed(&mut rig, victim, run).await
+        ));
+        out.push(format!(
+            "pay in-process: {}",
+            pay_in_process(&mut rig, victim, run).await
+        ));
+        out.push(format!(
+            "pay timed-kill: {}",
+            pay_timed(&mut rig, victim, run).await
+        ));
+    }
+    no_double_charge(&rig).await;
+    out
+}
+
+/// The refund and bind cells, `runs` times each, on another rig.
+async fn refund_and_bind_cells(victim: Victim, runs: usize) -> Vec<String> {
+    let mut rig = rig(victim).await;
+    let d = rig.daemon1().await;
+    let base = d
+        .pay("c-base", 100_000, "HKD", "refund base", HashMap::new())
+        .await
+        .unwrap();
+    let (_, st) = settle(&rig.conn, &base).await;
+    assert_eq!(st, "succeeded");
+    let mut out = Vec::new();
+    for run in 0..runs {
+        out.push(format!(
+            "refund ams-sent-processed: {}",
+            refund_sent_processed(&mut rig, victim, run, &base).await
+        ));
+    }
+    // Each bind run unbinds again at its end.
+    for run in 0..runs {
+        out.push(format!(
+            "bind approved-while-down: {}",
+            bind_approved_while_down(&mut rig, victim, run).await
+        ));
+    }
+    no_double_charge(&rig).await;
+    out
+}
+
+async fn no_double_charge(rig: &Rig) {
+    let ledger = rig.world.ledger().await;
+    for (id, _, m) in common::movements(&ledger) {
+        assert!(m <= 1, "{id} charged {m} times");
+    }
+}
+
+async fn matrix(victim: Victim) {
+    require_secret_service();
+    let runs = scanbind_reliability::runs_per_cell(1);
+    let (a, b) = tokio::join!(pay_cells(victim, runs), refund_and_bind_cells(victim, runs));
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for k in a.into_iter().chain(b) {
+        *counts.entry(k).or_default() += 1;
+    }
+    let mut lines: Vec<String> = counts
+        .into_iter()
+        .map(|(k, v)| format!("| {victim:?} | {k} | {v} |"))
+        .collect();
+    lines.sort();
+    eprintln!("crash matrix ({runs} runs per cell):\n{}", lines.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_server_at_every_step() {
+    matrix(Victim::Server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_postgresql_at_every_step() {
+    matrix(Victim::Postgres).await;
+}
