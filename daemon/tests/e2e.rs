@@ -385,6 +385,28 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     assert_eq!(movements, [1], "{ledger}");
 }
 
+/// Pays `amount` HKD for `order` and asserts it succeeds (the daemon's log on failure).
+async fn pay_and_expect_success(
+    conn: &zbus::Connection,
+    d: &Daemon1Proxy<'_>,
+    order: &str,
+    amount: i64,
+    daemon: &DaemonProc,
+) -> Payment1Proxy<'static> {
+    let p = d
+        .pay(order, amount, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(conn, &p).await;
+    assert_eq!(
+        payment.state().await.unwrap(),
+        "succeeded",
+        "{}",
+        daemon.logs()
+    );
+    payment
+}
+
 /// A proxy of the binding at `path` that does not cache properties.
 async fn binding_proxy(
     conn: &zbus::Connection,
@@ -840,17 +862,7 @@ async fn the_same_interface_on_a_peer_to_peer_socket() {
         "online"
     );
     let path = bind(&world, &conn, &d).await;
-    let p = d
-        .pay("p2p-order", 250, "HKD", "Coins", HashMap::new())
-        .await
-        .unwrap();
-    let (payment, _) = settled_payment(&conn, &p).await;
-    assert_eq!(
-        payment.state().await.unwrap(),
-        "succeeded",
-        "{}",
-        daemon.logs()
-    );
+    let payment = pay_and_expect_success(&conn, &d, "p2p-order", 250, &daemon).await;
     assert_eq!(payment.binding().await.unwrap(), path);
     let exe = std::fs::read_link("/proc/self/exe").unwrap();
     let keys: ReceiptKeySet = receipt_keys(&world, &server.base).await;
@@ -890,17 +902,7 @@ async fn one_process_gives_the_whole_system_with_dev() {
         .expect("no Binding Completed")
         .unwrap();
     assert_eq!(signal.args().unwrap().state, "bound", "{}", daemon.logs());
-    let p = d
-        .pay("dev-order", 1200, "HKD", "Coins", HashMap::new())
-        .await
-        .unwrap();
-    let (payment, _) = settled_payment(&conn, &p).await;
-    assert_eq!(
-        payment.state().await.unwrap(),
-        "succeeded",
-        "{}",
-        daemon.logs()
-    );
+    pay_and_expect_success(&conn, &d, "dev-order", 1200, &daemon).await;
     let ledger: serde_json::Value = http
         .get(format!("{sandbox}/sandbox/v1/ledger"))
         .send()
@@ -933,17 +935,7 @@ async fn tokens_are_refreshed_before_they_expire() {
     })
     .await;
     // The first access token has expired by now; paying works with the refreshed one.
-    let p = d
-        .pay("after-refresh", 100, "HKD", "Coins", HashMap::new())
-        .await
-        .unwrap();
-    let (payment, _) = settled_payment(&conn, &p).await;
-    assert_eq!(
-        payment.state().await.unwrap(),
-        "succeeded",
-        "{}",
-        daemon.logs()
-    );
+    pay_and_expect_success(&conn, &d, "after-refresh", 100, &daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1004,17 +996,7 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
         daemon.logs()
     );
     bind(&world, &conn, &d).await;
-    let p = d
-        .pay("online-1", 100, "HKD", "Coins", HashMap::new())
-        .await
-        .unwrap();
-    let (payment, _) = settled_payment(&conn, &p).await;
-    assert_eq!(
-        payment.state().await.unwrap(),
-        "succeeded",
-        "{}",
-        daemon.logs()
-    );
+    pay_and_expect_success(&conn, &d, "online-1", 100, &daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

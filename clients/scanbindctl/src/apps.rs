@@ -28,7 +28,7 @@ pub enum AppsCommand {
     List,
     /// Let an app charge (optionally only some wallets).
     Allow {
-        /// The app id: executable path, flatpak:<id> or snap:<name>.
+        /// The app id: executable path, flatpak:ID or snap:NAME.
         app: String,
         /// Only these wallets (repeat), e.g. --wallet ALIPAY_HK.
         #[arg(long = "wallet")]
