@@ -42,6 +42,10 @@ pub(crate) struct ServerLink {
     base: Arc<str>,
     key: Arc<DeviceKey>,
     provisioning_token: Option<Arc<zeroize::Zeroizing<String>>>,
+    /// Seconds to add to this device's clock to get the server's, learnt from the
+    /// server's `Date` header when it refused a request as `stale_request` (a TV's
+    /// clock may be far off; requests are signed with the server's time).
+    clock_offset: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl fmt::Debug for ServerLink {
@@ -69,6 +73,7 @@ impl ServerLink {
             base: base.trim_end_matches('/').into(),
             key: Arc::new(key),
             provisioning_token: provisioning_token.map(|t| Arc::new(zeroize::Zeroizing::new(t))),
+            clock_offset: Arc::default(),
         })
     }
 
@@ -161,11 +166,8 @@ impl ServerLink {
             None => "/v1/events".to_owned(),
         };
         let resp = self
-            .signed("GET", &path, Vec::new())?
-            .send()
-            .await
-            .map_err(Error::ServerUnreachable)?;
-        let resp = check(resp).await?;
+            .send_adjusting_clock(|| self.signed("GET", &path, Vec::new()))
+            .await?;
         let resume_after = resp
             .headers()
             .get("x-scanbind-resume-after")
@@ -180,9 +182,13 @@ impl ServerLink {
 
     fn signed(&self, method: &str, path: &str, body: Vec<u8>) -> Result<reqwest::RequestBuilder> {
         let nonce = new_nonce().map_err(Error::DeviceKey)?;
-        let headers = self
-            .key
-            .sign_request(method, path, unix_now(), &nonce, &body);
+        let headers = self.key.sign_request(
+            method,
+            path,
+            unix_now() + self.clock_offset.load(std::sync::atomic::Ordering::Relaxed),
+            &nonce,
+            &body,
+        );
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::ServerProtocol(format!("bad method {method}")))?;
         let mut rb = self
@@ -194,6 +200,41 @@ impl ServerLink {
             rb = rb.header(name, value);
         }
         Ok(rb)
+    }
+
+    /// Sends a request (built fresh for each try: new time, new nonce); when the server
+    /// refuses it as `stale_request`, learns the clock offset from its `Date` header
+    /// and tries once more.
+    async fn send_adjusting_clock(
+        &self,
+        build: impl Fn() -> Result<reqwest::RequestBuilder>,
+    ) -> Result<reqwest::Response> {
+        let mut adjusted = false;
+        loop {
+            let resp = build()?.send().await.map_err(Error::ServerUnreachable)?;
+            let server_time = resp
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
+            match check(resp).await {
+                Err(Error::ServerRejected { code, .. })
+                    if code == "stale_request" && !adjusted && server_time.is_some() =>
+                {
+                    let offset = server_time.unwrap_or_default() - unix_now();
+                    self.clock_offset
+                        .store(offset, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        offset_seconds = offset,
+                        "this device's clock is off the server's; signing with the server's time"
+                    );
+                    adjusted = true;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -208,12 +249,12 @@ impl ServerLink {
             None => Vec::new(),
         };
         let resp = self
-            .signed(method, path, bytes)?
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(Error::ServerUnreachable)?;
-        let resp = check(resp).await?;
+            .send_adjusting_clock(|| {
+                Ok(self
+                    .signed(method, path, bytes.clone())?
+                    .timeout(REQUEST_TIMEOUT))
+            })
+            .await?;
         let text = resp.bytes().await.map_err(Error::ServerUnreachable)?;
         serde_json::from_slice(&text)
             .map_err(|e| Error::ServerProtocol(format!("{method} {path}: {e}")))

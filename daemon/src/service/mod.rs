@@ -169,6 +169,9 @@ pub(crate) struct Shared {
     pub(crate) busy: std::sync::atomic::AtomicUsize,
     /// The per-app payment policy (re-read when its file changes).
     pub(crate) policy: crate::policy::PolicySource,
+    /// Payments being driven by a task right now (one driver per payment). A std
+    /// mutex: held for an insert or a removal.
+    pub(crate) driving: Mutex<std::collections::HashSet<i64>>,
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
@@ -211,6 +214,7 @@ impl Shared {
             last_call: Mutex::new(std::time::Instant::now()),
             busy: std::sync::atomic::AtomicUsize::new(0),
             policy: crate::policy::PolicySource::new(policy),
+            driving: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -806,8 +810,32 @@ async fn serve_payment(
 /// server answers idempotently (never a second charge).
 pub(crate) async fn execute_payment(shared: &Shared, id: i64) -> Result<()> {
     use std::sync::atomic::Ordering;
+    // One driver per payment: a re-drive while one runs is a no-op.
+    if !lock(&shared.driving).insert(id) {
+        return Ok(());
+    }
     shared.busy.fetch_add(1, Ordering::SeqCst);
-    let result = drive_payment(shared, id).await;
+    let mut attempt = 0_u32;
+    let result = loop {
+        if let Err(e) = drive_payment(shared, id).await {
+            break Err(e);
+        }
+        // Outcome still unknown (the request failed, the server answered 5xx, or the
+        // wallet is still processing): ask again, with the same app order id, after a
+        // capped back-off, until a result arrives here or by the event stream. A
+        // payment is never left in limbo waiting for an event that may never come.
+        match shared.journal(move |j| j.get(id)).await {
+            Ok(e) if e.state == JournalState::PendingUnknown => {
+                let wait = crate::server::backoff(attempt, 0);
+                attempt = attempt.saturating_add(1);
+                tracing::debug!(payment = id, ?wait, "outcome unknown; asking again");
+                tokio::time::sleep(wait).await;
+            }
+            Ok(_) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    lock(&shared.driving).remove(&id);
     shared.busy.fetch_sub(1, Ordering::SeqCst);
     shared.touch();
     result
