@@ -22,6 +22,8 @@ use zbus::proxy::CacheProperties;
 async fn connect(bus: &PrivateBus) -> zbus::Connection {
     zbus::connection::Builder::address(bus.address())
         .unwrap()
+        // A daemon that never answers fails the test instead of hanging it.
+        .method_timeout(GUARD)
         .build()
         .await
         .unwrap()
@@ -959,8 +961,13 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
         .await
         .unwrap();
     assert_eq!(d.connectivity().await.unwrap(), "offline");
-    // A caching proxy follows PropertiesChanged.
-    let watcher = Daemon1Proxy::new(&conn).await.unwrap();
+    // A caching proxy follows PropertiesChanged; cached upfront, so it is subscribed
+    // before this returns (a lazily caching one can miss an early change).
+    let watcher = Daemon1Proxy::builder(&conn)
+        .cache_properties(CacheProperties::Yes)
+        .build()
+        .await
+        .unwrap();
     let mut changes = watcher.receive_connectivity_changed().await;
     let err = d
         .pay("offline-1", 100, "HKD", "Coins", HashMap::new())
@@ -1072,6 +1079,7 @@ async fn pay_by_code(
     let watcher = Payment1Proxy::builder(conn)
         .path(p.clone())
         .unwrap()
+        .cache_properties(CacheProperties::Yes)
         .build()
         .await
         .unwrap();

@@ -175,12 +175,15 @@ pub(crate) struct Shared {
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
-/// `SCANBINDD_CRASH_AT` names this point, the process aborts here at once, without
-/// unwinding or flushing anything, as if killed.
+/// `SCANBINDD_CRASH_AT` names this point, the process sends itself `SIGKILL` here:
+/// exactly `kill -9`, without unwinding, flushing or a core dump (an abort could wait
+/// on the system's core dump handler).
 pub(crate) fn crash_point(name: &str) {
     #[cfg(feature = "test-util")]
     if std::env::var("SCANBINDD_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("scanbindd: crash point {name}");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         std::process::abort();
     }
     #[cfg(not(feature = "test-util"))]

@@ -19,10 +19,43 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ams/tests/fixtur
 /// Bound on every wait (a hung test fails; never a timing assertion).
 pub const GUARD: Duration = Duration::from_secs(60);
 
+/// The first line `out` prints, or a panic naming `what` when none comes within
+/// [`GUARD`] (a process that hangs at start fails the test instead of hanging it).
+pub fn first_line(out: std::process::ChildStdout, what: &str, log: &Path) -> String {
+    lines_within(out, 1, what, log).remove(0)
+}
+
+/// The first `n` lines of `out` within [`GUARD`].
+pub fn lines_within(
+    out: std::process::ChildStdout,
+    n: usize,
+    what: &str,
+    log: &Path,
+) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(out);
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            lines.push(line);
+        }
+        let _ = tx.send(lines);
+    });
+    rx.recv_timeout(GUARD).unwrap_or_else(|_| {
+        panic!(
+            "{what} printed nothing within {GUARD:?}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    })
+}
+
 pub fn http() -> reqwest::Client {
     scanbind_ams::client::http_client_builder(Vec::new())
         .unwrap()
         .no_proxy()
+        .timeout(GUARD)
         .build()
         .unwrap()
 }
@@ -270,8 +303,7 @@ impl ServerProc {
         let mut child = cmd.spawn().expect("spawn scanbind-server");
         let stdout = child.stdout.take().unwrap();
         // Readiness: the server prints this line once its socket accepts.
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let line = first_line(stdout, "scanbind-server", log);
         let Some(base) = line.trim().strip_prefix("listening on ") else {
             let _ = child.kill();
             panic!(
@@ -338,8 +370,7 @@ impl DaemonProc {
             .spawn()
             .expect("spawn scanbindd");
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let line = first_line(stdout, "scanbindd", &log);
         if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
             let _ = child.kill();
             let _ = child.wait();
@@ -373,11 +404,9 @@ impl DaemonProc {
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .expect("spawn scanbindd --dev");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let mut ready = String::new();
-        out.read_line(&mut ready).unwrap();
+        let mut lines = lines_within(child.stdout.take().unwrap(), 2, "scanbindd --dev", &log);
+        let ready = lines.pop().unwrap();
+        let first = lines.pop().unwrap();
         let proc = DaemonProc { child, log };
         let sandbox = first
             .split_whitespace()
@@ -393,9 +422,14 @@ impl DaemonProc {
         }
     }
 
-    /// Waits for the process to end by itself (a crash point); its exit status.
+    /// Waits for the process to end by itself (a crash point); its exit status. A
+    /// process still running after [`GUARD`] fails the test with its log.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
+        use wait_timeout::ChildExt as _;
+        match self.child.wait_timeout(GUARD).unwrap() {
+            Some(status) => status,
+            None => panic!("scanbindd did not exit within {GUARD:?}: {}", self.logs()),
+        }
     }
 }
 
