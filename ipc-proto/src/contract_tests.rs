@@ -148,7 +148,9 @@ fn interface_constants_match_the_xml() {
         [
             names::DAEMON_INTERFACE,
             names::BINDING_INTERFACE,
-            names::PAYMENT_INTERFACE
+            names::PAYMENT_INTERFACE,
+            names::AGENT_MANAGER_INTERFACE,
+            names::AGENT_INTERFACE,
         ]
     );
     assert!(DOCS.contains(names::BUS_NAME) && DOCS.contains(names::DAEMON_PATH));

@@ -16,8 +16,9 @@
 //! - [`types`]: wire records (typed structs for stable records), state enums, the keys
 //!   of every `a{sv}` options and details dictionary.
 //! - [`error`]: the one [`Error`] enum, `io.scanbind.Daemon1.Error.*`.
-//! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1` and
-//!   `io.scanbind.Payment1`.
+//! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1`,
+//!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents) and
+//!   `io.scanbind.Agent1` (for the daemon, calling an agent).
 //! - [`xml`]: the introspection XML, embedded.
 //!
 //! # Versioning
@@ -41,6 +42,9 @@ pub mod xml;
 mod contract_tests;
 
 pub use error::{Error, Result};
-pub use names::{BINDING_INTERFACE, BUS_NAME, DAEMON_INTERFACE, DAEMON_PATH, PAYMENT_INTERFACE};
-pub use proxy::{Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+pub use names::{
+    AGENT_INTERFACE, AGENT_MANAGER_INTERFACE, BINDING_INTERFACE, BUS_NAME, DAEMON_INTERFACE,
+    DAEMON_PATH, PAYMENT_INTERFACE,
+};
+pub use proxy::{Agent1Proxy, AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
 pub use types::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};

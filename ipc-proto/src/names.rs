@@ -21,6 +21,18 @@ pub const BINDING_INTERFACE: &str = "io.scanbind.Binding1";
 /// Since 0.1.
 pub const PAYMENT_INTERFACE: &str = "io.scanbind.Payment1";
 
+/// Where display agents register (and the parent PIN is set), on the entry-point
+/// object beside [`DAEMON_INTERFACE`].
+///
+/// Since 0.2.
+pub const AGENT_MANAGER_INTERFACE: &str = "io.scanbind.AgentManager1";
+
+/// The interface a display agent implements at the path it registered; only the
+/// daemon calls it.
+///
+/// Since 0.2.
+pub const AGENT_INTERFACE: &str = "io.scanbind.Agent1";
+
 /// The prefix of every error name the daemon returns (see [`crate::Error`]).
 ///
 /// Since 0.1.

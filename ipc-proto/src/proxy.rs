@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use zvariant::Value;
 
+pub use agent::Agent1Proxy;
+pub use agent_manager::AgentManager1Proxy;
 pub use binding::{
     Binding1Proxy, Completed as BindingCompleted, CompletedStream as BindingCompletedStream,
 };
@@ -247,5 +249,88 @@ pub mod payment {
         /// 0 without one.
         #[zbus(property)]
         fn order_code_expires_at(&self) -> zbus::Result<i64>;
+    }
+}
+
+/// The `io.scanbind.AgentManager1` proxy: how a display agent registers.
+pub mod agent_manager {
+    #![allow(missing_docs)]
+    use zbus::proxy;
+    use zvariant::ObjectPath;
+
+    use super::Options;
+
+    /// `io.scanbind.AgentManager1` at `/io/scanbind/Daemon1`.
+    #[proxy(
+        interface = "io.scanbind.AgentManager1",
+        default_service = "io.scanbind.Daemon",
+        default_path = "/io/scanbind/Daemon1",
+        gen_blocking = false
+    )]
+    pub trait AgentManager1 {
+        /// `RegisterAgent(o agent, a{sv} options)`: the caller serves
+        /// `io.scanbind.Agent1` at `agent` and shows what the daemon asks. Only agents
+        /// the configuration trusts (by uid and executable) may register, and only one
+        /// at a time (`NotAllowed`, `Duplicate`).
+        fn register_agent(&self, agent: &ObjectPath<'_>, options: Options<'_>)
+        -> crate::Result<()>;
+
+        /// `UnregisterAgent(o agent, a{sv} options)`: the registered agent leaves
+        /// (disconnecting from the bus does the same).
+        fn unregister_agent(
+            &self,
+            agent: &ObjectPath<'_>,
+            options: Options<'_>,
+        ) -> crate::Result<()>;
+
+        /// `SetParentPin(s old_pin, s new_pin, a{sv} options)`: sets the PIN that
+        /// approves a kid profile's charges (4 to 12 digits); `old_pin` must match when
+        /// one is set. An empty `new_pin` removes it.
+        fn set_parent_pin(
+            &self,
+            old_pin: &str,
+            new_pin: &str,
+            options: Options<'_>,
+        ) -> crate::Result<()>;
+
+        /// `AgentRegistered` (`b`): whether a display agent is registered now.
+        #[zbus(property)]
+        fn agent_registered(&self) -> zbus::Result<bool>;
+    }
+}
+
+/// The `io.scanbind.Agent1` proxy: how the daemon calls a display agent. Agents
+/// implement the interface (`#[zbus::interface(name = "io.scanbind.Agent1")]`); the
+/// keys of `details` and `answer` are in [`crate::types::keys::agent`].
+pub mod agent {
+    #![allow(missing_docs)]
+    use std::collections::HashMap;
+
+    use zbus::proxy;
+    use zvariant::OwnedValue;
+
+    use super::Options;
+
+    /// `io.scanbind.Agent1`, at the path the agent registered.
+    #[proxy(interface = "io.scanbind.Agent1", gen_blocking = false)]
+    pub trait Agent1 {
+        /// `Show(s request, s kind, a{sv} details)`: put something on screen until
+        /// `Dismiss(request)`: a binding QR (`binding-qr`) or an order code
+        /// (`order-code`).
+        fn show(&self, request: &str, kind: &str, details: Options<'_>) -> zbus::Result<()>;
+
+        /// `Dismiss(s request, s outcome)`: take `request` off the screen; `outcome`
+        /// says why (`bound`, `expired`, `succeeded`, `timed-out`, ...).
+        fn dismiss(&self, request: &str, outcome: &str) -> zbus::Result<()>;
+
+        /// `Confirm(s request, s kind, a{sv} details) -> (b allowed, a{sv} answer)`:
+        /// ask the user (`consent`, `payment`, `parent-approval`) and reply with the
+        /// answer; the daemon gives up after `timeout-secs` and dismisses the prompt.
+        fn confirm(
+            &self,
+            request: &str,
+            kind: &str,
+            details: Options<'_>,
+        ) -> zbus::Result<(bool, HashMap<String, OwnedValue>)>;
     }
 }

@@ -322,6 +322,62 @@ pub mod keys {
         pub const QUIET_ZONE: &str = "quiet-zone";
     }
 
+    /// The display agent protocol (`io.scanbind.Agent1`): request kinds, the keys of
+    /// `details` and `answer`, and `Dismiss` outcomes. Agents must ignore keys they do
+    /// not know; new keys and kinds may be added.
+    pub mod agent {
+        /// `Show` kind: a binding QR code to scan with the wallet app.
+        pub const KIND_BINDING_QR: &str = "binding-qr";
+        /// `Show` kind: an order QR code to pay by scanning.
+        pub const KIND_ORDER_CODE: &str = "order-code";
+        /// `Confirm` kind: the first charge of an app the policy does not know.
+        pub const KIND_CONSENT: &str = "consent";
+        /// `Confirm` kind: a charge the policy wants confirmed.
+        pub const KIND_PAYMENT: &str = "payment";
+        /// `Confirm` kind: a kid profile's charge, approved with the parent PIN.
+        pub const KIND_PARENT_APPROVAL: &str = "parent-approval";
+
+        /// `s`: a short title for the screen.
+        pub const TITLE: &str = "title";
+        /// `s`: the whole question or instruction, ready to show as is.
+        pub const MESSAGE: &str = "message";
+        /// `s`: the text the QR code encodes (`binding-qr`, `order-code`).
+        pub const CODE_VALUE: &str = "code-value";
+        /// `s`: the match code shown beside a binding QR and on the phone.
+        pub const MATCH_CODE: &str = "match-code";
+        /// `x`: when the code expires, Unix seconds (UTC).
+        pub const EXPIRES_AT: &str = "expires-at";
+        /// `s`: this device's name, as the wallet page shows it.
+        pub const DEVICE_NAME: &str = "device-name";
+        /// `s`: the wallet (`ALIPAY_HK`, ...).
+        pub const WALLET: &str = "wallet";
+        /// `s`: the wallet as people call it (`AlipayHK`).
+        pub const WALLET_NAME: &str = "wallet-name";
+        /// `s`: the app's verified identity.
+        pub const APP_ID: &str = "app-id";
+        /// `s`: the app as people call it (from its id).
+        pub const APP_NAME: &str = "app-name";
+        /// `s`: the amount formatted for people (`HK$49.00`).
+        pub const AMOUNT_TEXT: &str = "amount-text";
+        /// `x`: the amount in minor units.
+        pub const AMOUNT_MINOR: &str = "amount-minor";
+        /// `s`: ISO 4217 currency code.
+        pub const CURRENCY: &str = "currency";
+        /// `s`: the payment's description, as the app gave it.
+        pub const DESCRIPTION: &str = "description";
+        /// `b`: the answer must carry the parent PIN (`answer["pin"]`).
+        pub const PIN_REQUIRED: &str = "pin-required";
+        /// `u`: PIN attempts left before approvals are locked for a while.
+        pub const ATTEMPTS_LEFT: &str = "attempts-left";
+        /// `u`: seconds the daemon waits for the answer.
+        pub const TIMEOUT_SECS: &str = "timeout-secs";
+        /// `o`: the binding (`binding-qr`) or payment (`order-code`) object.
+        pub const OBJECT: &str = "object";
+
+        /// `answer` key, `s`: the PIN the user typed.
+        pub const ANSWER_PIN: &str = "pin";
+    }
+
     /// Keys of the `details` dictionary of the `Completed` signals.
     pub mod completed {
         /// `s`: on failure, the error name (as in `LastError`).

@@ -11,9 +11,16 @@ pub const BINDING1: &str = include_str!("../xml/io.scanbind.Binding1.xml");
 /// `io.scanbind.Payment1`.
 pub const PAYMENT1: &str = include_str!("../xml/io.scanbind.Payment1.xml");
 
+/// `io.scanbind.AgentManager1` (served by the daemon beside `Daemon1`).
+pub const AGENT_MANAGER1: &str = include_str!("../xml/io.scanbind.AgentManager1.xml");
+/// `io.scanbind.Agent1` (served by display agents, called by the daemon).
+pub const AGENT1: &str = include_str!("../xml/io.scanbind.Agent1.xml");
+
 /// Every interface: `(interface name, XML)`.
 pub const ALL: &[(&str, &str)] = &[
     (crate::names::DAEMON_INTERFACE, DAEMON1),
     (crate::names::BINDING_INTERFACE, BINDING1),
     (crate::names::PAYMENT_INTERFACE, PAYMENT1),
+    (crate::names::AGENT_MANAGER_INTERFACE, AGENT_MANAGER1),
+    (crate::names::AGENT_INTERFACE, AGENT1),
 ];
