@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod agent;
 mod binding;
 mod caller;
 #[cfg(feature = "dev-stack")]
@@ -44,6 +45,7 @@ pub mod error;
 pub(crate) mod journal;
 mod p2p;
 mod payment;
+mod pin;
 pub mod policy;
 mod qr;
 mod refresh;

@@ -76,6 +76,12 @@ async fn serve_client(shared: Arc<Shared>, stream: tokio::net::UnixStream) -> Re
             DaemonObj {
                 shared: Arc::clone(&shared),
             },
+        )?
+        .serve_at(
+            DAEMON_PATH,
+            crate::agent::AgentManagerObj {
+                shared: Arc::clone(&shared),
+            },
         )?;
     let bindings: Vec<(zvariant::OwnedObjectPath, String)> = lock(&shared.bindings)
         .iter()

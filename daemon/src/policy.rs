@@ -64,6 +64,9 @@ pub struct AppRule {
     /// Limits per ISO 4217 currency code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, Limits>,
+    /// What a payment above `per_payment` does.
+    #[serde(default, skip_serializing_if = "AboveCap::is_refuse")]
+    pub above_cap: AboveCap,
 }
 
 impl Default for AppRule {
@@ -73,8 +76,66 @@ impl Default for AppRule {
             wallets: None,
             confirm: false,
             limits: BTreeMap::new(),
+            above_cap: AboveCap::Refuse,
         }
     }
+}
+
+/// What a payment above an app's `per_payment` cap does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AboveCap {
+    /// Refuse it with `AboveLimit` (the default).
+    #[default]
+    Refuse,
+    /// Step up: the payment becomes an order code the user pays on the phone (shown by
+    /// the display agent, and in the payment's `OrderCode` for the app).
+    OrderCode,
+}
+
+impl AboveCap {
+    fn is_refuse(&self) -> bool {
+        *self == AboveCap::Refuse
+    }
+}
+
+/// A profile: who is in front of the TV. The active one applies to every app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// A kid profile: every charge waits for a parent's approval with the PIN on the
+    /// display agent.
+    #[serde(default)]
+    pub kid: bool,
+    /// Limits per currency over all apps together while this profile is active.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Limits>,
+}
+
+/// What an app allowed from the first-use consent prompt gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Limits per currency written into the app's new rule (and named in the prompt).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Limits>,
+}
+
+impl Consent {
+    fn is_empty(&self) -> bool {
+        self.limits.is_empty()
+    }
+}
+
+/// A display agent the daemon accepts besides the default ones (`scanbind-agent` and
+/// `scanbindctl` installed beside `scanbindd`, run by the daemon's own user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedAgent {
+    /// The user id it runs as.
+    pub uid: u32,
+    /// Its executable's absolute path.
+    pub exe: PathBuf,
 }
 
 fn yes() -> bool {
@@ -88,9 +149,47 @@ pub struct PolicyFile {
     /// What to do with apps not listed.
     #[serde(default)]
     pub unknown_apps: Unknown,
+    /// The profile in front of the TV now (a key of `profiles`); none: no profile rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_profile: Option<String>,
+    /// How long a prompt on the display agent waits for an answer (default 60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_timeout_secs: Option<u32>,
+    /// What the first-use consent prompt grants.
+    #[serde(default, skip_serializing_if = "Consent::is_empty")]
+    pub consent: Consent,
+    /// Display agents trusted besides the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_agents: Vec<TrustedAgent>,
     /// Rules by app id (`/usr/bin/game`, `flatpak:com.example.Game`, `snap:game`).
     #[serde(default)]
     pub apps: BTreeMap<String, AppRule>,
+    /// Profiles by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// What the user must be asked before a payment is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Prompt {
+    /// The first charge of an app the policy does not list (`unknown_apps = "ask"`):
+    /// allowing it adds the app with the `[consent]` limits.
+    Consent,
+    /// The app's rule says `confirm = true`.
+    Confirm,
+    /// The active profile is a kid's: a parent approves with the PIN.
+    ParentApproval,
+}
+
+/// The policy's verdict on a payment that is not refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Decision {
+    /// Budgets the journal checks with the insert.
+    pub(crate) budgets: Vec<Budget>,
+    /// Whom to ask first, if anyone.
+    pub(crate) prompt: Option<Prompt>,
+    /// Above the app's cap with `above_cap = "order-code"`: pay by order code.
+    pub(crate) step_up: bool,
 }
 
 /// A budget the journal checks atomically with the insert: the sum of the app's
@@ -106,6 +205,9 @@ pub struct Budget {
     pub limit: i64,
     /// `daily` or `monthly`, for the message.
     pub period: &'static str,
+    /// Whether it counts this app's payments only (`false`: every app's, a profile's
+    /// budget).
+    pub per_app: bool,
 }
 
 impl PolicyFile {
@@ -113,30 +215,34 @@ impl PolicyFile {
     pub fn parse(text: &str, origin: &Path) -> Result<PolicyFile, String> {
         let p: PolicyFile =
             toml::from_str(text).map_err(|e| format!("{}: {}", origin.display(), e.message()))?;
+        let at = |key: String| format!("{}: {key}", origin.display());
         for (app, rule) in &p.apps {
-            for (code, limits) in &rule.limits {
-                let at =
-                    |k: &str| format!("{}: apps.\"{app}\".limits.{code}.{k}", origin.display());
-                Currency::from_code(code).map_err(|_| {
-                    format!(
-                        "{}: apps.\"{app}\".limits.{code}: not an ISO 4217 currency",
-                        origin.display()
-                    )
-                })?;
-                for (k, v) in [
-                    ("per_payment", limits.per_payment),
-                    ("daily", limits.daily),
-                    ("monthly", limits.monthly),
-                ] {
-                    if let Some(v) = v
-                        && v <= 0
-                    {
-                        return Err(format!(
-                            "{} must be a positive number of minor units, not {v}",
-                            at(k)
-                        ));
-                    }
-                }
+            check_limits(&rule.limits, &format!("apps.\"{app}\".limits")).map_err(at)?;
+        }
+        for (name, profile) in &p.profiles {
+            check_limits(&profile.limits, &format!("profiles.{name}.limits")).map_err(at)?;
+        }
+        check_limits(&p.consent.limits, "consent.limits").map_err(at)?;
+        if let Some(name) = &p.active_profile
+            && !p.profiles.contains_key(name)
+        {
+            return Err(at(format!(
+                "active_profile: no profile {name:?} is defined under [profiles]"
+            )));
+        }
+        if let Some(t) = p.prompt_timeout_secs
+            && !(1..=3600).contains(&t)
+        {
+            return Err(at(format!(
+                "prompt_timeout_secs: {t} is not between 1 and 3600"
+            )));
+        }
+        for (i, a) in p.trusted_agents.iter().enumerate() {
+            if !a.exe.is_absolute() {
+                return Err(at(format!(
+                    "trusted_agents[{i}].exe: {} is not an absolute path",
+                    a.exe.display()
+                )));
             }
         }
         Ok(p)
@@ -148,24 +254,47 @@ impl PolicyFile {
     }
 
     /// Decides a payment of `amount` by `app` from `wallet` (empty for an order code):
-    /// the budgets to check with the insert, or the refusal.
+    /// the budgets to check with the insert and whom to ask, or the refusal.
     pub(crate) fn decide(
         &self,
         app: &str,
         wallet: &str,
         amount: Money,
         now: i64,
-    ) -> Result<Vec<Budget>, Wire> {
+    ) -> Result<Decision, Wire> {
+        let mut decision = Decision::default();
+        let code = amount.currency().code();
+        // The profile in front of the TV: its limits hold over every app.
+        if let Some(name) = &self.active_profile {
+            let profile = self.profiles.get(name).ok_or_else(|| {
+                Wire::NotAllowed(format!("the active profile {name:?} is not defined"))
+            })?;
+            if profile.kid {
+                decision.prompt = Some(Prompt::ParentApproval);
+            }
+            if let Some(limits) = profile.limits.get(code) {
+                if let Some(cap) = limits.per_payment
+                    && amount.minor().get() > cap
+                {
+                    return Err(Wire::AboveLimit(format!(
+                        "the {name} profile allows at most {} per payment",
+                        money_text(amount.currency(), cap)
+                    )));
+                }
+                budgets(&mut decision.budgets, amount.currency(), limits, now, false);
+            }
+        }
         let Some(rule) = self.apps.get(app) else {
             return match self.unknown_apps {
-                Unknown::Allow => Ok(Vec::new()),
+                Unknown::Allow => Ok(decision),
                 Unknown::Deny => Err(Wire::NotAllowed(format!(
                     "the payment policy does not let {app} charge (not listed)"
                 ))),
-                Unknown::Ask => Err(Wire::NeedsConfirmation(format!(
-                    "{app} has not been allowed yet and no trusted display agent can ask the \
-                     user; nothing was charged"
-                ))),
+                Unknown::Ask => {
+                    // A kid's parent approves the charge; the app is not added.
+                    decision.prompt.get_or_insert(Prompt::Consent);
+                    Ok(decision)
+                }
             };
         };
         if !rule.allow {
@@ -182,42 +311,95 @@ impl PolicyFile {
             )));
         }
         if rule.confirm {
-            return Err(Wire::NeedsConfirmation(format!(
-                "each charge by {app} needs the user's confirmation and no trusted display \
-                 agent is running; nothing was charged"
-            )));
+            decision.prompt.get_or_insert(Prompt::Confirm);
         }
-        let code = amount.currency().code();
         let Some(limits) = rule.limits.get(code) else {
-            return Ok(Vec::new());
+            return Ok(decision);
         };
         if let Some(cap) = limits.per_payment
             && amount.minor().get() > cap
         {
-            return Err(Wire::AboveLimit(format!(
-                "{app} may charge at most {} per payment",
-                money_text(amount.currency(), cap)
-            )));
+            match rule.above_cap {
+                AboveCap::Refuse => {
+                    return Err(Wire::AboveLimit(format!(
+                        "{app} may charge at most {} per payment",
+                        money_text(amount.currency(), cap)
+                    )));
+                }
+                // The user confirms on the phone: no prompt on the TV for this one
+                // (a kid's still needs the parent).
+                AboveCap::OrderCode => {
+                    decision.step_up = true;
+                    if decision.prompt == Some(Prompt::Confirm) {
+                        decision.prompt = None;
+                    }
+                }
+            }
         }
-        let mut budgets = Vec::new();
-        if let Some(limit) = limits.daily {
-            budgets.push(Budget {
-                currency: amount.currency(),
-                since: now - now.rem_euclid(86_400),
-                limit,
-                period: "daily",
-            });
-        }
-        if let Some(limit) = limits.monthly {
-            budgets.push(Budget {
-                currency: amount.currency(),
-                since: month_start(now),
-                limit,
-                period: "monthly",
-            });
-        }
-        Ok(budgets)
+        budgets(&mut decision.budgets, amount.currency(), limits, now, true);
+        Ok(decision)
     }
+
+    /// The limits the consent prompt grants in `currency`, if any.
+    pub(crate) fn consent_limits(&self, currency: Currency) -> Option<Limits> {
+        self.consent.limits.get(currency.code()).copied()
+    }
+}
+
+/// Adds the daily and monthly budgets of `limits`.
+fn budgets(out: &mut Vec<Budget>, currency: Currency, limits: &Limits, now: i64, per_app: bool) {
+    if let Some(limit) = limits.daily {
+        out.push(Budget {
+            currency,
+            since: now - now.rem_euclid(86_400),
+            limit,
+            period: "daily",
+            per_app,
+        });
+    }
+    if let Some(limit) = limits.monthly {
+        out.push(Budget {
+            currency,
+            since: month_start(now),
+            limit,
+            period: "monthly",
+            per_app,
+        });
+    }
+}
+
+/// Checks limits per currency: known ISO 4217 codes, positive amounts. The error names
+/// the key under `prefix`.
+fn check_limits(limits: &BTreeMap<String, Limits>, prefix: &str) -> Result<(), String> {
+    for (code, l) in limits {
+        Currency::from_code(code)
+            .map_err(|_| format!("{prefix}.{code}: not an ISO 4217 currency"))?;
+        for (k, v) in [
+            ("per_payment", l.per_payment),
+            ("daily", l.daily),
+            ("monthly", l.monthly),
+        ] {
+            if let Some(v) = v
+                && v <= 0
+            {
+                return Err(format!(
+                    "{prefix}.{code}.{k} must be a positive number of minor units, not {v}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new file beside the policy (same file system, so the rename is atomic).
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".policy.toml.{}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    Ok((path, file))
 }
 
 /// `HKD 49.00` for 4900 minor units.
@@ -251,6 +433,8 @@ pub(crate) struct PolicySource {
     /// (modification time, size) of the copy read, and what it gave. A std mutex:
     /// held while a small file is read and parsed.
     cache: Mutex<Option<(Stamp, Result<PolicyFile, String>)>>,
+    /// Held while [`PolicySource::grant`] rewrites the file (one writer at a time).
+    write: Mutex<()>,
 }
 
 impl PolicySource {
@@ -259,7 +443,43 @@ impl PolicySource {
         PolicySource {
             path,
             cache: Mutex::new(None),
+            write: Mutex::new(()),
         }
+    }
+
+    /// Adds `app` to the policy file as allowed for `wallet` (all wallets when empty)
+    /// with `limits`: the user's answer to the first-use consent prompt. The file is
+    /// replaced atomically; an app already listed keeps its rule.
+    pub(crate) fn grant(
+        &self,
+        app: &str,
+        wallet: &str,
+        limits: BTreeMap<String, Limits>,
+    ) -> Result<(), String> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let _writer = crate::service::lock(&self.write);
+        let mut policy = self.current()?;
+        policy
+            .apps
+            .entry(app.to_owned())
+            .or_insert_with(|| AppRule {
+                wallets: (!wallet.is_empty()).then(|| vec![wallet.to_owned()]),
+                limits,
+                ..AppRule::default()
+            });
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        {
+            use std::io::Write as _;
+            tmp.1
+                .write_all(policy.to_toml().as_bytes())
+                .and_then(|()| tmp.1.sync_all())
+                .map_err(|e| format!("{}: {e}", tmp.0.display()))?;
+        }
+        std::fs::rename(&tmp.0, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(())
     }
 
     /// The current policy: the file re-read if it changed; a missing file is the
@@ -320,10 +540,13 @@ allow = false
     fn rules_caps_and_budgets() {
         let p = PolicyFile::parse(FILE, Path::new("policy.toml")).unwrap();
         let now = 1_790_000_000; // 2026-09-21T...
-        let b = p
+        let d = p
             .decide("/usr/bin/game", "ALIPAY_HK", hkd(4900), now)
             .unwrap();
+        assert_eq!((d.prompt.clone(), d.step_up), (None, false));
+        let b = d.budgets;
         assert_eq!(b.len(), 2);
+        assert!(b.iter().all(|b| b.per_app));
         assert_eq!(b[0].since % 86_400, 0);
         assert!(b[1].since <= b[0].since);
         assert!(matches!(
@@ -334,10 +557,12 @@ allow = false
             p.decide("/usr/bin/game", "GCASH", hkd(100), now),
             Err(Wire::NotAllowed(_))
         ));
-        assert!(matches!(
-            p.decide("/usr/bin/kids", "ALIPAY_HK", hkd(100), now),
-            Err(Wire::NeedsConfirmation(_))
-        ));
+        assert_eq!(
+            p.decide("/usr/bin/kids", "ALIPAY_HK", hkd(100), now)
+                .unwrap()
+                .prompt,
+            Some(Prompt::Confirm)
+        );
         assert!(matches!(
             p.decide("/usr/bin/banned", "ALIPAY_HK", hkd(100), now),
             Err(Wire::NotAllowed(_))
@@ -348,7 +573,93 @@ allow = false
         ));
         // No policy at all: everyone may pay, without budgets.
         let open = PolicyFile::default();
-        assert_eq!(open.decide("/x", "ALIPAY_HK", hkd(1), now).unwrap(), vec![]);
+        assert_eq!(
+            open.decide("/x", "ALIPAY_HK", hkd(1), now).unwrap(),
+            Decision::default()
+        );
+    }
+
+    #[test]
+    fn consent_profiles_and_step_up() {
+        let p = PolicyFile::parse(
+            r#"
+unknown_apps = "ask"
+active_profile = "kids"
+[consent.limits.HKD]
+daily = 10000
+[apps."/usr/bin/game"]
+above_cap = "order-code"
+confirm = true
+[apps."/usr/bin/game".limits.HKD]
+per_payment = 1000
+[profiles.kids]
+kid = true
+[profiles.kids.limits.HKD]
+per_payment = 5000
+daily = 20000
+[profiles.adults]
+"#,
+            Path::new("policy.toml"),
+        )
+        .unwrap();
+        let now = 1_790_000_000;
+        // The kid's parent is asked before anything else; the profile budget spans apps.
+        let d = p
+            .decide("/usr/bin/new", "ALIPAY_HK", hkd(100), now)
+            .unwrap();
+        assert_eq!(d.prompt, Some(Prompt::ParentApproval));
+        assert_eq!(d.budgets.len(), 1);
+        assert!(!d.budgets[0].per_app);
+        // Above the app's cap: an order code (still the parent's approval first).
+        let d = p
+            .decide("/usr/bin/game", "ALIPAY_HK", hkd(2000), now)
+            .unwrap();
+        assert!(d.step_up);
+        assert_eq!(d.prompt, Some(Prompt::ParentApproval));
+        // Above the profile's cap: refused.
+        assert!(matches!(
+            p.decide("/usr/bin/game", "ALIPAY_HK", hkd(5001), now),
+            Err(Wire::AboveLimit(_))
+        ));
+        // No profile: consent for the unknown, confirm without step-up under the cap,
+        // and a step-up needs no TV confirmation (the phone confirms).
+        let mut adult = p.clone();
+        adult.active_profile = None;
+        let d = adult
+            .decide("/usr/bin/new", "ALIPAY_HK", hkd(100), now)
+            .unwrap();
+        assert_eq!(d.prompt, Some(Prompt::Consent));
+        assert_eq!(
+            adult.consent_limits(Currency::HKD).unwrap().daily,
+            Some(10000)
+        );
+        let d = adult
+            .decide("/usr/bin/game", "ALIPAY_HK", hkd(100), now)
+            .unwrap();
+        assert_eq!((d.prompt, d.step_up), (Some(Prompt::Confirm), false));
+        let d = adult
+            .decide("/usr/bin/game", "ALIPAY_HK", hkd(2000), now)
+            .unwrap();
+        assert_eq!((d.prompt, d.step_up), (None, true));
+        // An unknown active profile is refused at parse time.
+        let e = PolicyFile::parse("active_profile = \"x\"\n", Path::new("p.toml")).unwrap_err();
+        assert!(e.contains("active_profile"), "{e}");
+        let e = PolicyFile::parse("prompt_timeout_secs = 0\n", Path::new("p.toml")).unwrap_err();
+        assert!(e.contains("prompt_timeout_secs"), "{e}");
+        let e = PolicyFile::parse(
+            "[[trusted_agents]]\nuid = 1\nexe = \"agent\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.contains("trusted_agents[0].exe"), "{e}");
+        let e = PolicyFile::parse("[profiles.k.limits.HKD]\ndaily = 0\n", Path::new("p.toml"))
+            .unwrap_err();
+        assert!(e.contains("profiles.k.limits.HKD.daily"), "{e}");
+        // Round trip through TOML keeps everything.
+        assert_eq!(
+            PolicyFile::parse(&p.to_toml(), Path::new("p.toml")).unwrap(),
+            p
+        );
     }
 
     #[test]

@@ -166,6 +166,12 @@ impl Daemon {
                         shared: Arc::clone(&shared),
                     },
                 )?;
+                builder = builder.serve_at(
+                    DAEMON_PATH,
+                    crate::agent::AgentManagerObj {
+                        shared: Arc::clone(&shared),
+                    },
+                )?;
                 for (path, id, _) in &restored_bindings {
                     builder = builder.serve_at(
                         path.clone(),

@@ -60,11 +60,13 @@ pub enum Error {
     /// The daemon is busy with a conflicting operation (e.g. a binding for the same
     /// wallet is already pending); retry later. Since 0.1.
     Busy(String),
-    /// The user must confirm on the trusted display first (first charge by this app,
-    /// or an amount above the no-prompt cap); the payment waits in `pending`.
-    /// Since 0.1.
+    /// The user must answer on the trusted display first (first charge by this app, a
+    /// charge the policy wants confirmed, a kid profile's charge) and no display agent
+    /// is registered (or no parent PIN is set); nothing was recorded. Since 0.1.
     NeedsConfirmation(String),
-    /// The user declined a confirmation or the binding on the phone. Since 0.1.
+    /// The user declined a confirmation or the binding on the phone, a parent did not
+    /// approve, nobody answered in time, the agent went away, or the PIN attempts ran
+    /// out; nothing was charged. Since 0.1.
     Denied(String),
     /// The binding's QR code or the payment window expired. Since 0.1.
     Expired(String),

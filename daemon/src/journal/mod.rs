@@ -35,7 +35,7 @@ use scanbind_ipc::{ErrorInfo, PaymentState};
 use crate::error::{Error, Result};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE payments (
@@ -85,6 +85,15 @@ ALTER TABLE payments ADD COLUMN product TEXT NOT NULL DEFAULT 'agreement'
     CHECK (product IN ('agreement', 'order_code'));
 ALTER TABLE payments ADD COLUMN order_code TEXT;
 ALTER TABLE payments ADD COLUMN order_code_expires_at INTEGER;
+";
+
+/// Version 3 → 4: small counters that must survive restarts (the parent PIN's wrong
+/// attempts and lock).
+const SCHEMA_V4: &str = "
+CREATE TABLE meta (
+    key    TEXT    PRIMARY KEY,
+    value  INTEGER NOT NULL
+) STRICT;
 ";
 
 const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
@@ -443,16 +452,22 @@ impl Journal {
                     .map_err(Error::journal("create schema"))?;
                 tx.execute_batch(SCHEMA_V3)
                     .map_err(Error::journal("create schema"))?;
+                tx.execute_batch(SCHEMA_V4)
+                    .map_err(Error::journal("create schema"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
-            1 | 2 => {
+            1..=3 => {
                 if version == 1 {
                     tx.execute_batch(SCHEMA_V2)
                         .map_err(Error::journal("migrate to 2"))?;
                 }
-                tx.execute_batch(SCHEMA_V3)
-                    .map_err(Error::journal("migrate to 3"))?;
+                if version <= 2 {
+                    tx.execute_batch(SCHEMA_V3)
+                        .map_err(Error::journal("migrate to 3"))?;
+                }
+                tx.execute_batch(SCHEMA_V4)
+                    .map_err(Error::journal("migrate to 4"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
@@ -496,9 +511,9 @@ impl Journal {
                 let spent: i64 = tx
                     .query_row(
                         "SELECT coalesce(sum(amount_minor), 0) FROM payments \
-                         WHERE app_id = ?1 AND currency = ?2 AND created_at >= ?3 \
+                         WHERE (?4 = 0 OR app_id = ?1) AND currency = ?2 AND created_at >= ?3 \
                          AND state NOT IN ('failed', 'cancelled')",
-                        params![p.app_id, b.currency.code(), b.since],
+                        params![p.app_id, b.currency.code(), b.since, b.per_app],
                         |r| r.get(0),
                     )
                     .map_err(Error::journal("record"))?;
@@ -554,6 +569,26 @@ impl Journal {
                 order_id: p.order_id.to_owned(),
             })
         }
+    }
+
+    /// A counter from the meta table.
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(Error::journal("meta"))
+    }
+
+    /// Sets a counter in the meta table (committed before returning).
+    pub(crate) fn set_meta(&mut self, key: &str, value: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(Error::journal("meta"))
     }
 
     /// The entry with this id.

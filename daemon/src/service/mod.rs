@@ -172,6 +172,8 @@ pub(crate) struct Shared {
     /// Payments being driven by a task right now (one driver per payment). A std
     /// mutex: held for an insert or a removal.
     pub(crate) driving: Mutex<std::collections::HashSet<i64>>,
+    /// The display agent, if one is registered.
+    pub(crate) agents: Arc<crate::agent::Agents>,
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
@@ -218,6 +220,7 @@ impl Shared {
             busy: std::sync::atomic::AtomicUsize::new(0),
             policy: crate::policy::PolicySource::new(policy),
             driving: Mutex::new(std::collections::HashSet::new()),
+            agents: Arc::default(),
         }
     }
 
@@ -286,7 +289,7 @@ pub(crate) struct DaemonObj {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn no_options(
+pub(crate) fn no_options(
     method: &str,
     options: &HashMap<String, OwnedValue>,
 ) -> std::result::Result<(), Wire> {
@@ -427,6 +430,7 @@ impl DaemonObj {
             )));
         }
         let mut label = String::new();
+        let mut display = true;
         for (k, v) in &options {
             match k.as_str() {
                 keys::start_binding::LABEL => match &**v {
@@ -437,11 +441,10 @@ impl DaemonObj {
                         )));
                     }
                 },
-                keys::start_binding::DISPLAY => {
-                    if !matches!(&**v, Value::Bool(_)) {
-                        return Err(Wire::InvalidArgument("option display must be b".into()));
-                    }
-                }
+                keys::start_binding::DISPLAY => match &**v {
+                    Value::Bool(b) => display = *b,
+                    _ => return Err(Wire::InvalidArgument("option display must be b".into())),
+                },
                 other => {
                     return Err(Wire::UnknownOption(format!(
                         "StartBinding does not know {other:?}"
@@ -457,6 +460,37 @@ impl DaemonObj {
         .map(|t| t.unix_timestamp())
         .map_err(|e| Wire::ServerError(format!("bad expiresAt from the server: {e}")))?;
         let path = self.shared.next_binding_path(&wallet);
+        if display {
+            use crate::agent::str_value;
+            use scanbind_ipc::types::keys::agent as k;
+            let details = vec![
+                (
+                    k::TITLE,
+                    str_value(format!("Bind {}", crate::agent::wallet_name(&wallet))),
+                ),
+                (
+                    k::MESSAGE,
+                    str_value(format!(
+                        "Scan with the {} app to pay from this device with one click. Check \
+                         that the phone shows the match code {}.",
+                        crate::agent::wallet_name(&wallet),
+                        started.match_code
+                    )),
+                ),
+                (k::CODE_VALUE, str_value(started.code_value.clone())),
+                (k::MATCH_CODE, str_value(started.match_code.clone())),
+                (k::EXPIRES_AT, OwnedValue::from(expires_at)),
+                (k::DEVICE_NAME, str_value(self.shared.device_name.clone())),
+                (k::WALLET, str_value(wallet.clone())),
+                (
+                    k::WALLET_NAME,
+                    str_value(crate::agent::wallet_name(&wallet)),
+                ),
+                (k::OBJECT, crate::agent::path_value(&path)),
+            ];
+            crate::agent::Agents::show(&self.shared, path.to_string(), k::KIND_BINDING_QR, details)
+                .await;
+        }
         lock(&self.shared.bindings).insert(
             started.binding_id.clone(),
             BindingRecord {
@@ -605,7 +639,8 @@ impl DaemonObj {
             if existing.amount != amount
                 || existing.description != description
                 || existing.line_items != line_items
-                || existing.is_order_code != order_code
+                // (An app's order stepped up to an order code is still the same order.)
+                || (order_code && !existing.is_order_code)
             {
                 return Err(Error::OrderConflict { order_id }.into());
             }
@@ -618,7 +653,7 @@ impl DaemonObj {
             ));
         }
         let mut wallet = String::new();
-        let binding_id = if order_code {
+        let mut binding_id = if order_code {
             String::new()
         } else {
             let bindings = lock(&self.shared.bindings);
@@ -653,13 +688,37 @@ impl DaemonObj {
             ));
         }
 
-        // The app's policy: refusals here, budgets with the insert below.
-        let policy = self
-            .shared
-            .policy
-            .current()
-            .map_err(|e| Wire::NotAllowed(format!("the payment policy is invalid: {e}")))?;
-        let budgets = policy.decide(&who.app_id, &wallet, amount, crate::server::unix_now())?;
+        // The app's policy: refusals and prompts here, budgets with the insert below.
+        let decide = || -> std::result::Result<crate::policy::Decision, Wire> {
+            let policy = self
+                .shared
+                .policy
+                .current()
+                .map_err(|e| Wire::NotAllowed(format!("the payment policy is invalid: {e}")))?;
+            policy.decide(&who.app_id, &wallet, amount, crate::server::unix_now())
+        };
+        let mut decision = decide()?;
+        if let Some(prompt) = decision.prompt.take() {
+            let asked = crate::agent::PaymentPrompt {
+                app_id: &who.app_id,
+                wallet: &wallet,
+                amount,
+                description: &description,
+            };
+            crate::agent::ask(&self.shared, &prompt, &asked).await?;
+            if prompt == crate::policy::Prompt::Consent {
+                // Allowed now: the app's new rule (its limits) applies to this payment.
+                decision = decide()?;
+                decision.prompt = None;
+            }
+        }
+        if decision.step_up {
+            // Above the app's cap: the user pays this one on the phone.
+            tracing::info!(app = %who.app_id, "above the cap: stepping up to an order code");
+            order_code = true;
+            binding_id = String::new();
+        }
+        let budgets = decision.budgets;
 
         crash_point("before-journal");
         // Committed (fsync'd) before anything leaves the device.
@@ -960,6 +1019,51 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
         })
         .await?;
     publish_payment(shared, &updated, false).await?;
+    if let Some(code) = &updated.order_code
+        && !updated.state.is_terminal()
+    {
+        use crate::agent::str_value;
+        use scanbind_ipc::types::keys::agent as k;
+        let app = crate::agent::app_name(&updated.app_id);
+        let details = vec![
+            (k::TITLE, str_value(format!("Pay {app}"))),
+            (
+                k::MESSAGE,
+                str_value(format!(
+                    "Scan with your wallet app to pay {} to {app} for {}.",
+                    updated.amount, updated.description
+                )),
+            ),
+            (k::CODE_VALUE, str_value(code.clone())),
+            (
+                k::EXPIRES_AT,
+                OwnedValue::from(updated.order_code_expires_at.unwrap_or(0)),
+            ),
+            (k::APP_ID, str_value(updated.app_id.clone())),
+            (k::APP_NAME, str_value(app)),
+            (k::AMOUNT_TEXT, str_value(updated.amount.to_string())),
+            (
+                k::AMOUNT_MINOR,
+                OwnedValue::from(updated.amount.minor().get()),
+            ),
+            (
+                k::CURRENCY,
+                str_value(updated.amount.currency().code().to_owned()),
+            ),
+            (k::DESCRIPTION, str_value(updated.description.clone())),
+            (
+                k::OBJECT,
+                crate::agent::path_value(&payment_path(id.unsigned_abs())),
+            ),
+        ];
+        crate::agent::Agents::show(
+            shared,
+            payment_path(id.unsigned_abs()).to_string(),
+            k::KIND_ORDER_CODE,
+            details,
+        )
+        .await;
+    }
     match p.status {
         PaymentStatus::Pending => Ok(()),
         _ => settle_payment(shared, id, transition_for(&p)).await,
@@ -1009,6 +1113,10 @@ pub(crate) async fn settle_payment_with(
         })
         .await?;
     crash_point("after-settle");
+    if after.is_order_code && after.state.is_terminal() && !before.is_terminal() {
+        let path = payment_path(after.id.unsigned_abs()).to_string();
+        crate::agent::Agents::dismiss(shared, path, after.state.to_wire().as_str()).await;
+    }
     publish_payment(shared, &after, before != after.state).await
 }
 
@@ -1077,6 +1185,7 @@ pub(crate) async fn settle_binding(
         return Ok(false);
     }
     tracing::info!(binding = %path, state = state.as_str(), "binding completed");
+    crate::agent::Agents::dismiss(shared, path.to_string(), state.as_str()).await;
     for conn in shared.connections() {
         let Ok(iface) = conn.object_server().interface::<_, BindingObj>(&path).await else {
             continue;

@@ -31,6 +31,8 @@ pub(crate) enum SecretKind {
         /// The server's binding id.
         binding_id: String,
     },
+    /// The parent PIN's salted hash (kid profiles).
+    ParentPin,
 }
 
 impl SecretKind {
@@ -39,6 +41,7 @@ impl SecretKind {
         match self {
             SecretKind::DeviceKey => "device-key".to_owned(),
             SecretKind::SealedTokens { binding_id } => format!("sealed-tokens:{binding_id}"),
+            SecretKind::ParentPin => "parent-pin".to_owned(),
         }
     }
 }

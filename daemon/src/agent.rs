@@ -1,0 +1,644 @@
+//! Display agents (issue 7): the trusted UI that shows what the user must be able to
+//! trust — the binding QR with its match code, order codes, confirmations and the
+//! parent's PIN prompt. Protocol: `io.scanbind.AgentManager1` (served here beside
+//! `Daemon1`) and `io.scanbind.Agent1` (served by the agent), documented in
+//! `docs/dbus-api.md`.
+//!
+//! One agent at a time. Only trusted agents may register: a process of the daemon's
+//! own user running `scanbind-agent` or `scanbindctl` from the directory `scanbindd`
+//! itself runs from, or one listed in `policy.toml` under `[[trusted_agents]]` by uid
+//! and executable. Showing is best effort (an app may draw the QR itself);
+//! confirmations are not: without an agent they fail with `NeedsConfirmation`, a
+//! prompt nobody answers in time or whose agent goes away is a refusal (`Denied`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use scanbind_ipc::Error as Wire;
+use scanbind_ipc::proxy::Agent1Proxy;
+use scanbind_ipc::types::keys::agent as keys;
+use zbus::message::Header;
+use zbus::names::OwnedUniqueName;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection, interface};
+use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
+
+use crate::caller::{self, Caller};
+use crate::pin;
+use crate::service::{Shared, lock};
+
+/// How long a prompt waits for an answer unless `prompt_timeout_secs` says otherwise.
+pub(crate) const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Wrong PINs in a row before approvals are locked.
+pub(crate) const PIN_ATTEMPTS: u32 = 5;
+
+/// How long approvals stay locked after [`PIN_ATTEMPTS`] wrong PINs.
+pub(crate) const PIN_LOCKOUT_SECS: i64 = 300;
+
+/// The executables trusted by default when they sit beside `scanbindd`.
+const DEFAULT_AGENTS: &[&str] = &["scanbind-agent", "scanbindctl"];
+
+/// `details` of a request, in the order given.
+pub(crate) type Details = Vec<(&'static str, OwnedValue)>;
+
+/// The registered agent.
+#[derive(Debug, Clone)]
+struct Registered {
+    conn: Connection,
+    /// Its unique name on a bus; `None` on a peer-to-peer connection.
+    peer: Option<OwnedUniqueName>,
+    path: OwnedObjectPath,
+    /// Which registration this is (a watcher only clears its own).
+    generation: u64,
+}
+
+/// The agent registry, shared by every connection.
+#[derive(Debug, Default)]
+pub(crate) struct Agents {
+    /// A std mutex: held for a copy or a replacement.
+    current: Mutex<Option<Registered>>,
+    generation: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// A `Confirm` answered by the user.
+pub(crate) struct Answer {
+    pub(crate) allowed: bool,
+    pub(crate) pin: Option<zeroize::Zeroizing<String>>,
+}
+
+impl Agents {
+    /// Whether an agent is registered.
+    pub(crate) fn is_registered(&self) -> bool {
+        lock(&self.current).is_some()
+    }
+
+    /// A fresh request id.
+    pub(crate) fn request_id(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}-{}",
+            self.requests.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+
+    async fn proxy(&self) -> Option<(u64, Agent1Proxy<'static>)> {
+        let r = lock(&self.current).clone()?;
+        let mut b = Agent1Proxy::builder(&r.conn)
+            .path(r.path.clone())
+            .ok()?
+            .cache_properties(zbus::proxy::CacheProperties::No);
+        if let Some(peer) = &r.peer {
+            b = b.destination(peer.clone()).ok()?;
+        }
+        Some((r.generation, b.build().await.ok()?))
+    }
+
+    /// Forgets registration `generation` (its agent went away or a call to it failed).
+    fn forget(&self, generation: u64) -> bool {
+        let mut current = lock(&self.current);
+        if current.as_ref().is_some_and(|r| r.generation == generation) {
+            *current = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Asks the agent to show `kind` until [`Agents::dismiss`]; nothing happens
+    /// without one. The call runs in the background: never delays the caller.
+    pub(crate) async fn show(
+        shared: &Shared,
+        request: String,
+        kind: &'static str,
+        details: Details,
+    ) {
+        let Some((generation, agent)) = shared.agents.proxy().await else {
+            return;
+        };
+        let agents = Arc::clone(&shared.agents);
+        tokio::spawn(async move {
+            if let Err(e) = agent.show(&request, kind, as_options(&details)).await {
+                tracing::warn!(cause = %e, kind, "the display agent did not take a request");
+                agents.gone(generation, &e);
+            }
+        });
+    }
+
+    /// Takes `request` off the agent's screen (background, best effort).
+    pub(crate) async fn dismiss(shared: &Shared, request: String, outcome: &'static str) {
+        let Some((generation, agent)) = shared.agents.proxy().await else {
+            return;
+        };
+        let agents = Arc::clone(&shared.agents);
+        tokio::spawn(async move {
+            if let Err(e) = agent.dismiss(&request, outcome).await {
+                agents.gone(generation, &e);
+            }
+        });
+    }
+
+    /// A call to the agent failed: if its connection or name is gone, forget it.
+    fn gone(&self, generation: u64, e: &zbus::Error) {
+        let vanished = match e {
+            zbus::Error::MethodError(name, _, _) => matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.NoReply"
+                    | "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                    | "org.freedesktop.DBus.Error.UnknownObject"
+            ),
+            zbus::Error::InputOutput(_) => true,
+            _ => false,
+        };
+        if vanished && self.forget(generation) {
+            tracing::info!("the display agent went away");
+        }
+    }
+
+    /// Asks the user through the agent and waits for the answer, `timeout` at most.
+    /// No agent: `NeedsConfirmation` carrying `why`; no answer in time or the agent
+    /// went away: `Denied`.
+    pub(crate) async fn confirm(
+        shared: &Shared,
+        kind: &'static str,
+        mut details: Details,
+        timeout: Duration,
+        why: &str,
+    ) -> Result<Answer, Wire> {
+        let Some((generation, agent)) = shared.agents.proxy().await else {
+            return Err(Wire::NeedsConfirmation(format!(
+                "{why} and no trusted display agent is running (start scanbind-agent or \
+                 scanbindctl agent); nothing was charged"
+            )));
+        };
+        let request = shared.agents.request_id(kind);
+        details.push((
+            keys::TIMEOUT_SECS,
+            OwnedValue::from(u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX)),
+        ));
+        let asked =
+            tokio::time::timeout(timeout, agent.confirm(&request, kind, as_options(&details)))
+                .await;
+        match asked {
+            Ok(Ok((allowed, answer))) => {
+                Agents::dismiss(shared, request, "answered").await;
+                let pin = answer
+                    .get(keys::ANSWER_PIN)
+                    .and_then(|v| String::try_from(v.clone()).ok())
+                    .map(zeroize::Zeroizing::new);
+                Ok(Answer { allowed, pin })
+            }
+            Ok(Err(e)) => {
+                if !matches!(&e, zbus::Error::MethodError(..)) || shared.agents.is_registered() {
+                    shared.agents.gone(generation, &e);
+                }
+                announce(shared).await;
+                Err(Wire::Denied(
+                    "the display agent went away before the user answered; nothing was charged"
+                        .into(),
+                ))
+            }
+            Err(_) => {
+                Agents::dismiss(shared, request, "timed-out").await;
+                Err(Wire::Denied(format!(
+                    "nobody answered on the display within {} s; nothing was charged",
+                    timeout.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+fn as_options(details: &Details) -> HashMap<&str, Value<'_>> {
+    details
+        .iter()
+        .map(|(k, v)| {
+            (
+                *k,
+                Value::from(v.try_clone().unwrap_or_else(|_| OwnedValue::from(false))),
+            )
+        })
+        .collect()
+}
+
+/// Emits `AgentRegistered` changes on every connection.
+async fn announce(shared: &Shared) {
+    for conn in shared.connections() {
+        if let Ok(iface) = conn
+            .object_server()
+            .interface::<_, AgentManagerObj>(scanbind_ipc::DAEMON_PATH)
+            .await
+        {
+            let _ = iface
+                .get()
+                .await
+                .agent_registered_changed(iface.signal_emitter())
+                .await;
+        }
+    }
+}
+
+/// Whether `who` may register as the display agent.
+fn trusted(shared: &Shared, who: &Caller) -> bool {
+    let exe = Path::new(&who.app_id);
+    if !exe.is_absolute() {
+        return false; // a Flatpak or snap app is never an agent by default
+    }
+    if let Ok(policy) = shared.policy.current()
+        && policy
+            .trusted_agents
+            .iter()
+            .any(|t| t.uid == who.uid && t.exe == exe)
+    {
+        return true;
+    }
+    let ours = own_uid().is_some_and(|uid| uid == who.uid);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|me| me.parent().map(Path::to_path_buf))
+        .zip(exe.parent().map(Path::to_path_buf))
+        .is_some_and(|(a, b)| a == b);
+    let named = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| DEFAULT_AGENTS.contains(&n));
+    ours && beside && named
+}
+
+/// The daemon's own uid (the owner of `/proc/self`).
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// The `io.scanbind.AgentManager1` object, at the entry-point path.
+#[derive(Debug)]
+pub(crate) struct AgentManagerObj {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[interface(name = "io.scanbind.AgentManager1")]
+impl AgentManagerObj {
+    /// `RegisterAgent(o agent, a{sv} options)`.
+    async fn register_agent(
+        &self,
+        agent: ObjectPath<'_>,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), Wire> {
+        crate::service::no_options("RegisterAgent", &options)?;
+        let who = caller::identify(conn, &hdr).await?;
+        if !trusted(&self.shared, &who) {
+            tracing::warn!(app = %who.app_id, uid = who.uid, "an untrusted program tried to register as display agent");
+            return Err(Wire::NotAllowed(format!(
+                "{} (uid {}) is not a trusted display agent: list it under [[trusted_agents]] \
+                 in policy.toml",
+                who.app_id, who.uid
+            )));
+        }
+        let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
+        let generation = self
+            .shared
+            .agents
+            .generation
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        {
+            let mut current = lock(&self.shared.agents.current);
+            if let Some(r) = current.as_ref() {
+                let same = r.peer == peer && r.conn.unique_name() == conn.unique_name();
+                if !same {
+                    return Err(Wire::Duplicate(
+                        "another display agent is registered; only one may be".into(),
+                    ));
+                }
+            }
+            *current = Some(Registered {
+                conn: conn.clone(),
+                peer: peer.clone(),
+                path: agent.clone().into(),
+                generation,
+            });
+        }
+        tracing::info!(agent = %who.app_id, "display agent registered");
+        watch(Arc::clone(&self.shared), conn.clone(), peer, generation);
+        let _ = self.agent_registered_changed(&emitter).await;
+        announce(&self.shared).await;
+        Ok(())
+    }
+
+    /// `UnregisterAgent(o agent, a{sv} options)`.
+    async fn unregister_agent(
+        &self,
+        agent: ObjectPath<'_>,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), Wire> {
+        crate::service::no_options("UnregisterAgent", &options)?;
+        let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
+        let generation = {
+            let current = lock(&self.shared.agents.current);
+            match current.as_ref() {
+                Some(r) if r.peer == peer && r.path.as_str() == agent.as_str() => r.generation,
+                _ => {
+                    return Err(Wire::NotFound(
+                        "the caller is not the registered agent".into(),
+                    ));
+                }
+            }
+        };
+        self.shared.agents.forget(generation);
+        tracing::info!("display agent unregistered");
+        announce(&self.shared).await;
+        Ok(())
+    }
+
+    /// `SetParentPin(s old_pin, s new_pin, a{sv} options)`.
+    async fn set_parent_pin(
+        &self,
+        old_pin: String,
+        new_pin: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(), Wire> {
+        crate::service::no_options("SetParentPin", &options)?;
+        let old_pin = zeroize::Zeroizing::new(old_pin);
+        let new_pin = zeroize::Zeroizing::new(new_pin);
+        if !new_pin.is_empty() {
+            pin::validate(&new_pin)?;
+        }
+        if let Some(stored) = pin::stored(&self.shared).await? {
+            pin::check(&self.shared, &stored, &old_pin).await?;
+        }
+        pin::set(&self.shared, (!new_pin.is_empty()).then_some(&*new_pin)).await
+    }
+
+    /// `AgentRegistered` (`b`).
+    #[zbus(property)]
+    fn agent_registered(&self) -> bool {
+        self.shared.agents.is_registered()
+    }
+}
+
+/// Forgets the agent when its bus name goes away (on a bus), or its connection closes
+/// (peer-to-peer).
+fn watch(shared: Arc<Shared>, conn: Connection, peer: Option<OwnedUniqueName>, generation: u64) {
+    tokio::spawn(async move {
+        match peer {
+            Some(name) => {
+                let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+                    return;
+                };
+                let Ok(mut changes) = dbus
+                    .receive_name_owner_changed_with_args(&[(0, name.as_str())])
+                    .await
+                else {
+                    return;
+                };
+                // The name may have gone between the registration and the subscription.
+                if dbus
+                    .name_has_owner(name.as_ref().into())
+                    .await
+                    .unwrap_or(true)
+                {
+                    while let Some(signal) = changes.next().await {
+                        if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                // A peer-to-peer agent: its connection ends with the socket.
+                let mut stream = zbus::MessageStream::from(&conn);
+                while stream.next().await.is_some() {}
+            }
+        }
+        if shared.agents.forget(generation) {
+            tracing::info!("the display agent went away");
+            announce(&shared).await;
+        }
+    });
+}
+
+/// Where the prompt timeout comes from: the policy, else the default.
+pub(crate) fn prompt_timeout(shared: &Shared) -> Duration {
+    shared
+        .policy
+        .current()
+        .ok()
+        .and_then(|p| p.prompt_timeout_secs)
+        .map_or(DEFAULT_PROMPT_TIMEOUT, |s| {
+            Duration::from_secs(u64::from(s))
+        })
+}
+
+/// The app as people call it: the executable's file name, or the last part of a
+/// Flatpak id / the snap name.
+pub(crate) fn app_name(app_id: &str) -> String {
+    let id = app_id
+        .strip_prefix("flatpak:")
+        .or_else(|| app_id.strip_prefix("snap:"))
+        .unwrap_or(app_id);
+    id.rsplit(['/', '.'])
+        .find(|s| !s.is_empty())
+        .unwrap_or(id)
+        .to_owned()
+}
+
+/// The wallet as people call it (`AlipayHK` for `ALIPAY_HK`).
+pub(crate) fn wallet_name(wallet: &str) -> String {
+    scanbind_ams::wallet::Wallet::parse(wallet)
+        .scan_to_bind()
+        .map_or_else(|| wallet.to_owned(), |p| p.display_name.to_owned())
+}
+
+/// What a payment prompt shows.
+pub(crate) struct PaymentPrompt<'a> {
+    pub(crate) app_id: &'a str,
+    /// Empty for an order code.
+    pub(crate) wallet: &'a str,
+    pub(crate) amount: scanbind_ams::Money,
+    pub(crate) description: &'a str,
+}
+
+impl PaymentPrompt<'_> {
+    fn details(&self, message: String, title: &str) -> Details {
+        let mut d: Details = vec![
+            (
+                keys::TITLE,
+                OwnedValue::from(zvariant::Str::from(title.to_owned())),
+            ),
+            (keys::MESSAGE, str_value(message)),
+            (keys::APP_ID, str_value(self.app_id.to_owned())),
+            (keys::APP_NAME, str_value(app_name(self.app_id))),
+            (keys::AMOUNT_TEXT, str_value(self.amount.to_string())),
+            (
+                keys::AMOUNT_MINOR,
+                OwnedValue::from(self.amount.minor().get()),
+            ),
+            (
+                keys::CURRENCY,
+                str_value(self.amount.currency().code().to_owned()),
+            ),
+            (keys::DESCRIPTION, str_value(self.description.to_owned())),
+        ];
+        if !self.wallet.is_empty() {
+            d.push((keys::WALLET, str_value(self.wallet.to_owned())));
+            d.push((keys::WALLET_NAME, str_value(wallet_name(self.wallet))));
+        }
+        d
+    }
+
+    fn wallet_text(&self) -> String {
+        if self.wallet.is_empty() {
+            "a wallet".to_owned()
+        } else {
+            format!("your {} wallet", wallet_name(self.wallet))
+        }
+    }
+}
+
+/// An object path value for `details`.
+pub(crate) fn path_value(path: &OwnedObjectPath) -> OwnedValue {
+    Value::from(path.as_ref())
+        .try_to_owned()
+        .unwrap_or_else(|_| str_value(path.to_string()))
+}
+
+/// A string value for `details`.
+pub(crate) fn str_value(s: String) -> OwnedValue {
+    OwnedValue::from(zvariant::Str::from(s))
+}
+
+/// Asks what the policy wants asked before a payment is recorded; `Ok` to go on.
+/// A consent that is given adds the app to the policy file with the `[consent]`
+/// limits (the caller decides again with the new rule).
+pub(crate) async fn ask(
+    shared: &Arc<Shared>,
+    prompt: &crate::policy::Prompt,
+    p: &PaymentPrompt<'_>,
+) -> Result<(), Wire> {
+    use crate::policy::Prompt;
+    let timeout = prompt_timeout(shared);
+    let app = app_name(p.app_id);
+    match prompt {
+        Prompt::Consent => {
+            let policy = shared.policy.current().map_err(Wire::NotAllowed)?;
+            let limit = policy
+                .consent_limits(p.amount.currency())
+                .and_then(|l| l.daily)
+                .map(|d| {
+                    format!(
+                        " up to {} a day",
+                        crate::policy::money_text(p.amount.currency(), d)
+                    )
+                })
+                .unwrap_or_default();
+            let message = format!(
+                "Allow {app} to charge {}{limit}? It asks to pay {} now.",
+                p.wallet_text(),
+                p.amount
+            );
+            let answer = Agents::confirm(
+                shared,
+                keys::KIND_CONSENT,
+                p.details(message, "A new app wants to charge"),
+                timeout,
+                &format!("{} has not been allowed yet", p.app_id),
+            )
+            .await?;
+            if !answer.allowed {
+                return Err(Wire::Denied(format!(
+                    "the user did not allow {app} to charge; nothing was charged"
+                )));
+            }
+            shared
+                .policy
+                .grant(p.app_id, p.wallet, policy.consent.limits.clone())
+                .map_err(|e| Wire::Internal(format!("could not save the consent: {e}")))?;
+            tracing::info!(app = %p.app_id, "the user allowed a new app to charge");
+            Ok(())
+        }
+        Prompt::Confirm => {
+            let message = format!(
+                "Pay {} to {app} from {}? ({})",
+                p.amount,
+                p.wallet_text(),
+                p.description
+            );
+            let answer = Agents::confirm(
+                shared,
+                keys::KIND_PAYMENT,
+                p.details(message, "Confirm the payment"),
+                timeout,
+                &format!("each charge by {} needs the user's confirmation", p.app_id),
+            )
+            .await?;
+            if answer.allowed {
+                Ok(())
+            } else {
+                Err(Wire::Denied(
+                    "the user declined the payment; nothing was charged".into(),
+                ))
+            }
+        }
+        Prompt::ParentApproval => parent_approval(shared, p, &app, timeout).await,
+    }
+}
+
+/// A kid profile's charge: the parent types the PIN on the agent; wrong PINs are
+/// asked again until the attempts run out (then approvals lock for a while).
+async fn parent_approval(
+    shared: &Arc<Shared>,
+    p: &PaymentPrompt<'_>,
+    app: &str,
+    timeout: Duration,
+) -> Result<(), Wire> {
+    let Some(stored) = pin::stored(shared).await? else {
+        return Err(Wire::NeedsConfirmation(
+            "the kid profile's charges need a parent's approval, and no parent PIN is set \
+             (scanbindctl profiles set-pin); nothing was charged"
+                .into(),
+        ));
+    };
+    let mut left = pin::status(shared).await?.map_err(pin::Refused::to_wire)?;
+    loop {
+        let message = format!(
+            "{app} asks to pay {} ({}). A parent can approve with the PIN.",
+            p.amount, p.description
+        );
+        let mut details = p.details(message, "A parent's approval is needed");
+        details.push((keys::PIN_REQUIRED, OwnedValue::from(true)));
+        details.push((keys::ATTEMPTS_LEFT, OwnedValue::from(left)));
+        let answer = Agents::confirm(
+            shared,
+            keys::KIND_PARENT_APPROVAL,
+            details,
+            timeout,
+            "the kid profile's charges need a parent's approval",
+        )
+        .await?;
+        if !answer.allowed {
+            return Err(Wire::Denied(
+                "the parent did not approve the payment; nothing was charged".into(),
+            ));
+        }
+        let typed = answer.pin.unwrap_or_default();
+        match pin::check_counted(shared, &stored, &typed).await? {
+            Ok(()) => {
+                tracing::info!(app = %p.app_id, "a parent approved a kid profile's payment");
+                return Ok(());
+            }
+            Err(pin::Refused::Wrong(n)) => left = n,
+            Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_wire()),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Display agents end to end (issue 7): real processes (sandbox, `scanbind-server`,
+//! private `dbus-daemon`, `scanbindd`); this test process plays the app and, on a
+//! second connection, a display agent serving `io.scanbind.Agent1`. Covers agent
+//! trust, one agent at a time, the binding QR shown and dismissed, the first-use
+//! consent, per-charge confirmation, a prompt nobody answers, the kid profile's
+//! parent PIN with its attempt limit, the step-up to an order code above the cap,
+//! and an agent that goes away.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::{DaemonProc, GUARD, World};
+use futures_util::StreamExt as _;
+use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+use scanbind_ipc::types::keys::agent as keys;
+use scanbind_ipc::{Error as Wire, PaymentState};
+use scanbindd::test_util::{PrivateBus, require_secret_service};
+use tokio::sync::{mpsc, oneshot};
+use zbus::proxy::CacheProperties;
+use zvariant::{OwnedObjectPath, OwnedValue};
+
+const AGENT_PATH: &str = "/io/scanbind/TestAgent";
+
+type Reply = (bool, HashMap<String, OwnedValue>);
+
+/// What the daemon asked the agent.
+#[derive(Debug)]
+enum Ev {
+    Show(String, String, HashMap<String, OwnedValue>),
+    Dismiss(String, String),
+    Confirm(HashMap<String, OwnedValue>, oneshot::Sender<Reply>),
+}
+
+/// A display agent whose answers come from the test.
+struct TestAgent(mpsc::UnboundedSender<Ev>);
+
+#[zbus::interface(name = "io.scanbind.Agent1")]
+impl TestAgent {
+    fn show(&self, _request: String, kind: String, details: HashMap<String, OwnedValue>) {
+        let _ = self.0.send(Ev::Show(_request, kind, details));
+    }
+
+    fn dismiss(&self, request: String, outcome: String) {
+        let _ = self.0.send(Ev::Dismiss(request, outcome));
+    }
+
+    async fn confirm(
+        &self,
+        _request: String,
+        kind: String,
+        mut details: HashMap<String, OwnedValue>,
+    ) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        details.insert("kind".into(), OwnedValue::from(zvariant::Str::from(kind)));
+        let _ = self.0.send(Ev::Confirm(details, tx));
+        // A test that never answers drops the sender: reply "no" late (the daemon has
+        // given up by then).
+        rx.await.unwrap_or((false, HashMap::new()))
+    }
+}
+
+fn text(d: &HashMap<String, OwnedValue>, k: &str) -> String {
+    d.get(k)
+        .and_then(|v| String::try_from(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+async fn next(events: &mut mpsc::UnboundedReceiver<Ev>) -> Ev {
+    tokio::time::timeout(GUARD, events.recv())
+        .await
+        .expect("the agent was asked nothing within the guard time")
+        .expect("agent channel open")
+}
+
+/// The next `Confirm`, skipping shows and dismissals.
+async fn next_confirm(
+    events: &mut mpsc::UnboundedReceiver<Ev>,
+) -> (HashMap<String, OwnedValue>, oneshot::Sender<Reply>) {
+    loop {
+        if let Ev::Confirm(d, tx) = next(events).await {
+            return (d, tx);
+        }
+    }
+}
+
+async fn connect(bus: &PrivateBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address())
+        .unwrap()
+        .method_timeout(GUARD)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A connection serving the test agent, and the receiver of what it is asked.
+async fn agent_connection(bus: &PrivateBus) -> (zbus::Connection, mpsc::UnboundedReceiver<Ev>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = zbus::connection::Builder::address(bus.address())
+        .unwrap()
+        .method_timeout(GUARD)
+        .serve_at(AGENT_PATH, TestAgent(tx))
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    (conn, rx)
+}
+
+async fn register(conn: &zbus::Connection) -> Result<(), Wire> {
+    let m = AgentManager1Proxy::new(conn).await.unwrap();
+    m.register_agent(&AGENT_PATH.try_into().unwrap(), HashMap::new())
+        .await
+}
+
+fn write_policy(path: &Path, body: &str) {
+    // Written aside and renamed: the daemon never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn settled(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
+    let p = Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut completed = p.receive_completed().await.unwrap();
+    let now: PaymentState = p.state().await.unwrap().parse().unwrap();
+    if now.is_terminal() {
+        return now.as_str().to_owned();
+    }
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .expect("no Completed within the guard time")
+        .unwrap();
+    signal.args().unwrap().state.to_string()
+}
+
+fn journal_rows(state_dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
+    conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn display_agent_trust_prompts_kid_approval_and_step_up() {
+    require_secret_service();
+    let world = World::new().await;
+    let server = world.spawn_server();
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let policy = state.path().join("policy.toml");
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    let me = me.to_str().unwrap().to_owned();
+    let uid = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    write_policy(&policy, "unknown_apps = \"ask\"\n");
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    let daemon = DaemonProc::spawn_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    let manager = AgentManager1Proxy::builder(&conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+
+    // Without an agent, a charge that needs the user fails clearly and records nothing.
+    let err = d
+        .pay("no-agent", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotBound(_)), "{err:?}"); // nothing bound yet
+
+    // Trust: this test binary is not a default agent (not beside scanbindd).
+    let (aconn, mut events) = agent_connection(&bus).await;
+    let err = register(&aconn).await.unwrap_err();
+    assert!(matches!(err, Wire::NotAllowed(_)), "{err:?}");
+    assert!(!manager.agent_registered().await.unwrap());
+    let trusted =
+        format!("unknown_apps = \"ask\"\n[[trusted_agents]]\nuid = {uid}\nexe = \"{me}\"\n");
+    write_policy(&policy, &trusted);
+    register(&aconn).await.unwrap();
+    assert!(manager.agent_registered().await.unwrap());
+    // Only one agent at a time.
+    let (other, _other_events) = agent_connection(&bus).await;
+    let err = register(&other).await.unwrap_err();
+    assert!(matches!(err, Wire::Duplicate(_)), "{err:?}");
+
+    // The binding QR goes to the agent with its match code and comes off when bound.
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(&conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let Ev::Show(request, kind, details) = next(&mut events).await else {
+        panic!("expected Show first");
+    };
+    assert_eq!(kind, keys::KIND_BINDING_QR);
+    assert_eq!(
+        text(&details, keys::CODE_VALUE),
+        binding.code_value().await.unwrap()
+    );
+    assert_eq!(
+        text(&details, keys::MATCH_CODE),
+        binding.match_code().await.unwrap()
+    );
+    assert_eq!(text(&details, keys::WALLET_NAME), "AlipayHK");
+    assert!(!text(&details, keys::DEVICE_NAME).is_empty());
+    world
+        .scan(&text(&details, keys::CODE_VALUE), "approve")
+        .await;
+    match next(&mut events).await {
+        Ev::Dismiss(r, outcome) => {
+            assert_eq!(r, request);
+            assert_eq!(outcome, "bound");
+        }
+        other => panic!("expected Dismiss, got {other:?}"),
+    }
+
+    // First use: consent asked; "no" refuses and records nothing.
+    let pay = {
+        let d = d.clone();
+        move |order: &'static str, amount: i64| {
+            let d = d.clone();
+            tokio::spawn(async move { d.pay(order, amount, "HKD", "Coins", HashMap::new()).await })
+        }
+    };
+    let call = pay("consent-no", 100);
+    let (asked, answer) = next_confirm(&mut events).await;
+    assert_eq!(text(&asked, "kind"), keys::KIND_CONSENT);
+    assert!(
+        text(&asked, keys::MESSAGE).contains("AlipayHK"),
+        "{asked:?}"
+    );
+    answer.send((false, HashMap::new())).unwrap();
+    let err = call.await.unwrap().unwrap_err();
+    assert!(matches!(err, Wire::Denied(_)), "{err:?}");
+    assert_eq!(journal_rows(state.path()), 0);
+
+    // "Yes" adds the app with the consent limits and pays.
+    write_policy(
+        &policy,
+        &format!("{trusted}[consent.limits.HKD]\ndaily = 10000\n"),
+    );
+    let call = pay("consent-yes", 100);
+    let (asked, answer) = next_confirm(&mut events).await;
+    assert!(
+        text(&asked, keys::MESSAGE).contains("HKD 100.00 a day"),
+        "{asked:?}"
+    );
+    answer.send((true, HashMap::new())).unwrap();
+    let p = call.await.unwrap().unwrap();
+    assert_eq!(settled(&conn, &p).await, "succeeded", "{}", daemon.logs());
+    let saved = std::fs::read_to_string(&policy).unwrap();
+    assert!(
+        saved.contains(&me) && saved.contains("daily = 10000"),
+        "{saved}"
+    );
+    // Now listed: no prompt for the next one (a prompt would block this call).
+    let p = d
+        .pay("listed", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(settled(&conn, &p).await, "succeeded");
+
+    // confirm = true: every charge asks; no answer within the prompt timeout refuses.
+    let confirm = format!(
+        "prompt_timeout_secs = 2\n{trusted}[apps.\"{me}\"]\nconfirm = true\n\
+         above_cap = \"order-code\"\n[apps.\"{me}\".limits.HKD]\nper_payment = 1000\n"
+    );
+    write_policy(&policy, &confirm);
+    let call = pay("confirm-yes", 200);
+    let (asked, answer) = next_confirm(&mut events).await;
+    assert_eq!(text(&asked, "kind"), keys::KIND_PAYMENT);
+    assert!(
+        text(&asked, keys::MESSAGE).contains("HKD 2.00"),
+        "{asked:?}"
+    );
+    answer.send((true, HashMap::new())).unwrap();
+    let p = call.await.unwrap().unwrap();
+    assert_eq!(settled(&conn, &p).await, "succeeded");
+    let call = pay("confirm-silence", 200);
+    let (_asked, unanswered) = next_confirm(&mut events).await;
+    let err = call.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Wire::Denied(ref m) if m.contains("nobody answered")),
+        "{err:?}"
+    );
+    match next(&mut events).await {
+        Ev::Dismiss(_, outcome) => assert_eq!(outcome, "timed-out"),
+        other => panic!("expected Dismiss, got {other:?}"),
+    }
+    drop(unanswered);
+
+    // Above the cap with above_cap = "order-code": no TV prompt, an order code shown.
+    let p = d
+        .pay("step-up", 5000, "HKD", "Season pass", HashMap::new())
+        .await
+        .unwrap();
+    let code = loop {
+        if let Ev::Show(_, kind, details) = next(&mut events).await {
+            assert_eq!(kind, keys::KIND_ORDER_CODE);
+            assert!(text(&details, keys::AMOUNT_TEXT).contains("50.00"));
+            break text(&details, keys::CODE_VALUE);
+        }
+    };
+    world.scan(&code, "approve").await;
+    assert_eq!(settled(&conn, &p).await, "succeeded", "{}", daemon.logs());
+    match next(&mut events).await {
+        Ev::Dismiss(_, outcome) => assert_eq!(outcome, "succeeded"),
+        other => panic!("expected Dismiss, got {other:?}"),
+    }
+
+    // Kid profile: without a PIN the charge cannot be approved.
+    let kids = format!(
+        "active_profile = \"kids\"\n{trusted}[apps.\"{me}\"]\n[profiles.kids]\nkid = true\n"
+    );
+    write_policy(&policy, &kids);
+    let err = d
+        .pay("kid-no-pin", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NeedsConfirmation(_)), "{err:?}");
+    manager
+        .set_parent_pin("", "12", HashMap::new())
+        .await
+        .unwrap_err();
+    manager
+        .set_parent_pin("", "2468", HashMap::new())
+        .await
+        .unwrap();
+    // Changing it needs the old one.
+    let err = manager
+        .set_parent_pin("0000", "1357", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::Denied(_)), "{err:?}");
+    // A wrong PIN is asked again with one attempt fewer; the right one pays.
+    let call = pay("kid-approved", 100);
+    let (asked, answer) = next_confirm(&mut events).await;
+    assert_eq!(text(&asked, "kind"), keys::KIND_PARENT_APPROVAL);
+    assert_eq!(asked[keys::PIN_REQUIRED], OwnedValue::from(true));
+    let first_left = u32::try_from(asked[keys::ATTEMPTS_LEFT].clone()).unwrap();
+    let pin = |p: &str| {
+        let mut a = HashMap::new();
+        a.insert(
+            "pin".to_owned(),
+            OwnedValue::from(zvariant::Str::from(p.to_owned())),
+        );
+        (true, a)
+    };
+    answer.send(pin("1111")).unwrap();
+    let (asked, answer) = next_confirm(&mut events).await;
+    let left = u32::try_from(asked[keys::ATTEMPTS_LEFT].clone()).unwrap();
+    assert_eq!(left, first_left - 1);
+    answer.send(pin("2468")).unwrap();
+    let p = call.await.unwrap().unwrap();
+    assert_eq!(settled(&conn, &p).await, "succeeded");
+    // Wrong PINs until the attempts run out: refused and locked.
+    let call = pay("kid-locked", 100);
+    loop {
+        let (asked, answer) = next_confirm(&mut events).await;
+        let left = u32::try_from(asked[keys::ATTEMPTS_LEFT].clone()).unwrap();
+        answer.send(pin("0000")).unwrap();
+        if left == 1 {
+            break;
+        }
+    }
+    let err = call.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Wire::Denied(ref m) if m.contains("locked")),
+        "{err:?}"
+    );
+    let err = d
+        .pay("kid-while-locked", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Wire::Denied(ref m) if m.contains("locked")),
+        "{err:?}"
+    );
+
+    // The agent goes away: prompts fail with NeedsConfirmation again.
+    write_policy(&policy, &confirm);
+    drop(aconn);
+    drop(events);
+    let watcher = AgentManager1Proxy::builder(&conn)
+        .cache_properties(CacheProperties::Yes)
+        .build()
+        .await
+        .unwrap();
+    let mut changes = watcher.receive_agent_registered_changed().await;
+    while watcher.agent_registered().await.unwrap() {
+        tokio::time::timeout(GUARD, changes.next())
+            .await
+            .expect("AgentRegistered did not turn false");
+    }
+    let err = d
+        .pay("gone", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NeedsConfirmation(_)), "{err:?}");
+
+    // The wallet was charged exactly for what was approved.
+    let ledger = world.ledger().await;
+    let charged: Vec<i64> = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["moneyMovements"] == 1)
+        .map(|p| p["amount"]["value"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let mut charged = charged;
+    charged.sort_unstable();
+    assert_eq!(charged, [100, 100, 100, 200, 5000], "{ledger}");
+}
