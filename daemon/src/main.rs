@@ -101,6 +101,15 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("SCANBIND_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
+    // A crash point asked of a build without them would be silently ignored and leave
+    // a kill -9 test waiting for a crash that never comes: refuse instead.
+    if !cfg!(feature = "test-util") && std::env::var_os("SCANBINDD_CRASH_AT").is_some() {
+        tracing::error!(
+            "SCANBINDD_CRASH_AT is set but this scanbindd was built without the test-util \
+             feature (crash points): rebuild with --features test-util or unset it"
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -66,6 +66,12 @@ impl ServerLink {
     ) -> Result<ServerLink> {
         let http = scanbind_ams::client::http_client_builder(Vec::new())
             .map_err(Error::HttpClient)?
+            // A server or network that vanished is found by the kernel's probes on the
+            // idle event stream, without waking the daemon (the server sends no
+            // keep-alive traffic by default).
+            .tcp_keepalive(Duration::from_secs(60))
+            .tcp_keepalive_interval(Duration::from_secs(10))
+            .tcp_keepalive_retries(6)
             .build()
             .map_err(Error::ServerUnreachable)?;
         Ok(ServerLink {

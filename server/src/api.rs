@@ -421,6 +421,7 @@ async fn events(
         None => app.hub.latest(&device_id).await?,
     };
     app.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
+    let keep_alive_secs = app.config.server.events_keep_alive_secs;
     let guard = StreamGuard(app.clone());
     // `drained`: the last read returned less than a full batch, so everything committed
     // before it has been delivered; anything committed since sends a wake-up, which the
@@ -479,11 +480,16 @@ async fn events(
     // The sequence number the stream starts after, so a client that has not seen an
     // event yet can still resume without a gap after a reconnect.
     let resume = [(RESUME_AFTER_HEADER, after.to_string())];
-    Ok((
-        resume,
-        Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
-    )
-        .into_response())
+    // No keep-alive comments by default: an idle device sleeps (TCP keepalive finds
+    // dead peers without waking either process).
+    let keep_alive = keep_alive_secs;
+    let sse = Sse::new(stream);
+    Ok(if keep_alive == 0 {
+        (resume, sse).into_response()
+    } else {
+        let every = Duration::from_secs(u64::from(keep_alive));
+        (resume, sse.keep_alive(KeepAlive::new().interval(every))).into_response()
+    })
 }
 
 /// Events read per query by an event stream.

@@ -239,10 +239,13 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         };
         let served = match tls {
             Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await,
-            None => axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| Error::Serve(e.to_string())),
+            None => axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, crate::tls::tcp_keepalive),
+                router,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| Error::Serve(e.to_string())),
         };
         let _ = engine.await;
         task_app.db.close().await;

@@ -74,6 +74,11 @@ pub struct ServerSection {
     /// The public base URL Alipay posts notifications to, e.g. `https://pay.example.com`
     /// (default: derived from `listen` and `tls.mode`).
     pub public_base_url: Option<String>,
+    /// Seconds between keep-alive comments on idle device event streams; 0 (the
+    /// default) sends none, so an idle device is never woken. Dead connections are
+    /// found by TCP keepalive on both ends instead; set this (e.g. 50) only behind a
+    /// proxy that closes connections idle for longer.
+    pub events_keep_alive_secs: u32,
 }
 
 impl Default for ServerSection {
@@ -81,6 +86,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_base_url: None,
+            events_keep_alive_secs: 0,
         }
     }
 }

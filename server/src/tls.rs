@@ -100,6 +100,19 @@ pub fn acceptor(config: &Config) -> Result<Option<Acceptor>> {
     )))))
 }
 
+/// Turns on TCP keepalive for an accepted connection: a device that vanished (power
+/// cut, network gone) is noticed within about two minutes without any traffic of our
+/// own that would wake idle devices (probes after 60 s idle, every 10 s, 6 tries).
+pub fn tcp_keepalive(tcp: &mut tokio::net::TcpStream) {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10))
+        .with_retries(6);
+    if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_keepalive(&ka) {
+        debug!(cause = %e, "could not turn on TCP keepalive");
+    }
+}
+
 /// Serves `router` over TLS until `shutdown` completes (then stops accepting; open
 /// connections finish on their own).
 pub async fn serve(
@@ -110,7 +123,7 @@ pub async fn serve(
 ) -> Result<()> {
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (mut tcp, peer) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -120,6 +133,7 @@ pub async fn serve(
                 }
             },
         };
+        tcp_keepalive(&mut tcp);
         let acceptor = acceptor.0.clone();
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
