@@ -44,6 +44,18 @@ SYSTEM_PACKAGES=(
     gcc              # cc: the C library example
     pkgconf          # pkg-config: the C example against the installed package
     faketime         # libfaketime: the device clock skew cells of the reliability suite
+    xvfb             # Xvfb: the window display agent's screenshot tests
+    xdotool          # synthetic key presses for the window agent
+    libgl1-mesa-dri  # Mesa's software OpenGL (swrast) under Xvfb
+    libgl1           # the window agent's OpenGL (glow) and X11 libraries
+    libglx-mesa0
+    libegl1
+    libegl-mesa0
+    libxkbcommon-x11-0
+    libx11-xcb1
+    libxcursor1
+    libxrandr2
+    libxi6
 )
 
 # The Python interpreter the venv is made from: Debian's, the one python3-venv equips.
@@ -97,6 +109,11 @@ package_present() {
         gcc) command -v cc >/dev/null ;;
         pkgconf) command -v pkg-config >/dev/null ;;
         faketime) [[ -e "/usr/lib/$(uname -m)-linux-gnu/faketime/libfaketime.so.1" ]] ;;
+        xvfb) command -v Xvfb >/dev/null ;;
+        xdotool) command -v xdotool >/dev/null ;;
+        libgl1-mesa-dri | libgl1 | libglx-mesa0 | libegl1 | libegl-mesa0 | libxkbcommon-x11-0 | libx11-xcb1 | libxcursor1 | libxrandr2 | libxi6)
+            dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+            ;;
         *) die "package_present: unknown package $1" ;;
     esac
 }

@@ -93,9 +93,12 @@ impl Agents {
             .path(r.path.clone())
             .ok()?
             .cache_properties(zbus::proxy::CacheProperties::No);
-        if let Some(peer) = &r.peer {
-            b = b.destination(peer.clone()).ok()?;
-        }
+        b = match &r.peer {
+            Some(peer) => b.destination(peer.clone()).ok()?,
+            // Peer-to-peer: zbus wants a destination but the socket has one peer; the
+            // name is not used for routing.
+            None => b.destination("io.scanbind.Agent").ok()?,
+        };
         Some((r.generation, b.build().await.ok()?))
     }
 

@@ -303,7 +303,10 @@ impl Daemon {
             .any(|b| b.state == BindingState::Pending);
         let busy = self.shared.busy.load(std::sync::atomic::Ordering::SeqCst);
         let p2p_clients = lock(&self.shared.connections).len() > usize::from(self._bus.is_some());
-        !pending_binding && busy == 0 && !p2p_clients
+        // A registered display agent keeps the daemon up: exiting under it would leave
+        // the next prompt without an agent until it registers again.
+        let agent = self.shared.agents.is_registered();
+        !pending_binding && busy == 0 && !p2p_clients && !agent
     }
 
     async fn set_connectivity(&self, c: Connectivity) -> Result<()> {

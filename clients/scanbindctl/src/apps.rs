@@ -2,14 +2,13 @@
 //! Edits `policy.toml`; the daemon re-reads it at the next payment (no restart).
 //! The file is rewritten from its parsed form, so comments are not kept.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context as _;
-use scanbindd::policy::{PolicyFile, Unknown};
+use scanbindd::policy::{AboveCap, TrustedAgent, Unknown};
 
-use crate::commands::parse_amount;
 use crate::exit;
 use crate::output::Output;
+use crate::policy_file::{self, LimitArgs};
 
 /// Options of `apps`.
 #[derive(Debug, clap::Args)]
@@ -24,15 +23,25 @@ pub struct AppsArgs {
 /// `apps` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AppsCommand {
-    /// List the rules.
+    /// List the rules and the trusted display agents.
     List,
     /// Let an app charge (optionally only some wallets).
     Allow {
         /// The app id: executable path, flatpak:ID or snap:NAME.
         app: String,
-        /// Only these wallets (repeat), e.g. --wallet ALIPAY_HK.
+        /// Only these wallets (repeat), e.g. --wallet ALIPAY_HK; all when none is given.
         #[arg(long = "wallet")]
         wallets: Vec<String>,
+        /// Every charge needs the user's confirmation on the display agent.
+        #[arg(long, conflicts_with = "no_confirm")]
+        confirm: bool,
+        /// Charges need no confirmation (the default).
+        #[arg(long)]
+        no_confirm: bool,
+        /// What a payment above the per-payment cap does: refuse (AboveLimit, the
+        /// default) or order-code (the user pays it by scanning on the phone).
+        #[arg(long, value_name = "MODE", value_parser = ["refuse", "order-code"])]
+        above_cap: Option<String>,
     },
     /// Forbid an app to charge.
     Deny {
@@ -45,15 +54,8 @@ pub enum AppsCommand {
         app: String,
         /// The ISO 4217 currency.
         currency: String,
-        /// The most per payment.
-        #[arg(long)]
-        per_payment: Option<String>,
-        /// The most per UTC day.
-        #[arg(long)]
-        daily: Option<String>,
-        /// The most per UTC month.
-        #[arg(long)]
-        monthly: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// What to do with apps not listed: allow, deny or ask.
     Unknown {
@@ -66,32 +68,25 @@ pub enum AppsCommand {
         /// The app id.
         app: String,
     },
-}
-
-fn policy_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    explicit
-        .or_else(|| scanbindd::settings::default_policy_path(false))
-        .context("no policy file: pass --policy FILE (HOME and XDG_CONFIG_HOME are unset)")
-}
-
-fn load(path: &Path) -> anyhow::Result<PolicyFile> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => PolicyFile::parse(&text, path).map_err(exit::usage),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyFile::default()),
-        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
-    }
-}
-
-fn save(path: &Path, policy: &PolicyFile) -> anyhow::Result<()> {
-    let text = policy.to_toml();
-    // Checked by the daemon's own parser before it replaces the file.
-    PolicyFile::parse(&text, path).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    /// Trust a display agent besides the default ones (`scanbind-agent` and
+    /// `scanbindctl` installed beside `scanbindd`, run by the daemon's user).
+    TrustAgent {
+        /// The user id it runs as.
+        #[arg(long)]
+        uid: u32,
+        /// Its executable's absolute path.
+        #[arg(long, value_name = "PATH")]
+        exe: PathBuf,
+    },
+    /// Stop trusting a display agent added with `trust-agent`.
+    UntrustAgent {
+        /// The user id it runs as.
+        #[arg(long)]
+        uid: u32,
+        /// Its executable's absolute path.
+        #[arg(long, value_name = "PATH")]
+        exe: PathBuf,
+    },
 }
 
 fn app_id(app: &str) -> anyhow::Result<&str> {
@@ -101,10 +96,20 @@ fn app_id(app: &str) -> anyhow::Result<&str> {
     Ok(app)
 }
 
+fn agent_exe(exe: PathBuf) -> anyhow::Result<PathBuf> {
+    if !exe.is_absolute() || exe.to_string_lossy().chars().any(char::is_control) {
+        return Err(exit::usage(format!(
+            "--exe {} must be an absolute path",
+            exe.display()
+        )));
+    }
+    Ok(exe)
+}
+
 /// `apps ...`.
 pub fn run(args: AppsArgs, out: Output) -> anyhow::Result<()> {
-    let path = policy_path(args.policy)?;
-    let mut policy = load(&path)?;
+    let path = policy_file::path(args.policy)?;
+    let mut policy = policy_file::load(&path)?;
     match args.command {
         AppsCommand::List => {
             out.emit(&policy, || {
@@ -119,29 +124,48 @@ pub fn run(args: AppsArgs, out: Output) -> anyhow::Result<()> {
                         .as_ref()
                         .map_or("all wallets".to_owned(), |w| w.join(", "));
                     println!(
-                        "{app}: {} · {wallets}{}",
+                        "{app}: {} · {wallets}{}{}",
                         if rule.allow { "allowed" } else { "denied" },
                         if rule.confirm {
                             " · confirm each charge"
                         } else {
                             ""
+                        },
+                        if rule.above_cap == AboveCap::OrderCode {
+                            " · above the cap: order code"
+                        } else {
+                            ""
                         }
                     );
                     for (cur, l) in &rule.limits {
-                        println!(
-                            "  {cur}: per payment {:?} · daily {:?} · monthly {:?} (minor units)",
-                            l.per_payment, l.daily, l.monthly
-                        );
+                        println!("  {cur}: {}", policy_file::limits_text(cur, l));
                     }
+                }
+                for a in &policy.trusted_agents {
+                    println!("trusted display agent: uid {} {}", a.uid, a.exe.display());
                 }
             });
             return Ok(());
         }
-        AppsCommand::Allow { app, wallets } => {
+        AppsCommand::Allow {
+            app,
+            wallets,
+            confirm,
+            no_confirm,
+            above_cap,
+        } => {
             let rule = policy.apps.entry(app_id(&app)?.to_owned()).or_default();
             rule.allow = true;
             rule.wallets = (!wallets.is_empty())
                 .then(|| wallets.iter().map(|w| w.to_ascii_uppercase()).collect());
+            if confirm || no_confirm {
+                rule.confirm = confirm;
+            }
+            match above_cap.as_deref() {
+                Some("order-code") => rule.above_cap = AboveCap::OrderCode,
+                Some(_) => rule.above_cap = AboveCap::Refuse,
+                None => {}
+            }
         }
         AppsCommand::Deny { app } => {
             policy
@@ -153,28 +177,22 @@ pub fn run(args: AppsArgs, out: Output) -> anyhow::Result<()> {
         AppsCommand::Limit {
             app,
             currency,
-            per_payment,
-            daily,
-            monthly,
+            limits,
         } => {
-            let minor = |v: Option<String>| -> anyhow::Result<Option<i64>> {
-                v.map(|v| parse_amount(&v, &currency).map(|m| m.minor().get()))
-                    .transpose()
-            };
-            let (p, d, m) = (minor(per_payment)?, minor(daily)?, minor(monthly)?);
-            if p.is_none() && d.is_none() && m.is_none() {
+            let code = policy_file::currency_code(&currency)?;
+            if limits.is_empty() {
                 return Err(exit::usage(
                     "give at least one of --per-payment, --daily, --monthly",
                 ));
             }
-            let rule = policy.apps.entry(app_id(&app)?.to_owned()).or_default();
-            let limits = rule
-                .limits
-                .entry(currency.to_ascii_uppercase())
-                .or_default();
-            limits.per_payment = p.or(limits.per_payment);
-            limits.daily = d.or(limits.daily);
-            limits.monthly = m.or(limits.monthly);
+            let mut merged = policy
+                .apps
+                .get(app_id(&app)?)
+                .and_then(|r| r.limits.get(&code).copied())
+                .unwrap_or_default();
+            limits.apply(&code, &mut merged)?;
+            let rule = policy.apps.entry(app).or_default();
+            rule.limits.insert(code, merged);
         }
         AppsCommand::Unknown { mode } => {
             policy.unknown_apps = match mode.as_str() {
@@ -188,8 +206,29 @@ pub fn run(args: AppsArgs, out: Output) -> anyhow::Result<()> {
                 return Err(exit::usage(format!("{app} has no rule")));
             }
         }
+        AppsCommand::TrustAgent { uid, exe } => {
+            let agent = TrustedAgent {
+                uid,
+                exe: agent_exe(exe)?,
+            };
+            if !policy.trusted_agents.contains(&agent) {
+                policy.trusted_agents.push(agent);
+            }
+        }
+        AppsCommand::UntrustAgent { uid, exe } => {
+            let before = policy.trusted_agents.len();
+            policy
+                .trusted_agents
+                .retain(|a| !(a.uid == uid && a.exe == exe));
+            if policy.trusted_agents.len() == before {
+                return Err(exit::usage(format!(
+                    "no trusted display agent uid {uid} {}",
+                    exe.display()
+                )));
+            }
+        }
     }
-    save(&path, &policy)?;
+    policy_file::save(&path, &policy)?;
     out.emit(&policy, || {
         println!(
             "{} updated; the daemon applies it at the next payment",

@@ -3,16 +3,22 @@
 //! Device commands talk to `scanbindd` through `scanbind-client` (the same API apps
 //! use); `demo` starts the whole system on this machine and walks through it; `doctor`
 //! checks the machine. Every command prints for people by default and one JSON
-//! document (or JSON lines, for `bind`) with `--json`. Exit codes are in [`exit`].
+//! document (or JSON lines, for `bind` and `agent`) with `--json`. Exit codes are in
+//! [`exit`]. `apps` and `profiles` edit the payment policy; `agent` is the terminal
+//! display agent.
 
+mod agent;
 mod apps;
 mod commands;
 mod demo;
 mod doctor;
 mod exit;
 mod output;
+mod policy_file;
+mod profiles;
 mod qr;
 mod stack;
+mod tty;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +39,7 @@ pub struct Cli {
     /// More log output on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Print JSON instead of text (one document; `bind` prints JSON lines).
+    /// Print JSON instead of text (one document; `bind` and `agent` print JSON lines).
     #[arg(long, global = true)]
     json: bool,
     #[command(flatten)]
@@ -102,6 +108,16 @@ enum Command {
     Sandbox(commands::SandboxCommand),
     /// The per-app payment policy: which app may charge, caps and budgets.
     Apps(apps::AppsArgs),
+    /// Profiles (who is in front of the TV, kid profiles) and the parent PIN.
+    Profiles(profiles::ProfilesArgs),
+    /// Run the terminal display agent: binding and order QR codes, confirmations and the
+    /// parent's PIN prompt, in this terminal (for headless boxes and SSH sessions).
+    ///
+    /// Registers with the daemon and prints `scanbindctl agent: registered`. Answer
+    /// confirmations with y or n (a parent approval with the PIN, typed without echo);
+    /// the end of input denies. With --json, one JSON object per event on stdout and the
+    /// answers as lines on stdin. Ctrl-C unregisters.
+    Agent,
     /// Check the bus, the daemon, the keyring, the merchant server and the clock.
     Doctor(doctor::DoctorArgs),
     /// Run the whole system on this machine and walk through bind, pay, receipt, refund.
@@ -173,6 +189,8 @@ async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::
         Command::Finish(a) => commands::finish(&transport, a, out).await,
         Command::Refund(a) => commands::refund(&transport, a, out).await,
         Command::Sandbox(c) => commands::sandbox(c, out).await,
+        Command::Profiles(a) => profiles::run(a, &transport, out).await,
+        Command::Agent => agent::run(&transport, out).await,
         Command::Doctor(a) => doctor::run(&transport, a, out).await,
         Command::Demo(a) => demo::run(a, out).await,
         Command::Completions { .. } | Command::Man { .. } | Command::Apps(_) => {

@@ -237,6 +237,38 @@ impl Embedded {
         p2p_socket: Option<&Path>,
         dev: scanbindd::dev::DevOptions,
     ) -> Result<Embedded, StackError> {
+        Embedded::start_full(bus_address, state_dir, vault_service, p2p_socket, dev, None).await
+    }
+
+    /// As [`Embedded::start`], the daemon reading its payment policy from
+    /// `policy_file` (`docs/policy.md`).
+    pub async fn start_with_policy(
+        bus_address: &str,
+        state_dir: &Path,
+        vault_service: &str,
+        policy_file: &Path,
+    ) -> Result<Embedded, StackError> {
+        Embedded::start_full(
+            bus_address,
+            state_dir,
+            vault_service,
+            None,
+            scanbindd::dev::DevOptions::default(),
+            Some(policy_file),
+        )
+        .await
+    }
+
+    /// Everything: the daemon also serving `p2p_socket`, the sandbox as `dev` says,
+    /// the policy from `policy_file`.
+    pub async fn start_full(
+        bus_address: &str,
+        state_dir: &Path,
+        vault_service: &str,
+        p2p_socket: Option<&Path>,
+        dev: scanbindd::dev::DevOptions,
+        policy_file: Option<&Path>,
+    ) -> Result<Embedded, StackError> {
         let dev = scanbindd::dev::DevStack::start_with(state_dir, dev).await?;
         let mut config = scanbindd::Config::new(
             scanbindd::BusChoice::Address(bus_address.to_owned()),
@@ -246,6 +278,7 @@ impl Embedded {
         config.device_name = "Living room TV".to_owned();
         config.vault_service = vault_service.to_owned();
         config.p2p_socket = p2p_socket.map(Path::to_owned);
+        config.policy_file = policy_file.map(Path::to_owned);
         let daemon = match scanbindd::Daemon::start(config).await {
             Ok(d) => d,
             Err(e) => {

@@ -1,0 +1,97 @@
+//! `scanbind-agent`: the full-screen display agent. See the crate README.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Parser;
+use scanbind_agent::service::{self, ServiceConfig};
+use scanbind_agent::ui::{self, UiOptions};
+use tracing_subscriber::EnvFilter;
+
+/// Shows scanbind's binding QR codes, order codes and confirmations full-screen, for
+/// the daemon (scanbindd) that trusts it. Keys: arrows choose, Enter confirms, Escape
+/// refuses, digits and Backspace type a PIN.
+#[derive(Debug, Parser)]
+#[command(name = "scanbind-agent", version)]
+struct Args {
+    /// Connect to this D-Bus address instead of the session bus.
+    #[arg(long, value_name = "ADDR", conflicts_with = "system")]
+    address: Option<String>,
+    /// Connect to the system bus (a system-wide scanbindd).
+    #[arg(long)]
+    system: bool,
+    /// An ordinary window instead of full-screen.
+    #[arg(long)]
+    windowed: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_env("SCANBIND_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let (ui_handle, inbox) = service::ui_channel();
+    let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let conn = runtime
+        .block_on(async {
+            match (&args.address, args.system) {
+                (Some(addr), _) => {
+                    zbus::connection::Builder::address(addr.as_str())?
+                        .build()
+                        .await
+                }
+                (None, true) => zbus::Connection::system().await,
+                (None, false) => zbus::Connection::session().await,
+            }
+        })
+        .context("cannot connect to the bus")?;
+
+    // The bus runs on its own thread; the window owns the main thread (some platforms
+    // insist). A refused registration or a broken bus ends the process.
+    std::thread::Builder::new()
+        .name("dbus".into())
+        .spawn(move || {
+            let result = runtime.block_on(service::run(
+                conn,
+                ServiceConfig::default(),
+                ui_handle,
+                actions_rx,
+                || print_line("scanbind-agent registered"),
+            ));
+            match result {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("scanbind-agent: {e}");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .context("cannot start the bus thread")?;
+
+    ui::run(
+        inbox,
+        actions_tx,
+        UiOptions {
+            fullscreen: !args.windowed,
+        },
+        Box::new(|marker| print_line(&format!("shown {marker}"))),
+    )
+    .context("the window failed")?;
+    Ok(())
+}
+
+/// One line on stdout for whoever watches (tests); a closed stdout is not an error.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

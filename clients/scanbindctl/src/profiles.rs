@@ -1,0 +1,252 @@
+//! `scanbindctl profiles`: who is in front of the TV (`docs/policy.md`, "Profiles and
+//! the parent PIN"). Edits `policy.toml` like `apps`; the daemon applies it at the next
+//! payment. `set-pin` sets the parent PIN through the daemon (never in a file).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use scanbind_client::ipc::proxy::AgentManager1Proxy;
+use scanbind_client::{Client, Transport};
+use scanbindd::policy::Profile;
+use serde_json::json;
+
+use crate::exit;
+use crate::output::Output;
+use crate::policy_file::{self, LimitArgs};
+use crate::tty;
+
+/// Options of `profiles`.
+#[derive(Debug, clap::Args)]
+pub struct ProfilesArgs {
+    /// The policy file (default: the daemon's, $XDG_CONFIG_HOME/scanbind/policy.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ProfilesCommand,
+}
+
+/// `profiles` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProfilesCommand {
+    /// List the profiles and which one is active.
+    List,
+    /// Add a profile, or change one (options not given are kept).
+    Add {
+        /// The profile's name: 1 to 32 letters, digits, '-' or '_'.
+        name: String,
+        /// A kid profile: every charge waits for a parent's approval with the PIN on
+        /// the display agent.
+        #[arg(long, conflicts_with = "no_kid")]
+        kid: bool,
+        /// Not a kid profile.
+        #[arg(long)]
+        no_kid: bool,
+        /// The currency of the limits below (ISO 4217), over all apps together while
+        /// the profile is active.
+        #[arg(long, value_name = "CURRENCY")]
+        limit: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Remove a profile (not the active one).
+    Remove {
+        /// The profile's name.
+        name: String,
+    },
+    /// Make a profile the active one.
+    Use {
+        /// The profile's name.
+        name: String,
+    },
+    /// No active profile: only the app rules apply.
+    None,
+    /// Set the parent PIN (4 to 12 digits) that approves a kid profile's charges.
+    ///
+    /// The daemon keeps only a salted hash in the OS keyring; the PIN is never written
+    /// to a file. Asks for the current PIN (Enter if none is set) and the new one twice,
+    /// without echo on a terminal; otherwise reads the three lines from stdin.
+    SetPin {
+        /// Remove the PIN instead (asks only for the current one).
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+fn profile_name(name: &str) -> anyhow::Result<&str> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(exit::usage(format!(
+            "{name:?} is not a profile name (1 to 32 letters, digits, '-' or '_')"
+        )));
+    }
+    Ok(name)
+}
+
+/// `profiles ...`.
+pub async fn run(args: ProfilesArgs, transport: &Transport, out: Output) -> anyhow::Result<()> {
+    if let ProfilesCommand::SetPin { remove } = args.command {
+        return set_pin(transport, remove, out).await;
+    }
+    let path = policy_file::path(args.policy)?;
+    let mut policy = policy_file::load(&path)?;
+    match args.command {
+        ProfilesCommand::List => {
+            let doc = json!({
+                "policy": path,
+                "active": policy.active_profile,
+                "profiles": policy.profiles,
+            });
+            out.emit(&doc, || {
+                println!("policy file: {}", path.display());
+                println!(
+                    "active profile: {}",
+                    policy.active_profile.as_deref().unwrap_or("none")
+                );
+                if policy.profiles.is_empty() {
+                    println!("no profiles");
+                }
+                for (name, p) in &policy.profiles {
+                    let active = policy.active_profile.as_deref() == Some(name.as_str());
+                    println!(
+                        "{name}{}{}",
+                        if p.kid {
+                            " · kid: each charge needs the parent PIN"
+                        } else {
+                            ""
+                        },
+                        if active { " · active" } else { "" }
+                    );
+                    for (cur, l) in &p.limits {
+                        println!("  {cur}: {}", policy_file::limits_text(cur, l));
+                    }
+                }
+            });
+            return Ok(());
+        }
+        ProfilesCommand::Add {
+            name,
+            kid,
+            no_kid,
+            limit,
+            limits,
+        } => {
+            let name = profile_name(&name)?.to_owned();
+            let mut profile = policy.profiles.get(&name).cloned().unwrap_or_default();
+            if kid || no_kid {
+                profile.kid = kid;
+            }
+            match limit {
+                Some(currency) => {
+                    let code = policy_file::currency_code(&currency)?;
+                    if limits.is_empty() {
+                        return Err(exit::usage(
+                            "--limit needs at least one of --per-payment, --daily, --monthly",
+                        ));
+                    }
+                    let mut merged = profile.limits.get(&code).copied().unwrap_or_default();
+                    limits.apply(&code, &mut merged)?;
+                    profile.limits.insert(code, merged);
+                }
+                None if !limits.is_empty() => {
+                    return Err(exit::usage(
+                        "--per-payment, --daily and --monthly need --limit CURRENCY",
+                    ));
+                }
+                None => {}
+            }
+            policy.profiles.insert(name, profile);
+        }
+        ProfilesCommand::Remove { name } => {
+            if policy.active_profile.as_deref() == Some(name.as_str()) {
+                return Err(exit::usage(format!(
+                    "{name} is the active profile: switch first (`scanbindctl profiles use \
+                     OTHER` or `scanbindctl profiles none`)"
+                )));
+            }
+            if policy.profiles.remove(&name).is_none() {
+                return Err(unknown_profile(&name, &policy.profiles));
+            }
+        }
+        ProfilesCommand::Use { name } => {
+            if !policy.profiles.contains_key(&name) {
+                return Err(unknown_profile(&name, &policy.profiles));
+            }
+            policy.active_profile = Some(name);
+        }
+        ProfilesCommand::None => policy.active_profile = None,
+        ProfilesCommand::SetPin { .. } => unreachable!("handled above"),
+    }
+    policy_file::save(&path, &policy)?;
+    out.emit(
+        &json!({"policy": path, "active": policy.active_profile, "profiles": policy.profiles}),
+        || {
+            println!(
+                "{} updated; the daemon applies it at the next payment",
+                path.display()
+            );
+        },
+    );
+    Ok(())
+}
+
+fn unknown_profile(
+    name: &str,
+    profiles: &std::collections::BTreeMap<String, Profile>,
+) -> anyhow::Error {
+    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    exit::usage(if known.is_empty() {
+        format!(
+            "no profile {name:?}: there are no profiles (add one with `scanbindctl profiles add NAME`)"
+        )
+    } else {
+        format!("no profile {name:?} (profiles: {})", known.join(", "))
+    })
+}
+
+/// Reads one PIN line; the end of input is a usage error.
+fn ask(prompt: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    tty::read_line(prompt, true)?
+        .ok_or_else(|| exit::usage("the input ended before the PIN was given; nothing changed"))
+}
+
+/// `profiles set-pin`.
+async fn set_pin(transport: &Transport, remove: bool, out: Output) -> anyhow::Result<()> {
+    // Reach the daemon before asking anything.
+    let client = Client::connect(transport.clone()).await?;
+    let manager = AgentManager1Proxy::new(client.connection())
+        .await
+        .map_err(scanbind_client::Error::from)?;
+    let old = ask("Current parent PIN (press Enter if none is set): ")?;
+    if !old.is_empty() && !tty::is_pin(&old) {
+        return Err(exit::usage(
+            "the current PIN is 4 to 12 digits (empty if none is set); nothing changed",
+        ));
+    }
+    let new = if remove {
+        zeroize::Zeroizing::new(String::new())
+    } else {
+        let new = ask("New parent PIN (4 to 12 digits): ")?;
+        if !tty::is_pin(&new) {
+            return Err(exit::usage(
+                "a parent PIN is 4 to 12 digits; nothing changed",
+            ));
+        }
+        let again = ask("The new PIN again: ")?;
+        if *again != *new {
+            return Err(exit::usage("the two new PINs differ; nothing changed"));
+        }
+        new
+    };
+    manager
+        .set_parent_pin(&old, &new, HashMap::new())
+        .await
+        .map_err(scanbind_client::Error::from)?;
+    let state = if remove { "removed" } else { "set" };
+    out.emit(&json!({ "parentPin": state }), || {
+        println!("parent PIN {state}");
+    });
+    Ok(())
+}
