@@ -72,6 +72,9 @@ error_codes! {
     PaymentRejected = "payment_rejected", 422, "Alipay refused the operation with a final result; `message` carries its result code.";
     UpstreamUnavailable = "upstream_unavailable", 503, "Alipay could not be reached or gave no trustworthy answer; it is safe to retry the identical request.";
     Internal = "internal", 500, "An unexpected server error; it is safe to retry the identical request.";
+    MergePayNotAllowed = "merge_pay_not_allowed", 403, "A combined checkout names a seller this merchant has not enabled for combining (Alipay's `MERGE_PAY_NOT_ALLOWED`); nothing was charged.";
+    InvalidMergePartner = "invalid_merge_partner", 400, "A combined checkout names a seller this merchant does not know (Alipay's `INVALID_MERGE_PARTNER`); nothing was charged.";
+    TooManyParts = "too_many_parts", 400, "A combined checkout has fewer than 2 parts, more than 6 in all-or-nothing mode, or more than 20 otherwise; nothing was charged.";
 }
 
 impl fmt::Display for ErrorCode {
@@ -160,6 +163,9 @@ mod tests {
             "payment_rejected",
             "upstream_unavailable",
             "internal",
+            "merge_pay_not_allowed",
+            "invalid_merge_partner",
+            "too_many_parts",
         ];
         let actual: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual[..expected.len()], expected);

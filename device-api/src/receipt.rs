@@ -67,6 +67,13 @@ pub struct Receipt {
     /// Alipay's result code for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_code: Option<String>,
+    /// The seller paid (`referenceMerchantId`), for a part of a combined checkout; absent
+    /// when the merchant itself is paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
+    /// The combined checkout the payment is a part of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_id: Option<String>,
 }
 
 /// One public key of a [`ReceiptKeySet`] (a JWK, RFC 8037 `OKP`/`Ed25519`).

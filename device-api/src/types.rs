@@ -377,6 +377,145 @@ pub struct Refund {
     pub created_at: String,
 }
 
+/// `POST /v1/checkouts`: one combined checkout paying several sellers, one agreement
+/// payment per seller, confirmed once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// The app on the device that charges (1–128 characters).
+    pub app_id: String,
+    /// The app's own order id: the idempotency key of the whole checkout. The same
+    /// (device, app, order id) with the same parts is always the same checkout; with other
+    /// parts it is `idempotency_conflict` (1–64 characters; the namespace is separate from
+    /// single payments').
+    pub app_order_id: String,
+    /// Which binding pays.
+    pub binding_id: String,
+    /// The binding's sealed tokens.
+    pub sealed_tokens: String,
+    /// ISO 4217 code of every part (the wallet's currency).
+    pub currency: String,
+    /// All parts succeed or none is charged (parts already paid are reversed when one
+    /// fails). At most 6 parts; otherwise at most 20.
+    pub all_or_nothing: bool,
+    /// The parts, one per seller, in order (2 or more).
+    pub parts: Vec<CheckoutPartRequest>,
+}
+
+/// One seller's part of a [`CheckoutRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutPartRequest {
+    /// The seller, as the server's configuration names it (its `referenceMerchantId`).
+    pub seller_id: String,
+    /// How much, in minor units of the checkout's currency (positive).
+    pub amount_minor: i64,
+    /// What for, shown to the user by the wallet (1–256 characters).
+    pub description: String,
+}
+
+/// The state of a combined checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutStatus {
+    /// Some part's outcome is not known yet (never a failure).
+    Pending,
+    /// Every part was paid (final).
+    Succeeded,
+    /// Independent mode only: some parts were paid and some failed; each part says which
+    /// (final).
+    PartiallySucceeded,
+    /// Nothing is charged: every part failed, or (all-or-nothing) a part failed and every
+    /// paid part was reversed (final).
+    Failed,
+}
+
+impl CheckoutStatus {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutStatus::Pending => "pending",
+            CheckoutStatus::Succeeded => "succeeded",
+            CheckoutStatus::PartiallySucceeded => "partially_succeeded",
+            CheckoutStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => CheckoutStatus::Pending,
+            "succeeded" => CheckoutStatus::Succeeded,
+            "partially_succeeded" => CheckoutStatus::PartiallySucceeded,
+            "failed" => CheckoutStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// True once the status can no longer change.
+    pub fn is_final(self) -> bool {
+        !matches!(self, CheckoutStatus::Pending)
+    }
+}
+
+/// A combined checkout and its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkout {
+    /// The server's checkout id (`chk_…`).
+    pub checkout_id: String,
+    /// The app's order id.
+    pub app_order_id: String,
+    /// Its state.
+    pub status: CheckoutStatus,
+    /// Whether all parts succeed or none is charged.
+    pub all_or_nothing: bool,
+    /// ISO 4217 code of every part.
+    pub currency: String,
+    /// The sum of the parts, minor units.
+    pub total_minor: i64,
+    /// When it was created.
+    pub created_at: String,
+    /// When an unfinished checkout is settled (15 minutes after creation).
+    pub expires_at: String,
+    /// The parts, in request order.
+    pub parts: Vec<CheckoutPart>,
+}
+
+/// One seller's part of a [`Checkout`]: an ordinary payment of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutPart {
+    /// Position in the request, from 0.
+    pub index: u32,
+    /// The seller (`referenceMerchantId`).
+    pub seller_id: String,
+    /// The seller's name.
+    pub seller_name: String,
+    /// The server's payment id of this part: `GET /v1/payments/{paymentId}` and refunds
+    /// (`POST /v1/payments/{paymentId}/refunds`) work on it like on any payment.
+    pub payment_id: String,
+    /// How much, minor units.
+    pub amount_minor: i64,
+    /// What for.
+    pub description: String,
+    /// The part's payment state (`cancelled` once reversed by all-or-nothing).
+    pub status: PaymentStatus,
+    /// The part's signed payment receipt, once final (its `paymentRequestId` is the
+    /// part's, its `appOrderId` is `<checkout order id>#<index>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// Alipay's result code for a failure (or `CHECKOUT_REVERSED` / `CHECKOUT_EXPIRED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// Alipay's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_message: Option<String>,
+    /// True when this part was paid and then cancelled or refunded in full because
+    /// another part of an all-or-nothing checkout failed.
+    pub reversed: bool,
+}
+
 /// An event on a device's stream (`GET /v1/events`, Server-Sent Events). The SSE `event:`
 /// field is the `type`, the `id:` field is `seq`, and `data:` is this whole object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +556,9 @@ pub enum Event {
     /// A refund reached a final state.
     #[serde(rename = "refund.result")]
     RefundResult(Refund),
+    /// A combined checkout reached a final state.
+    #[serde(rename = "checkout.result")]
+    CheckoutResult(Checkout),
 }
 
 impl Event {
@@ -430,6 +572,7 @@ impl Event {
             Event::TokenRefreshed(_) => "token.refreshed",
             Event::PaymentResult(_) => "payment.result",
             Event::RefundResult(_) => "refund.result",
+            Event::CheckoutResult(_) => "checkout.result",
         }
     }
 }
@@ -439,4 +582,65 @@ impl Event {
 pub struct Health {
     /// `ok` or the reason it is not.
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_wire_shapes() {
+        let req: CheckoutRequest = serde_json::from_str(
+            r#"{"appId":"org.example.Shop","appOrderId":"cart-42","bindingId":"bnd_1","sealedTokens":"sbt1.x",
+                "currency":"HKD","allOrNothing":true,
+                "parts":[{"sellerId":"SELLER_A","amountMinor":1000,"description":"Books"}]}"#,
+        )
+        .unwrap();
+        assert!(req.all_or_nothing);
+        assert_eq!(req.parts[0].amount_minor, 1000);
+        assert!(
+            serde_json::from_str::<CheckoutRequest>(r#"{"appId":"a","extra":1}"#).is_err(),
+            "unknown fields are refused"
+        );
+        let c = Checkout {
+            checkout_id: "chk_1".into(),
+            app_order_id: "cart-42".into(),
+            status: CheckoutStatus::PartiallySucceeded,
+            all_or_nothing: false,
+            currency: "HKD".into(),
+            total_minor: 1000,
+            created_at: "2026-11-22T07:00:00Z".into(),
+            expires_at: "2026-11-22T07:15:00Z".into(),
+            parts: vec![CheckoutPart {
+                index: 0,
+                seller_id: "SELLER_A".into(),
+                seller_name: "Alpha Books".into(),
+                payment_id: "pay_1".into(),
+                amount_minor: 1000,
+                description: "Books".into(),
+                status: PaymentStatus::Failed,
+                receipt: None,
+                result_code: Some("RISK_REJECT".into()),
+                result_message: None,
+                reversed: false,
+            }],
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"checkoutId":"chk_1","appOrderId":"cart-42","status":"partially_succeeded","allOrNothing":false,"currency":"HKD","totalMinor":1000,"createdAt":"2026-11-22T07:00:00Z","expiresAt":"2026-11-22T07:15:00Z","parts":[{"index":0,"sellerId":"SELLER_A","sellerName":"Alpha Books","paymentId":"pay_1","amountMinor":1000,"description":"Books","status":"failed","resultCode":"RISK_REJECT","reversed":false}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Checkout>(&json).unwrap(), c);
+        let ev = serde_json::to_value(Event::CheckoutResult(c)).unwrap();
+        assert_eq!(ev["type"], "checkout.result");
+        for s in [
+            CheckoutStatus::Pending,
+            CheckoutStatus::Succeeded,
+            CheckoutStatus::PartiallySucceeded,
+            CheckoutStatus::Failed,
+        ] {
+            assert_eq!(CheckoutStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 }

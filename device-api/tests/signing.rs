@@ -194,6 +194,8 @@ fn receipt() -> Receipt {
             value: 1050,
         },
         result_code: None,
+        seller_id: None,
+        checkout_id: None,
     }
 }
 

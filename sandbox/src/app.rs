@@ -22,6 +22,8 @@ use crate::{api, control, phone};
 pub(crate) struct App {
     /// Merchants by client id.
     pub merchants: HashMap<String, MerchantConfig>,
+    /// Seller names by (client id, reference merchant id).
+    pub sellers: HashMap<(String, String), String>,
     /// The sandbox's signing key.
     pub key: Arc<PrivateKey>,
     /// The sandbox clock.
@@ -64,6 +66,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/sandbox/v1/scan", post(control::scan))
         .route("/sandbox/v1/ledger", get(control::ledger))
         .route("/sandbox/v1/reports", get(control::reports))
+        .route("/sandbox/v1/sellers", get(control::sellers))
         .route(
             "/sandbox/v1/faults",
             get(control::list_faults)

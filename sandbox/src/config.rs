@@ -68,6 +68,45 @@ impl MerchantConfig {
     }
 }
 
+/// A seller: another merchant identity under a client (a marketplace's sub-merchant),
+/// named in `order.merchant.referenceMerchantId` of a pay request. Payments naming it
+/// are recorded and settled for it; a pay naming a seller the client has not registered
+/// is refused (`F` / `ACCESS_DENIED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SellerConfig {
+    /// The client the seller belongs to.
+    pub client_id: String,
+    /// The seller's `referenceMerchantId`.
+    pub reference_merchant_id: String,
+    /// Its display name (defaults to the reference merchant id).
+    pub name: String,
+}
+
+impl SellerConfig {
+    /// Parses the command-line form `CLIENT_ID=REFERENCE_MERCHANT_ID[:NAME]`.
+    pub fn from_arg(arg: &str) -> Result<Self> {
+        let (client_id, rest) = arg.split_once('=').ok_or_else(|| {
+            Error::Config(format!(
+                "--seller {arg:?}: expected CLIENT_ID=REFERENCE_MERCHANT_ID[:NAME]"
+            ))
+        })?;
+        let (rmid, name) = match rest.split_once(':') {
+            Some((r, n)) => (r, n),
+            None => (rest, rest),
+        };
+        if client_id.is_empty() || rmid.is_empty() || rmid.len() > 64 || name.is_empty() {
+            return Err(Error::Config(format!(
+                "--seller {arg:?}: client id, reference merchant id (1-64) and name must not be empty"
+            )));
+        }
+        Ok(SellerConfig {
+            client_id: client_id.to_owned(),
+            reference_merchant_id: rmid.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// Everything a sandbox needs to start. Build it with [`crate::Sandbox::builder`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -78,6 +117,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Registered merchants.
     pub merchants: Vec<MerchantConfig>,
+    /// Sellers (further merchant identities) under the registered clients.
+    pub sellers: Vec<SellerConfig>,
     /// The sandbox's "Antom" private key: signs responses and notifications.
     pub signing_key: Arc<PrivateKey>,
     /// Multiplies the notification retry schedule (0s, 2m, 10m, 10m, 1h, 2h, 6h, 15h);
@@ -100,6 +141,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             merchants: Vec::new(),
+            sellers: Vec::new(),
             signing_key: Arc::new(signing_key),
             time_scale: 1.0,
             state_file: None,

@@ -114,6 +114,8 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
             .map(|p| {
                 json!({
                     "clientId": p.client_id,
+                    "referenceMerchantId": p.reference_merchant_id.as_deref().unwrap_or(&p.client_id),
+                    "merchantName": p.merchant_name,
                     "paymentRequestId": p.payment_request_id,
                     "paymentId": p.payment_id,
                     "productCode": match p.product {
@@ -156,6 +158,19 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
     Json(body).into_response()
 }
 
+/// `GET /sandbox/v1/sellers`: the sellers registered under each client.
+pub(crate) async fn sellers(State(app): State<Arc<App>>) -> Response {
+    let mut list: Vec<Value> = app
+        .sellers
+        .iter()
+        .map(|((client_id, rmid), name)| {
+            json!({"clientId": client_id, "referenceMerchantId": rmid, "name": name})
+        })
+        .collect();
+    list.sort_by_key(|v| v.to_string());
+    Json(json!({ "sellers": list })).into_response()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct FaultBody {
@@ -163,6 +178,9 @@ struct FaultBody {
     endpoint: String,
     #[serde(default = "one")]
     count: u32,
+    /// Calls to let through before the fault fires (calls only).
+    #[serde(default)]
+    skip: u32,
     #[serde(flatten)]
     fault: Value,
 }
@@ -171,8 +189,8 @@ fn one() -> u32 {
     1
 }
 
-/// `POST /sandbox/v1/faults`: arms a fault for the next `count` calls of `endpoint` (or
-/// the next `count` notifications).
+/// `POST /sandbox/v1/faults`: arms a fault for the next `count` calls of `endpoint` (after
+/// letting `skip` calls through), or the next `count` notifications.
 pub(crate) async fn arm_fault(State(app): State<Arc<App>>, bytes: axum::body::Bytes) -> Response {
     let req: FaultBody = match json_body(&bytes) {
         Ok(r) => r,
@@ -208,7 +226,8 @@ pub(crate) async fn arm_fault(State(app): State<Arc<App>>, bytes: axum::body::By
         {
             return error(StatusCode::BAD_REQUEST, "http_error status must be 500-599");
         }
-        app.faults.arm_call(endpoint, fault, req.count);
+        app.faults
+            .arm_call_after(endpoint, fault, req.count, req.skip);
     }
     Json(app.faults.list()).into_response()
 }

@@ -115,6 +115,10 @@ pub struct Armed<F> {
     pub fault: F,
     /// Remaining calls.
     pub remaining: u32,
+    /// Matching calls still to let through untouched before the fault fires (so a test
+    /// can fault, say, the third part of a combined checkout).
+    #[serde(default)]
+    pub skip: u32,
 }
 
 /// Armed faults. A std mutex: consulted once per call, never across an `.await`.
@@ -132,11 +136,17 @@ struct FaultLists {
 impl Faults {
     /// Arms `fault` for the next `count` calls of `endpoint`.
     pub fn arm_call(&self, endpoint: Endpoint, fault: CallFault, count: u32) {
+        self.arm_call_after(endpoint, fault, count, 0);
+    }
+
+    /// Arms `fault` for `count` calls of `endpoint` after letting `skip` calls through.
+    pub fn arm_call_after(&self, endpoint: Endpoint, fault: CallFault, count: u32, skip: u32) {
         let mut lists = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         lists.calls.push_back(Armed {
             target: endpoint_name(endpoint).to_owned(),
             fault,
             remaining: count,
+            skip,
         });
     }
 
@@ -147,6 +157,7 @@ impl Faults {
             target: "notifications".into(),
             fault,
             remaining: count,
+            skip: 0,
         });
     }
 
@@ -186,6 +197,10 @@ impl Faults {
 
 fn take<F: Clone>(list: &mut VecDeque<Armed<F>>, index: usize) -> Option<F> {
     let armed = list.get_mut(index)?;
+    if armed.skip > 0 {
+        armed.skip -= 1;
+        return None;
+    }
     let fault = armed.fault.clone();
     armed.remaining = armed.remaining.saturating_sub(1);
     if armed.remaining == 0 {

@@ -53,7 +53,7 @@ use scanbind_ams::{PrivateKey, PublicKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Config, MerchantConfig};
+pub use config::{Config, MerchantConfig, SellerConfig};
 pub use error::{Error, Result};
 
 /// The sandbox: build one with [`Sandbox::builder`].
@@ -92,6 +92,22 @@ impl SandboxBuilder {
         self.config
             .merchants
             .push(MerchantConfig::new(client_id, key));
+        self
+    }
+
+    /// Registers a seller: a further merchant identity (`referenceMerchantId`) under the
+    /// client `client_id`, for combined checkouts that pay several sellers.
+    pub fn seller(
+        mut self,
+        client_id: impl Into<String>,
+        reference_merchant_id: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        self.config.sellers.push(config::SellerConfig {
+            client_id: client_id.into(),
+            reference_merchant_id: reference_merchant_id.into(),
+            name: name.into(),
+        });
         self
     }
 
@@ -165,6 +181,16 @@ impl SandboxBuilder {
                 .merchants
                 .iter()
                 .map(|m| (m.client_id.clone(), m.clone()))
+                .collect(),
+            sellers: config
+                .sellers
+                .iter()
+                .map(|s| {
+                    (
+                        (s.client_id.clone(), s.reference_merchant_id.clone()),
+                        s.name.clone(),
+                    )
+                })
                 .collect(),
             key: Arc::clone(&config.signing_key),
             clock,

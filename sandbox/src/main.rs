@@ -33,6 +33,10 @@ enum Command {
         /// A merchant: CLIENT_ID[@KEY_VERSION]=PUBLIC_KEY_FILE (PEM or Base64). Repeatable.
         #[arg(long = "merchant", value_name = "CLIENT_ID=PUBLIC_KEY.pem")]
         merchants: Vec<String>,
+        /// A seller (a further merchant identity under a client, for combined checkouts):
+        /// CLIENT_ID=REFERENCE_MERCHANT_ID[:NAME]. Repeatable.
+        #[arg(long = "seller", value_name = "CLIENT_ID=MERCHANT_ID[:NAME]")]
+        sellers: Vec<String>,
         /// The sandbox's private signing key (PKCS#8/PKCS#1 PEM); generated there if missing.
         #[arg(long, value_name = "KEY.pem")]
         signing_key: Option<PathBuf>,
@@ -138,6 +142,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             merchants,
+            sellers,
             signing_key,
             public_url,
             time_scale,
@@ -163,6 +168,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.refresh_token_ttl = Duration::from_secs(refresh_token_ttl);
             for m in &merchants {
                 config.merchants.push(MerchantConfig::from_arg(m)?);
+            }
+            for s in &sellers {
+                config.sellers.push(config::SellerConfig::from_arg(s)?);
             }
             if config.merchants.is_empty() {
                 eprintln!("warning: no --merchant given; every AMS call will get KEY_NOT_FOUND");

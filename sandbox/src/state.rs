@@ -240,6 +240,10 @@ pub struct Payment {
     pub reference_order_id: String,
     /// Merchant display name.
     pub merchant_name: String,
+    /// The seller paid (`order.merchant.referenceMerchantId` naming a registered
+    /// seller); `None` for the client itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_merchant_id: Option<String>,
     /// `paymentNotifyUrl`.
     pub notify_url: Option<String>,
     /// Created at.

@@ -22,9 +22,9 @@ use scanbind_ams::result::ResultStatus;
 use scanbind_device_api::DevicePublicKey;
 use scanbind_device_api::ErrorCode;
 use scanbind_device_api::types::{
-    Binding, Device, EventEnvelope, Health, OrderCodePayRequest, PayRequest, Payment,
-    PaymentStatus, Refund, RefundRequest, RefundStatus, RegisterDeviceRequest, SealedTokensRequest,
-    StartBindingRequest, StartBindingResponse,
+    Binding, Checkout, CheckoutRequest, Device, EventEnvelope, Health, OrderCodePayRequest,
+    PayRequest, Payment, PaymentStatus, Refund, RefundRequest, RefundStatus, RegisterDeviceRequest,
+    SealedTokensRequest, StartBindingRequest, StartBindingResponse,
 };
 use serde::Deserialize;
 use tracing::{Instrument, info, info_span, warn};
@@ -48,6 +48,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/bindings/{binding_id}/revoke", post(revoke))
         .route("/v1/events", get(events))
         .route("/v1/payments", post(pay))
+        .route("/v1/checkouts", post(create_checkout))
+        .route("/v1/checkouts/{checkout_id}", get(get_checkout))
         .route("/v1/payments/order-code", post(pay_order_code))
         .route("/v1/payments/{payment_id}", get(get_payment))
         .route("/v1/payments/{payment_id}/inquire", post(inquire))
@@ -254,6 +256,29 @@ async fn pay(State(app): State<App>, s: Signed<PayRequest>) -> Result<Json<Payme
     Ok(Json(payment_view(&p)))
 }
 
+async fn create_checkout(
+    State(app): State<App>,
+    s: Signed<CheckoutRequest>,
+) -> Result<(StatusCode, Json<Checkout>)> {
+    let c = crate::checkout::create(&app, &s.device.device_id, &s.body).await?;
+    let status = if c.status.is_final() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(c)))
+}
+
+async fn get_checkout(
+    State(app): State<App>,
+    Path(checkout_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Checkout>> {
+    Ok(Json(
+        crate::checkout::device_checkout(&app, &s.device.device_id, &checkout_id).await?,
+    ))
+}
+
 async fn pay_order_code(
     State(app): State<App>,
     s: Signed<OrderCodePayRequest>,
@@ -277,7 +302,7 @@ async fn inquire(
     s: Signed<NoBody>,
 ) -> Result<Json<Payment>> {
     let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
-    if p.status == "pending" && p.stage != "sending" {
+    if p.status == "pending" && p.stage != "sending" && p.stage != "queued" {
         crate::engine::drive_payment(&app, &p.payment_id).await?;
     }
     let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;

@@ -58,6 +58,9 @@ pub struct AppState {
     pub instance: String,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Wallet tokens of combined checkouts still being paid, in memory only (never
+    /// stored), so the engine can send the remaining parts in this process.
+    pub checkout_tokens: crate::checkout::TokenCache,
 }
 
 /// The shared state handle.
@@ -169,6 +172,7 @@ impl AppState {
             public_path_prefix,
             instance: crate::util::new_id("srv"),
             metrics: Metrics::default(),
+            checkout_tokens: crate::checkout::TokenCache::default(),
         }))
     }
 

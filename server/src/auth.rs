@@ -162,6 +162,7 @@ macro_rules! json_body {
     )*};
 }
 json_body!(
+    scanbind_device_api::types::CheckoutRequest,
     scanbind_device_api::types::StartBindingRequest,
     scanbind_device_api::types::SealedTokensRequest,
     scanbind_device_api::types::PayRequest,

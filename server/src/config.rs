@@ -42,6 +42,8 @@ pub struct Config {
     pub payments: PaymentsSection,
     /// `[order_code]`.
     pub order_code: OrderCodeSection,
+    /// `[[sellers]]`: the merchants a combined checkout may pay.
+    pub sellers: Vec<SellerEntry>,
     /// Directory relative key paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -59,6 +61,7 @@ impl Default for Config {
             devices: DevicesSection::default(),
             payments: PaymentsSection::default(),
             order_code: OrderCodeSection::default(),
+            sellers: Vec::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -298,6 +301,52 @@ impl Default for OrderCodeSection {
     }
 }
 
+/// One `[[sellers]]` entry: a merchant identity (sub-merchant) under this client that a
+/// combined checkout (`POST /v1/checkouts`) may pay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SellerEntry {
+    /// The seller's `referenceMerchantId` (what devices send as `sellerId`; 1–64 of
+    /// `[A-Za-z0-9_.-]`).
+    pub id: String,
+    /// Its name, sent as `merchantName` and shown in checkouts.
+    pub name: String,
+    /// Merchant category code (default `5815`).
+    #[serde(default = "default_mcc")]
+    pub mcc: String,
+    /// Whether it may be part of a combined checkout (default true); a seller set to
+    /// false is refused with `merge_pay_not_allowed`.
+    #[serde(default = "default_true")]
+    pub combinable: bool,
+}
+
+fn default_mcc() -> String {
+    "5815".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SellerEntry {
+    /// A combinable seller with the default MCC.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        SellerEntry {
+            id: id.into(),
+            name: name.into(),
+            mcc: default_mcc(),
+            combinable: true,
+        }
+    }
+
+    /// The same seller with `combinable` set.
+    pub fn combinable(mut self, combinable: bool) -> Self {
+        self.combinable = combinable;
+        self
+    }
+}
+
 macro_rules! flex {
     ($name:ident, $t:ty) => {
         fn $name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<$t, D::Error> {
@@ -462,6 +511,35 @@ impl Config {
                 "must be positive",
             ));
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, seller) in self.sellers.iter().enumerate() {
+            let ok_id = (1..=64).contains(&seller.id.len())
+                && seller
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok_id {
+                return Err(Error::config(
+                    format!("sellers[{i}].id"),
+                    "must be 1 to 64 of A-Z a-z 0-9 _ . -",
+                ));
+            }
+            if !seen.insert(seller.id.as_str()) {
+                return Err(Error::config(format!("sellers[{i}].id"), "is a duplicate"));
+            }
+            if seller.name.trim().is_empty() || seller.name.chars().count() > 128 {
+                return Err(Error::config(
+                    format!("sellers[{i}].name"),
+                    "must be 1 to 128 characters",
+                ));
+            }
+            if seller.mcc.len() != 4 || !seller.mcc.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::config(
+                    format!("sellers[{i}].mcc"),
+                    "must be 4 digits",
+                ));
+            }
+        }
         if let Some(url) = &self.server.public_base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -596,6 +674,50 @@ mod tests {
         assert_eq!(c.devices.registration, RegistrationMode::Open);
         assert_eq!(c.payments.expiry_seconds, 60);
         assert_eq!(c.server.listen.port(), 8443);
+    }
+
+    #[test]
+    fn sellers_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("server.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), env(MIN))
+        };
+        let c = load(
+            "[[sellers]]\nid = \"SELLER_A\"\nname = \"Alpha\"\n\n[[sellers]]\nid = \"SELLER_B\"\nname = \"Beta\"\nmcc = \"5942\"\ncombinable = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.sellers.len(), 2);
+        assert_eq!(
+            (c.sellers[0].mcc.as_str(), c.sellers[0].combinable),
+            ("5815", true)
+        );
+        assert_eq!(
+            (c.sellers[1].mcc.as_str(), c.sellers[1].combinable),
+            ("5942", false)
+        );
+        for (text, key) in [
+            (
+                "[[sellers]]\nid = \"has space\"\nname = \"x\"\n",
+                "sellers[0].id",
+            ),
+            (
+                "[[sellers]]\nid = \"A\"\nname = \"x\"\nmcc = \"12\"\n",
+                "sellers[0].mcc",
+            ),
+            (
+                "[[sellers]]\nid = \"A\"\nname = \"x\"\n[[sellers]]\nid = \"A\"\nname = \"y\"\n",
+                "sellers[1].id",
+            ),
+            (
+                "[[sellers]]\nid = \"A\"\nname = \"x\"\ncolour = 1\n",
+                "colour",
+            ),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -38,6 +38,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "back office",
         include_str!("../migrations/sqlite/0002_back_office.sql"),
     ),
+    (
+        3,
+        "checkouts",
+        include_str!("../migrations/sqlite/0003_checkouts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "back office",
         include_str!("../migrations/postgres/0002_back_office.sql"),
+    ),
+    (
+        3,
+        "checkouts",
+        include_str!("../migrations/postgres/0003_checkouts.sql"),
     ),
 ];
 

@@ -2,6 +2,9 @@
 //! expires unscanned binding QR codes. All of its state is in the database, so a
 //! restarted server (or another replica) resumes where this one stopped.
 //!
+//! Combined checkouts ([`crate::checkout`]): pay the parts not sent yet, settle once every
+//! part is final (all-or-nothing: reverse the paid parts), expire after 15 minutes.
+//!
 //! Payments: `inquiryPayment` with back-off (`payments.inquiry_backoff_ms`) until final;
 //! still open after `paymentExpiryTime` (+5 s) → `cancel`. Refunds: `inquiryRefund`
 //! with back-off; a refund Alipay never saw is re-sent with the same `refundRequestId`.
@@ -82,10 +85,20 @@ pub async fn recover(app: &App) -> Result<()> {
         .bind(now)
         .execute(app.db.pool())
         .await?;
-    if p.rows_affected() + r.rows_affected() > 0 {
+    // Unfinished combined checkouts: due now; a lease left by a stopped process is void.
+    let c = sqlx::query(
+        "UPDATE checkouts SET next_action_at = $1, lease_owner = NULL, lease_until = 0 WHERE status IN ('paying', 'reversing') \
+         AND (lease_owner IS NULL OR lease_owner <> $2)",
+    )
+    .bind(now)
+    .bind(&app.instance)
+    .execute(app.db.pool())
+    .await?;
+    if p.rows_affected() + r.rows_affected() + c.rows_affected() > 0 {
         tracing::info!(
             payments = p.rows_affected(),
             refunds = r.rows_affected(),
+            checkouts = c.rows_affected(),
             "resuming unfinished work"
         );
     }
@@ -141,9 +154,23 @@ pub async fn tick(app: &App) -> Result<Option<i64>> {
             reschedule(app, "refunds", "refund_request_id", &id, 0).await?;
         }
     }
+    let due = sqlx::query("SELECT checkout_id FROM checkouts WHERE status IN ('paying', 'reversing') AND next_action_at <= $1 AND lease_until < $1 ORDER BY next_action_at LIMIT 20")
+        .bind(now)
+        .fetch_all(app.db.pool())
+        .await?;
+    for row in due {
+        let id: String = row.try_get("checkout_id")?;
+        if crate::checkout::lease(app, &id).await? {
+            if let Err(e) = crate::checkout::drive(app, &id).await {
+                warn!(checkout = %id, cause = %e, "checkout step failed; will retry");
+            }
+            crate::checkout::release(app, &id).await?;
+        }
+    }
     let next = sqlx::query(
         "SELECT MIN(t) AS t FROM (SELECT MIN(next_action_at) AS t FROM payments WHERE status = 'pending' \
          UNION ALL SELECT MIN(next_action_at) AS t FROM refunds WHERE status = 'pending' \
+         UNION ALL SELECT MIN(next_action_at) AS t FROM checkouts WHERE status IN ('paying', 'reversing') \
          UNION ALL SELECT MIN(expires_at) AS t FROM bindings WHERE status = 'pending') AS due",
     )
     .fetch_one(app.db.pool())

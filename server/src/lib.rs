@@ -12,6 +12,7 @@
 //!   and metrics.
 //! - [`auth`]: device request authentication (signature, freshness, replay).
 //! - [`service`]: bindings, payments, refunds: every state change, applied once.
+//! - [`checkout`]: combined checkouts (several sellers, one payment each, all-or-nothing).
 //! - [`engine`]: background driver of unfinished payments, refunds and QR expiry.
 //! - [`events`]: the device event log and its fan-out (SSE; PostgreSQL LISTEN/NOTIFY).
 //! - [`seal`]: token sealing (ChaCha20-Poly1305, key rotation).
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod checkout;
 pub mod config;
 pub mod customs;
 pub mod db;

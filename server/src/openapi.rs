@@ -156,6 +156,44 @@ fn admin_schemas() -> Value {
     })
 }
 
+fn checkout_paths() -> Value {
+    let mut paths = json!({
+        "/v1/checkouts": {"post": op("Combined checkout: pay several sellers, one payment per seller, optionally all-or-nothing; idempotent per (device, appId, appOrderId)", "createCheckout", Some("CheckoutRequest"), (200, "Checkout", "Final: succeeded, partially_succeeded or failed."), &[400, 401, 403, 404, 409, 413, 503], json!([]), true)},
+        "/v1/checkouts/{checkoutId}": {"get": op("One combined checkout", "getCheckout", None, (200, "Checkout", "The checkout."), AUTH_ERRORS, json!([path_param("checkoutId")]), true)}
+    });
+    paths["/v1/checkouts"]["post"]["responses"]["202"] = ok(
+        "Checkout",
+        "Pending: a part's outcome is not known yet; the final checkout follows as the event checkout.result (or GET it).",
+    );
+    paths
+}
+
+fn checkout_schemas() -> Value {
+    let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
+    let part = json!({"type": "object", "required": ["index", "sellerId", "sellerName", "paymentId", "amountMinor", "description", "status", "reversed"], "properties": {
+        "index": {"type": "integer"}, "sellerId": {"type": "string"}, "sellerName": {"type": "string"},
+        "paymentId": {"type": "string", "description": "The part's payment: GET /v1/payments/{paymentId} and refunds work on it."},
+        "amountMinor": {"type": "integer", "format": "int64"}, "description": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]},
+        "receipt": {"type": "string", "description": "JWS compact (EdDSA) naming the seller (sellerId and checkoutId claims)."},
+        "resultCode": {"type": "string"}, "resultMessage": {"type": "string"},
+        "reversed": {"type": "boolean", "description": "Paid, then cancelled or refunded in full because another part of an all-or-nothing checkout failed."}}});
+    json!({
+        "CheckoutRequest": {"type": "object", "required": ["appId", "appOrderId", "bindingId", "sealedTokens", "currency", "allOrNothing", "parts"], "additionalProperties": false, "properties": {
+            "appId": text(1, 128), "appOrderId": text(1, 64), "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "allOrNothing": {"type": "boolean"},
+            "parts": {"type": "array", "minItems": 2, "maxItems": 20, "description": "At most 6 when allOrNothing.", "items": {"type": "object", "required": ["sellerId", "amountMinor", "description"], "additionalProperties": false, "properties": {
+                "sellerId": text(1, 64), "amountMinor": {"type": "integer", "format": "int64", "minimum": 1}, "description": text(1, 256)}}}}},
+        "CheckoutPart": part,
+        "Checkout": {"type": "object", "required": ["checkoutId", "appOrderId", "status", "allOrNothing", "currency", "totalMinor", "createdAt", "expiresAt", "parts"], "properties": {
+            "checkoutId": {"type": "string"}, "appOrderId": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "succeeded", "partially_succeeded", "failed"]},
+            "allOrNothing": {"type": "boolean"}, "currency": {"type": "string"}, "totalMinor": {"type": "integer", "format": "int64"},
+            "createdAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"},
+            "parts": {"type": "array", "items": r("CheckoutPart")}}}
+    })
+}
+
 /// The document.
 pub fn document() -> Value {
     let amount = json!({"type": "object", "required": ["currency", "value"], "additionalProperties": false, "properties": {
@@ -250,14 +288,23 @@ pub fn document() -> Value {
                 "Refund": refund,
                 "EventEnvelope": {"type": "object", "required": ["seq", "createdAt", "type", "data"], "properties": {
                     "seq": {"type": "integer", "format": "int64"}, "createdAt": {"type": "string", "format": "date-time"},
-                    "type": {"type": "string", "enum": ["binding.completed", "binding.failed", "binding.expired", "token.cancelled", "token.refreshed", "payment.result", "refund.result"]},
-                    "data": {"type": "object", "description": "A Binding, Payment or Refund, by type."}}},
+                    "type": {"type": "string", "enum": ["binding.completed", "binding.failed", "binding.expired", "token.cancelled", "token.refreshed", "payment.result", "refund.result", "checkout.result"]},
+                    "data": {"type": "object", "description": "A Binding, Payment, Refund or Checkout, by type."}}},
                 "ReceiptKeySet": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "crv", "alg", "use", "kid", "x"], "properties": {
                     "kty": {"type": "string", "enum": ["OKP"]}, "crv": {"type": "string", "enum": ["Ed25519"]}, "alg": {"type": "string", "enum": ["EdDSA"]},
                     "use": {"type": "string"}, "kid": {"type": "string"}, "x": {"type": "string"}}}}}}
             }
         }
     });
+    if let (Some(p), Some(extra)) = (doc["paths"].as_object_mut(), checkout_paths().as_object()) {
+        p.extend(extra.clone());
+    }
+    if let (Some(p), Some(extra)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        checkout_schemas().as_object(),
+    ) {
+        p.extend(extra.clone());
+    }
     if let (Some(p), Some(extra)) = (doc["paths"].as_object_mut(), admin_paths().as_object()) {
         p.extend(extra.clone());
     }

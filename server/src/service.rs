@@ -569,6 +569,13 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+fn order_id_taken() -> Error {
+    Error::api(
+        ErrorCode::IdempotencyConflict,
+        "this app order id is used by a part of a combined checkout",
+    )
+}
+
 /// `POST /v1/payments`: the same (device, app, order id) is always the same payment.
 pub async fn pay(
     app: &App,
@@ -662,11 +669,14 @@ pub async fn pay(
             updated_at: now,
         }
     } else {
+        // Not inserted and no row with this paymentRequestId: the order id is taken by a
+        // part of a combined checkout (`<order id>#<index>`).
         load_payment_by_request(app, &prid)
             .await?
-            .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))?
+            .ok_or_else(order_id_taken)?
     };
-    if p.amount != money.minor().get()
+    if p.product != "agreement"
+        || p.amount != money.minor().get()
         || p.currency != currency.code()
         || p.binding_id.as_deref() != Some(binding.binding_id.as_str())
         || p.description != req.description
@@ -687,8 +697,25 @@ pub async fn pay(
     if !inserted {
         app.db.step(&p.payment_id, "pay", "sent", now).await?;
     }
+    send_agreement_pay(app, &p, wallet, money, &tokens, None).await
+}
+
+/// Sends the agreement pay of a pending payment whose "sent" step is recorded, applies a
+/// final answer once, and hands an unknown one to the engine. `merchant`: the seller
+/// paid (`order.merchant`), for a part of a combined checkout. Returns the payment as it
+/// is afterwards.
+pub async fn send_agreement_pay(
+    app: &App,
+    p: &PaymentRow,
+    wallet: Wallet,
+    money: Money,
+    tokens: &TokenSet,
+    merchant: Option<scanbind_ams::model::Merchant>,
+) -> Result<PaymentRow> {
+    let prid = p.payment_request_id.clone();
     let mut order = Order::new(&p.payment_id, &p.description, money.to_amount());
     order.env = Some(scanbind_ams::model::Env::web());
+    order.merchant = merchant;
     let mut ams_req = PayRequest::agreement(
         &prid,
         order,
@@ -716,7 +743,7 @@ pub async fn pay(
                 Some((status, code, message)) => {
                     if let Some(done) = transition_loaded(
                         app,
-                        &p,
+                        p,
                         "pending",
                         status,
                         code,
@@ -791,7 +818,7 @@ pub async fn pay_order_code(
     .await?;
     let p = load_payment_by_request(app, &prid)
         .await?
-        .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))?;
+        .ok_or_else(order_id_taken)?;
     if p.product != "order_code"
         || p.amount != money.minor().get()
         || p.currency != currency.code()
@@ -958,6 +985,11 @@ pub async fn transition_loaded(
     step: Option<(&str, &str)>,
 ) -> Result<Option<PaymentRow>> {
     let payment_id = p.payment_id.as_str();
+    let part = if p.product == crate::checkout::PART_PRODUCT {
+        crate::checkout::part_of(app, payment_id).await?
+    } else {
+        None
+    };
     let receipt = Receipt {
         ver: 1,
         kind: ReceiptKind::Payment,
@@ -977,6 +1009,8 @@ pub async fn transition_loaded(
             value: p.amount,
         },
         result_code: code.map(str::to_owned),
+        seller_id: part.as_ref().map(|(_, seller)| seller.clone()),
+        checkout_id: part.as_ref().map(|(checkout, _)| checkout.clone()),
     };
     let jws = app.receipt_signer.sign(&receipt);
     let now = now_ms();
@@ -1051,6 +1085,9 @@ pub async fn transition_loaded(
     drop(turn);
     app.hub.wake_local(&p.device_id);
     info!(payment = %payment_id, status = status.as_str(), "payment final");
+    if let Some((checkout_id, _)) = &part {
+        crate::checkout::wake(app, checkout_id).await?;
+    }
     Ok(Some(fin))
 }
 
@@ -1258,6 +1295,11 @@ pub async fn finalize_refund(
     let Some(p) = load_payment(app, &r.payment_id).await? else {
         return Ok(false);
     };
+    let part = if p.product == crate::checkout::PART_PRODUCT {
+        crate::checkout::part_of(app, &p.payment_id).await?
+    } else {
+        None
+    };
     let receipt = Receipt {
         ver: 1,
         kind: ReceiptKind::Refund,
@@ -1277,6 +1319,8 @@ pub async fn finalize_refund(
             value: r.amount,
         },
         result_code: code.map(str::to_owned),
+        seller_id: part.as_ref().map(|(_, seller)| seller.clone()),
+        checkout_id: part.as_ref().map(|(checkout, _)| checkout.clone()),
     };
     let jws = app.receipt_signer.sign(&receipt);
     let mut tx = app.db.pool().begin().await?;
@@ -1325,5 +1369,8 @@ pub async fn finalize_refund(
     .await?;
     tx.commit().await?;
     app.hub.wake(&p.device_id).await;
+    if let Some((checkout_id, _)) = &part {
+        crate::checkout::wake(app, checkout_id).await?;
+    }
     Ok(true)
 }

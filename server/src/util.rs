@@ -73,6 +73,27 @@ pub fn refund_request_id(payment_id: &str, refund_id: &str) -> String {
     derived_id("sbr", "scanbind-refund-v1", &[payment_id, refund_id])
 }
 
+/// The deterministic AMS `paymentRequestId` of part `index` of the combined checkout
+/// (device, app, app order id): `sbc_` and 20 bytes of SHA-256, in hex.
+pub fn checkout_part_request_id(
+    device_id: &str,
+    app_id: &str,
+    app_order_id: &str,
+    index: usize,
+) -> String {
+    derived_id(
+        "sbc",
+        "scanbind-checkout-part-v1",
+        &[device_id, app_id, app_order_id, &index.to_string()],
+    )
+}
+
+/// A stable digest of the fields of a request (idempotency comparison): SHA-256 over the
+/// length-prefixed fields, in hex.
+pub fn fingerprint(fields: &[&str]) -> String {
+    derived_id("fp", "scanbind-fingerprint-v1", fields)
+}
+
 fn derived_id(prefix: &str, domain: &str, parts: &[&str]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(domain.as_bytes());

@@ -231,6 +231,44 @@ impl World {
     }
 }
 
+/// `scanbindd` built with its crash points (`test-util`), copied to a path of this test
+/// process's own: another build in the shared target directory (with other features)
+/// can then never swap the binary a kill -9 test relies on.
+pub fn daemon_binary() -> PathBuf {
+    static BIN: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut bin = BIN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(b) = bin.as_ref() {
+        return b.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "scanbindd",
+            "--features",
+            "test-util",
+            "--bin",
+            "scanbindd",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build -p scanbindd --features test-util");
+    assert!(status.success(), "building scanbindd with test-util failed");
+    let built = Path::new(env!("CARGO_BIN_EXE_scanbindd"));
+    let dir = built
+        .parent()
+        .unwrap()
+        .join(format!("scanbindd-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("scanbindd");
+    std::fs::copy(built, &copy).unwrap();
+    *bin = Some(copy.clone());
+    copy
+}
+
 /// The `scanbind-server` binary next to `scanbindd` in the target directory, built
 /// once per test binary (cargo builds only this package's binaries for its tests).
 fn server_binary() -> PathBuf {
@@ -353,7 +391,7 @@ impl DaemonProc {
             .unwrap();
         use std::io::Write as _;
         writeln!(log_file, "--- scanbindd {bus_args:?} {env:?}").unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
+        let mut child = Command::new(daemon_binary())
             .env_remove("SCANBINDD_CRASH_AT")
             .args(bus_args)
             .args(["--server", server, "--state-dir"])

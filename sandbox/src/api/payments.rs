@@ -284,6 +284,9 @@ pub(crate) fn pay(call: &Call<'_>) -> Answer {
         },
         None => None,
     };
+    if let Err(answer) = seller_of(call, &req) {
+        return answer;
+    }
     let app = call.app;
     app.write(|state, app| {
         let now = app.clock.now();
@@ -308,6 +311,38 @@ pub(crate) fn pay(call: &Call<'_>) -> Answer {
     })
 }
 
+/// The seller a pay names: `order.merchant.referenceMerchantId` when it is a seller
+/// registered under the calling client (`None` when absent or the client itself, or when
+/// the client has no sellers at all). A client with sellers has any other merchant id
+/// refused before anything is recorded: `F` / `ACCESS_DENIED` (the client is not
+/// contracted to collect for that merchant).
+fn seller_of(call: &Call<'_>, req: &PayRequest) -> Result<Option<(String, String)>, Answer> {
+    let Some(rmid) = req
+        .order
+        .merchant
+        .as_ref()
+        .and_then(|m| m.reference_merchant_id.as_deref())
+    else {
+        return Ok(None);
+    };
+    // A client without sellers is not a multi-merchant setup: its merchant ids (ISV
+    // sub-merchants, stores) are taken as sent and not checked.
+    if rmid == call.client_id || !call.app.sellers.keys().any(|(c, _)| c == call.client_id) {
+        return Ok(None);
+    }
+    match call
+        .app
+        .sellers
+        .get(&(call.client_id.to_owned(), rmid.to_owned()))
+    {
+        Some(name) => Ok(Some((rmid.to_owned(), name.clone()))),
+        None => Err(fail(
+            ResultCode::AccessDenied,
+            format!("access denied: the merchant {rmid:?} is not registered under this client"),
+        )),
+    }
+}
+
 fn new_payment(
     state: &mut State,
     call: &Call<'_>,
@@ -318,6 +353,7 @@ fn new_payment(
     expires: OffsetDateTime,
 ) -> Payment {
     let seq = state.next_seq();
+    let seller = seller_of(call, req).ok().flatten();
     let merchant_name = req
         .order
         .merchant
@@ -353,7 +389,11 @@ fn new_payment(
             .map(|s| s.expose().to_owned()),
         description: req.order.order_description.clone(),
         reference_order_id: req.order.reference_order_id.clone(),
-        merchant_name,
+        merchant_name: seller
+            .as_ref()
+            .map(|(_, name)| name.clone())
+            .unwrap_or(merchant_name),
+        reference_merchant_id: seller.map(|(rmid, _)| rmid),
         notify_url: req.payment_notify_url.clone(),
         created: ts(now),
         paid: None,

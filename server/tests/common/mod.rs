@@ -204,6 +204,12 @@ pub struct World {
 
 impl World {
     pub async fn new(backend: Backend) -> World {
+        Self::with_sellers(backend, &[]).await
+    }
+
+    /// A world whose sandbox knows these sellers (reference merchant id, name) under the
+    /// test client.
+    pub async fn with_sellers(backend: Backend, sellers: &[(&str, &str)]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let merchant_pem =
             std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
@@ -212,12 +218,13 @@ impl World {
             &std::fs::read_to_string(format!("{FIXTURES}/other_rsa2048.pem")).unwrap(),
         )
         .unwrap();
-        let sandbox = Sandbox::builder(alipay)
+        let mut builder = Sandbox::builder(alipay)
             .listen("127.0.0.1:0".parse().unwrap())
-            .merchant(CLIENT_ID, merchant.public_key())
-            .start()
-            .await
-            .unwrap();
+            .merchant(CLIENT_ID, merchant.public_key());
+        for (id, name) in sellers {
+            builder = builder.seller(CLIENT_ID, *id, *name);
+        }
+        let sandbox = builder.start().await.unwrap();
         let p = dir.path();
         std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
         std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();

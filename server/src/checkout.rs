@@ -1,0 +1,1009 @@
+//! Combined checkouts (`POST /v1/checkouts`): one order paying several sellers, one AMS
+//! agreement payment per seller (each its own `paymentRequestId`, with the seller's
+//! `referenceMerchantId` in `order.merchant`), confirmed once.
+//!
+//! Everything is checked before any money moves: the number of parts (2 to 6 in
+//! all-or-nothing mode, the merge-pay "same transaction" limit; 2 to 20 otherwise, the PC
+//! merge-pay limit), every seller (configured in `[[sellers]]` and `combinable`), every
+//! amount and the currency. The checkout row and one `payments` row per part (product
+//! `checkout_part`, stage `queued`) then commit together, before the first AMS call.
+//!
+//! The parts are paid in order. All-or-nothing: once a part fails, the parts not sent yet
+//! are failed without a call (`CHECKOUT_ABORTED`), and when every part is final the paid
+//! ones are reversed — AMS `cancel` (which returns the whole amount within the cancel
+//! window), or a full refund once `cancel` is refused — and the checkout is `failed`.
+//! An unknown outcome stops the sending until the payment engine has learnt it.
+//! Independent mode: every part is sent; the checkout ends `succeeded`,
+//! `partially_succeeded` or `failed`.
+//!
+//! State is in the database; the engine ([`crate::engine`]) drives unfinished
+//! checkouts (under a lease, like payments) and resumes them after a restart. Wallet
+//! tokens are never stored: they stay in this process's memory ([`TokenCache`]) while a
+//! checkout is unfinished, so a restarted server cannot send the parts not sent yet:
+//! those fail (`CHECKOUT_INTERRUPTED`), and in all-or-nothing mode the paid parts are
+//! reversed. Fifteen minutes after creation an unfinished checkout is settled the same
+//! way (`CHECKOUT_EXPIRED`; parts still in flight are cancelled).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use scanbind_ams::model::{CancelRequest, Merchant};
+use scanbind_ams::money::{Currency, Money};
+use scanbind_ams::result::ResultStatus;
+use scanbind_ams::wallet::Wallet;
+use scanbind_device_api::ErrorCode;
+use scanbind_device_api::types::{
+    Amount, Checkout, CheckoutPart, CheckoutRequest, CheckoutStatus, Event, PaymentStatus,
+    RefundRequest,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::db::{PAYMENT_COLUMNS, PaymentRow};
+use crate::error::{Error, Result};
+use crate::seal::TokenSet;
+use crate::service::{
+    ams_call, check_amount, check_text, device_binding, load_payment, load_refund, open_tokens,
+    scan_to_bind_wallet, send_agreement_pay, transition_loaded,
+};
+use crate::util::{new_id, now_ms, rfc3339};
+
+/// `payments.product` of a checkout part.
+pub const PART_PRODUCT: &str = "checkout_part";
+/// Most parts of an all-or-nothing checkout (merge pay: 6 sub-orders in one transaction).
+pub const MAX_PARTS_ALL_OR_NOTHING: usize = 6;
+/// Most parts otherwise (merge pay: 20 on PC, 10 on wireless; see docs/server.md).
+pub const MAX_PARTS: usize = 20;
+/// Fewest parts (one part is a plain payment).
+pub const MIN_PARTS: usize = 2;
+/// A checkout not final this long after creation is settled (merge pay's 15 minutes).
+pub const EXPIRY_MS: i64 = 15 * 60 * 1000;
+/// How long a driver holds a checkout; longer than paying 20 parts with retries.
+const LEASE_MS: i64 = 180_000;
+/// Refund id prefix of an all-or-nothing reversal by refund.
+const REVERSAL_REFUND_ID: &str = "checkout-reversal";
+
+/// Wallet tokens of unfinished checkouts, in this process's memory only.
+#[derive(Default)]
+pub struct TokenCache {
+    inner: Mutex<HashMap<String, (TokenSet, i64)>>,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.inner.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "TokenCache({n} checkouts)")
+    }
+}
+
+impl TokenCache {
+    fn put(&self, checkout_id: &str, tokens: TokenSet, until: i64) {
+        if let Ok(mut m) = self.inner.lock() {
+            let now = now_ms();
+            m.retain(|_, (_, t)| *t > now);
+            m.insert(checkout_id.to_owned(), (tokens, until));
+        }
+    }
+
+    fn get(&self, checkout_id: &str) -> Option<TokenSet> {
+        let m = self.inner.lock().ok()?;
+        m.get(checkout_id)
+            .filter(|(_, until)| *until > now_ms())
+            .map(|(t, _)| t.clone())
+    }
+
+    fn remove(&self, checkout_id: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(checkout_id);
+        }
+    }
+}
+
+/// A `checkouts` row.
+#[derive(Debug, Clone)]
+pub struct CheckoutRow {
+    /// Checkout id.
+    pub checkout_id: String,
+    /// Owner.
+    pub device_id: String,
+    /// App.
+    pub app_id: String,
+    /// App order id.
+    pub app_order_id: String,
+    /// Binding that pays.
+    pub binding_id: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Sum of the parts, minor units.
+    pub total: i64,
+    /// All-or-nothing mode.
+    pub all_or_nothing: bool,
+    /// Digest of the request (idempotency).
+    pub fingerprint: String,
+    /// `paying`, `reversing`, `succeeded`, `partially_succeeded`, `failed`.
+    pub status: String,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Engine attempts.
+    pub attempts: i64,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+const CHECKOUT_COLUMNS: &str = "checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, expires_at, attempts, created_at";
+
+impl CheckoutRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(CheckoutRow {
+            checkout_id: r.try_get("checkout_id")?,
+            device_id: r.try_get("device_id")?,
+            app_id: r.try_get("app_id")?,
+            app_order_id: r.try_get("app_order_id")?,
+            binding_id: r.try_get("binding_id")?,
+            currency: r.try_get("currency")?,
+            total: r.try_get("total")?,
+            all_or_nothing: r.try_get::<i64, _>("all_or_nothing")? != 0,
+            fingerprint: r.try_get("fingerprint")?,
+            status: r.try_get("status")?,
+            expires_at: r.try_get("expires_at")?,
+            attempts: r.try_get("attempts")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+
+    fn is_open(&self) -> bool {
+        self.status == "paying" || self.status == "reversing"
+    }
+}
+
+/// A `checkout_parts` row.
+#[derive(Debug, Clone)]
+pub struct PartRow {
+    /// Position, from 0.
+    pub idx: i64,
+    /// The part's payment.
+    pub payment_id: String,
+    /// Seller id (`referenceMerchantId`).
+    pub seller_id: String,
+    /// Seller name.
+    pub seller_name: String,
+    /// Seller MCC.
+    pub seller_mcc: String,
+    /// `cancel` or `refund` once a reversal started.
+    pub reversal: Option<String>,
+    /// Reversed by all-or-nothing.
+    pub reversed: bool,
+}
+
+/// Loads a checkout.
+pub async fn load_checkout(app: &App, checkout_id: &str) -> Result<Option<CheckoutRow>> {
+    let sql = format!("SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE checkout_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(checkout_id)
+        .fetch_optional(app.db.pool())
+        .await?;
+    row.as_ref().map(CheckoutRow::from_row).transpose()
+}
+
+async fn load_by_order(
+    app: &App,
+    device_id: &str,
+    app_id: &str,
+    app_order_id: &str,
+) -> Result<Option<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE device_id = $1 AND app_id = $2 AND app_order_id = $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(device_id)
+        .bind(app_id)
+        .bind(app_order_id)
+        .fetch_optional(app.db.pool())
+        .await?;
+    row.as_ref().map(CheckoutRow::from_row).transpose()
+}
+
+/// The parts of a checkout with their payments, in order.
+pub async fn load_parts(app: &App, checkout_id: &str) -> Result<Vec<(PartRow, PaymentRow)>> {
+    let rows = sqlx::query(
+        "SELECT idx, payment_id, seller_id, seller_name, seller_mcc, reversal, reversed FROM checkout_parts WHERE checkout_id = $1 ORDER BY idx",
+    )
+    .bind(checkout_id)
+    .fetch_all(app.db.pool())
+    .await?;
+    let sql = format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id IN (SELECT payment_id FROM checkout_parts WHERE checkout_id = $1)"
+    );
+    let mut payments: HashMap<String, PaymentRow> = HashMap::new();
+    for r in sqlx::query(&sql)
+        .bind(checkout_id)
+        .fetch_all(app.db.pool())
+        .await?
+    {
+        let p = PaymentRow::from_row(&r)?;
+        payments.insert(p.payment_id.clone(), p);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let part = PartRow {
+            idx: r.try_get("idx")?,
+            payment_id: r.try_get("payment_id")?,
+            seller_id: r.try_get("seller_id")?,
+            seller_name: r.try_get("seller_name")?,
+            seller_mcc: r.try_get("seller_mcc")?,
+            reversal: r.try_get("reversal")?,
+            reversed: r.try_get::<i64, _>("reversed")? != 0,
+        };
+        let p = payments
+            .remove(&part.payment_id)
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "checkout part without payment"))?;
+        out.push((part, p));
+    }
+    Ok(out)
+}
+
+/// The (checkout id, seller id) of a part's payment.
+pub async fn part_of(app: &App, payment_id: &str) -> Result<Option<(String, String)>> {
+    let row =
+        sqlx::query("SELECT checkout_id, seller_id FROM checkout_parts WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_optional(app.db.pool())
+            .await?;
+    match row {
+        Some(r) => Ok(Some((r.try_get("checkout_id")?, r.try_get("seller_id")?))),
+        None => Ok(None),
+    }
+}
+
+/// Makes an unfinished checkout due now (a part changed) and wakes the engine.
+pub async fn wake(app: &App, checkout_id: &str) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE checkouts SET next_action_at = $2 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND next_action_at > $2",
+    )
+    .bind(checkout_id)
+    .bind(now)
+    .execute(app.db.pool())
+    .await?;
+    app.engine_wake.notify_one();
+    Ok(())
+}
+
+/// The device view.
+pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checkout {
+    let status = match c.status.as_str() {
+        "paying" | "reversing" => CheckoutStatus::Pending,
+        s => CheckoutStatus::parse(s).unwrap_or(CheckoutStatus::Pending),
+    };
+    Checkout {
+        checkout_id: c.checkout_id.clone(),
+        app_order_id: c.app_order_id.clone(),
+        status,
+        all_or_nothing: c.all_or_nothing,
+        currency: c.currency.clone(),
+        total_minor: c.total,
+        created_at: rfc3339(c.created_at),
+        expires_at: rfc3339(c.expires_at),
+        parts: parts
+            .iter()
+            .map(|(part, p)| CheckoutPart {
+                index: u32::try_from(part.idx).unwrap_or(0),
+                seller_id: part.seller_id.clone(),
+                seller_name: part.seller_name.clone(),
+                payment_id: p.payment_id.clone(),
+                amount_minor: p.amount,
+                description: p.description.clone(),
+                status: PaymentStatus::parse(&p.status).unwrap_or(PaymentStatus::Pending),
+                receipt: p.receipt.clone(),
+                result_code: p.result_code.clone(),
+                result_message: p.result_message.clone(),
+                reversed: part.reversed,
+            })
+            .collect(),
+    }
+}
+
+/// A checkout owned by `device_id`, as the device sees it, or `not_found`.
+pub async fn device_checkout(app: &App, device_id: &str, checkout_id: &str) -> Result<Checkout> {
+    let not_found = || Error::api(ErrorCode::NotFound, "no such checkout on this device");
+    if !crate::service::plausible_id(checkout_id) {
+        return Err(not_found());
+    }
+    match load_checkout(app, checkout_id).await? {
+        Some(c) if c.device_id == device_id => {
+            let parts = load_parts(app, &c.checkout_id).await?;
+            Ok(checkout_view(&c, &parts))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+struct ValidPart<'a> {
+    seller: &'a crate::config::SellerEntry,
+    money: Money,
+    description: &'a str,
+}
+
+fn validate<'a>(
+    app: &'a App,
+    req: &'a CheckoutRequest,
+    currency: Currency,
+) -> Result<(Vec<ValidPart<'a>>, i64)> {
+    check_text("appId", &req.app_id, 128)?;
+    check_text("appOrderId", &req.app_order_id, 64)?;
+    let max = if req.all_or_nothing {
+        MAX_PARTS_ALL_OR_NOTHING
+    } else {
+        MAX_PARTS
+    };
+    if !(MIN_PARTS..=max).contains(&req.parts.len()) {
+        return Err(Error::api(
+            ErrorCode::TooManyParts,
+            format!(
+                "a{} checkout has {MIN_PARTS} to {max} parts, not {}",
+                if req.all_or_nothing {
+                    "n all-or-nothing"
+                } else {
+                    ""
+                },
+                req.parts.len()
+            ),
+        ));
+    }
+    let mut parts = Vec::with_capacity(req.parts.len());
+    let mut total: i64 = 0;
+    for (i, part) in req.parts.iter().enumerate() {
+        check_text(&format!("parts[{i}].sellerId"), &part.seller_id, 64)?;
+        check_text(&format!("parts[{i}].description"), &part.description, 256)?;
+        let Some(seller) = app.config.sellers.iter().find(|s| s.id == part.seller_id) else {
+            return Err(Error::api(
+                ErrorCode::InvalidMergePartner,
+                format!(
+                    "parts[{i}]: {:?} is not a seller of this merchant",
+                    part.seller_id
+                ),
+            ));
+        };
+        if !seller.combinable {
+            return Err(Error::api(
+                ErrorCode::MergePayNotAllowed,
+                format!(
+                    "parts[{i}]: the seller {:?} is not enabled for combined checkout",
+                    part.seller_id
+                ),
+            ));
+        }
+        let money = check_amount(
+            &Amount {
+                currency: req.currency.clone(),
+                value: part.amount_minor,
+            },
+            Some(currency),
+        )
+        .map_err(|e| match e {
+            Error::Api { code, message } => Error::api(code, format!("parts[{i}]: {message}")),
+            other => other,
+        })?;
+        total = total
+            .checked_add(money.minor().get())
+            .ok_or_else(|| Error::api(ErrorCode::AmountInvalid, "the total is too large"))?;
+        parts.push(ValidPart {
+            seller,
+            money,
+            description: &part.description,
+        });
+    }
+    Money::from_minor(currency, total)
+        .map_err(|e| Error::api(ErrorCode::AmountInvalid, format!("the total: {e}")))?;
+    Ok((parts, total))
+}
+
+fn fingerprint(req: &CheckoutRequest) -> String {
+    let mut fields: Vec<String> = vec![
+        req.binding_id.clone(),
+        req.currency.clone(),
+        if req.all_or_nothing { "1" } else { "0" }.into(),
+    ];
+    for p in &req.parts {
+        fields.push(p.seller_id.clone());
+        fields.push(p.amount_minor.to_string());
+        fields.push(p.description.clone());
+    }
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    crate::util::fingerprint(&refs)
+}
+
+/// `POST /v1/checkouts`: validates, records, pays. The same (device, app, order id)
+/// with the same request is always the same checkout.
+pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result<Checkout> {
+    let binding = device_binding(app, device_id, &req.binding_id).await?;
+    let (wallet, currency) = scan_to_bind_wallet(&binding.wallet)?;
+    let (parts, total) = validate(app, req, currency)?;
+    let fp = fingerprint(req);
+    if let Some(c) = load_by_order(app, device_id, &req.app_id, &req.app_order_id).await? {
+        return resume(app, &c, &fp, &binding, &req.sealed_tokens).await;
+    }
+    let tokens = open_tokens(app, &binding, &req.sealed_tokens).await?;
+    let now = now_ms();
+    let checkout_id = new_id("chk");
+    let expires = now + EXPIRY_MS;
+    let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO checkouts (checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, \
+         expires_at, next_action_at, lease_owner, lease_until, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'paying', $10, $11, $12, $11, $13, $13) ON CONFLICT DO NOTHING",
+    )
+    .bind(&checkout_id)
+    .bind(device_id)
+    .bind(&req.app_id)
+    .bind(&req.app_order_id)
+    .bind(&binding.binding_id)
+    .bind(currency.code())
+    .bind(total)
+    .bind(i64::from(req.all_or_nothing))
+    .bind(&fp)
+    .bind(expires)
+    .bind(now + LEASE_MS)
+    .bind(&app.instance)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        // The same request, concurrently: answer as a retry.
+        tx.rollback().await?;
+        drop(turn);
+        let c = load_by_order(app, device_id, &req.app_id, &req.app_order_id)
+            .await?
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "checkout vanished"))?;
+        return resume(app, &c, &fp, &binding, &req.sealed_tokens).await;
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let payment_id = new_id("pay");
+        let prid =
+            crate::util::checkout_part_request_id(device_id, &req.app_id, &req.app_order_id, i);
+        let fresh = sqlx::query(
+            "INSERT INTO payments (payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, currency, amount, description, \
+             status, stage, expires_at, next_action_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 'queued', $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+        )
+        .bind(&payment_id)
+        .bind(&prid)
+        .bind(device_id)
+        .bind(&req.app_id)
+        .bind(format!("{}#{i}", req.app_order_id))
+        .bind(PART_PRODUCT)
+        .bind(&binding.binding_id)
+        .bind(wallet.as_str())
+        .bind(currency.code())
+        .bind(part.money.minor().get())
+        .bind(part.description)
+        .bind(expires)
+        .bind(expires + 60_000)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            tx.rollback().await?;
+            return Err(Error::api(
+                ErrorCode::IdempotencyConflict,
+                format!(
+                    "the app order id {:?} is already used by a payment",
+                    format!("{}#{i}", req.app_order_id)
+                ),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO checkout_parts (checkout_id, idx, payment_id, seller_id, seller_name, seller_mcc) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&checkout_id)
+        .bind(i64::try_from(i).unwrap_or(0))
+        .bind(&payment_id)
+        .bind(&part.seller.id)
+        .bind(&part.seller.name)
+        .bind(&part.seller.mcc)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'checkout', $2, $3)",
+    )
+    .bind(&checkout_id)
+    .bind(format!(
+        "created: {} parts, {}",
+        parts.len(),
+        if req.all_or_nothing {
+            "all-or-nothing"
+        } else {
+            "independent"
+        }
+    ))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    drop(turn);
+    info!(checkout = %checkout_id, parts = parts.len(), all_or_nothing = req.all_or_nothing, "checkout created");
+    app.checkout_tokens.put(&checkout_id, tokens, expires);
+    let outcome = drive(app, &checkout_id).await;
+    release(app, &checkout_id).await?;
+    outcome?;
+    device_checkout(app, device_id, &checkout_id).await
+}
+
+/// A retry of a known checkout: the same request continues it (with its tokens, if they
+/// open), another one is a conflict.
+async fn resume(
+    app: &App,
+    c: &CheckoutRow,
+    fp: &str,
+    binding: &crate::db::BindingRow,
+    blob: &str,
+) -> Result<Checkout> {
+    if c.fingerprint != fp {
+        return Err(Error::api(
+            ErrorCode::IdempotencyConflict,
+            "this app order id was used before for another checkout",
+        ));
+    }
+    if c.is_open() && lease(app, &c.checkout_id).await? {
+        if let Ok(tokens) = open_tokens(app, binding, blob).await {
+            app.checkout_tokens
+                .put(&c.checkout_id, tokens, c.expires_at);
+        }
+        let outcome = drive(app, &c.checkout_id).await;
+        release(app, &c.checkout_id).await?;
+        outcome?;
+    }
+    device_checkout(app, &c.device_id, &c.checkout_id).await
+}
+
+/// Takes the checkout's lease for this process. False when another holds it or it is
+/// final.
+pub async fn lease(app: &App, checkout_id: &str) -> Result<bool> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE checkouts SET lease_owner = $2, lease_until = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND lease_until < $4",
+    )
+    .bind(checkout_id)
+    .bind(&app.instance)
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .execute(app.db.pool())
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Gives the lease back; an unfinished checkout is due again after the back-off (a part
+/// becoming final makes it due at once, see [`wake`]).
+pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
+    let Some(c) = load_checkout(app, checkout_id).await? else {
+        return Ok(());
+    };
+    let list = &app.config.payments.inquiry_backoff_ms;
+    let idx = usize::try_from(c.attempts.max(0))
+        .unwrap_or(usize::MAX)
+        .min(list.len().saturating_sub(1));
+    let delay = i64::try_from(list.get(idx).copied().unwrap_or(2_000)).unwrap_or(2_000);
+    let now = now_ms();
+    let next = if now < c.expires_at {
+        (now + delay).min(c.expires_at)
+    } else {
+        now + delay
+    };
+    sqlx::query(
+        "UPDATE checkouts SET lease_owner = NULL, lease_until = 0, attempts = attempts + 1, next_action_at = $3, updated_at = $4 \
+         WHERE checkout_id = $1 AND lease_owner = $2",
+    )
+    .bind(checkout_id)
+    .bind(&app.instance)
+    .bind(next)
+    .bind(now)
+    .execute(app.db.pool())
+    .await?;
+    Ok(())
+}
+
+/// One step of an unfinished checkout (the caller holds its lease): pays what can be
+/// paid, and settles it once every part is final.
+pub async fn drive(app: &App, checkout_id: &str) -> Result<()> {
+    let Some(c) = load_checkout(app, checkout_id).await? else {
+        return Ok(());
+    };
+    if c.status == "paying" {
+        pay_parts(app, &c).await?;
+    }
+    let Some(c) = load_checkout(app, checkout_id).await? else {
+        return Ok(());
+    };
+    if c.status == "reversing" {
+        reverse_parts(app, &c).await?;
+    }
+    Ok(())
+}
+
+async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
+    let now = now_ms();
+    let expired = now >= c.expires_at;
+    let tokens = app.checkout_tokens.get(&c.checkout_id);
+    let mut failed = false;
+    let mut unknown = false;
+    for (part, p) in load_parts(app, &c.checkout_id).await? {
+        let p = match (p.status.as_str(), p.stage.as_str()) {
+            ("pending", "abandoned") => {
+                fail_unsent(app, &p, "CHECKOUT_ABORTED", "this part was not sent").await?;
+                failed = true;
+                continue;
+            }
+            ("pending", "queued") => {
+                let reason = if c.all_or_nothing && failed {
+                    Some((
+                        "CHECKOUT_ABORTED",
+                        "another part of the all-or-nothing checkout failed; this part was not sent",
+                    ))
+                } else if c.all_or_nothing && unknown {
+                    // Wait: the part before is not known yet.
+                    continue;
+                } else if expired {
+                    Some((
+                        "CHECKOUT_EXPIRED",
+                        "the checkout expired before this part was sent",
+                    ))
+                } else if tokens.is_none() {
+                    Some((
+                        "CHECKOUT_INTERRUPTED",
+                        "the server restarted before this part was sent; nothing was charged for it",
+                    ))
+                } else {
+                    None
+                };
+                match (reason, &tokens) {
+                    (Some((code, message)), _) => {
+                        fail_unsent(app, &p, code, message).await?;
+                        failed = true;
+                        continue;
+                    }
+                    (None, Some(tokens)) => send_part(app, &part, &p, tokens).await?,
+                    (None, None) => continue,
+                }
+            }
+            _ => p,
+        };
+        match p.status.as_str() {
+            "pending" => {
+                unknown = true;
+                if expired {
+                    // Past the checkout's life: the payment engine cancels it now.
+                    sqlx::query(
+                        "UPDATE payments SET stage = 'cancelling', next_action_at = $2 WHERE payment_id = $1 AND status = 'pending' \
+                         AND stage NOT IN ('queued', 'sending', 'cancelling')",
+                    )
+                    .bind(&p.payment_id)
+                    .bind(now_ms())
+                    .execute(app.db.pool())
+                    .await?;
+                    app.engine_wake.notify_one();
+                }
+            }
+            "succeeded" => {}
+            _ => failed = true,
+        }
+    }
+    if unknown {
+        return Ok(());
+    }
+    let parts = load_parts(app, &c.checkout_id).await?;
+    if parts.iter().any(|(_, p)| p.status == "pending") {
+        return Ok(());
+    }
+    let paid = parts
+        .iter()
+        .filter(|(_, p)| p.status == "succeeded")
+        .count();
+    let status = if paid == parts.len() {
+        CheckoutStatus::Succeeded
+    } else if paid == 0 {
+        CheckoutStatus::Failed
+    } else if c.all_or_nothing {
+        sqlx::query(
+            "UPDATE checkouts SET status = 'reversing', updated_at = $2 WHERE checkout_id = $1 AND status = 'paying'",
+        )
+        .bind(&c.checkout_id)
+        .bind(now_ms())
+        .execute(app.db.pool())
+        .await?;
+        app.db
+            .step(
+                &c.checkout_id,
+                "checkout",
+                "a part failed: reversing the paid parts",
+                now_ms(),
+            )
+            .await?;
+        return Ok(());
+    } else {
+        CheckoutStatus::PartiallySucceeded
+    };
+    finish(app, c, status).await
+}
+
+/// Fails a part that was never sent (no AMS call was made for it).
+async fn fail_unsent(app: &App, p: &PaymentRow, code: &str, message: &str) -> Result<()> {
+    // Claim it first, so that it can no longer be sent by anyone.
+    let claimed = sqlx::query(
+        "UPDATE payments SET stage = 'abandoned' WHERE payment_id = $1 AND status = 'pending' AND stage IN ('queued', 'abandoned')",
+    )
+    .bind(&p.payment_id)
+    .execute(app.db.pool())
+    .await?;
+    if claimed.rows_affected() == 1 {
+        transition_loaded(
+            app,
+            p,
+            "pending",
+            PaymentStatus::Failed,
+            Some(code),
+            Some(message),
+            None,
+            Some(("pay", "not sent")),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sends one queued part: its "sent" step and new expiry commit before the call.
+async fn send_part(
+    app: &App,
+    part: &PartRow,
+    p: &PaymentRow,
+    tokens: &TokenSet,
+) -> Result<PaymentRow> {
+    let now = now_ms();
+    let expires = now + app.config.payments.expiry_seconds * 1000;
+    let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
+    let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool().begin().await?;
+    let claimed = sqlx::query(
+        "UPDATE payments SET stage = 'sending', expires_at = $2, next_action_at = $3, updated_at = $4 \
+         WHERE payment_id = $1 AND status = 'pending' AND stage = 'queued'",
+    )
+    .bind(&p.payment_id)
+    .bind(expires)
+    .bind(now.saturating_add(grace))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        sqlx::query(
+            "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'pay', 'sent', $2)",
+        )
+        .bind(&p.payment_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    drop(turn);
+    if !claimed {
+        return load_payment(app, &p.payment_id)
+            .await?
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"));
+    }
+    let mut sending = p.clone();
+    sending.stage = "sending".into();
+    sending.expires_at = expires;
+    let currency = Currency::from_code(&p.currency)
+        .map_err(|e| Error::api(ErrorCode::Internal, e.to_string()))?;
+    let money = Money::from_minor(currency, p.amount)
+        .map_err(|e| Error::api(ErrorCode::Internal, e.to_string()))?;
+    let merchant = Merchant {
+        reference_merchant_id: Some(part.seller_id.clone()),
+        merchant_mcc: Some(part.seller_mcc.clone()),
+        merchant_name: Some(part.seller_name.clone()),
+        merchant_display_name: Some(part.seller_name.clone()),
+        ..Merchant::default()
+    };
+    send_agreement_pay(
+        app,
+        &sending,
+        Wallet::parse(&p.wallet),
+        money,
+        tokens,
+        Some(merchant),
+    )
+    .await
+}
+
+async fn mark_reversed(app: &App, c: &CheckoutRow, part: &PartRow, how: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE checkout_parts SET reversed = 1, reversal = $3 WHERE checkout_id = $1 AND idx = $2",
+    )
+    .bind(&c.checkout_id)
+    .bind(part.idx)
+    .bind(how)
+    .execute(app.db.pool())
+    .await?;
+    app.db
+        .step(
+            &part.payment_id,
+            "reversal",
+            &format!("{how}: done"),
+            now_ms(),
+        )
+        .await
+}
+
+/// All-or-nothing: undoes every paid part (cancel, or a full refund after the cancel
+/// window), then fails the checkout.
+async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
+    let mut outstanding = false;
+    for (part, p) in load_parts(app, &c.checkout_id).await? {
+        if part.reversed || p.status != "succeeded" {
+            continue;
+        }
+        if p.refunded >= p.amount {
+            mark_reversed(app, c, &part, "refund").await?;
+            continue;
+        }
+        if part.reversal.as_deref() != Some("refund") {
+            let resp = ams_call(
+                app,
+                &CancelRequest::by_payment_request_id(&p.payment_request_id),
+            )
+            .await;
+            let outcome = match &resp {
+                Ok(r) => format!(
+                    "{}/{}",
+                    r.result.result_status,
+                    r.result.result_code.as_str()
+                ),
+                Err(_) => "no answer".into(),
+            };
+            app.db
+                .step(&p.payment_id, "reversal cancel", &outcome, now_ms())
+                .await?;
+            match resp {
+                Ok(r) if r.result.result_status == ResultStatus::S => {
+                    transition_loaded(
+                        app,
+                        &p,
+                        "succeeded",
+                        PaymentStatus::Cancelled,
+                        Some("CHECKOUT_REVERSED"),
+                        Some("cancelled: another part of the all-or-nothing checkout failed"),
+                        r.payment_id.as_deref(),
+                        None,
+                    )
+                    .await?;
+                    mark_reversed(app, c, &part, "cancel").await?;
+                    continue;
+                }
+                Ok(r) if r.result.result_status == ResultStatus::F => {
+                    // Past the cancel window (or not cancellable): refund in full.
+                    sqlx::query(
+                        "UPDATE checkout_parts SET reversal = 'refund' WHERE checkout_id = $1 AND idx = $2",
+                    )
+                    .bind(&c.checkout_id)
+                    .bind(part.idx)
+                    .execute(app.db.pool())
+                    .await?;
+                }
+                _ => {
+                    outstanding = true;
+                    continue;
+                }
+            }
+        }
+        if !refund_part(app, &p).await? {
+            outstanding = true;
+        } else {
+            mark_reversed(app, c, &part, "refund").await?;
+        }
+    }
+    if outstanding {
+        return Ok(());
+    }
+    finish(app, c, CheckoutStatus::Failed).await
+}
+
+/// Refunds what is left of a paid part; true once it is refunded in full.
+async fn refund_part(app: &App, p: &PaymentRow) -> Result<bool> {
+    let failed: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM refunds WHERE payment_id = $1 AND refund_id LIKE 'checkout-reversal-%' AND status = 'failed'",
+    )
+    .bind(&p.payment_id)
+    .fetch_one(app.db.pool())
+    .await?
+    .try_get("n")?;
+    let refund_id = format!("{REVERSAL_REFUND_ID}-{failed}");
+    let rrid = crate::util::refund_request_id(&p.payment_id, &refund_id);
+    let amount = match load_refund(app, &rrid).await? {
+        Some(r) => r.amount,
+        None => {
+            let used: i64 = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
+            )
+            .bind(&p.payment_id)
+            .fetch_one(app.db.pool())
+            .await?
+            .try_get("s")?;
+            p.amount - used
+        }
+    };
+    if amount <= 0 {
+        // Everything is refunded or being refunded: done once those are final.
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM refunds WHERE payment_id = $1 AND status = 'pending'",
+        )
+        .bind(&p.payment_id)
+        .fetch_one(app.db.pool())
+        .await?
+        .try_get("n")?;
+        return Ok(pending == 0);
+    }
+    let req = RefundRequest {
+        refund_id,
+        amount: Amount {
+            currency: p.currency.clone(),
+            value: amount,
+        },
+        reason: Some("all-or-nothing checkout reversed".into()),
+    };
+    match crate::service::refund(app, p, &req).await {
+        Ok(r) => Ok(r.status == "succeeded" && {
+            let p = load_payment(app, &p.payment_id).await?;
+            p.is_some_and(|p| p.refunded >= p.amount)
+        }),
+        Err(e) => {
+            warn!(payment = %p.payment_id, cause = %e, "reversal refund failed; will retry");
+            Ok(false)
+        }
+    }
+}
+
+/// Makes the checkout final once: its status and its device event commit together.
+async fn finish(app: &App, c: &CheckoutRow, status: CheckoutStatus) -> Result<()> {
+    let parts = load_parts(app, &c.checkout_id).await?;
+    let mut fin = c.clone();
+    fin.status = status.as_str().to_owned();
+    let view = checkout_view(&fin, &parts);
+    let now = now_ms();
+    let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool().begin().await?;
+    let done = sqlx::query(
+        "UPDATE checkouts SET status = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing')",
+    )
+    .bind(&c.checkout_id)
+    .bind(status.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'final', $2, $3)")
+        .bind(&c.checkout_id)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    crate::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view)).await?;
+    crate::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
+    tx.commit().await?;
+    drop(turn);
+    app.hub.wake_local(&c.device_id);
+    app.checkout_tokens.remove(&c.checkout_id);
+    info!(checkout = %c.checkout_id, status = status.as_str(), "checkout final");
+    Ok(())
+}
