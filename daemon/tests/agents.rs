@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World};
+use common::{DaemonProc, GUARD, World, connect, journal_rows};
 use futures_util::StreamExt as _;
 use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
@@ -85,15 +85,6 @@ async fn next_confirm(
     }
 }
 
-async fn connect(bus: &PrivateBus) -> zbus::Connection {
-    zbus::connection::Builder::address(bus.address())
-        .unwrap()
-        .method_timeout(GUARD)
-        .build()
-        .await
-        .unwrap()
-}
-
 /// A connection serving the test agent, and the receiver of what it is asked.
 async fn agent_connection(bus: &PrivateBus) -> (zbus::Connection, mpsc::UnboundedReceiver<Ev>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -139,12 +130,6 @@ async fn settled(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
         .expect("no Completed within the guard time")
         .unwrap();
     signal.args().unwrap().state.to_string()
-}
-
-fn journal_rows(state_dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
-    conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

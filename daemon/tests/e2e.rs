@@ -10,7 +10,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, eventually};
+use common::{DaemonProc, GUARD, World, connect, eventually, journal_rows};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_ipc::{
@@ -18,23 +18,6 @@ use scanbind_ipc::{
 };
 use scanbindd::test_util::{PrivateBus, require_secret_service};
 use zbus::proxy::CacheProperties;
-
-async fn connect(bus: &PrivateBus) -> zbus::Connection {
-    zbus::connection::Builder::address(bus.address())
-        .unwrap()
-        // A daemon that never answers fails the test instead of hanging it.
-        .method_timeout(GUARD)
-        .build()
-        .await
-        .unwrap()
-}
-
-/// The number of journal rows (read from outside the daemon).
-fn journal_rows(state_dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
-    conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bind_then_pay_once_with_a_verified_receipt() {

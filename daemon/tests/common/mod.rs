@@ -51,6 +51,24 @@ pub fn lines_within(
     })
 }
 
+/// A connection to the private bus whose method calls give up after [`GUARD`] (a daemon
+/// that never answers fails the test instead of hanging it).
+pub async fn connect(bus: &scanbindd::test_util::PrivateBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address())
+        .unwrap()
+        .method_timeout(GUARD)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The number of journal rows (read from outside the daemon).
+pub fn journal_rows(state_dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(state_dir.join("journal.sqlite3")).unwrap();
+    conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
+        .unwrap()
+}
+
 pub fn http() -> reqwest::Client {
     scanbind_ams::client::http_client_builder(Vec::new())
         .unwrap()
