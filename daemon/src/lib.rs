@@ -36,6 +36,7 @@
 mod agent;
 mod binding;
 mod caller;
+mod checkout;
 #[cfg(feature = "dev-stack")]
 pub mod dev;
 pub mod error;

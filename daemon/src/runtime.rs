@@ -397,6 +397,16 @@ impl Daemon {
                 }
             }
             Event::RefundResult(r) => settle_refund(&self.shared, &r.refund_id, r.status).await,
+            Event::CheckoutResult(c) => {
+                let (app, order) = (c.app_id.clone(), c.app_order_id.clone());
+                let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
+                match entry {
+                    Some(e) if e.checkout.is_some() && !e.state.is_terminal() => {
+                        crate::service::settle_checkout(&self.shared, e.id, &c).await
+                    }
+                    _ => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -450,7 +460,11 @@ fn error_info(kind: &Wire, message: String) -> ErrorInfo {
 async fn reconcile_refund(shared: &Shared, r: crate::journal::RefundEntry) -> Result<()> {
     let id = r.payment;
     let entry = shared.journal(move |j| j.get(id)).await?;
-    let Some(server_id) = entry.server_payment_id else {
+    let server_id = match r.part {
+        Some(part) => crate::checkout::part_payment_id(&entry, part),
+        None => entry.server_payment_id,
+    };
+    let Some(server_id) = server_id else {
         return Ok(());
     };
     match shared.server.get_refund(&server_id, &r.refund_id).await {

@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::{
-    Binding, EventEnvelope, OrderCodePayRequest, PayRequest, Payment, Refund, RefundRequest,
-    RegisterDeviceRequest, SealedTokensRequest, StartBindingRequest, StartBindingResponse,
+    Binding, Checkout, CheckoutRequest, EventEnvelope, OrderCodePayRequest, PayRequest, Payment,
+    Refund, RefundRequest, RegisterDeviceRequest, SealedTokensRequest, StartBindingRequest,
+    StartBindingResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -116,6 +117,12 @@ impl ServerLink {
     /// `POST /v1/payments`: pays (idempotent per app id and app order id).
     pub(crate) async fn pay(&self, req: &PayRequest) -> Result<Payment> {
         self.call("POST", "/v1/payments", Some(req)).await
+    }
+
+    /// `POST /v1/checkouts`: a combined checkout (idempotent per app id and app order
+    /// id; the answer is final unless a part's outcome is still unknown).
+    pub(crate) async fn checkout(&self, req: &CheckoutRequest) -> Result<Checkout> {
+        self.call("POST", "/v1/checkouts", Some(req)).await
     }
 
     /// `POST /v1/payments/order-code`: an order QR code for the user to scan

@@ -464,6 +464,8 @@ impl CheckoutStatus {
 pub struct Checkout {
     /// The server's checkout id (`chk_…`).
     pub checkout_id: String,
+    /// The app on the device that charged.
+    pub app_id: String,
     /// The app's order id.
     pub app_order_id: String,
     /// Its state.
@@ -604,6 +606,7 @@ mod tests {
         );
         let c = Checkout {
             checkout_id: "chk_1".into(),
+            app_id: "org.example.Shop".into(),
             app_order_id: "cart-42".into(),
             status: CheckoutStatus::PartiallySucceeded,
             all_or_nothing: false,
@@ -628,7 +631,7 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
             json,
-            r#"{"checkoutId":"chk_1","appOrderId":"cart-42","status":"partially_succeeded","allOrNothing":false,"currency":"HKD","totalMinor":1000,"createdAt":"2026-11-22T07:00:00Z","expiresAt":"2026-11-22T07:15:00Z","parts":[{"index":0,"sellerId":"SELLER_A","sellerName":"Alpha Books","paymentId":"pay_1","amountMinor":1000,"description":"Books","status":"failed","resultCode":"RISK_REJECT","reversed":false}]}"#
+            r#"{"checkoutId":"chk_1","appId":"org.example.Shop","appOrderId":"cart-42","status":"partially_succeeded","allOrNothing":false,"currency":"HKD","totalMinor":1000,"createdAt":"2026-11-22T07:00:00Z","expiresAt":"2026-11-22T07:15:00Z","parts":[{"index":0,"sellerId":"SELLER_A","sellerName":"Alpha Books","paymentId":"pay_1","amountMinor":1000,"description":"Books","status":"failed","resultCode":"RISK_REJECT","reversed":false}]}"#
         );
         assert_eq!(serde_json::from_str::<Checkout>(&json).unwrap(), c);
         let ev = serde_json::to_value(Event::CheckoutResult(c)).unwrap();

@@ -249,6 +249,11 @@ pub mod payment {
         /// 0 without one.
         #[zbus(property)]
         fn order_code_expires_at(&self) -> zbus::Result<i64>;
+
+        /// `Parts` (`aa{sv}`): a combined checkout's parts, one per seller (keys in
+        /// [`crate::types::keys::part`]); empty for other payments.
+        #[zbus(property)]
+        fn parts(&self) -> zbus::Result<Vec<HashMap<String, zvariant::OwnedValue>>>;
     }
 }
 

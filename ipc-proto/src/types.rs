@@ -32,6 +32,10 @@ pub enum PaymentState {
     PendingUnknown,
     /// Cancelled before it was charged (e.g. it stayed unknown until its expiry).
     Cancelled,
+    /// A combined checkout without `all-or-nothing` (final): some sellers' parts were
+    /// charged and some were not; `Parts` says which. Deliver what was paid for.
+    /// Since 0.1.
+    PartiallySucceeded,
 }
 
 impl PaymentState {
@@ -42,10 +46,11 @@ impl PaymentState {
         PaymentState::Failed,
         PaymentState::PendingUnknown,
         PaymentState::Cancelled,
+        PaymentState::PartiallySucceeded,
     ];
 
     /// The wire form (`"pending"`, `"succeeded"`, `"failed"`, `"pending-unknown"`,
-    /// `"cancelled"`).
+    /// `"cancelled"`, `"partially-succeeded"`).
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentState::Pending => "pending",
@@ -53,6 +58,7 @@ impl PaymentState {
             PaymentState::Failed => "failed",
             PaymentState::PendingUnknown => "pending-unknown",
             PaymentState::Cancelled => "cancelled",
+            PaymentState::PartiallySucceeded => "partially-succeeded",
         }
     }
 
@@ -60,7 +66,10 @@ impl PaymentState {
     /// with it and it never changes again).
     pub fn is_terminal(self) -> bool {
         match self {
-            PaymentState::Succeeded | PaymentState::Failed | PaymentState::Cancelled => true,
+            PaymentState::Succeeded
+            | PaymentState::Failed
+            | PaymentState::Cancelled
+            | PaymentState::PartiallySucceeded => true,
             PaymentState::Pending | PaymentState::PendingUnknown => false,
         }
     }
@@ -283,6 +292,52 @@ pub mod keys {
         /// a bound wallet (no binding needed; the code is in the payment's `OrderCode`
         /// property). Default false.
         pub const ORDER_CODE: &str = "order-code";
+        /// `aa{sv}`: a combined checkout: one part per seller, each with `seller`
+        /// (`s`, the seller id the merchant server knows), `amount-minor` (`x`) and
+        /// `description` (`s`); 2 to 20 parts (6 with `all-or-nothing`), adding up to
+        /// the amount. The user confirms once; each seller is paid separately.
+        pub const SELLERS: &str = "sellers";
+        /// `b`: with `sellers`: every part is paid or none is (parts already paid are
+        /// reversed when one fails). Default true; false lets parts succeed or fail
+        /// independently (`partially-succeeded`).
+        pub const ALL_OR_NOTHING: &str = "all-or-nothing";
+    }
+
+    /// The keys of one `Pay` `sellers` part.
+    pub mod seller {
+        /// `s`: the seller id (1 to 64 characters).
+        pub const SELLER: &str = "seller";
+        /// `x`: this seller's amount, in minor units of the payment's currency.
+        pub const AMOUNT_MINOR: &str = "amount-minor";
+        /// `s`: what this seller sells (1 to 256 characters), shown by the wallet.
+        pub const DESCRIPTION: &str = "description";
+    }
+
+    /// The keys of one entry of `Payment1.Parts` (a combined checkout's parts).
+    pub mod part {
+        /// `u`: position in the `sellers` option, from 0.
+        pub const INDEX: &str = "index";
+        /// `s`: the seller id.
+        pub const SELLER: &str = "seller";
+        /// `s`: the seller's name, once the server answered.
+        pub const SELLER_NAME: &str = "seller-name";
+        /// `x`: the part's amount, minor units.
+        pub const AMOUNT_MINOR: &str = "amount-minor";
+        /// `s`: what for.
+        pub const DESCRIPTION: &str = "description";
+        /// `s`: the part's own payment state (`pending`, `succeeded`, `failed`,
+        /// `cancelled`).
+        pub const STATE: &str = "state";
+        /// `s`: the part's signed receipt once it succeeded (empty otherwise).
+        pub const RECEIPT: &str = "receipt";
+        /// `b`: the part was paid, then reversed because another part of an
+        /// all-or-nothing checkout failed.
+        pub const REVERSED: &str = "reversed";
+        /// `s`: Alipay's result code of a failed part (or `CHECKOUT_REVERSED`,
+        /// `CHECKOUT_ABORTED`, `CHECKOUT_EXPIRED`); empty otherwise.
+        pub const RESULT_CODE: &str = "result-code";
+        /// `x`: what was refunded of this part so far, minor units.
+        pub const REFUNDED_MINOR: &str = "refunded-minor";
     }
 
     /// The keys of one `Pay` line item.
@@ -311,6 +366,9 @@ pub mod keys {
         /// its idempotency key: the same id again returns the same refund, never a
         /// second one. Default: a fresh id (a retry then makes a new refund).
         pub const REFUND_ID: &str = "refund-id";
+        /// `u`: for a combined checkout, which part (its `index`) to refund;
+        /// required there, refused for other payments.
+        pub const PART: &str = "part";
     }
 
     /// `Binding1.GetQrSvg` and `Binding1.GetQrPng` options.

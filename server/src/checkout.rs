@@ -280,6 +280,7 @@ pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checko
     };
     Checkout {
         checkout_id: c.checkout_id.clone(),
+        app_id: c.app_id.clone(),
         app_order_id: c.app_order_id.clone(),
         status,
         all_or_nothing: c.all_or_nothing,

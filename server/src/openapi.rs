@@ -185,8 +185,8 @@ fn checkout_schemas() -> Value {
             "parts": {"type": "array", "minItems": 2, "maxItems": 20, "description": "At most 6 when allOrNothing.", "items": {"type": "object", "required": ["sellerId", "amountMinor", "description"], "additionalProperties": false, "properties": {
                 "sellerId": text(1, 64), "amountMinor": {"type": "integer", "format": "int64", "minimum": 1}, "description": text(1, 256)}}}}},
         "CheckoutPart": part,
-        "Checkout": {"type": "object", "required": ["checkoutId", "appOrderId", "status", "allOrNothing", "currency", "totalMinor", "createdAt", "expiresAt", "parts"], "properties": {
-            "checkoutId": {"type": "string"}, "appOrderId": {"type": "string"},
+        "Checkout": {"type": "object", "required": ["checkoutId", "appId", "appOrderId", "status", "allOrNothing", "currency", "totalMinor", "createdAt", "expiresAt", "parts"], "properties": {
+            "checkoutId": {"type": "string"}, "appId": {"type": "string"}, "appOrderId": {"type": "string"},
             "status": {"type": "string", "enum": ["pending", "succeeded", "partially_succeeded", "failed"]},
             "allOrNothing": {"type": "boolean"}, "currency": {"type": "string"}, "totalMinor": {"type": "integer", "format": "int64"},
             "createdAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"},

@@ -58,6 +58,28 @@ pub struct PayRequest {
     description: String,
     binding: Option<OwnedObjectPath>,
     order_code: bool,
+    sellers: Vec<SellerPart>,
+    all_or_nothing: Option<bool>,
+}
+
+/// One seller's part of a combined checkout ([`PayRequest::sellers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SellerPart {
+    seller: String,
+    amount_minor: i64,
+    description: String,
+}
+
+impl SellerPart {
+    /// `amount` (in the checkout's currency) for `seller` (the seller id the merchant
+    /// server is configured with), described to the user as `description`.
+    pub fn new(seller: impl Into<String>, amount: Money, description: impl Into<String>) -> Self {
+        SellerPart {
+            seller: seller.into(),
+            amount_minor: amount.minor().get(),
+            description: description.into(),
+        }
+    }
 }
 
 impl PayRequest {
@@ -71,7 +93,28 @@ impl PayRequest {
             description: description.into(),
             binding: None,
             order_code: false,
+            sellers: Vec::new(),
+            all_or_nothing: None,
         }
+    }
+
+    /// A combined checkout: the amount is paid to several sellers (2 to 20; at most 6
+    /// all-or-nothing), one payment each, confirmed once. The parts must add up to the
+    /// amount. All-or-nothing by default: if one part fails, the paid ones are
+    /// reversed and nothing is charged. The parts and their receipts:
+    /// [`Payment::parts`].
+    ///
+    /// [`Payment::parts`]: crate::Payment::parts
+    pub fn sellers(mut self, parts: impl IntoIterator<Item = SellerPart>) -> Self {
+        self.sellers = parts.into_iter().collect();
+        self
+    }
+
+    /// With [`PayRequest::sellers`]: `false` lets parts succeed or fail on their own
+    /// (the payment may end `partially-succeeded`); default `true`.
+    pub fn all_or_nothing(mut self, all_or_nothing: bool) -> Self {
+        self.all_or_nothing = Some(all_or_nothing);
+        self
     }
 
     /// Pays by scanning instead of charging a bound wallet: the daemon gets an order
@@ -246,6 +289,26 @@ impl Client {
         }
         if request.order_code {
             opts.insert(keys::pay::ORDER_CODE, Value::from(true));
+        }
+        if !request.sellers.is_empty() {
+            let parts: Vec<HashMap<&str, Value<'_>>> = request
+                .sellers
+                .iter()
+                .map(|p| {
+                    HashMap::from([
+                        (keys::seller::SELLER, Value::from(p.seller.as_str())),
+                        (keys::seller::AMOUNT_MINOR, Value::from(p.amount_minor)),
+                        (
+                            keys::seller::DESCRIPTION,
+                            Value::from(p.description.as_str()),
+                        ),
+                    ])
+                })
+                .collect();
+            opts.insert(keys::pay::SELLERS, Value::from(parts));
+        }
+        if let Some(aon) = request.all_or_nothing {
+            opts.insert(keys::pay::ALL_OR_NOTHING, Value::from(aon));
         }
         let path = self
             .daemon

@@ -45,10 +45,10 @@ mod payment;
 pub mod receipt;
 
 pub use binding::{Binding, BindingOutcome, QrMatrix, QrOptions};
-pub use client::{BindOptions, Client, ListOptions, PayRequest, Status};
+pub use client::{BindOptions, Client, ListOptions, PayRequest, SellerPart, Status};
 pub use connect::Transport;
 pub use error::{Error, Result};
-pub use payment::{Payment, PaymentOutcome, Refund};
+pub use payment::{CheckoutPart, Payment, PaymentOutcome, Refund};
 pub use receipt::ReceiptVerifier;
 pub use scanbind_ipc::types::Connectivity;
 pub use scanbind_ipc::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};

@@ -24,7 +24,8 @@ pub struct Payment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct PaymentOutcome {
-    /// `succeeded`, `failed` or `cancelled`.
+    /// `succeeded`, `failed`, `cancelled` or (a combined checkout whose parts were
+    /// independent) `partially-succeeded`: see [`Payment::parts`].
     pub state: PaymentState,
     /// The signed receipt (JWS) when it succeeded.
     pub receipt: Option<String>,
@@ -37,6 +38,32 @@ impl PaymentOutcome {
     pub fn succeeded(&self) -> bool {
         self.state == PaymentState::Succeeded
     }
+}
+
+/// One seller's part of a combined checkout ([`Payment::parts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CheckoutPart {
+    /// Position in the request, from 0 (what [`Payment::refund_part`] takes).
+    pub index: u32,
+    /// The seller id.
+    pub seller: String,
+    /// The seller's name (empty until the server answered).
+    pub seller_name: String,
+    /// The part's amount, minor units of the payment's currency.
+    pub amount_minor: i64,
+    /// What for.
+    pub description: String,
+    /// The part's own state: `pending`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// The part's signed receipt (naming the seller) once it succeeded.
+    pub receipt: Option<String>,
+    /// Paid, then reversed because another part of an all-or-nothing checkout failed.
+    pub reversed: bool,
+    /// Alipay's code for a failed part (or `CHECKOUT_REVERSED` / `CHECKOUT_ABORTED`).
+    pub result_code: Option<String>,
+    /// What was refunded of this part so far, minor units.
+    pub refunded_minor: i64,
 }
 
 /// A refund asked for with [`Payment::refund`].
@@ -232,6 +259,63 @@ impl Payment {
                 })
                 .boxed(),
         )
+    }
+
+    /// A combined checkout's parts, one per seller, in request order (empty for
+    /// other payments).
+    #[doc(alias = "Parts")]
+    pub async fn parts(&self) -> Result<Vec<CheckoutPart>> {
+        use scanbind_ipc::types::keys::part as k;
+        let raw = self.proxy.parts().await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for d in raw {
+            let text = |key: &str| -> String {
+                d.get(key)
+                    .and_then(|v| <&str>::try_from(v).ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let int = |key: &str| -> i64 {
+                d.get(key)
+                    .and_then(|v| i64::try_from(v).ok())
+                    .unwrap_or_default()
+            };
+            let opt = |s: String| (!s.is_empty()).then_some(s);
+            out.push(CheckoutPart {
+                index: d
+                    .get(k::INDEX)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or_default(),
+                seller: text(k::SELLER),
+                seller_name: text(k::SELLER_NAME),
+                amount_minor: int(k::AMOUNT_MINOR),
+                description: text(k::DESCRIPTION),
+                state: text(k::STATE),
+                receipt: opt(text(k::RECEIPT)),
+                reversed: d
+                    .get(k::REVERSED)
+                    .and_then(|v| bool::try_from(v).ok())
+                    .unwrap_or_default(),
+                result_code: opt(text(k::RESULT_CODE)),
+                refunded_minor: int(k::REFUNDED_MINOR),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Asks for a refund of `amount` of a combined checkout's part `index` (within
+    /// what is left of that part).
+    #[doc(alias = "RequestRefund")]
+    pub async fn refund_part(&self, index: u32, amount: Money, reason: &str) -> Result<Refund> {
+        let opts = HashMap::from([(
+            scanbind_ipc::types::keys::request_refund::PART,
+            zvariant::Value::from(index),
+        )]);
+        let (id, state) = self
+            .proxy
+            .request_refund(amount.minor().get(), reason, opts)
+            .await?;
+        Ok(Refund { id, state })
     }
 
     /// Tells the daemon the goods were delivered (only for succeeded payments;

@@ -86,4 +86,24 @@ impl ReceiptVerifier {
         }
         Ok(r)
     }
+
+    /// Checks the signature and that the receipt proves a succeeded payment of
+    /// `amount` to `seller` as part `index` of the combined checkout `order_id`.
+    pub fn verify_part(
+        &self,
+        jws: &str,
+        order_id: &str,
+        index: u32,
+        seller: &str,
+        amount: Money,
+    ) -> Result<Receipt> {
+        let r = self.verify_payment(jws, &format!("{order_id}#{index}"), amount)?;
+        if r.seller_id.as_deref() != Some(seller) {
+            return Err(Error::ReceiptMismatch(format!(
+                "it names seller {:?}, not {seller:?}",
+                r.seller_id
+            )));
+        }
+        Ok(r)
+    }
 }

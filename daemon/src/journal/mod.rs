@@ -35,7 +35,7 @@ use scanbind_ipc::{ErrorInfo, PaymentState};
 use crate::error::{Error, Result};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE payments (
@@ -96,6 +96,14 @@ CREATE TABLE meta (
 ) STRICT;
 ";
 
+/// Version 4 → 5: combined checkouts (several sellers in one payment): the parts as
+/// asked, the server's latest answer, and the part each refund is for.
+const SCHEMA_V5: &str = "
+ALTER TABLE payments ADD COLUMN checkout TEXT;
+ALTER TABLE payments ADD COLUMN checkout_result TEXT;
+ALTER TABLE refunds ADD COLUMN part INTEGER CHECK (part IS NULL OR part >= 0);
+";
+
 const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
      binding, state, delivered, receipt, error_name, \
      error_message, created_at, updated_at, server_payment_id, line_items, \
@@ -103,7 +111,10 @@ const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, curr
       WHERE r.payment = payments.id AND r.state = 'succeeded'), \
      (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r \
       WHERE r.payment = payments.id AND r.state != 'failed'), \
-     product, order_code, order_code_expires_at";
+     product, order_code, order_code_expires_at, checkout, checkout_result, \
+     (SELECT json_group_object(part, total) FROM (SELECT r.part AS part, \
+      sum(r.amount_minor) AS total FROM refunds r WHERE r.payment = payments.id \
+      AND r.state = 'succeeded' AND r.part IS NOT NULL GROUP BY r.part))";
 
 /// A journal entry's state. Finer than the wire's [`PaymentState`]: `pending` and
 /// `sent` both show as `pending` to apps.
@@ -255,6 +266,9 @@ pub(crate) struct NewPayment<'a> {
     pub order_code: bool,
     /// Budgets a new payment must stay within (checked in the recording transaction).
     pub budgets: &'a [crate::policy::Budget],
+    /// A combined checkout's parts, as JSON ([`crate::checkout::CheckoutSpec`]), if
+    /// this is one.
+    pub checkout: Option<&'a str>,
 }
 
 /// One journal entry.
@@ -300,6 +314,27 @@ pub(crate) struct Entry {
     pub order_code: Option<String>,
     /// When the order QR code expires (Unix seconds).
     pub order_code_expires_at: Option<i64>,
+    /// A combined checkout's parts as asked (JSON, [`crate::checkout::CheckoutSpec`]).
+    pub checkout: Option<String>,
+    /// The merchant server's latest answer about the checkout (JSON, its `Checkout`).
+    pub checkout_result: Option<String>,
+    /// What was refunded per checkout part (part index → minor units).
+    pub part_refunds: std::collections::BTreeMap<u32, i64>,
+}
+
+impl Entry {
+    /// What apps see: [`JournalState::to_wire`], except that a combined checkout the
+    /// server settled as partially succeeded shows as `partially-succeeded`.
+    pub(crate) fn wire_state(&self) -> PaymentState {
+        if self.state == JournalState::Succeeded
+            && crate::checkout::result_of(self).is_some_and(|c| {
+                c.status == scanbind_device_api::types::CheckoutStatus::PartiallySucceeded
+            })
+        {
+            return PaymentState::PartiallySucceeded;
+        }
+        self.state.to_wire()
+    }
 }
 
 /// A refund's state in the journal.
@@ -345,6 +380,8 @@ pub(crate) struct RefundEntry {
     pub amount_minor: i64,
     /// Where it stands.
     pub state: RefundState,
+    /// The checkout part it refunds (a combined checkout's refunds are per part).
+    pub part: Option<u32>,
 }
 
 /// What [`Journal::record_refund`] did.
@@ -454,10 +491,12 @@ impl Journal {
                     .map_err(Error::journal("create schema"))?;
                 tx.execute_batch(SCHEMA_V4)
                     .map_err(Error::journal("create schema"))?;
+                tx.execute_batch(SCHEMA_V5)
+                    .map_err(Error::journal("create schema"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
-            1..=3 => {
+            1..=4 => {
                 if version == 1 {
                     tx.execute_batch(SCHEMA_V2)
                         .map_err(Error::journal("migrate to 2"))?;
@@ -466,8 +505,12 @@ impl Journal {
                     tx.execute_batch(SCHEMA_V3)
                         .map_err(Error::journal("migrate to 3"))?;
                 }
-                tx.execute_batch(SCHEMA_V4)
-                    .map_err(Error::journal("migrate to 4"))?;
+                if version <= 3 {
+                    tx.execute_batch(SCHEMA_V4)
+                        .map_err(Error::journal("migrate to 4"))?;
+                }
+                tx.execute_batch(SCHEMA_V5)
+                    .map_err(Error::journal("migrate to 5"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
@@ -525,8 +568,9 @@ impl Journal {
         let inserted = tx
             .execute(
                 "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \
-                 description, binding, state, created_at, updated_at, line_items, product) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10) \
+                 description, binding, state, created_at, updated_at, line_items, product, \
+                 checkout) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10, ?11) \
                  ON CONFLICT (app_id, order_id) DO NOTHING",
                 params![
                     p.app_id,
@@ -543,6 +587,7 @@ impl Journal {
                     } else {
                         "agreement"
                     },
+                    p.checkout,
                 ],
             )
             .map_err(Error::journal("record"))?;
@@ -562,6 +607,7 @@ impl Journal {
             && entry.description == p.description
             && entry.line_items.as_deref() == p.line_items
             && entry.is_order_code == p.order_code
+            && entry.checkout.as_deref() == p.checkout
         {
             Ok(Recorded::Existing(entry))
         } else {
@@ -635,11 +681,32 @@ impl Journal {
         t: Transition,
         server_payment_id: Option<&str>,
     ) -> Result<Entry> {
+        self.advance_checkout(id, t, server_payment_id, None)
+    }
+
+    /// [`Journal::advance_with`], also storing the server's latest answer about a
+    /// combined checkout (JSON) in the same commit, unless the entry is already final
+    /// (a late answer never replaces the final one).
+    pub(crate) fn advance_checkout(
+        &mut self,
+        id: i64,
+        t: Transition,
+        server_payment_id: Option<&str>,
+        checkout_result: Option<&str>,
+    ) -> Result<Entry> {
         let to = t.target();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::journal("advance"))?;
+        if let Some(result) = checkout_result {
+            tx.execute(
+                "UPDATE payments SET checkout_result = ?2 WHERE id = ?1 AND checkout IS NOT NULL \
+                 AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+                params![id, result],
+            )
+            .map_err(Error::journal("advance"))?;
+        }
         if let Some(sid) = server_payment_id {
             tx.execute(
                 "UPDATE payments SET server_payment_id = ?2 \
@@ -757,6 +824,7 @@ impl Journal {
         refund_id: &str,
         amount_minor: i64,
         reason: &str,
+        part: Option<u32>,
     ) -> Result<RefundRecorded> {
         let tx = self
             .conn
@@ -764,7 +832,8 @@ impl Journal {
             .map_err(Error::journal("record_refund"))?;
         let existing = tx
             .query_row(
-                "SELECT payment, refund_id, amount_minor, state FROM refunds WHERE refund_id = ?1",
+                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
+                 WHERE refund_id = ?1",
                 [refund_id],
                 raw_refund,
             )
@@ -786,15 +855,35 @@ impl Journal {
         if entry.state != JournalState::Succeeded {
             return Ok(RefundRecorded::NotPaid);
         }
-        let left = entry.amount.minor().get() - entry.refund_reserved_minor;
+        let left = match part {
+            None => entry.amount.minor().get() - entry.refund_reserved_minor,
+            Some(index) => {
+                // A checkout part: only a part that was paid, within its own amount.
+                let Some(p) = crate::checkout::result_of(&entry)
+                    .and_then(|c| c.parts.into_iter().find(|p| p.index == index))
+                    .filter(|p| p.status == scanbind_device_api::types::PaymentStatus::Succeeded)
+                else {
+                    return Ok(RefundRecorded::NotPaid);
+                };
+                let reserved: i64 = tx
+                    .query_row(
+                        "SELECT coalesce(sum(amount_minor), 0) FROM refunds \
+                         WHERE payment = ?1 AND part = ?2 AND state != 'failed'",
+                        params![payment, index],
+                        |r| r.get(0),
+                    )
+                    .map_err(Error::journal("record_refund"))?;
+                p.amount_minor - reserved
+            }
+        };
         if amount_minor > left {
             return Ok(RefundRecorded::TooMuch(left));
         }
         let now = unix_now();
         tx.execute(
             "INSERT INTO refunds (payment, refund_id, amount_minor, reason, state, created_at, \
-             updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-            params![payment, refund_id, amount_minor, reason, now],
+             updated_at, part) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6)",
+            params![payment, refund_id, amount_minor, reason, now, part],
         )
         .map_err(Error::journal("record_refund"))?;
         tx.commit().map_err(Error::journal("record_refund"))?;
@@ -803,6 +892,7 @@ impl Journal {
             refund_id: refund_id.to_owned(),
             amount_minor,
             state: RefundState::Pending,
+            part,
         }))
     }
 
@@ -821,7 +911,8 @@ impl Journal {
             .map_err(Error::journal("settle_refund"))?;
         self.conn
             .query_row(
-                "SELECT payment, refund_id, amount_minor, state FROM refunds WHERE refund_id = ?1",
+                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
+                 WHERE refund_id = ?1",
                 [refund_id],
                 raw_refund,
             )
@@ -836,7 +927,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT payment, refund_id, amount_minor, state FROM refunds \
+                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
                  WHERE state = 'pending' ORDER BY id",
             )
             .map_err(Error::journal("pending_refunds"))?;
@@ -899,13 +990,13 @@ impl Journal {
     }
 }
 
-type RawRefund = (i64, String, i64, String);
+type RawRefund = (i64, String, i64, String, Option<u32>);
 
 fn raw_refund(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn into_refund((payment, refund_id, amount_minor, state): RawRefund) -> Result<RefundEntry> {
+fn into_refund((payment, refund_id, amount_minor, state, part): RawRefund) -> Result<RefundEntry> {
     let state = RefundState::parse(&state).ok_or_else(|| Error::JournalCorrupt {
         id: payment,
         reason: format!("unknown refund state {state:?}"),
@@ -915,6 +1006,7 @@ fn into_refund((payment, refund_id, amount_minor, state): RawRefund) -> Result<R
         refund_id,
         amount_minor,
         state,
+        part,
     })
 }
 
@@ -941,6 +1033,9 @@ struct RawEntry {
     product: String,
     order_code: Option<String>,
     order_code_expires_at: Option<i64>,
+    checkout: Option<String>,
+    checkout_result: Option<String>,
+    part_refunds: Option<String>,
 }
 
 impl RawEntry {
@@ -967,6 +1062,9 @@ impl RawEntry {
             product: r.get(19)?,
             order_code: r.get(20)?,
             order_code_expires_at: r.get(21)?,
+            checkout: r.get(22)?,
+            checkout_result: r.get(23)?,
+            part_refunds: r.get(24)?,
         })
     }
 
@@ -981,6 +1079,11 @@ impl RawEntry {
             (Some(name), Some(message)) => Some(ErrorInfo { name, message }),
             (None, None) => None,
             _ => return Err(corrupt("partial error".into())),
+        };
+        let part_refunds = match self.part_refunds.as_deref() {
+            None => Default::default(),
+            Some(text) => serde_json::from_str::<std::collections::BTreeMap<u32, i64>>(text)
+                .map_err(|e| corrupt(format!("part refunds: {e}")))?,
         };
         Ok(Entry {
             id,
@@ -1003,6 +1106,9 @@ impl RawEntry {
             is_order_code: self.product == "order_code",
             order_code: self.order_code,
             order_code_expires_at: self.order_code_expires_at,
+            checkout: self.checkout,
+            checkout_result: self.checkout_result,
+            part_refunds,
         })
     }
 }

@@ -18,6 +18,7 @@ fn payment<'a>(app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<
         line_items: None,
         order_code: false,
         budgets: &[],
+        checkout: None,
     }
 }
 

@@ -59,7 +59,7 @@ impl PaymentObj {
 
     /// The wire state.
     pub(crate) fn wire_state(&self) -> &'static str {
-        self.entry().state.to_wire().as_str()
+        self.entry().wire_state().as_str()
     }
 
     /// Property reads: only the app that paid may read a payment. The daemon's own
@@ -104,7 +104,12 @@ pub(crate) async fn send_refund(
     refund: &RefundEntry,
     reason: &str,
 ) -> Result<RefundState, Wire> {
-    let Some(server_id) = entry.server_payment_id.clone() else {
+    // A checkout part is refunded as the seller's own payment.
+    let server_id = match refund.part {
+        Some(part) => crate::checkout::part_payment_id(entry, part),
+        None => entry.server_payment_id.clone(),
+    };
+    let Some(server_id) = server_id else {
         return Err(Wire::RefundNotAllowed(
             "the server has not confirmed this payment yet; retry later".into(),
         ));
@@ -186,8 +191,13 @@ impl PaymentObj {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, String), Wire> {
         let mut refund_id = None;
+        let mut part = None;
         for (k, v) in &options {
             match (k.as_str(), &**v) {
+                (keys::request_refund::PART, Value::U32(p)) => part = Some(*p),
+                (keys::request_refund::PART, _) => {
+                    return Err(Wire::InvalidArgument("option part must be u".into()));
+                }
                 (keys::request_refund::REFUND_ID, Value::Str(id)) if valid_id(id) => {
                     refund_id = Some(id.to_string());
                 }
@@ -217,6 +227,25 @@ impl PaymentObj {
         if who.app_id != self.entry().app_id {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
+        match (crate::checkout::spec_of(&self.entry()), part) {
+            (Some(_), None) => {
+                return Err(Wire::InvalidArgument(
+                    "a combined checkout is refunded per seller: give the part option".into(),
+                ));
+            }
+            (Some(spec), Some(p)) if p as usize >= spec.parts.len() => {
+                return Err(Wire::InvalidArgument(format!(
+                    "part {p} does not exist: this checkout has parts 0 to {}",
+                    spec.parts.len() - 1
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(Wire::InvalidArgument(
+                    "option part is only for combined checkouts".into(),
+                ));
+            }
+            _ => {}
+        }
         let app_refund_id = match refund_id {
             Some(id) => id,
             None => new_refund_id().map_err(|e| Wire::Internal(e.to_string()))?,
@@ -227,9 +256,14 @@ impl PaymentObj {
         let (id, k, r) = (self.entry().id, key, reason.clone());
         let recorded = self
             .shared
-            .journal(move |j| j.record_refund(id, &k, amount_minor, &r))
+            .journal(move |j| j.record_refund(id, &k, amount_minor, &r, part))
             .await?;
         let refund = match recorded {
+            RefundRecorded::NotPaid if part.is_some() => {
+                return Err(Wire::RefundNotAllowed(
+                    "only a part that succeeded can be refunded".into(),
+                ));
+            }
             RefundRecorded::NotPaid => {
                 return Err(Wire::RefundNotAllowed(format!(
                     "only a succeeded payment can be refunded; this one is {}",
@@ -241,7 +275,7 @@ impl PaymentObj {
                     "at most {left} minor units are left to refund"
                 )));
             }
-            RefundRecorded::Existing(r) if r.amount_minor != amount_minor => {
+            RefundRecorded::Existing(r) if r.amount_minor != amount_minor || r.part != part => {
                 return Err(Wire::Duplicate(format!(
                     "refund {app_refund_id} was requested with another amount"
                 )));
@@ -399,6 +433,17 @@ impl PaymentObj {
         } else {
             e.order_code.unwrap_or_default()
         })
+    }
+
+    /// `Parts` (`aa{sv}`): a combined checkout's parts; empty for other payments.
+    #[zbus(property)]
+    async fn parts(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<HashMap<String, OwnedValue>>> {
+        self.guard(conn, hdr.as_ref()).await?;
+        Ok(crate::checkout::part_views(&self.entry()))
     }
 
     /// `OrderCodeExpiresAt` (`x`): when the order QR code expires; 0 without one.

@@ -611,6 +611,8 @@ impl DaemonObj {
         let mut chosen: Option<OwnedObjectPath> = None;
         let mut line_items: Option<String> = None;
         let mut order_code = false;
+        let mut sellers: Option<&Value<'_>> = None;
+        let mut all_or_nothing: Option<bool> = None;
         for (k, v) in &options {
             match k.as_str() {
                 keys::pay::BINDING => match &**v {
@@ -628,9 +630,37 @@ impl DaemonObj {
                             .map_err(|e| Wire::Internal(format!("encoding line items: {e}")))?,
                     );
                 }
+                keys::pay::SELLERS => sellers = Some(&**v),
+                keys::pay::ALL_OR_NOTHING => match &**v {
+                    Value::Bool(b) => all_or_nothing = Some(*b),
+                    _ => {
+                        return Err(Wire::InvalidArgument(
+                            "option all-or-nothing must be b".into(),
+                        ));
+                    }
+                },
                 other => return Err(Wire::UnknownOption(format!("Pay does not know {other:?}"))),
             }
         }
+        let checkout = match (sellers, all_or_nothing) {
+            (None, Some(_)) => {
+                return Err(Wire::InvalidArgument(
+                    "option all-or-nothing needs the sellers option".into(),
+                ));
+            }
+            (None, None) => None,
+            (Some(_), _) if order_code || line_items.is_some() => {
+                return Err(Wire::InvalidArgument(
+                    "a combined checkout (sellers) takes neither line-items nor order-code".into(),
+                ));
+            }
+            (Some(v), aon) => Some(crate::checkout::parse_sellers(
+                v,
+                amount_minor,
+                aon.unwrap_or(true),
+            )?),
+        };
+        let checkout_json = checkout.as_ref().map(|c| c.to_json()).transpose()?;
         let who = caller::identify(conn, &hdr).await?;
 
         // The same order again: the existing payment, whatever the link state.
@@ -639,6 +669,7 @@ impl DaemonObj {
             if existing.amount != amount
                 || existing.description != description
                 || existing.line_items != line_items
+                || existing.checkout != checkout_json
                 // (An app's order stepped up to an order code is still the same order.)
                 || (order_code && !existing.is_order_code)
             {
@@ -663,7 +694,20 @@ impl DaemonObj {
                 .filter(|(_, b)| chosen.as_ref().is_none_or(|c| *c == b.path));
             match (bound.next(), bound.next()) {
                 (Some((id, b)), None) => {
-                    check_wallet_limits(&b.wallet, amount)?;
+                    match &checkout {
+                        // Each seller is paid by a payment of its own.
+                        Some(spec) => {
+                            for part in &spec.parts {
+                                let minor = MinorUnits::new(part.amount_minor)
+                                    .map_err(|e| Wire::InvalidAmount(format!("sellers: {e}")))?;
+                                check_wallet_limits(
+                                    &b.wallet,
+                                    Money::new(amount.currency(), minor),
+                                )?;
+                            }
+                        }
+                        None => check_wallet_limits(&b.wallet, amount)?,
+                    }
                     wallet = b.wallet.clone();
                     id.clone()
                 }
@@ -698,12 +742,24 @@ impl DaemonObj {
             policy.decide(&who.app_id, &wallet, amount, crate::server::unix_now())
         };
         let mut decision = decide()?;
+        if decision.step_up && checkout.is_some() {
+            // One order code cannot pay several sellers.
+            return Err(Wire::AboveLimit(
+                "the checkout is above this app's per-payment cap; a combined checkout is \
+                 not stepped up to an order code; nothing was charged"
+                    .into(),
+            ));
+        }
         if let Some(prompt) = decision.prompt.take() {
+            let shown = match &checkout {
+                Some(spec) => format!("{description} (paid to {})", spec.sellers_text()),
+                None => description.clone(),
+            };
             let asked = crate::agent::PaymentPrompt {
                 app_id: &who.app_id,
                 wallet: &wallet,
                 amount,
-                description: &description,
+                description: &shown,
             };
             crate::agent::ask(&self.shared, &prompt, &asked).await?;
             if prompt == crate::policy::Prompt::Consent {
@@ -722,12 +778,13 @@ impl DaemonObj {
 
         crash_point("before-journal");
         // Committed (fsync'd) before anything leaves the device.
-        let (app, order, desc, bid, items) = (
+        let (app, order, desc, bid, items, parts) = (
             who.app_id.clone(),
             order_id.clone(),
             description.clone(),
             binding_id,
             line_items,
+            checkout_json,
         );
         let recorded = self
             .shared
@@ -741,6 +798,7 @@ impl DaemonObj {
                     line_items: items.as_deref(),
                     order_code,
                     budgets: &budgets,
+                    checkout: parts.as_deref(),
                 })
             })
             .await?;
@@ -810,12 +868,12 @@ impl DaemonObj {
         Ok(entries
             .into_iter()
             .map(|e| PaymentSummary {
+                state: e.wire_state(),
                 payment: payment_path(e.id.unsigned_abs()),
                 order_id: e.order_id,
                 amount_minor: e.amount.minor().get(),
                 currency: e.amount.currency().code().to_owned(),
                 delivered: e.delivered,
-                state: e.state.to_wire(),
                 created_at: e.created_at,
             })
             .collect())
@@ -933,6 +991,11 @@ async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
         };
         return settle_payment(shared, id, Transition::Failed(info)).await;
     };
+    if entry.checkout.is_some() {
+        let sealed = String::from_utf8_lossy(tokens.expose()).into_owned();
+        drop(tokens);
+        return crate::checkout::drive_checkout(shared, entry, sealed).await;
+    }
     let mut req = PayRequest {
         app_id: entry.app_id.clone(),
         app_order_id: entry.order_id.clone(),
@@ -1088,6 +1151,33 @@ pub(crate) fn transition_for(p: &Payment) -> Transition {
     }
 }
 
+/// Settles a combined checkout from the server's answer (its response or its
+/// `checkout.result` event): the answer and the state in one commit, then the object.
+pub(crate) async fn settle_checkout(
+    shared: &Shared,
+    id: i64,
+    c: &scanbind_device_api::types::Checkout,
+) -> Result<()> {
+    let t = crate::checkout::transition_for_checkout(c);
+    let json = serde_json::to_string(c)
+        .map_err(|e| Error::ServerProtocol(format!("re-encoding a checkout: {e}")))?;
+    let checkout_id = c.checkout_id.clone();
+    let (before, after) = shared
+        .journal(move |j| {
+            let before = j.get(id)?.state;
+            if before.is_terminal() {
+                return Ok((before, j.get(id)?));
+            }
+            Ok((
+                before,
+                j.advance_checkout(id, t, Some(&checkout_id), Some(&json))?,
+            ))
+        })
+        .await?;
+    crash_point("after-settle");
+    publish_payment(shared, &after, before != after.state).await
+}
+
 /// Commits `t`, copies the entry to the object (if served) and announces the change;
 /// `Completed` is emitted only when this call made the state final.
 pub(crate) async fn settle_payment(shared: &Shared, id: i64, t: Transition) -> Result<()> {
@@ -1147,6 +1237,9 @@ pub(crate) async fn publish_payment(
         }
         if old.refunded_minor != after.refunded_minor {
             obj.refunded_minor_changed(emitter).await?;
+        }
+        if old.checkout_result != after.checkout_result || old.part_refunds != after.part_refunds {
+            obj.parts_changed(emitter).await?;
         }
         if old.order_code != after.order_code || (state_changed && terminal) {
             // The expiry first: an app that reacts to the code has it already.

@@ -92,6 +92,16 @@ impl World {
 
     /// A world whose wallet issues access tokens valid for `access` only.
     pub async fn with_token_ttls(access: Option<Duration>) -> World {
+        Self::build(access, &[]).await
+    }
+
+    /// A world whose sandbox knows these sellers under the merchant, and whose server
+    /// is configured with them (`(id, name, combinable)`) for combined checkouts.
+    pub async fn with_sellers(sellers: &[(&str, &str, bool)]) -> World {
+        Self::build(None, sellers).await
+    }
+
+    async fn build(access: Option<Duration>, sellers: &[(&str, &str, bool)]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let merchant_pem =
             std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
@@ -106,8 +116,16 @@ impl World {
         if let Some(access) = access {
             builder = builder.token_ttls(access, Duration::from_secs(3600));
         }
+        let mut toml = String::new();
+        for (id, name, combinable) in sellers {
+            builder = builder.seller(CLIENT_ID, *id, *name);
+            toml.push_str(&format!(
+                "[[sellers]]\nid = \"{id}\"\nname = \"{name}\"\ncombinable = {combinable}\n"
+            ));
+        }
         let sandbox = builder.start().await.unwrap();
         let p = dir.path();
+        std::fs::write(p.join("server.toml"), toml).unwrap();
         std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
         std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
         std::fs::write(
@@ -158,6 +176,7 @@ impl World {
                 format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
             ),
             s("PAYMENTS_INQUIRY_BACKOFF_MS", "[50, 100, 200]".into()),
+            s("CONFIG", p.join("server.toml").display().to_string()),
         ]
     }
 
@@ -372,6 +391,14 @@ impl ServerProc {
             base: base.to_owned(),
             log: log.to_owned(),
         }
+    }
+}
+
+impl ServerProc {
+    /// `kill -9` of the server, now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
