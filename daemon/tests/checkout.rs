@@ -201,8 +201,7 @@ async fn parts(p: &Payment1Proxy<'_>) -> Vec<Part> {
         <&str>::try_from(&d[key]).unwrap().to_owned()
     };
     let x = |d: &HashMap<String, OwnedValue>, key: &str| -> i64 { i64::try_from(&d[key]).unwrap() };
-    p.parts()
-        .await
+    <Vec<HashMap<String, OwnedValue>>>::try_from(p.parts().await.unwrap())
         .unwrap()
         .iter()
         .enumerate()

@@ -251,9 +251,11 @@ pub mod payment {
         fn order_code_expires_at(&self) -> zbus::Result<i64>;
 
         /// `Parts` (`aa{sv}`): a combined checkout's parts, one per seller (keys in
-        /// [`crate::types::keys::part`]); empty for other payments.
+        /// [`crate::types::keys::part`]); empty for other payments. Typed as the raw
+        /// value (convert with `Vec<HashMap<String, OwnedValue>>::try_from`): a typed
+        /// `aa{sv}` property keeps a caching proxy from filling its cache.
         #[zbus(property)]
-        fn parts(&self) -> zbus::Result<Vec<HashMap<String, zvariant::OwnedValue>>>;
+        fn parts(&self) -> zbus::Result<zvariant::OwnedValue>;
     }
 }
 

@@ -266,7 +266,8 @@ impl Payment {
     #[doc(alias = "Parts")]
     pub async fn parts(&self) -> Result<Vec<CheckoutPart>> {
         use scanbind_ipc::types::keys::part as k;
-        let raw = self.proxy.parts().await?;
+        let raw = <Vec<HashMap<String, zvariant::OwnedValue>>>::try_from(self.proxy.parts().await?)
+            .map_err(zbus::Error::from)?;
         let mut out = Vec::with_capacity(raw.len());
         for d in raw {
             let text = |key: &str| -> String {
