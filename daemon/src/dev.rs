@@ -17,12 +17,18 @@ use base64::Engine as _;
 use scanbind_ams::PrivateKey;
 use scanbind_sandbox::{Sandbox, SandboxHandle};
 use scanbind_server::app::RunningServer;
-use scanbind_server::config::{Config as ServerConfig, RegistrationMode};
+use scanbind_server::config::{Config as ServerConfig, RegistrationMode, SellerEntry};
 
 use crate::error::{Error, Result};
 
 /// The merchant client id of the embedded stack.
 pub const DEV_CLIENT_ID: &str = "2188DEV000000001";
+
+/// The sellers of the embedded stack, for combined checkouts: `(id, name)`.
+pub const DEV_SELLERS: &[(&str, &str)] = &[
+    ("STUDIO", "Sofa Studio Games"),
+    ("ADDONS", "Night Map Workshop"),
+];
 
 /// Where the development stack's sandbox listens and how phones reach it.
 #[derive(Debug, Clone)]
@@ -129,6 +135,9 @@ impl DevStack {
             .listen(options.sandbox_listen)
             .merchant(DEV_CLIENT_ID, merchant.public_key())
             .state_file(dir.join("sandbox-state.json"));
+        for (id, name) in DEV_SELLERS {
+            builder = builder.seller(DEV_CLIENT_ID, *id, *name);
+        }
         if let Some(url) = options.sandbox_public_url {
             builder = builder.public_url(url);
         }
@@ -150,6 +159,10 @@ impl DevStack {
         config.receipts.signing_key = path_str(&dir.join("receipt.pem"));
         config.tokens.sealing_keys = vec![path_str(&dir.join("seal.key"))];
         config.devices.registration = RegistrationMode::Open;
+        config.sellers = DEV_SELLERS
+            .iter()
+            .map(|(id, name)| SellerEntry::new(*id, *name))
+            .collect();
         config.database.url = Some(format!(
             "sqlite://{}?mode=rwc",
             dir.join("server.sqlite3").display()

@@ -12,6 +12,7 @@ use zvariant::{OwnedObjectPath, Value};
 
 use crate::client::{Client, unknown_state};
 use crate::error::{Error, Result};
+use crate::watch::watch_property;
 
 /// A binding: a wallet bound, or being bound, to this device.
 #[derive(Debug, Clone)]
@@ -197,15 +198,10 @@ impl Binding {
     /// [`Error::UnknownState`] item.
     #[doc(alias = "PropertiesChanged")]
     pub async fn receive_states(&self) -> Result<BoxStream<'static, Result<BindingState>>> {
-        let cached = Binding1Proxy::builder(self.proxy.inner().connection())
-            .path(self.path.clone())?
-            .cache_properties(CacheProperties::Yes)
-            .build()
-            .await?;
-        let stream = cached.receive_state_changed().await;
+        let stream = watch_property(self.proxy.inner(), "State").await?;
         Ok(stream
-            .then(|changed| async move {
-                let s = changed.get().await?;
+            .map(|value| {
+                let s = String::try_from(value?).map_err(zbus::Error::from)?;
                 s.parse::<BindingState>().map_err(unknown_state)
             })
             .boxed())

@@ -15,6 +15,7 @@ use crate::binding::Binding;
 use crate::connect::{self, Transport};
 use crate::error::{Error, Result};
 use crate::payment::Payment;
+use crate::watch::watch_property;
 
 /// A connection to `scanbindd`.
 ///
@@ -143,6 +144,11 @@ impl PayRequest {
     pub fn amount(&self) -> Money {
         self.amount
     }
+
+    /// The description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
 }
 
 /// Which payments [`Client::payments`] lists.
@@ -231,13 +237,9 @@ impl Client {
     /// it is): new payments fail with `Offline` before. Bound it with a timeout.
     #[doc(alias = "Connectivity")]
     pub async fn wait_online(&self) -> Result<()> {
-        let cached = Daemon1Proxy::builder(&self.conn)
-            .cache_properties(zbus::proxy::CacheProperties::Yes)
-            .build()
-            .await?;
-        let mut changes = cached.receive_connectivity_changed().await;
+        let mut changes = watch_property(self.daemon.inner(), "Connectivity").await?;
         while let Some(c) = changes.next().await {
-            if c.get().await? == Connectivity::Online.as_str() {
+            if String::try_from(c?).map_err(zbus::Error::from)? == Connectivity::Online.as_str() {
                 return Ok(());
             }
         }

@@ -43,6 +43,7 @@ pub mod connect;
 mod error;
 mod payment;
 pub mod receipt;
+mod watch;
 
 pub use binding::{Binding, BindingOutcome, QrMatrix, QrOptions};
 pub use client::{BindOptions, Client, ListOptions, PayRequest, SellerPart, Status};

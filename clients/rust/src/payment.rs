@@ -12,6 +12,7 @@ use zvariant::OwnedObjectPath;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::watch::watch_property;
 
 /// A payment started with [`Client::pay`] (or reopened with [`Client::payment`]).
 #[derive(Debug, Clone)]
@@ -42,6 +43,7 @@ impl PaymentOutcome {
 
 /// One seller's part of a combined checkout ([`Payment::parts`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CheckoutPart {
     /// Position in the request, from 0 (what [`Payment::refund_part`] takes).
@@ -174,14 +176,9 @@ impl Payment {
     /// [`PayRequest::by_order_code`]: crate::PayRequest::by_order_code
     #[doc(alias = "OrderCode")]
     pub async fn order_code(&self) -> Result<Option<(String, i64)>> {
-        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
-            .path(self.path.clone())?
-            .cache_properties(CacheProperties::Yes)
-            .build()
-            .await?;
-        let mut changes = cached.receive_order_code_changed().await;
-        loop {
-            let code = self.proxy.order_code().await?;
+        let mut codes = watch_property(self.proxy.inner(), "OrderCode").await?;
+        while let Some(code) = codes.next().await {
+            let code = String::try_from(code?).map_err(zbus::Error::from)?;
             if !code.is_empty() {
                 let expires = self.proxy.order_code_expires_at().await?;
                 return Ok(Some((code, expires)));
@@ -189,10 +186,8 @@ impl Payment {
             if parse_state(&self.proxy.state().await?).is_terminal() {
                 return Ok(None);
             }
-            if changes.next().await.is_none() {
-                return Err(Error::Disconnected("the payment"));
-            }
         }
+        Err(Error::Disconnected("the payment"))
     }
 
     /// Waits until the payment is final and returns the outcome; at once if it
@@ -230,14 +225,12 @@ impl Payment {
     /// sees the latest). Ends when the daemon goes away.
     #[doc(alias = "PropertiesChanged")]
     pub async fn receive_states(&self) -> Result<BoxStream<'static, Result<PaymentState>>> {
-        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
-            .path(self.path.clone())?
-            .cache_properties(CacheProperties::Yes)
-            .build()
-            .await?;
-        let stream = cached.receive_state_changed().await;
+        let stream = watch_property(self.proxy.inner(), "State").await?;
         Ok(stream
-            .then(|changed| async move { Ok(parse_state(&changed.get().await?)) })
+            .map(|value| {
+                let state = String::try_from(value?).map_err(zbus::Error::from)?;
+                Ok(parse_state(&state))
+            })
             .boxed())
     }
 
@@ -246,19 +239,13 @@ impl Payment {
     #[doc(alias = "RefundedMinor")]
     pub async fn receive_refunded(&self) -> Result<BoxStream<'static, Result<Money>>> {
         let currency = Currency::from_code(&self.proxy.currency().await?)?;
-        let cached = Payment1Proxy::builder(self.proxy.inner().connection())
-            .path(self.path.clone())?
-            .cache_properties(CacheProperties::Yes)
-            .build()
-            .await?;
-        let stream = cached.receive_refunded_minor_changed().await;
-        Ok(
-            stream
-                .then(move |changed| async move {
-                    Ok(Money::from_minor(currency, changed.get().await?)?)
-                })
-                .boxed(),
-        )
+        let stream = watch_property(self.proxy.inner(), "RefundedMinor").await?;
+        Ok(stream
+            .map(move |value| {
+                let minor = i64::try_from(value?).map_err(zbus::Error::from)?;
+                Ok(Money::from_minor(currency, minor)?)
+            })
+            .boxed())
     }
 
     /// A combined checkout's parts, one per seller, in request order (empty for

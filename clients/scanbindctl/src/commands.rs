@@ -10,7 +10,7 @@ use scanbind_ams::wallet::Wallet;
 use scanbind_client::money::{Currency, Money};
 use scanbind_client::{
     BindOptions, Binding, BindingState, Client, ListOptions, PayRequest, Payment, PaymentState,
-    Transport,
+    SellerPart, Transport,
 };
 use serde_json::json;
 
@@ -65,6 +65,19 @@ pub struct PayArgs {
     /// bound wallet (no binding needed).
     #[arg(long)]
     scan: bool,
+    /// A combined checkout: one seller's part, as SELLER:AMOUNT or
+    /// SELLER:AMOUNT:DESCRIPTION (amount in major units; the description defaults to
+    /// the payment's). Repeat for each seller (2 to 20, 6 all-or-nothing); the parts
+    /// must add up to AMOUNT.
+    #[arg(
+        long = "seller",
+        value_name = "SELLER:AMOUNT[:DESCRIPTION]",
+        conflicts_with = "scan"
+    )]
+    sellers: Vec<String>,
+    /// With --seller: parts succeed or fail on their own (default: all or nothing).
+    #[arg(long, requires = "sellers")]
+    independent: bool,
     /// Return once the payment is recorded, without waiting for the result.
     #[arg(long)]
     no_wait: bool,
@@ -98,6 +111,9 @@ pub struct RefundArgs {
     payment: String,
     /// How much, in major units of the payment's currency; default: all that is left.
     amount: Option<String>,
+    /// For a combined checkout: which seller's part (its index, from 0).
+    #[arg(long)]
+    part: Option<u32>,
     /// Why (kept in the records).
     #[arg(long, default_value = "refund requested with scanbindctl")]
     reason: String,
@@ -383,6 +399,21 @@ pub async fn pay(transport: &Transport, args: PayArgs, out: Output) -> anyhow::R
     if args.scan {
         request = request.by_order_code();
     }
+    if !args.sellers.is_empty() {
+        let mut parts = Vec::with_capacity(args.sellers.len());
+        for spec in &args.sellers {
+            let mut fields = spec.splitn(3, ':');
+            let (Some(seller), Some(value)) = (fields.next(), fields.next()) else {
+                return Err(exit::usage(format!(
+                    "--seller {spec:?}: give SELLER:AMOUNT[:DESCRIPTION]"
+                )));
+            };
+            let part_amount = parse_amount(value, &args.currency)?;
+            let description = fields.next().unwrap_or(request.description());
+            parts.push(SellerPart::new(seller, part_amount, description));
+        }
+        request = request.sellers(parts).all_or_nothing(!args.independent);
+    }
     let client = connect(transport).await?;
     let payment = client.pay(&request).await?;
     if args.scan {
@@ -417,6 +448,7 @@ pub async fn pay(transport: &Transport, args: PayArgs, out: Output) -> anyhow::R
         payment.wait(),
     )
     .await??;
+    let parts = payment.parts().await?;
     out.emit(
         &json!({
             "payment": payment.path(),
@@ -426,14 +458,33 @@ pub async fn pay(transport: &Transport, args: PayArgs, out: Output) -> anyhow::R
             "state": outcome.state,
             "receipt": outcome.receipt,
             "error": outcome.error,
+            "parts": parts,
         }),
-        || match &outcome.error {
-            None => println!(
-                "{}: {amount} for order {order_id} ({})",
-                outcome.state,
-                payment.path()
-            ),
-            Some(e) => println!("{}: {} ({})", outcome.state, e.message, e.name),
+        || {
+            match &outcome.error {
+                None => println!(
+                    "{}: {amount} for order {order_id} ({})",
+                    outcome.state,
+                    payment.path()
+                ),
+                Some(e) => println!("{}: {} ({})", outcome.state, e.message, e.name),
+            }
+            if !parts.is_empty() {
+                let rows: Vec<Vec<String>> = parts
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.index.to_string(),
+                            p.seller.clone(),
+                            money_text(p.amount_minor, amount.currency().code()),
+                            p.state.clone(),
+                            if p.reversed { "reversed" } else { "" }.to_owned(),
+                            p.result_code.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                table(&["PART", "SELLER", "AMOUNT", "STATE", "", "CODE"], &rows);
+            }
         },
     );
     if outcome.state != PaymentState::Succeeded {
@@ -531,15 +582,30 @@ pub async fn finish(transport: &Transport, args: FinishArgs, out: Output) -> any
 pub async fn refund(transport: &Transport, args: RefundArgs, out: Output) -> anyhow::Result<()> {
     let client = connect(transport).await?;
     let payment = find_payment(&client, &args.payment).await?;
-    let paid = payment.amount().await?;
+    let mut paid = payment.amount().await?;
     let before = payment.refunded().await?;
+    let mut left = paid
+        .checked_sub(before)
+        .map_err(|e| exit::with_code(exit::FAILURE, e.to_string()))?;
+    if let Some(index) = args.part {
+        let parts = payment.parts().await?;
+        let Some(p) = parts.iter().find(|p| p.index == index) else {
+            return Err(exit::usage(format!(
+                "--part {index}: this payment has {} part(s)",
+                parts.len()
+            )));
+        };
+        paid = Money::from_minor(paid.currency(), p.amount_minor)?;
+        left = Money::from_minor(paid.currency(), p.amount_minor - p.refunded_minor)?;
+    }
     let amount = match &args.amount {
         Some(a) => parse_amount(a, paid.currency().code())?,
-        None => paid
-            .checked_sub(before)
-            .map_err(|e| exit::with_code(exit::FAILURE, e.to_string()))?,
+        None => left,
     };
-    let refund = payment.refund(amount, &args.reason).await?;
+    let refund = match args.part {
+        Some(index) => payment.refund_part(index, amount, &args.reason).await?,
+        None => payment.refund(amount, &args.reason).await?,
+    };
     let target = before.checked_add(amount)?;
     if !args.no_wait && refund.state != "failed" {
         with_progress(

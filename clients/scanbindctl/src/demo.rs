@@ -25,7 +25,7 @@ use anyhow::{Context as _, bail, ensure};
 use scanbind_client::money::Money;
 use scanbind_client::{
     BindOptions, BindingState, Client, ListOptions, PayRequest, PaymentState, ReceiptVerifier,
-    Transport,
+    SellerPart, Transport,
 };
 
 use crate::commands::{check_wallet, money_text, show_qr, time_text, wait_refunded, with_progress};
@@ -246,7 +246,8 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
     stopped.map_err(|e| anyhow::anyhow!("stopping the embedded stack: {e}"))?;
     println!(
         "\nDone: bound, paid once with one click (the same order sent twice), receipt verified, \
-         half refunded, paid once by scanning an order code, unbound: every step checked \
+         half refunded, paid once by scanning an order code, a two-seller checkout paid with one \
+         confirmation and one part refunded, unbound: every step checked \
          against the sandbox's ledger."
     );
     Ok(())
@@ -472,7 +473,77 @@ async fn walk_through(
     scan_payment.finish().await?;
     println!("  paid by scan: succeeded, receipt verified, delivered");
 
-    step(8, "The ledger");
+    step(
+        8,
+        "Combined checkout: two sellers, one confirmation, all or nothing",
+    );
+    let (studio, studio_name) = scanbindd::dev::DEV_SELLERS[0];
+    let (addons, addons_name) = scanbindd::dev::DEV_SELLERS[1];
+    let addon_amount = Money::from_minor(amount.currency(), (amount.minor().get() / 2).max(1))?;
+    let total = Money::from_minor(
+        amount.currency(),
+        amount.minor().get() + addon_amount.minor().get(),
+    )?;
+    let bundle_order = format!("demo-bundle-{}", std::process::id());
+    let bundle = PayRequest::new(&bundle_order, total, "Racer and map pack")
+        .sellers([
+            SellerPart::new(studio, amount, "Sofa Racer"),
+            SellerPart::new(addons, addon_amount, "Night maps"),
+        ])
+        .all_or_nothing(true);
+    let checkout = timed("Pay (combined checkout)", client.pay(&bundle)).await??;
+    println!(
+        "  Pay({bundle_order}, {total}) with sellers {studio} {amount} + {addons} {addon_amount} → {}",
+        checkout.path()
+    );
+    let outcome = timed("waiting for the checkout", checkout.wait()).await??;
+    ensure!(
+        outcome.state == PaymentState::Succeeded,
+        "the checkout ended {} ({:?})",
+        outcome.state,
+        outcome.error
+    );
+    let parts = checkout.parts().await?;
+    ensure!(parts.len() == 2, "two parts, found {}", parts.len());
+    for (part, name) in parts.iter().zip([studio_name, addons_name]) {
+        let part_amount = Money::from_minor(amount.currency(), part.amount_minor)?;
+        let receipt = part
+            .receipt
+            .as_deref()
+            .with_context(|| format!("part {} succeeded without a receipt", part.index))?;
+        verifier.verify_part(
+            receipt,
+            &bundle_order,
+            part.index,
+            &part.seller,
+            part_amount,
+        )?;
+        ensure!(
+            part.seller_name == name,
+            "part {} names seller {:?}",
+            part.index,
+            part.seller_name
+        );
+        println!(
+            "  part {}: {} ({}) {part_amount}: {}, its own receipt verified",
+            part.index, part.seller, part.seller_name, part.state
+        );
+    }
+    checkout.finish().await?;
+    let refund = timed(
+        "RequestRefund (part 1)",
+        checkout.refund_part(1, addon_amount, "demo: maps returned"),
+    )
+    .await??;
+    ensure!(refund.state != "failed", "the part refund failed");
+    timed(
+        "waiting for the part refund",
+        wait_refunded(&checkout, addon_amount),
+    )
+    .await??;
+    println!("  refunded part 1 ({addons}) in full: {addon_amount}; part 0 untouched");
+
+    step(9, "The ledger");
     let history = client.payments(ListOptions::default()).await?;
     let rows: Vec<Vec<String>> = history
         .iter()
@@ -492,7 +563,7 @@ async fn walk_through(
         &["ORDER ID", "AMOUNT", "STATE", "DELIVERED", "CREATED (UTC)"],
         &rows,
     );
-    ensure!(history.len() == 2, "two payments in the app's history");
+    ensure!(history.len() == 3, "three payments in the app's history");
     let ledger: serde_json::Value = http
         .get(format!("{}/sandbox/v1/ledger", stack.sandbox_url()))
         .send()
@@ -506,10 +577,11 @@ async fn walk_through(
         let m = p["moneyMovements"].as_u64().unwrap_or(0);
         moved += m;
         println!(
-            "    payment {:<9} {:>10}  refunded {:>10}  money moved {m}×",
+            "    payment {:<9} {:>10}  refunded {:>10}  money moved {m}×  to {}",
             p["status"].as_str().unwrap_or("?"),
             ledger_money(&p["amount"]),
             ledger_money(&p["refunded"]),
+            p["referenceMerchantId"].as_str().unwrap_or("?"),
         );
     }
     let mut refunds = 0;
@@ -523,16 +595,17 @@ async fn walk_through(
         );
     }
     ensure!(
-        moved == 2,
-        "expected exactly two charges (one-click, scan) in the ledger, found {moved}"
+        moved == 4,
+        "expected exactly four charges (one-click, scan, two checkout parts) in the ledger, \
+         found {moved}"
     );
     ensure!(
-        refunds == 1,
-        "expected one refund in the ledger, found {refunds}"
+        refunds == 2,
+        "expected two refunds in the ledger, found {refunds}"
     );
-    println!("  exactly one charge per order and one refund");
+    println!("  exactly one charge per order and seller, and one refund each asked for");
 
-    step(9, "Unbind");
+    step(10, "Unbind");
     timed("Unbind", client.unbind(&binding.path().as_ref())).await??;
     let state = binding.state().await?;
     ensure!(

@@ -242,6 +242,63 @@ async fn bind_pay_refund_unbind_through_the_cli() {
     assert_eq!(payments[0]["moneyMovements"], 1, "{ledger}");
     assert_eq!(ledger["refunds"].as_array().unwrap().len(), 1, "{ledger}");
 
+    // A combined checkout from the terminal: two sellers, one confirmation, a part
+    // refunded; each seller charged once.
+    let (rc, out, err) = ctl(&[
+        "--address",
+        a,
+        "--json",
+        "pay",
+        "64.00",
+        "HKD",
+        "--description",
+        "Game and map pack",
+        "--order-id",
+        "cli-bundle",
+        "--seller",
+        "STUDIO:49.00:Sofa Racer",
+        "--seller",
+        "ADDONS:15.00",
+    ])
+    .await;
+    assert_eq!(rc, 0, "{out}{err}");
+    let bundle = json(&out);
+    assert_eq!(bundle["state"], "succeeded", "{bundle}");
+    let parts = bundle["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{bundle}");
+    assert_eq!(parts[0]["seller"], "STUDIO");
+    assert_eq!(parts[1]["description"], "Game and map pack");
+    for (i, p) in parts.iter().enumerate() {
+        let minor = p["amountMinor"].as_i64().unwrap();
+        verifier
+            .verify_part(
+                p["receipt"].as_str().unwrap(),
+                "cli-bundle",
+                i as u32,
+                p["seller"].as_str().unwrap(),
+                scanbind_client::money::Money::from_minor(hkd, minor).unwrap(),
+            )
+            .unwrap();
+    }
+    let (rc, out, err) = ctl(&[
+        "--address",
+        a,
+        "--json",
+        "refund",
+        "cli-bundle",
+        "--part",
+        "1",
+    ])
+    .await;
+    assert_eq!(rc, 0, "{out}{err}");
+    assert_eq!(json(&out)["refundedMinor"], 1500, "{out}");
+    let (rc, out, err) = ctl(&["--address", a, "--json", "refund", "cli-bundle", "1.00"]).await;
+    assert_eq!(rc, 4, "a checkout refunds per part: {out}{err}");
+    assert_eq!(
+        json(&out)["errorName"],
+        "io.scanbind.Daemon1.Error.InvalidArgument"
+    );
+
     // Doctor against this daemon and server: everything passes.
     let (rc, out, err) = ctl(&[
         "--address",
@@ -367,6 +424,34 @@ fn bad_arguments_are_refused_with_a_reason_and_exit_code_2() {
                 "has space",
             ],
             "printable ASCII",
+        ),
+        (
+            &[
+                "pay",
+                "3.00",
+                "HKD",
+                "--description",
+                "x",
+                "--seller",
+                "SELLER_A",
+            ],
+            "SELLER:AMOUNT",
+        ),
+        (
+            &[
+                "pay",
+                "3.00",
+                "HKD",
+                "--description",
+                "x",
+                "--seller",
+                "SELLER_A:1.001",
+            ],
+            "HKD has 2 decimal places",
+        ),
+        (
+            &["pay", "3.00", "HKD", "--description", "x", "--independent"],
+            "--seller",
         ),
         (&["bind", "--wallet", "PAYPAY"], "not a Scan to Bind wallet"),
         (&["payments", "--limit", "0"], "limit"),
