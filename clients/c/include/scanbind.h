@@ -143,6 +143,36 @@ int32_t scanbind_pay(const struct ScanbindClient *client,
                      uint32_t timeout_ms,
                      struct ScanbindPayment **out);
 
+// Like [`scanbind_pay`], but paid by scanning: no bound wallet is charged; the
+// merchant server makes an order QR code ([`scanbind_payment_order_code`]) that the
+// user scans with a wallet app and pays on the phone. A code not paid by its expiry
+// ends the payment `SCANBIND_PAYMENT_CANCELLED`.
+//
+// # Safety
+// As [`scanbind_pay`].
+int32_t scanbind_pay_by_order_code(const struct ScanbindClient *client,
+                                   const char *order_id,
+                                   int64_t amount_minor,
+                                   const char *currency,
+                                   const char *description,
+                                   uint32_t timeout_ms,
+                                   struct ScanbindPayment **out);
+
+// For a payment made with [`scanbind_pay_by_order_code`]: waits (up to `timeout_ms`;
+// 0 waits without limit) until the server made the order QR code, then sets `*out`
+// to its text (a URL the wallet app opens; draw it as a QR code) as a new string for
+// [`scanbind_string_free`] and `*expires_at` to its expiry (Unix seconds).
+// `SCANBIND_ERR_INVALID_ARGUMENT` when the payment ended without one (it was not
+// paid by scanning).
+//
+// # Safety
+// `payment` is a handle from [`scanbind_pay_by_order_code`]; `out` and `expires_at`
+// are writable.
+int32_t scanbind_payment_order_code(const struct ScanbindPayment *payment,
+                                    uint32_t timeout_ms,
+                                    char **out,
+                                    int64_t *expires_at);
+
 // The payment's object path (opaque; stays the same across daemon restarts). Owned by
 // the handle; NULL if `payment` is not a valid handle.
 //

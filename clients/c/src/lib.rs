@@ -533,6 +533,68 @@ pub unsafe extern "C" fn scanbind_pay(
     timeout_ms: u32,
     out: *mut *mut ScanbindPayment,
 ) -> i32 {
+    // SAFETY: the same contract.
+    unsafe {
+        pay_with(
+            client,
+            order_id,
+            amount_minor,
+            currency,
+            description,
+            timeout_ms,
+            out,
+            false,
+        )
+    }
+}
+
+/// Like [`scanbind_pay`], but paid by scanning: no bound wallet is charged; the
+/// merchant server makes an order QR code ([`scanbind_payment_order_code`]) that the
+/// user scans with a wallet app and pays on the phone. A code not paid by its expiry
+/// ends the payment `SCANBIND_PAYMENT_CANCELLED`.
+///
+/// # Safety
+/// As [`scanbind_pay`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn scanbind_pay_by_order_code(
+    client: *const ScanbindClient,
+    order_id: *const c_char,
+    amount_minor: i64,
+    currency: *const c_char,
+    description: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut ScanbindPayment,
+) -> i32 {
+    // SAFETY: the same contract.
+    unsafe {
+        pay_with(
+            client,
+            order_id,
+            amount_minor,
+            currency,
+            description,
+            timeout_ms,
+            out,
+            true,
+        )
+    }
+}
+
+/// `scanbind_pay` and `scanbind_pay_by_order_code`.
+///
+/// # Safety
+/// As [`scanbind_pay`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn pay_with(
+    client: *const ScanbindClient,
+    order_id: *const c_char,
+    amount_minor: i64,
+    currency: *const c_char,
+    description: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut ScanbindPayment,
+    by_order_code: bool,
+) -> i32 {
     guard(|| {
         out_ptr(out, "out")?;
         // SAFETY: per the contract.
@@ -555,12 +617,48 @@ pub unsafe extern "C" fn scanbind_pay(
         }
         let amount = Money::from_minor(currency, amount_minor)
             .map_err(|e| Failure::invalid(e.to_string()))?;
-        let request = PayRequest::new(order_id, amount, description);
+        let mut request = PayRequest::new(order_id, amount, description);
+        if by_order_code {
+            request = request.by_order_code();
+        }
         let payment = block(timeout_ms, c.client.pay(&request))?;
         let handle = watch(payment)?;
         // SAFETY: checked non-null.
         unsafe { *out = Box::into_raw(handle).cast::<ScanbindPayment>() };
         Ok(())
+    })
+}
+
+/// For a payment made with [`scanbind_pay_by_order_code`]: waits (up to `timeout_ms`;
+/// 0 waits without limit) until the server made the order QR code, then sets `*out`
+/// to its text (a URL the wallet app opens; draw it as a QR code) as a new string for
+/// [`scanbind_string_free`] and `*expires_at` to its expiry (Unix seconds).
+/// `SCANBIND_ERR_INVALID_ARGUMENT` when the payment ended without one (it was not
+/// paid by scanning).
+///
+/// # Safety
+/// `payment` is a handle from [`scanbind_pay_by_order_code`]; `out` and `expires_at`
+/// are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn scanbind_payment_order_code(
+    payment: *const ScanbindPayment,
+    timeout_ms: u32,
+    out: *mut *mut c_char,
+    expires_at: *mut i64,
+) -> i32 {
+    guard(|| {
+        out_ptr(out, "out")?;
+        out_ptr(expires_at, "expires_at")?;
+        // SAFETY: per the contract.
+        let p = unsafe { payment_ref(payment) }?;
+        let Some((code, expires)) = block(timeout_ms, p.payment.order_code())? else {
+            return Err(Failure::invalid(
+                "the payment ended without an order code (it was not paid by scanning)",
+            ));
+        };
+        // SAFETY: checked non-null.
+        unsafe { *expires_at = expires };
+        c_string(code, out)
     })
 }
 

@@ -159,11 +159,13 @@ async fn on_plain_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stat
         .unwrap()
 }
 
+/// A library handle carried to another thread.
+struct Ptr<T>(*mut T);
+// SAFETY: the handles are made to be used from any thread.
+unsafe impl<T> Send for Ptr<T> {}
+
 /// Binds ALIPAY_HK through the C API, the phone played through the sandbox.
 async fn bind_through_the_c_api(bus: &str, sandbox: &str) {
-    struct Ptr<T>(*mut T);
-    // SAFETY: the handles are made to be used from any thread.
-    unsafe impl<T> Send for Ptr<T> {}
     let bus = CString::new(bus).unwrap();
     let (client, binding, code) = on_plain_thread(move || {
         let mut client = std::ptr::null_mut();
@@ -247,6 +249,105 @@ async fn bind_through_the_c_api(bus: &str, sandbox: &str) {
         }
     })
     .await;
+}
+
+/// Pays `order` (HK$25.00) by an order QR code through the C API, the phone played
+/// through the sandbox; returns the receipt.
+async fn pay_by_order_code_through_the_c_api(bus: &str, sandbox: &str, order: &str) -> String {
+    let bus = CString::new(bus).unwrap();
+    let order = CString::new(order).unwrap();
+    let (client, payment, code) = on_plain_thread(move || {
+        let mut client = std::ptr::null_mut();
+        // SAFETY: valid string and out pointer.
+        let rc = unsafe { scanbind_client_connect(bus.as_ptr(), 10_000, &mut client) };
+        assert_eq!(rc, SCANBIND_OK, "{}", last_error());
+        let (cur, desc) = (
+            CString::new("HKD").unwrap(),
+            CString::new("Season pass").unwrap(),
+        );
+        let mut payment = std::ptr::null_mut();
+        // SAFETY: a live client, valid strings, a writable out pointer.
+        let rc = unsafe {
+            scanbind_pay_by_order_code(
+                client,
+                order.as_ptr(),
+                2500,
+                cur.as_ptr(),
+                desc.as_ptr(),
+                10_000,
+                &mut payment,
+            )
+        };
+        assert_eq!(rc, SCANBIND_OK, "{}", last_error());
+        let (mut code, mut expires) = (std::ptr::null_mut(), 0_i64);
+        // SAFETY: a live payment; a NULL out pointer is refused.
+        let rc = unsafe {
+            scanbind_payment_order_code(payment, 10_000, &mut code, std::ptr::null_mut())
+        };
+        assert_eq!(rc, SCANBIND_ERR_INVALID_ARGUMENT);
+        assert!(last_error().contains("expires_at"), "{}", last_error());
+        // SAFETY: a live payment, writable out pointers.
+        let rc = unsafe { scanbind_payment_order_code(payment, 30_000, &mut code, &mut expires) };
+        assert_eq!(rc, SCANBIND_OK, "{}", last_error());
+        // SAFETY: a string from the library, read then freed once.
+        let text = unsafe {
+            let t = CStr::from_ptr(code).to_str().unwrap().to_owned();
+            scanbind_string_free(code);
+            t
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            expires > now,
+            "the code expires in the future: {expires} vs {now}"
+        );
+        let mut state = -1;
+        // SAFETY: a live payment, a writable int.
+        unsafe { scanbind_payment_poll(payment, &mut state) };
+        assert_eq!(state, SCANBIND_PAYMENT_PENDING, "not paid before the scan");
+        (Ptr(client), Ptr(payment), text)
+    })
+    .await;
+    assert!(code.contains("/wallet/"), "{code}");
+    let r: serde_json::Value = scanbind_ams::client::http_client_builder(Vec::new())
+        .unwrap()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{sandbox}/sandbox/v1/scan"))
+        .json(&serde_json::json!({"codeValue": code, "decision": "approve"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["outcome"], "paid", "{r}");
+    on_plain_thread(move || {
+        let (client, payment) = (client, payment);
+        let mut state = -1;
+        // SAFETY: a live payment, a writable int.
+        let rc = unsafe { scanbind_payment_wait(payment.0, 60_000, &mut state) };
+        assert_eq!(rc, SCANBIND_OK, "{}", last_error());
+        assert_eq!(state, SCANBIND_PAYMENT_SUCCEEDED);
+        let mut receipt = std::ptr::null_mut();
+        // SAFETY: a live payment, a writable out pointer; the string freed once.
+        unsafe {
+            assert_eq!(
+                scanbind_payment_receipt(payment.0, 10_000, &mut receipt),
+                SCANBIND_OK
+            );
+            assert!(!receipt.is_null(), "a succeeded payment has a receipt");
+            let t = CStr::from_ptr(receipt).to_str().unwrap().to_owned();
+            scanbind_string_free(receipt);
+            scanbind_payment_free(payment.0);
+            scanbind_client_free(client.0);
+            t
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,6 +444,25 @@ async fn pay_c_pays_once_through_the_real_daemon() {
         stderr.contains("io.scanbind.Daemon1.Error.Duplicate"),
         "{stderr}"
     );
+
+    // Paid by scanning an order code, through the C API: one more charge, in store.
+    let receipt =
+        pay_by_order_code_through_the_c_api(bus.address(), embedded.sandbox_url(), "c-scan-1")
+            .await;
+    let amount = Money::from_minor(Currency::from_code("HKD").unwrap(), 2500).unwrap();
+    verifier
+        .verify_payment(&receipt, "c-scan-1", amount)
+        .unwrap();
+    let ledger_now = ledger(embedded.sandbox_url()).await;
+    let in_store: Vec<&serde_json::Value> = ledger_now["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["productCode"] == "IN_STORE_PAYMENT")
+        .collect();
+    assert_eq!(in_store.len(), 1, "{ledger_now}");
+    assert_eq!(in_store[0]["moneyMovements"], 1, "{ledger_now}");
+    assert_eq!(in_store[0]["amount"]["value"], "2500", "{ledger_now}");
 
     bad_input_with_a_live_client(bus.address()).await;
     embedded.shutdown().await.unwrap();
