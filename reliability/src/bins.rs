@@ -1,5 +1,5 @@
 //! The product binaries the suite runs: built once per test process with cargo
-//! (`scanbindd` with its `test-util` crash points, `scanbind-server`), then hard-linked
+//! (`scanbindd` and `scanbind-server`, both with their `test-util` crash points), then hard-linked
 //! into a private directory so that a concurrent build replacing `target/debug/*`
 //! cannot swap a binary under a running test.
 
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub struct Binaries {
     /// `scanbindd`, built with the `test-util` feature (crash points).
     pub daemon: PathBuf,
-    /// `scanbind-server`.
+    /// `scanbind-server`, built with the `test-util` feature (crash points).
     pub server: PathBuf,
 }
 
@@ -45,7 +45,7 @@ fn build() -> crate::Result<Binaries> {
             "-p",
             "scanbind-server",
             "--features",
-            "scanbindd/test-util",
+            "scanbindd/test-util,scanbind-server/test-util",
             "--bin",
             "scanbindd",
             "--bin",

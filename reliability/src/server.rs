@@ -63,6 +63,12 @@ impl ServerProc {
         let _ = self.child.wait();
     }
 
+    /// Waits (blocking) until the process ends by itself — a crash point — and reaps
+    /// it; its exit status.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for scanbind-server")
+    }
+
     /// The log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -42,6 +42,9 @@ pub struct WorldOptions {
     pub server_binary: Option<PathBuf>,
     /// Where the server's AMS calls go instead of the sandbox (a recording proxy).
     pub ams_base_url: Option<String>,
+    /// Sellers (id, name) under the merchant, enabled for combined checkout on both
+    /// the sandbox and the server.
+    pub sellers: Vec<(&'static str, &'static str)>,
 }
 
 /// Sandbox + key files + database.
@@ -60,6 +63,8 @@ pub struct World {
     pub http: reqwest::Client,
     ams_base_url: Option<String>,
     server_binary: Option<PathBuf>,
+    /// `server.toml` (the sellers), when there are sellers.
+    server_config: Option<PathBuf>,
     logs: std::sync::atomic::AtomicU32,
 }
 
@@ -101,8 +106,20 @@ impl World {
         if options.sandbox_state_file {
             builder = builder.state_file(sandbox_dir.path().join("sandbox-state.json"));
         }
+        let mut sellers_toml = String::new();
+        for (id, name) in &options.sellers {
+            builder = builder.seller(CLIENT_ID, *id, *name);
+            sellers_toml.push_str(&format!(
+                "[[sellers]]\nid = \"{id}\"\nname = \"{name}\"\ncombinable = true\n"
+            ));
+        }
         let sandbox = builder.start().await.unwrap();
         let p = dir.path();
+        let server_config = (!options.sellers.is_empty()).then(|| {
+            let file = p.join("server.toml");
+            std::fs::write(&file, &sellers_toml).unwrap();
+            file
+        });
         std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
         std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
         std::fs::write(p.join("receipt.pem"), ed25519_pkcs8_pem()).unwrap();
@@ -125,6 +142,7 @@ impl World {
             http: crate::http(),
             ams_base_url: options.ams_base_url,
             server_binary: options.server_binary,
+            server_config,
             logs: 0.into(),
         }
     }
@@ -144,7 +162,7 @@ impl World {
     pub fn server_env(&self) -> Vec<(String, String)> {
         let p = self.dir.path();
         let s = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
-        vec![
+        let mut env = vec![
             s("SERVER_LISTEN", "127.0.0.1:0".into()),
             s(
                 "AMS_BASE_URL",
@@ -164,7 +182,11 @@ impl World {
             s("DEVICES_REGISTRATION", "open".into()),
             s("DATABASE_URL", self.database_url.clone()),
             s("PAYMENTS_INQUIRY_BACKOFF_MS", "[50, 100, 200]".into()),
-        ]
+        ];
+        if let Some(config) = &self.server_config {
+            env.push(s("CONFIG", config.display().to_string()));
+        }
+        env
     }
 
     /// Spawns a server with `extra` variables overriding the defaults, logging at

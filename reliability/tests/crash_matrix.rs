@@ -1,8 +1,10 @@
 //! Issue 10 §1, the crash matrix for the merchant server and PostgreSQL: `kill -9` of
 //! the `scanbind-server` process, or of the whole PostgreSQL cluster, at each step of
 //! bind, pay and refund, then a restart. The steps are reached deterministically by
-//! parking the flow with a sandbox fault and observing the wallet from outside (the
-//! server has no crash-point hook), plus timed kills right after `Pay` returns.
+//! parking the flow with a sandbox fault and observing the wallet from outside, by the
+//! server's own crash points (`SCANBIND_CRASH_AT`, its `test-util` build: pay recorded /
+//! answered / settled, a combined checkout's part sent / reversal decided), and by
+//! timed kills right after `Pay` returns.
 //! After the restart: the app sees a final state, exactly the final state the wallet's
 //! ledger agrees with (`succeeded` ⇔ money moved once), the payment is in the app's
 //! unfinished list exactly once until it calls `Finish`, and never a second charge.
@@ -31,10 +33,14 @@ enum Victim {
     Postgres,
 }
 
+/// The sellers of the combined-checkout cells.
+const SELLERS: [(&str, &str); 2] = [("SELLER_A", "Sofa Studio"), ("SELLER_B", "Map Workshop")];
+
 async fn rig(victim: Victim) -> Rig {
     let world = World::new(WorldOptions {
         postgres: victim == Victim::Postgres,
         time_scale: Some(0.001),
+        sellers: SELLERS.to_vec(),
         ..WorldOptions::default()
     })
     .await;
@@ -349,6 +355,211 @@ async fn bind_approved_while_down(rig: &mut Rig, victim: Victim, run: usize) -> 
     state
 }
 
+/// Replaces the server by one that kills itself at `point` (`SCANBIND_CRASH_AT`).
+fn arm_crash_point(rig: &mut Rig, point: &str) {
+    rig.server.take().expect("a server").kill_9();
+    let mut extra: Vec<(&str, &str)> = rig
+        .server_extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    extra.push(("SCANBIND_CRASH_AT", point));
+    rig.server = Some(rig.world.spawn_server(&extra, "info"));
+}
+
+/// Waits for the armed server to reach its crash point and die, then restarts it.
+fn crashed_then_restart(rig: &mut Rig, cell: &str) {
+    let server = rig.server.take().expect("a server");
+    let log = server.log.clone();
+    let status = tokio::task::block_in_place(|| server.wait_exit());
+    assert!(!status.success(), "{cell}: the server exited cleanly");
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(
+        log.contains("crash point"),
+        "{cell}: the server died elsewhere than its crash point:\n{log}"
+    );
+    rig.start_server();
+}
+
+/// Pay through a server that kills itself at `point`, then restarts on the same
+/// database; `want`: the state the app must see (None: any final one that the ledger
+/// agrees with).
+async fn pay_crash_point(rig: &mut Rig, point: &str, want: Option<&str>, run: usize) -> String {
+    let cell = format!("Server crash-point {point} #{run}");
+    let before = ledger_ids(rig).await;
+    arm_crash_point(rig, point);
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("cp-{point}-{run}"),
+            5000 + run as i64,
+            "HKD",
+            "x",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    crashed_then_restart(rig, &cell);
+    check_payment(rig, &cell, &before, &p, want).await
+}
+
+/// The `sellers` option of `Pay` for these (seller, amount) parts.
+fn sellers(parts: &[(&str, i64)]) -> zvariant::Value<'static> {
+    use scanbind_ipc::types::keys::seller as k;
+    let list: Vec<HashMap<String, zvariant::Value<'static>>> = parts
+        .iter()
+        .map(|(seller, amount)| {
+            HashMap::from([
+                (
+                    k::SELLER.to_owned(),
+                    zvariant::Value::from(seller.to_string()),
+                ),
+                (k::AMOUNT_MINOR.to_owned(), zvariant::Value::from(*amount)),
+                (
+                    k::DESCRIPTION.to_owned(),
+                    zvariant::Value::from(format!("goods from {seller}")),
+                ),
+            ])
+        })
+        .collect();
+    zvariant::Value::from(list)
+}
+
+/// A combined all-or-nothing checkout through a server that kills itself at `point`;
+/// after the restart the app sees `succeeded` with every part charged once, or
+/// `failed` with nothing charged (every paid part reversed) — never half-paid.
+async fn checkout_crash_point(
+    rig: &mut Rig,
+    point: &str,
+    parts: &[(&str, i64)],
+    run: usize,
+) -> String {
+    use scanbind_ipc::types::keys;
+    let cell = format!("Server checkout crash-point {point} #{run}");
+    let before = ledger_ids(rig).await;
+    arm_crash_point(rig, point);
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let total: i64 = parts.iter().map(|(_, a)| a).sum();
+    let mut options = HashMap::from([(keys::pay::SELLERS, sellers(parts))]);
+    options.insert(keys::pay::ALL_OR_NOTHING, zvariant::Value::from(true));
+    let p = d
+        .pay(
+            &format!("cc-{point}-{run}"),
+            total,
+            "HKD",
+            "Basket",
+            options,
+        )
+        .await
+        .unwrap();
+    crashed_then_restart(rig, &cell);
+    let (payment, state) =
+        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, &p))
+            .await
+            .unwrap_or_else(|_| panic!("{cell}: not final after the restart\n{}", rig.logs()));
+    let ledger = rig.world.ledger().await;
+    let added: Vec<&serde_json::Value> = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| !before.contains(x["paymentRequestId"].as_str().unwrap_or("")))
+        .collect();
+    let minor = |v: &serde_json::Value| -> i64 { v["value"].as_str().unwrap().parse().unwrap() };
+    for x in &added {
+        assert!(
+            x["moneyMovements"].as_i64().unwrap_or(0) <= 1,
+            "{cell}: a part charged twice: {x}"
+        );
+    }
+    // What the wallet's user is out of pocket for this checkout.
+    let net: i64 = added
+        .iter()
+        .filter(|x| x["moneyMovements"] == 1)
+        .filter(|x| x["status"] == "SUCCESS" || x["status"] == "CANCELLED")
+        .map(|x| {
+            if x["status"] == "CANCELLED" {
+                0
+            } else {
+                minor(&x["amount"]) - minor(&x["refunded"])
+            }
+        })
+        .sum();
+    match state.as_str() {
+        "succeeded" => assert_eq!(net, total, "{cell}: succeeded but charged {net}: {ledger}"),
+        "failed" => assert_eq!(net, 0, "{cell}: failed but {net} kept: {ledger}"),
+        other => panic!(
+            "{cell}: an all-or-nothing checkout ended {other}\n{}",
+            rig.logs()
+        ),
+    }
+    assert!(
+        added.len() <= parts.len(),
+        "{cell}: more AMS payments than parts: {ledger}"
+    );
+    // The result reaches the app once: listed unfinished until Finish when it succeeded.
+    let d = rig.daemon1().await;
+    let unfinished = HashMap::from([("unfinished", zvariant::Value::from(true))]);
+    let mine = d
+        .list_payments(unfinished)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|x| x.payment == p)
+        .count();
+    assert_eq!(
+        mine,
+        usize::from(state == "succeeded"),
+        "{cell}: {state}, listed unfinished {mine} times"
+    );
+    if state == "succeeded" {
+        payment.finish(HashMap::new()).await.unwrap();
+    }
+    state
+}
+
+/// The server's crash-point cells (`SCANBIND_CRASH_AT`), `runs` times each, on one rig.
+async fn crash_point_cells(runs: usize) -> Vec<String> {
+    let mut rig = rig(Victim::Server).await;
+    let mut out = Vec::new();
+    for run in 0..runs {
+        for (point, want) in [
+            ("pay-recorded", None),
+            ("pay-answered", Some("succeeded")),
+            ("pay-settled", Some("succeeded")),
+        ] {
+            out.push(format!(
+                "crash-point {point}: {}",
+                pay_crash_point(&mut rig, point, want, run).await
+            ));
+        }
+        // A part paid, the next not sent: the restarted server has no tokens for it.
+        out.push(format!(
+            "checkout crash-point checkout-part-sent: {}",
+            checkout_crash_point(
+                &mut rig,
+                "checkout-part-sent",
+                &[("SELLER_A", 1000 + run as i64), ("SELLER_B", 1100)],
+                run
+            )
+            .await
+        ));
+        // The second part fails (magic 9905, not enough balance): reversal decided.
+        let failed = checkout_crash_point(
+            &mut rig,
+            "checkout-reversing",
+            &[("SELLER_A", 1200 + run as i64), ("SELLER_B", 9905)],
+            run,
+        )
+        .await;
+        assert_eq!(failed, "failed", "a failing part fails the checkout");
+        out.push(format!("checkout crash-point checkout-reversing: {failed}"));
+    }
+    no_double_charge(&rig).await;
+    out
+}
+
 /// The pay cells, `runs` times each, on one rig.
 async fn pay_cells(victim: Victim, runs: usize) -> Vec<String> {
     let mut rig = rig(victim).await;
@@ -413,9 +624,20 @@ async fn no_double_charge(rig: &Rig) {
 async fn matrix(victim: Victim) {
     require_secret_service();
     let runs = scanbind_reliability::runs_per_cell(1);
-    let (a, b) = tokio::join!(pay_cells(victim, runs), refund_and_bind_cells(victim, runs));
+    let points = async {
+        if victim == Victim::Server {
+            crash_point_cells(runs).await
+        } else {
+            Vec::new()
+        }
+    };
+    let (a, b, c) = tokio::join!(
+        pay_cells(victim, runs),
+        refund_and_bind_cells(victim, runs),
+        points
+    );
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for k in a.into_iter().chain(b) {
+    for k in a.into_iter().chain(b).chain(c) {
         *counts.entry(k).or_default() += 1;
     }
     let mut lines: Vec<String> = counts

@@ -671,7 +671,11 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
                         failed = true;
                         continue;
                     }
-                    (None, Some(tokens)) => send_part(app, &part, &p, tokens).await?,
+                    (None, Some(tokens)) => {
+                        let sent = send_part(app, &part, &p, tokens).await?;
+                        crate::util::crash_point("checkout-part-sent");
+                        sent
+                    }
                     (None, None) => continue,
                 }
             }
@@ -847,6 +851,7 @@ async fn mark_reversed(app: &App, c: &CheckoutRow, part: &PartRow, how: &str) ->
 /// All-or-nothing: undoes every paid part (cancel, or a full refund after the cancel
 /// window), then fails the checkout.
 async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
+    crate::util::crash_point("checkout-reversing");
     let mut outstanding = false;
     for (part, p) in load_parts(app, &c.checkout_id).await? {
         if part.reversed || p.status != "succeeded" {

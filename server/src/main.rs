@@ -182,6 +182,17 @@ fn main() {
                 .build()?;
             return rt.block_on(admin_cli::run_api(args));
         }
+        // A crash point asked of a build without them would be silently ignored and
+        // leave a kill -9 test waiting for a crash that never comes: refuse instead.
+        if !cfg!(feature = "test-util")
+            && std::env::var_os(scanbind_server::util::CRASH_AT_ENV).is_some()
+        {
+            anyhow::bail!(
+                "{} is set but this scanbind-server was built without the test-util feature \
+                 (crash points): rebuild with --features test-util or unset it",
+                scanbind_server::util::CRASH_AT_ENV
+            );
+        }
         let config = Config::load(cli.config.as_deref(), std::env::vars())?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -697,6 +697,7 @@ pub async fn pay(
     if !inserted {
         app.db.step(&p.payment_id, "pay", "sent", now).await?;
     }
+    crate::util::crash_point("pay-recorded");
     send_agreement_pay(app, &p, wallet, money, &tokens, None).await
 }
 
@@ -727,6 +728,7 @@ pub async fn send_agreement_pay(
     ams_req.payment_notify_url = Some(app.notify_url("payment"));
     match ams_call(app, &ams_req).await {
         Ok(resp) => {
+            crate::util::crash_point("pay-answered");
             let r = resp.result();
             let answer = format!("{}/{}", r.result_status, r.result_code.as_str());
             let fin = match r.result_status {
@@ -753,6 +755,7 @@ pub async fn send_agreement_pay(
                     )
                     .await?
                     {
+                        crate::util::crash_point("pay-settled");
                         return Ok(done);
                     }
                 }

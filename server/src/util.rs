@@ -6,6 +6,30 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// The environment variable that names a crash point (feature `test-util` only).
+pub const CRASH_AT_ENV: &str = "SCANBIND_CRASH_AT";
+
+/// A crash point for the kill -9 tests (feature `test-util` only): when
+/// `SCANBIND_CRASH_AT` names this point, the process sends itself `SIGKILL` here —
+/// exactly `kill -9`, without unwinding, flushing or a core dump. The points:
+/// `pay-recorded` (the payment row and its `sent` step committed, the AMS call not
+/// made), `pay-answered` (the AMS `pay` answered, nothing of it committed),
+/// `pay-settled` (the final state and the device event committed, the device not
+/// answered), `checkout-part-sent` (a part of a combined checkout sent and answered,
+/// the next part not sent), `checkout-reversing` (an all-or-nothing checkout decided
+/// to reverse, no reversal made).
+pub fn crash_point(name: &str) {
+    #[cfg(feature = "test-util")]
+    if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("scanbind-server: crash point {name}");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        std::process::abort();
+    }
+    #[cfg(not(feature = "test-util"))]
+    let _ = name;
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     let now = OffsetDateTime::now_utc();
