@@ -70,7 +70,14 @@ fn app_id_of(pid: u32) -> Result<String, Wire> {
     }
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map_err(|e| Wire::NotAllowed(format!("cannot identify the calling process {pid}: {e}")))?;
-    Ok(exe.to_string_lossy().into_owned())
+    Ok(exe_identity(&exe.to_string_lossy()))
+}
+
+/// The identity of an executable path from `/proc/PID/exe`: an app whose binary was
+/// replaced while it runs (an update) reads as `PATH (deleted)`; it is still the app
+/// installed at `PATH`, and must keep seeing its own payments.
+fn exe_identity(link: &str) -> String {
+    link.strip_suffix(" (deleted)").unwrap_or(link).to_owned()
 }
 
 /// `name=` of the `[Application]` group of a `.flatpak-info` key file.
@@ -129,6 +136,26 @@ mod tests {
     #[test]
     fn our_own_process_is_identified_by_its_executable() {
         let me = app_id_of(std::process::id()).unwrap();
-        assert_eq!(me, std::env::current_exe().unwrap().to_string_lossy());
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me, exe_identity(&exe.to_string_lossy()));
+    }
+
+    #[test]
+    fn an_app_whose_binary_was_replaced_keeps_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("game");
+        std::fs::copy("/bin/sleep", &app).unwrap();
+        let mut child = std::process::Command::new(&app).arg("30").spawn().unwrap();
+        let before = app_id_of(child.id()).unwrap();
+        // An update replaces the file under the running process.
+        std::fs::remove_file(&app).unwrap();
+        std::fs::copy("/bin/sleep", &app).unwrap();
+        let link = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap();
+        let after = app_id_of(child.id()).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(link.to_string_lossy().ends_with(" (deleted)"), "{link:?}");
+        assert_eq!(before, app.to_string_lossy());
+        assert_eq!(after, before);
     }
 }

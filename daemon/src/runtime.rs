@@ -27,6 +27,10 @@ use crate::service::{
 };
 use crate::vault::{SecretKind, Vault};
 
+/// How long after it became final a payment is served again at start without being
+/// asked for (a day): an app that was following it when the daemon went away finds it.
+const SERVE_SETTLED_FOR_SECS: i64 = 24 * 60 * 60;
+
 /// The default journal file: `$XDG_STATE_HOME/scanbind/journal.sqlite3` (or under
 /// `$HOME/.local/state`); `None` without either variable.
 pub fn default_journal_path() -> Option<PathBuf> {
@@ -149,8 +153,14 @@ impl Daemon {
             .map(|(_, restored)| restored.clone())
             .unwrap_or_default();
         // Open payments (a crash or a transport error cut them off) are served again
-        // and re-driven once the link is up.
-        let open = shared.journal(|j| j.open_entries()).await?;
+        // and re-driven once the link is up; unfinished ones and those settled in the
+        // last day are served again too, so the path an app holds keeps answering.
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+            .saturating_sub(SERVE_SETTLED_FOR_SECS);
+        let open = shared.journal(move |j| j.entries_to_serve(since)).await?;
 
         let builder = match &config.bus {
             BusChoice::Session => Some(zbus::connection::Builder::session()?),

@@ -35,27 +35,29 @@ fn build() -> crate::Result<Binaries> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "scanbindd",
-            "-p",
-            "scanbind-server",
-            "--features",
-            "scanbindd/test-util,scanbind-server/test-util",
-            "--bin",
-            "scanbindd",
-            "--bin",
-            "scanbind-server",
-        ])
-        .current_dir(manifest)
-        .status()
-        .map_err(crate::io("run cargo build"))?;
-    if !status.success() {
-        return Err(crate::Error::Process(format!("cargo build: {status}")));
+    // One build per package: with both packages in one `cargo build`, the
+    // `scanbindd/test-util` feature did not reach the `scanbindd` binary (cargo 1.95).
+    for package in ["scanbindd", "scanbind-server"] {
+        let status = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--locked",
+                "-p",
+                package,
+                "--features",
+                "test-util",
+                "--bin",
+                package,
+            ])
+            .current_dir(manifest)
+            .status()
+            .map_err(crate::io("run cargo build"))?;
+        if !status.success() {
+            return Err(crate::Error::Process(format!(
+                "cargo build -p {package}: {status}"
+            )));
+        }
     }
     let target = target_dir(manifest);
     let tmp = target.join("tmp");

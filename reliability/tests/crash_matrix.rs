@@ -1,5 +1,5 @@
-//! Issue 10 §1, the crash matrix for the merchant server and PostgreSQL: `kill -9` of
-//! the `scanbind-server` process, or of the whole PostgreSQL cluster, at each step of
+//! Issue 10 §1, the crash matrix: `kill -9` of the `scanbind-server` process, of
+//! `scanbindd`, or of the whole PostgreSQL cluster, at each step of
 //! bind, pay and refund, then a restart. The steps are reached deterministically by
 //! parking the flow with a sandbox fault and observing the wallet from outside, by the
 //! server's own crash points (`SCANBIND_CRASH_AT`, its `test-util` build: pay recorded /
@@ -8,8 +8,10 @@
 //! After the restart: the app sees a final state, exactly the final state the wallet's
 //! ledger agrees with (`succeeded` ⇔ money moved once), the payment is in the app's
 //! unfinished list exactly once until it calls `Finish`, and never a second charge.
-//! The daemon's own kill -9 cells are `daemon/tests/e2e.rs`
-//! `kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once`.
+//! The daemon is a victim too: the same fault-parked and timed cells with `scanbindd`
+//! killed instead of the server, and its own crash points (`SCANBINDD_CRASH_AT`:
+//! before-journal, after-journal, after-send, after-settle) for one payment and for an
+//! all-or-nothing checkout, after which the app pays the same order again.
 //!
 //! Runs per cell: 1 in `cargo test`, 50 with `SCANBIND_RELIABILITY_FULL=1`
 //! (`scripts/reliability`); `SCANBIND_RELIABILITY_RUNS=N` overrides.
@@ -31,6 +33,7 @@ use zbus::proxy::CacheProperties;
 enum Victim {
     Server,
     Postgres,
+    Daemon,
 }
 
 /// The sellers of the combined-checkout cells.
@@ -61,6 +64,10 @@ fn crash(rig: &mut Rig, victim: Victim) {
             let pg = rig.world.pg.as_ref().expect("a cluster");
             pg.kill_9().unwrap();
             pg.restart().unwrap();
+        }
+        Victim::Daemon => {
+            // start_daemon drops (kill -9, SIGKILL) the running one first.
+            rig.start_daemon(&[]);
         }
     }
 }
@@ -315,6 +322,21 @@ async fn refund_sent_processed(
     state
 }
 
+/// A binding's state, read afresh (None while its object is not there).
+async fn binding_state(
+    conn: &zbus::Connection,
+    path: &zvariant::OwnedObjectPath,
+) -> Option<String> {
+    let b = Binding1Proxy::builder(conn)
+        .path(path.clone())
+        .ok()?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .ok()?;
+    b.state().await.ok()
+}
+
 /// Bind: the user approved while the victim was down (the wallet's notification
 /// retries reach the restarted server).
 async fn bind_approved_while_down(rig: &mut Rig, victim: Victim, run: usize) -> String {
@@ -343,12 +365,30 @@ async fn bind_approved_while_down(rig: &mut Rig, victim: Victim, run: usize) -> 
             rig.world.scan(&code, "approve").await;
             pg.restart().unwrap();
         }
+        Victim::Daemon => {
+            rig.daemon = None;
+            rig.world.scan(&code, "approve").await;
+            rig.start_daemon(&[]);
+        }
     }
-    let signal = tokio::time::timeout(GUARD, done.next())
-        .await
-        .unwrap_or_else(|_| panic!("{cell}: no Binding Completed\n{}", rig.logs()))
-        .unwrap();
-    let state = signal.args().unwrap().state.to_string();
+    let state = if victim == Victim::Daemon {
+        // The restarted daemon restores the binding from its journal and follows it to
+        // its end; the signal of the dead one is gone, the state is what counts.
+        let conn = &rig.conn;
+        eventually("the binding to end after the daemon's restart", || async {
+            binding_state(conn, &path)
+                .await
+                .is_some_and(|s| s != "pending")
+        })
+        .await;
+        binding_state(conn, &path).await.unwrap_or_default()
+    } else {
+        let signal = tokio::time::timeout(GUARD, done.next())
+            .await
+            .unwrap_or_else(|_| panic!("{cell}: no Binding Completed\n{}", rig.logs()))
+            .unwrap();
+        signal.args().unwrap().state.to_string()
+    };
     assert_eq!(state, "bound", "{cell}\n{}", rig.logs());
     // Back to one binding for the next run.
     d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
@@ -426,6 +466,15 @@ fn sellers(parts: &[(&str, i64)]) -> zvariant::Value<'static> {
     zvariant::Value::from(list)
 }
 
+/// The `Pay` options of an all-or-nothing checkout of these parts.
+fn checkout_options(parts: &[(&str, i64)]) -> HashMap<&'static str, zvariant::Value<'static>> {
+    use scanbind_ipc::types::keys;
+    HashMap::from([
+        (keys::pay::SELLERS, sellers(parts)),
+        (keys::pay::ALL_OR_NOTHING, zvariant::Value::from(true)),
+    ])
+}
+
 /// A combined all-or-nothing checkout through a server that kills itself at `point`;
 /// after the restart the app sees `succeeded` with every part charged once, or
 /// `failed` with nothing charged (every paid part reversed) — never half-paid.
@@ -435,28 +484,38 @@ async fn checkout_crash_point(
     parts: &[(&str, i64)],
     run: usize,
 ) -> String {
-    use scanbind_ipc::types::keys;
     let cell = format!("Server checkout crash-point {point} #{run}");
     let before = ledger_ids(rig).await;
     arm_crash_point(rig, point);
     let d = rig.daemon1().await;
     common::wait_online(&d).await;
     let total: i64 = parts.iter().map(|(_, a)| a).sum();
-    let mut options = HashMap::from([(keys::pay::SELLERS, sellers(parts))]);
-    options.insert(keys::pay::ALL_OR_NOTHING, zvariant::Value::from(true));
     let p = d
         .pay(
             &format!("cc-{point}-{run}"),
             total,
             "HKD",
             "Basket",
-            options,
+            checkout_options(parts),
         )
         .await
         .unwrap();
     crashed_then_restart(rig, &cell);
+    check_checkout(rig, &cell, &before, &p, parts).await
+}
+
+/// The after-restart checks of one all-or-nothing checkout: final, and either every
+/// part charged once (`succeeded`) or nothing kept (`failed`); delivered once.
+async fn check_checkout(
+    rig: &Rig,
+    cell: &str,
+    before: &BTreeSet<String>,
+    p: &zvariant::OwnedObjectPath,
+    parts: &[(&str, i64)],
+) -> String {
+    let total: i64 = parts.iter().map(|(_, a)| a).sum();
     let (payment, state) =
-        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, &p))
+        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, p))
             .await
             .unwrap_or_else(|_| panic!("{cell}: not final after the restart\n{}", rig.logs()));
     let ledger = rig.world.ledger().await;
@@ -506,7 +565,7 @@ async fn checkout_crash_point(
         .await
         .unwrap()
         .iter()
-        .filter(|x| x.payment == p)
+        .filter(|x| &x.payment == p)
         .count();
     assert_eq!(
         mine,
@@ -555,6 +614,95 @@ async fn crash_point_cells(runs: usize) -> Vec<String> {
         .await;
         assert_eq!(failed, "failed", "a failing part fails the checkout");
         out.push(format!("checkout crash-point checkout-reversing: {failed}"));
+    }
+    no_double_charge(&rig).await;
+    out
+}
+
+/// Waits for the armed daemon to reach its crash point and die, then restarts it.
+fn daemon_crashed_then_restart(rig: &mut Rig, cell: &str, point: &str) {
+    let mut daemon = rig.daemon.take().expect("a daemon");
+    let status = tokio::task::block_in_place(|| daemon.wait_exit());
+    assert!(!status.success(), "{cell}: the daemon exited cleanly");
+    // The log file is shared by every start; this start's part is after the last header.
+    let log = daemon.logs();
+    let this_start = log.rsplit("--- scanbindd").next().unwrap_or_default();
+    assert!(
+        this_start.contains(&format!("crash point {point}")),
+        "{cell}: the daemon died elsewhere than its crash point:\n{this_start}"
+    );
+    drop(daemon);
+    rig.start_daemon(&[]);
+}
+
+/// Pays one order (or, with `parts`, an all-or-nothing checkout of two sellers) through
+/// a daemon that kills itself at `point` (`SCANBINDD_CRASH_AT`); after the restart the
+/// app pays the same order again, as it does after any error, and must get the same
+/// payment, charged once (every part once) and delivered once.
+async fn daemon_crash_point(
+    rig: &mut Rig,
+    point: &str,
+    parts: &[(&str, i64)],
+    run: usize,
+) -> String {
+    let kind = if parts.is_empty() { "pay" } else { "checkout" };
+    let cell = format!("Daemon {kind} crash-point {point} #{run}");
+    let before = ledger_ids(rig).await;
+    rig.start_daemon(&[("SCANBINDD_CRASH_AT", point)]);
+    let order = format!("cd-{kind}-{point}-{run}");
+    let amount = if parts.is_empty() {
+        6000 + run as i64
+    } else {
+        parts.iter().map(|(_, a)| a).sum()
+    };
+    let options = || {
+        if parts.is_empty() {
+            HashMap::new()
+        } else {
+            checkout_options(parts)
+        }
+    };
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    // The daemon dies at the crash point, before or after it answered.
+    let first = d.pay(&order, amount, "HKD", "Basket", options()).await;
+    daemon_crashed_then_restart(rig, &cell, point);
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(&order, amount, "HKD", "Basket", options())
+        .await
+        .unwrap_or_else(|e| panic!("{cell}: the retry was refused: {e}\n{}", rig.logs()));
+    if let Ok(first) = first {
+        assert_eq!(first, p, "{cell}: the same payment object across the crash");
+    }
+    let state = if parts.is_empty() {
+        check_payment(rig, &cell, &before, &p, Some("succeeded")).await
+    } else {
+        check_checkout(rig, &cell, &before, &p, parts).await
+    };
+    assert_eq!(state, "succeeded", "{cell}\n{}", rig.logs());
+    state
+}
+
+/// The daemon's crash-point cells (`SCANBINDD_CRASH_AT`), `runs` times each, on one rig:
+/// every point of a payment's life in the daemon, for one payment and for a checkout.
+async fn daemon_crash_point_cells(runs: usize) -> Vec<String> {
+    let mut rig = rig(Victim::Daemon).await;
+    let mut out = Vec::new();
+    for run in 0..runs {
+        for point in [
+            "before-journal",
+            "after-journal",
+            "after-send",
+            "after-settle",
+        ] {
+            let one = daemon_crash_point(&mut rig, point, &[], run).await;
+            out.push(format!("crash-point {point}: {one}"));
+            let parts = [("SELLER_A", 1300 + run as i64), ("SELLER_B", 1400)];
+            let all = daemon_crash_point(&mut rig, point, &parts, run).await;
+            out.push(format!("checkout crash-point {point}: {all}"));
+        }
     }
     no_double_charge(&rig).await;
     out
@@ -625,10 +773,10 @@ async fn matrix(victim: Victim) {
     require_secret_service();
     let runs = scanbind_reliability::runs_per_cell(1);
     let points = async {
-        if victim == Victim::Server {
-            crash_point_cells(runs).await
-        } else {
-            Vec::new()
+        match victim {
+            Victim::Server => crash_point_cells(runs).await,
+            Victim::Daemon => daemon_crash_point_cells(runs).await,
+            Victim::Postgres => Vec::new(),
         }
     };
     let (a, b, c) = tokio::join!(
@@ -651,6 +799,11 @@ async fn matrix(victim: Victim) {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_the_server_at_every_step() {
     matrix(Victim::Server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_daemon_at_every_step() {
+    matrix(Victim::Daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

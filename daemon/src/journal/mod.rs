@@ -954,6 +954,23 @@ impl Journal {
         )
     }
 
+    /// The payments a restarted daemon serves again before it takes its bus name, so a
+    /// path an app holds keeps answering across a crash or restart: the open ones,
+    /// the unfinished ones (a result the app has not `Finish`ed), and any that became
+    /// final since `since` (Unix seconds). Older settled ones are served on demand by
+    /// `ListPayments` and `Pay`.
+    pub(crate) fn entries_to_serve(&self, since: i64) -> Result<Vec<Entry>> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM payments \
+                 WHERE state IN ('pending', 'sent', 'pending-unknown') \
+                 OR (delivered = 0 AND state NOT IN ('failed', 'cancelled')) \
+                 OR updated_at >= ?1 ORDER BY id"
+            ),
+            params![since],
+        )
+    }
+
     /// The payments of one app, newest first, at most `limit`. With `unfinished`,
     /// only those the app has not `Finish`ed that are not failed or cancelled (the
     /// ones it must still act on).

@@ -388,6 +388,41 @@ fn an_entry_committed_before_kill_9_survives() {
     assert_eq!(journal.open_entries().unwrap(), vec![entry]);
 }
 
+#[test]
+fn a_restart_serves_open_unfinished_and_recently_settled_payments() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let mut ids = Vec::new();
+    for order in ["open", "unfinished", "delivered", "failed"] {
+        let e = journal.record(&payment("app", order, hkd(100))).unwrap();
+        ids.push(e.entry().unwrap().id);
+    }
+    for id in &ids[1..] {
+        journal.advance(*id, Transition::Sent).unwrap();
+    }
+    journal
+        .advance(ids[1], Transition::Succeeded(receipt()))
+        .unwrap();
+    journal
+        .advance(ids[2], Transition::Succeeded(receipt()))
+        .unwrap();
+    assert!(journal.mark_delivered(ids[2]).unwrap());
+    journal
+        .advance(ids[3], Transition::Failed(error("NotAllowed")))
+        .unwrap();
+    let served = |since| -> Vec<String> {
+        journal
+            .entries_to_serve(since)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.order_id)
+            .collect()
+    };
+    // Everything changed just now: all four are recent.
+    assert_eq!(served(0).len(), 4);
+    // Long after: only what an app must still act on.
+    assert_eq!(served(i64::MAX), vec!["open", "unfinished"]);
+}
+
 /// The child half of the kill test: commits an entry, says so, then waits to be
 /// killed. Without the variable (a normal test run) it does nothing.
 #[test]
