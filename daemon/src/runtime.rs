@@ -441,6 +441,18 @@ impl Daemon {
         // Tokens first: a `bound` binding can always pay.
         self.store_tokens(&b).await?;
         crate::refresh::schedule(&self.shared, &b);
+        let known = lock(&self.shared.bindings).contains_key(&b.binding_id);
+        let kind = SecretKind::SealedTokens {
+            binding_id: b.binding_id.clone(),
+        };
+        if !known && self.shared.vault.read(&kind).await?.is_some() {
+            // Started by an earlier run (the daemon restarted while the user was
+            // scanning): adopt it at its stable path, as a restart would have.
+            let path = adopt_bound(&self.shared, &b);
+            self.shared.serve_binding(&path, &b.binding_id).await?;
+            tracing::info!(binding = %path, "binding completed (started before this run)");
+            return Ok(());
+        }
         self.settle_binding(&b.binding_id, BindingState::Bound, None, None)
             .await
     }
@@ -522,23 +534,30 @@ async fn restore_bindings(
         } else if shared.vault.read(&kind).await?.is_none() {
             continue;
         }
-        let path = shared.next_binding_path(&b.wallet);
-        lock(&shared.bindings).insert(
-            b.binding_id.clone(),
-            BindingRecord {
-                path: path.clone(),
-                wallet: b.wallet.clone(),
-                label: b.user_login_id.clone().unwrap_or_default(),
-                state: BindingState::Bound,
-                code_value: String::new(),
-                match_code: String::new(),
-                expires_at: 0,
-                last_error: ErrorInfo::default(),
-            },
-        );
+        let path = adopt_bound(shared, &b);
         out.push((path, b.binding_id.clone(), b));
     }
     Ok(out)
+}
+
+/// Records a binding the server reports bound as `bound` in this run, at its stable
+/// path; returns the path (the caller serves the object).
+fn adopt_bound(shared: &Shared, b: &Binding) -> zvariant::OwnedObjectPath {
+    let path = scanbind_ipc::paths::binding_path(&b.wallet, &b.binding_id);
+    lock(&shared.bindings).insert(
+        b.binding_id.clone(),
+        BindingRecord {
+            path: path.clone(),
+            wallet: b.wallet.clone(),
+            label: b.user_login_id.clone().unwrap_or_default(),
+            state: BindingState::Bound,
+            code_value: String::new(),
+            match_code: String::new(),
+            expires_at: 0,
+            last_error: ErrorInfo::default(),
+        },
+    );
+    path
 }
 
 /// Registers the device, opens the event stream (before listing the bindings, so

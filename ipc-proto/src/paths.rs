@@ -41,12 +41,14 @@ pub fn sanitize_segment(raw: &str) -> String {
     out
 }
 
-/// The path of binding number `counter` for `wallet`
-/// (`/io/scanbind/Daemon1/binding/<wallet>_<counter>`).
-pub fn binding_path(wallet: &str, counter: u64) -> OwnedObjectPath {
+/// The path of the binding with the server's id `binding_id` for `wallet`
+/// (`/io/scanbind/Daemon1/binding/<wallet>_<binding id>`): the same path in every run
+/// of the daemon, so an app that holds it keeps it across a restart.
+pub fn binding_path(wallet: &str, binding_id: &str) -> OwnedObjectPath {
     let path = format!(
-        "{DAEMON_PATH}/binding/{}_{counter}",
-        sanitize_segment(wallet)
+        "{DAEMON_PATH}/binding/{}_{}",
+        sanitize_segment(wallet),
+        sanitize_segment(binding_id)
     );
     OwnedObjectPath::try_from(path).expect("sanitised segments always form a valid object path")
 }
@@ -73,12 +75,12 @@ mod tests {
     #[test]
     fn builds_valid_paths() {
         assert_eq!(
-            binding_path("GCASH", 7).as_str(),
-            "/io/scanbind/Daemon1/binding/gcash_7"
+            binding_path("GCASH", "bnd_7").as_str(),
+            "/io/scanbind/Daemon1/binding/gcash_bnd_7"
         );
         assert_eq!(
-            binding_path("/", 0).as_str(),
-            "/io/scanbind/Daemon1/binding/__0"
+            binding_path("/", "..").as_str(),
+            "/io/scanbind/Daemon1/binding/____"
         );
         assert_eq!(
             payment_path(42).as_str(),

@@ -29,7 +29,7 @@ impl FakeDaemon {
 
     async fn list_bindings(&self, _options: HashMap<String, OwnedValue>) -> Vec<BindingSummary> {
         vec![BindingSummary {
-            binding: paths::binding_path("GCASH", 1),
+            binding: paths::binding_path("GCASH", "bnd_1"),
             wallet: "GCASH".into(),
             state: BindingState::Bound,
             label: "09** *** 1234".into(),
@@ -141,7 +141,7 @@ async fn proxies_speak_the_contract() {
         assert_eq!(bindings[0].state, BindingState::Bound);
         assert_eq!(
             bindings[0].binding.as_str(),
-            "/io/scanbind/Daemon1/binding/gcash_1"
+            "/io/scanbind/Daemon1/binding/gcash_bnd_1"
         );
 
         let payment = daemon
@@ -172,7 +172,7 @@ async fn proxies_speak_the_contract() {
             .unwrap_err();
         assert!(matches!(err, Error::UnknownOption(_)), "{err:?}");
         // A method the stand-in lacks: the zbus passthrough variant.
-        let binding = ObjectPath::try_from("/io/scanbind/Daemon1/binding/gcash_1").unwrap();
+        let binding = ObjectPath::try_from("/io/scanbind/Daemon1/binding/gcash_bnd_1").unwrap();
         let err = daemon.unbind(&binding, HashMap::new()).await.unwrap_err();
         assert!(matches!(err, Error::ZBus(_)), "{err:?}");
 

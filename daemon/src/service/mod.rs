@@ -153,9 +153,6 @@ pub(crate) struct Shared {
     /// Bindings by the server's binding id. A std mutex: held for lookups and
     /// inserts only, never across an `.await`.
     pub(crate) bindings: Mutex<HashMap<String, BindingRecord>>,
-    /// The counter of binding paths; never reused within a run. A std mutex: held for
-    /// one increment.
-    pub(crate) binding_counter: Mutex<u64>,
     pub(crate) device_name: String,
     /// The token refresh timer of each bound binding (`refresh`). A std mutex: held
     /// for one insert or removal.
@@ -212,7 +209,6 @@ impl Shared {
             server,
             connectivity: Mutex::new(Connectivity::Online),
             bindings: Mutex::new(HashMap::new()),
-            binding_counter: Mutex::new(0),
             device_name,
             refreshers: Mutex::new(HashMap::new()),
             connections: Mutex::new(Vec::new()),
@@ -264,13 +260,6 @@ impl Shared {
         tokio::task::spawn_blocking(move || f(&mut lock(&journal)))
             .await
             .map_err(Error::Task)?
-    }
-
-    /// A fresh binding path for `wallet`.
-    pub(crate) fn next_binding_path(&self, wallet: &str) -> OwnedObjectPath {
-        let mut n = lock(&self.binding_counter);
-        *n += 1;
-        binding_path(wallet, *n)
     }
 
     fn binding_path_of(&self, binding_id: &str) -> OwnedObjectPath {
@@ -459,7 +448,7 @@ impl DaemonObj {
         )
         .map(|t| t.unix_timestamp())
         .map_err(|e| Wire::ServerError(format!("bad expiresAt from the server: {e}")))?;
-        let path = self.shared.next_binding_path(&wallet);
+        let path = binding_path(&wallet, &started.binding_id);
         if display {
             use crate::agent::str_value;
             use scanbind_ipc::types::keys::agent as k;
