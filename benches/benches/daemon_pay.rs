@@ -141,24 +141,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     // Floor (3): another device of the same server, bound to the same wallet.
     let device = Device::register(&server.base).await?;
     let mut events = device.events().await?;
-    let start = device
-        .ok("POST", "/v1/bindings", Some(json!({"wallet": "ALIPAY_HK"})))
-        .await?;
-    world
-        .scan(start["codeValue"].as_str().ok_or("no codeValue")?)
-        .await?;
-    let ev = events.next().await?;
-    let binding_id = ev["data"]["bindingId"]
-        .as_str()
-        .or_else(|| ev["bindingId"].as_str())
-        .map(str::to_owned);
-    let sealed = ev["data"]["sealedTokens"]
-        .as_str()
-        .or_else(|| ev["sealedTokens"].as_str())
-        .map(str::to_owned);
-    let (Some(binding_id), Some(sealed)) = (binding_id, sealed) else {
-        return Err(format!("unexpected first event {ev}"));
-    };
+    let (binding_id, sealed) = device.bind(&world, &mut events).await?;
 
     // Every Payment1.Completed on the bus, subscribed before the first Pay.
     let rule = zbus::MatchRule::builder()

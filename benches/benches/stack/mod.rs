@@ -144,18 +144,30 @@ pub struct World {
 impl World {
     /// Starts the sandbox on the current tokio runtime and writes the server's keys.
     pub async fn new(bins: &Path) -> Result<World, String> {
+        World::with_sellers(bins, &[]).await
+    }
+
+    /// [`World::new`] with these (id, name) sellers under the merchant, in the sandbox
+    /// and in the server's configuration (`server.toml`, combinable).
+    pub async fn with_sellers(bins: &Path, sellers: &[(&str, &str)]) -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(s)?;
         let merchant_pem = scanbind_benches::ams_fixture("vector_private_pkcs8.pem");
         let merchant = PrivateKey::from_text(&merchant_pem).map_err(s)?;
         let alipay = PrivateKey::from_text(&scanbind_benches::ams_fixture("other_rsa2048.pem"))
             .map_err(s)?;
-        let sandbox = Sandbox::builder(alipay)
+        let mut builder = Sandbox::builder(alipay)
             .listen("127.0.0.1:0".parse().map_err(s)?)
-            .merchant(CLIENT_ID, merchant.public_key())
-            .start()
-            .await
-            .map_err(s)?;
+            .merchant(CLIENT_ID, merchant.public_key());
+        let mut toml = String::new();
+        for (id, name) in sellers {
+            builder = builder.seller(CLIENT_ID, *id, *name);
+            toml.push_str(&format!(
+                "[[sellers]]\nid = \"{id}\"\nname = \"{name}\"\ncombinable = true\n"
+            ));
+        }
+        let sandbox = builder.start().await.map_err(s)?;
         let p = dir.path();
+        std::fs::write(p.join("server.toml"), toml).map_err(s)?;
         std::fs::write(p.join("merchant.pem"), &merchant_pem).map_err(s)?;
         std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).map_err(s)?;
         std::fs::write(p.join("receipt.pem"), ed25519_pkcs8_pem()?).map_err(s)?;
@@ -198,6 +210,7 @@ impl World {
                 format!("[\"{}\"]", p.join("seal.key").display()),
             ),
             v("DEVICES_REGISTRATION", "open".into()),
+            v("CONFIG", p.join("server.toml").display().to_string()),
             v(
                 "DATABASE_URL",
                 format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
@@ -544,6 +557,32 @@ impl Device {
             ));
         }
         serde_json::from_slice(&text).map_err(s)
+    }
+
+    /// Binds `ALIPAY_HK` through the sandbox's scan: (binding id, sealed tokens), from
+    /// the first event on `events` (opened before).
+    pub async fn bind(
+        &self,
+        world: &World,
+        events: &mut EventStream,
+    ) -> Result<(String, String), String> {
+        let start = self
+            .ok("POST", "/v1/bindings", Some(json!({"wallet": "ALIPAY_HK"})))
+            .await?;
+        world
+            .scan(start["codeValue"].as_str().ok_or("no codeValue")?)
+            .await?;
+        let ev = events.next().await?;
+        let field = |k: &str| {
+            ev["data"][k]
+                .as_str()
+                .or_else(|| ev[k].as_str())
+                .map(str::to_owned)
+        };
+        match (field("bindingId"), field("sealedTokens")) {
+            (Some(binding_id), Some(sealed)) => Ok((binding_id, sealed)),
+            _ => Err(format!("unexpected first event {ev}")),
+        }
     }
 
     /// Opens `GET /v1/events`.
