@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{Device, Samples, World, ms, s};
+use stack::{Device, Samples, World, ms};
 
 const SECTION: &str = "checkout-overhead";
 const WARMUP: usize = 10;
@@ -28,17 +28,7 @@ const AMOUNT: i64 = 100;
 const SELLERS: &[(&str, &str)] = &[("SELLER_A", "Alpha Books"), ("SELLER_B", "Beta Games")];
 
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("checkout_overhead: not run without --bench (use cargo bench)");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("checkout_overhead: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stack::bench_main("checkout_overhead", run)
 }
 
 struct Figures {
@@ -49,22 +39,13 @@ struct Figures {
 }
 
 fn run() -> Result<(), String> {
-    eprintln!("checkout_overhead: building the release scanbindd and scanbind-server...");
-    let bins = stack::release_binaries()?;
-    let versions = stack::versions(&bins);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(s)?;
+    let stack::Prepared { bins, versions, rt } = stack::prepare("checkout_overhead")?;
     let figures = rt.block_on(measure(&bins))?;
-    let report = report(&Machine::current(), &versions, &figures);
-    println!("{report}");
-    if scanbind_benches::write_docs_requested() {
-        let path = scanbind_benches::update_docs(SECTION, &report)?;
-        eprintln!("checkout_overhead: wrote {}", path.display());
-    }
-    Ok(())
+    stack::publish(
+        "checkout_overhead",
+        SECTION,
+        &report(&Machine::current(), &versions, &figures),
+    )
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {

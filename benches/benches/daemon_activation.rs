@@ -38,17 +38,7 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "--floor-service") {
         return floor_service();
     }
-    if !args.iter().any(|a| a == "--bench") {
-        println!("daemon_activation: not run without --bench (use cargo bench)");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemon_activation: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stack::bench_main("daemon_activation", run)
 }
 
 /// The floor's service: owns `FLOOR_NAME` on `$DBUS_STARTER_ADDRESS` and answers
@@ -101,22 +91,13 @@ struct Figures {
 
 fn run() -> Result<(), String> {
     stack::require_secret_service("daemon_activation")?;
-    eprintln!("daemon_activation: building the release scanbindd and scanbind-server...");
-    let bins = stack::release_binaries()?;
-    let versions = stack::versions(&bins);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(s)?;
+    let stack::Prepared { bins, versions, rt } = stack::prepare("daemon_activation")?;
     let figures = rt.block_on(measure(&bins))?;
-    let report = report(&Machine::current(), &versions, &figures);
-    println!("{report}");
-    if scanbind_benches::write_docs_requested() {
-        let path = scanbind_benches::update_docs(SECTION, &report)?;
-        eprintln!("daemon_activation: wrote {}", path.display());
-    }
-    Ok(())
+    stack::publish(
+        "daemon_activation",
+        SECTION,
+        &report(&Machine::current(), &versions, &figures),
+    )
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {

@@ -38,17 +38,7 @@ const WARMUP: usize = 5;
 const ROUNDS: usize = 50;
 
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("daemon_bind: not run without --bench (use cargo bench)");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemon_bind: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stack::bench_main("daemon_bind", run)
 }
 
 struct Figures {
@@ -62,22 +52,13 @@ struct Figures {
 
 fn run() -> Result<(), String> {
     stack::require_secret_service("daemon_bind")?;
-    eprintln!("daemon_bind: building the release scanbindd and scanbind-server...");
-    let bins = stack::release_binaries()?;
-    let versions = stack::versions(&bins);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(s)?;
+    let stack::Prepared { bins, versions, rt } = stack::prepare("daemon_bind")?;
     let figures = rt.block_on(measure(&bins))?;
-    let report = report(&Machine::current(), &versions, &figures);
-    println!("{report}");
-    if scanbind_benches::write_docs_requested() {
-        let path = scanbind_benches::update_docs(SECTION, &report)?;
-        eprintln!("daemon_bind: wrote {}", path.display());
-    }
-    Ok(())
+    stack::publish(
+        "daemon_bind",
+        SECTION,
+        &report(&Machine::current(), &versions, &figures),
+    )
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {

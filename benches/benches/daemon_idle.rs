@@ -29,17 +29,7 @@ use stack::{DaemonProc, PrivateBus, World, s};
 const SECTION: &str = "daemon-idle";
 
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("daemon_idle: not run without --bench (use cargo bench)");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemon_idle: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stack::bench_main("daemon_idle", run)
 }
 
 fn secs_from_env(name: &str, default: u64) -> Result<u64, String> {
@@ -151,22 +141,13 @@ fn run() -> Result<(), String> {
     stack::require_secret_service("daemon_idle")?;
     let window = secs_from_env("SCANBIND_BENCH_IDLE_SECS", 60)?;
     let settle = secs_from_env("SCANBIND_BENCH_IDLE_SETTLE_SECS", 15)?;
-    eprintln!("daemon_idle: building the release scanbindd and scanbind-server...");
-    let bins = stack::release_binaries()?;
-    let versions = stack::versions(&bins);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(s)?;
+    let stack::Prepared { bins, versions, rt } = stack::prepare("daemon_idle")?;
     let figures = rt.block_on(measure(&bins, window, settle))?;
-    let report = report(&Machine::current(), &versions, &figures);
-    println!("{report}");
-    if scanbind_benches::write_docs_requested() {
-        let path = scanbind_benches::update_docs(SECTION, &report)?;
-        eprintln!("daemon_idle: wrote {}", path.display());
-    }
-    Ok(())
+    stack::publish(
+        "daemon_idle",
+        SECTION,
+        &report(&Machine::current(), &versions, &figures),
+    )
 }
 
 async fn measure(bins: &std::path::Path, window: u64, settle: u64) -> Result<Figures, String> {

@@ -43,17 +43,7 @@ const ECHO_PATH: &str = "/io/scanbind/BenchEcho1";
 const ECHO_IFACE: &str = "io.scanbind.BenchEcho1";
 
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("daemon_pay: not run without --bench (use cargo bench)");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemon_pay: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stack::bench_main("daemon_pay", run)
 }
 
 /// The echo service: `Pay`'s in-arguments, one object path out, no work.
@@ -84,22 +74,13 @@ struct Figures {
 
 fn run() -> Result<(), String> {
     stack::require_secret_service("daemon_pay")?;
-    eprintln!("daemon_pay: building the release scanbindd and scanbind-server...");
-    let bins = stack::release_binaries()?;
-    let versions = stack::versions(&bins);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(s)?;
+    let stack::Prepared { bins, versions, rt } = stack::prepare("daemon_pay")?;
     let figures = rt.block_on(measure(&bins))?;
-    let report = report(&Machine::current(), &versions, &figures);
-    println!("{report}");
-    if scanbind_benches::write_docs_requested() {
-        let path = scanbind_benches::update_docs(SECTION, &report)?;
-        eprintln!("daemon_pay: wrote {}", path.display());
-    }
-    Ok(())
+    stack::publish(
+        "daemon_pay",
+        SECTION,
+        &report(&Machine::current(), &versions, &figures),
+    )
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {

@@ -155,11 +155,7 @@ impl Daemon {
         // Open payments (a crash or a transport error cut them off) are served again
         // and re-driven once the link is up; unfinished ones and those settled in the
         // last day are served again too, so the path an app holds keeps answering.
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-            .saturating_sub(SERVE_SETTLED_FOR_SECS);
+        let since = server::unix_now().saturating_sub(SERVE_SETTLED_FOR_SECS);
         let open = shared.journal(move |j| j.entries_to_serve(since)).await?;
 
         let builder = match &config.bus {

@@ -22,6 +22,54 @@ pub const CLIENT_ID: &str = "2188BENCH000001";
 /// Bound on every wait: a hung bench fails instead of hanging.
 pub const GUARD: Duration = Duration::from_secs(60);
 
+/// The `main` of a bench of the stack: runs `run` only under `cargo bench` (which
+/// passes `--bench`); an error is printed and fails the process.
+pub fn bench_main(bench: &str, run: impl FnOnce() -> Result<(), String>) -> std::process::ExitCode {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{bench}: not run without --bench (use cargo bench)");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{bench}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a bench of the stack starts from: the release binaries, their versions (for
+/// the report) and the 2-worker runtime the bench's side runs on.
+pub struct Prepared {
+    pub bins: PathBuf,
+    pub versions: String,
+    pub rt: tokio::runtime::Runtime,
+}
+
+/// Builds the release binaries and the runtime.
+pub fn prepare(bench: &str) -> Result<Prepared, String> {
+    eprintln!("{bench}: building the release scanbindd and scanbind-server...");
+    let bins = release_binaries()?;
+    let versions = versions(&bins);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(s)?;
+    Ok(Prepared { bins, versions, rt })
+}
+
+/// Prints a bench's report and, with `--write-docs`, writes it into its section of
+/// docs/benchmarks.md.
+pub fn publish(bench: &str, section: &str, report: &str) -> Result<(), String> {
+    println!("{report}");
+    if scanbind_benches::write_docs_requested() {
+        let path = scanbind_benches::update_docs(section, report)?;
+        eprintln!("{bench}: wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Fails unless a Secret Service is on the session bus (`scripts/bench` starts one).
 pub fn require_secret_service(bench: &str) -> Result<(), String> {
     if std::env::var_os("KEYRING_SS_TEST").is_none() {
