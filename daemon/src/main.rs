@@ -13,7 +13,9 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser};
 use scanbindd::settings::{FileConfig, check_server_url};
 use scanbindd::{BusChoice, Config, Daemon};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The scanbind device daemon: serves io.scanbind.Daemon1 to apps on D-Bus.
 ///
@@ -95,12 +97,21 @@ fn main() -> std::process::ExitCode {
         };
     }
     let default = if args.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_env("SCANBIND_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
-        )
+    // `SCANBIND_LOG`: `LEVEL` or `TARGET=LEVEL` directives, comma-separated (a
+    // `tracing_subscriber` `Targets` filter: no regex engine in the resident daemon).
+    let asked = std::env::var("SCANBIND_LOG").ok();
+    let parsed = asked.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(t)) => t.clone(),
+        _ => default.parse::<Targets>().unwrap_or_default(),
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
+    if let Some(Err(e)) = parsed {
+        tracing::warn!(cause = %e, "SCANBIND_LOG is not a valid filter; logging at {default}");
+    }
     // A crash point asked of a build without them would be silently ignored and leave
     // a kill -9 test waiting for a crash that never comes: refuse instead.
     if !cfg!(feature = "test-util") && std::env::var_os("SCANBINDD_CRASH_AT").is_some() {
@@ -163,7 +174,11 @@ fn run(args: Args) -> anyhow::Result<()> {
              or use --dev for the embedded development stack"
         );
     }
+    // One worker: the daemon waits on the bus, the network and its blocking pool (journal
+    // fsyncs, keyring), never on its own CPU; every worker thread is a stack and a malloc
+    // arena resident all day (docs/decisions.md D24).
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;

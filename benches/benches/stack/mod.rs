@@ -86,45 +86,56 @@ pub fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// The release binaries `scanbindd` and `scanbind-server`, built first (`cargo bench`
-/// builds only this package's targets) unless `SCANBIND_BENCH_PREBUILT=1` says they are
-/// already up to date, or `SCANBIND_BENCH_BIN_DIR` names another directory holding both
-/// (e.g. wrappers that run them under `strace` or `perf`). Returns their directory.
+/// The binaries as they ship: `scanbindd` from the `dist` profile without the dev
+/// stack (what `scripts/package` puts in the package, docs/decisions.md D24) and the
+/// release `scanbind-server`, built first (`cargo bench` builds only this package's
+/// targets) and linked side by side into `target/bench-bins`, unless
+/// `SCANBIND_BENCH_PREBUILT=1` says that directory is already up to date, or
+/// `SCANBIND_BENCH_BIN_DIR` names another directory holding both (e.g. wrappers that
+/// run them under `strace` or `perf`). Returns their directory.
 pub fn release_binaries() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("SCANBIND_BENCH_BIN_DIR") {
         return existing_binaries(PathBuf::from(dir));
     }
-    // target/release/deps/<bench>-<hash> → target/release
+    // target/release/deps/<bench>-<hash> → target
     let exe = std::env::current_exe().map_err(s)?;
-    let dir = exe
+    let target = exe
         .parent()
+        .and_then(Path::parent)
         .and_then(Path::parent)
         .ok_or("cannot find the target directory")?
         .to_owned();
+    let dir = target.join("bench-bins");
     if std::env::var("SCANBIND_BENCH_PREBUILT").is_ok_and(|v| v == "1") {
         return existing_binaries(dir);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--quiet",
-            "-p",
+    let builds: [(&[&str], &str, &str); 2] = [
+        (
+            &["--profile", "dist", "--no-default-features"],
             "scanbindd",
-            "--bin",
-            "scanbindd",
-            "-p",
-            "scanbind-server",
-            "--bin",
-            "scanbind-server",
-        ])
-        .current_dir(scanbind_benches::repo_root())
-        .status()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !status.success() {
-        return Err("building the release scanbindd and scanbind-server failed".into());
+            "dist",
+        ),
+        (&["--release"], "scanbind-server", "release"),
+    ];
+    std::fs::create_dir_all(&dir).map_err(s)?;
+    for (flags, bin, profile_dir) in builds {
+        let status = Command::new(&cargo)
+            .arg("build")
+            .args(flags)
+            .args(["--locked", "--quiet", "-p", bin, "--bin", bin])
+            .current_dir(scanbind_benches::repo_root())
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("building {bin} ({profile_dir}) failed"));
+        }
+        let link = dir.join(bin);
+        match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(s(e)),
+            _ => {}
+        }
+        std::fs::hard_link(target.join(profile_dir).join(bin), &link).map_err(s)?;
     }
     existing_binaries(dir)
 }
