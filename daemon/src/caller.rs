@@ -10,6 +10,15 @@
 //!   (`/proc/<pid>/root/.flatpak-info`, written by Flatpak and read-only to the app);
 //! - `snap:<snap name>` when its cgroup is a snap's (`snap.<name>.<app>`);
 //! - otherwise the absolute path of its executable (`/proc/<pid>/exe`).
+//!
+//! A bus caller is identified once per connection: the answer is kept under the bus's
+//! GUID and the sender's unique name, which the bus never gives to another connection
+//! (a later call skips the `GetConnectionCredentials` round trip and the `/proc`
+//! reads). The credentials the bus reports are those of the process that opened the
+//! connection, fixed for its lifetime; so is the identity kept here.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use zbus::message::Header;
 use zbus::{Connection, fdo};
@@ -25,8 +34,46 @@ pub(crate) struct Caller {
     pub(crate) uid: u32,
 }
 
+/// Bus callers already identified, by (bus GUID, sender's unique name).
+static KNOWN: LazyLock<Mutex<HashMap<(String, String), Caller>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// At most this many bus callers are kept; past it the map starts again (a caller is
+/// then asked about once more, nothing else changes).
+const KNOWN_MAX: usize = 1024;
+
+fn known() -> std::sync::MutexGuard<'static, HashMap<(String, String), Caller>> {
+    KNOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Identifies the sender of `hdr` through the bus, or the peer of a p2p connection.
 pub(crate) async fn identify(conn: &Connection, hdr: &Header<'_>) -> Result<Caller, Wire> {
+    let key = match hdr.sender() {
+        Some(sender) if conn.unique_name().is_some() => {
+            Some((conn.server_guid().to_string(), sender.to_string()))
+        }
+        _ => None,
+    };
+    if let Some(key) = &key
+        && let Some(caller) = known().get(key)
+    {
+        return Ok(caller.clone());
+    }
+    let caller = ask(conn, hdr).await?;
+    if let Some(key) = key {
+        let mut known = known();
+        if known.len() >= KNOWN_MAX {
+            known.clear();
+        }
+        known.insert(key, caller.clone());
+    }
+    Ok(caller)
+}
+
+/// Asks the bus (or the socket) who sent `hdr`.
+async fn ask(conn: &Connection, hdr: &Header<'_>) -> Result<Caller, Wire> {
     let (pid, uid) = match hdr.sender() {
         Some(sender) if conn.unique_name().is_some() => {
             let creds = fdo::DBusProxy::new(conn)

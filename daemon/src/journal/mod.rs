@@ -15,10 +15,14 @@
 //!    └──► failed | cancelled   (never sent)
 //! ```
 //!
-//! `sent` is written *before* the request goes out, so after a crash `pending` means
-//! "certainly never sent" and `sent` means "maybe sent: ask the server"
-//! ([`Journal::open_entries`]). Nothing secret is stored: no tokens, no keys; the
-//! receipt is a signed public document.
+//! `sent` is written *before* the request goes out ([`Journal::mark_sent`]), so after a
+//! crash of the daemon `pending` means "certainly never sent" and `sent` means "maybe
+//! sent: ask the server" ([`Journal::open_entries`]). That one commit does not wait for
+//! its own fsync: the entry is already durable as `pending`, the next commit (the
+//! answer) carries `sent` to the disk with it, and both states are re-driven alike,
+//! with the same idempotency key, so an OS crash or power loss that loses `sent` loses
+//! nothing either (the server answers the re-sent request idempotently). Nothing secret
+//! is stored: no tokens, no keys; the receipt is a signed public document.
 //!
 //! Concurrency: a `Journal` owns one `rusqlite::Connection` (not `Sync`). The daemon
 //! keeps it behind a `std::sync::Mutex` and calls it from `spawn_blocking`, since
@@ -671,6 +675,29 @@ impl Journal {
     /// is [`Error::InvalidTransition`].
     pub(crate) fn advance(&mut self, id: i64, t: Transition) -> Result<Entry> {
         self.advance_with(id, t, None)
+    }
+
+    /// Moves a `pending` entry to `sent` (any other entry is returned as it is), without
+    /// waiting for the fsync of this one commit (`synchronous=NORMAL` for it, then
+    /// `FULL` again): it is in the WAL at once, so it survives a crash of the daemon,
+    /// and on the disk with the next commit (see the module docs for why losing it to
+    /// a power loss is harmless).
+    pub(crate) fn mark_sent(&mut self, id: i64) -> Result<Entry> {
+        let entry = self.get(id)?;
+        if entry.state != JournalState::Pending {
+            return Ok(entry);
+        }
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(Error::journal("synchronous"))?;
+        let moved = self.advance(id, Transition::Sent);
+        let restored = self
+            .conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(Error::journal("synchronous"));
+        let entry = moved?;
+        restored?;
+        Ok(entry)
     }
 
     /// [`Journal::advance`], also remembering the server's payment id (first answer

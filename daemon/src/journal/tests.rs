@@ -65,6 +65,47 @@ fn opens_in_wal_mode_with_full_sync() {
 }
 
 #[test]
+fn mark_sent_moves_only_pending_entries_and_leaves_full_sync_on() {
+    let (_dir, path, mut journal) = temp_journal();
+    let sync = |j: &Journal| -> i64 {
+        j.conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    let id = journal
+        .record(&payment("app", "o-1", hkd(100)))
+        .unwrap()
+        .entry()
+        .unwrap()
+        .id;
+    assert_eq!(journal.mark_sent(id).unwrap().state, JournalState::Sent);
+    // Every later commit fsyncs again.
+    assert_eq!(sync(&journal), 2);
+    // Not pending any more: returned as it is, never moved back or re-sent.
+    let done = journal
+        .advance(id, Transition::Succeeded(receipt()))
+        .unwrap();
+    assert_eq!(journal.mark_sent(id).unwrap(), done);
+    assert!(matches!(
+        journal.mark_sent(999),
+        Err(Error::UnknownPayment(999))
+    ));
+    assert_eq!(sync(&journal), 2);
+    // `sent` survives the daemon going away (in the WAL, checkpointed on reopen).
+    let other = journal
+        .record(&payment("app", "o-2", hkd(100)))
+        .unwrap()
+        .entry()
+        .unwrap()
+        .id;
+    journal.mark_sent(other).unwrap();
+    drop(journal);
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.get(other).unwrap().state, JournalState::Sent);
+    assert_eq!(journal.get(id).unwrap(), done);
+}
+
+#[test]
 fn default_path_is_in_the_xdg_state_dir() {
     let path =
         |x: Option<&str>, h: Option<&str>| default_path_from(x.map(Into::into), h.map(Into::into));

@@ -778,7 +778,7 @@ impl DaemonObj {
         let recorded = self
             .shared
             .journal(move |j| {
-                j.record(&NewPayment {
+                let recorded = j.record(&NewPayment {
                     app_id: &app,
                     order_id: &order,
                     amount,
@@ -788,7 +788,12 @@ impl DaemonObj {
                     order_code,
                     budgets: &budgets,
                     checkout: parts.as_deref(),
-                })
+                })?;
+                // Sent at once (below): `sent` in the same hand-off to the journal.
+                match recorded {
+                    Recorded::New(entry) => Ok(Recorded::New(j.mark_sent(entry.id)?)),
+                    other => Ok(other),
+                }
             })
             .await?;
         match recorded {
@@ -803,11 +808,11 @@ impl DaemonObj {
             Recorded::New(entry) => {
                 crash_point("after-journal");
                 let id = entry.id;
-                let path = serve_payment(&self.shared, server, entry).await?;
+                let path = serve_payment(&self.shared, server, entry.clone()).await?;
                 tracing::info!(payment = %path, "payment recorded");
                 let shared = Arc::clone(&self.shared);
                 tokio::spawn(async move {
-                    if let Err(e) = execute_payment(&shared, id).await {
+                    if let Err(e) = execute_payment_from(&shared, id, Some(entry)).await {
                         tracing::error!(payment = id, cause = %e, "payment could not be settled");
                     }
                 });
@@ -918,6 +923,12 @@ async fn serve_payment(
 /// crash or a transport error) is sent again with the same app order id, which the
 /// server answers idempotently (never a second charge).
 pub(crate) async fn execute_payment(shared: &Shared, id: i64) -> Result<()> {
+    execute_payment_from(shared, id, None).await
+}
+
+/// [`execute_payment`], starting from the entry as just written (`sent`) when the
+/// caller has it: no second read of the journal before the request goes out.
+async fn execute_payment_from(shared: &Shared, id: i64, mut fresh: Option<Entry>) -> Result<()> {
     use std::sync::atomic::Ordering;
     // One driver per payment: a re-drive while one runs is a no-op.
     if !lock(&shared.driving).insert(id) {
@@ -926,7 +937,7 @@ pub(crate) async fn execute_payment(shared: &Shared, id: i64) -> Result<()> {
     shared.busy.fetch_add(1, Ordering::SeqCst);
     let mut attempt = 0_u32;
     let result = loop {
-        if let Err(e) = drive_payment(shared, id).await {
+        if let Err(e) = drive_payment(shared, id, fresh.take()).await {
             break Err(e);
         }
         // Outcome still unknown (the request failed, the server answered 5xx, or the
@@ -950,16 +961,11 @@ pub(crate) async fn execute_payment(shared: &Shared, id: i64) -> Result<()> {
     result
 }
 
-async fn drive_payment(shared: &Shared, id: i64) -> Result<()> {
-    let entry = shared
-        .journal(move |j| {
-            let entry = j.get(id)?;
-            match entry.state {
-                JournalState::Pending => j.advance(id, Transition::Sent),
-                _ => Ok(entry),
-            }
-        })
-        .await?;
+async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result<()> {
+    let entry = match fresh {
+        Some(entry) if entry.state == JournalState::Sent => entry,
+        _ => shared.journal(move |j| j.mark_sent(id)).await?,
+    };
     if entry.state.is_terminal() {
         return Ok(());
     }
