@@ -261,12 +261,15 @@ pub async fn part_of(app: &App, payment_id: &str) -> Result<Option<(String, Stri
 /// Makes an unfinished checkout due now (a part changed) and wakes the engine.
 pub async fn wake(app: &App, checkout_id: &str) -> Result<()> {
     let now = now_ms();
+    // A schedule, not money: the relaxed pool (D24). Lost to an OS crash, the checkout
+    // is still due at its earlier time.
+    let _turn = app.db.write_turn().await;
     sqlx::query(
         "UPDATE checkouts SET next_action_at = $2 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND next_action_at > $2",
     )
     .bind(checkout_id)
     .bind(now)
-    .execute(app.db.pool())
+    .execute(app.db.relaxed())
     .await?;
     app.engine_wake.notify_one();
     Ok(())
@@ -431,8 +434,7 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
     let now = now_ms();
     let checkout_id = new_id("chk");
     let expires = now + EXPIRY_MS;
-    let turn = app.db.write_turn().await;
-    let mut tx = app.db.pool().begin().await?;
+    let mut tx = app.db.begin_durable().await?;
     let inserted = sqlx::query(
         "INSERT INTO checkouts (checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, \
          expires_at, next_action_at, lease_owner, lease_until, created_at, updated_at) \
@@ -458,7 +460,6 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
     if !inserted {
         // The same request, concurrently: answer as a retry.
         tx.rollback().await?;
-        drop(turn);
         let c = load_by_order(app, device_id, &req.app_id, &req.app_order_id)
             .await?
             .ok_or_else(|| Error::api(ErrorCode::Internal, "checkout vanished"))?;
@@ -530,7 +531,6 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    drop(turn);
     info!(checkout = %checkout_id, parts = parts.len(), all_or_nothing = req.all_or_nothing, "checkout created");
     app.checkout_tokens.put(&checkout_id, tokens, expires);
     let outcome = drive(app, &checkout_id).await;
@@ -570,6 +570,9 @@ async fn resume(
 /// final.
 pub async fn lease(app: &App, checkout_id: &str) -> Result<bool> {
     let now = now_ms();
+    // Leases are on the relaxed pool (D24): visible to every replica at once; one lost
+    // to an OS crash had expired by the time anything could run again.
+    let _turn = app.db.write_turn().await;
     let r = sqlx::query(
         "UPDATE checkouts SET lease_owner = $2, lease_until = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND lease_until < $4",
     )
@@ -577,17 +580,22 @@ pub async fn lease(app: &App, checkout_id: &str) -> Result<bool> {
     .bind(&app.instance)
     .bind(now + LEASE_MS)
     .bind(now)
-    .execute(app.db.pool())
+    .execute(app.db.relaxed())
     .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Gives the lease back; an unfinished checkout is due again after the back-off (a part
-/// becoming final makes it due at once, see [`wake`]).
+/// becoming final makes it due at once, see [`wake`]). On the relaxed pool (D24): lost
+/// to an OS crash, the lease runs out by itself.
 pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
     let Some(c) = load_checkout(app, checkout_id).await? else {
         return Ok(());
     };
+    if !c.is_open() {
+        // Final: its last commit gave the lease back with the state.
+        return Ok(());
+    }
     let list = &app.config.payments.inquiry_backoff_ms;
     let idx = usize::try_from(c.attempts.max(0))
         .unwrap_or(usize::MAX)
@@ -599,6 +607,7 @@ pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
     } else {
         now + delay
     };
+    let _turn = app.db.write_turn().await;
     sqlx::query(
         "UPDATE checkouts SET lease_owner = NULL, lease_until = 0, attempts = attempts + 1, next_action_at = $3, updated_at = $4 \
          WHERE checkout_id = $1 AND lease_owner = $2",
@@ -607,7 +616,7 @@ pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
     .bind(&app.instance)
     .bind(next)
     .bind(now)
-    .execute(app.db.pool())
+    .execute(app.db.relaxed())
     .await?;
     Ok(())
 }
@@ -774,8 +783,7 @@ async fn send_part(
     let now = now_ms();
     let expires = now + app.config.payments.expiry_seconds * 1000;
     let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
-    let turn = app.db.write_turn().await;
-    let mut tx = app.db.pool().begin().await?;
+    let mut tx = app.db.begin_durable().await?;
     let claimed = sqlx::query(
         "UPDATE payments SET stage = 'sending', expires_at = $2, next_action_at = $3, updated_at = $4 \
          WHERE payment_id = $1 AND status = 'pending' AND stage = 'queued'",
@@ -798,7 +806,6 @@ async fn send_part(
         .await?;
     }
     tx.commit().await?;
-    drop(turn);
     if !claimed {
         return load_payment(app, &p.payment_id)
             .await?
@@ -984,8 +991,7 @@ async fn finish(app: &App, c: &CheckoutRow, status: CheckoutStatus) -> Result<()
     fin.status = status.as_str().to_owned();
     let view = checkout_view(&fin, &parts);
     let now = now_ms();
-    let turn = app.db.write_turn().await;
-    let mut tx = app.db.pool().begin().await?;
+    let mut tx = app.db.begin_durable().await?;
     let done = sqlx::query(
         "UPDATE checkouts SET status = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing')",
     )
@@ -1007,7 +1013,6 @@ async fn finish(app: &App, c: &CheckoutRow, status: CheckoutStatus) -> Result<()
     crate::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view)).await?;
     crate::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
     tx.commit().await?;
-    drop(turn);
     app.hub.wake_local(&c.device_id);
     app.checkout_tokens.remove(&c.checkout_id);
     info!(checkout = %c.checkout_id, status = status.as_str(), "checkout final");

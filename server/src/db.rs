@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{Mutex, MutexGuard};
@@ -70,6 +71,112 @@ pub struct Db {
     backend: Backend,
     url: String,
     writer: Arc<Mutex<()>>,
+    /// SQLite: the pool of [`Db::begin_durable`] and the WAL fsync its commits share.
+    group: Option<Arc<GroupCommit>>,
+}
+
+/// Group commit on SQLite (decision D24): a hot-path write transaction commits on a
+/// `synchronous=NORMAL` connection (into the WAL, no fsync, the writer turn held only
+/// for the statements), then waits until an `fdatasync` of the WAL file that began
+/// after its commit has finished. One fsync thus covers every commit made while the
+/// previous one ran. This is what `synchronous=FULL` gives each commit on its own (the
+/// WAL fsync'd up to and including it before the caller goes on), shared.
+#[derive(Debug)]
+struct GroupCommit {
+    pool: AnyPool,
+    /// The WAL file (`<database>-wal`).
+    wal: std::path::PathBuf,
+    /// Commits finished so far (a ticket is taken after the commit returns).
+    committed: AtomicU64,
+    /// The highest ticket known to be on the disk; its lock is the one fsync in flight.
+    synced: Mutex<u64>,
+    /// WAL fsyncs made.
+    syncs: AtomicU64,
+}
+
+impl GroupCommit {
+    /// Returns once the commit that just finished on this pool is on the disk.
+    async fn sync(&self) -> Result<()> {
+        let mine = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock().await;
+        if *synced >= mine {
+            return Ok(());
+        }
+        // Every ticket up to here belongs to a commit finished before this fsync starts.
+        let upto = self.committed.load(Ordering::SeqCst);
+        let wal = self.wal.clone();
+        let io = |source| crate::error::Error::Io {
+            what: "syncing the SQLite WAL",
+            path: self.wal.clone(),
+            source,
+        };
+        tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            // No WAL: SQLite checkpointed it into the database file (and synced that)
+            // and removed it, so everything committed is on the disk already.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        *synced = upto;
+        Ok(())
+    }
+}
+
+/// A durable write transaction of the hot path: [`DurableTx::commit`] returns once the
+/// commit is on the disk (on SQLite through the group commit, holding the writer turn
+/// only until the commit; on PostgreSQL on the durable pool, whose WAL flushes group
+/// concurrent commits by themselves). Statements run on it as on a transaction:
+/// `query.execute(&mut *tx)`.
+pub struct DurableTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    turn: Option<MutexGuard<'a, ()>>,
+    group: Option<&'a GroupCommit>,
+}
+
+impl std::fmt::Debug for DurableTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableTx")
+            .field("group_commit", &self.group.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for DurableTx<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for DurableTx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl DurableTx<'_> {
+    /// Commits, gives up the writer turn, and returns once the commit is durable.
+    pub async fn commit(self) -> Result<()> {
+        let DurableTx { tx, turn, group } = self;
+        tx.commit().await?;
+        drop(turn);
+        match group {
+            Some(g) => g.sync().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back and gives up the writer turn.
+    pub async fn rollback(self) -> Result<()> {
+        let DurableTx { tx, turn, .. } = self;
+        tx.rollback().await?;
+        drop(turn);
+        Ok(())
+    }
 }
 
 impl Db {
@@ -96,12 +203,17 @@ impl Db {
             Backend::Postgres => (max_connections / 2).max(2),
         };
         let relaxed = Self::open(url, backend, relaxed_max, false).await?;
+        let group = match backend {
+            Backend::Sqlite => Self::group_commit(url, &pool).await?.map(Arc::new),
+            Backend::Postgres => None,
+        };
         let db = Db {
             pool,
             relaxed,
             backend,
             url: url.to_owned(),
             writer: Arc::new(Mutex::new(())),
+            group,
         };
         db.migrate().await?;
         Ok(db)
@@ -138,6 +250,49 @@ impl Db {
             })
             .connect(url)
             .await?)
+    }
+
+    /// The group commit of a SQLite database in a file: its own `synchronous=NORMAL`
+    /// pool (one connection: the writer turn lets one writer in at a time anyway) and
+    /// the WAL's path. `None` for an in-memory database (nothing to sync).
+    async fn group_commit(url: &str, pool: &AnyPool) -> Result<Option<GroupCommit>> {
+        let file: String = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(pool)
+            .await?
+            .try_get("file")?;
+        if file.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(GroupCommit {
+            pool: Self::open(url, Backend::Sqlite, 1, false).await?,
+            wal: std::path::PathBuf::from(format!("{file}-wal")),
+            committed: AtomicU64::new(0),
+            synced: Mutex::new(0),
+            syncs: AtomicU64::new(0),
+        }))
+    }
+
+    /// Begins a durable write transaction of the hot path (a payment's record, its
+    /// final state): see [`DurableTx`]. Takes the writer turn on SQLite first.
+    pub async fn begin_durable(&self) -> Result<DurableTx<'_>> {
+        let turn = self.write_turn().await;
+        let group = self.group.as_deref();
+        let tx = match group {
+            Some(g) => g.pool.begin().await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(DurableTx { tx, turn, group })
+    }
+
+    /// `(commits, WAL fsyncs)` of the group commit so far; `None` without one
+    /// (PostgreSQL, in-memory SQLite).
+    pub fn group_commit_counts(&self) -> Option<(u64, u64)> {
+        self.group.as_ref().map(|g| {
+            (
+                g.committed.load(Ordering::SeqCst),
+                g.syncs.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// The pool for writes that need not be on disk before they are answered: a replay
@@ -191,8 +346,11 @@ impl Db {
         &self.pool
     }
 
-    /// Closes both pools.
+    /// Closes the pools.
     pub async fn close(&self) {
+        if let Some(g) = &self.group {
+            g.pool.close().await;
+        }
         self.pool.close().await;
         self.relaxed.close().await;
     }
@@ -447,5 +605,89 @@ impl RefundRow {
             attempts: r.try_get("attempts")?,
             created_at: r.try_get("created_at")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let db = Db::connect(&url, 4).await.unwrap();
+        (dir, db)
+    }
+
+    async fn insert_step(db: &Db, subject: String) {
+        let mut tx = db.begin_durable().await.unwrap();
+        sqlx::query(
+            "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'test', 'ok', 0)",
+        )
+        .bind(subject)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn durable_commits_are_visible_at_once_and_each_waits_for_a_wal_fsync() {
+        let (_dir, db) = sqlite().await;
+        insert_step(&db, "a".into()).await;
+        insert_step(&db, "b".into()).await;
+        // One after the other: each commit waits for its own fsync.
+        assert_eq!(db.group_commit_counts(), Some((2, 2)));
+        let n: i64 = sqlx::query("SELECT count(*) AS n FROM steps WHERE step = 'test'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(n, 2);
+        // A rolled back transaction leaves nothing and syncs nothing.
+        let mut tx = db.begin_durable().await.unwrap();
+        sqlx::query(
+            "INSERT INTO steps (subject_id, step, outcome, at) VALUES ('c', 'test', 'ok', 0)",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(db.group_commit_counts(), Some((2, 2)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_made_during_an_fsync_share_the_next_one() {
+        let (_dir, db) = sqlite().await;
+        let group = db.group.clone().unwrap();
+        // Stand in for an fsync in flight: hold its lock while 16 writers commit.
+        let in_flight = group.synced.lock().await;
+        let writers: Vec<_> = (0..16)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { insert_step(&db, format!("w{i}")).await })
+            })
+            .collect();
+        // Wait (on the counter the writers bump after their commits) until all committed.
+        while group.committed.load(Ordering::SeqCst) < 16 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            writers.iter().all(|w| !w.is_finished()),
+            "no writer returns before its fsync"
+        );
+        drop(in_flight);
+        for w in writers {
+            w.await.unwrap();
+        }
+        // Sixteen commits, one fsync.
+        assert_eq!(db.group_commit_counts(), Some((16, 1)));
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_group_commit() {
+        let db = Db::connect("sqlite::memory:", 1).await.unwrap();
+        assert_eq!(db.group_commit_counts(), None);
     }
 }

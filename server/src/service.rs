@@ -605,8 +605,7 @@ pub async fn pay(
     // A fresh payment is sent at once: its row and the "sent" step commit together
     // (one durable commit instead of two; the row alone is what recovery needs).
     let will_send = tokens.is_some() && expires > now;
-    let turn = app.db.write_turn().await;
-    let mut tx = app.db.pool().begin().await?;
+    let mut tx = app.db.begin_durable().await?;
     let inserted = sqlx::query(
         "INSERT INTO payments (payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, currency, amount, description, \
          status, stage, expires_at, next_action_at, created_at, updated_at) \
@@ -639,7 +638,6 @@ pub async fn pay(
         .await?;
     }
     tx.commit().await?;
-    drop(turn);
     let p = if inserted {
         // Exactly the row just written: no need to read it back.
         PaymentRow {
@@ -1019,8 +1017,7 @@ pub async fn transition_loaded(
     let now = now_ms();
     // The final state, its steps and its event commit together: a crash cannot leave a
     // final payment whose result the device never hears of.
-    let turn = app.db.write_turn().await;
-    let mut tx = app.db.pool().begin().await?;
+    let mut tx = app.db.begin_durable().await?;
     if let Some((step, outcome)) = step {
         sqlx::query("INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, $2, $3, $4)")
             .bind(payment_id)
@@ -1046,7 +1043,6 @@ pub async fn transition_loaded(
     .await?;
     if done.rows_affected() != 1 {
         tx.rollback().await?;
-        drop(turn);
         if let Some((step, outcome)) = step {
             // Someone else (usually the notification) made the payment final, durably;
             // this answer's step is history only: the relaxed pool (D19).
@@ -1085,7 +1081,6 @@ pub async fn transition_loaded(
     .await?;
     crate::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
     tx.commit().await?;
-    drop(turn);
     app.hub.wake_local(&p.device_id);
     info!(payment = %payment_id, status = status.as_str(), "payment final");
     if let Some((checkout_id, _)) = &part {
