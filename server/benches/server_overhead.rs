@@ -1,9 +1,10 @@
 //! Server overhead and throughput, measured as ratios against floors on the same machine
 //! (DESIGN.md §7):
 //!
-//! (a) added latency per payment: the median of a device's signed `POST /v1/payments`
-//!     through `scanbind-server` (a real process) divided by the median of a direct
-//!     signed AMS `pay` to the same sandbox with the same access token;
+//! (a) added latency per payment: the median (and the 99th percentile) of a device's
+//!     signed `POST /v1/payments` through `scanbind-server` (a real process) divided by
+//!     the same percentile of a direct signed AMS `pay` to the same sandbox with the
+//!     same access token;
 //! (b) payments per second through server + sandbox with 32 payments in flight, against
 //!     the RSA-2048 floor: signatures/s on 2 threads ÷ 3 signatures per payment
 //!     (server request, sandbox response, sandbox notification).
@@ -43,9 +44,12 @@ fn counts() -> (usize, usize) {
         .unwrap_or((SEQUENTIAL, CONCURRENT_TOTAL))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+/// The `q`-th percentile (nearest rank) of the samples; `q = 50.0` is the median.
+fn percentile(v: &[Duration], q: f64) -> Duration {
+    let mut v = v.to_vec();
     v.sort();
-    v[v.len() / 2]
+    let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
 }
 
 fn rsa_floor_per_second() -> f64 {
@@ -77,6 +81,8 @@ struct Figures {
     backend: &'static str,
     direct: Duration,
     server: Duration,
+    direct_p99: Duration,
+    server_p99: Duration,
     per_second: f64,
 }
 
@@ -191,8 +197,10 @@ async fn run(backend: Backend) -> Figures {
         } else {
             "PostgreSQL"
         },
-        direct: median(direct_times),
-        server: median(server_times),
+        direct: percentile(&direct_times, 50.0),
+        server: percentile(&server_times, 50.0),
+        direct_p99: percentile(&direct_times, 99.0),
+        server_p99: percentile(&server_times, 99.0),
         per_second,
     }
 }
@@ -234,16 +242,19 @@ fn main() {
         counts().1
     );
     println!(
-        "| backend | direct AMS pay (median) | through server (median) | ratio | server pays/s | floor pays/s (RSA {floor_signs:.0} signs/s ÷ 3) | vs floor |"
+        "| backend | direct AMS pay p50 / p99 | through server p50 / p99 | ratio p50 / p99 | server pays/s | floor pays/s (RSA {floor_signs:.0} signs/s ÷ 3) | vs floor |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for f in &figures {
         println!(
-            "| {} | {:.2} ms | {:.2} ms | {:.2}× | {:.0} | {:.0} | {:.2} |",
+            "| {} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2}× / {:.2}× | {:.0} | {:.0} | {:.2} |",
             f.backend,
             f.direct.as_secs_f64() * 1e3,
+            f.direct_p99.as_secs_f64() * 1e3,
             f.server.as_secs_f64() * 1e3,
+            f.server_p99.as_secs_f64() * 1e3,
             f.server.as_secs_f64() / f.direct.as_secs_f64(),
+            f.server_p99.as_secs_f64() / f.direct_p99.as_secs_f64(),
             f.per_second,
             floor,
             f.per_second / floor

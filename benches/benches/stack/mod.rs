@@ -307,14 +307,20 @@ impl World {
         })
     }
 
-    /// The wallet user scans and approves (or pays) a QR code value, through the
+    /// The wallet user scans and approves a binding's QR code value, through the
     /// sandbox's control API. Returns when the sandbox answered.
     pub async fn scan(&self, code_value: &str) -> Result<(), String> {
+        self.scan_with(code_value, "approve").await
+    }
+
+    /// The wallet user scans a QR code value and decides (`approve` a binding, `pay`
+    /// an order code). Returns when the sandbox answered.
+    pub async fn scan_with(&self, code_value: &str, decision: &str) -> Result<(), String> {
         let r = self
             .http
             .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
             .header("content-type", "application/json")
-            .body(json!({"codeValue": code_value, "decision": "approve"}).to_string())
+            .body(json!({"codeValue": code_value, "decision": decision}).to_string())
             .send()
             .await
             .map_err(s)?;
