@@ -17,7 +17,7 @@
 //!   the sandbox and the server cost. The daemon's own share is the difference.
 //! - Beside them, also interleaved: what the daemon does on `binding.completed` before
 //!   it signals, storing the sealed tokens in the keyring, timed exactly as its vault
-//!   does it (a new `keyring::Entry` on a blocking thread, `set_secret` of a blob of
+//!   does it (an entry of the run's one Secret Service store on a blocking thread, `set_secret` of a blob of
 //!   the same size under a new account, deleted again untimed).
 //! - After each round the daemon's binding is unbound again (`Daemon1.Unbind`, untimed),
 //!   so every binding is made on a device with one wallet and the keyring keeps its size

@@ -15,16 +15,16 @@ pub enum Error {
          another Secret Service provider (KeePassXC, KWallet) in this session; scanbindd \
          never stores secrets in a plain file"
     )]
-    KeyringUnavailable(#[source] keyring::Error),
+    KeyringUnavailable(#[source] keyring_core::Error),
     /// The keyring exists but is locked and could not be unlocked (no prompter).
     #[error(
         "the OS keyring is locked: unlock it (log in again, or use the keyring manager such \
          as Seahorse) and retry"
     )]
-    KeyringLocked(#[source] keyring::Error),
+    KeyringLocked(#[source] keyring_core::Error),
     /// Any other keyring failure (invalid attributes, ambiguous entries).
     #[error("OS keyring error")]
-    Keyring(#[source] keyring::Error),
+    Keyring(#[source] keyring_core::Error),
     /// A keyring call panicked or was cancelled on the blocking pool.
     #[error("OS keyring call did not complete")]
     KeyringTask(#[source] tokio::task::JoinError),
@@ -190,14 +190,14 @@ mod tests {
 
     #[test]
     fn errors_keep_their_meaning_on_the_wire() {
-        let wire = Error::KeyringUnavailable(keyring::Error::NoEntry).to_wire();
+        let wire = Error::KeyringUnavailable(keyring_core::Error::NoEntry).to_wire();
         assert_eq!(
             wire.name().as_str(),
             "io.scanbind.Daemon1.Error.KeyringUnavailable"
         );
         assert!(wire.to_string().contains("gnome-keyring"), "{wire}");
         assert_eq!(
-            wire_name(Error::KeyringLocked(keyring::Error::NoEntry)),
+            wire_name(Error::KeyringLocked(keyring_core::Error::NoEntry)),
             "io.scanbind.Daemon1.Error.KeyringLocked"
         );
         assert_eq!(

@@ -764,17 +764,28 @@ pub async fn timed<T, F: std::future::Future<Output = T>>(f: F) -> (T, Duration)
     (out, t.elapsed())
 }
 
-/// One keyring operation exactly as the daemon's vault runs it (`daemon/src/vault`): a
-/// new `keyring::Entry` on a blocking-pool thread. Timed from the spawn to the result.
+/// One keyring operation exactly as the daemon's vault runs it (`daemon/src/vault`): an
+/// entry of one Secret Service store kept for the run (its connection and session are
+/// opened once), on a blocking-pool thread. Timed from the spawn to the result.
 pub async fn keyring_op<T: Send + 'static>(
     service: &str,
     account: &str,
-    op: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+    op: impl FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
 ) -> Result<(T, Duration), String> {
+    static STORE: std::sync::OnceLock<std::sync::Arc<keyring_core::CredentialStore>> =
+        std::sync::OnceLock::new();
     let (service, account) = (service.to_owned(), account.to_owned());
     let t = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
-        keyring::Entry::new(&service, &account).and_then(|entry| op(&entry))
+        let store = match STORE.get() {
+            Some(store) => store.clone(),
+            None => {
+                let store: std::sync::Arc<keyring_core::CredentialStore> =
+                    zbus_secret_service_keyring_store::Store::new()?;
+                STORE.get_or_init(|| store).clone()
+            }
+        };
+        keyring_core::Entry::new_in_store(&store, &service, &account).and_then(|entry| op(&entry))
     })
     .await
     .map_err(s)?

@@ -1,18 +1,25 @@
 //! The vault: the OS keyring holding the device key and the sealed token blobs.
 //!
-//! On Linux this is the Secret Service (gnome-keyring, KeePassXC, KWallet) through the
-//! `keyring` crate's async backend; on macOS the Keychain and on Windows the Credential
-//! Manager. The backend was chosen deliberately (docs/decisions.md D12): its API is
-//! synchronous and drives its own zbus 4 connection with `block_on`, which panics on a
-//! tokio worker thread, so **every keyring call here runs in
-//! [`tokio::task::spawn_blocking`]**. Nothing else in the daemon touches `keyring`.
+//! On Linux this is the Secret Service (gnome-keyring, KeePassXC, KWallet) through
+//! `keyring-core` and its zbus store (the daemon's own zbus 5); on macOS the Keychain and
+//! on Windows the Credential Manager, through their `keyring-core` stores
+//! (docs/decisions.md D12, D26). The API is synchronous and `block_on`s its D-Bus calls,
+//! which must not happen on a tokio worker thread, so **every keyring call here runs in
+//! [`tokio::task::spawn_blocking`]**. Nothing else in the daemon touches the keyring.
+//!
+//! A vault opens its store (on Linux: one Secret Service connection and session) on its
+//! first operation and keeps it; a store whose operation failed for want of a Secret
+//! Service, or of access to it, is dropped, so the next operation opens a new one (a
+//! keyring daemon that was restarted or unlocked meanwhile is found again).
 //!
 //! There is no fallback: no Secret Service is [`Error::KeyringUnavailable`], a locked
 //! keyring is [`Error::KeyringLocked`], and the daemon refuses to work rather than
 //! writing a secret anywhere else.
 
 use std::fmt;
+use std::sync::Arc;
 
+use keyring_core::CredentialStore;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -71,6 +78,61 @@ pub(crate) struct Vault {
     /// persistent copy stays in the keyring. The device key is not cached (it is read
     /// once at start). A std mutex: held for a lookup, an insert or a removal.
     cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Zeroizing<Vec<u8>>>>>,
+    /// The platform store, opened on first use (see the module docs).
+    store: Arc<StoreSlot>,
+}
+
+/// A vault's store, once opened. The Secret Service store's D-Bus proxies block on a
+/// call when dropped, which must not happen on a tokio thread: the last vault's store is
+/// dropped on a short-lived thread of its own.
+#[derive(Default)]
+struct StoreSlot(std::sync::Mutex<Option<Arc<CredentialStore>>>);
+
+impl StoreSlot {
+    fn get(&self) -> Option<Arc<CredentialStore>> {
+        crate::service::lock(&self.0).clone()
+    }
+
+    fn set(&self, store: Option<Arc<CredentialStore>>) {
+        let old = std::mem::replace(&mut *crate::service::lock(&self.0), store);
+        drop(old);
+    }
+}
+
+impl fmt::Debug for StoreSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = self.get().is_some();
+        f.debug_struct("StoreSlot").field("open", &open).finish()
+    }
+}
+
+impl Drop for StoreSlot {
+    fn drop(&mut self) {
+        let store = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(store) = store {
+            let closing = std::thread::Builder::new()
+                .name("keyring-close".into())
+                .spawn(move || drop(store));
+            if let Err(e) = closing {
+                tracing::warn!(cause = %e, "could not close the keyring store's connection");
+            }
+        }
+    }
+}
+
+/// Opens this platform's credential store.
+fn open_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let store: Arc<CredentialStore> = zbus_secret_service_keyring_store::Store::new()?;
+    #[cfg(target_os = "macos")]
+    let store: Arc<CredentialStore> = apple_native_keyring_store::keychain::Store::new()?;
+    #[cfg(windows)]
+    let store: Arc<CredentialStore> = windows_native_keyring_store::Store::new()?;
+    Ok(store)
 }
 
 impl Vault {
@@ -84,6 +146,7 @@ impl Vault {
         Vault {
             service: service.into(),
             cache: std::sync::Arc::default(),
+            store: Arc::default(),
         }
     }
 
@@ -114,7 +177,7 @@ impl Vault {
                 }
                 Ok(Some(Secret(bytes)))
             }
-            Err(Error::Keyring(keyring::Error::NoEntry)) => Ok(None),
+            Err(Error::Keyring(keyring_core::Error::NoEntry)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -125,7 +188,7 @@ impl Vault {
         crate::service::lock(&self.cache).remove(&kind.account());
         match self.blocking(kind, |entry| entry.delete_credential()).await {
             Ok(()) => Ok(true),
-            Err(Error::Keyring(keyring::Error::NoEntry)) => Ok(false),
+            Err(Error::Keyring(keyring_core::Error::NoEntry)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -134,12 +197,30 @@ impl Vault {
     async fn blocking<T, F>(&self, kind: &SecretKind, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+        F: FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
     {
         let service = self.service.clone();
         let account = kind.account();
+        let slot = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
-            keyring::Entry::new(&service, &account).and_then(|entry| op(&entry))
+            let store = match slot.get() {
+                Some(store) => store,
+                None => {
+                    let store = open_store()?;
+                    slot.set(Some(Arc::clone(&store)));
+                    store
+                }
+            };
+            let result = keyring_core::Entry::new_in_store(&store, &service, &account)
+                .and_then(|entry| op(&entry));
+            if let Err(
+                keyring_core::Error::PlatformFailure(_) | keyring_core::Error::NoStorageAccess(_),
+            ) = &result
+            {
+                // Opened again next time (see the module docs).
+                slot.set(None);
+            }
+            result
         })
         .await
         .map_err(Error::KeyringTask)?
@@ -150,10 +231,10 @@ impl Vault {
 /// Maps a keyring error to the daemon's meaning of it (stack-notes §2): a platform
 /// failure means no usable Secret Service on this session; no storage access means
 /// the keyring is locked (or its unlock prompt is unavailable).
-fn classify(e: keyring::Error) -> Error {
+fn classify(e: keyring_core::Error) -> Error {
     match e {
-        keyring::Error::PlatformFailure(_) => Error::KeyringUnavailable(e),
-        keyring::Error::NoStorageAccess(_) => Error::KeyringLocked(e),
+        keyring_core::Error::PlatformFailure(_) => Error::KeyringUnavailable(e),
+        keyring_core::Error::NoStorageAccess(_) => Error::KeyringLocked(e),
         other => Error::Keyring(other),
     }
 }

@@ -141,17 +141,17 @@ fn probe_unavailable_in_child() {
 fn keyring_errors_are_classified() {
     let boxed = || -> Box<dyn std::error::Error + Send + Sync> { "x".into() };
     assert!(matches!(
-        classify(keyring::Error::PlatformFailure(boxed())),
+        classify(keyring_core::Error::PlatformFailure(boxed())),
         Error::KeyringUnavailable(_)
     ));
     assert!(matches!(
-        classify(keyring::Error::NoStorageAccess(boxed())),
+        classify(keyring_core::Error::NoStorageAccess(boxed())),
         Error::KeyringLocked(_)
     ));
     assert!(matches!(
-        classify(keyring::Error::NoEntry),
-        Error::Keyring(keyring::Error::NoEntry)
+        classify(keyring_core::Error::NoEntry),
+        Error::Keyring(keyring_core::Error::NoEntry)
     ));
-    let locked = classify(keyring::Error::NoStorageAccess(boxed())).to_string();
+    let locked = classify(keyring_core::Error::NoStorageAccess(boxed())).to_string();
     assert!(locked.contains("unlock"), "{locked}");
 }
