@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{Device, Samples, World, ms, timed};
+use stack::{Device, Samples, World, median_row, ms, timed};
 
 const SECTION: &str = "checkout-overhead";
 const WARMUP: usize = 10;
@@ -150,16 +150,6 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     Ok(f)
 }
 
-fn row(name: &str, x: &Samples) -> String {
-    format!(
-        "| {name} | {} | {} | {}–{} |",
-        ms(x.median()),
-        ms(x.percentile(90.0)),
-        ms(x.min()),
-        ms(x.max())
-    )
-}
-
 fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
     let floor: Duration = f.singles.median();
     let ratio = f.checkout.median().as_secs_f64() / floor.as_secs_f64();
@@ -182,11 +172,11 @@ fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
         String::new(),
         "| measure | median | p90 | min–max |".to_owned(),
         "|---|---:|---:|---:|".to_owned(),
-        row("**floor**: 2 single payments", &f.singles),
-        row("1 checkout of 2 parts", &f.checkout),
-        row("**floor**: 1 single payment (the first of the two)", &f.single),
-        row("1 order code payment: issued → scanned and paid → result event", &f.order_code),
-        row("of which the wallet user's scan request (the phone's part)", &f.scan),
+        median_row("**floor**: 2 single payments", &f.singles),
+        median_row("1 checkout of 2 parts", &f.checkout),
+        median_row("**floor**: 1 single payment (the first of the two)", &f.single),
+        median_row("1 order code payment: issued → scanned and paid → result event", &f.order_code),
+        median_row("of which the wallet user's scan request (the phone's part)", &f.scan),
         format!("| order code without the scan request (median − median) | {} | | |", ms(ours)),
         String::new(),
         format!(

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
-use stack::{GUARD, PrivateBus, Samples, World, ms, s, sh_quote};
+use stack::{GUARD, PrivateBus, Samples, World, median_row, ms, s, sh_quote};
 
 const SECTION: &str = "daemon-activation";
 const ROUNDS: usize = 20;
@@ -245,15 +245,6 @@ fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
     } else {
         "misses"
     };
-    let row = |name: &str, x: &Samples| {
-        format!(
-            "| {name} | {} | {} | {}–{} |",
-            ms(x.median()),
-            ms(x.percentile(90.0)),
-            ms(x.min()),
-            ms(x.max())
-        )
-    };
     [
         "## Daemon D-Bus activation to first reply".to_owned(),
         String::new(),
@@ -268,8 +259,8 @@ fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
         String::new(),
         "| measure | median | p90 | min–max |".to_owned(),
         "|---|---:|---:|---:|".to_owned(),
-        row("**floor**: minimal zbus service activated", &f.floor),
-        row("`scanbindd` activated (warm)", &f.daemon),
+        median_row("**floor**: minimal zbus service activated", &f.floor),
+        median_row("`scanbindd` activated (warm)", &f.daemon),
         format!("| `scanbindd` activated, first start of the run (cold: new device key) | {} | | |", ms(f.cold)),
         String::new(),
         format!(

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, ms, s};
+use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, median_row, ms, s};
 use zvariant::OwnedObjectPath;
 
 const SECTION: &str = "daemon-pay";
@@ -222,16 +222,6 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     Ok(f)
 }
 
-fn row(name: &str, x: &Samples) -> String {
-    format!(
-        "| {name} | {} | {} | {}–{} |",
-        ms(x.median()),
-        ms(x.percentile(90.0)),
-        ms(x.min()),
-        ms(x.max())
-    )
-}
-
 fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
     let floor: Duration = f.echo.median() + f.commit.median() + f.server.median();
     let ratio = f.pay.median().as_secs_f64() / floor.as_secs_f64();
@@ -251,11 +241,11 @@ fn report(machine: &Machine, versions: &str, f: &Figures) -> String {
         String::new(),
         "| measure | median | p90 | min–max |".to_owned(),
         "|---|---:|---:|---:|".to_owned(),
-        row("D-Bus echo call", &f.echo),
-        row("SQLite commit (WAL, FULL)", &f.commit),
-        row("direct `POST /v1/payments`", &f.server),
+        median_row("D-Bus echo call", &f.echo),
+        median_row("SQLite commit (WAL, FULL)", &f.commit),
+        median_row("direct `POST /v1/payments`", &f.server),
         format!("| **floor** (sum of the medians) | {} | | |", ms(floor)),
-        row("`Pay` → `Completed`", &f.pay),
+        median_row("`Pay` → `Completed`", &f.pay),
         String::new(),
         format!(
             "`Pay` ÷ floor: **{ratio:.2}×** (target ≤ 1.2×: {verdict})."

@@ -743,6 +743,17 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A table row `| name | median | p90 | min–max |` of `x`.
+pub fn median_row(name: &str, x: &Samples) -> String {
+    format!(
+        "| {name} | {} | {} | {}–{} |",
+        ms(x.median()),
+        ms(x.percentile(90.0)),
+        ms(x.min()),
+        ms(x.max())
+    )
+}
+
 /// Writes a wrapper script (mode 0755) at `path` with `body` after the shebang.
 pub fn write_script(path: &Path, body: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
