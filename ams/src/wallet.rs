@@ -1,11 +1,10 @@
-//! `customerBelongsTo`: the wallet a user pays with (ams-api.md §5.1), and the Scan to
-//! Bind wallet table (ams-api.md §4).
+//! `customerBelongsTo`: the wallet a user pays with (ams-api.md §5.1), and its Scan to
+//! Bind profile (ams-api.md §4; the table itself is `scanbind_money::wallet`).
 //!
 //! Unknown wallet codes are kept verbatim in [`Wallet::Other`], so a wallet AMS adds later
 //! round-trips unchanged.
 
 use crate::model::common::wire_enum;
-use crate::money::{Currency, MinorUnits};
 
 wire_enum! {
     /// A wallet, as AMS names it in `customerBelongsTo` and `paymentMethodType`.
@@ -73,23 +72,7 @@ wire_enum! {
     }
 }
 
-/// Currency, minimum and limits of a Scan to Bind wallet (ams-api.md §4; limits change
-/// over time). Amounts are minor units of `currency`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WalletProfile {
-    /// The wallet's currency.
-    pub currency: Currency,
-    /// Smallest payment.
-    pub min_amount: MinorUnits,
-    /// Largest single payment, if documented.
-    pub per_transaction_limit: Option<MinorUnits>,
-    /// Daily limit, if documented.
-    pub daily_limit: Option<MinorUnits>,
-    /// Yearly limit, if documented.
-    pub yearly_limit: Option<MinorUnits>,
-    /// The wallet's name for people.
-    pub display_name: &'static str,
-}
+pub use scanbind_money::wallet::WalletProfile;
 
 impl Wallet {
     /// The seven Scan to Bind wallets, in the order of the table in ams-api.md §4.
@@ -103,51 +86,12 @@ impl Wallet {
         Wallet::Truemoney,
     ];
 
-    /// The Scan to Bind profile of this wallet, or `None` if it is not a Scan to Bind wallet.
+    /// The Scan to Bind profile of this wallet, or `None` if it is not a Scan to Bind wallet
+    /// (the table is `scanbind_money::wallet`).
     pub fn scan_to_bind(&self) -> Option<WalletProfile> {
-        // (currency, min, per txn, daily, yearly, name), in minor units.
-        let (currency, min, txn, day, year, name) = match self {
-            Wallet::AlipayCn => (Currency::CNY, 10, None, None, None, "Alipay"),
-            Wallet::AlipayHk => (
-                Currency::HKD,
-                1,
-                Some(5_000_000),
-                None,
-                Some(20_000_000),
-                "AlipayHK",
-            ),
-            Wallet::Dana => (
-                Currency::IDR,
-                30_000,
-                Some(1_000_000_000),
-                Some(2_000_000_000),
-                None,
-                "DANA",
-            ),
-            Wallet::Gcash => (Currency::PHP, 100, None, Some(10_000_000), None, "GCash"),
-            Wallet::Kakaopay => (Currency::KRW, 50, Some(2_000_000), None, None, "Kakao Pay"),
-            Wallet::Tng => (Currency::MYR, 5, Some(2_000_000), None, None, "Touch 'n Go"),
-            Wallet::Truemoney => (
-                Currency::THB,
-                100,
-                Some(3_000_000),
-                Some(5_000_000),
-                None,
-                "TrueMoney",
-            ),
-            _ => return None,
-        };
-        Some(WalletProfile {
-            currency,
-            min_amount: minor(min),
-            per_transaction_limit: txn.map(minor),
-            daily_limit: day.map(minor),
-            yearly_limit: year.map(minor),
-            display_name: name,
-        })
+        if !self.is_known() {
+            return None;
+        }
+        scanbind_money::wallet::scan_to_bind(self.as_str())
     }
-}
-
-fn minor(v: i64) -> MinorUnits {
-    MinorUnits::new(v).expect("table amounts are non-negative")
 }

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use futures_util::StreamExt as _;
 
-use scanbind_ams::Money;
 use scanbind_ipc::types::{Connectivity, keys};
 use scanbind_ipc::{BindingSummary, Daemon1Proxy, PaymentSummary};
+use scanbind_money::Money;
 use serde::Serialize;
 use zbus::Connection;
 use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};

@@ -34,7 +34,7 @@ pub enum Error {
     UnknownState(String),
     /// An amount is not valid money (negative, too large, unknown currency).
     #[error(transparent)]
-    Money(#[from] scanbind_ams::money::MoneyError),
+    Money(#[from] scanbind_money::MoneyError),
     /// The object's signal stream ended before it completed (the daemon went away).
     #[error("the daemon went away before {0} completed")]
     Disconnected(&'static str),

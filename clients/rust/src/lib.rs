@@ -41,6 +41,7 @@ mod binding;
 mod client;
 pub mod connect;
 mod error;
+mod http;
 mod payment;
 pub mod receipt;
 mod watch;
@@ -55,10 +56,9 @@ pub use scanbind_ipc::types::Connectivity;
 pub use scanbind_ipc::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};
 
 /// Money: integer minor units of an ISO 4217 currency (re-exported from
-/// `scanbind-ams`). There are no floating-point amounts anywhere.
+/// `scanbind-money`). There are no floating-point amounts anywhere.
 pub mod money {
-    pub use scanbind_ams::money::MoneyError;
-    pub use scanbind_ams::{Currency, MinorUnits, Money};
+    pub use scanbind_money::{Currency, MinorUnits, Money, MoneyError};
 }
 
 /// The wire contract (`scanbind-ipc`): error names, proxies, option keys.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
-use scanbind_ams::{Currency, Money};
 use scanbind_ipc::{ErrorInfo, Payment1Proxy, PaymentState};
+use scanbind_money::{Currency, Money};
 use serde::Serialize;
 use zbus::proxy::CacheProperties;
 use zvariant::OwnedObjectPath;

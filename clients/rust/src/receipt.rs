@@ -4,8 +4,8 @@
 //! server. Verify it where it matters — on the app's backend, before granting what was
 //! bought — against the key set the server publishes at `/v1/receipt-keys`.
 
-use scanbind_ams::Money;
 pub use scanbind_device_api::receipt::{Receipt, ReceiptKeySet, ReceiptKind};
+use scanbind_money::Money;
 
 use crate::error::{Error, Result};
 
@@ -33,8 +33,8 @@ impl ReceiptVerifier {
             url: url.clone(),
             source: e,
         };
-        let http = scanbind_ams::client::http_client_builder(Vec::new())
-            .map_err(|e| wrap(Box::new(e)))?
+        let http = crate::http::client_builder()
+            .map_err(wrap)?
             .build()
             .map_err(|e| wrap(Box::new(e)))?;
         let keys: ReceiptKeySet = http

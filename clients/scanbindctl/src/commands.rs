@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
-use scanbind_ams::wallet::Wallet;
 use scanbind_client::money::{Currency, Money};
 use scanbind_client::{
     BindOptions, Binding, BindingState, Client, ListOptions, PayRequest, Payment, PaymentState,
@@ -199,10 +198,10 @@ pub async fn status(transport: &Transport, out: Output) -> anyhow::Result<()> {
 
 /// Checks a wallet name: a Scan to Bind wallet, or a usage error naming them.
 pub fn check_wallet(wallet: &str) -> anyhow::Result<Currency> {
-    match Wallet::parse(wallet).scan_to_bind() {
+    match scanbind_money::wallet::scan_to_bind(wallet) {
         Some(profile) => Ok(profile.currency),
         None => {
-            let names: Vec<String> = Wallet::SCAN_TO_BIND.iter().map(|w| w.to_string()).collect();
+            let names = scanbind_money::wallet::SCAN_TO_BIND;
             Err(exit::usage(format!(
                 "{wallet} is not a Scan to Bind wallet (try one of {})",
                 names.join(", ")

@@ -1,4 +1,4 @@
-//! Money: integer minor units, the ISO 4217 table, and the AMS `Amount` wire form.
+//! Money values: integer minor units, the ISO 4217 table, and the AMS `Amount` wire form.
 //!
 //! There are no floats anywhere: an amount is a [`MinorUnits`] integer (cents, fils,
 //! whole yen, ...) tagged with a [`Currency`] whose exponent comes from one exhaustive
@@ -370,7 +370,7 @@ pub struct Amount {
     /// ISO 4217 alphabetic code.
     pub currency: String,
     /// Minor units as a decimal integer string.
-    #[serde(deserialize_with = "crate::flex::string_or_number")]
+    #[serde(deserialize_with = "string_or_integer")]
     pub value: String,
 }
 
@@ -386,6 +386,33 @@ impl From<Money> for Amount {
     fn from(m: Money) -> Self {
         m.to_amount()
     }
+}
+
+/// Accepts `Amount.value` as a JSON string or an integer and keeps its text
+/// (`"30000"` or `30000` → `"30000"`); floats are refused. The same rule as
+/// `scanbind_ams::flex::string_or_number`, which the AMS models use for other fields.
+fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::{self, Visitor};
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an integer")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(V)
 }
 
 #[cfg(test)]
