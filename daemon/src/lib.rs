@@ -47,7 +47,8 @@ pub(crate) mod journal;
 mod p2p;
 mod payment;
 mod pin;
-pub mod policy;
+/// The per-app payment policy: the `scanbind-policy` crate.
+pub use scanbind_policy as policy;
 mod qr;
 mod refresh;
 mod runtime;

@@ -36,19 +36,9 @@ pub struct FileConfig {
     pub policy_file: Option<PathBuf>,
 }
 
-/// The default policy file: `$XDG_CONFIG_HOME/scanbind/policy.toml` for a user daemon,
-/// `/etc/scanbind/policy.toml` for a system one. It need not exist (then every app may
-/// pay); creating or editing it takes effect at the next payment.
-pub fn default_policy_path(system: bool) -> Option<PathBuf> {
-    if system {
-        return Some(PathBuf::from("/etc/scanbind/policy.toml"));
-    }
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("scanbind/policy.toml"))
-}
+/// The default policy file (`scanbind_policy::default_policy_path`): the policy crate
+/// is the one home of where the file lives.
+pub use scanbind_policy::default_policy_path;
 
 /// The systemd credential name read when no token file is configured:
 /// `$CREDENTIALS_DIRECTORY/provisioning-token` (`LoadCredential=`).

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use scanbindd::policy::{AboveCap, TrustedAgent, Unknown};
+use scanbind_policy::{AboveCap, TrustedAgent, Unknown};
 
 use crate::exit;
 use crate::output::Output;

@@ -1,10 +1,10 @@
 //! `policy.toml` as `apps` and `profiles` edit it: where it is, reading it through the
-//! daemon's own parser, writing it atomically, and amounts in major units.
+//! daemon's own parser (`scanbind-policy`), writing it atomically, and amounts in major units.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use scanbindd::policy::{Limits, PolicyFile};
+use scanbind_policy::{Limits, PolicyFile};
 
 use crate::commands::parse_amount;
 use crate::exit;
@@ -13,7 +13,7 @@ use crate::exit;
 /// (`$XDG_CONFIG_HOME/scanbind/policy.toml`).
 pub fn path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     explicit
-        .or_else(|| scanbindd::settings::default_policy_path(false))
+        .or_else(|| scanbind_policy::default_policy_path(false))
         .context("no policy file: pass --policy FILE (HOME and XDG_CONFIG_HOME are unset)")
 }
 

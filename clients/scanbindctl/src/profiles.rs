@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use scanbind_client::ipc::proxy::AgentManager1Proxy;
 use scanbind_client::{Client, Transport};
-use scanbindd::policy::Profile;
+use scanbind_policy::Profile;
 use serde_json::json;
 
 use crate::exit;

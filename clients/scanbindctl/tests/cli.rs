@@ -569,12 +569,12 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert_eq!(run(&["apps", "--policy", p, "unknown", "deny"]).0, 0);
     // The daemon's own parser reads what the CLI wrote.
     let text = std::fs::read_to_string(&policy).unwrap();
-    let parsed = scanbindd::policy::PolicyFile::parse(&text, &policy).unwrap();
+    let parsed = scanbind_policy::PolicyFile::parse(&text, &policy).unwrap();
     let rule = &parsed.apps["/usr/bin/game"];
     assert_eq!(rule.wallets.as_deref(), Some(&["ALIPAY_HK".to_owned()][..]));
     assert_eq!(rule.limits["HKD"].per_payment, Some(10_000));
     assert_eq!(rule.limits["HKD"].daily, Some(50_000));
-    assert_eq!(parsed.unknown_apps, scanbindd::policy::Unknown::Deny);
+    assert_eq!(parsed.unknown_apps, scanbind_policy::Unknown::Deny);
     let (code, stdout, _) = run(&["--json", "apps", "--policy", p, "list"]);
     assert_eq!(code, 0);
     assert_eq!(

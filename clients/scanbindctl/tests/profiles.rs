@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use scanbindd::policy::{AboveCap, PolicyFile};
+use scanbind_policy::{AboveCap, PolicyFile};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_scanbindctl");

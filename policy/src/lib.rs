@@ -1,6 +1,10 @@
+//! # scanbind-policy
+//!
 //! Per-app payment policy (issue 7, first part): which apps may charge, which wallets,
 //! a cap per payment and daily / monthly budgets per currency. Documented in
-//! `docs/policy.md`.
+//! `docs/policy.md`. The daemon decides payments with it (`scanbindd::policy` is this
+//! crate); `scanbindctl` reads and writes the same file with it. It does not depend on
+//! the daemon.
 //!
 //! The file (`policy.toml`) is read when a payment needs it and re-read whenever its
 //! modification time or size changed, so edits take effect without a restart and
@@ -10,14 +14,31 @@
 //! Caps are checked here; budgets are checked by the journal in the same transaction
 //! that records the payment ([`Budget`]), so concurrent calls can never overspend.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use scanbind_ams::{Currency, MinorUnits, Money};
 use scanbind_ipc::Error as Wire;
+use scanbind_money::{Currency, MinorUnits, Money};
 use serde::{Deserialize, Serialize};
+
+/// The default policy file: `$XDG_CONFIG_HOME/scanbind/policy.toml` for a user daemon,
+/// `/etc/scanbind/policy.toml` for a system one. It need not exist (then every app may
+/// pay); creating or editing it takes effect at the next payment.
+pub fn default_policy_path(system: bool) -> Option<PathBuf> {
+    if system {
+        return Some(PathBuf::from("/etc/scanbind/policy.toml"));
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("scanbind/policy.toml"))
+}
 
 /// What to do with an app the file does not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -171,7 +192,7 @@ pub struct PolicyFile {
 
 /// What the user must be asked before a payment is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Prompt {
+pub enum Prompt {
     /// The first charge of an app the policy does not list (`unknown_apps = "ask"`):
     /// allowing it adds the app with the `[consent]` limits.
     Consent,
@@ -183,13 +204,13 @@ pub(crate) enum Prompt {
 
 /// The policy's verdict on a payment that is not refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Decision {
+pub struct Decision {
     /// Budgets the journal checks with the insert.
-    pub(crate) budgets: Vec<Budget>,
+    pub budgets: Vec<Budget>,
     /// Whom to ask first, if anyone.
-    pub(crate) prompt: Option<Prompt>,
+    pub prompt: Option<Prompt>,
     /// Above the app's cap with `above_cap = "order-code"`: pay by order code.
-    pub(crate) step_up: bool,
+    pub step_up: bool,
 }
 
 /// A budget the journal checks atomically with the insert: the sum of the app's
@@ -255,7 +276,7 @@ impl PolicyFile {
 
     /// Decides a payment of `amount` by `app` from `wallet` (empty for an order code):
     /// the budgets to check with the insert and whom to ask, or the refusal.
-    pub(crate) fn decide(
+    pub fn decide(
         &self,
         app: &str,
         wallet: &str,
@@ -341,7 +362,7 @@ impl PolicyFile {
     }
 
     /// The limits the consent prompt grants in `currency`, if any.
-    pub(crate) fn consent_limits(&self, currency: Currency) -> Option<Limits> {
+    pub fn consent_limits(&self, currency: Currency) -> Option<Limits> {
         self.consent.limits.get(currency.code()).copied()
     }
 }
@@ -403,11 +424,17 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 }
 
 /// `HKD 49.00` for 4900 minor units.
-pub(crate) fn money_text(currency: Currency, minor: i64) -> String {
+pub fn money_text(currency: Currency, minor: i64) -> String {
     match MinorUnits::new(minor) {
         Ok(m) => Money::new(currency, m).to_string(),
         Err(_) => format!("{minor} minor units of {}", currency.code()),
     }
+}
+
+/// Locks a mutex, recovering it if a panicking holder poisoned it: the guarded values
+/// (a cache, a writer token) stay valid whatever a panic interrupted.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The start of the UTC month of `now` (Unix seconds).
@@ -428,7 +455,7 @@ type Stamp = (Option<SystemTime>, u64);
 
 /// The policy file and its last-read contents, re-read when it changed.
 #[derive(Debug)]
-pub(crate) struct PolicySource {
+pub struct PolicySource {
     path: Option<PathBuf>,
     /// (modification time, size) of the copy read, and what it gave. A std mutex:
     /// held while a small file is read and parsed.
@@ -439,7 +466,7 @@ pub(crate) struct PolicySource {
 
 impl PolicySource {
     /// The policy at `path`; `None`: no policy (every app may pay).
-    pub(crate) fn new(path: Option<PathBuf>) -> PolicySource {
+    pub fn new(path: Option<PathBuf>) -> PolicySource {
         PolicySource {
             path,
             cache: Mutex::new(None),
@@ -450,7 +477,7 @@ impl PolicySource {
     /// Adds `app` to the policy file as allowed for `wallet` (all wallets when empty)
     /// with `limits`: the user's answer to the first-use consent prompt. The file is
     /// replaced atomically; an app already listed keeps its rule.
-    pub(crate) fn grant(
+    pub fn grant(
         &self,
         app: &str,
         wallet: &str,
@@ -459,7 +486,7 @@ impl PolicySource {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _writer = crate::service::lock(&self.write);
+        let _writer = lock(&self.write);
         let mut policy = self.current()?;
         policy
             .apps
@@ -484,7 +511,7 @@ impl PolicySource {
 
     /// The current policy: the file re-read if it changed; a missing file is the
     /// default (allow), an unreadable or invalid one an error.
-    pub(crate) fn current(&self) -> Result<PolicyFile, String> {
+    pub fn current(&self) -> Result<PolicyFile, String> {
         let Some(path) = &self.path else {
             return Ok(PolicyFile::default());
         };
@@ -495,7 +522,7 @@ impl PolicySource {
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let mut cache = crate::service::lock(&self.cache);
+        let mut cache = lock(&self.cache);
         if let Some((s, policy)) = cache.as_ref()
             && *s == stamp
         {
