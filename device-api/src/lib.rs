@@ -15,6 +15,8 @@
 //!   the `x-scanbind-*` headers, and the [`Verifier`] with its ±5 minute
 //!   window.
 //! - [`receipt`]: signed receipts (JWS compact, EdDSA) and the published key set.
+//! - [`limits`]: the size limits of request fields (app id, order id, description,
+//!   refund id and reason, seller id, checkout parts, device name).
 //! - [`error`]: the crate's one error type.
 //!
 //! ## Signing in one paragraph
@@ -31,6 +33,7 @@
 
 pub mod codes;
 pub mod error;
+pub mod limits;
 pub mod receipt;
 pub mod signing;
 pub mod types;

@@ -16,6 +16,8 @@
 //! - [`types`]: wire records (typed structs for stable records), state enums, the keys
 //!   of every `a{sv}` options and details dictionary.
 //! - [`error`]: the one [`Error`] enum, `io.scanbind.Daemon1.Error.*`.
+//! - [`limits`]: the size limits of arguments and options (order id, description,
+//!   label, line items, refund reason, checkout parts), each within the device API's.
 //! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1`,
 //!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents) and
 //!   `io.scanbind.Agent1` (for the daemon, calling an agent).
@@ -32,6 +34,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod error;
+pub mod limits;
 pub mod names;
 pub mod paths;
 pub mod proxy;
