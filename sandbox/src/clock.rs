@@ -4,7 +4,7 @@
 //! expiry, cancel and refund windows, declaration progress) is measured on this clock,
 //! so a test can jump 15 minutes or 366 days ahead with `POST /sandbox/v1/clock/advance`
 //! instead of sleeping. Notification retry delays are *not* on this clock: they run in
-//! real time multiplied by the time scale (see [`crate::notify`]).
+//! real time multiplied by the time scale (see the notifier, `notify.rs`).
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -10,6 +10,10 @@
 //!
 //! - [`Sandbox`] / [`SandboxBuilder`] / [`SandboxHandle`] (this file): start a sandbox
 //!   in-process and stop it.
+//! - `router`: the route table (AMS API, control API, phone pages), on top of
+//!   everything else.
+//! - `app`: the shared context every handler gets (merchants, key, clock, store,
+//!   faults, notifier).
 //! - [`config`]: merchants and keys, signing key (loaded or generated), time scale, token
 //!   lifetimes, state file.
 //! - [`clock`]: real time plus an offset tests move forward.
@@ -41,6 +45,7 @@ pub mod notify;
 mod phone;
 pub mod reports;
 mod respond;
+mod router;
 pub mod state;
 pub mod wallets;
 
@@ -202,7 +207,7 @@ impl SandboxBuilder {
             shutdown: stop_rx.clone(),
         });
         let ticker = tokio::spawn(tick(Arc::clone(&app), stop_rx.clone()));
-        let router = app::router(Arc::clone(&app));
+        let router = router::router(Arc::clone(&app));
         let mut stop = stop_rx;
         let server = tokio::spawn(async move {
             let shutdown = async move {
