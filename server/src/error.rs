@@ -5,6 +5,81 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scanbind_device_api::{ApiError, ErrorCode};
 
+macro_rules! operator_codes {
+    ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
+        /// A stable back-office error code (`{"error":{"code":..,"message":..}}`).
+        /// Codes are append-only.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum OperatorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl OperatorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [OperatorCode] = &[$(OperatorCode::$variant,)*];
+
+            /// The wire text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(OperatorCode::$variant => $status,)*
+                }
+            }
+
+            /// What the code means, for documentation.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+operator_codes! {
+    BadRequest = "bad_request", 400, "A parameter or the body is malformed or missing; the message names it.";
+    AmountInvalid = "amount_invalid", 400, "Not a positive whole number of minor units, the wrong currency, or more than the payment allows (refundable or declarable amount).";
+    CustomsInvalid = "customs_invalid", 400, "An unknown customs office code or bad merchant customs registration.";
+    Unauthenticated = "unauthenticated", 401, "No operator key, or an unknown, malformed or revoked one.";
+    Forbidden = "forbidden", 403, "The key's scope does not allow this operation.";
+    NotFound = "not_found", 404, "No such payment, binding, refund or declaration.";
+    IdempotencyConflict = "idempotency_conflict", 409, "The refund or declaration id was used before with other parameters.";
+    InvalidState = "invalid_state", 409, "Not allowed in the payment's current state (e.g. refunding a failed payment).";
+    RefundPeriodExceeded = "refund_period_exceeded", 409, "The wallet's refund period (365 days after payment) has passed.";
+    CancelWindowExceeded = "cancel_window_exceeded", 409, "The cancel window has passed: refund instead.";
+    BodyTooLarge = "body_too_large", 413, "The body is over 64 KiB.";
+    PaymentRejected = "payment_rejected", 422, "Alipay refused with a final result; the message carries its result code.";
+    Internal = "internal", 500, "Unexpected. Retrying the identical request is safe.";
+    UpstreamUnavailable = "upstream_unavailable", 503, "No trustworthy answer from Alipay. Retrying the identical request is safe.";
+}
+
+impl std::fmt::Display for OperatorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OperatorCode {
+    /// The closest device code (for logs and metrics that count device codes).
+    pub fn device_code(self) -> ErrorCode {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == self.as_str())
+            .unwrap_or(match self {
+                OperatorCode::Forbidden => ErrorCode::RegistrationRefused,
+                OperatorCode::CustomsInvalid => ErrorCode::BadRequest,
+                _ => ErrorCode::InvalidState,
+            })
+    }
+}
+
 /// Everything that can go wrong in the server.
 ///
 /// No variant ever carries a token, a key or a signature: all are safe to log.
@@ -54,7 +129,7 @@ pub enum Error {
     #[error("{code}: {message}")]
     Operator {
         /// The stable code.
-        code: crate::admin::OperatorCode,
+        code: OperatorCode,
         /// Text for people; names the record.
         message: String,
     },
@@ -91,7 +166,7 @@ impl Error {
     }
 
     /// A back-office error.
-    pub fn operator(code: crate::admin::OperatorCode, message: impl Into<String>) -> Self {
+    pub fn operator(code: OperatorCode, message: impl Into<String>) -> Self {
         Error::Operator {
             code,
             message: message.into(),

@@ -12,288 +12,29 @@ use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
 use axum::routing::{get, post};
-use ring::digest::{SHA256, digest};
-use scanbind_ams::money::Currency;
 use scanbind_ams::result::ResultStatus;
-use scanbind_device_api::ErrorCode;
 use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::app::App;
-use crate::auth::{parse_json, read_body};
-use crate::db::{Db, PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
-use crate::error::{Error, Result};
-use crate::service::{self, payment_view, plausible_id, refund_view};
-use crate::util::{hex, now_ms, rfc3339};
+use crate::domain::App;
+use crate::domain::payments::{
+    self as service, REFUND_PERIOD_DAYS, payment_view, plausible_id, refund_view,
+};
+use crate::error::{Error, OperatorCode, Result};
+use crate::http::auth::{parse_json, read_body};
+use crate::store::{PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
+use crate::util::{now_ms, rfc3339};
 
-macro_rules! operator_codes {
-    ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
-        /// A stable back-office error code (`{"error":{"code":..,"message":..}}`).
-        /// Codes are append-only.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum OperatorCode {
-            $(#[doc = $doc] $variant,)*
-        }
-
-        impl OperatorCode {
-            /// Every code, in declaration order.
-            pub const ALL: &'static [OperatorCode] = &[$(OperatorCode::$variant,)*];
-
-            /// The wire text.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(OperatorCode::$variant => $text,)*
-                }
-            }
-
-            /// The HTTP status.
-            pub fn http_status(self) -> u16 {
-                match self {
-                    $(OperatorCode::$variant => $status,)*
-                }
-            }
-
-            /// What the code means, for documentation.
-            pub fn description(self) -> &'static str {
-                match self {
-                    $(OperatorCode::$variant => $doc,)*
-                }
-            }
-        }
-    };
-}
-
-operator_codes! {
-    BadRequest = "bad_request", 400, "A parameter or the body is malformed or missing; the message names it.";
-    AmountInvalid = "amount_invalid", 400, "Not a positive whole number of minor units, the wrong currency, or more than the payment allows (refundable or declarable amount).";
-    CustomsInvalid = "customs_invalid", 400, "An unknown customs office code or bad merchant customs registration.";
-    Unauthenticated = "unauthenticated", 401, "No operator key, or an unknown, malformed or revoked one.";
-    Forbidden = "forbidden", 403, "The key's scope does not allow this operation.";
-    NotFound = "not_found", 404, "No such payment, binding, refund or declaration.";
-    IdempotencyConflict = "idempotency_conflict", 409, "The refund or declaration id was used before with other parameters.";
-    InvalidState = "invalid_state", 409, "Not allowed in the payment's current state (e.g. refunding a failed payment).";
-    RefundPeriodExceeded = "refund_period_exceeded", 409, "The wallet's refund period (365 days after payment) has passed.";
-    CancelWindowExceeded = "cancel_window_exceeded", 409, "The cancel window has passed: refund instead.";
-    BodyTooLarge = "body_too_large", 413, "The body is over 64 KiB.";
-    PaymentRejected = "payment_rejected", 422, "Alipay refused with a final result; the message carries its result code.";
-    Internal = "internal", 500, "Unexpected. Retrying the identical request is safe.";
-    UpstreamUnavailable = "upstream_unavailable", 503, "No trustworthy answer from Alipay. Retrying the identical request is safe.";
-}
-
-impl std::fmt::Display for OperatorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl OperatorCode {
-    /// The closest device code (for logs and metrics that count device codes).
-    pub fn device_code(self) -> ErrorCode {
-        ErrorCode::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == self.as_str())
-            .unwrap_or(match self {
-                OperatorCode::Forbidden => ErrorCode::RegistrationRefused,
-                OperatorCode::CustomsInvalid => ErrorCode::BadRequest,
-                _ => ErrorCode::InvalidState,
-            })
-    }
-}
+pub use crate::domain::operators::{
+    OperatorKey, Scope, authenticate, create_key, list_keys, revoke_key,
+};
 
 fn op_err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)
-}
-
-/// The days after payment during which every Scan to Bind wallet accepts a refund
-/// (the seed's wallet table: 365 days for all of them).
-pub const REFUND_PERIOD_DAYS: i64 = 365;
-
-/// Customs offices accepted in a declaration (region `CN`).
-pub const CUSTOMS_CODES: &[&str] = &[
-    "ZONGSHU",
-    "SHANGHAI_CBT",
-    "HANGZHOU",
-    "NINGBO",
-    "ZHENGZHOU",
-    "GUANGZHOU",
-    "SHENZHEN",
-    "CHONGQING",
-    "TIANJIN",
-];
-
-// ---------------------------------------------------------------------------------------
-// Keys
-// ---------------------------------------------------------------------------------------
-
-/// What a key may do. Ordered: a higher scope includes the lower ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Search payments, look at one, inquire declarations.
-    Read,
-    /// Also refund, cancel and declare to customs.
-    Refund,
-    /// Also revoke bindings.
-    Admin,
-}
-
-impl Scope {
-    /// The wire text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Refund => "refund",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// Parses `read`, `refund` or `admin`.
-    pub fn parse(text: &str) -> Option<Scope> {
-        match text {
-            "read" => Some(Scope::Read),
-            "refund" => Some(Scope::Refund),
-            "admin" => Some(Scope::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// An operator key as stored (never the secret).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorKey {
-    /// Public id (`sbk_<key id>_…`).
-    pub key_id: String,
-    /// Who or what holds it.
-    pub name: String,
-    /// Its scope.
-    pub scope: Scope,
-    /// Created, RFC 3339.
-    pub created_at: String,
-    /// Last accepted use, RFC 3339.
-    pub last_used_at: Option<String>,
-    /// Revoked, RFC 3339.
-    pub revoked_at: Option<String>,
-}
-
-fn secret_hash(secret: &str) -> String {
-    let mut input = b"scanbind-operator-key-v1\n".to_vec();
-    input.extend_from_slice(secret.as_bytes());
-    hex(digest(&SHA256, &input).as_ref())
-}
-
-fn key_from_row(r: &sqlx::any::AnyRow) -> Result<OperatorKey> {
-    let scope: String = r.try_get("scope")?;
-    Ok(OperatorKey {
-        key_id: r.try_get("key_id")?,
-        name: r.try_get("name")?,
-        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
-        created_at: rfc3339(r.try_get("created_at")?),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-    })
-}
-
-/// Creates a key. Returns it and the full secret text, which is shown once and never
-/// stored.
-pub async fn create_key(db: &Db, name: &str, scope: Scope) -> Result<(OperatorKey, String)> {
-    if name.trim().is_empty() || name.len() > 64 {
-        return Err(op_err(
-            OperatorCode::BadRequest,
-            "the key name must be 1 to 64 characters",
-        ));
-    }
-    let mut id = [0_u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-        .map_err(|_| op_err(OperatorCode::Internal, "random source failed"))?;
-    let key_id = hex(&id);
-    let secret = crate::util::random_token(32);
-    sqlx::query(
-        "INSERT INTO operator_keys (key_id, name, scope, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key_id)
-    .bind(name)
-    .bind(scope.as_str())
-    .bind(secret_hash(&secret))
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    let key = list_keys(db)
-        .await?
-        .into_iter()
-        .find(|k| k.key_id == key_id)
-        .ok_or_else(|| op_err(OperatorCode::Internal, "key vanished"))?;
-    Ok((key, format!("sbk_{key_id}_{secret}")))
-}
-
-/// Every key, oldest first.
-pub async fn list_keys(db: &Db) -> Result<Vec<OperatorKey>> {
-    let rows = sqlx::query("SELECT key_id, name, scope, created_at, last_used_at, revoked_at FROM operator_keys ORDER BY created_at, key_id")
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter().map(key_from_row).collect()
-}
-
-/// Revokes a key (idempotent). False when there is no such key.
-pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_id = $1",
-    )
-    .bind(key_id)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Checks an `Authorization` header value and returns the key.
-pub async fn authenticate(db: &Db, header_value: Option<&str>) -> Result<OperatorKey> {
-    let refuse = || {
-        op_err(
-            OperatorCode::Unauthenticated,
-            "send Authorization: Bearer <operator key> (scanbind-server admin keys create)",
-        )
-    };
-    let token = header_value
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(refuse)?;
-    let (key_id, secret) = token
-        .strip_prefix("sbk_")
-        .and_then(|t| t.split_once('_'))
-        .ok_or_else(refuse)?;
-    if key_id.len() != 16 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(refuse());
-    }
-    let Some(row) = sqlx::query("SELECT key_id, name, scope, secret_hash, created_at, last_used_at, revoked_at FROM operator_keys WHERE key_id = $1")
-        .bind(key_id)
-        .fetch_optional(db.pool())
-        .await?
-    else {
-        return Err(refuse());
-    };
-    let stored: String = row.try_get("secret_hash")?;
-    let given = secret_hash(secret);
-    let same = stored.len() == given.len()
-        && stored
-            .bytes()
-            .zip(given.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    let key = key_from_row(&row)?;
-    if !same || key.revoked_at.is_some() {
-        return Err(refuse());
-    }
-    sqlx::query("UPDATE operator_keys SET last_used_at = $2 WHERE key_id = $1")
-        .bind(key_id)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await?;
-    Ok(key)
 }
 
 /// An authenticated operator request with its JSON body (`Value::Null` when empty).
@@ -599,7 +340,7 @@ fn like_escape(s: &str) -> String {
 async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec<Value>> {
     let mut subjects = vec![p.payment_id.clone()];
     subjects.extend(refunds.iter().map(|r| r.refund_request_id.clone()));
-    for d in crate::customs::of_payment(app, &p.payment_id).await? {
+    for d in crate::domain::customs::of_payment(app, &p.payment_id).await? {
         subjects.push(d.declaration_request_id);
     }
     let mut out: Vec<(i64, i64, Value)> = Vec::new();
@@ -681,7 +422,7 @@ async fn show(
     op.require(Scope::Read)?;
     let p = load_payment(&app, &payment_id).await?;
     let refunds = refunds_of(&app, &p.payment_id).await?;
-    let declarations = crate::customs::of_payment(&app, &p.payment_id).await?;
+    let declarations = crate::domain::customs::of_payment(&app, &p.payment_id).await?;
     Ok(Json(json!({
         "payment": admin_payment(&app, &p).await?,
         "refunds": refunds.iter().map(admin_refund).collect::<Vec<_>>(),
@@ -983,11 +724,11 @@ async fn revoke_binding(
 async fn declare(
     State(app): State<App>,
     Path(payment_id): Path<String>,
-    op: Operator<crate::customs::DeclareBody>,
-) -> Result<Json<crate::customs::Declaration>> {
+    op: Operator<crate::domain::customs::DeclareBody>,
+) -> Result<Json<crate::domain::customs::Declaration>> {
     op.require(Scope::Refund)?;
     let p = load_payment(&app, &payment_id).await?;
-    let d = crate::customs::declare(&app, &p, &op.body, &op.key.name).await?;
+    let d = crate::domain::customs::declare(&app, &p, &op.body, &op.key.name).await?;
     Ok(Json(d))
 }
 
@@ -1005,13 +746,8 @@ async fn inquire_declarations(
         .get("ids")
         .map(|s| s.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
-    let (found, not_found) = crate::customs::inquire(&app, &ids).await?;
+    let (found, not_found) = crate::domain::customs::inquire(&app, &ids).await?;
     Ok(Json(json!({"declarations": found, "notFound": not_found})))
-}
-
-/// A currency code check shared by the customs module.
-pub(crate) fn currency(code: &str) -> Option<Currency> {
-    Currency::from_code(code).ok()
 }
 
 #[cfg(test)]
@@ -1032,16 +768,16 @@ mod tests {
             );
         }
         for cols in [
-            crate::reconcile::TRANSACTION_DETAILS_COLUMNS,
-            crate::reconcile::SETTLEMENT_DETAILS_COLUMNS,
-            crate::reconcile::SETTLEMENT_SUMMARY_COLUMNS,
+            crate::domain::reconcile::TRANSACTION_DETAILS_COLUMNS,
+            crate::domain::reconcile::SETTLEMENT_DETAILS_COLUMNS,
+            crate::domain::reconcile::SETTLEMENT_SUMMARY_COLUMNS,
         ] {
             assert!(
                 doc.contains(&format!("`{}`", cols.join(","))),
                 "docs/operator.md lacks the columns {cols:?}"
             );
         }
-        for c in CUSTOMS_CODES {
+        for c in crate::domain::customs::CUSTOMS_CODES {
             assert!(
                 doc.contains(&format!("`{c}`")),
                 "docs/operator.md lacks {c}"

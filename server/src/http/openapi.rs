@@ -117,7 +117,7 @@ fn admin_paths() -> Value {
 }
 
 fn admin_schemas() -> Value {
-    let operator_codes: Vec<&str> = crate::admin::OperatorCode::ALL
+    let operator_codes: Vec<&str> = crate::error::OperatorCode::ALL
         .iter()
         .map(|c| c.as_str())
         .collect();
@@ -142,7 +142,7 @@ fn admin_schemas() -> Value {
                     "refundId": text(1, 64), "amount": r("Amount"), "reason": text(1, 256)}},
                 "ReasonRequest": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": text(1, 256)}},
                 "DeclareRequest": {"type": "object", "required": ["declarationRequestId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount"], "additionalProperties": false, "properties": {
-                    "declarationRequestId": text(1, 32), "customsCode": {"type": "string", "enum": crate::admin::CUSTOMS_CODES},
+                    "declarationRequestId": text(1, 32), "customsCode": {"type": "string", "enum": crate::domain::customs::CUSTOMS_CODES},
                     "merchantCustomsCode": text(1, 64), "merchantCustomsName": text(1, 256), "amount": r("Amount"), "subOrderId": text(1, 64)}},
                 "Declaration": {"type": "object", "required": ["declarationRequestId", "paymentId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount", "status", "operator", "createdAt", "updatedAt"], "properties": {
                     "declarationRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "subOrderId": {"type": "string"}, "customsCode": {"type": "string"},

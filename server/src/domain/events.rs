@@ -12,8 +12,8 @@ use sqlx::Row;
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
-use crate::db::{Backend, Db};
 use crate::error::Result;
+use crate::store::{Backend, Db};
 use crate::util::{now_ms, rfc3339};
 
 /// The PostgreSQL notification channel.

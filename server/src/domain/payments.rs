@@ -20,12 +20,12 @@ use scanbind_device_api::types::{
 use sqlx::Row;
 use tracing::{info, warn};
 
-use crate::app::App;
-use crate::db::{
+use crate::domain::App;
+use crate::domain::seal::{TokenSet, token_fingerprint};
+use crate::error::{Error, Result};
+use crate::store::{
     BINDING_COLUMNS, BindingRow, PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow,
 };
-use crate::error::{Error, Result};
-use crate::seal::{TokenSet, token_fingerprint};
 use crate::util::{ams_datetime, new_id, now_ms, rfc3339};
 
 /// Calls AMS, recording latency for `/metrics`.
@@ -986,8 +986,8 @@ pub async fn transition_loaded(
     step: Option<(&str, &str)>,
 ) -> Result<Option<PaymentRow>> {
     let payment_id = p.payment_id.as_str();
-    let part = if p.product == crate::checkout::PART_PRODUCT {
-        crate::checkout::part_of(app, payment_id).await?
+    let part = if p.product == crate::domain::checkout::PART_PRODUCT {
+        crate::domain::checkout::part_of(app, payment_id).await?
     } else {
         None
     };
@@ -1073,18 +1073,18 @@ pub async fn transition_loaded(
     fin.ams_payment_id = ams_id.map(str::to_owned).or(p.ams_payment_id.clone());
     fin.receipt = Some(jws);
     fin.updated_at = now;
-    crate::events::EventHub::insert(
+    crate::domain::events::EventHub::insert(
         &mut tx,
         &p.device_id,
         &Event::PaymentResult(payment_view(&fin)),
     )
     .await?;
-    crate::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
+    crate::domain::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
     tx.commit().await?;
     app.hub.wake_local(&p.device_id);
     info!(payment = %payment_id, status = status.as_str(), "payment final");
     if let Some((checkout_id, _)) = &part {
-        crate::checkout::wake(app, checkout_id).await?;
+        crate::domain::checkout::wake(app, checkout_id).await?;
     }
     Ok(Some(fin))
 }
@@ -1092,6 +1092,10 @@ pub async fn transition_loaded(
 // ---------------------------------------------------------------------------------------
 // Refunds
 // ---------------------------------------------------------------------------------------
+
+/// The days after payment during which every Scan to Bind wallet accepts a refund
+/// (the seed's wallet table: 365 days for all of them).
+pub const REFUND_PERIOD_DAYS: i64 = 365;
 
 /// Loads a refund by `refundRequestId`.
 pub async fn load_refund(app: &App, rrid: &str) -> Result<Option<RefundRow>> {
@@ -1293,8 +1297,8 @@ pub async fn finalize_refund(
     let Some(p) = load_payment(app, &r.payment_id).await? else {
         return Ok(false);
     };
-    let part = if p.product == crate::checkout::PART_PRODUCT {
-        crate::checkout::part_of(app, &p.payment_id).await?
+    let part = if p.product == crate::domain::checkout::PART_PRODUCT {
+        crate::domain::checkout::part_of(app, &p.payment_id).await?
     } else {
         None
     };
@@ -1359,7 +1363,7 @@ pub async fn finalize_refund(
     fin.result_code = code.map(str::to_owned);
     fin.ams_refund_id = ams_refund_id.map(str::to_owned).or(r.ams_refund_id.clone());
     fin.receipt = Some(jws);
-    crate::events::EventHub::insert(
+    crate::domain::events::EventHub::insert(
         &mut tx,
         &p.device_id,
         &Event::RefundResult(refund_view(&fin)),
@@ -1368,7 +1372,7 @@ pub async fn finalize_refund(
     tx.commit().await?;
     app.hub.wake(&p.device_id).await;
     if let Some((checkout_id, _)) = &part {
-        crate::checkout::wake(app, checkout_id).await?;
+        crate::domain::checkout::wake(app, checkout_id).await?;
     }
     Ok(true)
 }

@@ -16,7 +16,7 @@
 //! Independent mode: every part is sent; the checkout ends `succeeded`,
 //! `partially_succeeded` or `failed`.
 //!
-//! State is in the database; the engine ([`crate::engine`]) drives unfinished
+//! State is in the database; the engine ([`crate::domain::engine`]) drives unfinished
 //! checkouts (under a lease, like payments) and resumes them after a restart. Wallet
 //! tokens are never stored: they stay in this process's memory ([`TokenCache`]) while a
 //! checkout is unfinished, so a restarted server cannot send the parts not sent yet:
@@ -41,14 +41,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tracing::{info, warn};
 
-use crate::app::App;
-use crate::db::{PAYMENT_COLUMNS, PaymentRow};
-use crate::error::{Error, Result};
-use crate::seal::TokenSet;
-use crate::service::{
+use crate::domain::App;
+use crate::domain::payments::{
     ams_call, check_amount, check_text, device_binding, load_payment, load_refund, open_tokens,
     scan_to_bind_wallet, send_agreement_pay, transition_loaded,
 };
+use crate::domain::seal::TokenSet;
+use crate::error::{Error, Result};
+use crate::store::{PAYMENT_COLUMNS, PaymentRow};
 use crate::util::{new_id, now_ms, rfc3339};
 
 /// `payments.product` of a checkout part.
@@ -313,7 +313,7 @@ pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checko
 /// A checkout owned by `device_id`, as the device sees it, or `not_found`.
 pub async fn device_checkout(app: &App, device_id: &str, checkout_id: &str) -> Result<Checkout> {
     let not_found = || Error::api(ErrorCode::NotFound, "no such checkout on this device");
-    if !crate::service::plausible_id(checkout_id) {
+    if !crate::domain::payments::plausible_id(checkout_id) {
         return Err(not_found());
     }
     match load_checkout(app, checkout_id).await? {
@@ -545,7 +545,7 @@ async fn resume(
     app: &App,
     c: &CheckoutRow,
     fp: &str,
-    binding: &crate::db::BindingRow,
+    binding: &crate::store::BindingRow,
     blob: &str,
 ) -> Result<Checkout> {
     if c.fingerprint != fp {
@@ -972,7 +972,7 @@ async fn refund_part(app: &App, p: &PaymentRow) -> Result<bool> {
         },
         reason: Some("all-or-nothing checkout reversed".into()),
     };
-    match crate::service::refund(app, p, &req).await {
+    match crate::domain::payments::refund(app, p, &req).await {
         Ok(r) => Ok(r.status == "succeeded" && {
             let p = load_payment(app, &p.payment_id).await?;
             p.is_some_and(|p| p.refunded >= p.amount)
@@ -1010,8 +1010,9 @@ async fn finish(app: &App, c: &CheckoutRow, status: CheckoutStatus) -> Result<()
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    crate::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view)).await?;
-    crate::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
+    crate::domain::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view))
+        .await?;
+    crate::domain::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
     tx.commit().await?;
     app.hub.wake_local(&c.device_id);
     app.checkout_tokens.remove(&c.checkout_id);

@@ -29,12 +29,12 @@ use scanbind_device_api::types::{
 use serde::Deserialize;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::app::App;
-use crate::auth::{NoBody, Signed, count_by_status, parse_json, read_body, signed_headers};
 use crate::config::RegistrationMode;
-use crate::db::{BINDING_COLUMNS, BindingRow, DeviceRow};
+use crate::domain::App;
+use crate::domain::payments::{self as service, binding_view, payment_view, refund_view};
 use crate::error::{Error, Result};
-use crate::service::{self, binding_view, payment_view, refund_view};
+use crate::http::auth::{NoBody, Signed, count_by_status, parse_json, read_body, signed_headers};
+use crate::store::{BINDING_COLUMNS, BindingRow, DeviceRow};
 use crate::util::{now_ms, rfc3339};
 
 /// The whole router.
@@ -67,7 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::admin::routes())
+        .merge(crate::http::admin::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(correlation))
         .with_state(app)
@@ -134,7 +134,7 @@ async fn register(State(app): State<App>, req: Request) -> Result<(StatusCode, J
             "the device id is not the one of publicKey",
         ));
     }
-    crate::auth::verify(&app, &key, &headers, &parts, &body).await?;
+    crate::http::auth::verify(&app, &key, &headers, &parts, &body).await?;
     service::check_text("name", r.name.trim(), 64)?;
     if !r.model.is_empty() {
         service::check_text("model", &r.model, 64)?;
@@ -260,7 +260,7 @@ async fn create_checkout(
     State(app): State<App>,
     s: Signed<CheckoutRequest>,
 ) -> Result<(StatusCode, Json<Checkout>)> {
-    let c = crate::checkout::create(&app, &s.device.device_id, &s.body).await?;
+    let c = crate::domain::checkout::create(&app, &s.device.device_id, &s.body).await?;
     let status = if c.status.is_final() {
         StatusCode::OK
     } else {
@@ -275,7 +275,7 @@ async fn get_checkout(
     s: Signed<NoBody>,
 ) -> Result<Json<Checkout>> {
     Ok(Json(
-        crate::checkout::device_checkout(&app, &s.device.device_id, &checkout_id).await?,
+        crate::domain::checkout::device_checkout(&app, &s.device.device_id, &checkout_id).await?,
     ))
 }
 
@@ -303,7 +303,7 @@ async fn inquire(
 ) -> Result<Json<Payment>> {
     let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
     if p.status == "pending" && p.stage != "sending" && p.stage != "queued" {
-        crate::engine::drive_payment(&app, &p.payment_id).await?;
+        crate::domain::engine::drive_payment(&app, &p.payment_id).await?;
     }
     let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
     Ok(Json(payment_view(&p)))
@@ -391,7 +391,7 @@ async fn get_refund(
         .await?
         .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
     if r.status == RefundStatus::Pending.as_str() {
-        crate::engine::drive_refund(&app, &rrid).await?;
+        crate::domain::engine::drive_refund(&app, &rrid).await?;
     }
     let r = service::load_refund(&app, &rrid)
         .await?
@@ -410,7 +410,7 @@ async fn receipt_keys(State(app): State<App>) -> Response {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document_text(),
+        crate::http::openapi::document_text(),
     )
         .into_response()
 }
@@ -671,7 +671,10 @@ async fn notify_authorization(State(app): State<App>, headers: HeaderMap, body: 
                 .as_ref()
                 .map(|t| t.expose().to_owned())
                 .unwrap_or_default();
-            let key = format!("TOKEN_CANCELED:{}", crate::seal::token_fingerprint(&token));
+            let key = format!(
+                "TOKEN_CANCELED:{}",
+                crate::domain::seal::token_fingerprint(&token)
+            );
             intake(&app, "authorization", 0, key, || async {
                 service::token_canceled(&app, &token, n.reason.as_deref()).await
             })

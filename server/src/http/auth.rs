@@ -11,9 +11,9 @@ use scanbind_device_api::{DevicePublicKey, ErrorCode};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 
-use crate::app::App;
-use crate::db::DeviceRow;
+use crate::domain::App;
 use crate::error::{Error, Result};
+use crate::store::DeviceRow;
 use crate::util::now_ms;
 
 /// Largest accepted request body.

@@ -2,7 +2,7 @@
 //! expires unscanned binding QR codes. All of its state is in the database, so a
 //! restarted server (or another replica) resumes where this one stopped.
 //!
-//! Combined checkouts ([`crate::checkout`]): pay the parts not sent yet, settle once every
+//! Combined checkouts ([`crate::domain::checkout`]): pay the parts not sent yet, settle once every
 //! part is final (all-or-nothing: reverse the paid parts), expire after 15 minutes.
 //!
 //! Payments: `inquiryPayment` with back-off (`payments.inquiry_backoff_ms`) until final;
@@ -11,7 +11,7 @@
 //!
 //! A replica takes a row with a lease (`UPDATE ... WHERE lease_until < now`), so two
 //! replicas never drive the same payment at once. The loop sleeps until the earliest
-//! due action or until woken by [`AppState::engine_wake`](crate::app::AppState).
+//! due action or until woken by [`AppState::engine_wake`](crate::domain::AppState).
 
 use std::time::Duration;
 
@@ -25,13 +25,13 @@ use sqlx::Row;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::app::App;
-use crate::db::{BINDING_COLUMNS, BindingRow};
-use crate::error::Result;
-use crate::service::{
+use crate::domain::App;
+use crate::domain::payments::{
     ams_call, finalize_payment, finalize_refund, load_payment, load_refund, send_refund,
     set_binding_final,
 };
+use crate::error::Result;
+use crate::store::{BINDING_COLUMNS, BindingRow};
 use crate::util::now_ms;
 
 /// How long a lease lasts; longer than one AMS call with its retries.
@@ -160,11 +160,11 @@ pub async fn tick(app: &App) -> Result<Option<i64>> {
         .await?;
     for row in due {
         let id: String = row.try_get("checkout_id")?;
-        if crate::checkout::lease(app, &id).await? {
-            if let Err(e) = crate::checkout::drive(app, &id).await {
+        if crate::domain::checkout::lease(app, &id).await? {
+            if let Err(e) = crate::domain::checkout::drive(app, &id).await {
                 warn!(checkout = %id, cause = %e, "checkout step failed; will retry");
             }
-            crate::checkout::release(app, &id).await?;
+            crate::domain::checkout::release(app, &id).await?;
         }
     }
     let next = sqlx::query(

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::Config;
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::Db;
 use crate::util::rfc3339;
 
 /// Output formats.

@@ -18,8 +18,8 @@ use serde::Serialize;
 use sqlx::Row;
 use time::{Date, OffsetDateTime, Time};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::Db;
 
 /// Columns of the transaction details report.
 pub const TRANSACTION_DETAILS_COLUMNS: &[&str] = &[

@@ -17,12 +17,24 @@ use scanbind_device_api::types::Amount;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::admin::{CUSTOMS_CODES, OperatorCode};
-use crate::app::App;
-use crate::db::PaymentRow;
-use crate::error::{Error, Result};
-use crate::service::{ams_call, plausible_id};
+use crate::domain::App;
+use crate::domain::payments::{ams_call, plausible_id};
+use crate::error::{Error, OperatorCode, Result};
+use crate::store::PaymentRow;
 use crate::util::{now_ms, rfc3339};
+
+/// Customs offices accepted in a declaration (region `CN`).
+pub const CUSTOMS_CODES: &[&str] = &[
+    "ZONGSHU",
+    "SHANGHAI_CBT",
+    "HANGZHOU",
+    "NINGBO",
+    "ZHENGZHOU",
+    "GUANGZHOU",
+    "SHENZHEN",
+    "CHONGQING",
+    "TIANJIN",
+];
 
 fn err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)
@@ -224,7 +236,9 @@ pub async fn declare(
                 ),
             ));
         }
-        if b.amount.currency != "CNY" || crate::admin::currency(&b.amount.currency).is_none() {
+        if b.amount.currency != "CNY"
+            || scanbind_ams::money::Currency::from_code(&b.amount.currency).is_err()
+        {
             return Err(err(
                 OperatorCode::AmountInvalid,
                 format!(

@@ -32,34 +32,34 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
         2,
         "back office",
-        include_str!("../migrations/sqlite/0002_back_office.sql"),
+        include_str!("../../migrations/sqlite/0002_back_office.sql"),
     ),
     (
         3,
         "checkouts",
-        include_str!("../migrations/sqlite/0003_checkouts.sql"),
+        include_str!("../../migrations/sqlite/0003_checkouts.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
         2,
         "back office",
-        include_str!("../migrations/postgres/0002_back_office.sql"),
+        include_str!("../../migrations/postgres/0002_back_office.sql"),
     ),
     (
         3,
         "checkouts",
-        include_str!("../migrations/postgres/0003_checkouts.sql"),
+        include_str!("../../migrations/postgres/0003_checkouts.sql"),
     ),
 ];
 
