@@ -1,9 +1,13 @@
-//! The one error type of this crate, and how it becomes an HTTP answer.
+//! The error type of the domain and HTTP layers, and how it becomes an HTTP answer. The
+//! store has its own ([`StoreError`]); it converts into this one (a database failure
+//! stays [`Error::Database`], a bad database URL stays [`Error::Config`]).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scanbind_device_api::{ApiError, ErrorCode};
+
+use crate::store::StoreError;
 
 macro_rules! operator_codes {
     ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
@@ -133,6 +137,9 @@ pub enum Error {
         /// Text for people; names the record.
         message: String,
     },
+    /// The store read a value it does not know, or missed a row it just wrote.
+    #[error(transparent)]
+    Store(StoreError),
     /// A settlement report file is malformed; names the file, the line and the reason.
     #[error("report {file}{at}: {reason}", at = if *line > 0 { format!(" line {line}") } else { String::new() })]
     Report {
@@ -147,6 +154,24 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => Error::Database(e),
+            StoreError::Migrate(e) => Error::Migrate(e),
+            StoreError::Url => {
+                Error::config("database.url", "must start with sqlite:// or postgres://")
+            }
+            StoreError::Sync { path, source } => Error::Io {
+                what: "syncing the SQLite WAL",
+                path,
+                source,
+            },
+            other => Error::Store(other),
+        }
+    }
+}
 
 impl Error {
     /// A device-API error.

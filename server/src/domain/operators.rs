@@ -3,49 +3,17 @@
 //! scope, and scopes are ordered: `read` < `refund` < `admin`.
 
 use ring::digest::{SHA256, digest};
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use serde::Serialize;
 
 use crate::error::{Error, OperatorCode, Result};
-use crate::store::Db;
+use crate::store::{self, Db, OperatorKeyRow};
 use crate::util::{hex, now_ms, rfc3339};
 
 fn op_err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)
 }
 
-/// What a key may do. Ordered: a higher scope includes the lower ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Search payments, look at one, inquire declarations.
-    Read,
-    /// Also refund, cancel and declare to customs.
-    Refund,
-    /// Also revoke bindings.
-    Admin,
-}
-
-impl Scope {
-    /// The wire text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Refund => "refund",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// Parses `read`, `refund` or `admin`.
-    pub fn parse(text: &str) -> Option<Scope> {
-        match text {
-            "read" => Some(Scope::Read),
-            "refund" => Some(Scope::Refund),
-            "admin" => Some(Scope::Admin),
-            _ => None,
-        }
-    }
-}
+pub use crate::store::Scope;
 
 /// An operator key as stored (never the secret).
 #[derive(Debug, Clone, Serialize)]
@@ -71,16 +39,15 @@ fn secret_hash(secret: &str) -> String {
     hex(digest(&SHA256, &input).as_ref())
 }
 
-fn key_from_row(r: &sqlx::any::AnyRow) -> Result<OperatorKey> {
-    let scope: String = r.try_get("scope")?;
-    Ok(OperatorKey {
-        key_id: r.try_get("key_id")?,
-        name: r.try_get("name")?,
-        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
-        created_at: rfc3339(r.try_get("created_at")?),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-    })
+fn key_view(r: OperatorKeyRow) -> OperatorKey {
+    OperatorKey {
+        key_id: r.key_id,
+        name: r.name,
+        scope: r.scope,
+        created_at: rfc3339(r.created_at),
+        last_used_at: r.last_used_at.map(rfc3339),
+        revoked_at: r.revoked_at.map(rfc3339),
+    }
 }
 
 /// Creates a key. Returns it and the full secret text, which is shown once and never
@@ -97,16 +64,7 @@ pub async fn create_key(db: &Db, name: &str, scope: Scope) -> Result<(OperatorKe
         .map_err(|_| op_err(OperatorCode::Internal, "random source failed"))?;
     let key_id = hex(&id);
     let secret = crate::util::random_token(32);
-    sqlx::query(
-        "INSERT INTO operator_keys (key_id, name, scope, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key_id)
-    .bind(name)
-    .bind(scope.as_str())
-    .bind(secret_hash(&secret))
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
+    store::operator_keys::insert(db, &key_id, name, scope, &secret_hash(&secret), now_ms()).await?;
     let key = list_keys(db)
         .await?
         .into_iter()
@@ -117,22 +75,16 @@ pub async fn create_key(db: &Db, name: &str, scope: Scope) -> Result<(OperatorKe
 
 /// Every key, oldest first.
 pub async fn list_keys(db: &Db) -> Result<Vec<OperatorKey>> {
-    let rows = sqlx::query("SELECT key_id, name, scope, created_at, last_used_at, revoked_at FROM operator_keys ORDER BY created_at, key_id")
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter().map(key_from_row).collect()
+    Ok(store::operator_keys::list(db)
+        .await?
+        .into_iter()
+        .map(key_view)
+        .collect())
 }
 
 /// Revokes a key (idempotent). False when there is no such key.
 pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_id = $1",
-    )
-    .bind(key_id)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(store::operator_keys::revoke(db, key_id, now_ms()).await?)
 }
 
 /// Checks an `Authorization` header value and returns the key.
@@ -153,14 +105,9 @@ pub async fn authenticate(db: &Db, header_value: Option<&str>) -> Result<Operato
     if key_id.len() != 16 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refuse());
     }
-    let Some(row) = sqlx::query("SELECT key_id, name, scope, secret_hash, created_at, last_used_at, revoked_at FROM operator_keys WHERE key_id = $1")
-        .bind(key_id)
-        .fetch_optional(db.pool())
-        .await?
-    else {
+    let Some((row, stored)) = store::operator_keys::with_secret(db, key_id).await? else {
         return Err(refuse());
     };
-    let stored: String = row.try_get("secret_hash")?;
     let given = secret_hash(secret);
     let same = stored.len() == given.len()
         && stored
@@ -168,14 +115,10 @@ pub async fn authenticate(db: &Db, header_value: Option<&str>) -> Result<Operato
             .zip(given.bytes())
             .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    let key = key_from_row(&row)?;
+    let key = key_view(row);
     if !same || key.revoked_at.is_some() {
         return Err(refuse());
     }
-    sqlx::query("UPDATE operator_keys SET last_used_at = $2 WHERE key_id = $1")
-        .bind(key_id)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await?;
+    store::operator_keys::touch(db, key_id, now_ms()).await?;
     Ok(key)
 }

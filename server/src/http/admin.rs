@@ -13,20 +13,19 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
 use axum::routing::{get, post};
 use scanbind_ams::result::ResultStatus;
-use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest};
+use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest, RefundStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::domain::App;
-use crate::domain::payments::{
-    self as service, REFUND_PERIOD_DAYS, payment_view, plausible_id, refund_view,
-};
+use crate::domain::payments::{self, payment_view};
+use crate::domain::refunds::{self, REFUND_PERIOD_DAYS, refund_view, refundable, refunds_of};
+use crate::domain::{App, bindings, plausible_id};
 use crate::error::{Error, OperatorCode, Result};
 use crate::http::auth::{parse_json, read_body};
-use crate::store::{PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
+use crate::store::payments::SearchFilter;
+use crate::store::{self, BindingState, PaymentRow, RefundRow};
 use crate::util::{now_ms, rfc3339};
 
 pub use crate::domain::operators::{
@@ -165,40 +164,7 @@ fn parse_rfc3339(name: &str, text: &str) -> Result<i64> {
 
 /// When the payment first succeeded (Unix ms), from its history.
 pub async fn paid_at(app: &App, payment_id: &str) -> Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT MIN(at) AS t FROM steps WHERE subject_id = $1 AND step = 'final' AND outcome = 'succeeded'",
-    )
-    .bind(payment_id)
-    .fetch_one(app.db.pool())
-    .await?;
-    Ok(row.try_get::<Option<i64>, _>("t")?)
-}
-
-async fn refunds_of(app: &App, payment_id: &str) -> Result<Vec<RefundRow>> {
-    let sql = format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_request_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(payment_id)
-        .fetch_all(app.db.pool())
-        .await?;
-    rows.iter().map(RefundRow::from_row).collect()
-}
-
-/// Minor units still refundable: paid − pending and succeeded refunds (0 unless the
-/// payment succeeded).
-async fn refundable(app: &App, p: &PaymentRow) -> Result<i64> {
-    if p.status != "succeeded" {
-        return Ok(0);
-    }
-    let used: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
-    )
-    .bind(&p.payment_id)
-    .fetch_one(app.db.pool())
-    .await?
-    .try_get("s")?;
-    Ok((p.amount - used).max(0))
+    Ok(store::steps::paid_at(&app.db, payment_id).await?)
 }
 
 async fn admin_payment(app: &App, p: &PaymentRow) -> Result<Value> {
@@ -217,7 +183,7 @@ async fn load_payment(app: &App, payment_id: &str) -> Result<PaymentRow> {
     if !plausible_id(payment_id) {
         return Err(missing());
     }
-    service::load_payment(app, payment_id)
+    payments::load_payment(app, payment_id)
         .await?
         .ok_or_else(missing)
 }
@@ -232,12 +198,7 @@ async fn search(
 ) -> Result<Json<Value>> {
     op.require(Scope::Read)?;
     let q = query_map(q)?;
-    enum P {
-        T(String),
-        I(i64),
-    }
-    let mut cond = Vec::new();
-    let mut params = Vec::new();
+    let mut filter = SearchFilter::default();
     for (name, column) in [
         ("deviceId", "device_id"),
         ("appId", "app_id"),
@@ -254,29 +215,25 @@ async fn search(
                     format!("{name}: 1 to 128 characters"),
                 ));
             }
-            params.push(P::T(v.clone()));
-            cond.push(format!("{column} = ${}", params.len()));
+            filter.equal.push((column, v.clone()));
         }
     }
     if let Some(s) = q.get("status") {
-        if PaymentStatus::parse(s).is_none() {
+        let Some(status) = PaymentStatus::parse(s) else {
             return Err(op_err(
                 OperatorCode::BadRequest,
                 format!("status: expected pending, succeeded, failed or cancelled, got {s:?}"),
             ));
-        }
-        params.push(P::T(s.clone()));
-        cond.push(format!("status = ${}", params.len()));
+        };
+        filter.status = Some(status);
     }
     if let Some(t) = q.get("from") {
-        params.push(P::I(parse_rfc3339("from", t)?));
-        cond.push(format!("created_at >= ${}", params.len()));
+        filter.from = Some(parse_rfc3339("from", t)?);
     }
     if let Some(t) = q.get("to") {
-        params.push(P::I(parse_rfc3339("to", t)?));
-        cond.push(format!("created_at < ${}", params.len()));
+        filter.to = Some(parse_rfc3339("to", t)?);
     }
-    let limit = match q.get("limit") {
+    filter.limit = match q.get("limit") {
         None => 100,
         Some(l) => l
             .parse::<i64>()
@@ -306,33 +263,11 @@ async fn search(
             ));
         }
     }
-    let filter = if cond.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", cond.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY created_at DESC, payment_id LIMIT {limit}"
-    );
-    let mut query = sqlx::query(&sql);
-    for p in params {
-        query = match p {
-            P::T(s) => query.bind(s),
-            P::I(i) => query.bind(i),
-        };
-    }
-    let rows = query.fetch_all(app.db.pool()).await?;
     let mut out = Vec::new();
-    for r in &rows {
-        out.push(admin_payment(&app, &PaymentRow::from_row(r)?).await?);
+    for p in &store::payments::search(&app.db, &filter).await? {
+        out.push(admin_payment(&app, p).await?);
     }
     Ok(Json(json!({ "payments": out })))
-}
-
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// The full history of a payment: AMS calls and other steps (its own, its refunds' and
@@ -345,25 +280,16 @@ async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec
     }
     let mut out: Vec<(i64, i64, Value)> = Vec::new();
     for s in &subjects {
-        let rows = sqlx::query(
-            "SELECT id, step, outcome, at FROM steps WHERE subject_id = $1 ORDER BY id",
-        )
-        .bind(s)
-        .fetch_all(app.db.pool())
-        .await?;
-        for r in rows {
-            let at: i64 = r.try_get("at")?;
-            let id: i64 = r.try_get("id")?;
-            let step: String = r.try_get("step")?;
-            let source = if step == "operator" {
+        for r in store::steps::of_subject(&app.db, s).await? {
+            let source = if r.step == "operator" {
                 "operator"
             } else {
                 "step"
             };
             out.push((
-                at,
-                id,
-                json!({"at": rfc3339(at), "source": source, "subject": s, "step": step, "outcome": r.try_get::<String, _>("outcome")?}),
+                r.at,
+                r.id,
+                json!({"at": rfc3339(r.at), "source": source, "subject": s, "step": r.step, "outcome": r.outcome}),
             ));
         }
     }
@@ -371,35 +297,21 @@ async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec
     keys.extend(p.ams_payment_id.clone());
     keys.extend(refunds.iter().filter_map(|r| r.ams_refund_id.clone()));
     for k in keys {
-        let rows = sqlx::query(
-            "SELECT kind, dedup_key, received_at FROM notifications WHERE dedup_key LIKE $1 ESCAPE '\\' ORDER BY received_at",
-        )
-        .bind(format!("{}:%", like_escape(&k)))
-        .fetch_all(app.db.pool())
-        .await?;
-        for r in rows {
-            let at: i64 = r.try_get("received_at")?;
+        for r in store::notifications::about(&app.db, &k).await? {
+            let at = r.received_at;
             out.push((
                 at,
                 0,
-                json!({"at": rfc3339(at), "source": "notification", "subject": k, "step": r.try_get::<String, _>("kind")?, "outcome": r.try_get::<String, _>("dedup_key")?}),
+                json!({"at": rfc3339(at), "source": "notification", "subject": k, "step": r.kind, "outcome": r.dedup_key}),
             ));
         }
     }
-    let rows = sqlx::query(
-        "SELECT seq, kind, created_at FROM events WHERE device_id = $1 AND payload LIKE $2 ESCAPE '\\' ORDER BY seq",
-    )
-    .bind(&p.device_id)
-    .bind(format!("%\"paymentId\":\"{}\"%", like_escape(&p.payment_id)))
-    .fetch_all(app.db.pool())
-    .await?;
-    for r in rows {
-        let at: i64 = r.try_get("created_at")?;
-        let seq: i64 = r.try_get("seq")?;
+    for r in store::events::naming_payment(&app.db, &p.device_id, &p.payment_id).await? {
+        let (at, seq) = (r.created_at, r.seq);
         out.push((
             at,
             seq,
-            json!({"at": rfc3339(at), "source": "event", "subject": p.device_id, "step": r.try_get::<String, _>("kind")?, "outcome": format!("seq {seq}")}),
+            json!({"at": rfc3339(at), "source": "event", "subject": p.device_id, "step": r.kind, "outcome": format!("seq {seq}")}),
         ));
     }
     out.sort_by_key(|(at, id, _)| (*at, *id));
@@ -448,7 +360,7 @@ async fn record(app: &App, subject: &str, key: &OperatorKey, what: &str) -> Resu
         .chars()
         .take(512)
         .collect();
-    app.db.step(subject, "operator", &text, now_ms()).await
+    Ok(app.db.step(subject, "operator", &text, now_ms()).await?)
 }
 
 fn check_reason(reason: &str) -> Result<()> {
@@ -478,15 +390,15 @@ async fn refund(
     }
     let pid = &p.payment_id;
     let rrid = crate::util::refund_request_id(pid, &req.refund_id);
-    let existing = service::load_refund(&app, &rrid).await?;
+    let existing = refunds::load_refund(&app, &rrid).await?;
     if existing.is_none() {
         // Everything is checked before anything is written or sent.
-        if p.status != "succeeded" {
+        if p.status != PaymentStatus::Succeeded {
             return Err(op_err(
                 OperatorCode::InvalidState,
                 format!(
                     "payment {pid} is {}: only a succeeded payment can be refunded",
-                    p.status
+                    p.status.as_str()
                 ),
             ));
         }
@@ -536,7 +448,7 @@ async fn refund(
         amount: req.amount.clone(),
         reason: Some(req.reason.clone()),
     };
-    let r = service::refund(&app, &p, &device_req)
+    let r = refunds::refund(&app, &p, &device_req)
         .await
         .map_err(to_operator)?;
     if existing.is_none() {
@@ -551,7 +463,7 @@ async fn refund(
         )
         .await?;
     }
-    if r.status == "failed" {
+    if r.status == RefundStatus::Failed {
         let code = r.result_code.clone().unwrap_or_default();
         let (c, hint) = match code.as_str() {
             "REFUND_WINDOW_EXCEED" => (
@@ -589,9 +501,9 @@ async fn cancel(
     check_reason(&op.body.reason)?;
     let p = load_payment(&app, &payment_id).await?;
     let pid = &p.payment_id;
-    match p.status.as_str() {
-        "cancelled" => return Ok(Json(admin_payment(&app, &p).await?)),
-        "failed" => {
+    match p.status {
+        PaymentStatus::Cancelled => return Ok(Json(admin_payment(&app, &p).await?)),
+        PaymentStatus::Failed => {
             return Err(op_err(
                 OperatorCode::InvalidState,
                 format!("payment {pid} failed: there is nothing to cancel"),
@@ -599,7 +511,7 @@ async fn cancel(
         }
         _ => {}
     }
-    let resp = service::ams_call(
+    let resp = crate::domain::ams_call(
         &app,
         &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
     )
@@ -612,10 +524,10 @@ async fn cancel(
     app.db.step(pid, "cancel", &outcome, now_ms()).await?;
     match resp.result.result_status {
         ResultStatus::S => {
-            service::transition_payment(
+            payments::transition_payment(
                 &app,
                 pid,
-                &p.status,
+                p.status,
                 PaymentStatus::Cancelled,
                 Some("CANCELLED"),
                 Some("cancelled by the operator"),
@@ -663,11 +575,11 @@ async fn revoke_binding(
     if !plausible_id(&binding_id) {
         return Err(missing());
     }
-    let b = service::load_binding(&app, &binding_id)
+    let b = bindings::load_binding(&app, &binding_id)
         .await?
         .ok_or_else(missing)?;
-    match b.status.as_str() {
-        "active" => {
+    match b.status {
+        BindingState::Active => {
             // The server holds tokens only until the device first uses them. While it
             // still does, the token is revoked at Alipay too; otherwise the binding is
             // refused here from now on and the device is told (token.cancelled).
@@ -675,7 +587,7 @@ async fn revoke_binding(
                 && let Ok(tokens) = app.sealer.open(&b.device_id, &b.binding_id, &blob)
             {
                 let req = scanbind_ams::model::RevokeRequest::new(tokens.access_token.clone());
-                let outcome = match service::ams_call(&app, &req).await {
+                let outcome = match crate::domain::ams_call(&app, &req).await {
                     Ok(r) => format!(
                         "{}/{}",
                         r.result.result_status,
@@ -687,10 +599,10 @@ async fn revoke_binding(
                     .step(&b.binding_id, "revoke", &outcome, now_ms())
                     .await?;
             }
-            service::set_binding_final(
+            bindings::set_binding_final(
                 &app,
                 &b,
-                "revoked",
+                BindingState::Revoked,
                 &format!("revoked by the operator: {}", op.body.reason),
             )
             .await?;
@@ -702,7 +614,7 @@ async fn revoke_binding(
             )
             .await?;
         }
-        "revoked" | "cancelled" => {}
+        BindingState::Revoked | BindingState::Cancelled => {}
         other => {
             return Err(op_err(
                 OperatorCode::InvalidState,
@@ -710,10 +622,10 @@ async fn revoke_binding(
             ));
         }
     }
-    let b = service::load_binding(&app, &binding_id)
+    let b = bindings::load_binding(&app, &binding_id)
         .await?
         .ok_or_else(missing)?;
-    let mut v = serde_json::to_value(service::binding_view(&b)).unwrap_or_default();
+    let mut v = serde_json::to_value(bindings::binding_view(&b)).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.remove("sealedTokens");
     }

@@ -30,11 +30,15 @@ use serde::Deserialize;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::RegistrationMode;
-use crate::domain::App;
-use crate::domain::payments::{self as service, binding_view, payment_view, refund_view};
+use crate::domain::bindings::{self, binding_view};
+use crate::domain::notifications::{record, release};
+use crate::domain::payments::{self, payment_view};
+use crate::domain::refunds::{self, refund_view};
+use crate::domain::{App, check_text};
 use crate::error::{Error, Result};
-use crate::http::auth::{NoBody, Signed, count_by_status, parse_json, read_body, signed_headers};
-use crate::store::{BINDING_COLUMNS, BindingRow, DeviceRow};
+use crate::http::auth::{NoBody, Signed, parse_json, read_body, signed_headers};
+use crate::store::reports::Counted;
+use crate::store::{self, DeviceRow, PaymentStage};
 use crate::util::{now_ms, rfc3339};
 
 /// The whole router.
@@ -135,9 +139,9 @@ async fn register(State(app): State<App>, req: Request) -> Result<(StatusCode, J
         ));
     }
     crate::http::auth::verify(&app, &key, &headers, &parts, &body).await?;
-    service::check_text("name", r.name.trim(), 64)?;
+    check_text("name", r.name.trim(), 64)?;
     if !r.model.is_empty() {
-        service::check_text("model", &r.model, 64)?;
+        check_text("model", &r.model, 64)?;
     }
     if app.config.devices.registration == RegistrationMode::Token {
         let ok = match (&app.provisioning_token, &r.provisioning_token) {
@@ -151,32 +155,16 @@ async fn register(State(app): State<App>, req: Request) -> Result<(StatusCode, J
             ));
         }
     }
-    let now = now_ms();
-    let inserted = sqlx::query(
-        "INSERT INTO devices (device_id, public_key, name, model, registered_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    let (d, created) = crate::domain::devices::register(
+        &app,
+        &headers.device_id,
+        &key.to_base64(),
+        &r.name,
+        &r.model,
     )
-    .bind(&headers.device_id)
-    .bind(key.to_base64())
-    .bind(&r.name)
-    .bind(&r.model)
-    .bind(now)
-    .execute(app.db.pool())
     .await?;
-    if inserted.rows_affected() == 0 {
-        sqlx::query("UPDATE devices SET name = $2, model = $3 WHERE device_id = $1")
-            .bind(&headers.device_id)
-            .bind(&r.name)
-            .bind(&r.model)
-            .execute(app.db.pool())
-            .await?;
-    }
-    let row = sqlx::query("SELECT device_id, public_key, name, model, registered_at FROM devices WHERE device_id = $1")
-        .bind(&headers.device_id)
-        .fetch_one(app.db.pool())
-        .await?;
-    let d = DeviceRow::from_row(&row)?;
     info!(device = %d.device_id, "device registered");
-    let status = if inserted.rows_affected() == 1 {
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -193,7 +181,7 @@ async fn start_binding(
     s: Signed<StartBindingRequest>,
 ) -> Result<(StatusCode, Json<StartBindingResponse>)> {
     let (row, code_value) =
-        service::start_binding(&app, &s.device.device_id, &s.device.name, &s.body.wallet).await?;
+        bindings::start_binding(&app, &s.device.device_id, &s.device.name, &s.body.wallet).await?;
     Ok((
         StatusCode::CREATED,
         Json(StartBindingResponse {
@@ -207,17 +195,9 @@ async fn start_binding(
 }
 
 async fn list_bindings(State(app): State<App>, s: Signed<NoBody>) -> Result<Json<Vec<Binding>>> {
-    let sql =
-        format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE device_id = $1 ORDER BY created_at");
-    let rows = sqlx::query(&sql)
-        .bind(&s.device.device_id)
-        .fetch_all(app.db.pool())
-        .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(binding_view(&BindingRow::from_row(&r)?));
-    }
-    Ok(Json(out))
+    Ok(Json(
+        bindings::device_bindings(&app, &s.device.device_id).await?,
+    ))
 }
 
 async fn get_binding(
@@ -225,7 +205,7 @@ async fn get_binding(
     Path(binding_id): Path<String>,
     s: Signed<NoBody>,
 ) -> Result<Json<Binding>> {
-    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
     Ok(Json(binding_view(&b)))
 }
 
@@ -234,9 +214,9 @@ async fn refresh(
     Path(binding_id): Path<String>,
     s: Signed<SealedTokensRequest>,
 ) -> Result<Json<Binding>> {
-    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
     Ok(Json(
-        service::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
+        bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
     ))
 }
 
@@ -245,14 +225,14 @@ async fn revoke(
     Path(binding_id): Path<String>,
     s: Signed<SealedTokensRequest>,
 ) -> Result<Json<Binding>> {
-    let b = service::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
     Ok(Json(
-        service::revoke(&app, &b, &s.body.sealed_tokens).await?,
+        bindings::revoke(&app, &b, &s.body.sealed_tokens).await?,
     ))
 }
 
 async fn pay(State(app): State<App>, s: Signed<PayRequest>) -> Result<Json<Payment>> {
-    let p = service::pay(&app, &s.device.device_id, &s.body).await?;
+    let p = payments::pay(&app, &s.device.device_id, &s.body).await?;
     Ok(Json(payment_view(&p)))
 }
 
@@ -283,7 +263,7 @@ async fn pay_order_code(
     State(app): State<App>,
     s: Signed<OrderCodePayRequest>,
 ) -> Result<Json<Payment>> {
-    let p = service::pay_order_code(&app, &s.device.device_id, &s.body).await?;
+    let p = payments::pay_order_code(&app, &s.device.device_id, &s.body).await?;
     Ok(Json(payment_view(&p)))
 }
 
@@ -292,7 +272,7 @@ async fn get_payment(
     Path(payment_id): Path<String>,
     s: Signed<NoBody>,
 ) -> Result<Json<Payment>> {
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
     Ok(Json(payment_view(&p)))
 }
 
@@ -301,11 +281,14 @@ async fn inquire(
     Path(payment_id): Path<String>,
     s: Signed<NoBody>,
 ) -> Result<Json<Payment>> {
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
-    if p.status == "pending" && p.stage != "sending" && p.stage != "queued" {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status == PaymentStatus::Pending
+        && p.stage != PaymentStage::Sending
+        && p.stage != PaymentStage::Queued
+    {
         crate::domain::engine::drive_payment(&app, &p.payment_id).await?;
     }
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
     Ok(Json(payment_view(&p)))
 }
 
@@ -314,11 +297,11 @@ async fn cancel(
     Path(payment_id): Path<String>,
     s: Signed<NoBody>,
 ) -> Result<Json<Payment>> {
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
-    if p.status != "pending" && p.status != "succeeded" {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status != PaymentStatus::Pending && p.status != PaymentStatus::Succeeded {
         return Ok(Json(payment_view(&p)));
     }
-    let resp = service::ams_call(
+    let resp = crate::domain::ams_call(
         &app,
         &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
     )
@@ -339,10 +322,10 @@ async fn cancel(
         ResultStatus::S => {
             // A cancelled pending payment never charged; a cancelled paid one is refunded
             // in full by Alipay. Either way the device gets the new state and receipt.
-            service::transition_payment(
+            payments::transition_payment(
                 &app,
                 &p.payment_id,
-                &p.status,
+                p.status,
                 PaymentStatus::Cancelled,
                 Some("CANCELLED"),
                 Some("cancelled by the device"),
@@ -366,7 +349,7 @@ async fn cancel(
             ));
         }
     }
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
     Ok(Json(payment_view(&p)))
 }
 
@@ -375,8 +358,8 @@ async fn refund(
     Path(payment_id): Path<String>,
     s: Signed<RefundRequest>,
 ) -> Result<Json<Refund>> {
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
-    let r = service::refund(&app, &p, &s.body).await?;
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let r = refunds::refund(&app, &p, &s.body).await?;
     Ok(Json(refund_view(&r)))
 }
 
@@ -385,15 +368,15 @@ async fn get_refund(
     Path((payment_id, refund_id)): Path<(String, String)>,
     s: Signed<NoBody>,
 ) -> Result<Json<Refund>> {
-    let p = service::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
     let rrid = crate::util::refund_request_id(&p.payment_id, &refund_id);
-    let r = service::load_refund(&app, &rrid)
+    let r = refunds::load_refund(&app, &rrid)
         .await?
         .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
-    if r.status == RefundStatus::Pending.as_str() {
+    if r.status == RefundStatus::Pending {
         crate::domain::engine::drive_refund(&app, &rrid).await?;
     }
-    let r = service::load_refund(&app, &rrid)
+    let r = refunds::load_refund(&app, &rrid)
         .await?
         .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
     Ok(Json(refund_view(&r)))
@@ -576,37 +559,8 @@ fn verify_notification<N: Notification>(
 
 /// Claims a notification in the de-dup table (unique key): false if it was already
 /// claimed, i.e. this is a duplicate.
-///
-/// On the relaxed pool (D19): processing either commits a state change durably after the
-/// claim (which carries the claim to disk with it) or changes nothing, and the answer
-/// comes after processing.
 async fn claim(app: &App, kind: &str, key: &str) -> Result<bool> {
     record(app, kind, key).await
-}
-
-/// Records a notification on the relaxed pool: false if it was already recorded.
-async fn record(app: &App, kind: &str, key: &str) -> Result<bool> {
-    let turn = app.db.write_turn().await;
-    let r = sqlx::query(
-        "INSERT INTO notifications (kind, dedup_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(kind)
-    .bind(key)
-    .bind(now_ms())
-    .execute(app.db.relaxed())
-    .await?;
-    drop(turn);
-    Ok(r.rows_affected() == 1)
-}
-
-/// Releases a claim after processing failed, so Alipay's resend is processed.
-async fn release(app: &App, kind: &str, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM notifications WHERE kind = $1 AND dedup_key = $2")
-        .bind(kind)
-        .bind(key)
-        .execute(app.db.pool())
-        .await?;
-    Ok(())
 }
 
 /// De-duplicates by the database, processes, and answers: the exact ack on success or
@@ -657,7 +611,7 @@ async fn notify_authorization(State(app): State<App>, headers: HeaderMap, body: 
             intake(&app, "authorization", 0, key, || async {
                 match &n.auth_code {
                     Some(code) => {
-                        service::authcode_created(&app, &state, code, n.user_login_id.as_deref())
+                        bindings::authcode_created(&app, &state, code, n.user_login_id.as_deref())
                             .await
                     }
                     None => Ok(()),
@@ -676,7 +630,7 @@ async fn notify_authorization(State(app): State<App>, headers: HeaderMap, body: 
                 crate::domain::seal::token_fingerprint(&token)
             );
             intake(&app, "authorization", 0, key, || async {
-                service::token_canceled(&app, &token, n.reason.as_deref()).await
+                bindings::token_canceled(&app, &token, n.reason.as_deref()).await
             })
             .await
         }
@@ -699,7 +653,7 @@ async fn notify_payment(State(app): State<App>, headers: HeaderMap, body: Bytes)
         n.result.result_status,
         n.result.result_code.as_str()
     );
-    let known = match service::load_payment_by_request(&app, &n.payment_request_id).await {
+    let known = match payments::load_payment_by_request(&app, &n.payment_request_id).await {
         Ok(p) => p,
         Err(e) => {
             warn!(cause = %e, "payment notification: cannot read the payment");
@@ -707,7 +661,7 @@ async fn notify_payment(State(app): State<App>, headers: HeaderMap, body: Bytes)
         }
     };
     if let Some(p) = &known
-        && p.status != "pending"
+        && p.status != PaymentStatus::Pending
     {
         // Already final (usually by the pay answer): nothing to apply; the notification
         // is only recorded for the history (D19).
@@ -742,10 +696,10 @@ async fn notify_payment(State(app): State<App>, headers: HeaderMap, body: Bytes)
             ),
             _ => return Ok(()),
         };
-        service::transition_loaded(
+        payments::transition_loaded(
             &app,
             &p,
-            "pending",
+            PaymentStatus::Pending,
             status,
             code,
             message,
@@ -773,7 +727,7 @@ async fn notify_refund(State(app): State<App>, headers: HeaderMap, body: Bytes) 
         };
         let code =
             (status == RefundStatus::Failed).then(|| n.result.result_code.as_str().to_owned());
-        service::finalize_refund(
+        refunds::finalize_refund(
             &app,
             &n.refund_request_id,
             status,
@@ -814,8 +768,12 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let payments = count_by_status(&app, "payments").await;
-    let refunds = count_by_status(&app, "refunds").await;
+    let payments = store::reports::count_by_status(&app.db, Counted::Payments)
+        .await
+        .unwrap_or_default();
+    let refunds = store::reports::count_by_status(&app.db, Counted::Refunds)
+        .await
+        .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(&payments, &refunds),

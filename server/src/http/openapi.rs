@@ -126,7 +126,7 @@ fn admin_schemas() -> Value {
                 "OperatorError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": operator_codes}, "message": {"type": "string"}}}}},
                 "OperatorKey": {"type": "object", "required": ["keyId", "name", "scope", "createdAt"], "properties": {
-                    "keyId": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["read", "refund", "admin"]},
+                    "keyId": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": crate::store::Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()},
                     "createdAt": {"type": "string", "format": "date-time"}, "lastUsedAt": {"type": "string", "format": "date-time", "nullable": true}, "revokedAt": {"type": "string", "format": "date-time", "nullable": true}}},
                 "AdminPayment": {"allOf": [r("Payment"), {"type": "object", "required": ["deviceId", "wallet", "refundable"], "properties": {
                     "deviceId": {"type": "string"}, "wallet": {"type": "string"}, "refundable": r("Amount"), "paidAt": {"type": "string", "format": "date-time"}}}]},
@@ -147,7 +147,7 @@ fn admin_schemas() -> Value {
                 "Declaration": {"type": "object", "required": ["declarationRequestId", "paymentId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount", "status", "operator", "createdAt", "updatedAt"], "properties": {
                     "declarationRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "subOrderId": {"type": "string"}, "customsCode": {"type": "string"},
                     "merchantCustomsCode": {"type": "string"}, "merchantCustomsName": {"type": "string"}, "amount": r("Amount"),
-                    "status": {"type": "string", "enum": ["sending", "processing", "succeeded", "failed"]}, "resultCode": {"type": "string"}, "resultDesc": {"type": "string"},
+                    "status": {"type": "string", "enum": crate::store::DeclarationStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}, "resultCode": {"type": "string"}, "resultDesc": {"type": "string"},
                     "customsPaymentId": {"type": "string"}, "customsOrderId": {"type": "string"}, "identityCheckResult": {"type": "string"}, "clearingChannel": {"type": "string"},
                     "operator": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
                 "DeclarationInquiry": {"type": "object", "required": ["declarations", "notFound"], "properties": {
