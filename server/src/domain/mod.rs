@@ -32,6 +32,9 @@ pub mod refunds;
 pub mod seal;
 pub mod state;
 
+#[cfg(test)]
+mod tests;
+
 pub use state::{App, AppState};
 
 /// Calls AMS, recording latency for `/metrics`.

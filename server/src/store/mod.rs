@@ -504,4 +504,66 @@ mod tests {
         let db = Db::connect("sqlite::memory:", 1).await.unwrap();
         assert_eq!(db.group_commit_counts(), None);
     }
+
+    #[tokio::test]
+    async fn an_unknown_status_or_stage_is_a_typed_error() {
+        let (_dir, db) = sqlite().await;
+        sqlx::query(
+            "INSERT INTO devices (device_id, public_key, name, model, registered_at) VALUES ('d', 'k', 'n', 'm', 0)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let mut tx = db.begin_durable().await.unwrap();
+        let inserted = payments::insert_agreement(
+            &mut tx,
+            &payments::NewPayment {
+                payment_id: "p",
+                payment_request_id: "sbp_p",
+                device_id: "d",
+                app_id: "a",
+                app_order_id: "o",
+                binding_id: None,
+                wallet: "ALIPAY_HK",
+                currency: "HKD",
+                amount: 1,
+                description: "x",
+                expires_at: 0,
+                next_action_at: 0,
+                now: 0,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(inserted);
+        let p = payments::load(&db, "p").await.unwrap().unwrap();
+        assert_eq!(p.status, PaymentStatus::Pending);
+        assert_eq!(p.stage, PaymentStage::Sending);
+        assert_eq!(p.product, Product::Agreement);
+        // The stored texts are the historical ones, byte for byte.
+        let raw = sqlx::query("SELECT status, stage, product FROM payments WHERE payment_id = 'p'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let texts: (String, String, String) = (
+            raw.try_get("status").unwrap(),
+            raw.try_get("stage").unwrap(),
+            raw.try_get("product").unwrap(),
+        );
+        assert_eq!(
+            texts,
+            ("pending".into(), "sending".into(), "agreement".into())
+        );
+        sqlx::query("UPDATE payments SET stage = 'teleporting' WHERE payment_id = 'p'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        match payments::load(&db, "p").await {
+            Err(StoreError::Unknown { column, value }) => {
+                assert_eq!((column, value.as_str()), ("stage", "teleporting"));
+            }
+            other => panic!("expected an unknown-value error, got {other:?}"),
+        }
+    }
 }
