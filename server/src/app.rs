@@ -188,7 +188,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let (stop, stop_rx) = watch::channel(false);
     app.hub.start_listener(stop_rx.clone()).await?;
     let engine = tokio::spawn(crate::domain::engine::run(app.clone(), stop_rx.clone()));
-    let router = crate::http::api::router(app.clone());
+    let router = crate::http::router(app.clone());
     info!(%addr, public = %app.public_base_url, backend = ?app.db.backend(), "scanbind-server listening");
     let task_app = app.clone();
     let task = tokio::spawn(async move {
