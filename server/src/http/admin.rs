@@ -1,11 +1,11 @@
-//! The back office: the operator API under `/admin/v1` and its API keys.
+//! The back office: the operator API under `/admin/v1`.
 //!
-//! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>`. Keys are
-//! made by `scanbind-server admin keys create` and shown once; the database keeps only
-//! a SHA-256 hash of the secret. Each key has one scope, and scopes are ordered:
-//! `read` (search and look) < `refund` (refund, cancel, declare to customs) < `admin`
-//! (revoke bindings). Every change an operator makes is written to the payment's history
-//! (`steps`, step `operator`) with the key's name and the reason.
+//! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>` (the keys
+//! are in [`crate::domain::operators`], re-exported here). Each key has one scope, and
+//! scopes are ordered: `read` (search and look) < `refund` (refund, cancel, declare to
+//! customs) < `admin` (revoke bindings). Every change an operator makes is written to the
+//! payment's history (`steps`, step `operator`) with the key's name and the reason.
+//! Errors are [`OperatorCode`]s (`{"error":{"code":..,"message":..}}`).
 
 use axum::Json;
 use axum::Router;
