@@ -264,7 +264,7 @@ pub async fn finalize_refund(
     )
     .await?;
     if !settled {
-        tx.rollback().await.map_err(store::StoreError::from)?;
+        tx.rollback().await?;
         return Ok(false);
     }
     if status == RefundStatus::Succeeded {
@@ -282,7 +282,7 @@ pub async fn finalize_refund(
         &Event::RefundResult(refund_view(&fin)),
     )
     .await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     app.hub.wake(&p.device_id).await;
     if let Some((checkout_id, _)) = &part {
         wake_checkout(app, checkout_id).await?;
