@@ -1,11 +1,9 @@
-//! The error type of the domain and HTTP layers, and how it becomes an HTTP answer. The
-//! store has its own ([`StoreError`]); it converts into this one (a database failure
-//! stays [`Error::Database`], a bad database URL stays [`Error::Config`]).
+//! The error type of the domain and HTTP layers, and the back-office error codes. How it
+//! becomes an HTTP answer is up in the `http` layer (`http::response`). The store has
+//! its own ([`StoreError`]); it converts into this one (a database failure stays
+//! [`Error::Database`], a bad database URL stays [`Error::Config`]).
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use scanbind_device_api::{ApiError, ErrorCode};
+use scanbind_device_api::ErrorCode;
 
 use crate::store::StoreError;
 
@@ -206,30 +204,5 @@ impl Error {
             Error::Ams(_) => ErrorCode::UpstreamUnavailable,
             _ => ErrorCode::Internal,
         }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        if let Error::Operator { code, message } = &self {
-            let status = StatusCode::from_u16(code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
-            return (status, Json(body)).into_response();
-        }
-        let code = self.code();
-        let message = match &self {
-            Error::Api { message, .. } | Error::Operator { message, .. } => message.clone(),
-            Error::Ams(_) => {
-                "Alipay gave no trustworthy answer; retry the identical request".into()
-            }
-            other => {
-                tracing::error!(cause = %other, "request failed");
-                "internal error; retry the identical request".into()
-            }
-        };
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ApiError::new(code, message))).into_response()
     }
 }

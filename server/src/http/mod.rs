@@ -19,6 +19,7 @@ pub mod device;
 pub mod notify;
 pub mod openapi;
 pub mod ops;
+pub mod response;
 
 pub use device::RESUME_AFTER_HEADER;
 
