@@ -1,4 +1,6 @@
-//! The running server: shared state, start-up from a [`Config`], and shutdown.
+//! Start-up and shutdown: builds the [`AppState`] from a [`Config`] (keys, AMS client,
+//! database), starts the engine and the event listener, and serves the router. The top
+//! of the crate: it wires `http` and `domain` together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,55 +18,13 @@ use tokio::sync::{Notify, watch};
 use tracing::info;
 
 use crate::config::{Config, RegistrationMode};
-use crate::db::Db;
+use crate::domain::events::EventHub;
+use crate::domain::seal::{Sealer, parse_sealing_key};
 use crate::error::{Error, Result};
-use crate::events::EventHub;
 use crate::metrics::Metrics;
-use crate::seal::{Sealer, parse_sealing_key};
+use crate::store::Db;
 
-/// Everything a request handler or the engine needs. Shared behind an [`Arc`]; every
-/// field is either immutable after start or internally synchronised.
-#[derive(Debug)]
-pub struct AppState {
-    /// The configuration as loaded.
-    pub config: Config,
-    /// The database.
-    pub db: Db,
-    /// The AMS client (merchant key inside; cheap to clone).
-    pub ams: Client,
-    /// Verifies incoming AMS notifications.
-    pub notify_verifier: NotificationVerifier,
-    /// Seals and opens token blobs.
-    pub sealer: Sealer,
-    /// Signs receipts.
-    pub receipt_signer: ReceiptSigner,
-    /// The published receipt keys (current first).
-    pub receipt_keys: ReceiptKeySet,
-    /// Device event fan-out.
-    pub hub: EventHub,
-    /// Wakes the payment engine when new work is scheduled (tokio `Notify`: a permit is
-    /// stored if the engine is busy, so no wake-up is lost).
-    pub engine_wake: Notify,
-    /// Device signature verifier.
-    pub verifier: Verifier,
-    /// The provisioning token, in token registration mode.
-    pub provisioning_token: Option<Vec<u8>>,
-    /// The public base URL (no trailing slash).
-    pub public_base_url: String,
-    /// Path prefix of the public base URL (empty or `/prefix`), part of the notify path
-    /// Alipay signs.
-    pub public_path_prefix: String,
-    /// This process's id, for engine leases.
-    pub instance: String,
-    /// Counters for `/metrics`.
-    pub metrics: Metrics,
-    /// Wallet tokens of combined checkouts still being paid, in memory only (never
-    /// stored), so the engine can send the remaining parts in this process.
-    pub checkout_tokens: crate::checkout::TokenCache,
-}
-
-/// The shared state handle.
-pub type App = Arc<AppState>;
+pub use crate::domain::{App, AppState};
 
 fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(bytes) {
@@ -172,13 +132,8 @@ impl AppState {
             public_path_prefix,
             instance: crate::util::new_id("srv"),
             metrics: Metrics::default(),
-            checkout_tokens: crate::checkout::TokenCache::default(),
+            checkout_tokens: crate::domain::checkout::TokenCache::default(),
         }))
-    }
-
-    /// The notify URL for `kind` (`authorization`, `payment`, `refund`).
-    pub fn notify_url(&self, kind: &str) -> String {
-        format!("{}/ams/notify/{kind}", self.public_base_url)
     }
 }
 
@@ -232,8 +187,8 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let app = AppState::build(config, addr).await?;
     let (stop, stop_rx) = watch::channel(false);
     app.hub.start_listener(stop_rx.clone()).await?;
-    let engine = tokio::spawn(crate::engine::run(app.clone(), stop_rx.clone()));
-    let router = crate::api::router(app.clone());
+    let engine = tokio::spawn(crate::domain::engine::run(app.clone(), stop_rx.clone()));
+    let router = crate::http::router(app.clone());
     info!(%addr, public = %app.public_base_url, backend = ?app.db.backend(), "scanbind-server listening");
     let task_app = app.clone();
     let task = tokio::spawn(async move {

@@ -1,9 +1,86 @@
-//! The one error type of this crate, and how it becomes an HTTP answer.
+//! The error type of the domain and HTTP layers, and the back-office error codes. How it
+//! becomes an HTTP answer is up in the `http` layer (`http::response`). The store has
+//! its own ([`StoreError`]); it converts into this one (a database failure stays
+//! [`Error::Database`], a bad database URL stays [`Error::Config`]).
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use scanbind_device_api::{ApiError, ErrorCode};
+use scanbind_device_api::ErrorCode;
+
+use crate::store::StoreError;
+
+macro_rules! operator_codes {
+    ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
+        /// A stable back-office error code (`{"error":{"code":..,"message":..}}`).
+        /// Codes are append-only.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum OperatorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl OperatorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [OperatorCode] = &[$(OperatorCode::$variant,)*];
+
+            /// The wire text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(OperatorCode::$variant => $status,)*
+                }
+            }
+
+            /// What the code means, for documentation.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(OperatorCode::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+operator_codes! {
+    BadRequest = "bad_request", 400, "A parameter or the body is malformed or missing; the message names it.";
+    AmountInvalid = "amount_invalid", 400, "Not a positive whole number of minor units, the wrong currency, or more than the payment allows (refundable or declarable amount).";
+    CustomsInvalid = "customs_invalid", 400, "An unknown customs office code or bad merchant customs registration.";
+    Unauthenticated = "unauthenticated", 401, "No operator key, or an unknown, malformed or revoked one.";
+    Forbidden = "forbidden", 403, "The key's scope does not allow this operation.";
+    NotFound = "not_found", 404, "No such payment, binding, refund or declaration.";
+    IdempotencyConflict = "idempotency_conflict", 409, "The refund or declaration id was used before with other parameters.";
+    InvalidState = "invalid_state", 409, "Not allowed in the payment's current state (e.g. refunding a failed payment).";
+    RefundPeriodExceeded = "refund_period_exceeded", 409, "The wallet's refund period (365 days after payment) has passed.";
+    CancelWindowExceeded = "cancel_window_exceeded", 409, "The cancel window has passed: refund instead.";
+    BodyTooLarge = "body_too_large", 413, "The body is over 64 KiB.";
+    PaymentRejected = "payment_rejected", 422, "Alipay refused with a final result; the message carries its result code.";
+    Internal = "internal", 500, "Unexpected. Retrying the identical request is safe.";
+    UpstreamUnavailable = "upstream_unavailable", 503, "No trustworthy answer from Alipay. Retrying the identical request is safe.";
+}
+
+impl std::fmt::Display for OperatorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OperatorCode {
+    /// The closest device code (for logs and metrics that count device codes).
+    pub fn device_code(self) -> ErrorCode {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == self.as_str())
+            .unwrap_or(match self {
+                OperatorCode::Forbidden => ErrorCode::RegistrationRefused,
+                OperatorCode::CustomsInvalid => ErrorCode::BadRequest,
+                _ => ErrorCode::InvalidState,
+            })
+    }
+}
 
 /// Everything that can go wrong in the server.
 ///
@@ -54,10 +131,13 @@ pub enum Error {
     #[error("{code}: {message}")]
     Operator {
         /// The stable code.
-        code: crate::admin::OperatorCode,
+        code: OperatorCode,
         /// Text for people; names the record.
         message: String,
     },
+    /// The store read a value it does not know, or missed a row it just wrote.
+    #[error(transparent)]
+    Store(StoreError),
     /// A settlement report file is malformed; names the file, the line and the reason.
     #[error("report {file}{at}: {reason}", at = if *line > 0 { format!(" line {line}") } else { String::new() })]
     Report {
@@ -72,6 +152,24 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => Error::Database(e),
+            StoreError::Migrate(e) => Error::Migrate(e),
+            StoreError::Url => {
+                Error::config("database.url", "must start with sqlite:// or postgres://")
+            }
+            StoreError::Sync { path, source } => Error::Io {
+                what: "syncing the SQLite WAL",
+                path,
+                source,
+            },
+            other => Error::Store(other),
+        }
+    }
+}
 
 impl Error {
     /// A device-API error.
@@ -91,7 +189,7 @@ impl Error {
     }
 
     /// A back-office error.
-    pub fn operator(code: crate::admin::OperatorCode, message: impl Into<String>) -> Self {
+    pub fn operator(code: OperatorCode, message: impl Into<String>) -> Self {
         Error::Operator {
             code,
             message: message.into(),
@@ -106,30 +204,5 @@ impl Error {
             Error::Ams(_) => ErrorCode::UpstreamUnavailable,
             _ => ErrorCode::Internal,
         }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        if let Error::Operator { code, message } = &self {
-            let status = StatusCode::from_u16(code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
-            return (status, Json(body)).into_response();
-        }
-        let code = self.code();
-        let message = match &self {
-            Error::Api { message, .. } | Error::Operator { message, .. } => message.clone(),
-            Error::Ams(_) => {
-                "Alipay gave no trustworthy answer; retry the identical request".into()
-            }
-            other => {
-                tracing::error!(cause = %other, "request failed");
-                "internal error; retry the identical request".into()
-            }
-        };
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ApiError::new(code, message))).into_response()
     }
 }

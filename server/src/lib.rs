@@ -4,46 +4,59 @@
 //! sandbox. It holds the merchant key, receives Alipay's notifications, seals wallet
 //! tokens for devices, drives payments to a final state and signs receipts.
 //!
-//! ## Layout
+//! ## Layers
 //!
+//! One way, top to bottom (a module uses only modules below it):
+//!
+//! ```text
+//! app      start-up and shutdown (builds the AppState, serves, stops)
+//! http     router, device API, notification intake, back office, OpenAPI, health, metrics
+//! domain   bindings, payments, refunds, checkouts, customs, reconcile, export, sealing,
+//!          events, operator keys, the engine; the shared AppState
+//! store    every SQL statement: pool, migrations, row types, typed statuses and stages
+//! leaves   config, tls, metrics, util, error
+//! ```
+//!
+//! - [`app`]: start-up and shutdown ([`app::start`]).
+//! - [`http`]: the routes ([`http::router`]); device authentication; the back office.
+//! - [`domain`]: what the server does; [`domain::AppState`] is the shared state.
+//! - [`store`]: the sqlx pool (SQLite or PostgreSQL), migrations, row types, queries.
 //! - [`config`]: the TOML file, `SCANBIND_SERVER_*` overrides, defaults, key references.
-//! - [`app`]: shared state, start-up and shutdown ([`app::start`]).
-//! - [`api`]: the routes: device API `/v1`, notification intake `/ams/notify/*`, health
-//!   and metrics.
-//! - [`auth`]: device request authentication (signature, freshness, replay).
-//! - [`service`]: bindings, payments, refunds: every state change, applied once.
-//! - [`checkout`]: combined checkouts (several sellers, one payment each, all-or-nothing).
-//! - [`engine`]: background driver of unfinished payments, refunds and QR expiry.
-//! - [`events`]: the device event log and its fan-out (SSE; PostgreSQL LISTEN/NOTIFY).
-//! - [`seal`]: token sealing (ChaCha20-Poly1305, key rotation).
-//! - [`db`]: the sqlx pool (SQLite or PostgreSQL), migrations, row types.
-//! - [`export`]: transaction export and settlement summary.
-//! - [`admin`]: the back office: operator API `/admin/v1`, operator keys.
-//! - [`customs`]: customs declarations (AMS declare / inquiryDeclarationRequests).
-//! - [`reconcile`]: settlement report parsing and reconciliation against the records.
-//! - [`metrics`], [`tls`], [`openapi`], [`util`], [`error`].
+//! - [`tls`], [`metrics`], [`util`], [`error`].
+//!
+//! ## Stable paths
+//!
+//! Callers outside this crate (tests, benches, the daemon's dev stack, the reliability
+//! suite) use the module paths of the flat layout; they stay valid as re-exports:
+//! [`db`] (= [`store`]), [`seal`], [`events`], [`reconcile`], [`export`], [`openapi`],
+//! [`admin`], next to [`app`], [`config`] and [`util`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod admin;
-pub mod api;
 pub mod app;
-pub mod auth;
-pub mod checkout;
 pub mod config;
-pub mod customs;
-pub mod db;
-pub mod engine;
+pub mod domain;
 pub mod error;
-pub mod events;
-pub mod export;
+pub mod http;
 pub mod metrics;
-pub mod openapi;
-pub mod reconcile;
-pub mod seal;
-pub mod service;
+pub mod store;
 pub mod tls;
 pub mod util;
 
 pub use config::Config;
 pub use error::{Error, Result};
+
+/// Stable path of [`domain::events`].
+pub use domain::events;
+/// Stable path of [`domain::export`].
+pub use domain::export;
+/// Stable path of [`domain::reconcile`].
+pub use domain::reconcile;
+/// Stable path of [`domain::seal`].
+pub use domain::seal;
+/// Stable path of [`http::admin`] (operator keys are re-exported there).
+pub use http::admin;
+/// Stable path of [`http::openapi`].
+pub use http::openapi;
+/// Stable path of [`store`] (the flat layout's `db`).
+pub use store as db;

@@ -1,6 +1,9 @@
-//! Storage: one sqlx `Any` pool over SQLite or PostgreSQL, the embedded migrations, and
-//! the row types. The same SQL runs on both (numbered `$n` parameters, `ON CONFLICT`,
-//! `RETURNING`); only the migrations differ in dialect.
+//! The store layer: every SQL statement of the server. One sqlx `Any` pool over SQLite
+//! or PostgreSQL, the embedded migrations, the row types ([`rows`]) with their statuses
+//! and stages typed ([`status`]), and one module of queries per table. The same SQL runs
+//! on both (numbered `$n` parameters, `ON CONFLICT`, `RETURNING`); only the migrations
+//! differ in dialect. Nothing here knows HTTP, AMS or the domain rules: a function runs
+//! its statements and says what happened (`true` when a conditional `UPDATE` matched).
 //!
 //! Every idempotency rule is a unique key: `payments.payment_request_id` and
 //! `(device_id, app_id, app_order_id)`, `refunds.refund_request_id` and
@@ -9,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +20,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::error::Result;
+pub mod bindings;
+pub mod checkouts;
+pub mod declarations;
+pub mod devices;
+pub mod error;
+pub mod events;
+pub mod notifications;
+pub mod operator_keys;
+pub mod payments;
+pub mod refunds;
+pub mod reports;
+pub mod rows;
+pub mod status;
+pub mod steps;
+pub mod work;
+
+pub use error::{Result, StoreError};
+pub use rows::{
+    BINDING_COLUMNS, BindingRow, CHECKOUT_COLUMNS, CheckoutRow, DECLARATION_COLUMNS,
+    DeclarationRow, DeviceRow, OperatorKeyRow, PAYMENT_COLUMNS, PartRow, PaymentRow,
+    REFUND_COLUMNS, RefundRow,
+};
+pub use status::{
+    BindingState, CheckoutState, DeclarationStatus, PaymentStage, PaymentStatus, Product,
+    RefundStatus, Reversal, Scope,
+};
+
+/// A pool transaction (not a durable one: see [`DurableTx`]).
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// `text` with `\`, `%` and `_` escaped for `LIKE ... ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
 
 /// Which database engine the pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,34 +70,34 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
         2,
         "back office",
-        include_str!("../migrations/sqlite/0002_back_office.sql"),
+        include_str!("../../migrations/sqlite/0002_back_office.sql"),
     ),
     (
         3,
         "checkouts",
-        include_str!("../migrations/sqlite/0003_checkouts.sql"),
+        include_str!("../../migrations/sqlite/0003_checkouts.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
         2,
         "back office",
-        include_str!("../migrations/postgres/0002_back_office.sql"),
+        include_str!("../../migrations/postgres/0002_back_office.sql"),
     ),
     (
         3,
         "checkouts",
-        include_str!("../migrations/postgres/0003_checkouts.sql"),
+        include_str!("../../migrations/postgres/0003_checkouts.sql"),
     ),
 ];
 
@@ -105,8 +143,7 @@ impl GroupCommit {
         // Every ticket up to here belongs to a commit finished before this fsync starts.
         let upto = self.committed.load(Ordering::SeqCst);
         let wal = self.wal.clone();
-        let io = |source| crate::error::Error::Io {
-            what: "syncing the SQLite WAL",
+        let io = |source| StoreError::Sync {
             path: self.wal.clone(),
             source,
         };
@@ -189,10 +226,7 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(crate::error::Error::config(
-                "database.url",
-                "must start with sqlite:// or postgres://",
-            ));
+            return Err(StoreError::Url);
         };
         let pool = Self::open(url, backend, max_connections.max(1), true).await?;
         // Opened after the durable pool so that the SQLite file and its WAL mode exist.
@@ -365,6 +399,11 @@ impl Db {
         &self.url
     }
 
+    /// Begins a transaction on the pool (durable commit, no writer turn).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
     /// True when a trivial query answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -380,231 +419,6 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-/// A `devices` row.
-#[derive(Debug, Clone)]
-pub struct DeviceRow {
-    /// Device id.
-    pub device_id: String,
-    /// Public key, base64url.
-    pub public_key: String,
-    /// Name.
-    pub name: String,
-    /// Model.
-    pub model: String,
-    /// Unix ms.
-    pub registered_at: i64,
-}
-
-impl DeviceRow {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
-        Ok(DeviceRow {
-            device_id: r.try_get("device_id")?,
-            public_key: r.try_get("public_key")?,
-            name: r.try_get("name")?,
-            model: r.try_get("model")?,
-            registered_at: r.try_get("registered_at")?,
-        })
-    }
-}
-
-/// A `bindings` row.
-#[derive(Debug, Clone)]
-pub struct BindingRow {
-    /// Binding id.
-    pub binding_id: String,
-    /// Owner.
-    pub device_id: String,
-    /// Wallet code.
-    pub wallet: String,
-    /// The consult `authState`.
-    pub auth_state: String,
-    /// `pending`, `exchanging`, `active`, ...
-    pub status: String,
-    /// Match code.
-    pub match_code: String,
-    /// QR code value.
-    pub code_value: String,
-    /// QR expiry, Unix ms.
-    pub expires_at: i64,
-    /// Masked login id.
-    pub user_login_id: Option<String>,
-    /// Access token expiry (AMS text).
-    pub access_token_expires_at: Option<String>,
-    /// Refresh token expiry (AMS text).
-    pub refresh_token_expires_at: Option<String>,
-    /// Sealed blob awaiting pickup by the device.
-    pub sealed_pending: Option<String>,
-    /// Failure or cancellation reason.
-    pub reason: Option<String>,
-    /// Unix ms.
-    pub created_at: i64,
-}
-
-/// Columns selected for [`BindingRow`].
-pub const BINDING_COLUMNS: &str = "binding_id, device_id, wallet, auth_state, status, match_code, code_value, expires_at, user_login_id, access_token_expires_at, refresh_token_expires_at, sealed_pending, reason, created_at";
-
-impl BindingRow {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
-        Ok(BindingRow {
-            binding_id: r.try_get("binding_id")?,
-            device_id: r.try_get("device_id")?,
-            wallet: r.try_get("wallet")?,
-            auth_state: r.try_get("auth_state")?,
-            status: r.try_get("status")?,
-            match_code: r.try_get("match_code")?,
-            code_value: r.try_get("code_value")?,
-            expires_at: r.try_get("expires_at")?,
-            user_login_id: r.try_get("user_login_id")?,
-            access_token_expires_at: r.try_get("access_token_expires_at")?,
-            refresh_token_expires_at: r.try_get("refresh_token_expires_at")?,
-            sealed_pending: r.try_get("sealed_pending")?,
-            reason: r.try_get("reason")?,
-            created_at: r.try_get("created_at")?,
-        })
-    }
-}
-
-/// A `payments` row.
-#[derive(Debug, Clone)]
-pub struct PaymentRow {
-    /// Server payment id.
-    pub payment_id: String,
-    /// AMS paymentRequestId.
-    pub payment_request_id: String,
-    /// Device.
-    pub device_id: String,
-    /// App.
-    pub app_id: String,
-    /// App order id.
-    pub app_order_id: String,
-    /// `agreement` or `order_code`.
-    pub product: String,
-    /// Binding (agreement payments).
-    pub binding_id: Option<String>,
-    /// Wallet code (`CONNECT_WALLET` for order codes).
-    pub wallet: String,
-    /// Order code QR value (order-code payments).
-    pub code_value: Option<String>,
-    /// ISO 4217.
-    pub currency: String,
-    /// Minor units.
-    pub amount: i64,
-    /// Description.
-    pub description: String,
-    /// `pending`, `succeeded`, `failed`, `cancelled`.
-    pub status: String,
-    /// Engine stage: `sending`, `inquiring`, `cancelling`, `done`.
-    pub stage: String,
-    /// Result code.
-    pub result_code: Option<String>,
-    /// Result message.
-    pub result_message: Option<String>,
-    /// Alipay paymentId.
-    pub ams_payment_id: Option<String>,
-    /// Refunded so far, minor units.
-    pub refunded: i64,
-    /// Receipt.
-    pub receipt: Option<String>,
-    /// paymentExpiryTime, Unix ms.
-    pub expires_at: i64,
-    /// Next engine action, Unix ms.
-    pub next_action_at: i64,
-    /// Engine attempts so far.
-    pub attempts: i64,
-    /// Unix ms.
-    pub created_at: i64,
-    /// Unix ms.
-    pub updated_at: i64,
-}
-
-/// Columns selected for [`PaymentRow`].
-pub const PAYMENT_COLUMNS: &str = "payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, code_value, currency, amount, description, status, stage, result_code, result_message, ams_payment_id, refunded, receipt, expires_at, next_action_at, attempts, created_at, updated_at";
-
-impl PaymentRow {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
-        Ok(PaymentRow {
-            payment_id: r.try_get("payment_id")?,
-            payment_request_id: r.try_get("payment_request_id")?,
-            device_id: r.try_get("device_id")?,
-            app_id: r.try_get("app_id")?,
-            app_order_id: r.try_get("app_order_id")?,
-            product: r.try_get("product")?,
-            binding_id: r.try_get("binding_id")?,
-            wallet: r.try_get("wallet")?,
-            code_value: r.try_get("code_value")?,
-            currency: r.try_get("currency")?,
-            amount: r.try_get("amount")?,
-            description: r.try_get("description")?,
-            status: r.try_get("status")?,
-            stage: r.try_get("stage")?,
-            result_code: r.try_get("result_code")?,
-            result_message: r.try_get("result_message")?,
-            ams_payment_id: r.try_get("ams_payment_id")?,
-            refunded: r.try_get("refunded")?,
-            receipt: r.try_get("receipt")?,
-            expires_at: r.try_get("expires_at")?,
-            next_action_at: r.try_get("next_action_at")?,
-            attempts: r.try_get("attempts")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
-    }
-}
-
-/// A `refunds` row.
-#[derive(Debug, Clone)]
-pub struct RefundRow {
-    /// AMS refundRequestId.
-    pub refund_request_id: String,
-    /// Server payment id.
-    pub payment_id: String,
-    /// App refund id.
-    pub refund_id: String,
-    /// ISO 4217.
-    pub currency: String,
-    /// Minor units.
-    pub amount: i64,
-    /// Reason.
-    pub reason: Option<String>,
-    /// `pending`, `succeeded`, `failed`.
-    pub status: String,
-    /// Result code.
-    pub result_code: Option<String>,
-    /// Alipay refundId.
-    pub ams_refund_id: Option<String>,
-    /// Receipt.
-    pub receipt: Option<String>,
-    /// Next engine action, Unix ms.
-    pub next_action_at: i64,
-    /// Engine attempts.
-    pub attempts: i64,
-    /// Unix ms.
-    pub created_at: i64,
-}
-
-/// Columns selected for [`RefundRow`].
-pub const REFUND_COLUMNS: &str = "refund_request_id, payment_id, refund_id, currency, amount, reason, status, result_code, ams_refund_id, receipt, next_action_at, attempts, created_at";
-
-impl RefundRow {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
-        Ok(RefundRow {
-            refund_request_id: r.try_get("refund_request_id")?,
-            payment_id: r.try_get("payment_id")?,
-            refund_id: r.try_get("refund_id")?,
-            currency: r.try_get("currency")?,
-            amount: r.try_get("amount")?,
-            reason: r.try_get("reason")?,
-            status: r.try_get("status")?,
-            result_code: r.try_get("result_code")?,
-            ams_refund_id: r.try_get("ams_refund_id")?,
-            receipt: r.try_get("receipt")?,
-            next_action_at: r.try_get("next_action_at")?,
-            attempts: r.try_get("attempts")?,
-            created_at: r.try_get("created_at")?,
-        })
     }
 }
 
@@ -689,5 +503,67 @@ mod tests {
     async fn an_in_memory_database_has_no_group_commit() {
         let db = Db::connect("sqlite::memory:", 1).await.unwrap();
         assert_eq!(db.group_commit_counts(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_or_stage_is_a_typed_error() {
+        let (_dir, db) = sqlite().await;
+        sqlx::query(
+            "INSERT INTO devices (device_id, public_key, name, model, registered_at) VALUES ('d', 'k', 'n', 'm', 0)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let mut tx = db.begin_durable().await.unwrap();
+        let inserted = payments::insert_agreement(
+            &mut tx,
+            &payments::NewPayment {
+                payment_id: "p",
+                payment_request_id: "sbp_p",
+                device_id: "d",
+                app_id: "a",
+                app_order_id: "o",
+                binding_id: None,
+                wallet: "ALIPAY_HK",
+                currency: "HKD",
+                amount: 1,
+                description: "x",
+                expires_at: 0,
+                next_action_at: 0,
+                now: 0,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(inserted);
+        let p = payments::load(&db, "p").await.unwrap().unwrap();
+        assert_eq!(p.status, PaymentStatus::Pending);
+        assert_eq!(p.stage, PaymentStage::Sending);
+        assert_eq!(p.product, Product::Agreement);
+        // The stored texts are the historical ones, byte for byte.
+        let raw = sqlx::query("SELECT status, stage, product FROM payments WHERE payment_id = 'p'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let texts: (String, String, String) = (
+            raw.try_get("status").unwrap(),
+            raw.try_get("stage").unwrap(),
+            raw.try_get("product").unwrap(),
+        );
+        assert_eq!(
+            texts,
+            ("pending".into(), "sending".into(), "agreement".into())
+        );
+        sqlx::query("UPDATE payments SET stage = 'teleporting' WHERE payment_id = 'p'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        match payments::load(&db, "p").await {
+            Err(StoreError::Unknown { column, value }) => {
+                assert_eq!((column, value.as_str()), ("stage", "teleporting"));
+            }
+            other => panic!("expected an unknown-value error, got {other:?}"),
+        }
     }
 }

@@ -15,11 +15,11 @@ use std::path::Path;
 
 use scanbind_ams::money::{Currency, Money};
 use serde::Serialize;
-use sqlx::Row;
 use time::{Date, OffsetDateTime, Time};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::reports::{PaymentMovement, RefundMovement};
+use crate::store::{self, Db, PaymentStatus, RefundStatus};
 
 /// Columns of the transaction details report.
 pub const TRANSACTION_DETAILS_COLUMNS: &[&str] = &[
@@ -480,7 +480,34 @@ struct Record {
     /// Signed minor units.
     amount: i64,
     /// The server's status of the payment or refund.
-    status: String,
+    status: RecordStatus,
+}
+
+/// The status of a [`Record`]: a payment's or a refund's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordStatus {
+    Payment(PaymentStatus),
+    Refund(RefundStatus),
+}
+
+impl std::fmt::Display for RecordStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordStatus::Payment(s) => s.as_str(),
+            RecordStatus::Refund(s) => s.as_str(),
+        })
+    }
+}
+
+fn refund_record(r: RefundMovement) -> Record {
+    Record {
+        kind: "REFUND",
+        request_id: r.refund_request_id,
+        ams_id: r.ams_refund_id,
+        currency: r.currency,
+        amount: -r.amount,
+        status: RecordStatus::Refund(r.status),
+    }
 }
 
 fn day_bounds(date: Date) -> (i64, i64) {
@@ -493,122 +520,50 @@ fn day_bounds(date: Date) -> (i64, i64) {
 async fn server_records(db: &Db, date: Date) -> Result<Vec<Record>> {
     let (from, to) = day_bounds(date);
     let mut out = Vec::new();
-    let rows = sqlx::query(
-        "SELECT p.payment_request_id, p.ams_payment_id, p.currency, p.amount, p.refunded, p.status, s.outcome FROM steps s \
-         JOIN payments p ON p.payment_id = s.subject_id \
-         WHERE s.step = 'final' AND s.outcome IN ('succeeded', 'cancelled') AND s.at >= $1 AND s.at < $2 ORDER BY s.id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db.pool())
-    .await?;
-    for r in rows {
-        let outcome: String = r.try_get("outcome")?;
-        let prid: String = r.try_get("payment_request_id")?;
-        let amount: i64 = r.try_get("amount")?;
-        let refunded: i64 = r.try_get("refunded")?;
-        if outcome == "cancelled" {
+    for p in store::reports::final_payments(db, from, to).await? {
+        let cancelled = p.outcome == Some(PaymentStatus::Cancelled);
+        if cancelled {
             // Only a cancel of a paid payment moves money (a reversal).
-            let paid: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM steps s JOIN payments p ON p.payment_id = s.subject_id \
-                 WHERE p.payment_request_id = $1 AND s.step = 'final' AND s.outcome = 'succeeded'",
-            )
-            .bind(&prid)
-            .fetch_one(db.pool())
-            .await?
-            .try_get("n")?;
+            let paid = store::reports::times_paid(db, &p.payment_request_id).await?;
             if paid == 0 {
                 continue;
             }
         }
-        out.push(Record {
-            kind: if outcome == "succeeded" {
-                "PAYMENT"
-            } else {
-                "CANCEL"
-            },
-            request_id: prid,
-            ams_id: r.try_get("ams_payment_id")?,
-            currency: r.try_get("currency")?,
-            amount: if outcome == "succeeded" {
-                amount
-            } else {
-                -(amount - refunded)
-            },
-            status: r.try_get("status")?,
-        });
+        out.push(payment_record(p, cancelled));
     }
-    let rows = sqlx::query(
-        "SELECT r.refund_request_id, r.ams_refund_id, r.currency, r.amount, r.status FROM steps s \
-         JOIN refunds r ON r.refund_request_id = s.subject_id \
-         WHERE s.step = 'final' AND s.outcome = 'succeeded' AND s.at >= $1 AND s.at < $2 ORDER BY s.id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db.pool())
-    .await?;
-    for r in rows {
-        out.push(Record {
-            kind: "REFUND",
-            request_id: r.try_get("refund_request_id")?,
-            ams_id: r.try_get("ams_refund_id")?,
-            currency: r.try_get("currency")?,
-            amount: -r.try_get::<i64, _>("amount")?,
-            status: r.try_get("status")?,
-        });
+    for r in store::reports::final_refunds(db, from, to).await? {
+        out.push(refund_record(r));
     }
     Ok(out)
+}
+
+/// A payment as a `PAYMENT` record (its amount) or a `CANCEL` one (minus what was not
+/// refunded before).
+fn payment_record(p: PaymentMovement, cancel: bool) -> Record {
+    Record {
+        kind: if cancel { "CANCEL" } else { "PAYMENT" },
+        request_id: p.payment_request_id,
+        ams_id: p.ams_payment_id,
+        currency: p.currency,
+        amount: if cancel {
+            -(p.amount - p.refunded)
+        } else {
+            p.amount
+        },
+        status: RecordStatus::Payment(p.status),
+    }
 }
 
 /// Looks a report line's record up on the server, whatever its day.
 async fn server_record_for(db: &Db, kind: &str, request_id: &str) -> Result<Option<Record>> {
     if kind == "REFUND" {
-        let row = sqlx::query(
-            "SELECT refund_request_id, ams_refund_id, currency, amount, status FROM refunds WHERE refund_request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(db.pool())
-        .await?;
-        return row
-            .map(|r| {
-                Ok(Record {
-                    kind: "REFUND",
-                    request_id: r.try_get("refund_request_id")?,
-                    ams_id: r.try_get("ams_refund_id")?,
-                    currency: r.try_get("currency")?,
-                    amount: -r.try_get::<i64, _>("amount")?,
-                    status: r.try_get("status")?,
-                })
-            })
-            .transpose();
+        return Ok(store::reports::refund_movement_of(db, request_id)
+            .await?
+            .map(refund_record));
     }
-    let row = sqlx::query(
-        "SELECT payment_request_id, ams_payment_id, currency, amount, refunded, status FROM payments WHERE payment_request_id = $1",
-    )
-    .bind(request_id)
-    .fetch_optional(db.pool())
-    .await?;
-    row.map(|r| {
-        let amount: i64 = r.try_get("amount")?;
-        let refunded: i64 = r.try_get("refunded")?;
-        Ok(Record {
-            kind: if kind == "CANCEL" {
-                "CANCEL"
-            } else {
-                "PAYMENT"
-            },
-            request_id: r.try_get("payment_request_id")?,
-            ams_id: r.try_get("ams_payment_id")?,
-            currency: r.try_get("currency")?,
-            amount: if kind == "CANCEL" {
-                -(amount - refunded)
-            } else {
-                amount
-            },
-            status: r.try_get("status")?,
-        })
-    })
-    .transpose()
+    Ok(store::reports::payment_movement_of(db, request_id)
+        .await?
+        .map(|p| payment_record(p, kind == "CANCEL")))
 }
 
 fn fee_for(amount: i64, bps: i64) -> i64 {
@@ -665,9 +620,12 @@ pub async fn reconcile(db: &Db, date: Date, dir: &Path, fee_bps: Option<i64>) ->
                 continue;
             };
             let expected_status = match l.kind.as_str() {
-                "PAYMENT" => ["succeeded", "cancelled"].contains(&s.status.as_str()),
-                "CANCEL" => s.status == "cancelled",
-                _ => s.status == "succeeded",
+                "PAYMENT" => matches!(
+                    s.status,
+                    RecordStatus::Payment(PaymentStatus::Succeeded | PaymentStatus::Cancelled)
+                ),
+                "CANCEL" => s.status == RecordStatus::Payment(PaymentStatus::Cancelled),
+                _ => s.status == RecordStatus::Refund(RefundStatus::Succeeded),
             };
             if l.status != "SUCCESS" || !expected_status {
                 d(

@@ -8,12 +8,11 @@
 //! on replica B. Nothing polls on a timer.
 
 use scanbind_device_api::types::{Event, EventEnvelope};
-use sqlx::Row;
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
-use crate::db::{Backend, Db};
 use crate::error::Result;
+use crate::store::{self, Db};
 use crate::util::{now_ms, rfc3339};
 
 /// The PostgreSQL notification channel.
@@ -44,7 +43,7 @@ impl EventHub {
     pub async fn emit(&self, device_id: &str, event: &Event) -> Result<i64> {
         // In its own transaction so that, on PostgreSQL, the per-device lock taken by
         // `insert` is held until this event has committed.
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let seq = Self::insert(&mut tx, device_id, event).await?;
         tx.commit().await?;
         self.wake(device_id).await;
@@ -59,28 +58,8 @@ impl EventHub {
         event: &Event,
     ) -> Result<i64> {
         let payload = serde_json::to_string(event).unwrap_or_default();
-        // Streams read `seq > last delivered`, so per device, events must become visible
-        // in sequence order. SQLite has one writer at a time, so they do. On PostgreSQL
-        // a BIGSERIAL value is taken at insert but seen at commit: two transactions for
-        // one device could commit out of order and a stream would skip the earlier one.
-        // A transaction-scoped advisory lock per device makes the second wait until the
-        // first has committed before it draws its sequence number.
-        if conn.backend_name() == "PostgreSQL" {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(device_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-        let row = sqlx::query(
-            "INSERT INTO events (device_id, kind, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING seq",
-        )
-        .bind(device_id)
-        .bind(event.kind())
-        .bind(payload)
-        .bind(now_ms())
-        .fetch_one(&mut *conn)
-        .await?;
-        let seq: i64 = row.try_get("seq")?;
+        // Per device, events become visible in sequence order: see `store::events::insert`.
+        let seq = store::events::insert(conn, device_id, event.kind(), &payload, now_ms()).await?;
         debug!(device = device_id, seq, kind = event.kind(), "event stored");
         Ok(seq)
     }
@@ -89,14 +68,7 @@ impl EventHub {
     /// (`pg_notify` is delivered at commit, so no extra round trip and never before the
     /// event is visible); call [`EventHub::wake_local`] after the commit.
     pub async fn notify_in(conn: &mut sqlx::AnyConnection, device_id: &str) -> Result<()> {
-        if conn.backend_name() == "PostgreSQL" {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(device_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
+        Ok(store::events::notify_in(conn, CHANNEL, device_id).await?)
     }
 
     /// Wakes the streams of `device_id` in this process only.
@@ -107,13 +79,7 @@ impl EventHub {
     /// Wakes the streams of `device_id` on every replica.
     pub async fn wake(&self, device_id: &str) {
         let _ = self.tx.send(device_id.to_owned());
-        if self.db.backend() == Backend::Postgres
-            && let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(device_id)
-                .execute(self.db.pool())
-                .await
-        {
+        if let Err(e) = store::events::notify(&self.db, CHANNEL, device_id).await {
             warn!(cause = %e, "pg_notify failed; other replicas learn on their next wake-up");
         }
     }
@@ -125,23 +91,15 @@ impl EventHub {
         after: i64,
         limit: i64,
     ) -> Result<Vec<EventEnvelope>> {
-        let rows = sqlx::query(
-            "SELECT seq, payload, created_at FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(device_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows = store::events::after(&self.db, device_id, after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let payload: String = r.try_get("payload")?;
-            let Ok(event) = serde_json::from_str::<Event>(&payload) else {
+            let Ok(event) = serde_json::from_str::<Event>(&r.payload) else {
                 continue;
             };
             out.push(EventEnvelope {
-                seq: r.try_get("seq")?,
-                created_at: rfc3339(r.try_get("created_at")?),
+                seq: r.seq,
+                created_at: rfc3339(r.created_at),
                 event,
             });
         }
@@ -150,20 +108,14 @@ impl EventHub {
 
     /// The newest sequence number of `device_id` (0 if none).
     pub async fn latest(&self, device_id: &str) -> Result<i64> {
-        let r = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM events WHERE device_id = $1")
-            .bind(device_id)
-            .fetch_one(self.db.pool())
-            .await?;
-        Ok(r.try_get("m")?)
+        Ok(store::events::latest(&self.db, device_id).await?)
     }
 
     /// On PostgreSQL, starts the `LISTEN` task that relays other replicas' wake-ups.
     pub async fn start_listener(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
-        if self.db.backend() != Backend::Postgres {
+        let Some(mut listener) = store::events::listen(&self.db, CHANNEL).await? else {
             return Ok(());
-        }
-        let mut listener = sqlx::postgres::PgListener::connect(self.db.url()).await?;
-        listener.listen(CHANNEL).await?;
+        };
         let tx = self.tx.clone();
         tokio::spawn(async move {
             loop {

@@ -16,7 +16,7 @@
 //! Independent mode: every part is sent; the checkout ends `succeeded`,
 //! `partially_succeeded` or `failed`.
 //!
-//! State is in the database; the engine ([`crate::engine`]) drives unfinished
+//! State is in the database; the engine ([`crate::domain::engine`]) drives unfinished
 //! checkouts (under a lease, like payments) and resumes them after a restart. Wallet
 //! tokens are never stored: they stay in this process's memory ([`TokenCache`]) while a
 //! checkout is unfinished, so a restarted server cannot send the parts not sent yet:
@@ -35,24 +35,20 @@ use scanbind_ams::wallet::Wallet;
 use scanbind_device_api::ErrorCode;
 use scanbind_device_api::types::{
     Amount, Checkout, CheckoutPart, CheckoutRequest, CheckoutStatus, Event, PaymentStatus,
-    RefundRequest,
+    RefundRequest, RefundStatus,
 };
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use tracing::{info, warn};
 
-use crate::app::App;
-use crate::db::{PAYMENT_COLUMNS, PaymentRow};
+use crate::domain::bindings::{device_binding, open_tokens};
+use crate::domain::payments::{load_payment, send_agreement_pay, transition_loaded};
+use crate::domain::refunds::load_refund;
+use crate::domain::seal::TokenSet;
+use crate::domain::{App, ams_call, check_amount, check_text, plausible_id, scan_to_bind_wallet};
 use crate::error::{Error, Result};
-use crate::seal::TokenSet;
-use crate::service::{
-    ams_call, check_amount, check_text, device_binding, load_payment, load_refund, open_tokens,
-    scan_to_bind_wallet, send_agreement_pay, transition_loaded,
-};
+use crate::store::checkouts::{NewCheckout, NewPart};
+use crate::store::payments::NewPayment;
+use crate::store::{self, CheckoutRow, CheckoutState, PartRow, PaymentRow, PaymentStage, Reversal};
 use crate::util::{new_id, now_ms, rfc3339};
-
-/// `payments.product` of a checkout part.
-pub const PART_PRODUCT: &str = "checkout_part";
 /// Most parts of an all-or-nothing checkout (merge pay: 6 sub-orders in one transaction).
 pub const MAX_PARTS_ALL_OR_NOTHING: usize = 6;
 /// Most parts otherwise (merge pay: 20 on PC, 10 on wireless; see docs/server.md).
@@ -102,90 +98,9 @@ impl TokenCache {
     }
 }
 
-/// A `checkouts` row.
-#[derive(Debug, Clone)]
-pub struct CheckoutRow {
-    /// Checkout id.
-    pub checkout_id: String,
-    /// Owner.
-    pub device_id: String,
-    /// App.
-    pub app_id: String,
-    /// App order id.
-    pub app_order_id: String,
-    /// Binding that pays.
-    pub binding_id: String,
-    /// ISO 4217.
-    pub currency: String,
-    /// Sum of the parts, minor units.
-    pub total: i64,
-    /// All-or-nothing mode.
-    pub all_or_nothing: bool,
-    /// Digest of the request (idempotency).
-    pub fingerprint: String,
-    /// `paying`, `reversing`, `succeeded`, `partially_succeeded`, `failed`.
-    pub status: String,
-    /// Unix ms.
-    pub expires_at: i64,
-    /// Engine attempts.
-    pub attempts: i64,
-    /// Unix ms.
-    pub created_at: i64,
-}
-
-const CHECKOUT_COLUMNS: &str = "checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, expires_at, attempts, created_at";
-
-impl CheckoutRow {
-    fn from_row(r: &AnyRow) -> Result<Self> {
-        Ok(CheckoutRow {
-            checkout_id: r.try_get("checkout_id")?,
-            device_id: r.try_get("device_id")?,
-            app_id: r.try_get("app_id")?,
-            app_order_id: r.try_get("app_order_id")?,
-            binding_id: r.try_get("binding_id")?,
-            currency: r.try_get("currency")?,
-            total: r.try_get("total")?,
-            all_or_nothing: r.try_get::<i64, _>("all_or_nothing")? != 0,
-            fingerprint: r.try_get("fingerprint")?,
-            status: r.try_get("status")?,
-            expires_at: r.try_get("expires_at")?,
-            attempts: r.try_get("attempts")?,
-            created_at: r.try_get("created_at")?,
-        })
-    }
-
-    fn is_open(&self) -> bool {
-        self.status == "paying" || self.status == "reversing"
-    }
-}
-
-/// A `checkout_parts` row.
-#[derive(Debug, Clone)]
-pub struct PartRow {
-    /// Position, from 0.
-    pub idx: i64,
-    /// The part's payment.
-    pub payment_id: String,
-    /// Seller id (`referenceMerchantId`).
-    pub seller_id: String,
-    /// Seller name.
-    pub seller_name: String,
-    /// Seller MCC.
-    pub seller_mcc: String,
-    /// `cancel` or `refund` once a reversal started.
-    pub reversal: Option<String>,
-    /// Reversed by all-or-nothing.
-    pub reversed: bool,
-}
-
 /// Loads a checkout.
 pub async fn load_checkout(app: &App, checkout_id: &str) -> Result<Option<CheckoutRow>> {
-    let sql = format!("SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE checkout_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(checkout_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    row.as_ref().map(CheckoutRow::from_row).transpose()
+    Ok(store::checkouts::load(&app.db, checkout_id).await?)
 }
 
 async fn load_by_order(
@@ -194,92 +109,21 @@ async fn load_by_order(
     app_id: &str,
     app_order_id: &str,
 ) -> Result<Option<CheckoutRow>> {
-    let sql = format!(
-        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE device_id = $1 AND app_id = $2 AND app_order_id = $3"
-    );
-    let row = sqlx::query(&sql)
-        .bind(device_id)
-        .bind(app_id)
-        .bind(app_order_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    row.as_ref().map(CheckoutRow::from_row).transpose()
+    Ok(store::checkouts::by_order(&app.db, device_id, app_id, app_order_id).await?)
 }
 
 /// The parts of a checkout with their payments, in order.
 pub async fn load_parts(app: &App, checkout_id: &str) -> Result<Vec<(PartRow, PaymentRow)>> {
-    let rows = sqlx::query(
-        "SELECT idx, payment_id, seller_id, seller_name, seller_mcc, reversal, reversed FROM checkout_parts WHERE checkout_id = $1 ORDER BY idx",
-    )
-    .bind(checkout_id)
-    .fetch_all(app.db.pool())
-    .await?;
-    let sql = format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id IN (SELECT payment_id FROM checkout_parts WHERE checkout_id = $1)"
-    );
-    let mut payments: HashMap<String, PaymentRow> = HashMap::new();
-    for r in sqlx::query(&sql)
-        .bind(checkout_id)
-        .fetch_all(app.db.pool())
-        .await?
-    {
-        let p = PaymentRow::from_row(&r)?;
-        payments.insert(p.payment_id.clone(), p);
-    }
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let part = PartRow {
-            idx: r.try_get("idx")?,
-            payment_id: r.try_get("payment_id")?,
-            seller_id: r.try_get("seller_id")?,
-            seller_name: r.try_get("seller_name")?,
-            seller_mcc: r.try_get("seller_mcc")?,
-            reversal: r.try_get("reversal")?,
-            reversed: r.try_get::<i64, _>("reversed")? != 0,
-        };
-        let p = payments
-            .remove(&part.payment_id)
-            .ok_or_else(|| Error::api(ErrorCode::Internal, "checkout part without payment"))?;
-        out.push((part, p));
-    }
-    Ok(out)
-}
-
-/// The (checkout id, seller id) of a part's payment.
-pub async fn part_of(app: &App, payment_id: &str) -> Result<Option<(String, String)>> {
-    let row =
-        sqlx::query("SELECT checkout_id, seller_id FROM checkout_parts WHERE payment_id = $1")
-            .bind(payment_id)
-            .fetch_optional(app.db.pool())
-            .await?;
-    match row {
-        Some(r) => Ok(Some((r.try_get("checkout_id")?, r.try_get("seller_id")?))),
-        None => Ok(None),
-    }
-}
-
-/// Makes an unfinished checkout due now (a part changed) and wakes the engine.
-pub async fn wake(app: &App, checkout_id: &str) -> Result<()> {
-    let now = now_ms();
-    // A schedule, not money: the relaxed pool (D24). Lost to an OS crash, the checkout
-    // is still due at its earlier time.
-    let _turn = app.db.write_turn().await;
-    sqlx::query(
-        "UPDATE checkouts SET next_action_at = $2 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND next_action_at > $2",
-    )
-    .bind(checkout_id)
-    .bind(now)
-    .execute(app.db.relaxed())
-    .await?;
-    app.engine_wake.notify_one();
-    Ok(())
+    Ok(store::checkouts::parts(&app.db, checkout_id).await?)
 }
 
 /// The device view.
 pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checkout {
-    let status = match c.status.as_str() {
-        "paying" | "reversing" => CheckoutStatus::Pending,
-        s => CheckoutStatus::parse(s).unwrap_or(CheckoutStatus::Pending),
+    let status = match c.status {
+        CheckoutState::Paying | CheckoutState::Reversing => CheckoutStatus::Pending,
+        CheckoutState::Succeeded => CheckoutStatus::Succeeded,
+        CheckoutState::PartiallySucceeded => CheckoutStatus::PartiallySucceeded,
+        CheckoutState::Failed => CheckoutStatus::Failed,
     };
     Checkout {
         checkout_id: c.checkout_id.clone(),
@@ -300,7 +144,7 @@ pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checko
                 payment_id: p.payment_id.clone(),
                 amount_minor: p.amount,
                 description: p.description.clone(),
-                status: PaymentStatus::parse(&p.status).unwrap_or(PaymentStatus::Pending),
+                status: p.status,
                 receipt: p.receipt.clone(),
                 result_code: p.result_code.clone(),
                 result_message: p.result_message.clone(),
@@ -313,7 +157,7 @@ pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checko
 /// A checkout owned by `device_id`, as the device sees it, or `not_found`.
 pub async fn device_checkout(app: &App, device_id: &str, checkout_id: &str) -> Result<Checkout> {
     let not_found = || Error::api(ErrorCode::NotFound, "no such checkout on this device");
-    if !crate::service::plausible_id(checkout_id) {
+    if !plausible_id(checkout_id) {
         return Err(not_found());
     }
     match load_checkout(app, checkout_id).await? {
@@ -435,28 +279,25 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
     let checkout_id = new_id("chk");
     let expires = now + EXPIRY_MS;
     let mut tx = app.db.begin_durable().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO checkouts (checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, \
-         expires_at, next_action_at, lease_owner, lease_until, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'paying', $10, $11, $12, $11, $13, $13) ON CONFLICT DO NOTHING",
+    let inserted = store::checkouts::insert(
+        &mut tx,
+        &NewCheckout {
+            checkout_id: &checkout_id,
+            device_id,
+            app_id: &req.app_id,
+            app_order_id: &req.app_order_id,
+            binding_id: &binding.binding_id,
+            currency: currency.code(),
+            total,
+            all_or_nothing: req.all_or_nothing,
+            fingerprint: &fp,
+            expires_at: expires,
+            lease_until: now + LEASE_MS,
+            lease_owner: &app.instance,
+            now,
+        },
     )
-    .bind(&checkout_id)
-    .bind(device_id)
-    .bind(&req.app_id)
-    .bind(&req.app_order_id)
-    .bind(&binding.binding_id)
-    .bind(currency.code())
-    .bind(total)
-    .bind(i64::from(req.all_or_nothing))
-    .bind(&fp)
-    .bind(expires)
-    .bind(now + LEASE_MS)
-    .bind(&app.instance)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    .await?;
     if !inserted {
         // The same request, concurrently: answer as a retry.
         tx.rollback().await?;
@@ -469,29 +310,26 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
         let payment_id = new_id("pay");
         let prid =
             crate::util::checkout_part_request_id(device_id, &req.app_id, &req.app_order_id, i);
-        let fresh = sqlx::query(
-            "INSERT INTO payments (payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, currency, amount, description, \
-             status, stage, expires_at, next_action_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 'queued', $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+        let part_order_id = format!("{}#{i}", req.app_order_id);
+        let fresh = store::payments::insert_checkout_part(
+            &mut tx,
+            &NewPayment {
+                payment_id: &payment_id,
+                payment_request_id: &prid,
+                device_id,
+                app_id: &req.app_id,
+                app_order_id: &part_order_id,
+                binding_id: Some(&binding.binding_id),
+                wallet: wallet.as_str(),
+                currency: currency.code(),
+                amount: part.money.minor().get(),
+                description: part.description,
+                expires_at: expires,
+                next_action_at: expires + 60_000,
+                now,
+            },
         )
-        .bind(&payment_id)
-        .bind(&prid)
-        .bind(device_id)
-        .bind(&req.app_id)
-        .bind(format!("{}#{i}", req.app_order_id))
-        .bind(PART_PRODUCT)
-        .bind(&binding.binding_id)
-        .bind(wallet.as_str())
-        .bind(currency.code())
-        .bind(part.money.minor().get())
-        .bind(part.description)
-        .bind(expires)
-        .bind(expires + 60_000)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        .await?;
         if !fresh {
             tx.rollback().await?;
             return Err(Error::api(
@@ -502,33 +340,33 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
                 ),
             ));
         }
-        sqlx::query(
-            "INSERT INTO checkout_parts (checkout_id, idx, payment_id, seller_id, seller_name, seller_mcc) VALUES ($1, $2, $3, $4, $5, $6)",
+        store::checkouts::insert_part(
+            &mut tx,
+            &checkout_id,
+            &NewPart {
+                idx: i64::try_from(i).unwrap_or(0),
+                payment_id: &payment_id,
+                seller_id: &part.seller.id,
+                seller_name: &part.seller.name,
+                seller_mcc: &part.seller.mcc,
+            },
         )
-        .bind(&checkout_id)
-        .bind(i64::try_from(i).unwrap_or(0))
-        .bind(&payment_id)
-        .bind(&part.seller.id)
-        .bind(&part.seller.name)
-        .bind(&part.seller.mcc)
-        .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
-        "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'checkout', $2, $3)",
+    store::steps::insert_checkout(
+        &mut tx,
+        &checkout_id,
+        &format!(
+            "created: {} parts, {}",
+            parts.len(),
+            if req.all_or_nothing {
+                "all-or-nothing"
+            } else {
+                "independent"
+            }
+        ),
+        now,
     )
-    .bind(&checkout_id)
-    .bind(format!(
-        "created: {} parts, {}",
-        parts.len(),
-        if req.all_or_nothing {
-            "all-or-nothing"
-        } else {
-            "independent"
-        }
-    ))
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     info!(checkout = %checkout_id, parts = parts.len(), all_or_nothing = req.all_or_nothing, "checkout created");
@@ -545,7 +383,7 @@ async fn resume(
     app: &App,
     c: &CheckoutRow,
     fp: &str,
-    binding: &crate::db::BindingRow,
+    binding: &store::BindingRow,
     blob: &str,
 ) -> Result<Checkout> {
     if c.fingerprint != fp {
@@ -572,21 +410,12 @@ pub async fn lease(app: &App, checkout_id: &str) -> Result<bool> {
     let now = now_ms();
     // Leases are on the relaxed pool (D24): visible to every replica at once; one lost
     // to an OS crash had expired by the time anything could run again.
-    let _turn = app.db.write_turn().await;
-    let r = sqlx::query(
-        "UPDATE checkouts SET lease_owner = $2, lease_until = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing') AND lease_until < $4",
-    )
-    .bind(checkout_id)
-    .bind(&app.instance)
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .execute(app.db.relaxed())
-    .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(store::checkouts::lease(&app.db, checkout_id, &app.instance, now + LEASE_MS, now).await?)
 }
 
 /// Gives the lease back; an unfinished checkout is due again after the back-off (a part
-/// becoming final makes it due at once, see [`wake`]). On the relaxed pool (D24): lost
+/// becoming final makes it due at once, see
+/// [`wake_checkout`](crate::domain::payments::wake_checkout)). On the relaxed pool (D24): lost
 /// to an OS crash, the lease runs out by itself.
 pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
     let Some(c) = load_checkout(app, checkout_id).await? else {
@@ -607,17 +436,7 @@ pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
     } else {
         now + delay
     };
-    let _turn = app.db.write_turn().await;
-    sqlx::query(
-        "UPDATE checkouts SET lease_owner = NULL, lease_until = 0, attempts = attempts + 1, next_action_at = $3, updated_at = $4 \
-         WHERE checkout_id = $1 AND lease_owner = $2",
-    )
-    .bind(checkout_id)
-    .bind(&app.instance)
-    .bind(next)
-    .bind(now)
-    .execute(app.db.relaxed())
-    .await?;
+    store::checkouts::release(&app.db, checkout_id, &app.instance, next, now).await?;
     Ok(())
 }
 
@@ -627,13 +446,13 @@ pub async fn drive(app: &App, checkout_id: &str) -> Result<()> {
     let Some(c) = load_checkout(app, checkout_id).await? else {
         return Ok(());
     };
-    if c.status == "paying" {
+    if c.status == CheckoutState::Paying {
         pay_parts(app, &c).await?;
     }
     let Some(c) = load_checkout(app, checkout_id).await? else {
         return Ok(());
     };
-    if c.status == "reversing" {
+    if c.status == CheckoutState::Reversing {
         reverse_parts(app, &c).await?;
     }
     Ok(())
@@ -646,13 +465,13 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
     let mut failed = false;
     let mut unknown = false;
     for (part, p) in load_parts(app, &c.checkout_id).await? {
-        let p = match (p.status.as_str(), p.stage.as_str()) {
-            ("pending", "abandoned") => {
+        let p = match (p.status, p.stage) {
+            (PaymentStatus::Pending, PaymentStage::Abandoned) => {
                 fail_unsent(app, &p, "CHECKOUT_ABORTED", "this part was not sent").await?;
                 failed = true;
                 continue;
             }
-            ("pending", "queued") => {
+            (PaymentStatus::Pending, PaymentStage::Queued) => {
                 let reason = if c.all_or_nothing && failed {
                     Some((
                         "CHECKOUT_ABORTED",
@@ -690,23 +509,16 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
             }
             _ => p,
         };
-        match p.status.as_str() {
-            "pending" => {
+        match p.status {
+            PaymentStatus::Pending => {
                 unknown = true;
                 if expired {
                     // Past the checkout's life: the payment engine cancels it now.
-                    sqlx::query(
-                        "UPDATE payments SET stage = 'cancelling', next_action_at = $2 WHERE payment_id = $1 AND status = 'pending' \
-                         AND stage NOT IN ('queued', 'sending', 'cancelling')",
-                    )
-                    .bind(&p.payment_id)
-                    .bind(now_ms())
-                    .execute(app.db.pool())
-                    .await?;
+                    store::payments::cancel_sent_part(&app.db, &p.payment_id, now_ms()).await?;
                     app.engine_wake.notify_one();
                 }
             }
-            "succeeded" => {}
+            PaymentStatus::Succeeded => {}
             _ => failed = true,
         }
     }
@@ -714,25 +526,22 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
         return Ok(());
     }
     let parts = load_parts(app, &c.checkout_id).await?;
-    if parts.iter().any(|(_, p)| p.status == "pending") {
+    if parts
+        .iter()
+        .any(|(_, p)| p.status == PaymentStatus::Pending)
+    {
         return Ok(());
     }
     let paid = parts
         .iter()
-        .filter(|(_, p)| p.status == "succeeded")
+        .filter(|(_, p)| p.status == PaymentStatus::Succeeded)
         .count();
     let status = if paid == parts.len() {
-        CheckoutStatus::Succeeded
+        CheckoutState::Succeeded
     } else if paid == 0 {
-        CheckoutStatus::Failed
+        CheckoutState::Failed
     } else if c.all_or_nothing {
-        sqlx::query(
-            "UPDATE checkouts SET status = 'reversing', updated_at = $2 WHERE checkout_id = $1 AND status = 'paying'",
-        )
-        .bind(&c.checkout_id)
-        .bind(now_ms())
-        .execute(app.db.pool())
-        .await?;
+        store::checkouts::set_reversing(&app.db, &c.checkout_id, now_ms()).await?;
         app.db
             .step(
                 &c.checkout_id,
@@ -743,7 +552,7 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
             .await?;
         return Ok(());
     } else {
-        CheckoutStatus::PartiallySucceeded
+        CheckoutState::PartiallySucceeded
     };
     finish(app, c, status).await
 }
@@ -751,17 +560,11 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
 /// Fails a part that was never sent (no AMS call was made for it).
 async fn fail_unsent(app: &App, p: &PaymentRow, code: &str, message: &str) -> Result<()> {
     // Claim it first, so that it can no longer be sent by anyone.
-    let claimed = sqlx::query(
-        "UPDATE payments SET stage = 'abandoned' WHERE payment_id = $1 AND status = 'pending' AND stage IN ('queued', 'abandoned')",
-    )
-    .bind(&p.payment_id)
-    .execute(app.db.pool())
-    .await?;
-    if claimed.rows_affected() == 1 {
+    if store::payments::abandon_queued(&app.db, &p.payment_id).await? {
         transition_loaded(
             app,
             p,
-            "pending",
+            PaymentStatus::Pending,
             PaymentStatus::Failed,
             Some(code),
             Some(message),
@@ -784,26 +587,16 @@ async fn send_part(
     let expires = now + app.config.payments.expiry_seconds * 1000;
     let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
     let mut tx = app.db.begin_durable().await?;
-    let claimed = sqlx::query(
-        "UPDATE payments SET stage = 'sending', expires_at = $2, next_action_at = $3, updated_at = $4 \
-         WHERE payment_id = $1 AND status = 'pending' AND stage = 'queued'",
+    let claimed = store::payments::claim_queued(
+        &mut tx,
+        &p.payment_id,
+        expires,
+        now.saturating_add(grace),
+        now,
     )
-    .bind(&p.payment_id)
-    .bind(expires)
-    .bind(now.saturating_add(grace))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    .await?;
     if claimed {
-        sqlx::query(
-            "INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'pay', 'sent', $2)",
-        )
-        .bind(&p.payment_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        store::steps::insert_pay_sent(&mut tx, &p.payment_id, now).await?;
     }
     tx.commit().await?;
     if !claimed {
@@ -812,7 +605,7 @@ async fn send_part(
             .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"));
     }
     let mut sending = p.clone();
-    sending.stage = "sending".into();
+    sending.stage = PaymentStage::Sending;
     sending.expires_at = expires;
     let currency = Currency::from_code(&p.currency)
         .map_err(|e| Error::api(ErrorCode::Internal, e.to_string()))?;
@@ -836,23 +629,17 @@ async fn send_part(
     .await
 }
 
-async fn mark_reversed(app: &App, c: &CheckoutRow, part: &PartRow, how: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE checkout_parts SET reversed = 1, reversal = $3 WHERE checkout_id = $1 AND idx = $2",
-    )
-    .bind(&c.checkout_id)
-    .bind(part.idx)
-    .bind(how)
-    .execute(app.db.pool())
-    .await?;
-    app.db
+async fn mark_reversed(app: &App, c: &CheckoutRow, part: &PartRow, how: Reversal) -> Result<()> {
+    store::checkouts::mark_reversed(&app.db, &c.checkout_id, part.idx, how).await?;
+    Ok(app
+        .db
         .step(
             &part.payment_id,
             "reversal",
             &format!("{how}: done"),
             now_ms(),
         )
-        .await
+        .await?)
 }
 
 /// All-or-nothing: undoes every paid part (cancel, or a full refund after the cancel
@@ -861,14 +648,14 @@ async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
     crate::util::crash_point("checkout-reversing");
     let mut outstanding = false;
     for (part, p) in load_parts(app, &c.checkout_id).await? {
-        if part.reversed || p.status != "succeeded" {
+        if part.reversed || p.status != PaymentStatus::Succeeded {
             continue;
         }
         if p.refunded >= p.amount {
-            mark_reversed(app, c, &part, "refund").await?;
+            mark_reversed(app, c, &part, Reversal::Refund).await?;
             continue;
         }
-        if part.reversal.as_deref() != Some("refund") {
+        if part.reversal != Some(Reversal::Refund) {
             let resp = ams_call(
                 app,
                 &CancelRequest::by_payment_request_id(&p.payment_request_id),
@@ -890,7 +677,7 @@ async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
                     transition_loaded(
                         app,
                         &p,
-                        "succeeded",
+                        PaymentStatus::Succeeded,
                         PaymentStatus::Cancelled,
                         Some("CHECKOUT_REVERSED"),
                         Some("cancelled: another part of the all-or-nothing checkout failed"),
@@ -898,18 +685,12 @@ async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
                         None,
                     )
                     .await?;
-                    mark_reversed(app, c, &part, "cancel").await?;
+                    mark_reversed(app, c, &part, Reversal::Cancel).await?;
                     continue;
                 }
                 Ok(r) if r.result.result_status == ResultStatus::F => {
                     // Past the cancel window (or not cancellable): refund in full.
-                    sqlx::query(
-                        "UPDATE checkout_parts SET reversal = 'refund' WHERE checkout_id = $1 AND idx = $2",
-                    )
-                    .bind(&c.checkout_id)
-                    .bind(part.idx)
-                    .execute(app.db.pool())
-                    .await?;
+                    store::checkouts::reverse_by_refund(&app.db, &c.checkout_id, part.idx).await?;
                 }
                 _ => {
                     outstanding = true;
@@ -920,48 +701,30 @@ async fn reverse_parts(app: &App, c: &CheckoutRow) -> Result<()> {
         if !refund_part(app, &p).await? {
             outstanding = true;
         } else {
-            mark_reversed(app, c, &part, "refund").await?;
+            mark_reversed(app, c, &part, Reversal::Refund).await?;
         }
     }
     if outstanding {
         return Ok(());
     }
-    finish(app, c, CheckoutStatus::Failed).await
+    finish(app, c, CheckoutState::Failed).await
 }
 
 /// Refunds what is left of a paid part; true once it is refunded in full.
 async fn refund_part(app: &App, p: &PaymentRow) -> Result<bool> {
-    let failed: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM refunds WHERE payment_id = $1 AND refund_id LIKE 'checkout-reversal-%' AND status = 'failed'",
-    )
-    .bind(&p.payment_id)
-    .fetch_one(app.db.pool())
-    .await?
-    .try_get("n")?;
+    let failed = store::refunds::failed_reversals(&app.db, &p.payment_id).await?;
     let refund_id = format!("{REVERSAL_REFUND_ID}-{failed}");
     let rrid = crate::util::refund_request_id(&p.payment_id, &refund_id);
     let amount = match load_refund(app, &rrid).await? {
         Some(r) => r.amount,
         None => {
-            let used: i64 = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
-            )
-            .bind(&p.payment_id)
-            .fetch_one(app.db.pool())
-            .await?
-            .try_get("s")?;
+            let used = store::refunds::committed_amount(&app.db, &p.payment_id).await?;
             p.amount - used
         }
     };
     if amount <= 0 {
         // Everything is refunded or being refunded: done once those are final.
-        let pending: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM refunds WHERE payment_id = $1 AND status = 'pending'",
-        )
-        .bind(&p.payment_id)
-        .fetch_one(app.db.pool())
-        .await?
-        .try_get("n")?;
+        let pending = store::refunds::pending_count(&app.db, &p.payment_id).await?;
         return Ok(pending == 0);
     }
     let req = RefundRequest {
@@ -972,8 +735,8 @@ async fn refund_part(app: &App, p: &PaymentRow) -> Result<bool> {
         },
         reason: Some("all-or-nothing checkout reversed".into()),
     };
-    match crate::service::refund(app, p, &req).await {
-        Ok(r) => Ok(r.status == "succeeded" && {
+    match crate::domain::refunds::refund(app, p, &req).await {
+        Ok(r) => Ok(r.status == RefundStatus::Succeeded && {
             let p = load_payment(app, &p.payment_id).await?;
             p.is_some_and(|p| p.refunded >= p.amount)
         }),
@@ -985,33 +748,21 @@ async fn refund_part(app: &App, p: &PaymentRow) -> Result<bool> {
 }
 
 /// Makes the checkout final once: its status and its device event commit together.
-async fn finish(app: &App, c: &CheckoutRow, status: CheckoutStatus) -> Result<()> {
+async fn finish(app: &App, c: &CheckoutRow, status: CheckoutState) -> Result<()> {
     let parts = load_parts(app, &c.checkout_id).await?;
     let mut fin = c.clone();
-    fin.status = status.as_str().to_owned();
+    fin.status = status;
     let view = checkout_view(&fin, &parts);
     let now = now_ms();
     let mut tx = app.db.begin_durable().await?;
-    let done = sqlx::query(
-        "UPDATE checkouts SET status = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing')",
-    )
-    .bind(&c.checkout_id)
-    .bind(status.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
+    if !store::checkouts::finish(&mut tx, &c.checkout_id, status, now).await? {
         tx.rollback().await?;
         return Ok(());
     }
-    sqlx::query("INSERT INTO steps (subject_id, step, outcome, at) VALUES ($1, 'final', $2, $3)")
-        .bind(&c.checkout_id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut *tx)
+    store::steps::insert_final(&mut tx, &c.checkout_id, status.as_str(), now).await?;
+    crate::domain::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view))
         .await?;
-    crate::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view)).await?;
-    crate::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
+    crate::domain::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
     tx.commit().await?;
     app.hub.wake_local(&c.device_id);
     app.checkout_tokens.remove(&c.checkout_id);

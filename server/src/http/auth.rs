@@ -9,11 +9,10 @@ use axum::http::request::Parts;
 use scanbind_device_api::signing::SignedHeaders;
 use scanbind_device_api::{DevicePublicKey, ErrorCode};
 use serde::de::DeserializeOwned;
-use sqlx::Row;
 
-use crate::app::App;
-use crate::db::DeviceRow;
+use crate::domain::App;
 use crate::error::{Error, Result};
+use crate::store::DeviceRow;
 use crate::util::now_ms;
 
 /// Largest accepted request body.
@@ -84,17 +83,10 @@ pub async fn verify(
     let expires = now + 2 * 1000 * app.verifier.window_seconds();
     // On the relaxed pool (D19): a request that changes anything commits durably after
     // this, and that commit's flush carries the nonce to disk before any answer.
-    let turn = app.db.write_turn().await;
-    let inserted = sqlx::query(
-        "INSERT INTO seen_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(&headers.device_id)
-    .bind(&headers.nonce)
-    .bind(expires)
-    .execute(app.db.relaxed())
-    .await?;
-    drop(turn);
-    if inserted.rows_affected() == 0 {
+    let fresh =
+        crate::domain::devices::accept_nonce(app, &headers.device_id, &headers.nonce, expires)
+            .await?;
+    if !fresh {
         return Err(Error::api(
             ErrorCode::ReplayedRequest,
             "this nonce was already used; sign the request again",
@@ -177,16 +169,12 @@ impl<T: SignedBody + Send> FromRequest<App> for Signed<T> {
         let result = async {
             let (parts, body) = read_body(req).await?;
             let headers = signed_headers(&parts)?;
-            let row = sqlx::query(
-                "SELECT device_id, public_key, name, model, registered_at FROM devices WHERE device_id = $1",
-            )
-            .bind(&headers.device_id)
-            .fetch_optional(app.db.pool())
-            .await?;
-            let Some(row) = row else {
-                return Err(Error::api(ErrorCode::UnknownDevice, "no registered device has this id"));
+            let Some(device) = crate::domain::devices::load(app, &headers.device_id).await? else {
+                return Err(Error::api(
+                    ErrorCode::UnknownDevice,
+                    "no registered device has this id",
+                ));
             };
-            let device = DeviceRow::from_row(&row)?;
             let key = DevicePublicKey::from_base64(&device.public_key)
                 .map_err(|_| Error::api(ErrorCode::Internal, "stored device key is corrupt"))?;
             verify(app, &key, &headers, &parts, &body).await?;
@@ -208,17 +196,5 @@ impl<T: SignedBody + Send> FromRequest<App> for Signed<T> {
             app.metrics.auth_refused.fetch_add(1, Ordering::Relaxed);
         }
         result
-    }
-}
-
-/// Counts rows of a status column (for metrics).
-pub async fn count_by_status(app: &App, table: &str) -> Vec<(String, i64)> {
-    let sql = format!("SELECT status, COUNT(*) AS n FROM {table} GROUP BY status ORDER BY status");
-    match sqlx::query(&sql).fetch_all(app.db.pool()).await {
-        Ok(rows) => rows
-            .iter()
-            .filter_map(|r| Some((r.try_get("status").ok()?, r.try_get("n").ok()?)))
-            .collect(),
-        Err(_) => Vec::new(),
     }
 }

@@ -1,299 +1,39 @@
-//! The back office: the operator API under `/admin/v1` and its API keys.
+//! The back office: the operator API under `/admin/v1`.
 //!
-//! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>`. Keys are
-//! made by `scanbind-server admin keys create` and shown once; the database keeps only
-//! a SHA-256 hash of the secret. Each key has one scope, and scopes are ordered:
-//! `read` (search and look) < `refund` (refund, cancel, declare to customs) < `admin`
-//! (revoke bindings). Every change an operator makes is written to the payment's history
-//! (`steps`, step `operator`) with the key's name and the reason.
+//! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>` (the keys
+//! are in [`crate::domain::operators`], re-exported here). Each key has one scope, and
+//! scopes are ordered: `read` (search and look) < `refund` (refund, cancel, declare to
+//! customs) < `admin` (revoke bindings). Every change an operator makes is written to the
+//! payment's history (`steps`, step `operator`) with the key's name and the reason.
+//! Errors are [`OperatorCode`]s (`{"error":{"code":..,"message":..}}`).
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
 use axum::routing::{get, post};
-use ring::digest::{SHA256, digest};
-use scanbind_ams::money::Currency;
 use scanbind_ams::result::ResultStatus;
-use scanbind_device_api::ErrorCode;
-use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest};
+use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest, RefundStatus};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::app::App;
-use crate::auth::{parse_json, read_body};
-use crate::db::{Db, PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
-use crate::error::{Error, Result};
-use crate::service::{self, payment_view, plausible_id, refund_view};
-use crate::util::{hex, now_ms, rfc3339};
+use crate::domain::payments::{self, payment_view};
+use crate::domain::refunds::{self, REFUND_PERIOD_DAYS, refund_view, refundable, refunds_of};
+use crate::domain::{App, bindings, plausible_id};
+use crate::error::{Error, OperatorCode, Result};
+use crate::http::auth::{parse_json, read_body};
+use crate::store::payments::SearchFilter;
+use crate::store::{self, BindingState, PaymentRow, RefundRow};
+use crate::util::{now_ms, rfc3339};
 
-macro_rules! operator_codes {
-    ($($variant:ident = $text:literal, $status:literal, $doc:literal;)*) => {
-        /// A stable back-office error code (`{"error":{"code":..,"message":..}}`).
-        /// Codes are append-only.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum OperatorCode {
-            $(#[doc = $doc] $variant,)*
-        }
-
-        impl OperatorCode {
-            /// Every code, in declaration order.
-            pub const ALL: &'static [OperatorCode] = &[$(OperatorCode::$variant,)*];
-
-            /// The wire text.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(OperatorCode::$variant => $text,)*
-                }
-            }
-
-            /// The HTTP status.
-            pub fn http_status(self) -> u16 {
-                match self {
-                    $(OperatorCode::$variant => $status,)*
-                }
-            }
-
-            /// What the code means, for documentation.
-            pub fn description(self) -> &'static str {
-                match self {
-                    $(OperatorCode::$variant => $doc,)*
-                }
-            }
-        }
-    };
-}
-
-operator_codes! {
-    BadRequest = "bad_request", 400, "A parameter or the body is malformed or missing; the message names it.";
-    AmountInvalid = "amount_invalid", 400, "Not a positive whole number of minor units, the wrong currency, or more than the payment allows (refundable or declarable amount).";
-    CustomsInvalid = "customs_invalid", 400, "An unknown customs office code or bad merchant customs registration.";
-    Unauthenticated = "unauthenticated", 401, "No operator key, or an unknown, malformed or revoked one.";
-    Forbidden = "forbidden", 403, "The key's scope does not allow this operation.";
-    NotFound = "not_found", 404, "No such payment, binding, refund or declaration.";
-    IdempotencyConflict = "idempotency_conflict", 409, "The refund or declaration id was used before with other parameters.";
-    InvalidState = "invalid_state", 409, "Not allowed in the payment's current state (e.g. refunding a failed payment).";
-    RefundPeriodExceeded = "refund_period_exceeded", 409, "The wallet's refund period (365 days after payment) has passed.";
-    CancelWindowExceeded = "cancel_window_exceeded", 409, "The cancel window has passed: refund instead.";
-    BodyTooLarge = "body_too_large", 413, "The body is over 64 KiB.";
-    PaymentRejected = "payment_rejected", 422, "Alipay refused with a final result; the message carries its result code.";
-    Internal = "internal", 500, "Unexpected. Retrying the identical request is safe.";
-    UpstreamUnavailable = "upstream_unavailable", 503, "No trustworthy answer from Alipay. Retrying the identical request is safe.";
-}
-
-impl std::fmt::Display for OperatorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl OperatorCode {
-    /// The closest device code (for logs and metrics that count device codes).
-    pub fn device_code(self) -> ErrorCode {
-        ErrorCode::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == self.as_str())
-            .unwrap_or(match self {
-                OperatorCode::Forbidden => ErrorCode::RegistrationRefused,
-                OperatorCode::CustomsInvalid => ErrorCode::BadRequest,
-                _ => ErrorCode::InvalidState,
-            })
-    }
-}
+pub use crate::domain::operators::{
+    OperatorKey, Scope, authenticate, create_key, list_keys, revoke_key,
+};
 
 fn op_err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)
-}
-
-/// The days after payment during which every Scan to Bind wallet accepts a refund
-/// (the seed's wallet table: 365 days for all of them).
-pub const REFUND_PERIOD_DAYS: i64 = 365;
-
-/// Customs offices accepted in a declaration (region `CN`).
-pub const CUSTOMS_CODES: &[&str] = &[
-    "ZONGSHU",
-    "SHANGHAI_CBT",
-    "HANGZHOU",
-    "NINGBO",
-    "ZHENGZHOU",
-    "GUANGZHOU",
-    "SHENZHEN",
-    "CHONGQING",
-    "TIANJIN",
-];
-
-// ---------------------------------------------------------------------------------------
-// Keys
-// ---------------------------------------------------------------------------------------
-
-/// What a key may do. Ordered: a higher scope includes the lower ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Search payments, look at one, inquire declarations.
-    Read,
-    /// Also refund, cancel and declare to customs.
-    Refund,
-    /// Also revoke bindings.
-    Admin,
-}
-
-impl Scope {
-    /// The wire text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Refund => "refund",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// Parses `read`, `refund` or `admin`.
-    pub fn parse(text: &str) -> Option<Scope> {
-        match text {
-            "read" => Some(Scope::Read),
-            "refund" => Some(Scope::Refund),
-            "admin" => Some(Scope::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// An operator key as stored (never the secret).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorKey {
-    /// Public id (`sbk_<key id>_…`).
-    pub key_id: String,
-    /// Who or what holds it.
-    pub name: String,
-    /// Its scope.
-    pub scope: Scope,
-    /// Created, RFC 3339.
-    pub created_at: String,
-    /// Last accepted use, RFC 3339.
-    pub last_used_at: Option<String>,
-    /// Revoked, RFC 3339.
-    pub revoked_at: Option<String>,
-}
-
-fn secret_hash(secret: &str) -> String {
-    let mut input = b"scanbind-operator-key-v1\n".to_vec();
-    input.extend_from_slice(secret.as_bytes());
-    hex(digest(&SHA256, &input).as_ref())
-}
-
-fn key_from_row(r: &sqlx::any::AnyRow) -> Result<OperatorKey> {
-    let scope: String = r.try_get("scope")?;
-    Ok(OperatorKey {
-        key_id: r.try_get("key_id")?,
-        name: r.try_get("name")?,
-        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
-        created_at: rfc3339(r.try_get("created_at")?),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(rfc3339),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-    })
-}
-
-/// Creates a key. Returns it and the full secret text, which is shown once and never
-/// stored.
-pub async fn create_key(db: &Db, name: &str, scope: Scope) -> Result<(OperatorKey, String)> {
-    if name.trim().is_empty() || name.len() > 64 {
-        return Err(op_err(
-            OperatorCode::BadRequest,
-            "the key name must be 1 to 64 characters",
-        ));
-    }
-    let mut id = [0_u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-        .map_err(|_| op_err(OperatorCode::Internal, "random source failed"))?;
-    let key_id = hex(&id);
-    let secret = crate::util::random_token(32);
-    sqlx::query(
-        "INSERT INTO operator_keys (key_id, name, scope, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key_id)
-    .bind(name)
-    .bind(scope.as_str())
-    .bind(secret_hash(&secret))
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    let key = list_keys(db)
-        .await?
-        .into_iter()
-        .find(|k| k.key_id == key_id)
-        .ok_or_else(|| op_err(OperatorCode::Internal, "key vanished"))?;
-    Ok((key, format!("sbk_{key_id}_{secret}")))
-}
-
-/// Every key, oldest first.
-pub async fn list_keys(db: &Db) -> Result<Vec<OperatorKey>> {
-    let rows = sqlx::query("SELECT key_id, name, scope, created_at, last_used_at, revoked_at FROM operator_keys ORDER BY created_at, key_id")
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter().map(key_from_row).collect()
-}
-
-/// Revokes a key (idempotent). False when there is no such key.
-pub async fn revoke_key(db: &Db, key_id: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_id = $1",
-    )
-    .bind(key_id)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Checks an `Authorization` header value and returns the key.
-pub async fn authenticate(db: &Db, header_value: Option<&str>) -> Result<OperatorKey> {
-    let refuse = || {
-        op_err(
-            OperatorCode::Unauthenticated,
-            "send Authorization: Bearer <operator key> (scanbind-server admin keys create)",
-        )
-    };
-    let token = header_value
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(refuse)?;
-    let (key_id, secret) = token
-        .strip_prefix("sbk_")
-        .and_then(|t| t.split_once('_'))
-        .ok_or_else(refuse)?;
-    if key_id.len() != 16 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(refuse());
-    }
-    let Some(row) = sqlx::query("SELECT key_id, name, scope, secret_hash, created_at, last_used_at, revoked_at FROM operator_keys WHERE key_id = $1")
-        .bind(key_id)
-        .fetch_optional(db.pool())
-        .await?
-    else {
-        return Err(refuse());
-    };
-    let stored: String = row.try_get("secret_hash")?;
-    let given = secret_hash(secret);
-    let same = stored.len() == given.len()
-        && stored
-            .bytes()
-            .zip(given.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    let key = key_from_row(&row)?;
-    if !same || key.revoked_at.is_some() {
-        return Err(refuse());
-    }
-    sqlx::query("UPDATE operator_keys SET last_used_at = $2 WHERE key_id = $1")
-        .bind(key_id)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await?;
-    Ok(key)
 }
 
 /// An authenticated operator request with its JSON body (`Value::Null` when empty).
@@ -424,40 +164,7 @@ fn parse_rfc3339(name: &str, text: &str) -> Result<i64> {
 
 /// When the payment first succeeded (Unix ms), from its history.
 pub async fn paid_at(app: &App, payment_id: &str) -> Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT MIN(at) AS t FROM steps WHERE subject_id = $1 AND step = 'final' AND outcome = 'succeeded'",
-    )
-    .bind(payment_id)
-    .fetch_one(app.db.pool())
-    .await?;
-    Ok(row.try_get::<Option<i64>, _>("t")?)
-}
-
-async fn refunds_of(app: &App, payment_id: &str) -> Result<Vec<RefundRow>> {
-    let sql = format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_request_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(payment_id)
-        .fetch_all(app.db.pool())
-        .await?;
-    rows.iter().map(RefundRow::from_row).collect()
-}
-
-/// Minor units still refundable: paid − pending and succeeded refunds (0 unless the
-/// payment succeeded).
-async fn refundable(app: &App, p: &PaymentRow) -> Result<i64> {
-    if p.status != "succeeded" {
-        return Ok(0);
-    }
-    let used: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
-    )
-    .bind(&p.payment_id)
-    .fetch_one(app.db.pool())
-    .await?
-    .try_get("s")?;
-    Ok((p.amount - used).max(0))
+    Ok(store::steps::paid_at(&app.db, payment_id).await?)
 }
 
 async fn admin_payment(app: &App, p: &PaymentRow) -> Result<Value> {
@@ -476,7 +183,7 @@ async fn load_payment(app: &App, payment_id: &str) -> Result<PaymentRow> {
     if !plausible_id(payment_id) {
         return Err(missing());
     }
-    service::load_payment(app, payment_id)
+    payments::load_payment(app, payment_id)
         .await?
         .ok_or_else(missing)
 }
@@ -491,12 +198,7 @@ async fn search(
 ) -> Result<Json<Value>> {
     op.require(Scope::Read)?;
     let q = query_map(q)?;
-    enum P {
-        T(String),
-        I(i64),
-    }
-    let mut cond = Vec::new();
-    let mut params = Vec::new();
+    let mut filter = SearchFilter::default();
     for (name, column) in [
         ("deviceId", "device_id"),
         ("appId", "app_id"),
@@ -513,29 +215,25 @@ async fn search(
                     format!("{name}: 1 to 128 characters"),
                 ));
             }
-            params.push(P::T(v.clone()));
-            cond.push(format!("{column} = ${}", params.len()));
+            filter.equal.push((column, v.clone()));
         }
     }
     if let Some(s) = q.get("status") {
-        if PaymentStatus::parse(s).is_none() {
+        let Some(status) = PaymentStatus::parse(s) else {
             return Err(op_err(
                 OperatorCode::BadRequest,
                 format!("status: expected pending, succeeded, failed or cancelled, got {s:?}"),
             ));
-        }
-        params.push(P::T(s.clone()));
-        cond.push(format!("status = ${}", params.len()));
+        };
+        filter.status = Some(status);
     }
     if let Some(t) = q.get("from") {
-        params.push(P::I(parse_rfc3339("from", t)?));
-        cond.push(format!("created_at >= ${}", params.len()));
+        filter.from = Some(parse_rfc3339("from", t)?);
     }
     if let Some(t) = q.get("to") {
-        params.push(P::I(parse_rfc3339("to", t)?));
-        cond.push(format!("created_at < ${}", params.len()));
+        filter.to = Some(parse_rfc3339("to", t)?);
     }
-    let limit = match q.get("limit") {
+    filter.limit = match q.get("limit") {
         None => 100,
         Some(l) => l
             .parse::<i64>()
@@ -565,33 +263,11 @@ async fn search(
             ));
         }
     }
-    let filter = if cond.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", cond.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY created_at DESC, payment_id LIMIT {limit}"
-    );
-    let mut query = sqlx::query(&sql);
-    for p in params {
-        query = match p {
-            P::T(s) => query.bind(s),
-            P::I(i) => query.bind(i),
-        };
-    }
-    let rows = query.fetch_all(app.db.pool()).await?;
     let mut out = Vec::new();
-    for r in &rows {
-        out.push(admin_payment(&app, &PaymentRow::from_row(r)?).await?);
+    for p in &store::payments::search(&app.db, &filter).await? {
+        out.push(admin_payment(&app, p).await?);
     }
     Ok(Json(json!({ "payments": out })))
-}
-
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// The full history of a payment: AMS calls and other steps (its own, its refunds' and
@@ -599,30 +275,21 @@ fn like_escape(s: &str) -> String {
 async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec<Value>> {
     let mut subjects = vec![p.payment_id.clone()];
     subjects.extend(refunds.iter().map(|r| r.refund_request_id.clone()));
-    for d in crate::customs::of_payment(app, &p.payment_id).await? {
+    for d in crate::domain::customs::of_payment(app, &p.payment_id).await? {
         subjects.push(d.declaration_request_id);
     }
     let mut out: Vec<(i64, i64, Value)> = Vec::new();
     for s in &subjects {
-        let rows = sqlx::query(
-            "SELECT id, step, outcome, at FROM steps WHERE subject_id = $1 ORDER BY id",
-        )
-        .bind(s)
-        .fetch_all(app.db.pool())
-        .await?;
-        for r in rows {
-            let at: i64 = r.try_get("at")?;
-            let id: i64 = r.try_get("id")?;
-            let step: String = r.try_get("step")?;
-            let source = if step == "operator" {
+        for r in store::steps::of_subject(&app.db, s).await? {
+            let source = if r.step == "operator" {
                 "operator"
             } else {
                 "step"
             };
             out.push((
-                at,
-                id,
-                json!({"at": rfc3339(at), "source": source, "subject": s, "step": step, "outcome": r.try_get::<String, _>("outcome")?}),
+                r.at,
+                r.id,
+                json!({"at": rfc3339(r.at), "source": source, "subject": s, "step": r.step, "outcome": r.outcome}),
             ));
         }
     }
@@ -630,35 +297,21 @@ async fn history(app: &App, p: &PaymentRow, refunds: &[RefundRow]) -> Result<Vec
     keys.extend(p.ams_payment_id.clone());
     keys.extend(refunds.iter().filter_map(|r| r.ams_refund_id.clone()));
     for k in keys {
-        let rows = sqlx::query(
-            "SELECT kind, dedup_key, received_at FROM notifications WHERE dedup_key LIKE $1 ESCAPE '\\' ORDER BY received_at",
-        )
-        .bind(format!("{}:%", like_escape(&k)))
-        .fetch_all(app.db.pool())
-        .await?;
-        for r in rows {
-            let at: i64 = r.try_get("received_at")?;
+        for r in store::notifications::about(&app.db, &k).await? {
+            let at = r.received_at;
             out.push((
                 at,
                 0,
-                json!({"at": rfc3339(at), "source": "notification", "subject": k, "step": r.try_get::<String, _>("kind")?, "outcome": r.try_get::<String, _>("dedup_key")?}),
+                json!({"at": rfc3339(at), "source": "notification", "subject": k, "step": r.kind, "outcome": r.dedup_key}),
             ));
         }
     }
-    let rows = sqlx::query(
-        "SELECT seq, kind, created_at FROM events WHERE device_id = $1 AND payload LIKE $2 ESCAPE '\\' ORDER BY seq",
-    )
-    .bind(&p.device_id)
-    .bind(format!("%\"paymentId\":\"{}\"%", like_escape(&p.payment_id)))
-    .fetch_all(app.db.pool())
-    .await?;
-    for r in rows {
-        let at: i64 = r.try_get("created_at")?;
-        let seq: i64 = r.try_get("seq")?;
+    for r in store::events::naming_payment(&app.db, &p.device_id, &p.payment_id).await? {
+        let (at, seq) = (r.created_at, r.seq);
         out.push((
             at,
             seq,
-            json!({"at": rfc3339(at), "source": "event", "subject": p.device_id, "step": r.try_get::<String, _>("kind")?, "outcome": format!("seq {seq}")}),
+            json!({"at": rfc3339(at), "source": "event", "subject": p.device_id, "step": r.kind, "outcome": format!("seq {seq}")}),
         ));
     }
     out.sort_by_key(|(at, id, _)| (*at, *id));
@@ -681,7 +334,7 @@ async fn show(
     op.require(Scope::Read)?;
     let p = load_payment(&app, &payment_id).await?;
     let refunds = refunds_of(&app, &p.payment_id).await?;
-    let declarations = crate::customs::of_payment(&app, &p.payment_id).await?;
+    let declarations = crate::domain::customs::of_payment(&app, &p.payment_id).await?;
     Ok(Json(json!({
         "payment": admin_payment(&app, &p).await?,
         "refunds": refunds.iter().map(admin_refund).collect::<Vec<_>>(),
@@ -707,7 +360,7 @@ async fn record(app: &App, subject: &str, key: &OperatorKey, what: &str) -> Resu
         .chars()
         .take(512)
         .collect();
-    app.db.step(subject, "operator", &text, now_ms()).await
+    Ok(app.db.step(subject, "operator", &text, now_ms()).await?)
 }
 
 fn check_reason(reason: &str) -> Result<()> {
@@ -737,15 +390,15 @@ async fn refund(
     }
     let pid = &p.payment_id;
     let rrid = crate::util::refund_request_id(pid, &req.refund_id);
-    let existing = service::load_refund(&app, &rrid).await?;
+    let existing = refunds::load_refund(&app, &rrid).await?;
     if existing.is_none() {
         // Everything is checked before anything is written or sent.
-        if p.status != "succeeded" {
+        if p.status != PaymentStatus::Succeeded {
             return Err(op_err(
                 OperatorCode::InvalidState,
                 format!(
                     "payment {pid} is {}: only a succeeded payment can be refunded",
-                    p.status
+                    p.status.as_str()
                 ),
             ));
         }
@@ -795,7 +448,7 @@ async fn refund(
         amount: req.amount.clone(),
         reason: Some(req.reason.clone()),
     };
-    let r = service::refund(&app, &p, &device_req)
+    let r = refunds::refund(&app, &p, &device_req)
         .await
         .map_err(to_operator)?;
     if existing.is_none() {
@@ -810,7 +463,7 @@ async fn refund(
         )
         .await?;
     }
-    if r.status == "failed" {
+    if r.status == RefundStatus::Failed {
         let code = r.result_code.clone().unwrap_or_default();
         let (c, hint) = match code.as_str() {
             "REFUND_WINDOW_EXCEED" => (
@@ -848,9 +501,9 @@ async fn cancel(
     check_reason(&op.body.reason)?;
     let p = load_payment(&app, &payment_id).await?;
     let pid = &p.payment_id;
-    match p.status.as_str() {
-        "cancelled" => return Ok(Json(admin_payment(&app, &p).await?)),
-        "failed" => {
+    match p.status {
+        PaymentStatus::Cancelled => return Ok(Json(admin_payment(&app, &p).await?)),
+        PaymentStatus::Failed => {
             return Err(op_err(
                 OperatorCode::InvalidState,
                 format!("payment {pid} failed: there is nothing to cancel"),
@@ -858,7 +511,7 @@ async fn cancel(
         }
         _ => {}
     }
-    let resp = service::ams_call(
+    let resp = crate::domain::ams_call(
         &app,
         &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
     )
@@ -871,10 +524,10 @@ async fn cancel(
     app.db.step(pid, "cancel", &outcome, now_ms()).await?;
     match resp.result.result_status {
         ResultStatus::S => {
-            service::transition_payment(
+            payments::transition_payment(
                 &app,
                 pid,
-                &p.status,
+                p.status,
                 PaymentStatus::Cancelled,
                 Some("CANCELLED"),
                 Some("cancelled by the operator"),
@@ -922,11 +575,11 @@ async fn revoke_binding(
     if !plausible_id(&binding_id) {
         return Err(missing());
     }
-    let b = service::load_binding(&app, &binding_id)
+    let b = bindings::load_binding(&app, &binding_id)
         .await?
         .ok_or_else(missing)?;
-    match b.status.as_str() {
-        "active" => {
+    match b.status {
+        BindingState::Active => {
             // The server holds tokens only until the device first uses them. While it
             // still does, the token is revoked at Alipay too; otherwise the binding is
             // refused here from now on and the device is told (token.cancelled).
@@ -934,7 +587,7 @@ async fn revoke_binding(
                 && let Ok(tokens) = app.sealer.open(&b.device_id, &b.binding_id, &blob)
             {
                 let req = scanbind_ams::model::RevokeRequest::new(tokens.access_token.clone());
-                let outcome = match service::ams_call(&app, &req).await {
+                let outcome = match crate::domain::ams_call(&app, &req).await {
                     Ok(r) => format!(
                         "{}/{}",
                         r.result.result_status,
@@ -946,10 +599,10 @@ async fn revoke_binding(
                     .step(&b.binding_id, "revoke", &outcome, now_ms())
                     .await?;
             }
-            service::set_binding_final(
+            bindings::set_binding_final(
                 &app,
                 &b,
-                "revoked",
+                BindingState::Revoked,
                 &format!("revoked by the operator: {}", op.body.reason),
             )
             .await?;
@@ -961,7 +614,7 @@ async fn revoke_binding(
             )
             .await?;
         }
-        "revoked" | "cancelled" => {}
+        BindingState::Revoked | BindingState::Cancelled => {}
         other => {
             return Err(op_err(
                 OperatorCode::InvalidState,
@@ -969,10 +622,10 @@ async fn revoke_binding(
             ));
         }
     }
-    let b = service::load_binding(&app, &binding_id)
+    let b = bindings::load_binding(&app, &binding_id)
         .await?
         .ok_or_else(missing)?;
-    let mut v = serde_json::to_value(service::binding_view(&b)).unwrap_or_default();
+    let mut v = serde_json::to_value(bindings::binding_view(&b)).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.remove("sealedTokens");
     }
@@ -983,11 +636,11 @@ async fn revoke_binding(
 async fn declare(
     State(app): State<App>,
     Path(payment_id): Path<String>,
-    op: Operator<crate::customs::DeclareBody>,
-) -> Result<Json<crate::customs::Declaration>> {
+    op: Operator<crate::domain::customs::DeclareBody>,
+) -> Result<Json<crate::domain::customs::Declaration>> {
     op.require(Scope::Refund)?;
     let p = load_payment(&app, &payment_id).await?;
-    let d = crate::customs::declare(&app, &p, &op.body, &op.key.name).await?;
+    let d = crate::domain::customs::declare(&app, &p, &op.body, &op.key.name).await?;
     Ok(Json(d))
 }
 
@@ -1005,13 +658,8 @@ async fn inquire_declarations(
         .get("ids")
         .map(|s| s.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
-    let (found, not_found) = crate::customs::inquire(&app, &ids).await?;
+    let (found, not_found) = crate::domain::customs::inquire(&app, &ids).await?;
     Ok(Json(json!({"declarations": found, "notFound": not_found})))
-}
-
-/// A currency code check shared by the customs module.
-pub(crate) fn currency(code: &str) -> Option<Currency> {
-    Currency::from_code(code).ok()
 }
 
 #[cfg(test)]
@@ -1032,16 +680,16 @@ mod tests {
             );
         }
         for cols in [
-            crate::reconcile::TRANSACTION_DETAILS_COLUMNS,
-            crate::reconcile::SETTLEMENT_DETAILS_COLUMNS,
-            crate::reconcile::SETTLEMENT_SUMMARY_COLUMNS,
+            crate::domain::reconcile::TRANSACTION_DETAILS_COLUMNS,
+            crate::domain::reconcile::SETTLEMENT_DETAILS_COLUMNS,
+            crate::domain::reconcile::SETTLEMENT_SUMMARY_COLUMNS,
         ] {
             assert!(
                 doc.contains(&format!("`{}`", cols.join(","))),
                 "docs/operator.md lacks the columns {cols:?}"
             );
         }
-        for c in CUSTOMS_CODES {
+        for c in crate::domain::customs::CUSTOMS_CODES {
             assert!(
                 doc.contains(&format!("`{c}`")),
                 "docs/operator.md lacks {c}"

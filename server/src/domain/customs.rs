@@ -15,14 +15,25 @@ use scanbind_ams::model::{
 use scanbind_ams::result::ResultStatus;
 use scanbind_device_api::types::Amount;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-use crate::admin::{CUSTOMS_CODES, OperatorCode};
-use crate::app::App;
-use crate::db::PaymentRow;
-use crate::error::{Error, Result};
-use crate::service::{ams_call, plausible_id};
+use crate::domain::{App, ams_call, plausible_id};
+use crate::error::{Error, OperatorCode, Result};
+use crate::store::declarations::{Acceptance, InquiryResult, NewDeclaration};
+use crate::store::{self, DeclarationRow, DeclarationStatus, PaymentRow, PaymentStatus};
 use crate::util::{now_ms, rfc3339};
+
+/// Customs offices accepted in a declaration (region `CN`).
+pub const CUSTOMS_CODES: &[&str] = &[
+    "ZONGSHU",
+    "SHANGHAI_CBT",
+    "HANGZHOU",
+    "NINGBO",
+    "ZHENGZHOU",
+    "GUANGZHOU",
+    "SHENZHEN",
+    "CHONGQING",
+    "TIANJIN",
+];
 
 fn err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)
@@ -94,53 +105,43 @@ pub struct Declaration {
     pub updated_at: String,
 }
 
-const COLUMNS: &str = "declaration_request_id, payment_id, sub_order_id, customs_code, merchant_customs_code, merchant_customs_name, currency, amount, status, result_code, result_desc, customs_payment_id, customs_order_id, identity_check_result, clearing_channel, operator, created_at, updated_at";
-
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Declaration> {
-    Ok(Declaration {
-        declaration_request_id: r.try_get("declaration_request_id")?,
-        payment_id: r.try_get("payment_id")?,
-        sub_order_id: r.try_get("sub_order_id")?,
-        customs_code: r.try_get("customs_code")?,
-        merchant_customs_code: r.try_get("merchant_customs_code")?,
-        merchant_customs_name: r.try_get("merchant_customs_name")?,
+fn view(r: DeclarationRow) -> Declaration {
+    Declaration {
+        declaration_request_id: r.declaration_request_id,
+        payment_id: r.payment_id,
+        sub_order_id: r.sub_order_id,
+        customs_code: r.customs_code,
+        merchant_customs_code: r.merchant_customs_code,
+        merchant_customs_name: r.merchant_customs_name,
         amount: Amount {
-            currency: r.try_get("currency")?,
-            value: r.try_get("amount")?,
+            currency: r.currency,
+            value: r.amount,
         },
-        status: r.try_get("status")?,
-        result_code: r.try_get("result_code")?,
-        result_desc: r.try_get("result_desc")?,
-        customs_payment_id: r.try_get("customs_payment_id")?,
-        customs_order_id: r.try_get("customs_order_id")?,
-        identity_check_result: r.try_get("identity_check_result")?,
-        clearing_channel: r.try_get("clearing_channel")?,
-        operator: r.try_get("operator")?,
-        created_at: rfc3339(r.try_get("created_at")?),
-        updated_at: rfc3339(r.try_get("updated_at")?),
-    })
+        status: r.status.as_str().to_owned(),
+        result_code: r.result_code,
+        result_desc: r.result_desc,
+        customs_payment_id: r.customs_payment_id,
+        customs_order_id: r.customs_order_id,
+        identity_check_result: r.identity_check_result,
+        clearing_channel: r.clearing_channel,
+        operator: r.operator,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    }
 }
 
 /// One declaration by id.
 pub async fn load(app: &App, id: &str) -> Result<Option<Declaration>> {
-    let sql = format!("SELECT {COLUMNS} FROM declarations WHERE declaration_request_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(store::declarations::load(&app.db, id).await?.map(view))
 }
 
 /// The declarations of a payment, oldest first.
 pub async fn of_payment(app: &App, payment_id: &str) -> Result<Vec<Declaration>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM declarations WHERE payment_id = $1 ORDER BY created_at, declaration_request_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(payment_id)
-        .fetch_all(app.db.pool())
-        .await?;
-    rows.iter().map(from_row).collect()
+    Ok(store::declarations::of_payment(&app.db, payment_id)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect())
 }
 
 fn text(name: &str, value: &str, max: usize) -> Result<()> {
@@ -178,10 +179,10 @@ pub async fn declare(
         ));
     }
     let pid = &p.payment_id;
-    if let Some(existing) = load(app, id).await? {
+    if let Some(existing) = store::declarations::load(&app.db, id).await? {
         let same = existing.payment_id == *pid
-            && existing.amount.value == b.amount.value
-            && existing.amount.currency == b.amount.currency
+            && existing.amount == b.amount.value
+            && existing.currency == b.amount.currency
             && existing.customs_code == b.customs_code
             && existing.sub_order_id == b.sub_order_id;
         if !same {
@@ -190,8 +191,8 @@ pub async fn declare(
                 format!("declaration {id} was made before with other parameters"),
             ));
         }
-        if existing.status != "sending" {
-            return Ok(existing);
+        if existing.status != DeclarationStatus::Sending {
+            return Ok(view(existing));
         }
     } else {
         if !CUSTOMS_CODES.contains(&b.customs_code.as_str()) {
@@ -206,12 +207,12 @@ pub async fn declare(
         }
         text("merchantCustomsCode", &b.merchant_customs_code, 64)?;
         text("merchantCustomsName", &b.merchant_customs_name, 256)?;
-        if p.status != "succeeded" {
+        if p.status != PaymentStatus::Succeeded {
             return Err(err(
                 OperatorCode::InvalidState,
                 format!(
                     "payment {pid} is {}: only a succeeded payment can be declared",
-                    p.status
+                    p.status.as_str()
                 ),
             ));
         }
@@ -224,7 +225,9 @@ pub async fn declare(
                 ),
             ));
         }
-        if b.amount.currency != "CNY" || crate::admin::currency(&b.amount.currency).is_none() {
+        if b.amount.currency != "CNY"
+            || scanbind_ams::money::Currency::from_code(&b.amount.currency).is_err()
+        {
             return Err(err(
                 OperatorCode::AmountInvalid,
                 format!(
@@ -239,13 +242,7 @@ pub async fn declare(
                 format!("declaration {id}: the amount must be positive"),
             ));
         }
-        let declared: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS s FROM declarations WHERE payment_id = $1 AND status <> 'failed'",
-        )
-        .bind(pid)
-        .fetch_one(app.db.pool())
-        .await?
-        .try_get("s")?;
+        let declared = store::declarations::declared_amount(&app.db, pid).await?;
         if declared.saturating_add(b.amount.value) > p.amount {
             return Err(err(
                 OperatorCode::AmountInvalid,
@@ -258,21 +255,21 @@ pub async fn declare(
             ));
         }
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO declarations (declaration_request_id, payment_id, sub_order_id, customs_code, merchant_customs_code, merchant_customs_name, currency, amount, status, operator, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sending', $9, $10, $10) ON CONFLICT DO NOTHING",
+        store::declarations::insert(
+            &app.db,
+            &NewDeclaration {
+                declaration_request_id: id,
+                payment_id: pid,
+                sub_order_id: b.sub_order_id.as_deref(),
+                customs_code: &b.customs_code,
+                merchant_customs_code: &b.merchant_customs_code,
+                merchant_customs_name: &b.merchant_customs_name,
+                currency: &b.amount.currency,
+                amount: b.amount.value,
+                operator,
+                now,
+            },
         )
-        .bind(id)
-        .bind(pid)
-        .bind(b.sub_order_id.as_deref())
-        .bind(&b.customs_code)
-        .bind(&b.merchant_customs_code)
-        .bind(&b.merchant_customs_name)
-        .bind(&b.amount.currency)
-        .bind(b.amount.value)
-        .bind(operator)
-        .bind(now)
-        .execute(app.db.pool())
         .await?;
     }
     let d = load(app, id)
@@ -330,26 +327,23 @@ pub async fn declare(
         .await?;
     match resp.result.result_status {
         ResultStatus::S => {
-            sqlx::query(
-                "UPDATE declarations SET status = 'processing', customs_payment_id = $2, customs_order_id = $3, identity_check_result = $4, clearing_channel = $5, updated_at = $6 \
-                 WHERE declaration_request_id = $1 AND status = 'sending'",
+            let identity = resp.identity_check_result.map(|c| c.as_str().to_owned());
+            let channel = resp.clearing_channel.map(|c| c.as_str().to_owned());
+            store::declarations::accept(
+                &app.db,
+                id,
+                &Acceptance {
+                    customs_payment_id: resp.customs_payment_id.as_deref(),
+                    customs_order_id: resp.customs_order_id.as_deref(),
+                    identity_check_result: identity.as_deref(),
+                    clearing_channel: channel.as_deref(),
+                    now: now_ms(),
+                },
             )
-            .bind(id)
-            .bind(resp.customs_payment_id.as_deref())
-            .bind(resp.customs_order_id.as_deref())
-            .bind(resp.identity_check_result.map(|c| c.as_str().to_owned()))
-            .bind(resp.clearing_channel.map(|c| c.as_str().to_owned()))
-            .bind(now_ms())
-            .execute(app.db.pool())
             .await?;
         }
         ResultStatus::F => {
-            sqlx::query(
-                "DELETE FROM declarations WHERE declaration_request_id = $1 AND status = 'sending'",
-            )
-            .bind(id)
-            .execute(app.db.pool())
-            .await?;
+            store::declarations::remove_refused(&app.db, id).await?;
             let message = resp.result.result_message.clone().unwrap_or_default();
             let c = match code.as_str() {
                 "PARAM_ILLEGAL" if message.contains("declarationAmount") => {
@@ -410,22 +404,22 @@ pub async fn inquire(app: &App, ids: &[String]) -> Result<(Vec<Declaration>, Vec
     let mut not_found: Vec<String> = resp.declaration_requests_not_found.unwrap_or_default();
     for rec in resp.declaration_records.unwrap_or_default() {
         let status = match rec.declaration_request_status.as_deref() {
-            Some("SUCCESS") => "succeeded",
-            Some("FAIL") => "failed",
-            _ => "processing",
+            Some("SUCCESS") => DeclarationStatus::Succeeded,
+            Some("FAIL") => DeclarationStatus::Failed,
+            _ => DeclarationStatus::Processing,
         };
-        sqlx::query(
-            "UPDATE declarations SET status = $2, result_code = $3, result_desc = $4, customs_payment_id = COALESCE($5, customs_payment_id), \
-             customs_order_id = COALESCE($6, customs_order_id), updated_at = $7 WHERE declaration_request_id = $1",
+        store::declarations::record_inquiry(
+            &app.db,
+            &rec.declaration_request_id,
+            &InquiryResult {
+                status,
+                result_code: rec.customs_declaration_result_code.as_deref(),
+                result_desc: rec.customs_declaration_result_desc.as_deref(),
+                customs_payment_id: rec.customs_payment_id.as_deref(),
+                customs_order_id: rec.customs_order_id.as_deref(),
+                now: now_ms(),
+            },
         )
-        .bind(&rec.declaration_request_id)
-        .bind(status)
-        .bind(rec.customs_declaration_result_code.as_deref())
-        .bind(rec.customs_declaration_result_desc.as_deref())
-        .bind(rec.customs_payment_id.as_deref())
-        .bind(rec.customs_order_id.as_deref())
-        .bind(now_ms())
-        .execute(app.db.pool())
         .await?;
     }
     let mut found = Vec::new();

@@ -5,7 +5,30 @@
 //! the file with `scanbind-server openapi > docs/openapi.json`).
 
 use scanbind_device_api::ErrorCode;
+use scanbind_device_api::types::{
+    BindingStatus, CheckoutStatus, PaymentProduct, PaymentStatus, RefundStatus,
+};
 use serde_json::{Value, json};
+
+/// The wire texts of `values` (their serde names), for an `enum` list: the document lists
+/// what the types have, not a copy of it.
+fn wire<T: serde::Serialize>(values: &[T]) -> Value {
+    Value::Array(
+        values
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap_or_default())
+            .collect(),
+    )
+}
+
+fn payment_statuses() -> Value {
+    wire(&[
+        PaymentStatus::Pending,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Failed,
+        PaymentStatus::Cancelled,
+    ])
+}
 
 fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -100,7 +123,7 @@ fn admin_paths() -> Value {
             "/admin/v1/payments": {"get": admin_op("Back office: search payments, newest first (scope read)", "adminSearchPayments", None, ("AdminPaymentList", "Matching payments."), &[400, 401, 403], json!([
                 query_param("deviceId", "string"), query_param("appId", "string"), query_param("appOrderId", "string"),
                 query_param("bindingId", "string"), query_param("wallet", "string"), query_param("amsPaymentId", "string"), query_param("paymentRequestId", "string"),
-                {"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]}},
+                {"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": payment_statuses()}},
                 {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "Created at or after (RFC 3339)."},
                 {"name": "to", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "Created before (RFC 3339)."},
                 {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
@@ -117,7 +140,7 @@ fn admin_paths() -> Value {
 }
 
 fn admin_schemas() -> Value {
-    let operator_codes: Vec<&str> = crate::admin::OperatorCode::ALL
+    let operator_codes: Vec<&str> = crate::error::OperatorCode::ALL
         .iter()
         .map(|c| c.as_str())
         .collect();
@@ -126,7 +149,7 @@ fn admin_schemas() -> Value {
                 "OperatorError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": operator_codes}, "message": {"type": "string"}}}}},
                 "OperatorKey": {"type": "object", "required": ["keyId", "name", "scope", "createdAt"], "properties": {
-                    "keyId": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["read", "refund", "admin"]},
+                    "keyId": {"type": "string"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": crate::store::Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()},
                     "createdAt": {"type": "string", "format": "date-time"}, "lastUsedAt": {"type": "string", "format": "date-time", "nullable": true}, "revokedAt": {"type": "string", "format": "date-time", "nullable": true}}},
                 "AdminPayment": {"allOf": [r("Payment"), {"type": "object", "required": ["deviceId", "wallet", "refundable"], "properties": {
                     "deviceId": {"type": "string"}, "wallet": {"type": "string"}, "refundable": r("Amount"), "paidAt": {"type": "string", "format": "date-time"}}}]},
@@ -142,12 +165,12 @@ fn admin_schemas() -> Value {
                     "refundId": text(1, 64), "amount": r("Amount"), "reason": text(1, 256)}},
                 "ReasonRequest": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": text(1, 256)}},
                 "DeclareRequest": {"type": "object", "required": ["declarationRequestId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount"], "additionalProperties": false, "properties": {
-                    "declarationRequestId": text(1, 32), "customsCode": {"type": "string", "enum": crate::admin::CUSTOMS_CODES},
+                    "declarationRequestId": text(1, 32), "customsCode": {"type": "string", "enum": crate::domain::customs::CUSTOMS_CODES},
                     "merchantCustomsCode": text(1, 64), "merchantCustomsName": text(1, 256), "amount": r("Amount"), "subOrderId": text(1, 64)}},
                 "Declaration": {"type": "object", "required": ["declarationRequestId", "paymentId", "customsCode", "merchantCustomsCode", "merchantCustomsName", "amount", "status", "operator", "createdAt", "updatedAt"], "properties": {
                     "declarationRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "subOrderId": {"type": "string"}, "customsCode": {"type": "string"},
                     "merchantCustomsCode": {"type": "string"}, "merchantCustomsName": {"type": "string"}, "amount": r("Amount"),
-                    "status": {"type": "string", "enum": ["sending", "processing", "succeeded", "failed"]}, "resultCode": {"type": "string"}, "resultDesc": {"type": "string"},
+                    "status": {"type": "string", "enum": crate::store::DeclarationStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}, "resultCode": {"type": "string"}, "resultDesc": {"type": "string"},
                     "customsPaymentId": {"type": "string"}, "customsOrderId": {"type": "string"}, "identityCheckResult": {"type": "string"}, "clearingChannel": {"type": "string"},
                     "operator": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
                 "DeclarationInquiry": {"type": "object", "required": ["declarations", "notFound"], "properties": {
@@ -174,7 +197,7 @@ fn checkout_schemas() -> Value {
         "index": {"type": "integer"}, "sellerId": {"type": "string"}, "sellerName": {"type": "string"},
         "paymentId": {"type": "string", "description": "The part's payment: GET /v1/payments/{paymentId} and refunds work on it."},
         "amountMinor": {"type": "integer", "format": "int64"}, "description": {"type": "string"},
-        "status": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": payment_statuses()},
         "receipt": {"type": "string", "description": "JWS compact (EdDSA) naming the seller (sellerId and checkoutId claims)."},
         "resultCode": {"type": "string"}, "resultMessage": {"type": "string"},
         "reversed": {"type": "boolean", "description": "Paid, then cancelled or refunded in full because another part of an all-or-nothing checkout failed."}}});
@@ -187,7 +210,7 @@ fn checkout_schemas() -> Value {
         "CheckoutPart": part,
         "Checkout": {"type": "object", "required": ["checkoutId", "appId", "appOrderId", "status", "allOrNothing", "currency", "totalMinor", "createdAt", "expiresAt", "parts"], "properties": {
             "checkoutId": {"type": "string"}, "appId": {"type": "string"}, "appOrderId": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "succeeded", "partially_succeeded", "failed"]},
+            "status": {"type": "string", "enum": wire(&[CheckoutStatus::Pending, CheckoutStatus::Succeeded, CheckoutStatus::PartiallySucceeded, CheckoutStatus::Failed])},
             "allOrNothing": {"type": "boolean"}, "currency": {"type": "string"}, "totalMinor": {"type": "integer", "format": "int64"},
             "createdAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"},
             "parts": {"type": "array", "items": r("CheckoutPart")}}}
@@ -202,22 +225,22 @@ pub fn document() -> Value {
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     let binding = json!({"type": "object", "required": ["bindingId", "wallet", "status", "createdAt"], "properties": {
         "bindingId": {"type": "string"}, "wallet": {"type": "string"},
-        "status": {"type": "string", "enum": ["pending", "active", "failed", "expired", "revoked", "cancelled"]},
+        "status": {"type": "string", "enum": wire(&[BindingStatus::Pending, BindingStatus::Active, BindingStatus::Failed, BindingStatus::Expired, BindingStatus::Revoked, BindingStatus::Cancelled])},
         "userLoginId": {"type": "string"}, "accessTokenExpiresAt": {"type": "string"}, "refreshTokenExpiresAt": {"type": "string"},
         "sealedTokens": {"type": "string"}, "reason": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}});
     let payment = json!({"type": "object", "required": ["paymentId", "paymentRequestId", "appId", "appOrderId", "product", "amount", "description", "status", "refunded", "createdAt", "updatedAt"], "properties": {
         "paymentId": {"type": "string"}, "paymentRequestId": {"type": "string"}, "appId": {"type": "string"}, "appOrderId": {"type": "string"},
-        "product": {"type": "string", "enum": ["agreement", "order_code"]},
+        "product": {"type": "string", "enum": wire(&[PaymentProduct::Agreement, PaymentProduct::OrderCode])},
         "bindingId": {"type": "string"},
         "orderCode": {"type": "object", "required": ["codeValue", "expiresAt"], "properties": {"codeValue": {"type": "string"}, "expiresAt": {"type": "string", "format": "date-time"}}},
         "amount": r("Amount"), "description": {"type": "string"},
-        "status": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": payment_statuses()},
         "resultCode": {"type": "string"}, "resultMessage": {"type": "string"}, "amsPaymentId": {"type": "string"},
         "refunded": r("Amount"), "receipt": {"type": "string", "description": "JWS compact (EdDSA); verify against /v1/receipt-keys."},
         "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}});
     let refund = json!({"type": "object", "required": ["refundId", "refundRequestId", "paymentId", "amount", "status", "createdAt"], "properties": {
         "refundId": {"type": "string"}, "refundRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "amount": r("Amount"),
-        "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]}, "resultCode": {"type": "string"},
+        "status": {"type": "string", "enum": wire(&[RefundStatus::Pending, RefundStatus::Succeeded, RefundStatus::Failed])}, "resultCode": {"type": "string"},
         "amsRefundId": {"type": "string"}, "receipt": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}}});
     let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
     let mut doc = json!({

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use sqlx::Row;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::Config;
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::reports::ExportRow;
+use crate::store::status::Stored;
+use crate::store::{self, Db, PaymentStatus, RefundStatus};
 use crate::util::rfc3339;
 
 /// Output formats.
@@ -90,6 +91,22 @@ pub async fn transactions(config: &Config, from: &str, to: &str, format: Format)
     Ok(render(&list, &summary, format))
 }
 
+fn transaction<S: Stored>(kind: &'static str, r: ExportRow<S>) -> Transaction {
+    Transaction {
+        kind,
+        payment_id: r.payment_id,
+        request_id: r.request_id,
+        ams_id: r.ams_id,
+        device_id: r.device_id,
+        app_id: r.app_id,
+        app_order_id: r.app_order_id,
+        status: r.status.as_str().to_owned(),
+        currency: r.currency,
+        amount: r.amount,
+        created_at: rfc3339(r.created_at),
+    }
+}
+
 /// Reads the records of `[from, to)` (Unix ms) and the per-currency summary.
 pub async fn collect(
     db: &Db,
@@ -97,55 +114,18 @@ pub async fn collect(
     to: i64,
 ) -> Result<(Vec<Transaction>, BTreeMap<String, Summary>)> {
     let mut list = Vec::new();
-    let rows = sqlx::query(
-        "SELECT payment_id, payment_request_id, ams_payment_id, device_id, app_id, app_order_id, status, currency, amount, created_at \
-         FROM payments WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at, payment_id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db.pool())
-    .await?;
-    for r in rows {
-        list.push(Transaction {
-            kind: "payment",
-            payment_id: r.try_get("payment_id")?,
-            request_id: r.try_get("payment_request_id")?,
-            ams_id: r.try_get("ams_payment_id")?,
-            device_id: r.try_get("device_id")?,
-            app_id: r.try_get("app_id")?,
-            app_order_id: r.try_get("app_order_id")?,
-            status: r.try_get("status")?,
-            currency: r.try_get("currency")?,
-            amount: r.try_get("amount")?,
-            created_at: rfc3339(r.try_get("created_at")?),
-        });
+    let mut succeeded = Vec::new();
+    for r in store::reports::export_payments(db, from, to).await? {
+        succeeded.push(r.status == PaymentStatus::Succeeded);
+        list.push(transaction("payment", r));
     }
-    let rows = sqlx::query(
-        "SELECT r.payment_id, r.refund_request_id, r.ams_refund_id, p.device_id, p.app_id, p.app_order_id, r.status, r.currency, r.amount, r.created_at \
-         FROM refunds r JOIN payments p ON p.payment_id = r.payment_id WHERE r.created_at >= $1 AND r.created_at < $2 ORDER BY r.created_at, r.refund_request_id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db.pool())
-    .await?;
-    for r in rows {
-        list.push(Transaction {
-            kind: "refund",
-            payment_id: r.try_get("payment_id")?,
-            request_id: r.try_get("refund_request_id")?,
-            ams_id: r.try_get("ams_refund_id")?,
-            device_id: r.try_get("device_id")?,
-            app_id: r.try_get("app_id")?,
-            app_order_id: r.try_get("app_order_id")?,
-            status: r.try_get("status")?,
-            currency: r.try_get("currency")?,
-            amount: r.try_get("amount")?,
-            created_at: rfc3339(r.try_get("created_at")?),
-        });
+    for r in store::reports::export_refunds(db, from, to).await? {
+        succeeded.push(r.status == RefundStatus::Succeeded);
+        list.push(transaction("refund", r));
     }
     let mut summary: BTreeMap<String, Summary> = BTreeMap::new();
-    for t in &list {
-        if t.status != "succeeded" {
+    for (t, ok) in list.iter().zip(succeeded) {
+        if !ok {
             continue;
         }
         let s = summary.entry(t.currency.clone()).or_default();

@@ -2,7 +2,7 @@
 //! expires unscanned binding QR codes. All of its state is in the database, so a
 //! restarted server (or another replica) resumes where this one stopped.
 //!
-//! Combined checkouts ([`crate::checkout`]): pay the parts not sent yet, settle once every
+//! Combined checkouts ([`checkout`](super::checkout)): pay the parts not sent yet, settle once every
 //! part is final (all-or-nothing: reverse the paid parts), expire after 15 minutes.
 //!
 //! Payments: `inquiryPayment` with back-off (`payments.inquiry_backoff_ms`) until final;
@@ -11,7 +11,7 @@
 //!
 //! A replica takes a row with a lease (`UPDATE ... WHERE lease_until < now`), so two
 //! replicas never drive the same payment at once. The loop sleeps until the earliest
-//! due action or until woken by [`AppState::engine_wake`](crate::app::AppState).
+//! due action or until woken by [`AppState::engine_wake`](crate::domain::AppState).
 
 use std::time::Duration;
 
@@ -21,17 +21,16 @@ use scanbind_ams::model::{
 };
 use scanbind_ams::result::ResultStatus;
 use scanbind_device_api::types::{PaymentStatus, RefundStatus};
-use sqlx::Row;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::app::App;
-use crate::db::{BINDING_COLUMNS, BindingRow};
+use crate::domain::bindings::set_binding_final;
+use crate::domain::payments::{finalize_payment, load_payment};
+use crate::domain::refunds::{finalize_refund, load_refund, send_refund};
+use crate::domain::{App, ams_call};
 use crate::error::Result;
-use crate::service::{
-    ams_call, finalize_payment, finalize_refund, load_payment, load_refund, send_refund,
-    set_binding_final,
-};
+use crate::store::work::Queue;
+use crate::store::{self, BindingState, PaymentStage};
 use crate::util::now_ms;
 
 /// How long a lease lasts; longer than one AMS call with its retries.
@@ -76,29 +75,12 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
 /// call was in flight when a previous process stopped is due for an inquiry now (with
 /// several replicas this may add one harmless, read-only inquiry).
 pub async fn recover(app: &App) -> Result<()> {
-    let now = now_ms();
-    let p = sqlx::query("UPDATE payments SET next_action_at = $1 WHERE status = 'pending' AND stage = 'sending' AND next_action_at > $1")
-        .bind(now)
-        .execute(app.db.pool())
-        .await?;
-    let r = sqlx::query("UPDATE refunds SET next_action_at = $1 WHERE status = 'pending' AND attempts = 0 AND next_action_at > $1")
-        .bind(now)
-        .execute(app.db.pool())
-        .await?;
-    // Unfinished combined checkouts: due now; a lease left by a stopped process is void.
-    let c = sqlx::query(
-        "UPDATE checkouts SET next_action_at = $1, lease_owner = NULL, lease_until = 0 WHERE status IN ('paying', 'reversing') \
-         AND (lease_owner IS NULL OR lease_owner <> $2)",
-    )
-    .bind(now)
-    .bind(&app.instance)
-    .execute(app.db.pool())
-    .await?;
-    if p.rows_affected() + r.rows_affected() + c.rows_affected() > 0 {
+    let r = store::work::recover(&app.db, now_ms(), &app.instance).await?;
+    if r.payments + r.refunds + r.checkouts > 0 {
         tracing::info!(
-            payments = p.rows_affected(),
-            refunds = r.rows_affected(),
-            checkouts = c.rows_affected(),
+            payments = r.payments,
+            refunds = r.refunds,
+            checkouts = r.checkouts,
             "resuming unfinished work"
         );
     }
@@ -108,89 +90,50 @@ pub async fn recover(app: &App) -> Result<()> {
 /// Does all due work once; returns the next due time, if any.
 pub async fn tick(app: &App) -> Result<Option<i64>> {
     let now = now_ms();
-    sqlx::query("DELETE FROM seen_nonces WHERE expires_at < $1")
-        .bind(now)
-        .execute(app.db.pool())
-        .await?;
+    store::devices::delete_expired_nonces(&app.db, now).await?;
     // A token exchange cut short by a crash (older than any live exchange could be): the
     // binding waits again for Alipay's resent notification.
-    sqlx::query(
-        "UPDATE bindings SET status = 'pending' WHERE status = 'exchanging' AND updated_at < $1",
-    )
-    .bind(now - 120_000)
-    .execute(app.db.pool())
-    .await?;
+    store::bindings::reset_stale_exchanges(&app.db, now - 120_000).await?;
     // Binding QR codes nobody scanned in time.
-    let sql = format!(
-        "SELECT {BINDING_COLUMNS} FROM bindings WHERE status = 'pending' AND expires_at <= $1 LIMIT 50"
-    );
-    for row in sqlx::query(&sql).bind(now).fetch_all(app.db.pool()).await? {
-        let b = BindingRow::from_row(&row)?;
-        set_binding_final(app, &b, "expired", "nobody scanned the QR code in time").await?;
-    }
-    let due = sqlx::query("SELECT payment_id FROM payments WHERE status = 'pending' AND next_action_at <= $1 AND lease_until < $1 ORDER BY next_action_at LIMIT 20")
-        .bind(now)
-        .fetch_all(app.db.pool())
+    for b in store::bindings::expired_pending(&app.db, now).await? {
+        set_binding_final(
+            app,
+            &b,
+            BindingState::Expired,
+            "nobody scanned the QR code in time",
+        )
         .await?;
-    for row in due {
-        let id: String = row.try_get("payment_id")?;
-        if lease(app, "payments", "payment_id", &id).await?
+    }
+    for id in store::work::due_payments(&app.db, now).await? {
+        if lease(app, Queue::Payments, &id).await?
             && let Err(e) = drive_payment(app, &id).await
         {
             warn!(payment = %id, cause = %e, "payment step failed; will retry");
-            reschedule(app, "payments", "payment_id", &id, 0).await?;
+            reschedule(app, Queue::Payments, &id, 0).await?;
         }
     }
-    let due = sqlx::query("SELECT refund_request_id FROM refunds WHERE status = 'pending' AND next_action_at <= $1 AND lease_until < $1 ORDER BY next_action_at LIMIT 20")
-        .bind(now)
-        .fetch_all(app.db.pool())
-        .await?;
-    for row in due {
-        let id: String = row.try_get("refund_request_id")?;
-        if lease(app, "refunds", "refund_request_id", &id).await?
+    for id in store::work::due_refunds(&app.db, now).await? {
+        if lease(app, Queue::Refunds, &id).await?
             && let Err(e) = drive_refund(app, &id).await
         {
             warn!(refund = %id, cause = %e, "refund step failed; will retry");
-            reschedule(app, "refunds", "refund_request_id", &id, 0).await?;
+            reschedule(app, Queue::Refunds, &id, 0).await?;
         }
     }
-    let due = sqlx::query("SELECT checkout_id FROM checkouts WHERE status IN ('paying', 'reversing') AND next_action_at <= $1 AND lease_until < $1 ORDER BY next_action_at LIMIT 20")
-        .bind(now)
-        .fetch_all(app.db.pool())
-        .await?;
-    for row in due {
-        let id: String = row.try_get("checkout_id")?;
-        if crate::checkout::lease(app, &id).await? {
-            if let Err(e) = crate::checkout::drive(app, &id).await {
+    for id in store::work::due_checkouts(&app.db, now).await? {
+        if crate::domain::checkout::lease(app, &id).await? {
+            if let Err(e) = crate::domain::checkout::drive(app, &id).await {
                 warn!(checkout = %id, cause = %e, "checkout step failed; will retry");
             }
-            crate::checkout::release(app, &id).await?;
+            crate::domain::checkout::release(app, &id).await?;
         }
     }
-    let next = sqlx::query(
-        "SELECT MIN(t) AS t FROM (SELECT MIN(next_action_at) AS t FROM payments WHERE status = 'pending' \
-         UNION ALL SELECT MIN(next_action_at) AS t FROM refunds WHERE status = 'pending' \
-         UNION ALL SELECT MIN(next_action_at) AS t FROM checkouts WHERE status IN ('paying', 'reversing') \
-         UNION ALL SELECT MIN(expires_at) AS t FROM bindings WHERE status = 'pending') AS due",
-    )
-    .fetch_one(app.db.pool())
-    .await?;
-    Ok(next.try_get::<Option<i64>, _>("t")?)
+    Ok(store::work::next_due(&app.db).await?)
 }
 
-async fn lease(app: &App, table: &str, key: &str, id: &str) -> Result<bool> {
+async fn lease(app: &App, q: Queue, id: &str) -> Result<bool> {
     let now = now_ms();
-    let sql = format!(
-        "UPDATE {table} SET lease_owner = $2, lease_until = $3 WHERE {key} = $1 AND status = 'pending' AND lease_until < $4"
-    );
-    let r = sqlx::query(&sql)
-        .bind(id)
-        .bind(&app.instance)
-        .bind(now + LEASE_MS)
-        .bind(now)
-        .execute(app.db.pool())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(store::work::lease(&app.db, q, id, &app.instance, now + LEASE_MS, now).await?)
 }
 
 fn backoff(app: &App, attempts: i64) -> i64 {
@@ -201,21 +144,16 @@ fn backoff(app: &App, attempts: i64) -> i64 {
     i64::try_from(list.get(idx).copied().unwrap_or(2_000)).unwrap_or(2_000)
 }
 
-async fn reschedule(app: &App, table: &str, key: &str, id: &str, extra: i64) -> Result<()> {
-    let attempts: i64 = sqlx::query(&format!("SELECT attempts FROM {table} WHERE {key} = $1"))
-        .bind(id)
-        .fetch_one(app.db.pool())
-        .await?
-        .try_get("attempts")?;
-    let sql = format!(
-        "UPDATE {table} SET attempts = attempts + 1, next_action_at = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE {key} = $1 AND status = 'pending'"
-    );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(now_ms() + backoff(app, attempts) + extra)
-        .bind(now_ms())
-        .execute(app.db.pool())
-        .await?;
+async fn reschedule(app: &App, q: Queue, id: &str, extra: i64) -> Result<()> {
+    let attempts = store::work::attempts(&app.db, q, id).await?;
+    store::work::reschedule(
+        &app.db,
+        q,
+        id,
+        now_ms() + backoff(app, attempts) + extra,
+        now_ms(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -224,11 +162,11 @@ pub async fn drive_payment(app: &App, payment_id: &str) -> Result<()> {
     let Some(p) = load_payment(app, payment_id).await? else {
         return Ok(());
     };
-    if p.status != "pending" {
+    if p.status != PaymentStatus::Pending {
         return Ok(());
     }
     let now = now_ms();
-    if p.stage == "cancelling" {
+    if p.stage == PaymentStage::Cancelling {
         let resp = ams_call(
             app,
             &CancelRequest::by_payment_request_id(&p.payment_request_id),
@@ -270,13 +208,10 @@ pub async fn drive_payment(app: &App, payment_id: &str) -> Result<()> {
             }
             Ok(r) if r.result.result_status == ResultStatus::F => {
                 // Cannot cancel (e.g. already paid): inquire again to learn the outcome.
-                sqlx::query("UPDATE payments SET stage = 'inquiring' WHERE payment_id = $1 AND status = 'pending'")
-                    .bind(payment_id)
-                    .execute(app.db.pool())
-                    .await?;
-                reschedule(app, "payments", "payment_id", payment_id, 0).await?;
+                store::payments::set_inquiring(&app.db, payment_id).await?;
+                reschedule(app, Queue::Payments, payment_id, 0).await?;
             }
-            _ => reschedule(app, "payments", "payment_id", payment_id, 0).await?,
+            _ => reschedule(app, Queue::Payments, payment_id, 0).await?,
         }
         return Ok(());
     }
@@ -347,21 +282,12 @@ pub async fn drive_payment(app: &App, payment_id: &str) -> Result<()> {
     }
     if now >= p.expires_at + EXPIRY_GRACE_MS {
         debug!(payment = %payment_id, "still open after expiry; cancelling");
-        sqlx::query("UPDATE payments SET stage = 'cancelling', next_action_at = $2, lease_owner = NULL, lease_until = 0 WHERE payment_id = $1 AND status = 'pending'")
-            .bind(payment_id)
-            .bind(now_ms())
-            .execute(app.db.pool())
-            .await?;
+        store::payments::set_cancelling(&app.db, payment_id, now_ms()).await?;
         app.engine_wake.notify_one();
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE payments SET stage = 'inquiring' WHERE payment_id = $1 AND status = 'pending'",
-    )
-    .bind(payment_id)
-    .execute(app.db.pool())
-    .await?;
-    reschedule(app, "payments", "payment_id", payment_id, 0).await
+    store::payments::set_inquiring(&app.db, payment_id).await?;
+    reschedule(app, Queue::Payments, payment_id, 0).await
 }
 
 /// One engine step for a refund.
@@ -369,7 +295,7 @@ pub async fn drive_refund(app: &App, rrid: &str) -> Result<()> {
     let Some(r) = load_refund(app, rrid).await? else {
         return Ok(());
     };
-    if r.status != "pending" {
+    if r.status != RefundStatus::Pending {
         return Ok(());
     }
     let resp = ams_call(app, &InquiryRefundRequest::by_refund_request_id(rrid)).await;
@@ -395,17 +321,14 @@ pub async fn drive_refund(app: &App, rrid: &str) -> Result<()> {
                 )
                 .await?;
             }
-            _ => reschedule(app, "refunds", "refund_request_id", rrid, 0).await?,
+            _ => reschedule(app, Queue::Refunds, rrid, 0).await?,
         },
         Ok(resp) if resp.result.result_code.as_str() == "ORDER_NOT_EXIST" => {
             // Alipay never saw it: send the identical refund again.
-            sqlx::query("UPDATE refunds SET lease_owner = NULL, lease_until = 0 WHERE refund_request_id = $1")
-                .bind(rrid)
-                .execute(app.db.pool())
-                .await?;
+            store::refunds::release_lease(&app.db, rrid).await?;
             send_refund(app, rrid).await?;
         }
-        _ => reschedule(app, "refunds", "refund_request_id", rrid, 0).await?,
+        _ => reschedule(app, Queue::Refunds, rrid, 0).await?,
     }
     Ok(())
 }

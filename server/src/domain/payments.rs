@@ -1,0 +1,597 @@
+//! Payments: agreement payments (Scan to Bind tokens) and Order Code payments, sent
+//! once with a deterministic `paymentRequestId`, and made final exactly once. Every state
+//! change is one conditional `UPDATE ... WHERE status = <from>` ([`store::payments::settle`]),
+//! so a result reached twice (pay answer and notification, two replicas, a retried
+//! notification) is applied, receipted and announced exactly once.
+
+use scanbind_ams::model::{AmsResponse, Order, PayRequest};
+use scanbind_ams::money::Money;
+use scanbind_ams::result::ResultStatus;
+use scanbind_ams::wallet::Wallet;
+use scanbind_device_api::ErrorCode;
+use scanbind_device_api::receipt::{Receipt, ReceiptKind};
+use scanbind_device_api::types::{Amount, Event, OrderCode, Payment, PaymentProduct};
+use tracing::{info, warn};
+
+use crate::domain::bindings::{device_binding, open_tokens};
+use crate::domain::seal::TokenSet;
+use crate::domain::{App, ams_call, check_amount, check_text, plausible_id, scan_to_bind_wallet};
+use crate::error::{Error, Result};
+use crate::store::payments::{NewPayment, Settlement};
+use crate::store::{self, PaymentRow, PaymentStage, PaymentStatus, Product};
+use crate::util::{ams_datetime, new_id, now_ms, rfc3339};
+
+/// The (checkout id, seller id) of a payment that is a part of a combined checkout.
+pub async fn checkout_part(app: &App, p: &PaymentRow) -> Result<Option<(String, String)>> {
+    if p.product != Product::CheckoutPart {
+        return Ok(None);
+    }
+    Ok(store::checkouts::part_of(&app.db, &p.payment_id).await?)
+}
+
+/// Makes an unfinished checkout due now (one of its parts changed) and wakes the engine.
+/// A schedule, not money: the relaxed pool (D24). Lost to an OS crash, the checkout is
+/// still due at its earlier time.
+pub async fn wake_checkout(app: &App, checkout_id: &str) -> Result<()> {
+    store::checkouts::make_due(&app.db, checkout_id, now_ms()).await?;
+    app.engine_wake.notify_one();
+    Ok(())
+}
+
+/// Loads a payment by server id.
+pub async fn load_payment(app: &App, payment_id: &str) -> Result<Option<PaymentRow>> {
+    Ok(store::payments::load(&app.db, payment_id).await?)
+}
+
+/// Loads a payment by `paymentRequestId`.
+pub async fn load_payment_by_request(app: &App, prid: &str) -> Result<Option<PaymentRow>> {
+    Ok(store::payments::by_request(&app.db, prid).await?)
+}
+
+/// Loads a payment owned by `device_id` or answers `not_found`.
+pub async fn device_payment(app: &App, device_id: &str, payment_id: &str) -> Result<PaymentRow> {
+    if !plausible_id(payment_id) {
+        return Err(Error::api(
+            ErrorCode::NotFound,
+            "no such payment on this device",
+        ));
+    }
+    match load_payment(app, payment_id).await? {
+        Some(p) if p.device_id == device_id => Ok(p),
+        _ => Err(Error::api(
+            ErrorCode::NotFound,
+            "no such payment on this device",
+        )),
+    }
+}
+
+/// The device view of a payment row.
+pub fn payment_view(p: &PaymentRow) -> Payment {
+    Payment {
+        payment_id: p.payment_id.clone(),
+        payment_request_id: p.payment_request_id.clone(),
+        app_id: p.app_id.clone(),
+        app_order_id: p.app_order_id.clone(),
+        product: if p.product == Product::OrderCode {
+            PaymentProduct::OrderCode
+        } else {
+            PaymentProduct::Agreement
+        },
+        binding_id: p.binding_id.clone(),
+        order_code: p
+            .code_value
+            .clone()
+            .filter(|_| p.status == PaymentStatus::Pending)
+            .map(|code_value| OrderCode {
+                code_value,
+                expires_at: rfc3339(p.expires_at),
+            }),
+        amount: Amount {
+            currency: p.currency.clone(),
+            value: p.amount,
+        },
+        description: p.description.clone(),
+        status: p.status,
+        result_code: p.result_code.clone(),
+        result_message: p.result_message.clone(),
+        ams_payment_id: p.ams_payment_id.clone(),
+        refunded: Amount {
+            currency: p.currency.clone(),
+            value: p.refunded,
+        },
+        receipt: p.receipt.clone(),
+        created_at: rfc3339(p.created_at),
+        updated_at: rfc3339(p.updated_at),
+    }
+}
+
+fn order_id_taken() -> Error {
+    Error::api(
+        ErrorCode::IdempotencyConflict,
+        "this app order id is used by a part of a combined checkout",
+    )
+}
+
+/// `POST /v1/payments`: the same (device, app, order id) is always the same payment.
+pub async fn pay(
+    app: &App,
+    device_id: &str,
+    req: &scanbind_device_api::types::PayRequest,
+) -> Result<PaymentRow> {
+    check_text("appId", &req.app_id, 128)?;
+    check_text("appOrderId", &req.app_order_id, 64)?;
+    check_text("description", &req.description, 256)?;
+    let binding = device_binding(app, device_id, &req.binding_id).await?;
+    let (wallet, currency) = scan_to_bind_wallet(&binding.wallet)?;
+    let money = check_amount(&req.amount, Some(currency))?;
+    let prid = crate::util::payment_request_id(device_id, &req.app_id, &req.app_order_id);
+    let now = now_ms();
+    let payment_id = new_id("pay");
+    let expires = now + app.config.payments.expiry_seconds * 1000;
+    let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
+    // A new payment is recorded only with tokens that open (a retry of a known one is
+    // answered from the record even if the binding has since gone).
+    let tokens = match open_tokens(app, &binding, &req.sealed_tokens).await {
+        Ok(t) => Some(t),
+        Err(e) => match load_payment_by_request(app, &prid).await? {
+            Some(_) => None,
+            None => return Err(e),
+        },
+    };
+    // A fresh payment is sent at once: its row and the "sent" step commit together
+    // (one durable commit instead of two; the row alone is what recovery needs).
+    let will_send = tokens.is_some() && expires > now;
+    let mut tx = app.db.begin_durable().await?;
+    let inserted = store::payments::insert_agreement(
+        &mut tx,
+        &NewPayment {
+            payment_id: &payment_id,
+            payment_request_id: &prid,
+            device_id,
+            app_id: &req.app_id,
+            app_order_id: &req.app_order_id,
+            binding_id: Some(&binding.binding_id),
+            wallet: wallet.as_str(),
+            currency: currency.code(),
+            amount: money.minor().get(),
+            description: &req.description,
+            expires_at: expires,
+            next_action_at: now.saturating_add(grace),
+            now,
+        },
+    )
+    .await?;
+    if inserted && will_send {
+        store::steps::insert_pay_sent(&mut tx, &payment_id, now).await?;
+    }
+    tx.commit().await?;
+    let p = if inserted {
+        // Exactly the row just written: no need to read it back.
+        PaymentRow {
+            payment_id: payment_id.clone(),
+            payment_request_id: prid.clone(),
+            device_id: device_id.to_owned(),
+            app_id: req.app_id.clone(),
+            app_order_id: req.app_order_id.clone(),
+            product: Product::Agreement,
+            binding_id: Some(binding.binding_id.clone()),
+            wallet: wallet.as_str().to_owned(),
+            code_value: None,
+            currency: currency.code().to_owned(),
+            amount: money.minor().get(),
+            description: req.description.clone(),
+            status: PaymentStatus::Pending,
+            stage: PaymentStage::Sending,
+            result_code: None,
+            result_message: None,
+            ams_payment_id: None,
+            refunded: 0,
+            receipt: None,
+            expires_at: expires,
+            next_action_at: now.saturating_add(grace),
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    } else {
+        // Not inserted and no row with this paymentRequestId: the order id is taken by a
+        // part of a combined checkout (`<order id>#<index>`).
+        load_payment_by_request(app, &prid)
+            .await?
+            .ok_or_else(order_id_taken)?
+    };
+    if p.product != Product::Agreement
+        || p.amount != money.minor().get()
+        || p.currency != currency.code()
+        || p.binding_id.as_deref() != Some(binding.binding_id.as_str())
+        || p.description != req.description
+    {
+        return Err(Error::api(
+            ErrorCode::IdempotencyConflict,
+            "this app order id was used before with a different amount, binding or description",
+        ));
+    }
+    // Final, or past its expiry (the engine owns it now): answer with what we know.
+    if p.status != PaymentStatus::Pending || p.expires_at <= now {
+        return Ok(p);
+    }
+    let Some(tokens) = tokens else {
+        // Known, still pending, and these tokens no longer open: the engine finishes it.
+        return Ok(p);
+    };
+    if !inserted {
+        app.db.step(&p.payment_id, "pay", "sent", now).await?;
+    }
+    crate::util::crash_point("pay-recorded");
+    send_agreement_pay(app, &p, wallet, money, &tokens, None).await
+}
+
+/// Sends the agreement pay of a pending payment whose "sent" step is recorded, applies a
+/// final answer once, and hands an unknown one to the engine. `merchant`: the seller
+/// paid (`order.merchant`), for a part of a combined checkout. Returns the payment as it
+/// is afterwards.
+pub async fn send_agreement_pay(
+    app: &App,
+    p: &PaymentRow,
+    wallet: Wallet,
+    money: Money,
+    tokens: &TokenSet,
+    merchant: Option<scanbind_ams::model::Merchant>,
+) -> Result<PaymentRow> {
+    let prid = p.payment_request_id.clone();
+    let mut order = Order::new(&p.payment_id, &p.description, money.to_amount());
+    order.env = Some(scanbind_ams::model::Env::web());
+    order.merchant = merchant;
+    let mut ams_req = PayRequest::agreement(
+        &prid,
+        order,
+        money.to_amount(),
+        wallet,
+        tokens.access_token.clone(),
+    );
+    ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at));
+    ams_req.payment_notify_url = Some(app.notify_url("payment"));
+    match ams_call(app, &ams_req).await {
+        Ok(resp) => {
+            crate::util::crash_point("pay-answered");
+            let r = resp.result();
+            let answer = format!("{}/{}", r.result_status, r.result_code.as_str());
+            let fin = match r.result_status {
+                // The answer's step commits with the final state (one durable commit).
+                ResultStatus::S => Some((PaymentStatus::Succeeded, None, None)),
+                ResultStatus::F => Some((
+                    PaymentStatus::Failed,
+                    Some(r.result_code.as_str()),
+                    r.result_message.as_deref(),
+                )),
+                _ => None,
+            };
+            match fin {
+                Some((status, code, message)) => {
+                    if let Some(done) = transition_loaded(
+                        app,
+                        p,
+                        PaymentStatus::Pending,
+                        status,
+                        code,
+                        message,
+                        resp.payment_id.as_deref(),
+                        Some(("pay", &answer)),
+                    )
+                    .await?
+                    {
+                        crate::util::crash_point("pay-settled");
+                        return Ok(done);
+                    }
+                }
+                None => {
+                    app.db.step(&p.payment_id, "pay", &answer, now_ms()).await?;
+                    schedule_inquiry(
+                        app,
+                        &p.payment_id,
+                        Some(r.result_code.as_str()),
+                        resp.payment_id.as_deref(),
+                    )
+                    .await?
+                }
+            }
+        }
+        Err(e) => {
+            warn!(payment = %p.payment_id, cause = %e, "pay outcome unknown; inquiring");
+            app.db
+                .step(&p.payment_id, "pay", "no answer", now_ms())
+                .await?;
+            schedule_inquiry(app, &p.payment_id, None, None).await?;
+        }
+    }
+    load_payment(app, &p.payment_id)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))
+}
+
+/// `POST /v1/payments/order-code`: an Order Code payment. Alipay's `S` here only means
+/// the order QR code was issued; the result comes by `notifyPayment` or inquiry.
+pub async fn pay_order_code(
+    app: &App,
+    device_id: &str,
+    req: &scanbind_device_api::types::OrderCodePayRequest,
+) -> Result<PaymentRow> {
+    check_text("appId", &req.app_id, 128)?;
+    check_text("appOrderId", &req.app_order_id, 64)?;
+    check_text("description", &req.description, 256)?;
+    let money = check_amount(&req.amount, None)?;
+    let currency = money.currency();
+    let prid = crate::util::payment_request_id(device_id, &req.app_id, &req.app_order_id);
+    let now = now_ms();
+    let payment_id = new_id("pay");
+    let expires = now + app.config.order_code.expiry_seconds * 1000;
+    let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
+    store::payments::insert_order_code(
+        &app.db,
+        &NewPayment {
+            payment_id: &payment_id,
+            payment_request_id: &prid,
+            device_id,
+            app_id: &req.app_id,
+            app_order_id: &req.app_order_id,
+            binding_id: None,
+            wallet: "CONNECT_WALLET",
+            currency: currency.code(),
+            amount: money.minor().get(),
+            description: &req.description,
+            expires_at: expires,
+            next_action_at: now.saturating_add(grace),
+            now,
+        },
+    )
+    .await?;
+    let p = load_payment_by_request(app, &prid)
+        .await?
+        .ok_or_else(order_id_taken)?;
+    if p.product != Product::OrderCode
+        || p.amount != money.minor().get()
+        || p.currency != currency.code()
+        || p.description != req.description
+    {
+        return Err(Error::api(
+            ErrorCode::IdempotencyConflict,
+            "this app order id was used before with different parameters",
+        ));
+    }
+    if p.status != PaymentStatus::Pending || p.expires_at <= now || p.code_value.is_some() {
+        return Ok(p);
+    }
+    let oc = &app.config.order_code;
+    let store = scanbind_ams::model::Store::new(&oc.store_id, &oc.store_name, &oc.merchant_mcc);
+    let mut order = Order::new(&p.payment_id, &p.description, money.to_amount());
+    order.merchant = Some(scanbind_ams::model::Merchant::new(
+        app.ams.client_id(),
+        &oc.merchant_mcc,
+        &oc.merchant_name,
+        store,
+    ));
+    let mut ams_req = PayRequest::order_code(&prid, order, money.to_amount());
+    ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at));
+    ams_req.payment_notify_url = Some(app.notify_url("payment"));
+    app.db.step(&p.payment_id, "pay", "sent", now).await?;
+    match ams_call(app, &ams_req).await {
+        Ok(resp) => {
+            let r = resp.result();
+            app.db
+                .step(
+                    &p.payment_id,
+                    "pay",
+                    &format!("{}/{}", r.result_status, r.result_code.as_str()),
+                    now_ms(),
+                )
+                .await?;
+            let code = resp
+                .order_code_form
+                .as_ref()
+                .and_then(|f| f.qr_text())
+                .map(str::to_owned);
+            match (r.result_status.clone(), code) {
+                (ResultStatus::F, _) => {
+                    finalize_payment(
+                        app,
+                        &p.payment_id,
+                        PaymentStatus::Failed,
+                        Some(r.result_code.as_str()),
+                        r.result_message.as_deref(),
+                        resp.payment_id.as_deref(),
+                    )
+                    .await?;
+                }
+                (_, Some(code)) => {
+                    store::payments::set_code_value(&app.db, &p.payment_id, &code).await?;
+                    schedule_inquiry(app, &p.payment_id, None, resp.payment_id.as_deref()).await?;
+                }
+                _ => {
+                    schedule_inquiry(
+                        app,
+                        &p.payment_id,
+                        Some(r.result_code.as_str()),
+                        resp.payment_id.as_deref(),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Err(e) => {
+            warn!(payment = %p.payment_id, cause = %e, "order-code pay outcome unknown; inquiring");
+            schedule_inquiry(app, &p.payment_id, None, None).await?;
+        }
+    }
+    load_payment(app, &p.payment_id)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))
+}
+
+/// Hands a pending payment to the engine's inquiry loop.
+pub async fn schedule_inquiry(
+    app: &App,
+    payment_id: &str,
+    code: Option<&str>,
+    ams_id: Option<&str>,
+) -> Result<()> {
+    let first = app
+        .config
+        .payments
+        .inquiry_backoff_ms
+        .first()
+        .copied()
+        .unwrap_or(2_000);
+    store::payments::schedule_inquiry(
+        &app.db,
+        payment_id,
+        now_ms() + i64::try_from(first).unwrap_or(2_000),
+        code,
+        ams_id,
+        now_ms(),
+    )
+    .await?;
+    app.engine_wake.notify_one();
+    Ok(())
+}
+
+/// Moves a pending payment to a final status once: signs the receipt, stores it, emits
+/// the event. Returns true if this call made the change.
+pub async fn finalize_payment(
+    app: &App,
+    payment_id: &str,
+    status: PaymentStatus,
+    code: Option<&str>,
+    message: Option<&str>,
+    ams_id: Option<&str>,
+) -> Result<bool> {
+    transition_payment(
+        app,
+        payment_id,
+        PaymentStatus::Pending,
+        status,
+        code,
+        message,
+        ams_id,
+    )
+    .await
+}
+
+/// Moves a payment from the state `from` to `status` with a new signed receipt, its step
+/// and its device event in one transaction (e.g. `succeeded` → `cancelled` after a cancel,
+/// which refunds the whole amount). False when the payment is not in `from`.
+pub async fn transition_payment(
+    app: &App,
+    payment_id: &str,
+    from: PaymentStatus,
+    status: PaymentStatus,
+    code: Option<&str>,
+    message: Option<&str>,
+    ams_id: Option<&str>,
+) -> Result<bool> {
+    let Some(p) = load_payment(app, payment_id).await? else {
+        return Ok(false);
+    };
+    if p.status != from {
+        return Ok(false);
+    }
+    Ok(
+        transition_loaded(app, &p, from, status, code, message, ams_id, None)
+            .await?
+            .is_some(),
+    )
+}
+
+/// [`transition_payment`] for a payment already read (`p`; its immutable fields are what
+/// the receipt needs, and the `UPDATE ... WHERE status = from` decides). `step`, an AMS
+/// answer to record, commits in the same transaction, whether or not the transition
+/// happens. Returns the final row when this call made the change.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition_loaded(
+    app: &App,
+    p: &PaymentRow,
+    from: PaymentStatus,
+    status: PaymentStatus,
+    code: Option<&str>,
+    message: Option<&str>,
+    ams_id: Option<&str>,
+    step: Option<(&str, &str)>,
+) -> Result<Option<PaymentRow>> {
+    let payment_id = p.payment_id.as_str();
+    let part = checkout_part(app, p).await?;
+    let receipt = Receipt {
+        ver: 1,
+        kind: ReceiptKind::Payment,
+        iss: app.ams.client_id().to_owned(),
+        iat: now_ms() / 1000,
+        device_id: p.device_id.clone(),
+        app_id: p.app_id.clone(),
+        app_order_id: p.app_order_id.clone(),
+        payment_id: p.payment_id.clone(),
+        payment_request_id: p.payment_request_id.clone(),
+        ams_payment_id: ams_id.map(str::to_owned).or(p.ams_payment_id.clone()),
+        refund_id: None,
+        refund_request_id: None,
+        status: status.as_str().to_owned(),
+        amount: Amount {
+            currency: p.currency.clone(),
+            value: p.amount,
+        },
+        result_code: code.map(str::to_owned),
+        seller_id: part.as_ref().map(|(_, seller)| seller.clone()),
+        checkout_id: part.as_ref().map(|(checkout, _)| checkout.clone()),
+    };
+    let jws = app.receipt_signer.sign(&receipt);
+    let now = now_ms();
+    // The final state, its steps and its event commit together: a crash cannot leave a
+    // final payment whose result the device never hears of.
+    let mut tx = app.db.begin_durable().await?;
+    if let Some((step, outcome)) = step {
+        store::steps::insert(&mut tx, payment_id, step, outcome, now).await?;
+    }
+    let settled = store::payments::settle(
+        &mut tx,
+        payment_id,
+        from,
+        &Settlement {
+            status,
+            result_code: code,
+            result_message: message,
+            ams_payment_id: ams_id,
+            receipt: &jws,
+            now,
+        },
+    )
+    .await?;
+    if !settled {
+        tx.rollback().await?;
+        if let Some((step, outcome)) = step {
+            // Someone else (usually the notification) made the payment final, durably;
+            // this answer's step is history only: the relaxed pool (D19).
+            store::steps::insert_relaxed(&app.db, payment_id, step, outcome, now).await?;
+        }
+        return Ok(None);
+    }
+    store::steps::insert_final(&mut tx, payment_id, status.as_str(), now).await?;
+    let mut fin = p.clone();
+    fin.status = status;
+    fin.stage = PaymentStage::Done;
+    fin.result_code = code.map(str::to_owned);
+    fin.result_message = message.map(str::to_owned);
+    fin.ams_payment_id = ams_id.map(str::to_owned).or(p.ams_payment_id.clone());
+    fin.receipt = Some(jws);
+    fin.updated_at = now;
+    crate::domain::events::EventHub::insert(
+        &mut tx,
+        &p.device_id,
+        &Event::PaymentResult(payment_view(&fin)),
+    )
+    .await?;
+    crate::domain::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
+    tx.commit().await?;
+    app.hub.wake_local(&p.device_id);
+    info!(payment = %payment_id, status = status.as_str(), "payment final");
+    if let Some((checkout_id, _)) = &part {
+        wake_checkout(app, checkout_id).await?;
+    }
+    Ok(Some(fin))
+}

@@ -1,0 +1,442 @@
+//! The device API (`/v1`): registration, bindings, payments, checkouts, refunds, the
+//! receipt keys, the OpenAPI document, and the event stream (SSE).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use scanbind_ams::result::ResultStatus;
+use scanbind_device_api::DevicePublicKey;
+use scanbind_device_api::ErrorCode;
+use scanbind_device_api::types::{
+    Binding, Checkout, CheckoutRequest, Device, EventEnvelope, OrderCodePayRequest, PayRequest,
+    Payment, PaymentStatus, Refund, RefundRequest, RefundStatus, RegisterDeviceRequest,
+    SealedTokensRequest, StartBindingRequest, StartBindingResponse,
+};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::config::RegistrationMode;
+use crate::domain::bindings::{self, binding_view};
+use crate::domain::payments::{self, payment_view};
+use crate::domain::refunds::{self, refund_view};
+use crate::domain::{App, check_text};
+use crate::error::{Error, Result};
+use crate::http::auth::{NoBody, Signed, parse_json, read_body, signed_headers};
+use crate::store::{DeviceRow, PaymentStage};
+use crate::util::{now_ms, rfc3339};
+
+fn device_view(d: &DeviceRow) -> Device {
+    Device {
+        device_id: d.device_id.clone(),
+        name: d.name.clone(),
+        model: d.model.clone(),
+        registered_at: rfc3339(d.registered_at),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let da = ring::digest::digest(&ring::digest::SHA256, a);
+    let db = ring::digest::digest(&ring::digest::SHA256, b);
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+pub(super) async fn register(
+    State(app): State<App>,
+    req: Request,
+) -> Result<(StatusCode, Json<Device>)> {
+    let (parts, body) = read_body(req).await?;
+    let headers = signed_headers(&parts)?;
+    let r: RegisterDeviceRequest = parse_json(&body)?;
+    let key = DevicePublicKey::from_base64(&r.public_key).map_err(|_| {
+        Error::api(
+            ErrorCode::BadRequest,
+            "publicKey must be 32 bytes of base64url",
+        )
+    })?;
+    if key.device_id() != headers.device_id {
+        return Err(Error::api(
+            ErrorCode::BadSignature,
+            "the device id is not the one of publicKey",
+        ));
+    }
+    crate::http::auth::verify(&app, &key, &headers, &parts, &body).await?;
+    check_text("name", r.name.trim(), 64)?;
+    if !r.model.is_empty() {
+        check_text("model", &r.model, 64)?;
+    }
+    if app.config.devices.registration == RegistrationMode::Token {
+        let ok = match (&app.provisioning_token, &r.provisioning_token) {
+            (Some(expected), Some(given)) => constant_time_eq(expected, given.as_bytes()),
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::api(
+                ErrorCode::RegistrationRefused,
+                "a valid provisioning token is required",
+            ));
+        }
+    }
+    let (d, created) = crate::domain::devices::register(
+        &app,
+        &headers.device_id,
+        &key.to_base64(),
+        &r.name,
+        &r.model,
+    )
+    .await?;
+    info!(device = %d.device_id, "device registered");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(device_view(&d))))
+}
+
+pub(super) async fn me(s: Signed<NoBody>) -> Json<Device> {
+    Json(device_view(&s.device))
+}
+
+pub(super) async fn start_binding(
+    State(app): State<App>,
+    s: Signed<StartBindingRequest>,
+) -> Result<(StatusCode, Json<StartBindingResponse>)> {
+    let (row, code_value) =
+        bindings::start_binding(&app, &s.device.device_id, &s.device.name, &s.body.wallet).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StartBindingResponse {
+            binding_id: row.binding_id,
+            code_value,
+            expires_at: rfc3339(row.expires_at),
+            device_name: s.device.name,
+            match_code: row.match_code,
+        }),
+    ))
+}
+
+pub(super) async fn list_bindings(
+    State(app): State<App>,
+    s: Signed<NoBody>,
+) -> Result<Json<Vec<Binding>>> {
+    Ok(Json(
+        bindings::device_bindings(&app, &s.device.device_id).await?,
+    ))
+}
+
+pub(super) async fn get_binding(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Binding>> {
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(binding_view(&b)))
+}
+
+pub(super) async fn refresh(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<SealedTokensRequest>,
+) -> Result<Json<Binding>> {
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(
+        bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
+    ))
+}
+
+pub(super) async fn revoke(
+    State(app): State<App>,
+    Path(binding_id): Path<String>,
+    s: Signed<SealedTokensRequest>,
+) -> Result<Json<Binding>> {
+    let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
+    Ok(Json(
+        bindings::revoke(&app, &b, &s.body.sealed_tokens).await?,
+    ))
+}
+
+pub(super) async fn pay(State(app): State<App>, s: Signed<PayRequest>) -> Result<Json<Payment>> {
+    let p = payments::pay(&app, &s.device.device_id, &s.body).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+pub(super) async fn create_checkout(
+    State(app): State<App>,
+    s: Signed<CheckoutRequest>,
+) -> Result<(StatusCode, Json<Checkout>)> {
+    let c = crate::domain::checkout::create(&app, &s.device.device_id, &s.body).await?;
+    let status = if c.status.is_final() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(c)))
+}
+
+pub(super) async fn get_checkout(
+    State(app): State<App>,
+    Path(checkout_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Checkout>> {
+    Ok(Json(
+        crate::domain::checkout::device_checkout(&app, &s.device.device_id, &checkout_id).await?,
+    ))
+}
+
+pub(super) async fn pay_order_code(
+    State(app): State<App>,
+    s: Signed<OrderCodePayRequest>,
+) -> Result<Json<Payment>> {
+    let p = payments::pay_order_code(&app, &s.device.device_id, &s.body).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+pub(super) async fn get_payment(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+pub(super) async fn inquire(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status == PaymentStatus::Pending
+        && p.stage != PaymentStage::Sending
+        && p.stage != PaymentStage::Queued
+    {
+        crate::domain::engine::drive_payment(&app, &p.payment_id).await?;
+    }
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+pub(super) async fn cancel(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<NoBody>,
+) -> Result<Json<Payment>> {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    if p.status != PaymentStatus::Pending && p.status != PaymentStatus::Succeeded {
+        return Ok(Json(payment_view(&p)));
+    }
+    let resp = crate::domain::ams_call(
+        &app,
+        &scanbind_ams::model::CancelRequest::by_payment_request_id(&p.payment_request_id),
+    )
+    .await?;
+    app.db
+        .step(
+            &p.payment_id,
+            "cancel",
+            &format!(
+                "{}/{}",
+                resp.result.result_status,
+                resp.result.result_code.as_str()
+            ),
+            now_ms(),
+        )
+        .await?;
+    match resp.result.result_status {
+        ResultStatus::S => {
+            // A cancelled pending payment never charged; a cancelled paid one is refunded
+            // in full by Alipay. Either way the device gets the new state and receipt.
+            payments::transition_payment(
+                &app,
+                &p.payment_id,
+                p.status,
+                PaymentStatus::Cancelled,
+                Some("CANCELLED"),
+                Some("cancelled by the device"),
+                resp.payment_id.as_deref(),
+            )
+            .await?;
+        }
+        ResultStatus::F => {
+            return Err(Error::api(
+                ErrorCode::PaymentRejected,
+                format!(
+                    "Alipay refused the cancel: {}",
+                    resp.result.result_code.as_str()
+                ),
+            ));
+        }
+        _ => {
+            return Err(Error::api(
+                ErrorCode::UpstreamUnavailable,
+                "Alipay did not answer; retry",
+            ));
+        }
+    }
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    Ok(Json(payment_view(&p)))
+}
+
+pub(super) async fn refund(
+    State(app): State<App>,
+    Path(payment_id): Path<String>,
+    s: Signed<RefundRequest>,
+) -> Result<Json<Refund>> {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let r = refunds::refund(&app, &p, &s.body).await?;
+    Ok(Json(refund_view(&r)))
+}
+
+pub(super) async fn get_refund(
+    State(app): State<App>,
+    Path((payment_id, refund_id)): Path<(String, String)>,
+    s: Signed<NoBody>,
+) -> Result<Json<Refund>> {
+    let p = payments::device_payment(&app, &s.device.device_id, &payment_id).await?;
+    let rrid = crate::util::refund_request_id(&p.payment_id, &refund_id);
+    let r = refunds::load_refund(&app, &rrid)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
+    if r.status == RefundStatus::Pending {
+        crate::domain::engine::drive_refund(&app, &rrid).await?;
+    }
+    let r = refunds::load_refund(&app, &rrid)
+        .await?
+        .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
+    Ok(Json(refund_view(&r)))
+}
+
+pub(super) async fn receipt_keys(State(app): State<App>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(app.receipt_keys.clone()),
+    )
+        .into_response()
+}
+
+pub(super) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::http::openapi::document_text(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    after: Option<i64>,
+}
+
+struct StreamGuard(App);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.metrics.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(super) async fn events(
+    State(app): State<App>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+    s: Signed<NoBody>,
+) -> Result<Response> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let device_id = s.device.device_id.clone();
+    // Subscribe before the first read so nothing emitted in between is missed.
+    let rx = app.hub.subscribe();
+    let after = match last_event_id.or(q.after) {
+        Some(a) => a,
+        None => app.hub.latest(&device_id).await?,
+    };
+    app.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
+    let keep_alive_secs = app.config.server.events_keep_alive_secs;
+    let guard = StreamGuard(app.clone());
+    // `drained`: the last read returned less than a full batch, so everything committed
+    // before it has been delivered; anything committed since sends a wake-up, which the
+    // receiver (subscribed before the first read) holds. No re-read is needed until then.
+    let state = (
+        app,
+        device_id,
+        after,
+        rx,
+        std::collections::VecDeque::<EventEnvelope>::new(),
+        guard,
+        false,
+    );
+    let stream = futures_util::stream::unfold(
+        state,
+        |(app, device_id, mut after, mut rx, mut buf, guard, mut drained)| async move {
+            loop {
+                if let Some(ev) = buf.pop_front() {
+                    after = ev.seq;
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    let sse = SseEvent::default()
+                        .id(ev.seq.to_string())
+                        .event(ev.event.kind())
+                        .data(data);
+                    return Some((
+                        Ok::<_, Infallible>(sse),
+                        (app, device_id, after, rx, buf, guard, drained),
+                    ));
+                }
+                if !drained {
+                    match app.hub.fetch(&device_id, after, EVENT_BATCH).await {
+                        Ok(list) if !list.is_empty() => {
+                            drained = list.len() < usize::try_from(EVENT_BATCH).unwrap_or(0);
+                            buf.extend(list);
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(cause = %e, "event stream read failed; closing");
+                            return None;
+                        }
+                    }
+                }
+                drained = false;
+                loop {
+                    match rx.recv().await {
+                        Ok(d) if d == device_id || d.is_empty() => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    // The sequence number the stream starts after, so a client that has not seen an
+    // event yet can still resume without a gap after a reconnect.
+    let resume = [(RESUME_AFTER_HEADER, after.to_string())];
+    // No keep-alive comments by default: an idle device sleeps (TCP keepalive finds
+    // dead peers without waking either process).
+    let keep_alive = keep_alive_secs;
+    let sse = Sse::new(stream);
+    Ok(if keep_alive == 0 {
+        (resume, sse).into_response()
+    } else {
+        let every = Duration::from_secs(u64::from(keep_alive));
+        (resume, sse.keep_alive(KeepAlive::new().interval(every))).into_response()
+    })
+}
+
+/// Events read per query by an event stream.
+const EVENT_BATCH: i64 = 100;
+
+/// The response header of `GET /v1/events` naming the sequence number the stream
+/// starts after.
+pub const RESUME_AFTER_HEADER: &str = "x-scanbind-resume-after";
