@@ -33,29 +33,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod agent;
-mod binding;
-mod caller;
-mod checkout;
+mod dbus;
 #[cfg(feature = "dev-stack")]
 pub mod dev;
+mod domain;
 pub mod error;
-// Parts of the journal and vault API (open-entry reconciliation, per-binding token
-// deletion on unbind) are used only by their tests until the rest of issue 5 lands.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod journal;
-mod p2p;
-mod payment;
-mod pin;
+pub(crate) mod link;
 pub mod policy;
 mod qr;
-mod refresh;
 mod runtime;
-pub(crate) mod server;
-mod service;
 pub mod settings;
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod vault;
+pub(crate) mod store;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

@@ -459,7 +459,7 @@ impl PolicySource {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _writer = crate::service::lock(&self.write);
+        let _writer = crate::dbus::daemon::lock(&self.write);
         let mut policy = self.current()?;
         policy
             .apps
@@ -495,7 +495,7 @@ impl PolicySource {
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let mut cache = crate::service::lock(&self.cache);
+        let mut cache = crate::dbus::daemon::lock(&self.cache);
         if let Some((s, policy)) = cache.as_ref()
             && *s == stamp
         {

@@ -17,15 +17,15 @@ use tokio::task::JoinHandle;
 use zbus::{Connection, DBusError};
 use zeroize::Zeroizing;
 
-use crate::binding::BindingObj;
+use crate::dbus::binding::BindingObj;
 use crate::error::{Error, Result};
-use crate::journal::Journal;
-use crate::server::{self, LinkEvent, ServerLink};
-use crate::service::{
+use crate::store::journal::Journal;
+use crate::link::{self, LinkEvent, ServerLink};
+use crate::dbus::daemon::{
     BindingRecord, DaemonObj, Shared, execute_payment, lock, payment_object, settle_binding,
     settle_payment, settle_refund, transition_for,
 };
-use crate::vault::{SecretKind, Vault};
+use crate::store::vault::{SecretKind, Vault};
 
 /// How long after it became final a payment is served again at start without being
 /// asked for (a day): an app that was following it when the daemon went away finds it.
@@ -155,7 +155,7 @@ impl Daemon {
         // Open payments (a crash or a transport error cut them off) are served again
         // and re-driven once the link is up; unfinished ones and those settled in the
         // last day are served again too, so the path an app holds keeps answering.
-        let since = server::unix_now().saturating_sub(SERVE_SETTLED_FOR_SECS);
+        let since = link::unix_now().saturating_sub(SERVE_SETTLED_FOR_SECS);
         let open = shared.journal(move |j| j.entries_to_serve(since)).await?;
 
         let builder = match &config.bus {
@@ -174,7 +174,7 @@ impl Daemon {
                 )?;
                 builder = builder.serve_at(
                     DAEMON_PATH,
-                    crate::agent::AgentManagerObj {
+                    crate::dbus::agent::AgentManagerObj {
                         shared: Arc::clone(&shared),
                     },
                 )?;
@@ -201,7 +201,7 @@ impl Daemon {
             None => None,
         };
         let listener = match &config.p2p_socket {
-            Some(path) => Some(crate::p2p::listen(Arc::clone(&shared), path).await?),
+            Some(path) => Some(crate::dbus::p2p::listen(Arc::clone(&shared), path).await?),
             None => None,
         };
 
@@ -209,14 +209,14 @@ impl Daemon {
         let events = match online {
             Some((first, restored)) => {
                 after_online(&shared, &restored, false).await?;
-                tokio::spawn(server::run_events(link, first, tx))
+                tokio::spawn(link::run_events(link, first, tx))
             }
             None => {
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let mut attempt = 0_u32;
                     let first = loop {
-                        let wait = server::backoff(attempt, 0);
+                        let wait = link::backoff(attempt, 0);
                         attempt = attempt.saturating_add(1);
                         tokio::select! {
                             () = tokio::time::sleep(wait) => {}
@@ -238,7 +238,7 @@ impl Daemon {
                     if tx.send(LinkEvent::Online).await.is_err() {
                         return;
                     }
-                    server::run_events(link, first, tx).await;
+                    link::run_events(link, first, tx).await;
                 })
             }
         };
@@ -368,7 +368,7 @@ impl Daemon {
                     .await
             }
             Event::TokenCancelled(b) => {
-                crate::refresh::cancel(&self.shared, &b.binding_id);
+                crate::domain::refresh::cancel(&self.shared, &b.binding_id);
                 self.shared
                     .vault
                     .delete(&SecretKind::SealedTokens {
@@ -385,7 +385,7 @@ impl Daemon {
             }
             Event::TokenRefreshed(b) => {
                 self.store_tokens(&b).await?;
-                crate::refresh::schedule(&self.shared, &b);
+                crate::domain::refresh::schedule(&self.shared, &b);
                 Ok(())
             }
             Event::PaymentResult(p) => {
@@ -408,7 +408,7 @@ impl Daemon {
                 let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
                 match entry {
                     Some(e) if e.checkout.is_some() && !e.state.is_terminal() => {
-                        crate::service::settle_checkout(&self.shared, e.id, &c).await
+                        crate::dbus::daemon::settle_checkout(&self.shared, e.id, &c).await
                     }
                     _ => Ok(()),
                 }
@@ -436,7 +436,7 @@ impl Daemon {
     async fn binding_bound(&self, b: Binding) -> Result<()> {
         // Tokens first: a `bound` binding can always pay.
         self.store_tokens(&b).await?;
-        crate::refresh::schedule(&self.shared, &b);
+        crate::domain::refresh::schedule(&self.shared, &b);
         let known = lock(&self.shared.bindings).contains_key(&b.binding_id);
         let kind = SecretKind::SealedTokens {
             binding_id: b.binding_id.clone(),
@@ -475,11 +475,11 @@ fn error_info(kind: &Wire, message: String) -> ErrorInfo {
 
 /// Asks the server for the state of a refund left `pending` by a crash or a transport
 /// error, and settles it.
-async fn reconcile_refund(shared: &Shared, r: crate::journal::RefundEntry) -> Result<()> {
+async fn reconcile_refund(shared: &Shared, r: crate::store::journal::RefundEntry) -> Result<()> {
     let id = r.payment;
     let entry = shared.journal(move |j| j.get(id)).await?;
     let server_id = match r.part {
-        Some(part) => crate::checkout::part_payment_id(&entry, part),
+        Some(part) => crate::domain::checkout::part_payment_id(&entry, part),
         None => entry.server_payment_id,
     };
     let Some(server_id) = server_id else {
@@ -561,7 +561,7 @@ fn adopt_bound(shared: &Shared, b: &Binding) -> zvariant::OwnedObjectPath {
 async fn bring_up(
     shared: &Shared,
 ) -> Result<(
-    server::EventStream,
+    link::EventStream,
     Vec<(zvariant::OwnedObjectPath, String, Binding)>,
 )> {
     shared
@@ -585,7 +585,7 @@ async fn after_online(
         if serve {
             shared.serve_binding(path, id).await?;
         }
-        crate::refresh::schedule(shared, b);
+        crate::domain::refresh::schedule(shared, b);
     }
     for r in shared.journal(|j| j.pending_refunds()).await? {
         let shared = Arc::clone(shared);

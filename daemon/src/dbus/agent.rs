@@ -28,9 +28,9 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 
-use crate::caller::{self, Caller};
-use crate::pin;
-use crate::service::{Shared, lock};
+use crate::dbus::caller::{self, Caller};
+use crate::domain::pin;
+use crate::dbus::daemon::{Shared, lock};
 
 /// How long a prompt waits for an answer unless `prompt_timeout_secs` says otherwise.
 pub(crate) const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -297,7 +297,7 @@ impl AgentManagerObj {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("RegisterAgent", &options)?;
+        crate::dbus::daemon::no_options("RegisterAgent", &options)?;
         let who = caller::identify(conn, &hdr).await?;
         if !trusted(&self.shared, &who) {
             tracing::warn!(app = %who.app_id, uid = who.uid, "an untrusted program tried to register as display agent");
@@ -345,7 +345,7 @@ impl AgentManagerObj {
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("UnregisterAgent", &options)?;
+        crate::dbus::daemon::no_options("UnregisterAgent", &options)?;
         let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
         let generation = {
             let current = lock(&self.shared.agents.current);
@@ -371,7 +371,7 @@ impl AgentManagerObj {
         new_pin: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("SetParentPin", &options)?;
+        crate::dbus::daemon::no_options("SetParentPin", &options)?;
         let old_pin = zeroize::Zeroizing::new(old_pin);
         let new_pin = zeroize::Zeroizing::new(new_pin);
         if !new_pin.is_empty() {

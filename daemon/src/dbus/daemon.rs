@@ -24,13 +24,13 @@ use zbus::{Connection, DBusError, ObjectServer, interface};
 use zeroize::Zeroize as _;
 use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 
-use crate::binding::BindingObj;
-use crate::caller;
+use crate::dbus::binding::BindingObj;
+use crate::dbus::caller;
 use crate::error::{Error, Result};
-use crate::journal::{Entry, Journal, JournalState, NewPayment, Recorded, RefundState, Transition};
-use crate::payment::PaymentObj;
-use crate::server::ServerLink;
-use crate::vault::{SecretKind, Vault};
+use crate::store::journal::{Entry, Journal, JournalState, NewPayment, Recorded, RefundState, Transition};
+use crate::dbus::payment::PaymentObj;
+use crate::link::ServerLink;
+use crate::store::vault::{SecretKind, Vault};
 
 /// The longest order id, description, wallet or label accepted (characters), as
 /// documented in `docs/dbus-api.md`.
@@ -170,7 +170,7 @@ pub(crate) struct Shared {
     /// mutex: held for an insert or a removal.
     pub(crate) driving: Mutex<std::collections::HashSet<i64>>,
     /// The display agent, if one is registered.
-    pub(crate) agents: Arc<crate::agent::Agents>,
+    pub(crate) agents: Arc<crate::dbus::agent::Agents>,
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
@@ -450,19 +450,19 @@ impl DaemonObj {
         .map_err(|e| Wire::ServerError(format!("bad expiresAt from the server: {e}")))?;
         let path = binding_path(&wallet, &started.binding_id);
         if display {
-            use crate::agent::str_value;
+            use crate::dbus::agent::str_value;
             use scanbind_ipc::types::keys::agent as k;
             let details = vec![
                 (
                     k::TITLE,
-                    str_value(format!("Bind {}", crate::agent::wallet_name(&wallet))),
+                    str_value(format!("Bind {}", crate::dbus::agent::wallet_name(&wallet))),
                 ),
                 (
                     k::MESSAGE,
                     str_value(format!(
                         "Scan with the {} app to pay from this device with one click. Check \
                          that the phone shows the match code {}.",
-                        crate::agent::wallet_name(&wallet),
+                        crate::dbus::agent::wallet_name(&wallet),
                         started.match_code
                     )),
                 ),
@@ -473,11 +473,11 @@ impl DaemonObj {
                 (k::WALLET, str_value(wallet.clone())),
                 (
                     k::WALLET_NAME,
-                    str_value(crate::agent::wallet_name(&wallet)),
+                    str_value(crate::dbus::agent::wallet_name(&wallet)),
                 ),
-                (k::OBJECT, crate::agent::path_value(&path)),
+                (k::OBJECT, crate::dbus::agent::path_value(&path)),
             ];
-            crate::agent::Agents::show(&self.shared, path.to_string(), k::KIND_BINDING_QR, details)
+            crate::dbus::agent::Agents::show(&self.shared, path.to_string(), k::KIND_BINDING_QR, details)
                 .await;
         }
         lock(&self.shared.bindings).insert(
@@ -561,7 +561,7 @@ impl DaemonObj {
                     }
                 }
                 self.shared.vault.delete(&kind).await?;
-                crate::refresh::cancel(&self.shared, &binding_id);
+                crate::domain::refresh::cancel(&self.shared, &binding_id);
             }
             BindingState::Pending => {}
             _ => return Ok(()),
@@ -643,7 +643,7 @@ impl DaemonObj {
                     "a combined checkout (sellers) takes neither line-items nor order-code".into(),
                 ));
             }
-            (Some(v), aon) => Some(crate::checkout::parse_sellers(
+            (Some(v), aon) => Some(crate::domain::checkout::parse_sellers(
                 v,
                 amount_minor,
                 aon.unwrap_or(true),
@@ -728,7 +728,7 @@ impl DaemonObj {
                 .policy
                 .current()
                 .map_err(|e| Wire::NotAllowed(format!("the payment policy is invalid: {e}")))?;
-            policy.decide(&who.app_id, &wallet, amount, crate::server::unix_now())
+            policy.decide(&who.app_id, &wallet, amount, crate::link::unix_now())
         };
         let mut decision = decide()?;
         if decision.step_up && checkout.is_some() {
@@ -744,13 +744,13 @@ impl DaemonObj {
                 Some(spec) => format!("{description} (paid to {})", spec.sellers_text()),
                 None => description.clone(),
             };
-            let asked = crate::agent::PaymentPrompt {
+            let asked = crate::dbus::agent::PaymentPrompt {
                 app_id: &who.app_id,
                 wallet: &wallet,
                 amount,
                 description: &shown,
             };
-            crate::agent::ask(&self.shared, &prompt, &asked).await?;
+            crate::dbus::agent::ask(&self.shared, &prompt, &asked).await?;
             if prompt == crate::policy::Prompt::Consent {
                 // Allowed now: the app's new rule (its limits) applies to this payment.
                 decision = decide()?;
@@ -946,7 +946,7 @@ async fn execute_payment_from(shared: &Shared, id: i64, mut fresh: Option<Entry>
         // payment is never left in limbo waiting for an event that may never come.
         match shared.journal(move |j| j.get(id)).await {
             Ok(e) if e.state == JournalState::PendingUnknown => {
-                let wait = crate::server::backoff(attempt, 0);
+                let wait = crate::link::backoff(attempt, 0);
                 attempt = attempt.saturating_add(1);
                 tracing::debug!(payment = id, ?wait, "outcome unknown; asking again");
                 tokio::time::sleep(wait).await;
@@ -989,7 +989,7 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
     if entry.checkout.is_some() {
         let sealed = String::from_utf8_lossy(tokens.expose()).into_owned();
         drop(tokens);
-        return crate::checkout::drive_checkout(shared, entry, sealed).await;
+        return crate::domain::checkout::drive_checkout(shared, entry, sealed).await;
     }
     let mut req = PayRequest {
         app_id: entry.app_id.clone(),
@@ -1080,9 +1080,9 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
     if let Some(code) = &updated.order_code
         && !updated.state.is_terminal()
     {
-        use crate::agent::str_value;
+        use crate::dbus::agent::str_value;
         use scanbind_ipc::types::keys::agent as k;
-        let app = crate::agent::app_name(&updated.app_id);
+        let app = crate::dbus::agent::app_name(&updated.app_id);
         let details = vec![
             (k::TITLE, str_value(format!("Pay {app}"))),
             (
@@ -1111,10 +1111,10 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
             (k::DESCRIPTION, str_value(updated.description.clone())),
             (
                 k::OBJECT,
-                crate::agent::path_value(&payment_path(id.unsigned_abs())),
+                crate::dbus::agent::path_value(&payment_path(id.unsigned_abs())),
             ),
         ];
-        crate::agent::Agents::show(
+        crate::dbus::agent::Agents::show(
             shared,
             payment_path(id.unsigned_abs()).to_string(),
             k::KIND_ORDER_CODE,
@@ -1153,7 +1153,7 @@ pub(crate) async fn settle_checkout(
     id: i64,
     c: &scanbind_device_api::types::Checkout,
 ) -> Result<()> {
-    let t = crate::checkout::transition_for_checkout(c);
+    let t = crate::domain::checkout::transition_for_checkout(c);
     let json = serde_json::to_string(c)
         .map_err(|e| Error::ServerProtocol(format!("re-encoding a checkout: {e}")))?;
     let checkout_id = c.checkout_id.clone();
@@ -1200,7 +1200,7 @@ pub(crate) async fn settle_payment_with(
     crash_point("after-settle");
     if after.is_order_code && after.state.is_terminal() && !before.is_terminal() {
         let path = payment_path(after.id.unsigned_abs()).to_string();
-        crate::agent::Agents::dismiss(shared, path, after.state.to_wire().as_str()).await;
+        crate::dbus::agent::Agents::dismiss(shared, path, after.state.to_wire().as_str()).await;
     }
     publish_payment(shared, &after, before != after.state).await
 }
@@ -1273,7 +1273,7 @@ pub(crate) async fn settle_binding(
         return Ok(false);
     }
     tracing::info!(binding = %path, state = state.as_str(), "binding completed");
-    crate::agent::Agents::dismiss(shared, path.to_string(), state.as_str()).await;
+    crate::dbus::agent::Agents::dismiss(shared, path.to_string(), state.as_str()).await;
     for conn in shared.connections() {
         let Ok(iface) = conn.object_server().interface::<_, BindingObj>(&path).await else {
             continue;

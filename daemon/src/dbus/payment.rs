@@ -16,10 +16,10 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, fdo, interface};
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
-use crate::caller;
+use crate::dbus::caller;
 use crate::error::Error;
-use crate::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
-use crate::service::{Shared, publish_payment, settle_refund};
+use crate::store::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
+use crate::dbus::daemon::{Shared, publish_payment, settle_refund};
 
 /// The longest refund reason (characters).
 const MAX_REASON: usize = 256;
@@ -39,12 +39,12 @@ pub(crate) struct PaymentObj {
 impl PaymentObj {
     /// A copy of the entry.
     pub(crate) fn entry(&self) -> Entry {
-        crate::service::lock(&self.entry).clone()
+        crate::dbus::daemon::lock(&self.entry).clone()
     }
 
     /// Replaces the entry; returns the one it replaced.
     pub(crate) fn set_entry(&self, entry: Entry) -> Entry {
-        std::mem::replace(&mut *crate::service::lock(&self.entry), entry)
+        std::mem::replace(&mut *crate::dbus::daemon::lock(&self.entry), entry)
     }
 
     /// The `details` of the `Completed` signal.
@@ -106,7 +106,7 @@ pub(crate) async fn send_refund(
 ) -> Result<RefundState, Wire> {
     // A checkout part is refunded as the seller's own payment.
     let server_id = match refund.part {
-        Some(part) => crate::checkout::part_payment_id(entry, part),
+        Some(part) => crate::domain::checkout::part_payment_id(entry, part),
         None => entry.server_payment_id.clone(),
     };
     let Some(server_id) = server_id else {
@@ -227,7 +227,7 @@ impl PaymentObj {
         if who.app_id != self.entry().app_id {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
-        match (crate::checkout::spec_of(&self.entry()), part) {
+        match (crate::domain::checkout::spec_of(&self.entry()), part) {
             (Some(_), None) => {
                 return Err(Wire::InvalidArgument(
                     "a combined checkout is refunded per seller: give the part option".into(),
@@ -443,7 +443,7 @@ impl PaymentObj {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<HashMap<String, OwnedValue>>> {
         self.guard(conn, hdr.as_ref()).await?;
-        Ok(crate::checkout::part_views(&self.entry()))
+        Ok(crate::domain::checkout::part_views(&self.entry()))
     }
 
     /// `OrderCodeExpiresAt` (`x`): when the order QR code expires; 0 without one.

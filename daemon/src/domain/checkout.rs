@@ -24,8 +24,8 @@ use zeroize::Zeroize as _;
 use zvariant::{OwnedValue, Value};
 
 use crate::error::{Error, Result};
-use crate::journal::{Entry, Transition};
-use crate::service::{Shared, crash_point, settle_checkout};
+use crate::store::journal::{Entry, Transition};
+use crate::dbus::daemon::{Shared, crash_point, settle_checkout};
 
 /// The most parts of a checkout whose parts succeed or fail independently (the merge
 /// pay seed's PC limit; a TV app is a PC-class client: `docs/decisions.md` D23).
@@ -324,11 +324,11 @@ pub(crate) async fn drive_checkout(shared: &Shared, entry: Entry, tokens: String
                 name: Wire::ServerError(String::new()).name().to_string(),
                 message: e.to_string(),
             };
-            crate::service::settle_payment(shared, id, Transition::Failed(info)).await
+            crate::dbus::daemon::settle_payment(shared, id, Transition::Failed(info)).await
         }
         Err(e) => {
             tracing::warn!(payment = id, cause = %e, "checkout outcome unknown");
-            crate::service::settle_payment(shared, id, Transition::PendingUnknown).await
+            crate::dbus::daemon::settle_payment(shared, id, Transition::PendingUnknown).await
         }
     }
 }

@@ -18,9 +18,9 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::server::backoff;
-use crate::service::{Shared, lock, settle_binding};
-use crate::vault::SecretKind;
+use crate::link::backoff;
+use crate::dbus::daemon::{Shared, lock, settle_binding};
+use crate::store::vault::SecretKind;
 
 /// Refresh when this fraction of the remaining lifetime is left ...
 const LEAD_FRACTION: u32 = 5;

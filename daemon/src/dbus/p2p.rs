@@ -15,9 +15,9 @@ use scanbind_ipc::DAEMON_PATH;
 use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
-use crate::binding::BindingObj;
+use crate::dbus::binding::BindingObj;
 use crate::error::{Error, Result};
-use crate::service::{DaemonObj, Shared, lock};
+use crate::dbus::daemon::{DaemonObj, Shared, lock};
 
 /// Binds the socket at `path` (mode 0600; a stale socket file from a crashed run is
 /// replaced) and accepts clients until the task is aborted.
@@ -39,7 +39,7 @@ pub(crate) async fn listen(shared: Arc<Shared>, path: &Path) -> Result<JoinHandl
         }
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::journal::create_private_dir(dir).map_err(sock_err)?;
+        crate::store::journal::create_private_dir(dir).map_err(sock_err)?;
     }
     let listener = UnixListener::bind(path).map_err(sock_err)?;
     {
@@ -79,7 +79,7 @@ async fn serve_client(shared: Arc<Shared>, stream: tokio::net::UnixStream) -> Re
         )?
         .serve_at(
             DAEMON_PATH,
-            crate::agent::AgentManagerObj {
+            crate::dbus::agent::AgentManagerObj {
                 shared: Arc::clone(&shared),
             },
         )?;

@@ -17,7 +17,7 @@ use zbus::{fdo, interface};
 use zvariant::{OwnedValue, Value};
 
 use crate::qr::{MAX_MODULE_SIZE, Qr, Style};
-use crate::service::{BindingRecord, Shared, lock};
+use crate::dbus::daemon::{BindingRecord, Shared, lock};
 
 /// One binding object: a view of its record in [`Shared`], so the same binding can
 /// be served on the bus and on every peer-to-peer connection.

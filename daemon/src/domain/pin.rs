@@ -10,9 +10,9 @@ use ring::rand::SecureRandom as _;
 use scanbind_ipc::Error as Wire;
 use zeroize::Zeroizing;
 
-use crate::agent::{PIN_ATTEMPTS, PIN_LOCKOUT_SECS};
-use crate::service::Shared;
-use crate::vault::SecretKind;
+use crate::dbus::agent::{PIN_ATTEMPTS, PIN_LOCKOUT_SECS};
+use crate::dbus::daemon::Shared;
+use crate::store::vault::SecretKind;
 
 /// PBKDF2 iterations (OWASP's 2023 figure for HMAC-SHA256 is 600,000; a PIN is
 /// guarded mostly by the attempt limit, and this runs on TV hardware).
@@ -138,7 +138,7 @@ impl Refused {
 
 /// Attempts left before the lock, or the lock.
 pub(crate) async fn status(shared: &Shared) -> Result<Result<u32, Refused>, Wire> {
-    let now = crate::server::unix_now();
+    let now = crate::link::unix_now();
     Ok(shared
         .journal(move |j| {
             let until = j.meta(LOCKED_UNTIL)?.unwrap_or(0);
@@ -170,7 +170,7 @@ pub(crate) async fn check_counted(
     let ok = tokio::task::spawn_blocking(move || verify(&stored, &candidate))
         .await
         .unwrap_or(false);
-    let now = crate::server::unix_now();
+    let now = crate::link::unix_now();
     Ok(shared
         .journal(move |j| {
             if ok {
