@@ -44,6 +44,7 @@ mod qr;
 mod runtime;
 pub mod settings;
 pub(crate) mod store;
+mod sync;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use scanbind_ams::{Currency, MinorUnits, Money};
@@ -459,7 +459,7 @@ impl PolicySource {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _writer = crate::dbus::daemon::lock(&self.write);
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut policy = self.current()?;
         policy
             .apps
@@ -495,7 +495,7 @@ impl PolicySource {
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let mut cache = crate::dbus::daemon::lock(&self.cache);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((s, policy)) = cache.as_ref()
             && *s == stamp
         {

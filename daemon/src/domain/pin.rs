@@ -10,9 +10,14 @@ use ring::rand::SecureRandom as _;
 use scanbind_ipc::Error as Wire;
 use zeroize::Zeroizing;
 
-use crate::dbus::agent::{PIN_ATTEMPTS, PIN_LOCKOUT_SECS};
-use crate::dbus::daemon::Shared;
+use super::shared::Shared;
 use crate::store::vault::SecretKind;
+
+/// Wrong PINs in a row before approvals are locked.
+pub(crate) const PIN_ATTEMPTS: u32 = 5;
+
+/// How long approvals stay locked after [`PIN_ATTEMPTS`] wrong PINs.
+pub(crate) const PIN_LOCKOUT_SECS: i64 = 300;
 
 /// PBKDF2 iterations (OWASP's 2023 figure for HMAC-SHA256 is 600,000; a PIN is
 /// guarded mostly by the attempt limit, and this runs on TV hardware).

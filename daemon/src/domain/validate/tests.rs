@@ -1,5 +1,5 @@
-//! Tests of `io.scanbind.Daemon1` argument validation (the bus-level behaviour is
-//! covered by `daemon/tests/e2e.rs`).
+//! Tests of the `Pay` argument validation (the bus-level behaviour is covered by
+//! `daemon/tests/e2e.rs`).
 
 use scanbind_ipc::Error as Wire;
 use zbus::DBusError;
