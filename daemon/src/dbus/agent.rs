@@ -31,6 +31,7 @@ use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 use super::Bus;
 use super::caller::{self, Caller};
 use super::options::no_options;
+use crate::domain::error::Refusal;
 use crate::domain::pin;
 use crate::domain::ports::{Answer, Details};
 use crate::domain::shared::Shared;
@@ -154,9 +155,9 @@ impl Agents {
         mut details: Details,
         timeout: Duration,
         why: &str,
-    ) -> Result<Answer, Wire> {
+    ) -> Result<Answer, Refusal> {
         let Some((generation, agent)) = bus.agents.proxy().await else {
-            return Err(Wire::NeedsConfirmation(format!(
+            return Err(Refusal::NeedsConfirmation(format!(
                 "{why} and no trusted display agent is running (start scanbind-agent or \
                  scanbindctl agent); nothing was charged"
             )));
@@ -183,14 +184,14 @@ impl Agents {
                     bus.agents.gone(generation, &e);
                 }
                 announce(bus).await;
-                Err(Wire::Denied(
+                Err(Refusal::Denied(
                     "the display agent went away before the user answered; nothing was charged"
                         .into(),
                 ))
             }
             Err(_) => {
                 Agents::dismiss(bus, request, "timed-out").await;
-                Err(Wire::Denied(format!(
+                Err(Refusal::Denied(format!(
                     "nobody answered on the display within {} s; nothing was charged",
                     timeout.as_secs()
                 )))
@@ -357,7 +358,7 @@ impl AgentManagerObj {
         if let Some(stored) = pin::stored(&self.shared).await? {
             pin::check(&self.shared, &stored, &old_pin).await?;
         }
-        pin::set(&self.shared, (!new_pin.is_empty()).then_some(&*new_pin)).await
+        Ok(pin::set(&self.shared, (!new_pin.is_empty()).then_some(&*new_pin)).await?)
     }
 
     /// `AgentRegistered` (`b`).

@@ -149,7 +149,7 @@ impl DaemonObj {
         // Any app of the user's session may unbind (the user's own choice); the
         // caller is identified so that a call without one is refused.
         let who = caller::identify(conn, &hdr).await?;
-        binding::unbind(&self.shared, &binding, &who.app_id).await
+        Ok(binding::unbind(&self.shared, &binding, &who.app_id).await?)
     }
 
     /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) -> o

@@ -3,6 +3,7 @@
 //! Internal details stay in the daemon's log; the app gets the name and a message
 //! that says what to do.
 
+use crate::domain::error::Refusal;
 use crate::error::Error;
 
 impl Error {
@@ -40,6 +41,31 @@ impl Error {
 impl From<Error> for scanbind_ipc::Error {
     fn from(e: Error) -> Self {
         e.to_wire()
+    }
+}
+
+impl From<Refusal> for scanbind_ipc::Error {
+    fn from(r: Refusal) -> Self {
+        use scanbind_ipc::Error as W;
+        match r {
+            Refusal::InvalidArgument(m) => W::InvalidArgument(m),
+            Refusal::InvalidAmount(m) => W::InvalidAmount(m),
+            Refusal::UnknownCurrency(m) => W::UnknownCurrency(m),
+            Refusal::NotBound(m) => W::NotBound(m),
+            Refusal::NotFound(m) => W::NotFound(m),
+            Refusal::NotAllowed(m) => W::NotAllowed(m),
+            Refusal::Offline(m) => W::Offline(m),
+            Refusal::BelowMinimum(m) => W::BelowMinimum(m),
+            Refusal::AboveLimit(m) => W::AboveLimit(m),
+            Refusal::Duplicate(m) => W::Duplicate(m),
+            Refusal::NeedsConfirmation(m) => W::NeedsConfirmation(m),
+            Refusal::Denied(m) => W::Denied(m),
+            Refusal::RefundNotAllowed(m) => W::RefundNotAllowed(m),
+            Refusal::ServerError(m) => W::ServerError(m),
+            Refusal::Internal(m) => W::Internal(m),
+            Refusal::Policy(w) => w,
+            Refusal::Failed(e) => e.to_wire(),
+        }
     }
 }
 

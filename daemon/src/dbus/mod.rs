@@ -25,6 +25,7 @@ use zbus::Connection;
 use zbus::object_server::SignalEmitter;
 use zvariant::{OwnedObjectPath, Value};
 
+use crate::domain::error::Refusal;
 use crate::domain::model::BindingRecord;
 use crate::domain::ports::{Answer, Details, Prompter, Publisher};
 use crate::domain::shared::Shared;
@@ -224,7 +225,7 @@ impl Prompter for Bus {
         details: Details,
         timeout: Duration,
         why: &'a str,
-    ) -> BoxFuture<'a, std::result::Result<Answer, scanbind_ipc::Error>> {
+    ) -> BoxFuture<'a, std::result::Result<Answer, Refusal>> {
         Box::pin(Agents::confirm(self, kind, details, timeout, why))
     }
 }

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use scanbind_ams::{MinorUnits, Money};
+use scanbind_ipc::BindingState;
 use scanbind_ipc::types::Connectivity;
-use scanbind_ipc::{BindingState, Error as Wire};
+
+use super::error::Refusal;
 use zvariant::OwnedObjectPath;
 
 use super::checkout::CheckoutSpec;
@@ -48,7 +50,7 @@ pub(crate) enum Admitted {
 }
 
 /// Admits (or refuses) a payment; see the module docs.
-pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admitted, Wire> {
+pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admitted, Refusal> {
     let PayRequest {
         app_id,
         order_id,
@@ -77,7 +79,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
     }
 
     if order_code && chosen.is_some() {
-        return Err(Wire::InvalidArgument(
+        return Err(Refusal::InvalidArgument(
             "order-code pays by scanning; it takes no binding".into(),
         ));
     }
@@ -97,7 +99,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
                     Some(spec) => {
                         for part in &spec.parts {
                             let minor = MinorUnits::new(part.amount_minor)
-                                .map_err(|e| Wire::InvalidAmount(format!("sellers: {e}")))?;
+                                .map_err(|e| Refusal::InvalidAmount(format!("sellers: {e}")))?;
                             check_wallet_limits(&b.wallet, Money::new(amount.currency(), minor))?;
                         }
                     }
@@ -107,38 +109,40 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
                 id.clone()
             }
             (None, _) if chosen.is_some() => {
-                return Err(Wire::NotFound("no such bound binding".into()));
+                return Err(Refusal::NotFound("no such bound binding".into()));
             }
             (None, _) => {
-                return Err(Wire::NotBound(
+                return Err(Refusal::NotBound(
                     "no wallet is bound to this device: call StartBinding first".into(),
                 ));
             }
             (Some(_), Some(_)) => {
-                return Err(Wire::InvalidArgument(
+                return Err(Refusal::InvalidArgument(
                     "several wallets are bound: name one with the binding option".into(),
                 ));
             }
         }
     };
     if *lock(&shared.connectivity) != Connectivity::Online {
-        return Err(Wire::Offline(
+        return Err(Refusal::Offline(
             "the merchant server is not reachable; nothing was charged, retry later".into(),
         ));
     }
 
     // The app's policy: refusals and prompts here, budgets with the insert below.
-    let decide = || -> Result<crate::policy::Decision, Wire> {
+    let decide = || -> Result<crate::policy::Decision, Refusal> {
         let policy = shared
             .policy
             .current()
-            .map_err(|e| Wire::NotAllowed(format!("the payment policy is invalid: {e}")))?;
-        policy.decide(&app_id, &wallet, amount, crate::link::unix_now())
+            .map_err(|e| Refusal::NotAllowed(format!("the payment policy is invalid: {e}")))?;
+        policy
+            .decide(&app_id, &wallet, amount, crate::link::unix_now())
+            .map_err(Refusal::Policy)
     };
     let mut decision = decide()?;
     if decision.step_up && checkout.is_some() {
         // One order code cannot pay several sellers.
-        return Err(Wire::AboveLimit(
+        return Err(Refusal::AboveLimit(
             "the checkout is above this app's per-payment cap; a combined checkout is \
              not stepped up to an order code; nothing was charged"
                 .into(),
@@ -193,7 +197,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
         })
         .await?;
     match recorded {
-        Recorded::OverBudget { budget, spent } => Err(Wire::AboveLimit(format!(
+        Recorded::OverBudget { budget, spent } => Err(Refusal::AboveLimit(format!(
             "the {} budget of {} for this app would be exceeded ({} spent); nothing was \
              charged",
             budget.period,

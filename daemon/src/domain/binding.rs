@@ -4,9 +4,10 @@
 
 use scanbind_ipc::paths::binding_path;
 use scanbind_ipc::types::keys::agent as k;
-use scanbind_ipc::{BindingState, Error as Wire, ErrorInfo};
+use scanbind_ipc::{BindingState, ErrorInfo};
 use zvariant::{OwnedObjectPath, OwnedValue};
 
+use super::error::Refusal;
 use super::model::BindingRecord;
 use super::prompt::{path_value, str_value, wallet_name};
 use super::shared::Shared;
@@ -22,14 +23,14 @@ pub(crate) async fn start(
     wallet: String,
     label: String,
     display: bool,
-) -> std::result::Result<(OwnedObjectPath, String), Wire> {
+) -> std::result::Result<(OwnedObjectPath, String), Refusal> {
     let started = shared.link.start_binding(&wallet).await?;
     let expires_at = time::OffsetDateTime::parse(
         &started.expires_at,
         &time::format_description::well_known::Rfc3339,
     )
     .map(|t| t.unix_timestamp())
-    .map_err(|e| Wire::ServerError(format!("bad expiresAt from the server: {e}")))?;
+    .map_err(|e| Refusal::ServerError(format!("bad expiresAt from the server: {e}")))?;
     let path = binding_path(&wallet, &started.binding_id);
     if display {
         let details: Vec<(&'static str, OwnedValue)> = vec![
@@ -82,13 +83,13 @@ pub(crate) async fn unbind(
     shared: &Shared,
     binding: &OwnedObjectPath,
     app_id: &str,
-) -> std::result::Result<(), Wire> {
+) -> std::result::Result<(), Refusal> {
     let found = lock(&shared.bindings)
         .iter()
         .find(|(_, b)| b.path == *binding)
         .map(|(id, b)| (id.clone(), b.state));
     let Some((binding_id, state)) = found else {
-        return Err(Wire::NotFound(format!(
+        return Err(Refusal::NotFound(format!(
             "no binding at {}",
             binding.as_str()
         )));

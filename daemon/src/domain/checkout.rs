@@ -20,6 +20,7 @@ use zbus::DBusError as _;
 use zeroize::Zeroize as _;
 
 use super::driver::{settle_checkout, settle_payment};
+use super::error::Refusal;
 use super::shared::{Shared, crash_point};
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, Transition};
@@ -52,8 +53,8 @@ pub(crate) struct CheckoutSpec {
 
 impl CheckoutSpec {
     /// The JSON stored in the journal.
-    pub(crate) fn to_json(&self) -> std::result::Result<String, Wire> {
-        serde_json::to_string(self).map_err(|e| Wire::Internal(format!("encoding parts: {e}")))
+    pub(crate) fn to_json(&self) -> std::result::Result<String, Refusal> {
+        serde_json::to_string(self).map_err(|e| Refusal::Internal(format!("encoding parts: {e}")))
     }
 
     /// "Alpha Books, Beta Games and Gamma Tea": the sellers, for prompts.

@@ -3,6 +3,7 @@
 //! adapters, which call into it; it reaches back up only through the traits it owns
 //! in [`ports`] ([`ports::Publisher`], [`ports::Prompter`]).
 //!
+//! - [`error`]: [`Refusal`](error::Refusal), the domain's error.
 //! - [`shared`]: [`Shared`](shared::Shared), the state of one daemon; crash points.
 //! - [`model`]: binding records, line items.
 //! - [`validate`]: checks of the `Pay` and `StartBinding` arguments, wallet limits.
@@ -19,6 +20,7 @@ pub(crate) mod admission;
 pub(crate) mod binding;
 pub(crate) mod checkout;
 pub(crate) mod driver;
+pub(crate) mod error;
 pub(crate) mod model;
 pub(crate) mod pin;
 pub(crate) mod ports;

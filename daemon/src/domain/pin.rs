@@ -7,9 +7,9 @@ use std::num::NonZeroU32;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use ring::rand::SecureRandom as _;
-use scanbind_ipc::Error as Wire;
 use zeroize::Zeroizing;
 
+use super::error::Refusal;
 use super::shared::Shared;
 use crate::store::vault::SecretKind;
 
@@ -31,20 +31,20 @@ const FAILURES: &str = "pin_failures";
 const LOCKED_UNTIL: &str = "pin_locked_until";
 
 /// A PIN must be 4 to 12 ASCII digits.
-pub(crate) fn validate(pin: &str) -> Result<(), Wire> {
+pub(crate) fn validate(pin: &str) -> Result<(), Refusal> {
     if (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Wire::InvalidArgument("a PIN is 4 to 12 digits".into()))
+        Err(Refusal::InvalidArgument("a PIN is 4 to 12 digits".into()))
     }
 }
 
 /// `pbkdf2-sha256$<iterations>$<salt>$<hash>` (base64 without padding).
-fn hash(pin: &str) -> Result<String, Wire> {
+fn hash(pin: &str) -> Result<String, Refusal> {
     let mut salt = [0u8; SALT_LEN];
     ring::rand::SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| Wire::Internal("no randomness for the PIN salt".into()))?;
+        .map_err(|_| Refusal::Internal("no randomness for the PIN salt".into()))?;
     let mut out = [0u8; HASH_LEN];
     ring::pbkdf2::derive(
         ring::pbkdf2::PBKDF2_HMAC_SHA256,
@@ -90,7 +90,7 @@ fn verify(stored: &str, pin: &str) -> bool {
 }
 
 /// The stored hash, if a PIN is set.
-pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>, Wire> {
+pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>, Refusal> {
     Ok(shared
         .vault
         .read(&SecretKind::ParentPin)
@@ -99,7 +99,7 @@ pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>,
 }
 
 /// Sets (`Some`) or removes (`None`) the PIN.
-pub(crate) async fn set(shared: &Shared, pin: Option<&str>) -> Result<(), Wire> {
+pub(crate) async fn set(shared: &Shared, pin: Option<&str>) -> Result<(), Refusal> {
     match pin {
         Some(pin) => {
             let h = Zeroizing::new(hash(pin)?);
@@ -128,12 +128,12 @@ pub(crate) enum Refused {
 
 impl Refused {
     /// The error for the app (and `SetParentPin`).
-    pub(crate) fn to_wire(self) -> Wire {
+    pub(crate) fn to_refusal(self) -> Refusal {
         match self {
-            Refused::Wrong(left) => Wire::Denied(format!(
+            Refused::Wrong(left) => Refusal::Denied(format!(
                 "wrong PIN ({left} attempts left); nothing was charged"
             )),
-            Refused::Locked(secs) => Wire::Denied(format!(
+            Refused::Locked(secs) => Refusal::Denied(format!(
                 "too many wrong PINs: approvals are locked for {secs} more seconds; nothing was \
                  charged"
             )),
@@ -142,7 +142,7 @@ impl Refused {
 }
 
 /// Attempts left before the lock, or the lock.
-pub(crate) async fn status(shared: &Shared) -> Result<Result<u32, Refused>, Wire> {
+pub(crate) async fn status(shared: &Shared) -> Result<Result<u32, Refused>, Refusal> {
     let now = crate::link::unix_now();
     Ok(shared
         .journal(move |j| {
@@ -163,7 +163,7 @@ pub(crate) async fn check_counted(
     shared: &Shared,
     stored: &str,
     pin: &str,
-) -> Result<Result<(), Refused>, Wire> {
+) -> Result<Result<(), Refused>, Refusal> {
     if let Err(locked) = status(shared).await? {
         return Ok(Err(locked));
     }
@@ -197,10 +197,10 @@ pub(crate) async fn check_counted(
 }
 
 /// [`check_counted`] as an error (for `SetParentPin`).
-pub(crate) async fn check(shared: &Shared, stored: &str, pin: &str) -> Result<(), Wire> {
+pub(crate) async fn check(shared: &Shared, stored: &str, pin: &str) -> Result<(), Refusal> {
     check_counted(shared, stored, pin)
         .await?
-        .map_err(Refused::to_wire)
+        .map_err(Refused::to_refusal)
 }
 
 #[cfg(test)]

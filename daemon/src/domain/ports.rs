@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use zvariant::OwnedValue;
 
+use super::error::Refusal;
 use super::model::BindingRecord;
 use crate::error::Result;
 use crate::store::journal::Entry;
@@ -64,5 +65,5 @@ pub(crate) trait Prompter: Send + Sync + std::fmt::Debug {
         details: Details,
         timeout: Duration,
         why: &'a str,
-    ) -> BoxFuture<'a, std::result::Result<Answer, scanbind_ipc::Error>>;
+    ) -> BoxFuture<'a, std::result::Result<Answer, Refusal>>;
 }

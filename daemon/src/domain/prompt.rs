@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scanbind_ipc::Error as Wire;
 use scanbind_ipc::types::keys::agent as keys;
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
+use super::error::Refusal;
 use super::pin;
 use super::ports::Details;
 use super::shared::Shared;
@@ -115,13 +115,13 @@ pub(crate) async fn ask(
     shared: &Arc<Shared>,
     prompt: &crate::policy::Prompt,
     p: &PaymentPrompt<'_>,
-) -> Result<(), Wire> {
+) -> Result<(), Refusal> {
     use crate::policy::Prompt;
     let timeout = prompt_timeout(shared);
     let app = app_name(p.app_id);
     match prompt {
         Prompt::Consent => {
-            let policy = shared.policy.current().map_err(Wire::NotAllowed)?;
+            let policy = shared.policy.current().map_err(Refusal::NotAllowed)?;
             let limit = policy
                 .consent_limits(p.amount.currency())
                 .and_then(|l| l.daily)
@@ -147,14 +147,14 @@ pub(crate) async fn ask(
                 )
                 .await?;
             if !answer.allowed {
-                return Err(Wire::Denied(format!(
+                return Err(Refusal::Denied(format!(
                     "the user did not allow {app} to charge; nothing was charged"
                 )));
             }
             shared
                 .policy
                 .grant(p.app_id, p.wallet, policy.consent.limits.clone())
-                .map_err(|e| Wire::Internal(format!("could not save the consent: {e}")))?;
+                .map_err(|e| Refusal::Internal(format!("could not save the consent: {e}")))?;
             tracing::info!(app = %p.app_id, "the user allowed a new app to charge");
             Ok(())
         }
@@ -177,7 +177,7 @@ pub(crate) async fn ask(
             if answer.allowed {
                 Ok(())
             } else {
-                Err(Wire::Denied(
+                Err(Refusal::Denied(
                     "the user declined the payment; nothing was charged".into(),
                 ))
             }
@@ -193,15 +193,17 @@ async fn parent_approval(
     p: &PaymentPrompt<'_>,
     app: &str,
     timeout: Duration,
-) -> Result<(), Wire> {
+) -> Result<(), Refusal> {
     let Some(stored) = pin::stored(shared).await? else {
-        return Err(Wire::NeedsConfirmation(
+        return Err(Refusal::NeedsConfirmation(
             "the kid profile's charges need a parent's approval, and no parent PIN is set \
              (scanbindctl profiles set-pin); nothing was charged"
                 .into(),
         ));
     };
-    let mut left = pin::status(shared).await?.map_err(pin::Refused::to_wire)?;
+    let mut left = pin::status(shared)
+        .await?
+        .map_err(pin::Refused::to_refusal)?;
     loop {
         let message = format!(
             "{app} asks to pay {} ({}). A parent can approve with the PIN.",
@@ -220,7 +222,7 @@ async fn parent_approval(
             )
             .await?;
         if !answer.allowed {
-            return Err(Wire::Denied(
+            return Err(Refusal::Denied(
                 "the parent did not approve the payment; nothing was charged".into(),
             ));
         }
@@ -231,7 +233,7 @@ async fn parent_approval(
                 return Ok(());
             }
             Err(pin::Refused::Wrong(n)) => left = n,
-            Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_wire()),
+            Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_refusal()),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! about at the next start ([`reconcile_refund`]).
 
 use scanbind_device_api::types::{Amount, RefundRequest, RefundStatus};
-use scanbind_ipc::Error as Wire;
 
 use super::driver::publish_payment;
+use super::error::Refusal;
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
@@ -15,14 +15,14 @@ use crate::store::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
 const MAX_REASON: usize = 256;
 
 /// Checks the `RequestRefund` arguments.
-pub(crate) fn check_request(amount_minor: i64, reason: &str) -> std::result::Result<(), Wire> {
+pub(crate) fn check_request(amount_minor: i64, reason: &str) -> std::result::Result<(), Refusal> {
     if amount_minor <= 0 {
-        return Err(Wire::InvalidAmount(format!(
+        return Err(Refusal::InvalidAmount(format!(
             "amount_minor must be a positive number of minor units, not {amount_minor}"
         )));
     }
     if reason.chars().count() > MAX_REASON {
-        return Err(Wire::InvalidArgument(format!(
+        return Err(Refusal::InvalidArgument(format!(
             "reason must be at most {MAX_REASON} characters"
         )));
     }
@@ -40,21 +40,21 @@ pub(crate) async fn request(
     reason: &str,
     part: Option<u32>,
     refund_id: Option<String>,
-) -> std::result::Result<(String, RefundState), Wire> {
+) -> std::result::Result<(String, RefundState), Refusal> {
     match (super::checkout::spec_of(entry), part) {
         (Some(_), None) => {
-            return Err(Wire::InvalidArgument(
+            return Err(Refusal::InvalidArgument(
                 "a combined checkout is refunded per seller: give the part option".into(),
             ));
         }
         (Some(spec), Some(p)) if p as usize >= spec.parts.len() => {
-            return Err(Wire::InvalidArgument(format!(
+            return Err(Refusal::InvalidArgument(format!(
                 "part {p} does not exist: this checkout has parts 0 to {}",
                 spec.parts.len() - 1
             )));
         }
         (None, Some(_)) => {
-            return Err(Wire::InvalidArgument(
+            return Err(Refusal::InvalidArgument(
                 "option part is only for combined checkouts".into(),
             ));
         }
@@ -62,7 +62,7 @@ pub(crate) async fn request(
     }
     let app_refund_id = match refund_id {
         Some(id) => id,
-        None => new_refund_id().map_err(|e| Wire::Internal(e.to_string()))?,
+        None => new_refund_id().map_err(|e| Refusal::Internal(e.to_string()))?,
     };
     // Refund ids are per payment: the key sent to the server is prefixed with the
     // payment's idempotency key, so two apps' ids never collide.
@@ -73,23 +73,23 @@ pub(crate) async fn request(
         .await?;
     let refund = match recorded {
         RefundRecorded::NotPaid if part.is_some() => {
-            return Err(Wire::RefundNotAllowed(
+            return Err(Refusal::RefundNotAllowed(
                 "only a part that succeeded can be refunded".into(),
             ));
         }
         RefundRecorded::NotPaid => {
-            return Err(Wire::RefundNotAllowed(format!(
+            return Err(Refusal::RefundNotAllowed(format!(
                 "only a succeeded payment can be refunded; this one is {}",
                 entry.wire_state().as_str()
             )));
         }
         RefundRecorded::TooMuch(left) => {
-            return Err(Wire::RefundNotAllowed(format!(
+            return Err(Refusal::RefundNotAllowed(format!(
                 "at most {left} minor units are left to refund"
             )));
         }
         RefundRecorded::Existing(r) if r.amount_minor != amount_minor || r.part != part => {
-            return Err(Wire::Duplicate(format!(
+            return Err(Refusal::Duplicate(format!(
                 "refund {app_refund_id} was requested with another amount"
             )));
         }
@@ -121,14 +121,14 @@ pub(crate) async fn send_refund(
     entry: &Entry,
     refund: &RefundEntry,
     reason: &str,
-) -> std::result::Result<RefundState, Wire> {
+) -> std::result::Result<RefundState, Refusal> {
     // A checkout part is refunded as the seller's own payment.
     let server_id = match refund.part {
         Some(part) => super::checkout::part_payment_id(entry, part),
         None => entry.server_payment_id.clone(),
     };
     let Some(server_id) = server_id else {
-        return Err(Wire::RefundNotAllowed(
+        return Err(Refusal::RefundNotAllowed(
             "the server has not confirmed this payment yet; retry later".into(),
         ));
     };
@@ -155,7 +155,7 @@ pub(crate) async fn send_refund(
             message,
         }) if (400..500).contains(&status) => {
             settle_refund(shared, &refund.refund_id, RefundStatus::Failed).await?;
-            Err(Wire::RefundNotAllowed(format!("{code}: {message}")))
+            Err(Refusal::RefundNotAllowed(format!("{code}: {message}")))
         }
         Err(e) => {
             tracing::warn!(refund = %refund.refund_id, cause = %e, "refund outcome unknown");

@@ -1,8 +1,8 @@
 //! Checks of what apps ask for, before anything is recorded: the `Pay` arguments,
 //! the wallet's own limits, the `StartBinding` wallet name.
 
+use super::error::Refusal;
 use scanbind_ams::{Currency, MinorUnits, Money};
-use scanbind_ipc::Error as Wire;
 
 /// The longest order id, description, wallet or label accepted (characters), as
 /// documented in `docs/dbus-api.md`.
@@ -17,7 +17,7 @@ pub(crate) const MAX_ITEM_NAME: usize = 256;
 
 /// The wallet's own minimum and per-payment limit (ams-api.md §4), checked before
 /// anything is recorded, for amounts in the wallet's currency.
-pub(crate) fn check_wallet_limits(wallet: &str, amount: Money) -> Result<(), Wire> {
+pub(crate) fn check_wallet_limits(wallet: &str, amount: Money) -> Result<(), Refusal> {
     let Some(profile) = scanbind_ams::wallet::Wallet::parse(wallet).scan_to_bind() else {
         return Ok(());
     };
@@ -25,7 +25,7 @@ pub(crate) fn check_wallet_limits(wallet: &str, amount: Money) -> Result<(), Wir
         return Ok(());
     }
     if amount.minor() < profile.min_amount {
-        return Err(Wire::BelowMinimum(format!(
+        return Err(Refusal::BelowMinimum(format!(
             "{} takes at least {} minor units of {}",
             profile.display_name,
             profile.min_amount.get(),
@@ -35,7 +35,7 @@ pub(crate) fn check_wallet_limits(wallet: &str, amount: Money) -> Result<(), Wir
     if let Some(limit) = profile.per_transaction_limit
         && amount.minor() > limit
     {
-        return Err(Wire::AboveLimit(format!(
+        return Err(Refusal::AboveLimit(format!(
             "{} takes at most {} minor units of {} per payment",
             profile.display_name,
             limit.get(),
@@ -51,44 +51,44 @@ pub(crate) fn validate_pay(
     amount_minor: i64,
     currency: &str,
     description: &str,
-) -> Result<Money, Wire> {
+) -> Result<Money, Refusal> {
     if order_id.is_empty()
         || order_id.len() > MAX_ORDER_ID
         || !order_id.bytes().all(|b| (0x20..0x7f).contains(&b))
     {
-        return Err(Wire::InvalidArgument(format!(
+        return Err(Refusal::InvalidArgument(format!(
             "order_id must be 1 to {MAX_ORDER_ID} printable ASCII characters"
         )));
     }
     if description.is_empty() || description.chars().count() > MAX_DESCRIPTION {
-        return Err(Wire::InvalidArgument(format!(
+        return Err(Refusal::InvalidArgument(format!(
             "description must be 1 to {MAX_DESCRIPTION} characters"
         )));
     }
     if amount_minor <= 0 {
-        return Err(Wire::InvalidAmount(format!(
+        return Err(Refusal::InvalidAmount(format!(
             "amount_minor must be a positive number of minor units, not {amount_minor}"
         )));
     }
     let currency = Currency::from_code(currency).map_err(|_| {
-        Wire::UnknownCurrency(format!(
+        Refusal::UnknownCurrency(format!(
             "{currency:?} is not an ISO 4217 code scanbind pays in"
         ))
     })?;
     let minor = MinorUnits::new(amount_minor)
-        .map_err(|e| Wire::InvalidAmount(format!("amount_minor: {e}")))?;
+        .map_err(|e| Refusal::InvalidAmount(format!("amount_minor: {e}")))?;
     Ok(Money::new(currency, minor))
 }
 
 /// Checks the wallet named in `StartBinding`.
-pub(crate) fn validate_wallet(wallet: &str) -> Result<(), Wire> {
+pub(crate) fn validate_wallet(wallet: &str) -> Result<(), Refusal> {
     if wallet.is_empty()
         || wallet.len() > MAX_WALLET
         || !wallet
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(Wire::InvalidArgument(format!(
+        return Err(Refusal::InvalidArgument(format!(
             "wallet must be 1 to {MAX_WALLET} of A-Z a-z 0-9 _ (e.g. ALIPAY_HK)"
         )));
     }
