@@ -208,3 +208,6 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
         Recorded::New(entry) => Ok(Admitted::New(entry)),
     }
 }
+
+#[cfg(test)]
+mod tests;
