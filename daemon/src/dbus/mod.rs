@@ -10,9 +10,8 @@
 //! - [`p2p`]: the peer-to-peer socket.
 //!
 //! [`Bus`] holds what belongs to D-Bus itself (the connections objects are served on,
-//! the registered display agent) and implements the domain's
-//! [`Publisher`](crate::domain::ports::Publisher) and
-//! [`Prompter`](crate::domain::ports::Prompter).
+//! the registered display agent) and implements the domain's `Publisher` and
+//! `Prompter` (`domain::ports`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
