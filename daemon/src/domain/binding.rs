@@ -160,3 +160,6 @@ pub(crate) async fn settle_binding(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

@@ -350,3 +350,6 @@ pub(crate) async fn publish_payment(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

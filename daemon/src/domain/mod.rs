@@ -28,4 +28,6 @@ pub(crate) mod prompt;
 pub(crate) mod refresh;
 pub(crate) mod refund;
 pub(crate) mod shared;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod validate;

@@ -1,139 +1,30 @@
 //! Admission of a `Pay` against a real journal (in a temporary directory), with fakes
-//! for the display ([`Prompter`]) and the announcements ([`Publisher`]); nothing here
-//! needs a bus, a keyring or a server.
+//! for the display and the announcements (`domain::testing`); nothing here needs a
+//! bus, a keyring or a server.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use scanbind_ams::{Currency, MinorUnits, Money};
+use scanbind_ipc::BindingState;
 use scanbind_ipc::types::Connectivity;
 use scanbind_ipc::types::keys::agent as k;
-use scanbind_ipc::{BindingState, ErrorInfo};
 use zvariant::OwnedObjectPath;
 
 use super::{Admitted, PayRequest, admit};
 use crate::domain::error::Refusal;
-use crate::domain::model::BindingRecord;
-use crate::domain::ports::{Answer, Details, Prompter, Publisher};
 use crate::domain::shared::Shared;
-use crate::store::journal::{Entry, Journal, JournalState};
-use crate::store::vault::Vault;
+use crate::domain::testing::{self, APP, Display, binding};
+use crate::store::journal::{Entry, JournalState};
 use crate::sync::lock;
-
-const APP: &str = "/usr/bin/game";
-
-/// Announces nothing.
-#[derive(Debug)]
-struct Silent;
-
-impl Publisher for Silent {
-    fn payment_changed<'a>(
-        &'a self,
-        _: &'a Entry,
-        _: bool,
-    ) -> BoxFuture<'a, crate::error::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn binding_settled<'a>(
-        &'a self,
-        _: &'a BindingRecord,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, crate::error::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// A display whose user always gives the same answer (`None`: no display at all),
-/// and which remembers what it was asked.
-#[derive(Debug)]
-struct Display {
-    answer: Option<bool>,
-    asked: Mutex<Vec<&'static str>>,
-}
-
-impl Display {
-    fn answering(answer: Option<bool>) -> Arc<Display> {
-        Arc::new(Display {
-            answer,
-            asked: Mutex::default(),
-        })
-    }
-
-    fn asked(&self) -> Vec<&'static str> {
-        lock(&self.asked).clone()
-    }
-}
-
-impl Prompter for Display {
-    fn show(&self, _: String, _: &'static str, _: Details) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-
-    fn dismiss(&self, _: String, _: &'static str) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-
-    fn confirm<'a>(
-        &'a self,
-        kind: &'static str,
-        _: Details,
-        _: Duration,
-        why: &'a str,
-    ) -> BoxFuture<'a, Result<Answer, Refusal>> {
-        lock(&self.asked).push(kind);
-        let answer = self.answer;
-        Box::pin(async move {
-            match answer {
-                None => Err(Refusal::NeedsConfirmation(format!("{why}: no display"))),
-                Some(allowed) => Ok(Answer { allowed, pin: None }),
-            }
-        })
-    }
-}
-
-/// A daemon's state on a fresh journal, with `policy` as its policy file (if any).
-fn daemon(policy: Option<&str>, display: Arc<Display>) -> (tempfile::TempDir, Arc<Shared>) {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
-    let policy = policy.map(|text| {
-        let path = dir.path().join("policy.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    });
-    let key = scanbind_device_api::DeviceKey::generate().unwrap();
-    // Never contacted: admission does not talk to the server.
-    let link = crate::link::ServerLink::new("http://127.0.0.1:9", key, None).unwrap();
-    let shared = Shared::new(
-        journal,
-        Vault::with_service("scanbindd-admission-test-unused"),
-        link,
-        "test device".into(),
-        policy,
-        Arc::new(Silent),
-        display,
-    );
-    (dir, Arc::new(shared))
-}
 
 /// Records a bound `wallet` binding.
 fn bind(shared: &Shared, id: &str, wallet: &str) -> OwnedObjectPath {
-    let path = scanbind_ipc::paths::binding_path(wallet, id);
-    lock(&shared.bindings).insert(
-        id.to_owned(),
-        BindingRecord {
-            path: path.clone(),
-            wallet: wallet.into(),
-            label: String::new(),
-            state: BindingState::Bound,
-            code_value: String::new(),
-            match_code: String::new(),
-            expires_at: 0,
-            last_error: ErrorInfo::default(),
-        },
-    );
-    path
+    binding(shared, id, wallet, BindingState::Bound)
+}
+
+/// A daemon's state with `policy` and `display`.
+fn daemon(policy: Option<&str>, display: Arc<Display>) -> (tempfile::TempDir, Arc<Shared>) {
+    testing::daemon(policy, display, Arc::default())
 }
 
 fn hkd(minor: i64) -> Money {
