@@ -14,13 +14,11 @@
 use scanbind_device_api::types::{
     Checkout, CheckoutPartRequest, CheckoutRequest, CheckoutStatus, PaymentStatus,
 };
-use scanbind_ipc::{Error as Wire, ErrorInfo};
 use serde::{Deserialize, Serialize};
-use zbus::DBusError as _;
 use zeroize::Zeroize as _;
 
 use super::driver::{settle_checkout, settle_payment};
-use super::error::Refusal;
+use super::error::{Failure, Refusal};
 use super::shared::{Shared, crash_point};
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, Transition};
@@ -106,14 +104,11 @@ pub(crate) fn transition_for_checkout(c: &Checkout) -> Transition {
                 })
                 .unwrap_or_else(|| "no part was charged".to_owned());
             let reversed = c.parts.iter().filter(|p| p.reversed).count();
-            Transition::Failed(ErrorInfo {
-                name: Wire::ServerError(String::new()).name().to_string(),
-                message: if reversed > 0 {
-                    format!("{why}; the {reversed} paid part(s) were reversed, nothing is charged")
-                } else {
-                    format!("{why}; nothing is charged")
-                },
-            })
+            Transition::Failed(Failure::Server.info(if reversed > 0 {
+                format!("{why}; the {reversed} paid part(s) were reversed, nothing is charged")
+            } else {
+                format!("{why}; nothing is charged")
+            }))
         }
         CheckoutStatus::Pending => Transition::PendingUnknown,
     }
@@ -153,10 +148,7 @@ pub(crate) async fn drive_checkout(shared: &Shared, entry: Entry, tokens: String
         Ok(c) => settle_checkout(shared, id, &c).await,
         Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
             // Refused before any money moved (unknown or non-combinable seller, limits).
-            let info = ErrorInfo {
-                name: Wire::ServerError(String::new()).name().to_string(),
-                message: e.to_string(),
-            };
+            let info = Failure::Server.info(e.to_string());
             settle_payment(shared, id, Transition::Failed(info)).await
         }
         Err(e) => {

@@ -16,20 +16,15 @@ use std::sync::Arc;
 
 use scanbind_device_api::types::{Amount, OrderCodePayRequest, PayRequest, Payment, PaymentStatus};
 use scanbind_ipc::paths::payment_path;
-use scanbind_ipc::{Error as Wire, ErrorInfo};
-use zbus::DBusError as _;
 use zeroize::Zeroize as _;
 use zvariant::OwnedValue;
 
+use super::error::Failure;
 use super::shared::{Shared, crash_point};
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, JournalState, Transition};
 use crate::store::vault::SecretKind;
 use crate::sync::lock;
-
-fn wire_name(e: &Wire) -> String {
-    e.name().to_string()
-}
 
 /// Drives a payment just recorded (`sent`, `entry` as written) in a task of its own.
 pub(crate) fn spawn(shared: &Arc<Shared>, entry: Entry) {
@@ -103,11 +98,7 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
         .await?;
     let Some(tokens) = tokens else {
         let msg = "the binding's tokens are not in the keyring: bind the wallet again";
-        let info = ErrorInfo {
-            name: wire_name(&Wire::NotBound(String::new())),
-            message: msg.into(),
-        };
-        return settle_payment(shared, id, Transition::Failed(info)).await;
+        return settle_payment(shared, id, Transition::Failed(Failure::NotBound.info(msg))).await;
     };
     if entry.checkout.is_some() {
         let sealed = String::from_utf8_lossy(tokens.expose()).into_owned();
@@ -137,10 +128,7 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
         }
         Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
             // A final refusal (4xx): nothing was charged.
-            Transition::Failed(ErrorInfo {
-                name: wire_name(&Wire::ServerError(String::new())),
-                message: e.to_string(),
-            })
+            Transition::Failed(Failure::Server.info(e.to_string()))
         }
         Err(e) => {
             // Sent, outcome unknown: the entry stays open for reconciliation.
@@ -169,10 +157,7 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
     let p = match shared.link.pay_order_code(&req).await {
         Ok(p) => p,
         Err(e @ Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
-            let info = ErrorInfo {
-                name: wire_name(&Wire::ServerError(String::new())),
-                message: e.to_string(),
-            };
+            let info = Failure::Server.info(e.to_string());
             return settle_payment(shared, id, Transition::Failed(info)).await;
         }
         Err(e) => {
@@ -254,13 +239,12 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
 
 /// The journal transition for a server payment.
 pub(crate) fn transition_for(p: &Payment) -> Transition {
-    let error = || ErrorInfo {
-        name: wire_name(&Wire::ServerError(String::new())),
-        message: format!(
+    let error = || {
+        Failure::Server.info(format!(
             "{}: {}",
             p.result_code.as_deref().unwrap_or("unknown"),
             p.result_message.as_deref().unwrap_or_default()
-        ),
+        ))
     };
     match p.status {
         PaymentStatus::Succeeded => Transition::Succeeded(p.receipt.clone().unwrap_or_default()),

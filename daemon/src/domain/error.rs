@@ -4,6 +4,12 @@
 //! it to the wire error in one place (`dbus/error.rs`), keeping the message. A failure
 //! below the domain (journal, keyring, merchant server) is carried as it is
 //! ([`Refusal::Failed`]) and mapped by its own kind.
+//!
+//! [`Failure`] is what a payment records when it fails after it was admitted (its
+//! `LastError`); the names recorded there are the contract's error names, taken here
+//! and nowhere else in the domain.
+
+use scanbind_ipc::ErrorInfo;
 
 /// Why a request from an app is refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,4 +67,30 @@ pub(crate) enum Refusal {
     /// A failure below the domain (journal, keyring, merchant server).
     #[error(transparent)]
     Failed(#[from] crate::error::Error),
+}
+
+/// Why a payment failed after it was admitted, as its journal entry records it
+/// (`LastError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The binding cannot pay (its tokens are gone): `NotBound`.
+    NotBound,
+    /// The merchant server or the wallet refused or failed it: `ServerError`.
+    Server,
+}
+
+impl Failure {
+    /// The `LastError` recorded for this failure: the error name apps know for it,
+    /// and `message`.
+    pub(crate) fn info(self, message: impl Into<String>) -> ErrorInfo {
+        use zbus::DBusError as _;
+        let kind = match self {
+            Failure::NotBound => scanbind_ipc::Error::NotBound(String::new()),
+            Failure::Server => scanbind_ipc::Error::ServerError(String::new()),
+        };
+        ErrorInfo {
+            name: kind.name().to_string(),
+            message: message.into(),
+        }
+    }
 }
