@@ -106,7 +106,7 @@ impl DevStack {
     /// As [`DevStack::start`], the sandbox listening and reachable as `options` say.
     pub async fn start_with(state_dir: &Path, options: DevOptions) -> Result<DevStack> {
         let dir = state_dir.join("dev");
-        crate::journal::create_private_dir(&dir)
+        crate::store::journal::create_private_dir(&dir)
             .map_err(|e| dev_error(&format!("creating {}", dir.display()), e))?;
         let keys_dir = dir.clone();
         // Key generation is CPU work: off the async workers.

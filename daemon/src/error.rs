@@ -1,4 +1,5 @@
-//! The daemon's error type and its mapping to the D-Bus error names.
+//! The daemon's error type. Its mapping to the wire errors apps receive is made in
+//! one place, in the D-Bus layer (`dbus/error.rs`).
 
 use std::path::PathBuf;
 
@@ -139,83 +140,5 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub(crate) fn journal(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
         move |source| Error::Journal { op, source }
-    }
-
-    /// The error an app receives on the bus. Internal details stay in the daemon's
-    /// log; the app gets the name and a message that says what to do.
-    pub fn to_wire(&self) -> scanbind_ipc::Error {
-        use scanbind_ipc::Error as W;
-        let msg = self.to_string();
-        match self {
-            Error::KeyringUnavailable(_) => W::KeyringUnavailable(msg),
-            Error::KeyringLocked(_) => W::KeyringLocked(msg),
-            Error::OrderConflict { .. } => W::Duplicate(msg),
-            Error::UnknownPayment(_) => W::NotFound(msg),
-            Error::InvalidTransition { .. } => W::NotAllowed(msg),
-            Error::ServerUnreachable(_) => W::Offline(msg),
-            Error::ServerRejected { .. } | Error::ServerProtocol(_) => W::ServerError(msg),
-            Error::Keyring(_)
-            | Error::KeyringTask(_)
-            | Error::DeviceKey(_)
-            | Error::Task(_)
-            | Error::HttpClient(_)
-            | Error::Bus(_)
-            | Error::NameTaken(_)
-            | Error::DevStack(_)
-            | Error::Config(_)
-            | Error::Socket { .. }
-            | Error::JournalDir { .. }
-            | Error::JournalSetup { .. }
-            | Error::Journal { .. }
-            | Error::JournalCorrupt { .. } => W::Internal(msg),
-        }
-    }
-}
-
-impl From<Error> for scanbind_ipc::Error {
-    fn from(e: Error) -> Self {
-        e.to_wire()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use zbus::DBusError;
-
-    use super::*;
-
-    fn wire_name(e: Error) -> String {
-        e.to_wire().name().to_string()
-    }
-
-    #[test]
-    fn errors_keep_their_meaning_on_the_wire() {
-        let wire = Error::KeyringUnavailable(keyring_core::Error::NoEntry).to_wire();
-        assert_eq!(
-            wire.name().as_str(),
-            "io.scanbind.Daemon1.Error.KeyringUnavailable"
-        );
-        assert!(wire.to_string().contains("gnome-keyring"), "{wire}");
-        assert_eq!(
-            wire_name(Error::KeyringLocked(keyring_core::Error::NoEntry)),
-            "io.scanbind.Daemon1.Error.KeyringLocked"
-        );
-        assert_eq!(
-            wire_name(Error::OrderConflict {
-                order_id: "o".into()
-            }),
-            "io.scanbind.Daemon1.Error.Duplicate"
-        );
-        assert_eq!(
-            wire_name(Error::UnknownPayment(1)),
-            "io.scanbind.Daemon1.Error.NotFound"
-        );
-        assert_eq!(
-            wire_name(Error::JournalCorrupt {
-                id: 1,
-                reason: "x".into()
-            }),
-            "io.scanbind.Daemon1.Error.Internal"
-        );
     }
 }

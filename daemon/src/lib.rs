@@ -5,58 +5,58 @@
 //! records every payment in a durable journal before anything leaves the device.
 //! This crate is the library; the `scanbindd` binary is a thin `main` around it.
 //!
-//! # Layout
+//! # Layers
 //!
-//! - [`error`]: the crate's one error type, [`Error`], and its mapping to the wire
-//!   error [`scanbind_ipc::Error`].
-//! - `vault`: the OS keyring (Secret Service on Linux) holding the device key and the
-//!   sealed token blobs. Every keyring call runs on tokio's blocking pool.
-//! - `journal`: the payment journal, SQLite in WAL mode with `synchronous=FULL` in the
-//!   XDG state directory. A payment is committed here before it is sent.
-//! - `test_util` (feature `test-util`): fixtures for tests, such as a private D-Bus
-//!   bus without a Secret Service.
+//! The modules are layered; each imports only the ones below it:
 //!
-//! - `server`: the signing client of the merchant server and its event stream reader
+//! ```text
+//! runtime            Daemon::start / run_until: wiring, server events, idle exit
+//! dbus               Daemon1, Binding1, Payment1, AgentManager1 adapters; caller identity,
+//!                    options, the connection list, p2p socket; errors → wire (one place)
+//! domain             validation, admission of a payment, the payment driver, checkouts,
+//!                    bindings, refunds, refresh, prompts, PIN, the shared state; it
+//!                    announces and asks through its own traits (Publisher, Prompter),
+//!                    which the dbus layer implements
+//! link               the merchant server's signing client and event stream
+//! store              journal (SQLite), vault (OS keyring)
+//! leaves             error, policy, settings, qr, sync, test_util
+//! ```
+//!
+//! - [`error`]: the crate's error type, [`Error`] (its mapping to the wire error
+//!   [`scanbind_ipc::Error`], [`Error::to_wire`], is made in the D-Bus layer).
+//! - `store`: `vault`, the OS keyring (Secret Service on Linux) holding the device key
+//!   and the sealed token blobs, every keyring call on tokio's blocking pool; and
+//!   `journal`, the payment journal, SQLite in WAL mode with `synchronous=FULL` in the
+//!   XDG state directory. A payment is committed there before it is sent.
+//! - `link`: the signing client of the merchant server and its event stream reader
 //!   (reconnects with a capped back-off; no polling).
-//! - `service`: `io.scanbind.Daemon1` and the state shared by all objects; `binding`:
-//!   `io.scanbind.Binding1`; `payment`: `io.scanbind.Payment1`; `caller`: the caller's
-//!   identity from the bus.
+//! - `domain`: what the daemon decides and does, without D-Bus.
+//! - `dbus`: one adapter per interface, the caller's identity, the peer-to-peer socket.
 //! - [`runtime`](Daemon): [`Daemon::start`] and [`Daemon::run_until`], used by the
 //!   `scanbindd` binary.
+//! - [`settings`]: the configuration file; [`policy`]: the per-app payment policy;
+//!   `qr`: QR rendering; [`dev`] (feature `dev-stack`): the in-process sandbox and
+//!   server behind `scanbindd --dev`; `test_util` (feature `test-util`): fixtures for
+//!   tests, such as a private D-Bus bus without a Secret Service.
 //!
-//! - `refresh`: token refresh timers; `qr`: QR rendering; `p2p`: the peer-to-peer
-//!   socket; [`settings`]: the configuration file; [`dev`] (feature `dev-stack`): the
-//!   in-process sandbox and server behind `scanbindd --dev`.
-//!
-//! `daemon/README.md` maps the modules and lists the known gaps.
+//! `daemon/README.md` maps concepts to files and lists the known gaps.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod agent;
-mod binding;
-mod caller;
-mod checkout;
+mod dbus;
 #[cfg(feature = "dev-stack")]
 pub mod dev;
+mod domain;
 pub mod error;
-// Parts of the journal and vault API (open-entry reconciliation, per-binding token
-// deletion on unbind) are used only by their tests until the rest of issue 5 lands.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod journal;
-mod p2p;
-mod payment;
-mod pin;
+pub(crate) mod link;
 /// The per-app payment policy: the `scanbind-policy` crate.
 pub use scanbind_policy as policy;
 mod qr;
-mod refresh;
 mod runtime;
-pub(crate) mod server;
-mod service;
 pub mod settings;
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod vault;
+pub(crate) mod store;
+mod sync;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

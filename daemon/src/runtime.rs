@@ -17,15 +17,20 @@ use tokio::task::JoinHandle;
 use zbus::{Connection, DBusError};
 use zeroize::Zeroizing;
 
-use crate::binding::BindingObj;
+use crate::dbus::agent::AgentManagerObj;
+use crate::dbus::binding::BindingObj;
+use crate::dbus::daemon::{DaemonObj, payment_object};
+use crate::dbus::{Bus, serve_binding};
+use crate::domain::binding::settle_binding;
+use crate::domain::driver::{execute_payment, settle_checkout, settle_payment, transition_for};
+use crate::domain::model::BindingRecord;
+use crate::domain::refund::{reconcile_refund, settle_refund};
+use crate::domain::shared::Shared;
 use crate::error::{Error, Result};
-use crate::journal::Journal;
-use crate::server::{self, LinkEvent, ServerLink};
-use crate::service::{
-    BindingRecord, DaemonObj, Shared, execute_payment, lock, payment_object, settle_binding,
-    settle_payment, settle_refund, transition_for,
-};
-use crate::vault::{SecretKind, Vault};
+use crate::link::{self, LinkEvent, ServerLink};
+use crate::store::journal::Journal;
+use crate::store::vault::{SecretKind, Vault};
+use crate::sync::lock;
 
 /// How long after it became final a payment is served again at start without being
 /// asked for (a day): an app that was following it when the daemon went away finds it.
@@ -102,6 +107,7 @@ impl Config {
 #[derive(Debug)]
 pub struct Daemon {
     shared: Arc<Shared>,
+    bus: Arc<Bus>,
     events: JoinHandle<()>,
     rx: mpsc::Receiver<LinkEvent>,
     listener: Option<JoinHandle<()>>,
@@ -129,12 +135,15 @@ impl Daemon {
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
         )?;
+        let bus = Arc::new(Bus::default());
         let shared = Arc::new(Shared::new(
             journal,
             vault,
             link.clone(),
             config.device_name.clone(),
             config.policy_file.clone(),
+            Arc::clone(&bus) as _,
+            Arc::clone(&bus) as _,
         ));
         // Online at start: registered, stream open, bindings restored before the name
         // is taken. Unreachable: serve anyway (`Connectivity` offline; new payments
@@ -155,7 +164,7 @@ impl Daemon {
         // Open payments (a crash or a transport error cut them off) are served again
         // and re-driven once the link is up; unfinished ones and those settled in the
         // last day are served again too, so the path an app holds keeps answering.
-        let since = server::unix_now().saturating_sub(SERVE_SETTLED_FOR_SECS);
+        let since = link::unix_now().saturating_sub(SERVE_SETTLED_FOR_SECS);
         let open = shared.journal(move |j| j.entries_to_serve(since)).await?;
 
         let builder = match &config.bus {
@@ -164,18 +173,20 @@ impl Daemon {
             BusChoice::Address(a) => Some(zbus::connection::Builder::address(a.as_str())?),
             BusChoice::None => None,
         };
-        let bus = match builder {
+        let bus_conn = match builder {
             Some(builder) => {
                 let mut builder = builder.name(BUS_NAME)?.serve_at(
                     DAEMON_PATH,
                     DaemonObj {
                         shared: Arc::clone(&shared),
+                        bus: Arc::clone(&bus),
                     },
                 )?;
                 builder = builder.serve_at(
                     DAEMON_PATH,
-                    crate::agent::AgentManagerObj {
+                    AgentManagerObj {
                         shared: Arc::clone(&shared),
+                        bus: Arc::clone(&bus),
                     },
                 )?;
                 for (path, id, _) in &restored_bindings {
@@ -195,28 +206,30 @@ impl Daemon {
                     zbus::Error::NameTaken => Error::NameTaken(BUS_NAME.to_owned()),
                     other => Error::Bus(other),
                 })?;
-                lock(&shared.connections).push(connection.clone());
+                bus.add_connection(connection.clone());
                 Some(connection)
             }
             None => None,
         };
         let listener = match &config.p2p_socket {
-            Some(path) => Some(crate::p2p::listen(Arc::clone(&shared), path).await?),
+            Some(path) => {
+                Some(crate::dbus::p2p::listen(Arc::clone(&shared), Arc::clone(&bus), path).await?)
+            }
             None => None,
         };
 
         let (tx, rx) = mpsc::channel(64);
         let events = match online {
             Some((first, restored)) => {
-                after_online(&shared, &restored, false).await?;
-                tokio::spawn(server::run_events(link, first, tx))
+                after_online(&shared, &bus, &restored, false).await?;
+                tokio::spawn(link::run_events(link, first, tx))
             }
             None => {
-                let shared = Arc::clone(&shared);
+                let (shared, bus) = (Arc::clone(&shared), Arc::clone(&bus));
                 tokio::spawn(async move {
                     let mut attempt = 0_u32;
                     let first = loop {
-                        let wait = server::backoff(attempt, 0);
+                        let wait = link::backoff(attempt, 0);
                         attempt = attempt.saturating_add(1);
                         tokio::select! {
                             () = tokio::time::sleep(wait) => {}
@@ -224,7 +237,7 @@ impl Daemon {
                         }
                         match bring_up(&shared).await {
                             Ok((first, restored)) => {
-                                if let Err(e) = after_online(&shared, &restored, true).await {
+                                if let Err(e) = after_online(&shared, &bus, &restored, true).await {
                                     tracing::error!(cause = %e, "serving the restored bindings failed");
                                 }
                                 break first;
@@ -238,7 +251,7 @@ impl Daemon {
                     if tx.send(LinkEvent::Online).await.is_err() {
                         return;
                     }
-                    server::run_events(link, first, tx).await;
+                    link::run_events(link, first, tx).await;
                 })
             }
         };
@@ -249,7 +262,8 @@ impl Daemon {
             listener,
             p2p_path: config.p2p_socket.clone(),
             idle_exit: config.idle_exit,
-            _bus: bus,
+            bus,
+            _bus: bus_conn,
         })
     }
 
@@ -308,30 +322,16 @@ impl Daemon {
             .values()
             .any(|b| b.state == BindingState::Pending);
         let busy = self.shared.busy.load(std::sync::atomic::Ordering::SeqCst);
-        let p2p_clients = lock(&self.shared.connections).len() > usize::from(self._bus.is_some());
+        let p2p_clients = self.bus.connection_count() > usize::from(self._bus.is_some());
         // A registered display agent keeps the daemon up: exiting under it would leave
         // the next prompt without an agent until it registers again.
-        let agent = self.shared.agents.is_registered();
+        let agent = self.bus.agents.is_registered();
         !pending_binding && busy == 0 && !p2p_clients && !agent
     }
 
     async fn set_connectivity(&self, c: Connectivity) -> Result<()> {
         *lock(&self.shared.connectivity) = c;
-        for conn in self.shared.connections() {
-            let Ok(iface) = conn
-                .object_server()
-                .interface::<_, DaemonObj>(DAEMON_PATH)
-                .await
-            else {
-                continue;
-            };
-            iface
-                .get()
-                .await
-                .connectivity_changed(iface.signal_emitter())
-                .await?;
-        }
-        Ok(())
+        self.bus.connectivity_changed().await
     }
 
     async fn dispatch(&self, ev: LinkEvent) -> Result<()> {
@@ -368,7 +368,7 @@ impl Daemon {
                     .await
             }
             Event::TokenCancelled(b) => {
-                crate::refresh::cancel(&self.shared, &b.binding_id);
+                crate::domain::refresh::cancel(&self.shared, &b.binding_id);
                 self.shared
                     .vault
                     .delete(&SecretKind::SealedTokens {
@@ -385,7 +385,7 @@ impl Daemon {
             }
             Event::TokenRefreshed(b) => {
                 self.store_tokens(&b).await?;
-                crate::refresh::schedule(&self.shared, &b);
+                crate::domain::refresh::schedule(&self.shared, &b);
                 Ok(())
             }
             Event::PaymentResult(p) => {
@@ -408,7 +408,7 @@ impl Daemon {
                 let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
                 match entry {
                     Some(e) if e.checkout.is_some() && !e.state.is_terminal() => {
-                        crate::service::settle_checkout(&self.shared, e.id, &c).await
+                        settle_checkout(&self.shared, e.id, &c).await
                     }
                     _ => Ok(()),
                 }
@@ -436,7 +436,7 @@ impl Daemon {
     async fn binding_bound(&self, b: Binding) -> Result<()> {
         // Tokens first: a `bound` binding can always pay.
         self.store_tokens(&b).await?;
-        crate::refresh::schedule(&self.shared, &b);
+        crate::domain::refresh::schedule(&self.shared, &b);
         let known = lock(&self.shared.bindings).contains_key(&b.binding_id);
         let kind = SecretKind::SealedTokens {
             binding_id: b.binding_id.clone(),
@@ -445,7 +445,7 @@ impl Daemon {
             // Started by an earlier run (the daemon restarted while the user was
             // scanning): adopt it at its stable path, as a restart would have.
             let path = adopt_bound(&self.shared, &b);
-            self.shared.serve_binding(&path, &b.binding_id).await?;
+            serve_binding(&self.bus, &self.shared, &path, &b.binding_id).await?;
             tracing::info!(binding = %path, "binding completed (started before this run)");
             return Ok(());
         }
@@ -473,33 +473,6 @@ fn error_info(kind: &Wire, message: String) -> ErrorInfo {
     }
 }
 
-/// Asks the server for the state of a refund left `pending` by a crash or a transport
-/// error, and settles it.
-async fn reconcile_refund(shared: &Shared, r: crate::journal::RefundEntry) -> Result<()> {
-    let id = r.payment;
-    let entry = shared.journal(move |j| j.get(id)).await?;
-    let server_id = match r.part {
-        Some(part) => crate::checkout::part_payment_id(&entry, part),
-        None => entry.server_payment_id,
-    };
-    let Some(server_id) = server_id else {
-        return Ok(());
-    };
-    match shared.server.get_refund(&server_id, &r.refund_id).await {
-        Ok(found) => settle_refund(shared, &r.refund_id, found.status).await,
-        // Never reached the server: nothing was refunded.
-        Err(Error::ServerRejected { status: 404, .. }) => {
-            settle_refund(
-                shared,
-                &r.refund_id,
-                scanbind_device_api::types::RefundStatus::Failed,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The device key from the vault, or a new one stored there first.
 async fn load_or_create_key(vault: &Vault) -> Result<DeviceKey> {
     if let Some(secret) = vault.read(&SecretKind::DeviceKey).await? {
@@ -517,7 +490,7 @@ async fn restore_bindings(
     shared: &Shared,
 ) -> Result<Vec<(zvariant::OwnedObjectPath, String, Binding)>> {
     let mut out = Vec::new();
-    for b in shared.server.bindings().await? {
+    for b in shared.link.bindings().await? {
         if b.status != BindingStatus::Active {
             continue;
         }
@@ -561,15 +534,15 @@ fn adopt_bound(shared: &Shared, b: &Binding) -> zvariant::OwnedObjectPath {
 async fn bring_up(
     shared: &Shared,
 ) -> Result<(
-    server::EventStream,
+    link::EventStream,
     Vec<(zvariant::OwnedObjectPath, String, Binding)>,
 )> {
     shared
-        .server
+        .link
         .register(&shared.device_name, "scanbindd")
         .await?;
-    tracing::info!(device = %shared.server.device_id(), "registered with the merchant server");
-    let first = shared.server.events(None).await?;
+    tracing::info!(device = %shared.link.device_id(), "registered with the merchant server");
+    let first = shared.link.events(None).await?;
     let restored = restore_bindings(shared).await?;
     Ok((first, restored))
 }
@@ -578,14 +551,15 @@ async fn bring_up(
 /// set their refresh timers, ask about pending refunds and re-drive open payments.
 async fn after_online(
     shared: &Arc<Shared>,
+    bus: &Bus,
     restored: &[(zvariant::OwnedObjectPath, String, Binding)],
     serve: bool,
 ) -> Result<()> {
     for (path, id, b) in restored {
         if serve {
-            shared.serve_binding(path, id).await?;
+            serve_binding(bus, shared, path, id).await?;
         }
-        crate::refresh::schedule(shared, b);
+        crate::domain::refresh::schedule(shared, b);
     }
     for r in shared.journal(|j| j.pending_refunds()).await? {
         let shared = Arc::clone(shared);

@@ -1,15 +1,16 @@
-//! Tests of `io.scanbind.Daemon1` argument validation (the bus-level behaviour is
-//! covered by `daemon/tests/e2e.rs`).
+//! Tests of the `Pay` argument validation (the bus-level behaviour is covered by
+//! `daemon/tests/e2e.rs`). The refusals are compared by the wire error apps get.
 
 use scanbind_ipc::Error as Wire;
 use zbus::DBusError;
 
 use super::validate_pay;
+use crate::domain::error::Refusal;
 
-fn name(r: Result<scanbind_ams::Money, Wire>) -> String {
+fn name(r: Result<scanbind_ams::Money, Refusal>) -> String {
     match r {
         Ok(m) => format!("ok {} {}", m.minor().get(), m.currency().code()),
-        Err(e) => e.name().to_string(),
+        Err(e) => Wire::from(e).name().to_string(),
     }
 }
 

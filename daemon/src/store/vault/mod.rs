@@ -90,11 +90,11 @@ struct StoreSlot(std::sync::Mutex<Option<Arc<CredentialStore>>>);
 
 impl StoreSlot {
     fn get(&self) -> Option<Arc<CredentialStore>> {
-        crate::service::lock(&self.0).clone()
+        crate::sync::lock(&self.0).clone()
     }
 
     fn set(&self, store: Option<Arc<CredentialStore>>) {
-        let old = std::mem::replace(&mut *crate::service::lock(&self.0), store);
+        let old = std::mem::replace(&mut *crate::sync::lock(&self.0), store);
         drop(old);
     }
 }
@@ -158,7 +158,7 @@ impl Vault {
             .await?;
         // Cached only once the keyring holds it.
         if matches!(kind, SecretKind::SealedTokens { .. }) {
-            crate::service::lock(&self.cache).insert(kind.account(), copy);
+            crate::sync::lock(&self.cache).insert(kind.account(), copy);
         }
         Ok(())
     }
@@ -166,14 +166,14 @@ impl Vault {
     /// Reads a secret; `None` when there is none.
     pub(crate) async fn read(&self, kind: &SecretKind) -> Result<Option<Secret>> {
         let cacheable = matches!(kind, SecretKind::SealedTokens { .. });
-        if cacheable && let Some(hit) = crate::service::lock(&self.cache).get(&kind.account()) {
+        if cacheable && let Some(hit) = crate::sync::lock(&self.cache).get(&kind.account()) {
             return Ok(Some(Secret(hit.clone())));
         }
         match self.blocking(kind, |entry| entry.get_secret()).await {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
                 if cacheable {
-                    crate::service::lock(&self.cache).insert(kind.account(), bytes.clone());
+                    crate::sync::lock(&self.cache).insert(kind.account(), bytes.clone());
                 }
                 Ok(Some(Secret(bytes)))
             }
@@ -185,7 +185,7 @@ impl Vault {
     /// Deletes a secret; returns whether there was one.
     pub(crate) async fn delete(&self, kind: &SecretKind) -> Result<bool> {
         // Forgotten first: a failed keyring delete never leaves a usable copy here.
-        crate::service::lock(&self.cache).remove(&kind.account());
+        crate::sync::lock(&self.cache).remove(&kind.account());
         match self.blocking(kind, |entry| entry.delete_credential()).await {
             Ok(()) => Ok(true),
             Err(Error::Keyring(keyring_core::Error::NoEntry)) => Ok(false),

@@ -270,7 +270,7 @@ pub(crate) struct NewPayment<'a> {
     pub order_code: bool,
     /// Budgets a new payment must stay within (checked in the recording transaction).
     pub budgets: &'a [crate::policy::Budget],
-    /// A combined checkout's parts, as JSON ([`crate::checkout::CheckoutSpec`]), if
+    /// A combined checkout's parts, as JSON (the domain's `CheckoutSpec`), if
     /// this is one.
     pub checkout: Option<&'a str>,
 }
@@ -318,7 +318,7 @@ pub(crate) struct Entry {
     pub order_code: Option<String>,
     /// When the order QR code expires (Unix seconds).
     pub order_code_expires_at: Option<i64>,
-    /// A combined checkout's parts as asked (JSON, [`crate::checkout::CheckoutSpec`]).
+    /// A combined checkout's parts as asked (JSON, the domain's `CheckoutSpec`).
     pub checkout: Option<String>,
     /// The merchant server's latest answer about the checkout (JSON, its `Checkout`).
     pub checkout_result: Option<String>,
@@ -331,13 +331,19 @@ impl Entry {
     /// server settled as partially succeeded shows as `partially-succeeded`.
     pub(crate) fn wire_state(&self) -> PaymentState {
         if self.state == JournalState::Succeeded
-            && crate::checkout::result_of(self).is_some_and(|c| {
+            && self.server_checkout().is_some_and(|c| {
                 c.status == scanbind_device_api::types::CheckoutStatus::PartiallySucceeded
             })
         {
             return PaymentState::PartiallySucceeded;
         }
         self.state.to_wire()
+    }
+
+    /// The server's latest answer about the entry's checkout, if any (read from
+    /// [`Entry::checkout_result`]).
+    pub(crate) fn server_checkout(&self) -> Option<scanbind_device_api::types::Checkout> {
+        serde_json::from_str(self.checkout_result.as_deref()?).ok()
     }
 }
 
@@ -886,7 +892,8 @@ impl Journal {
             None => entry.amount.minor().get() - entry.refund_reserved_minor,
             Some(index) => {
                 // A checkout part: only a part that was paid, within its own amount.
-                let Some(p) = crate::checkout::result_of(&entry)
+                let Some(p) = entry
+                    .server_checkout()
                     .and_then(|c| c.parts.into_iter().find(|p| p.index == index))
                     .filter(|p| p.status == scanbind_device_api::types::PaymentStatus::Succeeded)
                 else {

@@ -4,7 +4,7 @@
 //! the caller is identified from the socket's peer credentials (`SO_PEERCRED`).
 //!
 //! Every binding object is served on every connection, and a payment on the
-//! connection that made it (plus the bus); `Shared::connections` lets state changes
+//! connection that made it (plus the bus); [`Bus::connections`] lets state changes
 //! reach all of them. A connection is dropped from that list when its client goes.
 
 use std::path::Path;
@@ -15,13 +15,21 @@ use scanbind_ipc::DAEMON_PATH;
 use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
-use crate::binding::BindingObj;
+use super::Bus;
+use super::agent::AgentManagerObj;
+use super::binding::BindingObj;
+use super::daemon::DaemonObj;
+use crate::domain::shared::Shared;
 use crate::error::{Error, Result};
-use crate::service::{DaemonObj, Shared, lock};
+use crate::sync::lock;
 
 /// Binds the socket at `path` (mode 0600; a stale socket file from a crashed run is
 /// replaced) and accepts clients until the task is aborted.
-pub(crate) async fn listen(shared: Arc<Shared>, path: &Path) -> Result<JoinHandle<()>> {
+pub(crate) async fn listen(
+    shared: Arc<Shared>,
+    bus: Arc<Bus>,
+    path: &Path,
+) -> Result<JoinHandle<()>> {
     let sock_err = |source| Error::Socket {
         path: path.to_owned(),
         source,
@@ -39,7 +47,7 @@ pub(crate) async fn listen(shared: Arc<Shared>, path: &Path) -> Result<JoinHandl
         }
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::journal::create_private_dir(dir).map_err(sock_err)?;
+        crate::store::journal::create_private_dir(dir).map_err(sock_err)?;
     }
     let listener = UnixListener::bind(path).map_err(sock_err)?;
     {
@@ -56,9 +64,9 @@ pub(crate) async fn listen(shared: Arc<Shared>, path: &Path) -> Result<JoinHandl
                     continue;
                 }
             };
-            let shared = Arc::clone(&shared);
+            let (shared, bus) = (Arc::clone(&shared), Arc::clone(&bus));
             tokio::spawn(async move {
-                if let Err(e) = serve_client(shared, stream).await {
+                if let Err(e) = serve_client(shared, bus, stream).await {
                     tracing::warn!(cause = %e, "a peer-to-peer client failed");
                 }
             });
@@ -66,7 +74,11 @@ pub(crate) async fn listen(shared: Arc<Shared>, path: &Path) -> Result<JoinHandl
     }))
 }
 
-async fn serve_client(shared: Arc<Shared>, stream: tokio::net::UnixStream) -> Result<()> {
+async fn serve_client(
+    shared: Arc<Shared>,
+    bus: Arc<Bus>,
+    stream: tokio::net::UnixStream,
+) -> Result<()> {
     let guid = zbus::Guid::generate();
     let mut builder = zbus::connection::Builder::unix_stream(stream)
         .server(guid)?
@@ -75,12 +87,14 @@ async fn serve_client(shared: Arc<Shared>, stream: tokio::net::UnixStream) -> Re
             DAEMON_PATH,
             DaemonObj {
                 shared: Arc::clone(&shared),
+                bus: Arc::clone(&bus),
             },
         )?
         .serve_at(
             DAEMON_PATH,
-            crate::agent::AgentManagerObj {
+            AgentManagerObj {
                 shared: Arc::clone(&shared),
+                bus: Arc::clone(&bus),
             },
         )?;
     let bindings: Vec<(zvariant::OwnedObjectPath, String)> = lock(&shared.bindings)
@@ -97,13 +111,13 @@ async fn serve_client(shared: Arc<Shared>, stream: tokio::net::UnixStream) -> Re
         )?;
     }
     let conn = builder.build().await?;
-    lock(&shared.connections).push(conn.clone());
+    bus.add_connection(conn.clone());
     shared.touch();
     tracing::debug!("peer-to-peer client connected");
     // The stream ends when the client hangs up.
     let mut messages = zbus::MessageStream::from(&conn);
     while messages.next().await.is_some() {}
-    lock(&shared.connections).retain(|c| !same(c, &conn));
+    bus.remove_connections(|c| same(c, &conn));
     shared.touch();
     tracing::debug!("peer-to-peer client left");
     Ok(())

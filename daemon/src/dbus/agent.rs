@@ -28,24 +28,17 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 use zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 
-use crate::caller::{self, Caller};
-use crate::pin;
-use crate::service::{Shared, lock};
-
-/// How long a prompt waits for an answer unless `prompt_timeout_secs` says otherwise.
-pub(crate) const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Wrong PINs in a row before approvals are locked.
-pub(crate) const PIN_ATTEMPTS: u32 = 5;
-
-/// How long approvals stay locked after [`PIN_ATTEMPTS`] wrong PINs.
-pub(crate) const PIN_LOCKOUT_SECS: i64 = 300;
+use super::Bus;
+use super::caller::{self, Caller};
+use super::options::no_options;
+use crate::domain::error::Refusal;
+use crate::domain::pin;
+use crate::domain::ports::{Answer, Details};
+use crate::domain::shared::Shared;
+use crate::sync::lock;
 
 /// The executables trusted by default when they sit beside `scanbindd`.
 const DEFAULT_AGENTS: &[&str] = &["scanbind-agent", "scanbindctl"];
-
-/// `details` of a request, in the order given.
-pub(crate) type Details = Vec<(&'static str, OwnedValue)>;
 
 /// The registered agent.
 #[derive(Debug, Clone)]
@@ -65,12 +58,6 @@ pub(crate) struct Agents {
     current: Mutex<Option<Registered>>,
     generation: AtomicU64,
     requests: AtomicU64,
-}
-
-/// A `Confirm` answered by the user.
-pub(crate) struct Answer {
-    pub(crate) allowed: bool,
-    pub(crate) pin: Option<zeroize::Zeroizing<String>>,
 }
 
 impl Agents {
@@ -115,16 +102,11 @@ impl Agents {
 
     /// Asks the agent to show `kind` until [`Agents::dismiss`]; nothing happens
     /// without one. The call runs in the background: never delays the caller.
-    pub(crate) async fn show(
-        shared: &Shared,
-        request: String,
-        kind: &'static str,
-        details: Details,
-    ) {
-        let Some((generation, agent)) = shared.agents.proxy().await else {
+    pub(crate) async fn show(bus: &Bus, request: String, kind: &'static str, details: Details) {
+        let Some((generation, agent)) = bus.agents.proxy().await else {
             return;
         };
-        let agents = Arc::clone(&shared.agents);
+        let agents = Arc::clone(&bus.agents);
         tokio::spawn(async move {
             if let Err(e) = agent.show(&request, kind, as_options(&details)).await {
                 tracing::warn!(cause = %e, kind, "the display agent did not take a request");
@@ -134,11 +116,11 @@ impl Agents {
     }
 
     /// Takes `request` off the agent's screen (background, best effort).
-    pub(crate) async fn dismiss(shared: &Shared, request: String, outcome: &'static str) {
-        let Some((generation, agent)) = shared.agents.proxy().await else {
+    pub(crate) async fn dismiss(bus: &Bus, request: String, outcome: &'static str) {
+        let Some((generation, agent)) = bus.agents.proxy().await else {
             return;
         };
-        let agents = Arc::clone(&shared.agents);
+        let agents = Arc::clone(&bus.agents);
         tokio::spawn(async move {
             if let Err(e) = agent.dismiss(&request, outcome).await {
                 agents.gone(generation, &e);
@@ -168,19 +150,19 @@ impl Agents {
     /// No agent: `NeedsConfirmation` carrying `why`; no answer in time or the agent
     /// went away: `Denied`.
     pub(crate) async fn confirm(
-        shared: &Shared,
+        bus: &Bus,
         kind: &'static str,
         mut details: Details,
         timeout: Duration,
         why: &str,
-    ) -> Result<Answer, Wire> {
-        let Some((generation, agent)) = shared.agents.proxy().await else {
-            return Err(Wire::NeedsConfirmation(format!(
+    ) -> Result<Answer, Refusal> {
+        let Some((generation, agent)) = bus.agents.proxy().await else {
+            return Err(Refusal::NeedsConfirmation(format!(
                 "{why} and no trusted display agent is running (start scanbind-agent or \
                  scanbindctl agent); nothing was charged"
             )));
         };
-        let request = shared.agents.request_id(kind);
+        let request = bus.agents.request_id(kind);
         details.push((
             keys::TIMEOUT_SECS,
             OwnedValue::from(u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX)),
@@ -190,7 +172,7 @@ impl Agents {
                 .await;
         match asked {
             Ok(Ok((allowed, answer))) => {
-                Agents::dismiss(shared, request, "answered").await;
+                Agents::dismiss(bus, request, "answered").await;
                 let pin = answer
                     .get(keys::ANSWER_PIN)
                     .and_then(|v| String::try_from(v.clone()).ok())
@@ -198,18 +180,18 @@ impl Agents {
                 Ok(Answer { allowed, pin })
             }
             Ok(Err(e)) => {
-                if !matches!(&e, zbus::Error::MethodError(..)) || shared.agents.is_registered() {
-                    shared.agents.gone(generation, &e);
+                if !matches!(&e, zbus::Error::MethodError(..)) || bus.agents.is_registered() {
+                    bus.agents.gone(generation, &e);
                 }
-                announce(shared).await;
-                Err(Wire::Denied(
+                announce(bus).await;
+                Err(Refusal::Denied(
                     "the display agent went away before the user answered; nothing was charged"
                         .into(),
                 ))
             }
             Err(_) => {
-                Agents::dismiss(shared, request, "timed-out").await;
-                Err(Wire::Denied(format!(
+                Agents::dismiss(bus, request, "timed-out").await;
+                Err(Refusal::Denied(format!(
                     "nobody answered on the display within {} s; nothing was charged",
                     timeout.as_secs()
                 )))
@@ -231,8 +213,8 @@ fn as_options(details: &Details) -> HashMap<&str, Value<'_>> {
 }
 
 /// Emits `AgentRegistered` changes on every connection.
-async fn announce(shared: &Shared) {
-    for conn in shared.connections() {
+async fn announce(bus: &Bus) {
+    for conn in bus.connections() {
         if let Ok(iface) = conn
             .object_server()
             .interface::<_, AgentManagerObj>(scanbind_ipc::DAEMON_PATH)
@@ -284,6 +266,7 @@ fn own_uid() -> Option<u32> {
 #[derive(Debug)]
 pub(crate) struct AgentManagerObj {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) bus: Arc<Bus>,
 }
 
 #[interface(name = "io.scanbind.AgentManager1")]
@@ -297,7 +280,7 @@ impl AgentManagerObj {
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("RegisterAgent", &options)?;
+        no_options("RegisterAgent", &options)?;
         let who = caller::identify(conn, &hdr).await?;
         if !trusted(&self.shared, &who) {
             tracing::warn!(app = %who.app_id, uid = who.uid, "an untrusted program tried to register as display agent");
@@ -308,14 +291,9 @@ impl AgentManagerObj {
             )));
         }
         let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
-        let generation = self
-            .shared
-            .agents
-            .generation
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
+        let generation = self.bus.agents.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {
-            let mut current = lock(&self.shared.agents.current);
+            let mut current = lock(&self.bus.agents.current);
             if let Some(r) = current.as_ref() {
                 let same = r.peer == peer && r.conn.unique_name() == conn.unique_name();
                 if !same {
@@ -332,9 +310,9 @@ impl AgentManagerObj {
             });
         }
         tracing::info!(agent = %who.app_id, "display agent registered");
-        watch(Arc::clone(&self.shared), conn.clone(), peer, generation);
+        watch(Arc::clone(&self.bus), conn.clone(), peer, generation);
         let _ = self.agent_registered_changed(&emitter).await;
-        announce(&self.shared).await;
+        announce(&self.bus).await;
         Ok(())
     }
 
@@ -345,10 +323,10 @@ impl AgentManagerObj {
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("UnregisterAgent", &options)?;
+        no_options("UnregisterAgent", &options)?;
         let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
         let generation = {
-            let current = lock(&self.shared.agents.current);
+            let current = lock(&self.bus.agents.current);
             match current.as_ref() {
                 Some(r) if r.peer == peer && r.path.as_str() == agent.as_str() => r.generation,
                 _ => {
@@ -358,9 +336,9 @@ impl AgentManagerObj {
                 }
             }
         };
-        self.shared.agents.forget(generation);
+        self.bus.agents.forget(generation);
         tracing::info!("display agent unregistered");
-        announce(&self.shared).await;
+        announce(&self.bus).await;
         Ok(())
     }
 
@@ -371,7 +349,7 @@ impl AgentManagerObj {
         new_pin: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(), Wire> {
-        crate::service::no_options("SetParentPin", &options)?;
+        no_options("SetParentPin", &options)?;
         let old_pin = zeroize::Zeroizing::new(old_pin);
         let new_pin = zeroize::Zeroizing::new(new_pin);
         if !new_pin.is_empty() {
@@ -380,19 +358,19 @@ impl AgentManagerObj {
         if let Some(stored) = pin::stored(&self.shared).await? {
             pin::check(&self.shared, &stored, &old_pin).await?;
         }
-        pin::set(&self.shared, (!new_pin.is_empty()).then_some(&*new_pin)).await
+        Ok(pin::set(&self.shared, (!new_pin.is_empty()).then_some(&*new_pin)).await?)
     }
 
     /// `AgentRegistered` (`b`).
     #[zbus(property)]
     fn agent_registered(&self) -> bool {
-        self.shared.agents.is_registered()
+        self.bus.agents.is_registered()
     }
 }
 
 /// Forgets the agent when its bus name goes away (on a bus), or its connection closes
 /// (peer-to-peer).
-fn watch(shared: Arc<Shared>, conn: Connection, peer: Option<OwnedUniqueName>, generation: u64) {
+fn watch(bus: Arc<Bus>, conn: Connection, peer: Option<OwnedUniqueName>, generation: u64) {
     tokio::spawn(async move {
         match peer {
             Some(name) => {
@@ -424,224 +402,9 @@ fn watch(shared: Arc<Shared>, conn: Connection, peer: Option<OwnedUniqueName>, g
                 while stream.next().await.is_some() {}
             }
         }
-        if shared.agents.forget(generation) {
+        if bus.agents.forget(generation) {
             tracing::info!("the display agent went away");
-            announce(&shared).await;
+            announce(&bus).await;
         }
     });
-}
-
-/// Where the prompt timeout comes from: the policy, else the default.
-pub(crate) fn prompt_timeout(shared: &Shared) -> Duration {
-    shared
-        .policy
-        .current()
-        .ok()
-        .and_then(|p| p.prompt_timeout_secs)
-        .map_or(DEFAULT_PROMPT_TIMEOUT, |s| {
-            Duration::from_secs(u64::from(s))
-        })
-}
-
-/// The app as people call it: the executable's file name, or the last part of a
-/// Flatpak id / the snap name.
-pub(crate) fn app_name(app_id: &str) -> String {
-    let id = app_id
-        .strip_prefix("flatpak:")
-        .or_else(|| app_id.strip_prefix("snap:"))
-        .unwrap_or(app_id);
-    id.rsplit(['/', '.'])
-        .find(|s| !s.is_empty())
-        .unwrap_or(id)
-        .to_owned()
-}
-
-/// The wallet as people call it (`AlipayHK` for `ALIPAY_HK`).
-pub(crate) fn wallet_name(wallet: &str) -> String {
-    scanbind_ams::wallet::Wallet::parse(wallet)
-        .scan_to_bind()
-        .map_or_else(|| wallet.to_owned(), |p| p.display_name.to_owned())
-}
-
-/// What a payment prompt shows.
-pub(crate) struct PaymentPrompt<'a> {
-    pub(crate) app_id: &'a str,
-    /// Empty for an order code.
-    pub(crate) wallet: &'a str,
-    pub(crate) amount: scanbind_ams::Money,
-    pub(crate) description: &'a str,
-}
-
-impl PaymentPrompt<'_> {
-    fn details(&self, message: String, title: &str) -> Details {
-        let mut d: Details = vec![
-            (
-                keys::TITLE,
-                OwnedValue::from(zvariant::Str::from(title.to_owned())),
-            ),
-            (keys::MESSAGE, str_value(message)),
-            (keys::APP_ID, str_value(self.app_id.to_owned())),
-            (keys::APP_NAME, str_value(app_name(self.app_id))),
-            (keys::AMOUNT_TEXT, str_value(self.amount.to_string())),
-            (
-                keys::AMOUNT_MINOR,
-                OwnedValue::from(self.amount.minor().get()),
-            ),
-            (
-                keys::CURRENCY,
-                str_value(self.amount.currency().code().to_owned()),
-            ),
-            (keys::DESCRIPTION, str_value(self.description.to_owned())),
-        ];
-        if !self.wallet.is_empty() {
-            d.push((keys::WALLET, str_value(self.wallet.to_owned())));
-            d.push((keys::WALLET_NAME, str_value(wallet_name(self.wallet))));
-        }
-        d
-    }
-
-    fn wallet_text(&self) -> String {
-        if self.wallet.is_empty() {
-            "a wallet".to_owned()
-        } else {
-            format!("your {} wallet", wallet_name(self.wallet))
-        }
-    }
-}
-
-/// An object path value for `details`.
-pub(crate) fn path_value(path: &OwnedObjectPath) -> OwnedValue {
-    Value::from(path.as_ref())
-        .try_to_owned()
-        .unwrap_or_else(|_| str_value(path.to_string()))
-}
-
-/// A string value for `details`.
-pub(crate) fn str_value(s: String) -> OwnedValue {
-    OwnedValue::from(zvariant::Str::from(s))
-}
-
-/// Asks what the policy wants asked before a payment is recorded; `Ok` to go on.
-/// A consent that is given adds the app to the policy file with the `[consent]`
-/// limits (the caller decides again with the new rule).
-pub(crate) async fn ask(
-    shared: &Arc<Shared>,
-    prompt: &crate::policy::Prompt,
-    p: &PaymentPrompt<'_>,
-) -> Result<(), Wire> {
-    use crate::policy::Prompt;
-    let timeout = prompt_timeout(shared);
-    let app = app_name(p.app_id);
-    match prompt {
-        Prompt::Consent => {
-            let policy = shared.policy.current().map_err(Wire::NotAllowed)?;
-            let limit = policy
-                .consent_limits(p.amount.currency())
-                .and_then(|l| l.daily)
-                .map(|d| {
-                    format!(
-                        " up to {} a day",
-                        crate::policy::money_text(p.amount.currency(), d)
-                    )
-                })
-                .unwrap_or_default();
-            let message = format!(
-                "Allow {app} to charge {}{limit}? It asks to pay {} now.",
-                p.wallet_text(),
-                p.amount
-            );
-            let answer = Agents::confirm(
-                shared,
-                keys::KIND_CONSENT,
-                p.details(message, "A new app wants to charge"),
-                timeout,
-                &format!("{} has not been allowed yet", p.app_id),
-            )
-            .await?;
-            if !answer.allowed {
-                return Err(Wire::Denied(format!(
-                    "the user did not allow {app} to charge; nothing was charged"
-                )));
-            }
-            shared
-                .policy
-                .grant(p.app_id, p.wallet, policy.consent.limits.clone())
-                .map_err(|e| Wire::Internal(format!("could not save the consent: {e}")))?;
-            tracing::info!(app = %p.app_id, "the user allowed a new app to charge");
-            Ok(())
-        }
-        Prompt::Confirm => {
-            let message = format!(
-                "Pay {} to {app} from {}? ({})",
-                p.amount,
-                p.wallet_text(),
-                p.description
-            );
-            let answer = Agents::confirm(
-                shared,
-                keys::KIND_PAYMENT,
-                p.details(message, "Confirm the payment"),
-                timeout,
-                &format!("each charge by {} needs the user's confirmation", p.app_id),
-            )
-            .await?;
-            if answer.allowed {
-                Ok(())
-            } else {
-                Err(Wire::Denied(
-                    "the user declined the payment; nothing was charged".into(),
-                ))
-            }
-        }
-        Prompt::ParentApproval => parent_approval(shared, p, &app, timeout).await,
-    }
-}
-
-/// A kid profile's charge: the parent types the PIN on the agent; wrong PINs are
-/// asked again until the attempts run out (then approvals lock for a while).
-async fn parent_approval(
-    shared: &Arc<Shared>,
-    p: &PaymentPrompt<'_>,
-    app: &str,
-    timeout: Duration,
-) -> Result<(), Wire> {
-    let Some(stored) = pin::stored(shared).await? else {
-        return Err(Wire::NeedsConfirmation(
-            "the kid profile's charges need a parent's approval, and no parent PIN is set \
-             (scanbindctl profiles set-pin); nothing was charged"
-                .into(),
-        ));
-    };
-    let mut left = pin::status(shared).await?.map_err(pin::Refused::to_wire)?;
-    loop {
-        let message = format!(
-            "{app} asks to pay {} ({}). A parent can approve with the PIN.",
-            p.amount, p.description
-        );
-        let mut details = p.details(message, "A parent's approval is needed");
-        details.push((keys::PIN_REQUIRED, OwnedValue::from(true)));
-        details.push((keys::ATTEMPTS_LEFT, OwnedValue::from(left)));
-        let answer = Agents::confirm(
-            shared,
-            keys::KIND_PARENT_APPROVAL,
-            details,
-            timeout,
-            "the kid profile's charges need a parent's approval",
-        )
-        .await?;
-        if !answer.allowed {
-            return Err(Wire::Denied(
-                "the parent did not approve the payment; nothing was charged".into(),
-            ));
-        }
-        let typed = answer.pin.unwrap_or_default();
-        match pin::check_counted(shared, &stored, &typed).await? {
-            Ok(()) => {
-                tracing::info!(app = %p.app_id, "a parent approved a kid profile's payment");
-                return Ok(());
-            }
-            Err(pin::Refused::Wrong(n)) => left = n,
-            Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_wire()),
-        }
-    }
 }

@@ -84,8 +84,12 @@ const CHILD_FLAG: &str = "SCANBINDD_TEST_VAULT_CHILD";
 fn assert_unavailable_in_child(env: &[(&str, &str)], remove: &[&str]) {
     let mut env = env.to_vec();
     env.push((CHILD_FLAG, "1"));
-    let child = run_child_test("vault::tests::probe_unavailable_in_child", &env, remove)
-        .expect("re-run the test binary");
+    let child = run_child_test(
+        "store::vault::tests::probe_unavailable_in_child",
+        &env,
+        remove,
+    )
+    .expect("re-run the test binary");
     let out = child.expect_one_pass();
     assert!(out.contains("probe: KeyringUnavailable"), "{out}");
 }

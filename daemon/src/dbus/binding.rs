@@ -16,10 +16,12 @@ use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface};
 use zvariant::{OwnedValue, Value};
 
+use crate::domain::model::BindingRecord;
+use crate::domain::shared::Shared;
 use crate::qr::{MAX_MODULE_SIZE, Qr, Style};
-use crate::service::{BindingRecord, Shared, lock};
+use crate::sync::lock;
 
-/// One binding object: a view of its record in [`Shared`], so the same binding can
+/// One binding object: a view of its record in [`Shared::bindings`], so the same binding can
 /// be served on the bus and on every peer-to-peer connection.
 #[derive(Debug)]
 pub(crate) struct BindingObj {
@@ -27,36 +29,20 @@ pub(crate) struct BindingObj {
     pub(crate) binding_id: String,
 }
 
-impl BindingRecord {
-    /// Settles the binding; returns whether the state changed (and so whether
-    /// `Completed` must be emitted).
-    pub(crate) fn settle(&mut self, state: BindingState, error: Option<ErrorInfo>) -> bool {
-        if self.state == state || self.state.is_completed() && state != BindingState::Unbound {
-            return false;
-        }
-        self.state = state;
-        self.code_value.clear();
-        if let Some(e) = error {
-            self.last_error = e;
-        }
-        true
+/// The `details` of a binding's `Completed` signal.
+pub(crate) fn completed_details(record: &BindingRecord) -> HashMap<&'static str, Value<'_>> {
+    let mut d = HashMap::new();
+    if !record.last_error.name.is_empty() {
+        d.insert(
+            keys::completed::ERROR_NAME,
+            Value::from(record.last_error.name.as_str()),
+        );
+        d.insert(
+            keys::completed::ERROR_MESSAGE,
+            Value::from(record.last_error.message.as_str()),
+        );
     }
-
-    /// The `details` of the `Completed` signal.
-    pub(crate) fn completed_details(&self) -> HashMap<&'static str, Value<'_>> {
-        let mut d = HashMap::new();
-        if !self.last_error.name.is_empty() {
-            d.insert(
-                keys::completed::ERROR_NAME,
-                Value::from(self.last_error.name.as_str()),
-            );
-            d.insert(
-                keys::completed::ERROR_MESSAGE,
-                Value::from(self.last_error.message.as_str()),
-            );
-        }
-        d
-    }
+    d
 }
 
 impl BindingObj {

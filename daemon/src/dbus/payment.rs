@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use scanbind_device_api::types::{Amount, RefundRequest, RefundStatus};
 use scanbind_ipc::types::keys;
 use scanbind_ipc::{Error as Wire, ErrorInfo};
 use zbus::message::Header;
@@ -16,13 +15,12 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, fdo, interface};
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
-use crate::caller;
-use crate::error::Error;
-use crate::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
-use crate::service::{Shared, publish_payment, settle_refund};
-
-/// The longest refund reason (characters).
-const MAX_REASON: usize = 256;
+use super::caller;
+use crate::domain::driver::publish_payment;
+use crate::domain::refund;
+use crate::domain::shared::Shared;
+use crate::store::journal::Entry;
+use crate::sync::lock;
 
 /// One payment object.
 #[derive(Debug)]
@@ -39,12 +37,12 @@ pub(crate) struct PaymentObj {
 impl PaymentObj {
     /// A copy of the entry.
     pub(crate) fn entry(&self) -> Entry {
-        crate::service::lock(&self.entry).clone()
+        lock(&self.entry).clone()
     }
 
     /// Replaces the entry; returns the one it replaced.
     pub(crate) fn set_entry(&self, entry: Entry) -> Entry {
-        std::mem::replace(&mut *crate::service::lock(&self.entry), entry)
+        std::mem::replace(&mut *lock(&self.entry), entry)
     }
 
     /// The `details` of the `Completed` signal.
@@ -82,68 +80,6 @@ impl PaymentObj {
 /// 1 to 64 printable ASCII characters without spaces.
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| (0x21..0x7f).contains(&b))
-}
-
-/// A fresh refund id: `r-` + 24 hex digits.
-fn new_refund_id() -> Result<String, Error> {
-    let mut bytes = [0_u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| Error::ServerProtocol("no randomness for a refund id".into()))?;
-    Ok(format!(
-        "r-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
-}
-
-/// Sends a recorded refund to the server and settles it from the answer. A transport
-/// error leaves it `pending` (reconciled at the next start, or by the server's event);
-/// a refusal fails it and is the app's error.
-pub(crate) async fn send_refund(
-    shared: &Shared,
-    entry: &Entry,
-    refund: &RefundEntry,
-    reason: &str,
-) -> Result<RefundState, Wire> {
-    // A checkout part is refunded as the seller's own payment.
-    let server_id = match refund.part {
-        Some(part) => crate::checkout::part_payment_id(entry, part),
-        None => entry.server_payment_id.clone(),
-    };
-    let Some(server_id) = server_id else {
-        return Err(Wire::RefundNotAllowed(
-            "the server has not confirmed this payment yet; retry later".into(),
-        ));
-    };
-    let req = RefundRequest {
-        refund_id: refund.refund_id.clone(),
-        amount: Amount {
-            currency: entry.amount.currency().code().to_owned(),
-            value: refund.amount_minor,
-        },
-        reason: (!reason.is_empty()).then(|| reason.to_owned()),
-    };
-    match shared.server.refund(&server_id, &req).await {
-        Ok(r) => {
-            settle_refund(shared, &r.refund_id, r.status).await?;
-            Ok(match r.status {
-                RefundStatus::Pending => RefundState::Pending,
-                RefundStatus::Succeeded => RefundState::Succeeded,
-                RefundStatus::Failed => RefundState::Failed,
-            })
-        }
-        Err(Error::ServerRejected {
-            status,
-            code,
-            message,
-        }) if (400..500).contains(&status) => {
-            settle_refund(shared, &refund.refund_id, RefundStatus::Failed).await?;
-            Err(Wire::RefundNotAllowed(format!("{code}: {message}")))
-        }
-        Err(e) => {
-            tracing::warn!(refund = %refund.refund_id, cause = %e, "refund outcome unknown");
-            Ok(RefundState::Pending)
-        }
-    }
 }
 
 #[interface(name = "io.scanbind.Payment1")]
@@ -213,80 +149,21 @@ impl PaymentObj {
                 }
             }
         }
-        if amount_minor <= 0 {
-            return Err(Wire::InvalidAmount(format!(
-                "amount_minor must be a positive number of minor units, not {amount_minor}"
-            )));
-        }
-        if reason.chars().count() > MAX_REASON {
-            return Err(Wire::InvalidArgument(format!(
-                "reason must be at most {MAX_REASON} characters"
-            )));
-        }
+        refund::check_request(amount_minor, &reason)?;
         let who = caller::identify(conn, &hdr).await?;
         if who.app_id != self.entry().app_id {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
-        match (crate::checkout::spec_of(&self.entry()), part) {
-            (Some(_), None) => {
-                return Err(Wire::InvalidArgument(
-                    "a combined checkout is refunded per seller: give the part option".into(),
-                ));
-            }
-            (Some(spec), Some(p)) if p as usize >= spec.parts.len() => {
-                return Err(Wire::InvalidArgument(format!(
-                    "part {p} does not exist: this checkout has parts 0 to {}",
-                    spec.parts.len() - 1
-                )));
-            }
-            (None, Some(_)) => {
-                return Err(Wire::InvalidArgument(
-                    "option part is only for combined checkouts".into(),
-                ));
-            }
-            _ => {}
-        }
-        let app_refund_id = match refund_id {
-            Some(id) => id,
-            None => new_refund_id().map_err(|e| Wire::Internal(e.to_string()))?,
-        };
-        // Refund ids are per payment: the key sent to the server is prefixed with the
-        // payment's idempotency key, so two apps' ids never collide.
-        let key = format!("{}-{app_refund_id}", self.entry().idempotency_key.as_str());
-        let (id, k, r) = (self.entry().id, key, reason.clone());
-        let recorded = self
-            .shared
-            .journal(move |j| j.record_refund(id, &k, amount_minor, &r, part))
-            .await?;
-        let refund = match recorded {
-            RefundRecorded::NotPaid if part.is_some() => {
-                return Err(Wire::RefundNotAllowed(
-                    "only a part that succeeded can be refunded".into(),
-                ));
-            }
-            RefundRecorded::NotPaid => {
-                return Err(Wire::RefundNotAllowed(format!(
-                    "only a succeeded payment can be refunded; this one is {}",
-                    self.wire_state()
-                )));
-            }
-            RefundRecorded::TooMuch(left) => {
-                return Err(Wire::RefundNotAllowed(format!(
-                    "at most {left} minor units are left to refund"
-                )));
-            }
-            RefundRecorded::Existing(r) if r.amount_minor != amount_minor || r.part != part => {
-                return Err(Wire::Duplicate(format!(
-                    "refund {app_refund_id} was requested with another amount"
-                )));
-            }
-            RefundRecorded::Existing(r) if r.state != RefundState::Pending => {
-                return Ok((app_refund_id, r.state.as_str().to_owned()));
-            }
-            RefundRecorded::Existing(r) | RefundRecorded::New(r) => r,
-        };
-        let state = send_refund(&self.shared, &self.entry(), &refund, &reason).await?;
-        Ok((app_refund_id, state.as_str().to_owned()))
+        let (refund_id, state) = refund::request(
+            &self.shared,
+            &self.entry(),
+            amount_minor,
+            &reason,
+            part,
+            refund_id,
+        )
+        .await?;
+        Ok((refund_id, state.as_str().to_owned()))
     }
 
     /// `Completed(s state, a{sv} details)`: emitted once, when `State` becomes final.
@@ -443,7 +320,7 @@ impl PaymentObj {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<HashMap<String, OwnedValue>>> {
         self.guard(conn, hdr.as_ref()).await?;
-        Ok(crate::checkout::part_views(&self.entry()))
+        Ok(part_views(&self.entry()))
     }
 
     /// `OrderCodeExpiresAt` (`x`): when the order QR code expires; 0 without one.
@@ -456,4 +333,60 @@ impl PaymentObj {
         self.guard(conn, hdr.as_ref()).await?;
         Ok(self.entry().order_code_expires_at.unwrap_or(0))
     }
+}
+
+/// The `Parts` property: one dictionary per part (keys in [`keys::part`]), the
+/// request's fields filled in with the server's latest answer.
+pub(crate) fn part_views(entry: &Entry) -> Vec<HashMap<String, OwnedValue>> {
+    use keys::part as k;
+    let Some(spec) = crate::domain::checkout::spec_of(entry) else {
+        return Vec::new();
+    };
+    let result = crate::domain::checkout::result_of(entry);
+    let s = |v: &str| OwnedValue::try_from(Value::from(v)).unwrap_or_else(|_| OwnedValue::from(0));
+    spec.parts
+        .iter()
+        .enumerate()
+        .map(|(i, asked)| {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let known = result
+                .as_ref()
+                .and_then(|c| c.parts.iter().find(|p| p.index == index));
+            let mut d = HashMap::new();
+            d.insert(k::INDEX.to_owned(), OwnedValue::from(index));
+            d.insert(k::SELLER.to_owned(), s(&asked.seller));
+            d.insert(
+                k::AMOUNT_MINOR.to_owned(),
+                OwnedValue::from(asked.amount_minor),
+            );
+            d.insert(k::DESCRIPTION.to_owned(), s(&asked.description));
+            d.insert(
+                k::SELLER_NAME.to_owned(),
+                s(known.map(|p| p.seller_name.as_str()).unwrap_or_default()),
+            );
+            d.insert(
+                k::STATE.to_owned(),
+                s(known.map_or("pending", |p| p.status.as_str())),
+            );
+            d.insert(
+                k::RECEIPT.to_owned(),
+                s(known.and_then(|p| p.receipt.as_deref()).unwrap_or_default()),
+            );
+            d.insert(
+                k::REVERSED.to_owned(),
+                OwnedValue::from(known.is_some_and(|p| p.reversed)),
+            );
+            d.insert(
+                k::RESULT_CODE.to_owned(),
+                s(known
+                    .and_then(|p| p.result_code.as_deref())
+                    .unwrap_or_default()),
+            );
+            d.insert(
+                k::REFUNDED_MINOR.to_owned(),
+                OwnedValue::from(entry.part_refunds.get(&index).copied().unwrap_or(0)),
+            );
+            d
+        })
+        .collect()
 }

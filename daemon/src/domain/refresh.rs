@@ -17,10 +17,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
+use super::binding::settle_binding;
+use super::shared::Shared;
 use crate::error::{Error, Result};
-use crate::server::backoff;
-use crate::service::{Shared, lock, settle_binding};
-use crate::vault::SecretKind;
+use crate::link::backoff;
+use crate::store::vault::SecretKind;
+use crate::sync::lock;
 
 /// Refresh when this fraction of the remaining lifetime is left ...
 const LEAD_FRACTION: u32 = 5;
@@ -128,7 +130,7 @@ async fn refresh_once(shared: &Shared, binding_id: &str) -> Result<Option<Bindin
     };
     let sealed = Zeroizing::new(String::from_utf8_lossy(tokens.expose()).into_owned());
     drop(tokens);
-    let b = shared.server.refresh(binding_id, &sealed).await?;
+    let b = shared.link.refresh(binding_id, &sealed).await?;
     if let Some(new) = &b.sealed_tokens {
         let new = Zeroizing::new(new.clone());
         shared.vault.store(&kind, new.as_bytes()).await?;

@@ -7,12 +7,17 @@ use std::num::NonZeroU32;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use ring::rand::SecureRandom as _;
-use scanbind_ipc::Error as Wire;
 use zeroize::Zeroizing;
 
-use crate::agent::{PIN_ATTEMPTS, PIN_LOCKOUT_SECS};
-use crate::service::Shared;
-use crate::vault::SecretKind;
+use super::error::Refusal;
+use super::shared::Shared;
+use crate::store::vault::SecretKind;
+
+/// Wrong PINs in a row before approvals are locked.
+pub(crate) const PIN_ATTEMPTS: u32 = 5;
+
+/// How long approvals stay locked after [`PIN_ATTEMPTS`] wrong PINs.
+pub(crate) const PIN_LOCKOUT_SECS: i64 = 300;
 
 /// PBKDF2 iterations (OWASP's 2023 figure for HMAC-SHA256 is 600,000; a PIN is
 /// guarded mostly by the attempt limit, and this runs on TV hardware).
@@ -26,20 +31,20 @@ const FAILURES: &str = "pin_failures";
 const LOCKED_UNTIL: &str = "pin_locked_until";
 
 /// A PIN must be 4 to 12 ASCII digits.
-pub(crate) fn validate(pin: &str) -> Result<(), Wire> {
+pub(crate) fn validate(pin: &str) -> Result<(), Refusal> {
     if (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Wire::InvalidArgument("a PIN is 4 to 12 digits".into()))
+        Err(Refusal::InvalidArgument("a PIN is 4 to 12 digits".into()))
     }
 }
 
 /// `pbkdf2-sha256$<iterations>$<salt>$<hash>` (base64 without padding).
-fn hash(pin: &str) -> Result<String, Wire> {
+fn hash(pin: &str) -> Result<String, Refusal> {
     let mut salt = [0u8; SALT_LEN];
     ring::rand::SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| Wire::Internal("no randomness for the PIN salt".into()))?;
+        .map_err(|_| Refusal::Internal("no randomness for the PIN salt".into()))?;
     let mut out = [0u8; HASH_LEN];
     ring::pbkdf2::derive(
         ring::pbkdf2::PBKDF2_HMAC_SHA256,
@@ -85,7 +90,7 @@ fn verify(stored: &str, pin: &str) -> bool {
 }
 
 /// The stored hash, if a PIN is set.
-pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>, Wire> {
+pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>, Refusal> {
     Ok(shared
         .vault
         .read(&SecretKind::ParentPin)
@@ -94,7 +99,7 @@ pub(crate) async fn stored(shared: &Shared) -> Result<Option<Zeroizing<String>>,
 }
 
 /// Sets (`Some`) or removes (`None`) the PIN.
-pub(crate) async fn set(shared: &Shared, pin: Option<&str>) -> Result<(), Wire> {
+pub(crate) async fn set(shared: &Shared, pin: Option<&str>) -> Result<(), Refusal> {
     match pin {
         Some(pin) => {
             let h = Zeroizing::new(hash(pin)?);
@@ -123,12 +128,12 @@ pub(crate) enum Refused {
 
 impl Refused {
     /// The error for the app (and `SetParentPin`).
-    pub(crate) fn to_wire(self) -> Wire {
+    pub(crate) fn to_refusal(self) -> Refusal {
         match self {
-            Refused::Wrong(left) => Wire::Denied(format!(
+            Refused::Wrong(left) => Refusal::Denied(format!(
                 "wrong PIN ({left} attempts left); nothing was charged"
             )),
-            Refused::Locked(secs) => Wire::Denied(format!(
+            Refused::Locked(secs) => Refusal::Denied(format!(
                 "too many wrong PINs: approvals are locked for {secs} more seconds; nothing was \
                  charged"
             )),
@@ -137,8 +142,8 @@ impl Refused {
 }
 
 /// Attempts left before the lock, or the lock.
-pub(crate) async fn status(shared: &Shared) -> Result<Result<u32, Refused>, Wire> {
-    let now = crate::server::unix_now();
+pub(crate) async fn status(shared: &Shared) -> Result<Result<u32, Refused>, Refusal> {
+    let now = crate::link::unix_now();
     Ok(shared
         .journal(move |j| {
             let until = j.meta(LOCKED_UNTIL)?.unwrap_or(0);
@@ -158,7 +163,7 @@ pub(crate) async fn check_counted(
     shared: &Shared,
     stored: &str,
     pin: &str,
-) -> Result<Result<(), Refused>, Wire> {
+) -> Result<Result<(), Refused>, Refusal> {
     if let Err(locked) = status(shared).await? {
         return Ok(Err(locked));
     }
@@ -170,7 +175,7 @@ pub(crate) async fn check_counted(
     let ok = tokio::task::spawn_blocking(move || verify(&stored, &candidate))
         .await
         .unwrap_or(false);
-    let now = crate::server::unix_now();
+    let now = crate::link::unix_now();
     Ok(shared
         .journal(move |j| {
             if ok {
@@ -192,10 +197,10 @@ pub(crate) async fn check_counted(
 }
 
 /// [`check_counted`] as an error (for `SetParentPin`).
-pub(crate) async fn check(shared: &Shared, stored: &str, pin: &str) -> Result<(), Wire> {
+pub(crate) async fn check(shared: &Shared, stored: &str, pin: &str) -> Result<(), Refusal> {
     check_counted(shared, stored, pin)
         .await?
-        .map_err(Refused::to_wire)
+        .map_err(Refused::to_refusal)
 }
 
 #[cfg(test)]

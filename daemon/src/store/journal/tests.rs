@@ -400,7 +400,7 @@ fn an_entry_committed_before_kill_9_survives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.sqlite3");
     let mut child = run_child_test(
-        "journal::tests::kill_child_writes_then_waits",
+        "store::journal::tests::kill_child_writes_then_waits",
         &[(KILL_CHILD_PATH, path.to_str().unwrap())],
         &[],
     )

@@ -1,0 +1,230 @@
+//! The D-Bus layer: one adapter per interface, on top of the domain.
+//!
+//! - [`daemon`]: `io.scanbind.Daemon1` (the entry point).
+//! - [`binding`]: `io.scanbind.Binding1`; [`payment`]: `io.scanbind.Payment1`.
+//! - [`agent`]: `io.scanbind.AgentManager1` and the calls to the display agent
+//!   (`io.scanbind.Agent1`).
+//! - [`caller`]: who is calling (bus credentials, `SO_PEERCRED`).
+//! - [`options`]: the `a{sv}` options apps pass.
+//! - [`error`]: the one mapping of the daemon's errors to the wire errors.
+//! - [`p2p`]: the peer-to-peer socket.
+//!
+//! [`Bus`] holds what belongs to D-Bus itself (the connections objects are served on,
+//! the registered display agent) and implements the domain's `Publisher` and
+//! `Prompter` (`domain::ports`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use scanbind_ipc::DAEMON_PATH;
+use scanbind_ipc::paths::payment_path;
+use zbus::Connection;
+use zbus::object_server::SignalEmitter;
+use zvariant::{OwnedObjectPath, Value};
+
+use crate::domain::error::Refusal;
+use crate::domain::model::BindingRecord;
+use crate::domain::ports::{Answer, Details, Prompter, Publisher};
+use crate::domain::shared::Shared;
+use crate::error::Result;
+use crate::store::journal::Entry;
+use crate::sync::lock;
+
+pub(crate) mod agent;
+pub(crate) mod binding;
+pub(crate) mod caller;
+pub(crate) mod daemon;
+pub(crate) mod error;
+pub(crate) mod options;
+pub(crate) mod p2p;
+pub(crate) mod payment;
+
+use agent::Agents;
+use binding::BindingObj;
+use daemon::DaemonObj;
+use payment::PaymentObj;
+
+/// The D-Bus side of one daemon: its connections and its display agent.
+#[derive(Debug, Default)]
+pub(crate) struct Bus {
+    /// Every connection objects are served on: the bus (if any) and each open
+    /// peer-to-peer connection. A std mutex: held for a copy, a push or a removal.
+    connections: Mutex<Vec<Connection>>,
+    /// The display agent, if one is registered.
+    pub(crate) agents: Arc<Agents>,
+}
+
+impl Bus {
+    /// The connections objects are served on (a copy).
+    pub(crate) fn connections(&self) -> Vec<Connection> {
+        lock(&self.connections).clone()
+    }
+
+    /// Adds a connection (the bus, or a peer-to-peer client).
+    pub(crate) fn add_connection(&self, conn: Connection) {
+        lock(&self.connections).push(conn);
+    }
+
+    /// Drops the connections `gone` says are gone.
+    pub(crate) fn remove_connections(&self, gone: impl Fn(&Connection) -> bool) {
+        lock(&self.connections).retain(|c| !gone(c));
+    }
+
+    /// How many connections objects are served on.
+    pub(crate) fn connection_count(&self) -> usize {
+        lock(&self.connections).len()
+    }
+
+    /// Emits `Connectivity` changes on every connection.
+    pub(crate) async fn connectivity_changed(&self) -> Result<()> {
+        for conn in self.connections() {
+            let Ok(iface) = conn
+                .object_server()
+                .interface::<_, DaemonObj>(DAEMON_PATH)
+                .await
+            else {
+                continue;
+            };
+            iface
+                .get()
+                .await
+                .connectivity_changed(iface.signal_emitter())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves the binding's object on every connection.
+pub(crate) async fn serve_binding(
+    bus: &Bus,
+    shared: &Arc<Shared>,
+    path: &OwnedObjectPath,
+    binding_id: &str,
+) -> Result<()> {
+    for conn in bus.connections() {
+        conn.object_server()
+            .at(
+                path,
+                BindingObj {
+                    shared: Arc::clone(shared),
+                    binding_id: binding_id.to_owned(),
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+impl Bus {
+    /// Copies a committed entry to the payment's object on every connection and
+    /// announces what changed.
+    async fn publish_payment(&self, after: &Entry, state_changed: bool) -> Result<()> {
+        let path = payment_path(after.id.unsigned_abs());
+        let terminal = after.state.is_terminal();
+        for conn in self.connections() {
+            let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
+                continue;
+            };
+            let obj = iface.get().await;
+            let old = obj.set_entry(after.clone());
+            let emitter = iface.signal_emitter();
+            if state_changed {
+                obj.state_changed(emitter).await?;
+                obj.receipt_changed(emitter).await?;
+                obj.last_error_changed(emitter).await?;
+            }
+            if old.delivered != after.delivered {
+                obj.delivered_changed(emitter).await?;
+            }
+            if old.refunded_minor != after.refunded_minor {
+                obj.refunded_minor_changed(emitter).await?;
+            }
+            if old.checkout_result != after.checkout_result
+                || old.part_refunds != after.part_refunds
+            {
+                obj.parts_changed(emitter).await?;
+            }
+            if old.order_code != after.order_code || (state_changed && terminal) {
+                // The expiry first: an app that reacts to the code has it already.
+                obj.order_code_expires_at_changed(emitter).await?;
+                obj.order_code_changed(emitter).await?;
+            }
+            if state_changed && terminal {
+                PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Announces a settled binding on every connection: `PropertiesChanged`,
+    /// `Completed`, and `BindingRemoved(reason)` when `removed` is given.
+    async fn publish_binding(&self, record: &BindingRecord, removed: Option<&str>) -> Result<()> {
+        let path = &record.path;
+        for conn in self.connections() {
+            let Ok(iface) = conn.object_server().interface::<_, BindingObj>(path).await else {
+                continue;
+            };
+            let obj = iface.get().await;
+            let emitter = iface.signal_emitter();
+            obj.state_changed(emitter).await?;
+            obj.code_value_changed(emitter).await?;
+            obj.last_error_changed(emitter).await?;
+            let details = binding::completed_details(record)
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
+                    )
+                })
+                .collect::<HashMap<_, _>>();
+            BindingObj::completed(emitter, record.state.as_str(), details).await?;
+            if let Some(reason) = removed {
+                let emitter = SignalEmitter::new(&conn, DAEMON_PATH)?;
+                DaemonObj::binding_removed(&emitter, path.as_ref(), reason).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Publisher for Bus {
+    fn payment_changed<'a>(
+        &'a self,
+        after: &'a Entry,
+        state_changed: bool,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.publish_payment(after, state_changed))
+    }
+
+    fn binding_settled<'a>(
+        &'a self,
+        record: &'a BindingRecord,
+        removed: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.publish_binding(record, removed))
+    }
+}
+
+impl Prompter for Bus {
+    fn show(&self, request: String, kind: &'static str, details: Details) -> BoxFuture<'_, ()> {
+        Box::pin(Agents::show(self, request, kind, details))
+    }
+
+    fn dismiss(&self, request: String, outcome: &'static str) -> BoxFuture<'_, ()> {
+        Box::pin(Agents::dismiss(self, request, outcome))
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        kind: &'static str,
+        details: Details,
+        timeout: Duration,
+        why: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Answer, Refusal>> {
+        Box::pin(Agents::confirm(self, kind, details, timeout, why))
+    }
+}

@@ -1,0 +1,239 @@
+//! Asking the user before a payment is recorded, as the policy wants it: an app's
+//! first charge (consent), a confirmation, a parent's approval with the PIN (kid
+//! profiles). The questions are put through the
+//! [`Prompter`](super::ports::Prompter) (the display agent);
+//! a PIN is checked here (`pin`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scanbind_ipc::types::keys::agent as keys;
+use zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+use super::error::Refusal;
+use super::pin;
+use super::ports::Details;
+use super::shared::Shared;
+
+/// How long a prompt waits for an answer unless `prompt_timeout_secs` says otherwise.
+pub(crate) const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the prompt timeout comes from: the policy, else the default.
+pub(crate) fn prompt_timeout(shared: &Shared) -> Duration {
+    shared
+        .policy
+        .current()
+        .ok()
+        .and_then(|p| p.prompt_timeout_secs)
+        .map_or(DEFAULT_PROMPT_TIMEOUT, |s| {
+            Duration::from_secs(u64::from(s))
+        })
+}
+
+/// The app as people call it: the executable's file name, or the last part of a
+/// Flatpak id / the snap name.
+pub(crate) fn app_name(app_id: &str) -> String {
+    let id = app_id
+        .strip_prefix("flatpak:")
+        .or_else(|| app_id.strip_prefix("snap:"))
+        .unwrap_or(app_id);
+    id.rsplit(['/', '.'])
+        .find(|s| !s.is_empty())
+        .unwrap_or(id)
+        .to_owned()
+}
+
+/// The wallet as people call it (`AlipayHK` for `ALIPAY_HK`).
+pub(crate) fn wallet_name(wallet: &str) -> String {
+    scanbind_ams::wallet::Wallet::parse(wallet)
+        .scan_to_bind()
+        .map_or_else(|| wallet.to_owned(), |p| p.display_name.to_owned())
+}
+
+/// What a payment prompt shows.
+pub(crate) struct PaymentPrompt<'a> {
+    pub(crate) app_id: &'a str,
+    /// Empty for an order code.
+    pub(crate) wallet: &'a str,
+    pub(crate) amount: scanbind_ams::Money,
+    pub(crate) description: &'a str,
+}
+
+impl PaymentPrompt<'_> {
+    fn details(&self, message: String, title: &str) -> Details {
+        let mut d: Details = vec![
+            (
+                keys::TITLE,
+                OwnedValue::from(zvariant::Str::from(title.to_owned())),
+            ),
+            (keys::MESSAGE, str_value(message)),
+            (keys::APP_ID, str_value(self.app_id.to_owned())),
+            (keys::APP_NAME, str_value(app_name(self.app_id))),
+            (keys::AMOUNT_TEXT, str_value(self.amount.to_string())),
+            (
+                keys::AMOUNT_MINOR,
+                OwnedValue::from(self.amount.minor().get()),
+            ),
+            (
+                keys::CURRENCY,
+                str_value(self.amount.currency().code().to_owned()),
+            ),
+            (keys::DESCRIPTION, str_value(self.description.to_owned())),
+        ];
+        if !self.wallet.is_empty() {
+            d.push((keys::WALLET, str_value(self.wallet.to_owned())));
+            d.push((keys::WALLET_NAME, str_value(wallet_name(self.wallet))));
+        }
+        d
+    }
+
+    fn wallet_text(&self) -> String {
+        if self.wallet.is_empty() {
+            "a wallet".to_owned()
+        } else {
+            format!("your {} wallet", wallet_name(self.wallet))
+        }
+    }
+}
+
+/// An object path value for `details`.
+pub(crate) fn path_value(path: &OwnedObjectPath) -> OwnedValue {
+    Value::from(path.as_ref())
+        .try_to_owned()
+        .unwrap_or_else(|_| str_value(path.to_string()))
+}
+
+/// A string value for `details`.
+pub(crate) fn str_value(s: String) -> OwnedValue {
+    OwnedValue::from(zvariant::Str::from(s))
+}
+
+/// Asks what the policy wants asked before a payment is recorded; `Ok` to go on.
+/// A consent that is given adds the app to the policy file with the `[consent]`
+/// limits (the caller decides again with the new rule).
+pub(crate) async fn ask(
+    shared: &Arc<Shared>,
+    prompt: &crate::policy::Prompt,
+    p: &PaymentPrompt<'_>,
+) -> Result<(), Refusal> {
+    use crate::policy::Prompt;
+    let timeout = prompt_timeout(shared);
+    let app = app_name(p.app_id);
+    match prompt {
+        Prompt::Consent => {
+            let policy = shared.policy.current().map_err(Refusal::NotAllowed)?;
+            let limit = policy
+                .consent_limits(p.amount.currency())
+                .and_then(|l| l.daily)
+                .map(|d| {
+                    format!(
+                        " up to {} a day",
+                        crate::policy::money_text(p.amount.currency(), d)
+                    )
+                })
+                .unwrap_or_default();
+            let message = format!(
+                "Allow {app} to charge {}{limit}? It asks to pay {} now.",
+                p.wallet_text(),
+                p.amount
+            );
+            let answer = shared
+                .prompter
+                .confirm(
+                    keys::KIND_CONSENT,
+                    p.details(message, "A new app wants to charge"),
+                    timeout,
+                    &format!("{} has not been allowed yet", p.app_id),
+                )
+                .await?;
+            if !answer.allowed {
+                return Err(Refusal::Denied(format!(
+                    "the user did not allow {app} to charge; nothing was charged"
+                )));
+            }
+            shared
+                .policy
+                .grant(p.app_id, p.wallet, policy.consent.limits.clone())
+                .map_err(|e| Refusal::Internal(format!("could not save the consent: {e}")))?;
+            tracing::info!(app = %p.app_id, "the user allowed a new app to charge");
+            Ok(())
+        }
+        Prompt::Confirm => {
+            let message = format!(
+                "Pay {} to {app} from {}? ({})",
+                p.amount,
+                p.wallet_text(),
+                p.description
+            );
+            let answer = shared
+                .prompter
+                .confirm(
+                    keys::KIND_PAYMENT,
+                    p.details(message, "Confirm the payment"),
+                    timeout,
+                    &format!("each charge by {} needs the user's confirmation", p.app_id),
+                )
+                .await?;
+            if answer.allowed {
+                Ok(())
+            } else {
+                Err(Refusal::Denied(
+                    "the user declined the payment; nothing was charged".into(),
+                ))
+            }
+        }
+        Prompt::ParentApproval => parent_approval(shared, p, &app, timeout).await,
+    }
+}
+
+/// A kid profile's charge: the parent types the PIN on the agent; wrong PINs are
+/// asked again until the attempts run out (then approvals lock for a while).
+async fn parent_approval(
+    shared: &Arc<Shared>,
+    p: &PaymentPrompt<'_>,
+    app: &str,
+    timeout: Duration,
+) -> Result<(), Refusal> {
+    let Some(stored) = pin::stored(shared).await? else {
+        return Err(Refusal::NeedsConfirmation(
+            "the kid profile's charges need a parent's approval, and no parent PIN is set \
+             (scanbindctl profiles set-pin); nothing was charged"
+                .into(),
+        ));
+    };
+    let mut left = pin::status(shared)
+        .await?
+        .map_err(pin::Refused::to_refusal)?;
+    loop {
+        let message = format!(
+            "{app} asks to pay {} ({}). A parent can approve with the PIN.",
+            p.amount, p.description
+        );
+        let mut details = p.details(message, "A parent's approval is needed");
+        details.push((keys::PIN_REQUIRED, OwnedValue::from(true)));
+        details.push((keys::ATTEMPTS_LEFT, OwnedValue::from(left)));
+        let answer = shared
+            .prompter
+            .confirm(
+                keys::KIND_PARENT_APPROVAL,
+                details,
+                timeout,
+                "the kid profile's charges need a parent's approval",
+            )
+            .await?;
+        if !answer.allowed {
+            return Err(Refusal::Denied(
+                "the parent did not approve the payment; nothing was charged".into(),
+            ));
+        }
+        let typed = answer.pin.unwrap_or_default();
+        match pin::check_counted(shared, &stored, &typed).await? {
+            Ok(()) => {
+                tracing::info!(app = %p.app_id, "a parent approved a kid profile's payment");
+                return Ok(());
+            }
+            Err(pin::Refused::Wrong(n)) => left = n,
+            Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_refusal()),
+        }
+    }
+}
