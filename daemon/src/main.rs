@@ -226,7 +226,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .as_deref()
                 .or(file.provisioning_token_file.as_deref()),
         )?
-        .map(scanbind_ams::model::SecretString::new);
+        .map(scanbind_money::SecretString::new);
         config.policy_file = args
             .policy
             .or(file.policy_file.clone())

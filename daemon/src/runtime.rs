@@ -83,7 +83,7 @@ pub struct Config {
     pub policy_file: Option<PathBuf>,
     /// The provisioning token the server asks for when it does not accept open
     /// registration (`devices.registration = "token"`). Redacted in `Debug`.
-    pub provisioning_token: Option<scanbind_ams::model::SecretString>,
+    pub provisioning_token: Option<scanbind_money::SecretString>,
 }
 
 impl Config {

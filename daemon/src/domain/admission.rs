@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use scanbind_ams::{MinorUnits, Money};
 use scanbind_ipc::BindingState;
 use scanbind_ipc::types::Connectivity;
+use scanbind_money::{MinorUnits, Money};
 
 use super::error::Refusal;
 use zvariant::OwnedObjectPath;

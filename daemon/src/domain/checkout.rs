@@ -23,14 +23,12 @@ use super::shared::{Shared, crash_point};
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, Transition};
 
-/// The most parts of a checkout whose parts succeed or fail independently (the merge
-/// pay seed's PC limit; a TV app is a PC-class client: `docs/decisions.md` D23).
-pub(crate) const MAX_PARTS: usize = 20;
-/// The most parts of an all-or-nothing checkout (the seed's `out_merge_no` limit).
-pub(crate) const MAX_PARTS_ALL_OR_NOTHING: usize = 6;
-/// The longest seller id and part description (characters).
-pub(crate) const MAX_SELLER: usize = 64;
-pub(crate) const MAX_DESCRIPTION: usize = 256;
+// The most parts (independent: the merge pay seed's PC limit, D23; all-or-nothing:
+// the seed's `out_merge_no` limit) and the longest seller id and part description:
+// the contract's limits.
+pub(crate) use scanbind_ipc::limits::{
+    MAX_PART_DESCRIPTION as MAX_DESCRIPTION, MAX_PARTS, MAX_PARTS_ALL_OR_NOTHING, MAX_SELLER,
+};
 
 /// One seller's part, as the app asked for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,7 @@ pub(crate) struct PaymentPrompt<'a> {
     pub(crate) app_id: &'a str,
     /// Empty for an order code.
     pub(crate) wallet: &'a str,
-    pub(crate) amount: scanbind_ams::Money,
+    pub(crate) amount: scanbind_money::Money,
     pub(crate) description: &'a str,
 }
 

@@ -11,8 +11,8 @@ use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
 
-/// The longest refund reason (characters).
-const MAX_REASON: usize = 256;
+/// The longest refund reason (characters): the contract's limit.
+use scanbind_ipc::limits::MAX_REFUND_REASON as MAX_REASON;
 
 /// Checks the `RequestRefund` arguments.
 pub(crate) fn check_request(amount_minor: i64, reason: &str) -> std::result::Result<(), Refusal> {

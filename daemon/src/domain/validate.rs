@@ -2,18 +2,13 @@
 //! the wallet's own limits, the `StartBinding` wallet name.
 
 use super::error::Refusal;
-use scanbind_ams::{Currency, MinorUnits, Money};
+use scanbind_money::{Currency, MinorUnits, Money};
 
-/// The longest order id, description, wallet or label accepted (characters), as
-/// documented in `docs/dbus-api.md`.
-pub(crate) const MAX_ORDER_ID: usize = 64;
-pub(crate) const MAX_DESCRIPTION: usize = 256;
-pub(crate) const MAX_WALLET: usize = 32;
-pub(crate) const MAX_LABEL: usize = 64;
-/// The most line items one payment may carry.
-pub(crate) const MAX_LINE_ITEMS: usize = 100;
-/// The longest line item name (characters).
-pub(crate) const MAX_ITEM_NAME: usize = 256;
+// The longest order id, description, wallet, label and line item name accepted
+// (characters) and the most line items: the contract's limits (`docs/dbus-api.md`).
+pub(crate) use scanbind_ipc::limits::{
+    MAX_DESCRIPTION, MAX_ITEM_NAME, MAX_LABEL, MAX_LINE_ITEMS, MAX_ORDER_ID, MAX_WALLET,
+};
 
 /// The wallet's own minimum and per-payment limit (ams-api.md §4), checked before
 /// anything is recorded, for amounts in the wallet's currency.

@@ -49,12 +49,10 @@ use crate::store::checkouts::{NewCheckout, NewPart};
 use crate::store::payments::NewPayment;
 use crate::store::{self, CheckoutRow, CheckoutState, PartRow, PaymentRow, PaymentStage, Reversal};
 use crate::util::{new_id, now_ms, rfc3339};
-/// Most parts of an all-or-nothing checkout (merge pay: 6 sub-orders in one transaction).
-pub const MAX_PARTS_ALL_OR_NOTHING: usize = 6;
-/// Most parts otherwise (merge pay: 20 on PC, 10 on wireless; see docs/server.md).
-pub const MAX_PARTS: usize = 20;
-/// Fewest parts (one part is a plain payment).
-pub const MIN_PARTS: usize = 2;
+/// The most parts (merge pay: 6 sub-orders in one all-or-nothing transaction, 20 on PC
+/// otherwise; see docs/server.md) and the fewest (one part is a plain payment): the
+/// device API's limits.
+pub use scanbind_device_api::limits::{MAX_PARTS, MAX_PARTS_ALL_OR_NOTHING, MIN_PARTS};
 /// A checkout not final this long after creation is settled (merge pay's 15 minutes).
 pub const EXPIRY_MS: i64 = 15 * 60 * 1000;
 /// How long a driver holds a checkout; longer than paying 20 parts with retries.
@@ -180,8 +178,16 @@ fn validate<'a>(
     req: &'a CheckoutRequest,
     currency: Currency,
 ) -> Result<(Vec<ValidPart<'a>>, i64)> {
-    check_text("appId", &req.app_id, 128)?;
-    check_text("appOrderId", &req.app_order_id, 64)?;
+    check_text(
+        "appId",
+        &req.app_id,
+        scanbind_device_api::limits::MAX_APP_ID,
+    )?;
+    check_text(
+        "appOrderId",
+        &req.app_order_id,
+        scanbind_device_api::limits::MAX_APP_ORDER_ID,
+    )?;
     let max = if req.all_or_nothing {
         MAX_PARTS_ALL_OR_NOTHING
     } else {
@@ -204,8 +210,16 @@ fn validate<'a>(
     let mut parts = Vec::with_capacity(req.parts.len());
     let mut total: i64 = 0;
     for (i, part) in req.parts.iter().enumerate() {
-        check_text(&format!("parts[{i}].sellerId"), &part.seller_id, 64)?;
-        check_text(&format!("parts[{i}].description"), &part.description, 256)?;
+        check_text(
+            &format!("parts[{i}].sellerId"),
+            &part.seller_id,
+            scanbind_device_api::limits::MAX_SELLER_ID,
+        )?;
+        check_text(
+            &format!("parts[{i}].description"),
+            &part.description,
+            scanbind_device_api::limits::MAX_PART_DESCRIPTION,
+        )?;
         let Some(seller) = app.config.sellers.iter().find(|s| s.id == part.seller_id) else {
             return Err(Error::api(
                 ErrorCode::InvalidMergePartner,

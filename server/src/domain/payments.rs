@@ -118,9 +118,21 @@ pub async fn pay(
     device_id: &str,
     req: &scanbind_device_api::types::PayRequest,
 ) -> Result<PaymentRow> {
-    check_text("appId", &req.app_id, 128)?;
-    check_text("appOrderId", &req.app_order_id, 64)?;
-    check_text("description", &req.description, 256)?;
+    check_text(
+        "appId",
+        &req.app_id,
+        scanbind_device_api::limits::MAX_APP_ID,
+    )?;
+    check_text(
+        "appOrderId",
+        &req.app_order_id,
+        scanbind_device_api::limits::MAX_APP_ORDER_ID,
+    )?;
+    check_text(
+        "description",
+        &req.description,
+        scanbind_device_api::limits::MAX_DESCRIPTION,
+    )?;
     let binding = device_binding(app, device_id, &req.binding_id).await?;
     let (wallet, currency) = scan_to_bind_wallet(&binding.wallet)?;
     let money = check_amount(&req.amount, Some(currency))?;
@@ -316,9 +328,21 @@ pub async fn pay_order_code(
     device_id: &str,
     req: &scanbind_device_api::types::OrderCodePayRequest,
 ) -> Result<PaymentRow> {
-    check_text("appId", &req.app_id, 128)?;
-    check_text("appOrderId", &req.app_order_id, 64)?;
-    check_text("description", &req.description, 256)?;
+    check_text(
+        "appId",
+        &req.app_id,
+        scanbind_device_api::limits::MAX_APP_ID,
+    )?;
+    check_text(
+        "appOrderId",
+        &req.app_order_id,
+        scanbind_device_api::limits::MAX_APP_ORDER_ID,
+    )?;
+    check_text(
+        "description",
+        &req.description,
+        scanbind_device_api::limits::MAX_DESCRIPTION,
+    )?;
     let money = check_amount(&req.amount, None)?;
     let currency = money.currency();
     let prid = crate::util::payment_request_id(device_id, &req.app_id, &req.app_order_id);

@@ -64,9 +64,13 @@ pub async fn refund(
     p: &PaymentRow,
     req: &scanbind_device_api::types::RefundRequest,
 ) -> Result<RefundRow> {
-    check_text("refundId", &req.refund_id, 64)?;
+    check_text(
+        "refundId",
+        &req.refund_id,
+        scanbind_device_api::limits::MAX_REFUND_ID,
+    )?;
     if let Some(r) = &req.reason {
-        check_text("reason", r, 256)?;
+        check_text("reason", r, scanbind_device_api::limits::MAX_REFUND_REASON)?;
     }
     let currency = Currency::from_code(&p.currency).ok();
     let money = check_amount(&req.amount, currency)?;

@@ -70,9 +70,17 @@ pub(super) async fn register(
         ));
     }
     crate::http::auth::verify(&app, &key, &headers, &parts, &body).await?;
-    check_text("name", r.name.trim(), 64)?;
+    check_text(
+        "name",
+        r.name.trim(),
+        scanbind_device_api::limits::MAX_DEVICE_NAME,
+    )?;
     if !r.model.is_empty() {
-        check_text("model", &r.model, 64)?;
+        check_text(
+            "model",
+            &r.model,
+            scanbind_device_api::limits::MAX_DEVICE_MODEL,
+        )?;
     }
     if app.config.devices.registration == RegistrationMode::Token {
         let ok = match (&app.provisioning_token, &r.provisioning_token) {

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use scanbind_ams::{Currency, MinorUnits, Money};
 use scanbind_ipc::BindingState;
 use scanbind_ipc::types::Connectivity;
 use scanbind_ipc::types::keys::agent as k;
+use scanbind_money::{Currency, MinorUnits, Money};
 use zvariant::OwnedObjectPath;
 
 use super::{Admitted, PayRequest, admit};

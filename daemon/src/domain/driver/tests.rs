@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use scanbind_ams::Money;
 use scanbind_ipc::ErrorInfo;
 use scanbind_ipc::paths::payment_path;
+use scanbind_money::Money;
 
 use super::settle_payment;
 use crate::domain::shared::Shared;
@@ -20,7 +20,7 @@ async fn sent(shared: &Shared, order_id: &'static str, order_code: bool) -> Entr
             let recorded = j.record(&NewPayment {
                 app_id: APP,
                 order_id,
-                amount: Money::from_minor(scanbind_ams::Currency::HKD, 4900).unwrap(),
+                amount: Money::from_minor(scanbind_money::Currency::HKD, 4900).unwrap(),
                 description: "Coins",
                 binding: if order_code { "" } else { "b1" },
                 line_items: None,

@@ -7,7 +7,7 @@ use zbus::DBusError;
 use super::validate_pay;
 use crate::domain::error::Refusal;
 
-fn name(r: Result<scanbind_ams::Money, Refusal>) -> String {
+fn name(r: Result<scanbind_money::Money, Refusal>) -> String {
     match r {
         Ok(m) => format!("ok {} {}", m.minor().get(), m.currency().code()),
         Err(e) => Wire::from(e).name().to_string(),

@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use scanbind_ams::{Currency, MinorUnits, Money};
 use scanbind_ipc::{ErrorInfo, PaymentState};
+use scanbind_money::{Currency, MinorUnits, Money};
 
 use crate::error::{Error, Result};
 
