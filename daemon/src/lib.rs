@@ -14,7 +14,7 @@
 //! - `journal`: the payment journal, SQLite in WAL mode with `synchronous=FULL` in the
 //!   XDG state directory. A payment is committed here before it is sent.
 //! - `test_util` (feature `test-util`): fixtures for tests, such as a private D-Bus
-//!   bus without a Secret Service.
+//!   bus without a Secret Service (re-exported from `scanbind-testkit`).
 //!
 //! - `server`: the signing client of the merchant server and its event stream reader
 //!   (reconnects with a capped back-off; no polling).
@@ -37,8 +37,10 @@ mod agent;
 mod binding;
 mod caller;
 mod checkout;
+/// The in-process sandbox and merchant server behind `scanbindd --dev`: the
+/// `scanbind-devstack` crate.
 #[cfg(feature = "dev-stack")]
-pub mod dev;
+pub use scanbind_devstack as dev;
 pub mod error;
 // Parts of the journal and vault API (open-entry reconciliation, per-binding token
 // deletion on unbind) are used only by their tests until the rest of issue 5 lands.

@@ -12,7 +12,8 @@ pub mod device;
 pub mod load;
 pub mod pg;
 pub mod secrets;
-pub mod server;
+/// `scanbind-server` as a child process: `scanbind-testkit`'s.
+pub use scanbind_testkit::server;
 pub mod tee;
 pub mod world;
 

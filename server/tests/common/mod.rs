@@ -1,10 +1,10 @@
-//! Test fixtures: an in-process sandbox, the server as a real child process, a signing
-//! device client with an SSE reader, and a throwaway PostgreSQL cluster.
+//! Test fixtures: an in-process sandbox, the server as a real child process
+//! (`scanbind_testkit::ServerProc`), a signing device client with an SSE reader, and a
+//! throwaway PostgreSQL cluster.
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::EventEnvelope;
 use scanbind_sandbox::{Sandbox, SandboxHandle};
+#[allow(unused_imports)] // each test binary uses a part
+pub use scanbind_testkit::{ServerProc, eventually};
 use serde_json::Value;
 
 pub const CLIENT_ID: &str = "2188TEST0000001";
@@ -300,7 +302,13 @@ impl World {
             .log_counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = self.dir.path().join(format!("server-{n}.log"));
-        ServerProc::spawn(&env, &log)
+        ServerProc::spawn(
+            Path::new(env!("CARGO_BIN_EXE_scanbind-server")),
+            &env,
+            &log,
+            "info,scanbind_server=debug",
+        )
+        .unwrap_or_else(|e| panic!("server did not start: {e}"))
     }
 
     pub async fn ledger(&self) -> Value {
@@ -343,101 +351,6 @@ impl World {
             "fault: {}",
             r.text().await.unwrap_or_default()
         );
-    }
-}
-
-/// `scanbind-server` as a child process.
-pub struct ServerProc {
-    child: Child,
-    pub base: String,
-    pub log: PathBuf,
-}
-
-impl ServerProc {
-    pub fn spawn(env: &[(String, String)], log: &Path) -> ServerProc {
-        let bin = env!("CARGO_BIN_EXE_scanbind-server");
-        // Profiling hook: `SCANBIND_BENCH_WRAP="valgrind --tool=callgrind ..."` runs the
-        // server under that command (see server/README.md, "Benchmarks").
-        let wrap = std::env::var("SCANBIND_BENCH_WRAP").unwrap_or_default();
-        let mut words = wrap.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(first) => {
-                let mut c = Command::new(first);
-                c.args(words).arg(bin);
-                // Its own process group, so that `terminate` reaches the wrapper and the
-                // server both.
-                std::os::unix::process::CommandExt::process_group(&mut c, 0);
-                c
-            }
-            None => Command::new(bin),
-        };
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCANBIND_SERVER_") {
-                cmd.env_remove(k);
-            }
-        }
-        // The default log level first, so that a caller's SCANBIND_LOG wins.
-        cmd.env("SCANBIND_LOG", "info,scanbind_server=debug")
-            .envs(env.iter().cloned())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
-        let mut child = cmd.spawn().expect("spawn scanbind-server");
-        let stdout = child.stdout.take().unwrap();
-        // Readiness: the server prints this line once its socket accepts.
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "server did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
-        ServerProc {
-            child,
-            base: base.to_owned(),
-            log: log.to_owned(),
-        }
-    }
-
-    /// CPU time the process has used so far (user + system, clock ticks; Linux).
-    #[allow(dead_code)]
-    pub fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(11) + n(12)
-    }
-
-    /// SIGTERM to the process group of a wrapped server (see `SCANBIND_BENCH_WRAP`), and
-    /// waits for the exit (a profiler wrapping the server writes its output then).
-    #[allow(dead_code)]
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg("--")
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.wait();
-    }
-
-    /// SIGKILL, as a crash.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -574,25 +487,6 @@ impl EventStream {
         .await
         .expect("no event within the guard time")
     }
-}
-
-/// Waits (bounded) until `f` holds, re-checking on a short interval: used only to observe
-/// the sandbox from outside, never for readiness of our own processes.
-pub async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let r = tokio::time::timeout(GUARD, async {
-        loop {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(r.is_ok(), "gave up waiting for {what}");
 }
 
 pub fn public_key_of(pem: &str) -> PublicKey {
