@@ -10,7 +10,8 @@
 pub mod bins;
 pub mod device;
 pub mod load;
-pub mod pg;
+/// A throwaway PostgreSQL cluster: `scanbind-testkit`'s.
+pub use scanbind_testkit::pg;
 pub mod secrets;
 /// `scanbind-server` as a child process: `scanbind-testkit`'s.
 pub use scanbind_testkit::server;

@@ -6,6 +6,7 @@
 //! | [`bus`] | [`PrivateBus`] (a private `dbus-daemon`), [`PrivateKeyring`] (a private gnome-keyring on it), [`require_secret_service`], [`session_has_secret_service`] |
 //! | [`child`] | [`run_child_test`]: one test of the current test binary in a child process |
 //! | [`server`] | [`ServerProc`]: the `scanbind-server` binary as a child process |
+//! | [`pg`] | [`PgCluster`]: a throwaway PostgreSQL cluster (or a database in a given server) |
 //! | [`wait`] | [`eventually`]: a bounded wait on a condition |
 //! | [`tools`] | [`on_path`] |
 //!
@@ -18,6 +19,7 @@
 
 pub mod bus;
 pub mod child;
+pub mod pg;
 pub mod server;
 pub mod tools;
 pub mod wait;
@@ -27,6 +29,7 @@ pub use bus::{
     session_has_secret_service,
 };
 pub use child::{CHILD_TIMEOUT, ChildTest, run_child_test};
+pub use pg::PgCluster;
 pub use server::ServerProc;
 pub use tools::on_path;
 pub use wait::{GUARD, eventually, eventually_within};
