@@ -36,7 +36,7 @@ async fn start_agent(bus: &PrivateBus) -> Headless {
     });
     let (actions, actions_rx) = mpsc::unbounded_channel();
     let (reg_tx, registered) = oneshot::channel();
-    let conn = bus.connect().await;
+    let conn = bus.connect().await.unwrap();
     let service = tokio::spawn(service::run(
         conn,
         ServiceConfig::default(),
@@ -80,7 +80,7 @@ fn qr_details(code: &str) -> HashMap<&'static str, Value<'static>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_daemon_is_heard_and_bad_details_are_refused() {
-    let bus = PrivateBus::start();
+    let bus = PrivateBus::without_services().unwrap();
     let mut daemon = FakeDaemon::start(&bus).await;
     let mut agent = start_agent(&bus).await;
     let reg = daemon.next_registration().await;
@@ -88,7 +88,7 @@ async fn only_the_daemon_is_heard_and_bad_details_are_refused() {
     let proxy = daemon.agent(&reg).await;
 
     // A stranger on the bus is refused, and nothing reaches the screen.
-    let stranger = bus.connect().await;
+    let stranger = bus.connect().await.unwrap();
     let stranger_proxy = scanbind_ipc::Agent1Proxy::builder(&stranger)
         .destination(reg.sender.clone())
         .unwrap()
@@ -237,7 +237,7 @@ async fn only_the_daemon_is_heard_and_bad_details_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_registers_again_when_the_daemon_comes_back() {
-    let bus = PrivateBus::start();
+    let bus = PrivateBus::without_services().unwrap();
     // No daemon yet (or just appearing): the agent waits for it.
     let mut agent = start_agent(&bus).await;
     let mut daemon = FakeDaemon::start(&bus).await;
@@ -277,7 +277,7 @@ async fn the_agent_registers_again_when_the_daemon_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_registration_is_an_error() {
-    let bus = PrivateBus::start();
+    let bus = PrivateBus::without_services().unwrap();
     let mut daemon = FakeDaemon::start_refusing(&bus).await;
     let agent = start_agent(&bus).await;
     daemon.next_registration().await;

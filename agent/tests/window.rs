@@ -30,7 +30,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let bus = PrivateBus::start();
+    let bus = PrivateBus::without_services().unwrap();
     let xvfb = Xvfb::start();
     let mut daemon = FakeDaemon::start(&bus).await;
     let agent = AgentProcess::start(bus.address(), xvfb.display());

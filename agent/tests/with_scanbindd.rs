@@ -172,7 +172,7 @@ async fn scanbindd_shows_its_binding_code_and_asks_through_the_window() {
     if !common::display_tools_available() {
         return;
     }
-    let bus = PrivateBus::start();
+    let bus = PrivateBus::without_services().unwrap();
     let xvfb = Xvfb::start();
     let state = tempfile::tempdir().unwrap();
     let policy = state.path().join("policy.toml");
@@ -186,7 +186,7 @@ async fn scanbindd_shows_its_binding_code_and_asks_through_the_window() {
     let agent = AgentProcess::start(bus.address(), xvfb.display());
     agent.expect_line("scanbind-agent registered");
 
-    let conn = bus.connect().await;
+    let conn = bus.connect().await.unwrap();
     let manager = AgentManager1Proxy::builder(&conn)
         .cache_properties(CacheProperties::No)
         .build()

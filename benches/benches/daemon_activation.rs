@@ -144,8 +144,8 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     )
     .map_err(s)?;
 
-    let bus = PrivateBus::start_with(Some(services.path()))?;
-    let conn = bus.connect().await?;
+    let bus = PrivateBus::start_with(Some(services.path())).map_err(s)?;
+    let conn = bus.connect().await.map_err(s)?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.map_err(s)?;
 
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();

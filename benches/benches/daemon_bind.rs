@@ -64,10 +64,10 @@ fn run() -> Result<(), String> {
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     let world = World::new(bins).await?;
     let server = world.spawn_server()?;
-    let bus = PrivateBus::start()?;
+    let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, &bus.address, &server.base, state.path())?;
-    let conn = bus.connect().await?;
+    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     let device = Device::register(&server.base).await?;
     let mut events = device.events().await?;

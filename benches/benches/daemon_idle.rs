@@ -153,12 +153,12 @@ fn run() -> Result<(), String> {
 async fn measure(bins: &std::path::Path, window: u64, settle: u64) -> Result<Figures, String> {
     let world = World::new(bins).await?;
     let server = world.spawn_server()?;
-    let bus = PrivateBus::start()?;
+    let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, &bus.address, &server.base, state.path())?;
+    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
     let pid = daemon.pid();
     {
-        let conn = bus.connect().await?;
+        let conn = bus.connect().await.map_err(s)?;
         let d = stack::daemon_proxy(&conn).await?;
         stack::bind_daemon(&world, &conn, &d).await?;
         let path = d

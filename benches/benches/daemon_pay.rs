@@ -85,15 +85,15 @@ fn run() -> Result<(), String> {
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     let world = World::new(bins).await?;
     let server = world.spawn_server()?;
-    let bus = PrivateBus::start()?;
+    let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, &bus.address, &server.base, state.path())?;
-    let conn = bus.connect().await?;
+    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     stack::bind_daemon(&world, &conn, &d).await?;
 
     // Floor (1): the echo service on its own connection to the same bus.
-    let _echo = zbus::connection::Builder::address(bus.address.as_str())
+    let _echo = zbus::connection::Builder::address(bus.address())
         .map_err(s)?
         .name(ECHO_NAME)
         .map_err(s)?

@@ -45,8 +45,10 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod dbus;
+/// The in-process sandbox and merchant server behind `scanbindd --dev`: the
+/// `scanbind-devstack` crate.
 #[cfg(feature = "dev-stack")]
-pub mod dev;
+pub use scanbind_devstack as dev;
 mod domain;
 pub mod error;
 pub(crate) mod link;

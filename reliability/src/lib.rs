@@ -10,9 +10,11 @@
 pub mod bins;
 pub mod device;
 pub mod load;
-pub mod pg;
+/// A throwaway PostgreSQL cluster: `scanbind-testkit`'s.
+pub use scanbind_testkit::pg;
 pub mod secrets;
-pub mod server;
+/// `scanbind-server` as a child process: `scanbind-testkit`'s.
+pub use scanbind_testkit::server;
 pub mod tee;
 pub mod world;
 

@@ -32,7 +32,7 @@ async fn waiting_on_advisory_locks(db: &Db) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_device_events_commit_in_sequence_order_on_postgres() {
-    let pg = common::PgCluster::start();
+    let pg = common::PgCluster::start_throwaway().unwrap();
     let db = Db::connect(&pg.url, 4).await.unwrap();
     let hub = EventHub::new(db.clone());
 

@@ -1,6 +1,6 @@
-//! Real processes for the agent's tests: a private dbus-daemon, Xvfb, the
-//! `scanbind-agent` binary, and a test-only stand-in for the daemon's side of the
-//! agent protocol (it owns `io.scanbind.Daemon` and serves a minimal
+//! Real processes for the agent's tests: a private dbus-daemon (`scanbind-testkit`),
+//! Xvfb, the `scanbind-agent` binary, and a test-only stand-in for the daemon's side
+//! of the agent protocol (it owns `io.scanbind.Daemon` and serves a minimal
 //! `io.scanbind.AgentManager1` and `Daemon1.StartBinding`).
 
 #![allow(dead_code)]
@@ -41,86 +41,8 @@ pub fn display_tools_available() -> bool {
     false
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-/// A private `dbus-daemon` (as `scanbindd::test_util::PrivateBus`): nothing can be
-/// activated on it. Killed on drop.
-pub struct PrivateBus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateBus {
-    /// Starts the bus and waits for its address line.
-    pub fn start() -> PrivateBus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bus.conf");
-        std::fs::write(&config, bus_config(&dir.path().join("bus"))).unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start dbus-daemon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line.trim().to_owned();
-        assert!(!address.is_empty(), "dbus-daemon printed no address");
-        PrivateBus {
-            child,
-            address,
-            _dir: dir,
-        }
-    }
-
-    /// The bus address.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
-    /// A new connection to the bus.
-    pub async fn connect(&self) -> Connection {
-        zbus::connection::Builder::address(self.address())
-            .unwrap()
-            .build()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bus_config(socket: &Path) -> String {
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-        socket.display()
-    )
-}
+pub use scanbind_testkit::PrivateBus;
+use scanbind_testkit::on_path;
 
 /// An Xvfb server on a display number it picks itself (`-displayfd`). Killed on drop.
 pub struct Xvfb {

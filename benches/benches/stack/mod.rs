@@ -276,35 +276,7 @@ impl World {
             ),
         ];
         let log = p.join("server.log");
-        let mut cmd = Command::new(self.bins.join("scanbind-server"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCANBIND_SERVER_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env)
-            .env("SCANBIND_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).map_err(s)?));
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn scanbind-server: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        // Readiness: the server prints this line once its socket accepts.
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "server did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        };
-        Ok(ServerProc {
-            child,
-            base: base.to_owned(),
-        })
+        ServerProc::spawn(&self.bins.join("scanbind-server"), &env, &log, "warn").map_err(s)
     }
 
     /// The wallet user scans and approves a binding's QR code value, through the
@@ -346,103 +318,13 @@ fn ed25519_pkcs8_pem() -> Result<String, String> {
     Ok(pem)
 }
 
-/// `scanbind-server` as a child process; killed on drop.
-pub struct ServerProc {
-    child: Child,
-    pub base: String,
-}
+/// `scanbind-server` as a child process (`scanbind-testkit`'s); killed on drop.
+pub use scanbind_testkit::ServerProc;
 
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A private `dbus-daemon`; with a service directory, names can be activated.
-pub struct PrivateBus {
-    child: Child,
-    pub address: String,
-    pub dir: tempfile::TempDir,
-}
-
-impl PrivateBus {
-    /// A bus that activates nothing.
-    pub fn start() -> Result<PrivateBus, String> {
-        Self::start_with(None)
-    }
-
-    /// A bus whose `<servicedir>` is `services` (when given). It inherits this
-    /// process's environment, so activated services see the session bus (and its
-    /// Secret Service) in `DBUS_SESSION_BUS_ADDRESS`.
-    pub fn start_with(services: Option<&Path>) -> Result<PrivateBus, String> {
-        let dir = tempfile::tempdir().map_err(s)?;
-        let config = dir.path().join("bus.conf");
-        let servicedir = services
-            .map(|d| format!("  <servicedir>{}</servicedir>\n", d.display()))
-            .unwrap_or_default();
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-{servicedir}  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                dir.path().join("bus").display()
-            ),
-        )
-        .map_err(s)?;
-        // Its notes ("Activating service ...") go to a file beside its config.
-        let log = std::fs::File::create(dir.path().join("dbus-daemon.log")).map_err(s)?;
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| format!("cannot start dbus-daemon: {e}"))?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
-        let address = line.trim().to_owned();
-        if address.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("dbus-daemon printed no address".into());
-        }
-        Ok(PrivateBus {
-            child,
-            address,
-            dir,
-        })
-    }
-
-    /// A new connection to the bus.
-    pub async fn connect(&self) -> Result<zbus::Connection, String> {
-        zbus::connection::Builder::address(self.address.as_str())
-            .map_err(s)?
-            .build()
-            .await
-            .map_err(s)
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A private `dbus-daemon` (`scanbind-testkit`'s); with a service directory
+/// (`PrivateBus::start_with`), names can be activated.
+#[allow(unused_imports)] // each bench uses a part
+pub use scanbind_testkit::PrivateBus;
 
 /// The keyring service name of a daemon whose state lives in `state_dir`: one keyring
 /// namespace per run, so runs never share a device key.

@@ -1,14 +1,11 @@
 //! `examples/pay.c`, built with the system C compiler against `libscanbind.so`, pays
 //! through the real daemon: a private `dbus-daemon`, the session's gnome-keyring,
 //! the embedded sandbox and merchant server, and `scanbindd` in this process (the
-//! embedded stack of `scanbindctl demo`). Then the C API's refusals of bad input.
+//! demo's embedded stack, `scanbind_demo::Embedded`). Then the C API's refusals of
+//! bad input.
 //!
 //! Needs `KEYRING_SS_TEST=1` and a C compiler (`cc`, or `$CC`): run it through
 //! `scripts/test`.
-
-#[path = "../../scanbindctl/src/stack.rs"]
-#[allow(dead_code)]
-mod stack;
 
 use std::ffi::{CStr, CString, c_char};
 use std::path::{Path, PathBuf};
@@ -17,14 +14,8 @@ use std::process::Command;
 use scanbind::*;
 use scanbind_client::ReceiptVerifier;
 use scanbind_client::money::{Currency, Money};
-
-fn require_secret_service() {
-    assert!(
-        std::env::var_os("KEYRING_SS_TEST").is_some(),
-        "this test needs a real Secret Service on the session bus: run it through \
-         scripts/test, which starts an unlocked gnome-keyring and sets KEYRING_SS_TEST=1"
-    );
-}
+use scanbind_demo::Embedded;
+use scanbind_testkit::{PrivateBus, require_secret_service};
 
 /// The directory holding the `libscanbind.so` of this build: `cargo test` builds the
 /// library's `cdylib` into `deps/`, next to this test binary.
@@ -354,11 +345,11 @@ async fn pay_by_order_code_through_the_c_api(bus: &str, sandbox: &str, order: &s
 async fn pay_c_pays_once_through_the_real_daemon() {
     require_secret_service();
     let dir = tempfile::tempdir().unwrap();
-    let bus = stack::PrivateBus::start(dir.path()).unwrap();
+    let bus = PrivateBus::start(dir.path()).unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let vault = format!("io.scanbind.Daemon.test.c.{}", std::process::id());
-    let embedded = stack::Embedded::start(bus.address(), &state, &vault)
+    let embedded = Embedded::start(bus.address(), &state, &vault)
         .await
         .unwrap();
     bind_through_the_c_api(bus.address(), embedded.sandbox_url()).await;

@@ -1,13 +1,9 @@
 //! The client against the real daemon: a private `dbus-daemon`, the session's
 //! gnome-keyring, the development sandbox and merchant server, and `scanbindd` in this
-//! process (the embedded stack of `scanbindctl demo`), over the bus and over the
-//! daemon's peer-to-peer socket.
+//! process (the demo's embedded stack, `scanbind_demo::Embedded`), over the bus and
+//! over the daemon's peer-to-peer socket.
 //!
 //! Needs `KEYRING_SS_TEST=1`: run it through `scripts/test`.
-
-#[path = "../../scanbindctl/src/stack.rs"]
-#[allow(dead_code)]
-mod stack;
 
 use std::time::Duration;
 
@@ -17,16 +13,10 @@ use scanbind_client::{
     BindOptions, BindingState, Client, Error, ListOptions, PayRequest, PaymentState, QrOptions,
     ReceiptVerifier, Transport,
 };
+use scanbind_demo::Embedded;
+use scanbind_testkit::{PrivateBus, require_secret_service};
 
 const GUARD: Duration = Duration::from_secs(60);
-
-fn require_secret_service() {
-    assert!(
-        std::env::var_os("KEYRING_SS_TEST").is_some(),
-        "this test needs a real Secret Service on the session bus: run it through \
-         scripts/test, which starts an unlocked gnome-keyring and sets KEYRING_SS_TEST=1"
-    );
-}
 
 async fn guard<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(GUARD, f)
@@ -56,12 +46,12 @@ async fn scan(sandbox: &str, code: &str, decision: &str) {
 async fn bind_pay_refund_restore_and_unbind() {
     require_secret_service();
     let dir = tempfile::tempdir().unwrap();
-    let bus = stack::PrivateBus::start(dir.path()).unwrap();
+    let bus = PrivateBus::start(dir.path()).unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let socket = dir.path().join("scanbindd.sock");
     let vault = format!("io.scanbind.Daemon.test.client.{}", std::process::id());
-    let stack = stack::Embedded::start_with(bus.address(), &state, &vault, Some(&socket))
+    let stack = Embedded::start_with(bus.address(), &state, &vault, Some(&socket))
         .await
         .unwrap();
     let client = Client::connect(Transport::Address(bus.address().to_owned()))
@@ -246,7 +236,7 @@ async fn no_daemon_is_a_typed_error_naming_where_it_looked() {
 
     // A bus without the daemon on it.
     let dir = tempfile::tempdir().unwrap();
-    let bus = stack::PrivateBus::start(dir.path()).unwrap();
+    let bus = PrivateBus::start(dir.path()).unwrap();
     let err = Client::connect(Transport::Address(bus.address().to_owned()))
         .await
         .unwrap_err();

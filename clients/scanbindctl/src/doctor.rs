@@ -67,6 +67,9 @@ fn skipped(name: &'static str, detail: impl Into<String>) -> Check {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The well-known name of the Secret Service.
+const SECRETS_NAME: &str = "org.freedesktop.secrets";
+
 async fn check_bus(transport: &Transport) -> Check {
     let result = match transport {
         Transport::Socket(p) => {
@@ -152,14 +155,14 @@ async fn check_keyring() -> Check {
     let probe = async {
         let conn = zbus::Connection::session().await?;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-        let name = zbus::names::BusName::try_from(crate::stack::SECRETS_NAME)?;
+        let name = zbus::names::BusName::try_from(SECRETS_NAME)?;
         if dbus.name_has_owner(name).await? {
             return Ok::<_, zbus::Error>(Some("running"));
         }
         let activatable = dbus.list_activatable_names().await?;
         Ok(activatable
             .iter()
-            .any(|n| n.as_str() == crate::stack::SECRETS_NAME)
+            .any(|n| n.as_str() == SECRETS_NAME)
             .then_some("activatable"))
     };
     match tokio::time::timeout(TIMEOUT, probe).await {
@@ -167,7 +170,7 @@ async fn check_keyring() -> Check {
             "keyring",
             format!(
                 "Secret Service ({}) on the session bus: {how}",
-                crate::stack::SECRETS_NAME
+                SECRETS_NAME
             ),
         ),
         Ok(Ok(None)) => failed("keyring", "no Secret Service on the session bus", FIX),

@@ -1,8 +1,8 @@
 //! `scanbindctl`: the scanbind command line.
 //!
 //! Device commands talk to `scanbindd` through `scanbind-client` (the same API apps
-//! use); `demo` starts the whole system on this machine and walks through it; `doctor`
-//! checks the machine. Every command prints for people by default and one JSON
+//! use); `demo` runs the demo program (`scanbind-demo`), which starts the whole system
+//! on this machine and walks through it; `doctor` checks the machine. Every command prints for people by default and one JSON
 //! document (or JSON lines, for `bind` and `agent`) with `--json`. Exit codes are in
 //! [`exit`]. `apps` and `profiles` edit the payment policy; `agent` is the terminal
 //! display agent.
@@ -12,13 +12,12 @@ mod apps;
 mod commands;
 mod demo;
 mod doctor;
-mod exit;
-mod output;
 mod policy_file;
 mod profiles;
-mod qr;
-mod stack;
 mod tty;
+
+// Shared with the demo program through the `scanbindctl` library (src/lib.rs).
+use scanbindctl::{exit, output, qr, show};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,7 +120,11 @@ enum Command {
     /// Check the bus, the daemon, the keyring, the merchant server and the clock.
     Doctor(doctor::DoctorArgs),
     /// Run the whole system on this machine and walk through bind, pay, receipt, refund.
-    Demo(demo::DemoArgs),
+    ///
+    /// Runs the demo program, scanbind-demo (next to scanbindctl or on PATH; built
+    /// first when run from the source tree with `cargo run`): it starts a private bus
+    /// and keyring, the sandbox, the merchant server and scanbindd, all on this machine.
+    Demo(scanbindctl::demo_args::DemoArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -162,9 +165,8 @@ fn main() -> ExitCode {
         }
         Command::Man { dir } => write_man_pages(&dir),
         Command::Apps(a) => apps::run(a, out),
+        Command::Demo(a) => demo::run(&a, cli.verbose, cli.json),
         command => {
-            // The demo runs the daemon in process: it needs worker threads for the
-            // keyring's blocking calls next to the app's calls.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -192,8 +194,7 @@ async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::
         Command::Profiles(a) => profiles::run(a, &transport, out).await,
         Command::Agent => agent::run(&transport, out).await,
         Command::Doctor(a) => doctor::run(&transport, a, out).await,
-        Command::Demo(a) => demo::run(a, out).await,
-        Command::Completions { .. } | Command::Man { .. } | Command::Apps(_) => {
+        Command::Completions { .. } | Command::Man { .. } | Command::Apps(_) | Command::Demo(_) => {
             unreachable!("handled in main")
         }
     }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use scanbind_client::ipc::proxy::Agent1Proxy;
 use scanbind_client::ipc::types::keys::agent as keys;
 use scanbind_client::ipc::{BUS_NAME, DAEMON_PATH, Error as Wire};
-use scanbindd::test_util::PrivateBus;
+use scanbind_testkit::PrivateBus;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use zbus::Connection;

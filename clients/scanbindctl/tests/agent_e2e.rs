@@ -12,9 +12,6 @@
 //! Needs `KEYRING_SS_TEST=1`: run it through `scripts/test`.
 
 mod common;
-#[path = "../src/stack.rs"]
-#[allow(dead_code)]
-mod stack;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -22,7 +19,8 @@ use std::process::{Command, Stdio};
 use common::{AgentProcess, CTL, WAIT};
 use scanbind_client::money::{Currency, Money};
 use scanbind_client::{BindOptions, BindingState, Client, PayRequest, PaymentState, Transport};
-use scanbindd::test_util::{PrivateBus, require_secret_service};
+use scanbind_demo::Embedded;
+use scanbind_testkit::{PrivateBus, require_secret_service};
 use serde_json::{Value as Json, json};
 
 /// `scanbindctl ARGS` with `input` on stdin: (exit code, stdout, stderr).
@@ -132,7 +130,7 @@ async fn the_terminal_agent_confirms_real_payments() {
     ctl_ok(&["apps", "--policy", p, "allow", me, "--confirm"]).await;
 
     let vault = format!("io.scanbind.Daemon.test.ctl.agent.{}", std::process::id());
-    let embedded = stack::Embedded::start_with_policy(&a, &state, &vault, &policy)
+    let embedded = Embedded::start_with_policy(&a, &state, &vault, &policy)
         .await
         .unwrap();
     let http = scanbind_ams::client::http_client_builder(Vec::new())
@@ -298,7 +296,7 @@ async fn the_terminal_agent_over_the_peer_to_peer_socket() {
         "io.scanbind.Daemon.test.ctl.agentp2p.{}",
         std::process::id()
     );
-    let embedded = stack::Embedded::start_full(
+    let embedded = Embedded::start_full(
         &a,
         &state,
         &vault,

@@ -7,25 +7,15 @@
 //! Needs `KEYRING_SS_TEST=1` (and `SCANBIND_PYTHON` with jeepney for the Python test):
 //! run it through `scripts/test`.
 
-#[path = "../src/stack.rs"]
-#[allow(dead_code)]
-mod stack;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use scanbind_demo::Embedded;
+use scanbind_testkit::{PrivateBus, require_secret_service};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_scanbindctl");
-
-fn require_secret_service() {
-    assert!(
-        std::env::var_os("KEYRING_SS_TEST").is_some(),
-        "this test needs a real Secret Service on the session bus: run it through \
-         scripts/test, which starts an unlocked gnome-keyring and sets KEYRING_SS_TEST=1"
-    );
-}
 
 /// Runs `scanbindctl ARGS` (off the runtime: the daemon it talks to is in this
 /// process) and returns (exit code, stdout, stderr).
@@ -54,19 +44,19 @@ fn json(s: &str) -> Value {
 
 struct Env {
     _dir: tempfile::TempDir,
-    bus: stack::PrivateBus,
-    embedded: Option<stack::Embedded>,
+    bus: PrivateBus,
+    embedded: Option<Embedded>,
 }
 
 impl Env {
     async fn start(name: &str) -> Env {
         require_secret_service();
         let dir = tempfile::tempdir().unwrap();
-        let bus = stack::PrivateBus::start(dir.path()).unwrap();
+        let bus = PrivateBus::start(dir.path()).unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
         let vault = format!("io.scanbind.Daemon.test.ctl.{name}.{}", std::process::id());
-        let embedded = stack::Embedded::start(bus.address(), &state, &vault)
+        let embedded = Embedded::start(bus.address(), &state, &vault)
             .await
             .unwrap();
         Env {
@@ -76,7 +66,7 @@ impl Env {
         }
     }
 
-    fn embedded(&self) -> &stack::Embedded {
+    fn embedded(&self) -> &Embedded {
         self.embedded.as_ref().unwrap()
     }
 

@@ -1,11 +1,35 @@
-//! `scanbindctl demo` as a user runs it: the real binary, end to end, with its own
-//! private `dbus-daemon` and gnome-keyring (needs `dbus-daemon` and
-//! `gnome-keyring-daemon` on PATH, as `scripts/test` ensures).
+//! `scanbindctl demo` as a user runs it: the real binary, end to end, running the demo
+//! program (`scanbind-demo`) with its own private `dbus-daemon` and gnome-keyring
+//! (needs `dbus-daemon` and `gnome-keyring-daemon` on PATH, as `scripts/test` ensures).
 
 use std::process::Command;
+use std::sync::Once;
+
+const CTL: &str = env!("CARGO_BIN_EXE_scanbindctl");
+
+/// Makes sure the demo program is beside `scanbindctl` before a test changes `PATH`:
+/// `cargo test -p scanbindctl` builds only this package's binaries, and `scanbindctl
+/// demo` builds `scanbind-demo` itself when cargo runs it (`CARGO` is set). A bad
+/// wallet is refused by the demo program, so exit code 2 shows it ran.
+fn demo_program_ready() {
+    static READY: Once = Once::new();
+    READY.call_once(|| {
+        let out = Command::new(CTL)
+            .args(["demo", "--wallet", "PAYPAY"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "scanbindctl demo did not run the demo program: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
 
 fn demo(args: &[&str], env: &[(&str, &str)]) -> (bool, i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanbindctl"));
+    demo_program_ready();
+    let mut cmd = Command::new(CTL);
     cmd.arg("demo").args(args);
     for (k, v) in env {
         cmd.env(k, v);

@@ -1,6 +1,7 @@
 //! Fixtures for the daemon's end-to-end tests, all real processes: an in-process
-//! sandbox (AMS stand-in), the `scanbind-server` binary on SQLite, a private
-//! `dbus-daemon` and the `scanbindd` binary. Adapted from `server/tests/common`.
+//! sandbox (AMS stand-in), the `scanbind-server` binary on SQLite
+//! (`scanbind_testkit::ServerProc`), a private `dbus-daemon` and the `scanbindd`
+//! binary. Adapted from `server/tests/common`.
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use scanbind_ams::PrivateKey;
 use scanbind_sandbox::{Sandbox, SandboxHandle};
+#[allow(unused_imports)] // each test binary uses a part
+pub use scanbind_testkit::{ServerProc, eventually};
 use serde_json::Value;
 
 pub const CLIENT_ID: &str = "2188TEST0000001";
@@ -191,7 +194,13 @@ impl World {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
         }
-        ServerProc::spawn(&env, &self.dir.path().join("server.log"))
+        ServerProc::spawn(
+            &server_binary(),
+            &env,
+            &self.dir.path().join("server.log"),
+            "info",
+        )
+        .unwrap_or_else(|e| panic!("server did not start: {e}"))
     }
 
     pub async fn arm_fault(&self, fault: Value) {
@@ -335,78 +344,6 @@ fn server_binary() -> PathBuf {
     }
     assert!(bin.exists(), "no {}", bin.display());
     bin
-}
-
-/// Waits (bounded) until `f` holds, re-checking on a short interval: only to observe
-/// the sandbox from outside, never for readiness of our own processes.
-pub async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let r = tokio::time::timeout(GUARD, async {
-        loop {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(r.is_ok(), "gave up waiting for {what}");
-}
-
-/// `scanbind-server` as a child process.
-pub struct ServerProc {
-    child: Child,
-    pub base: String,
-    pub log: PathBuf,
-}
-
-impl ServerProc {
-    fn spawn(env: &[(String, String)], log: &Path) -> ServerProc {
-        let mut cmd = Command::new(server_binary());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCANBIND_SERVER_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env.iter().cloned())
-            .env("SCANBIND_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
-        let mut child = cmd.spawn().expect("spawn scanbind-server");
-        let stdout = child.stdout.take().unwrap();
-        // Readiness: the server prints this line once its socket accepts.
-        let line = first_line(stdout, "scanbind-server", log);
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "server did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
-        ServerProc {
-            child,
-            base: base.to_owned(),
-            log: log.to_owned(),
-        }
-    }
-}
-
-impl ServerProc {
-    /// `kill -9` of the server, now.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `scanbindd` as a child process, serving on `bus_address`; its keyring is the

@@ -162,23 +162,14 @@ pub async fn settle(
     (payment, state)
 }
 
-/// Waits (bounded) until `f` holds, re-checking on a short interval: only to observe
-/// other processes from outside, never for readiness of our own.
-pub async fn eventually<F, Fut>(what: &str, mut f: F)
+/// Waits (bounded by this suite's [`GUARD`]) until `f` holds: only to observe other
+/// processes from outside, never for readiness of our own.
+pub async fn eventually<F, Fut>(what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let r = tokio::time::timeout(GUARD, async {
-        loop {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(r.is_ok(), "gave up waiting for {what}");
+    scanbind_testkit::eventually_within(GUARD, what, f).await;
 }
 
 /// Journal rows of one order: (state, delivered).

@@ -1,10 +1,9 @@
-//! Test fixtures: an in-process sandbox, the server as a real child process, a signing
-//! device client with an SSE reader, and a throwaway PostgreSQL cluster.
+//! Test fixtures: an in-process sandbox, the server as a real child process
+//! (`scanbind_testkit::ServerProc`), a signing device client with an SSE reader, and a
+//! throwaway PostgreSQL cluster (`scanbind_testkit::PgCluster`).
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::EventEnvelope;
 use scanbind_sandbox::{Sandbox, SandboxHandle};
+#[allow(unused_imports)] // each test binary uses a part
+pub use scanbind_testkit::{PgCluster, ServerProc, eventually};
 use serde_json::Value;
 
 pub const CLIENT_ID: &str = "2188TEST0000001";
@@ -41,155 +42,6 @@ pub fn http() -> reqwest::Client {
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// A throwaway PostgreSQL cluster in a temp dir, run as an unprivileged user when we are
-/// root; stopped on drop.
-pub struct PgCluster {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    bin: PathBuf,
-    pub url: String,
-    run_as: Option<String>,
-}
-
-fn pg_command(bin: &Path, tool: &str, run_as: &Option<String>) -> Command {
-    match run_as {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.arg("-u").arg(user).arg("--").arg(bin.join(tool));
-            c
-        }
-        None => Command::new(bin.join(tool)),
-    }
-}
-
-impl PgCluster {
-    pub fn start() -> PgCluster {
-        if let Ok(url) = std::env::var("SCANBIND_TEST_DATABASE_URL") {
-            // A given server: each test gets its own database in it.
-            let dir = tempfile::tempdir().unwrap();
-            let name = format!(
-                "sbtest_{}",
-                scanbind_server::util::new_id("db").replace("db_", "")
-            );
-            let status = Command::new("psql")
-                .arg(&url)
-                .arg("-c")
-                .arg(format!("CREATE DATABASE {name}"))
-                .status()
-                .expect("psql (to create a test database in SCANBIND_TEST_DATABASE_URL)");
-            assert!(status.success(), "CREATE DATABASE failed");
-            let base = url
-                .rsplit_once('/')
-                .map(|(b, _)| b.to_owned())
-                .unwrap_or(url);
-            return PgCluster {
-                data: dir.path().to_owned(),
-                _dir: dir,
-                bin: PathBuf::new(),
-                url: format!("{base}/{name}"),
-                run_as: Some(String::new()),
-            };
-        }
-        let bin = std::env::var_os("PG_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            panic!(
-                "the PostgreSQL tests need PG_BIN_DIR (the directory holding initdb, pg_ctl and postgres) \
-                 or SCANBIND_TEST_DATABASE_URL; run them through scripts/test, which installs PostgreSQL and exports PG_BIN_DIR"
-            )
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let is_root = unsafe_free_is_root();
-        let run_as = is_root.then(|| {
-            if Command::new("id")
-                .arg("postgres")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-            {
-                "postgres".to_owned()
-            } else {
-                "nobody".to_owned()
-            }
-        });
-        if let Some(user) = &run_as {
-            let ok = Command::new("chown")
-                .arg("-R")
-                .arg(user)
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "chown of the cluster dir failed");
-        }
-        let data = dir.path().join("data");
-        let out = pg_command(&bin, "initdb", &run_as)
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-            .output()
-            .expect("initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.path().display()
-        );
-        let out = pg_command(&bin, "pg_ctl", &run_as)
-            .arg("-D")
-            .arg(&data)
-            .arg("-o")
-            .arg(opts)
-            .arg("-l")
-            .arg(dir.path().join("pg.log"))
-            .args(["-w", "-t", "60", "start"])
-            .output()
-            .expect("pg_ctl start");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.path().join("pg.log")).unwrap_or_default()
-        );
-        PgCluster {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            _dir: dir,
-            data,
-            bin,
-            run_as,
-        }
-    }
-}
-
-fn unsafe_free_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        if self.bin.as_os_str().is_empty() {
-            return;
-        }
-        let _ = pg_command(&self.bin, "pg_ctl", &self.run_as)
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// Sandbox + key files + database: everything a server process needs.
@@ -245,7 +97,7 @@ impl World {
                 None,
             ),
             Backend::Postgres => {
-                let pg = PgCluster::start();
+                let pg = PgCluster::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
                 (pg.url.clone(), Some(pg))
             }
         };
@@ -300,7 +152,13 @@ impl World {
             .log_counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = self.dir.path().join(format!("server-{n}.log"));
-        ServerProc::spawn(&env, &log)
+        ServerProc::spawn(
+            Path::new(env!("CARGO_BIN_EXE_scanbind-server")),
+            &env,
+            &log,
+            "info,scanbind_server=debug",
+        )
+        .unwrap_or_else(|e| panic!("server did not start: {e}"))
     }
 
     pub async fn ledger(&self) -> Value {
@@ -343,101 +201,6 @@ impl World {
             "fault: {}",
             r.text().await.unwrap_or_default()
         );
-    }
-}
-
-/// `scanbind-server` as a child process.
-pub struct ServerProc {
-    child: Child,
-    pub base: String,
-    pub log: PathBuf,
-}
-
-impl ServerProc {
-    pub fn spawn(env: &[(String, String)], log: &Path) -> ServerProc {
-        let bin = env!("CARGO_BIN_EXE_scanbind-server");
-        // Profiling hook: `SCANBIND_BENCH_WRAP="valgrind --tool=callgrind ..."` runs the
-        // server under that command (see server/README.md, "Benchmarks").
-        let wrap = std::env::var("SCANBIND_BENCH_WRAP").unwrap_or_default();
-        let mut words = wrap.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(first) => {
-                let mut c = Command::new(first);
-                c.args(words).arg(bin);
-                // Its own process group, so that `terminate` reaches the wrapper and the
-                // server both.
-                std::os::unix::process::CommandExt::process_group(&mut c, 0);
-                c
-            }
-            None => Command::new(bin),
-        };
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCANBIND_SERVER_") {
-                cmd.env_remove(k);
-            }
-        }
-        // The default log level first, so that a caller's SCANBIND_LOG wins.
-        cmd.env("SCANBIND_LOG", "info,scanbind_server=debug")
-            .envs(env.iter().cloned())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
-        let mut child = cmd.spawn().expect("spawn scanbind-server");
-        let stdout = child.stdout.take().unwrap();
-        // Readiness: the server prints this line once its socket accepts.
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "server did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
-        ServerProc {
-            child,
-            base: base.to_owned(),
-            log: log.to_owned(),
-        }
-    }
-
-    /// CPU time the process has used so far (user + system, clock ticks; Linux).
-    #[allow(dead_code)]
-    pub fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(11) + n(12)
-    }
-
-    /// SIGTERM to the process group of a wrapped server (see `SCANBIND_BENCH_WRAP`), and
-    /// waits for the exit (a profiler wrapping the server writes its output then).
-    #[allow(dead_code)]
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg("--")
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.wait();
-    }
-
-    /// SIGKILL, as a crash.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -574,25 +337,6 @@ impl EventStream {
         .await
         .expect("no event within the guard time")
     }
-}
-
-/// Waits (bounded) until `f` holds, re-checking on a short interval: used only to observe
-/// the sandbox from outside, never for readiness of our own processes.
-pub async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let r = tokio::time::timeout(GUARD, async {
-        loop {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(r.is_ok(), "gave up waiting for {what}");
 }
 
 pub fn public_key_of(pem: &str) -> PublicKey {

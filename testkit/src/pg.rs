@@ -1,11 +1,13 @@
 //! A throwaway PostgreSQL cluster (`PG_BIN_DIR`), run as an unprivileged user when we
-//! are root; stopped on drop. It can be killed with SIGKILL and started again on the
-//! same data directory (the crash matrix).
+//! are root; stopped on drop. [`PgCluster::start`] keeps fsync on, so it can be killed
+//! with SIGKILL and started again on the same data directory (the crash matrix);
+//! [`PgCluster::start_throwaway`] runs without fsync, or makes a database in the server
+//! named by `SCANBIND_TEST_DATABASE_URL` when that is set.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A PostgreSQL cluster in a temporary directory.
+/// A PostgreSQL cluster in a temporary directory (or a database in a given server).
 #[derive(Debug)]
 pub struct PgCluster {
     dir: tempfile::TempDir,
@@ -13,7 +15,10 @@ pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<String>,
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    fsync: bool,
+    /// A database in the server of `SCANBIND_TEST_DATABASE_URL`: nothing to stop.
+    given: bool,
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (or the given server's database).
     pub url: String,
 }
 
@@ -37,8 +42,53 @@ fn is_root() -> bool {
 }
 
 impl PgCluster {
-    /// initdb + start. Needs `PG_BIN_DIR` (scripts/test exports it).
+    /// initdb + start, fsync on. Needs `PG_BIN_DIR` (scripts/test exports it).
     pub fn start() -> crate::Result<PgCluster> {
+        PgCluster::start_cluster(true)
+    }
+
+    /// A database for one test: with `SCANBIND_TEST_DATABASE_URL` set, a new database
+    /// in that server (created with `psql`); else a cluster as [`PgCluster::start`]
+    /// makes, without fsync (it is never killed).
+    pub fn start_throwaway() -> crate::Result<PgCluster> {
+        let Ok(url) = std::env::var("SCANBIND_TEST_DATABASE_URL") else {
+            return PgCluster::start_cluster(false);
+        };
+        static DATABASES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("sbtest_{}_{nanos}_{n}", std::process::id());
+        let status = Command::new("psql")
+            .arg(&url)
+            .arg("-c")
+            .arg(format!("CREATE DATABASE {name}"))
+            .status()
+            .map_err(crate::io(
+                "psql (to create a test database in SCANBIND_TEST_DATABASE_URL)",
+            ))?;
+        if !status.success() {
+            return Err(crate::Error::Process("CREATE DATABASE failed".into()));
+        }
+        let base = url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(url);
+        let dir = tempfile::tempdir().map_err(crate::io("tempdir"))?;
+        Ok(PgCluster {
+            data: dir.path().to_owned(),
+            dir,
+            bin: PathBuf::new(),
+            port: 0,
+            run_as: None,
+            fsync: false,
+            given: true,
+            url: format!("{base}/{name}"),
+        })
+    }
+
+    fn start_cluster(fsync: bool) -> crate::Result<PgCluster> {
         let bin = std::env::var_os("PG_BIN_DIR").map(PathBuf::from).ok_or_else(|| {
             crate::Error::Process(
                 "the PostgreSQL cells need PG_BIN_DIR (initdb, pg_ctl, postgres); scripts/test exports it"
@@ -92,6 +142,8 @@ impl PgCluster {
             bin,
             port,
             run_as,
+            fsync,
+            given: false,
         };
         pg.restart()?;
         Ok(pg)
@@ -100,10 +152,11 @@ impl PgCluster {
     /// Starts the cluster (again) on its data directory and waits until it accepts
     /// connections (`pg_ctl -w`). After a SIGKILL this runs crash recovery.
     pub fn restart(&self) -> crate::Result<()> {
-        // fsync stays on: the crash matrix kills PostgreSQL with SIGKILL, which its WAL
-        // survives either way; fsync=off only matters for a power loss.
+        // fsync stays on for `start`: the crash matrix kills PostgreSQL with SIGKILL,
+        // which its WAL survives either way; fsync=off only matters for a power loss.
+        let fsync = if self.fsync { "" } else { " -c fsync=off" };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1{fsync} -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
@@ -210,6 +263,9 @@ fn children_of(parent: i32) -> Vec<i32> {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        if self.given {
+            return;
+        }
         let _ = pg_command(&self.bin, "pg_ctl", &self.run_as)
             .arg("-D")
             .arg(&self.data)

@@ -9,6 +9,12 @@
 //! Ed25519 for receipts, a 256-bit sealing key) and kept in `<dir>/dev/` with mode
 //! 0600, so bindings survive a restart. They are development keys: nothing outside
 //! this machine trusts them.
+//!
+//! `scanbindd --dev` (through `scanbindd::dev`, feature `dev-stack`) and the demo
+//! (`scanbind-demo`) start it. It is a development tool: never part of what ships.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,7 +25,20 @@ use scanbind_sandbox::{Sandbox, SandboxHandle};
 use scanbind_server::app::RunningServer;
 use scanbind_server::config::{Config as ServerConfig, RegistrationMode, SellerEntry};
 
-use crate::error::{Error, Result};
+/// Why the development stack could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key, a file, the sandbox or the server: what failed and why.
+    #[error("development stack: {0}")]
+    Start(String),
+    /// The key generation task panicked or was cancelled.
+    #[error("a blocking task did not complete")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// A result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// The merchant client id of the embedded stack.
 pub const DEV_CLIENT_ID: &str = "2188DEV000000001";
@@ -60,7 +79,7 @@ pub struct DevStack {
 }
 
 fn dev_error(what: &str, cause: impl std::fmt::Display) -> Error {
-    Error::DevStack(format!("{what}: {cause}"))
+    Error::Start(format!("{what}: {cause}"))
 }
 
 /// Reads `path`, or writes what `make` returns there first (mode 0600).
@@ -106,7 +125,7 @@ impl DevStack {
     /// As [`DevStack::start`], the sandbox listening and reachable as `options` say.
     pub async fn start_with(state_dir: &Path, options: DevOptions) -> Result<DevStack> {
         let dir = state_dir.join("dev");
-        crate::store::journal::create_private_dir(&dir)
+        create_private_dir(&dir)
             .map_err(|e| dev_error(&format!("creating {}", dir.display()), e))?;
         let keys_dir = dir.clone();
         // Key generation is CPU work: off the async workers.
@@ -206,6 +225,21 @@ impl DevStack {
         }
         self.sandbox.shutdown().await;
     }
+}
+
+/// Creates `dir` and its parents, readable by this user only (0700 on Unix).
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
 }
 
 fn path_str(p: &Path) -> String {
