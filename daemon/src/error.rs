@@ -86,9 +86,9 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         reason: String,
-        /// The parser's error, if any.
+        /// The parser's error, if any (boxed: it is large).
         #[source]
-        source: Option<oo7::file::Error>,
+        source: Option<Box<oo7::file::Error>>,
     },
     /// The vault file or its directory is accessible to others, or is not a plain file
     /// or directory.
@@ -133,9 +133,9 @@ pub enum Error {
         path: PathBuf,
         /// What the vault was doing.
         op: &'static str,
-        /// oo7's error.
+        /// oo7's error (boxed: it is large).
         #[source]
-        source: oo7::file::Error,
+        source: Box<oo7::file::Error>,
     },
     /// The journal's directory could not be created.
     #[error("cannot create the journal directory {path}")]

@@ -196,7 +196,10 @@ async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_serv
     let devices = server_devices(&world);
     assert_eq!(devices.len(), 1, "{devices:?}");
     let device_id = devices[0].0.clone();
-    assert_eq!(server_binding_devices(&world), [device_id.clone()]);
+    assert_eq!(
+        server_binding_devices(&world),
+        std::slice::from_ref(&device_id)
+    );
     assert_eq!(mode(&vault_file), 0o600);
     assert_eq!(mode(&vault_dir), 0o700);
     drop(daemon);

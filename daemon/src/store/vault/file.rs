@@ -91,7 +91,7 @@ impl FileStore {
         move |source| Error::Vault {
             path: self.path.clone(),
             op,
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -233,7 +233,7 @@ fn load_error(path: &Path, e: oo7::file::Error) -> Error {
         other => Error::VaultCorrupt {
             path: path.to_owned(),
             reason: "not a readable keyring file".to_owned(),
-            source: Some(other),
+            source: Some(Box::new(other)),
         },
     }
 }
