@@ -10,17 +10,21 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No Secret Service (OS keyring) is reachable on this session.
+    /// No Secret Service (OS keyring) is reachable on this session (the default vault,
+    /// `--vault secret-service`). The daemon does not fall back to anything else.
     #[error(
-        "no Secret Service (OS keyring) is available: install and start gnome-keyring or \
-         another Secret Service provider (KeePassXC, KWallet) in this session; scanbindd \
-         never stores secrets in a plain file"
+        "no Secret Service (OS keyring) is available on this session. Either install and \
+         start one (e.g. `apt install gnome-keyring`; KeePassXC and KWallet work too), or \
+         run scanbindd with its own encrypted file vault: `--vault file` with the systemd \
+         credential `scanbind-vault` or `--vault-secret-file FILE` (docs/configuration.md, \
+         \"The vault\"). scanbindd never stores secrets in a plain file"
     )]
     KeyringUnavailable(#[source] keyring_core::Error),
     /// The keyring exists but is locked and could not be unlocked (no prompter).
     #[error(
         "the OS keyring is locked: unlock it (log in again, or use the keyring manager such \
-         as Seahorse) and retry"
+         as Seahorse) and retry, or run scanbindd with its own encrypted file vault \
+         (`--vault file`, docs/configuration.md)"
     )]
     KeyringLocked(#[source] keyring_core::Error),
     /// Any other keyring failure (invalid attributes, ambiguous entries).
@@ -29,6 +33,110 @@ pub enum Error {
     /// A keyring call panicked or was cancelled on the blocking pool.
     #[error("OS keyring call did not complete")]
     KeyringTask(#[source] tokio::task::JoinError),
+    /// The file vault (`--vault file`) has no master secret: no `--vault-secret-file`
+    /// (or `vault_secret_file`) and no systemd credential `scanbind-vault`.
+    #[error(
+        "the file vault has no master secret: give scanbindd the systemd credential \
+         `scanbind-vault` (create it with `head -c 32 /dev/urandom | systemd-creds encrypt \
+         --name=scanbind-vault - /etc/credstore.encrypted/scanbind-vault` and add \
+         `LoadCredentialEncrypted=scanbind-vault` to the unit; systemd-creds seals it with \
+         the TPM2 where there is one), or pass `--vault-secret-file FILE` (a file of at least \
+         16 random bytes: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)"
+    )]
+    VaultNoMasterSecret,
+    /// The file vault's master secret is too short.
+    #[error(
+        "the file vault's master secret is shorter than {min} bytes: use at least 32 random \
+         bytes (`head -c 32 /dev/urandom`)"
+    )]
+    VaultSecretTooShort {
+        /// The shortest accepted length, in bytes.
+        min: usize,
+    },
+    /// The file holding the vault's master secret could not be read.
+    #[error("cannot read the vault's master secret from {path}")]
+    VaultSecretUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The vault file cannot be decrypted with this master secret: a wrong secret (or a
+    /// damaged file). The file is left untouched.
+    #[error(
+        "the vault file {path} cannot be decrypted with this master secret (a wrong secret, \
+         or a damaged file). scanbindd leaves it untouched: start it with the secret the \
+         vault was created with. Only to start over (losing the device key and the \
+         bindings' tokens in it), move the file away"
+    )]
+    VaultUndecryptable {
+        /// The vault file.
+        path: PathBuf,
+    },
+    /// The vault file is damaged: not a keyring file, or some of its items do not
+    /// decrypt. The file is left untouched.
+    #[error(
+        "the vault file {path} is damaged ({reason}). scanbindd leaves it untouched: restore \
+         it from a backup, or move it away to start over (losing the device key and the \
+         bindings' tokens in it)"
+    )]
+    VaultCorrupt {
+        /// The vault file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// The parser's error, if any (boxed: it is large).
+        #[source]
+        source: Option<Box<oo7::file::Error>>,
+    },
+    /// The vault file or its directory is accessible to others, or is not a plain file
+    /// or directory.
+    #[error(
+        "the vault path {path} is {found}; it must be {expected}, owned by the daemon's \
+         user and not accessible to group or others (fix it with chmod, or move it away)"
+    )]
+    VaultPermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// What it is (its mode).
+        found: String,
+        /// What it must be.
+        expected: String,
+    },
+    /// The vault file or its directory belongs to another user.
+    #[error(
+        "the vault path {path} is owned by uid {owner}, not by the daemon's user (uid \
+         {expected}): run scanbindd as its owner, or fix it with chown"
+    )]
+    VaultOwner {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The daemon's effective uid.
+        expected: u32,
+    },
+    /// The vault's directory or file could not be created or read.
+    #[error("file vault {path}")]
+    VaultIo {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operation on the open vault file failed (e.g. it could not be written).
+    #[error("file vault {path}: {op} failed")]
+    Vault {
+        /// The vault file.
+        path: PathBuf,
+        /// What the vault was doing.
+        op: &'static str,
+        /// oo7's error (boxed: it is large).
+        #[source]
+        source: Box<oo7::file::Error>,
+    },
     /// The journal's directory could not be created.
     #[error("cannot create the journal directory {path}")]
     JournalDir {

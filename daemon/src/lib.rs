@@ -18,14 +18,15 @@
 //!                    announces and asks through its own traits (Publisher, Prompter),
 //!                    which the dbus layer implements
 //! link               the merchant server's signing client and event stream
-//! store              journal (SQLite), vault (OS keyring)
+//! store              journal (SQLite), vault (OS keyring or the daemon's own vault file)
 //! leaves             error, policy, settings, qr, sync, test_util
 //! ```
 //!
 //! - [`error`]: the crate's error type, [`Error`] (its mapping to the wire error
 //!   [`scanbind_ipc::Error`], [`Error::to_wire`], is made in the D-Bus layer).
-//! - `store`: `vault`, the OS keyring (Secret Service on Linux) holding the device key
-//!   and the sealed token blobs, every keyring call on tokio's blocking pool; and
+//! - `store`: `vault`, the device key and the sealed token blobs, in the OS keyring
+//!   (Secret Service on Linux; every keyring call on tokio's blocking pool) or in the
+//!   daemon's own encrypted vault file ([`VaultChoice`]); and
 //!   `journal`, the payment journal, SQLite in WAL mode with `synchronous=FULL` in the
 //!   XDG state directory. A payment is committed there before it is sent.
 //! - `link`: the signing client of the merchant server and its event stream reader
@@ -65,3 +66,4 @@ pub mod test_util;
 
 pub use error::{Error, Result};
 pub use runtime::{BusChoice, Config, Daemon, default_journal_path};
+pub use store::vault::VaultChoice;

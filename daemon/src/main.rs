@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser};
-use scanbindd::settings::{FileConfig, check_server_url};
-use scanbindd::{BusChoice, Config, Daemon};
+use scanbindd::settings::{FileConfig, VaultKind, check_server_url};
+use scanbindd::{BusChoice, Config, Daemon, VaultChoice};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -20,7 +20,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// The scanbind device daemon: serves io.scanbind.Daemon1 to apps on D-Bus.
 ///
 /// Apps bind a wallet by QR code once and then pay with one call; the daemon keeps the
-/// device key and the wallet tokens in the OS keyring and records every payment in a
+/// device key and the wallet tokens in the OS keyring (or its own encrypted vault
+/// file, --vault file) and records every payment in a
 /// durable journal before anything leaves the device. Reference: docs/dbus-api.md.
 #[derive(Debug, Parser)]
 #[command(version, name = "scanbindd")]
@@ -74,6 +75,16 @@ struct Args {
     /// /etc/scanbind/scanbindd.toml).
     #[arg(long, value_name = "FILE", env = "SCANBIND_CONFIG")]
     config: Option<PathBuf>,
+    /// Where the secrets are kept: the session's OS keyring (secret-service, the
+    /// default) or the daemon's own encrypted vault file in the state directory
+    /// (file: <state dir>/vault/scanbind.keyring, its master secret from
+    /// --vault-secret-file or the systemd credential scanbind-vault).
+    #[arg(long, value_enum, value_name = "KIND")]
+    vault: Option<VaultArg>,
+    /// A file holding the file vault's master secret, at least 16 bytes (default: the
+    /// systemd credential scanbind-vault).
+    #[arg(long, value_name = "FILE")]
+    vault_secret_file: Option<PathBuf>,
     /// The keyring service name of the daemon's secrets (for tests).
     #[arg(long, hide = true, env = "SCANBIND_VAULT_SERVICE", default_value = scanbind_ipc::BUS_NAME)]
     vault_service: String,
@@ -83,6 +94,15 @@ struct Args {
     /// Log at debug level (overridden by SCANBIND_LOG).
     #[arg(long, short)]
     verbose: bool,
+}
+
+/// `--vault`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum VaultArg {
+    /// The session's Secret Service (OS keyring).
+    SecretService,
+    /// The daemon's own encrypted vault file.
+    File,
 }
 
 fn main() -> std::process::ExitCode {
@@ -174,6 +194,27 @@ fn run(args: Args) -> anyhow::Result<()> {
              or use --dev for the embedded development stack"
         );
     }
+    let vault_kind = match args.vault {
+        Some(VaultArg::SecretService) => VaultKind::SecretService,
+        Some(VaultArg::File) => VaultKind::File,
+        None => file.vault.unwrap_or(VaultKind::SecretService),
+    };
+    let vault_secret_file = args.vault_secret_file.or(file.vault_secret_file.clone());
+    let vault = match vault_kind {
+        VaultKind::File => VaultChoice::File {
+            dir: scanbindd::settings::vault_dir(&state_dir),
+            master_secret: scanbindd::settings::read_vault_secret(vault_secret_file.as_deref())?,
+        },
+        _ => {
+            if vault_secret_file.is_some() {
+                anyhow::bail!(
+                    "--vault-secret-file (vault_secret_file) is the master secret of the file \
+                     vault: use it with --vault file (vault = \"file\")"
+                );
+            }
+            VaultChoice::SecretService
+        }
+    };
     // One worker: the daemon waits on the bus, the network and its blocking pool (journal
     // fsyncs, keyring), never on its own CPU; every worker thread is a stack and a malloc
     // arena resident all day (docs/decisions.md D24).
@@ -219,6 +260,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         if let Some(name) = args.device_name.or(file.device_name.clone()) {
             config.device_name = name;
         }
+        config.vault = vault;
         config.vault_service = args.vault_service;
         config.p2p_socket = args.p2p.or(file.p2p_socket.clone());
         config.provisioning_token = scanbindd::settings::read_provisioning_token(

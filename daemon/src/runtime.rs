@@ -29,7 +29,7 @@ use crate::domain::shared::Shared;
 use crate::error::{Error, Result};
 use crate::link::{self, LinkEvent, ServerLink};
 use crate::store::journal::Journal;
-use crate::store::vault::{SecretKind, Vault};
+use crate::store::vault::{SecretKind, Vault, VaultChoice};
 use crate::sync::lock;
 
 /// How long after it became final a payment is served again at start without being
@@ -72,8 +72,12 @@ pub struct Config {
     pub journal_path: PathBuf,
     /// The name this device shows on the wallet page.
     pub device_name: String,
-    /// The keyring service name the secrets are stored under (default: the bus name;
-    /// tests use one per daemon).
+    /// Where the secrets (device key, sealed tokens, parent PIN hash) are kept: the
+    /// session's Secret Service (the default) or the daemon's own encrypted file vault
+    /// (`VaultChoice::File { dir, master_secret }`).
+    pub vault: VaultChoice,
+    /// The keyring service name the secrets are stored under in the Secret Service
+    /// (default: the bus name; tests use one per daemon). Unused by the file vault.
     pub vault_service: String,
     /// Exit after this long without app calls, when nothing is in flight (no pending
     /// binding or payment, no peer-to-peer client). `None`: never.
@@ -95,6 +99,7 @@ impl Config {
             server_url,
             journal_path,
             device_name: "scanbind device".to_owned(),
+            vault: VaultChoice::SecretService,
             vault_service: BUS_NAME.to_owned(),
             idle_exit: None,
             provisioning_token: None,
@@ -125,7 +130,7 @@ impl Daemon {
         let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
             .await
             .map_err(Error::Task)??;
-        let vault = Vault::with_service(config.vault_service.clone());
+        let vault = Vault::open(&config.vault, &config.vault_service).await?;
         let key = load_or_create_key(&vault).await?;
         let link = ServerLink::new(
             &config.server_url,
@@ -480,7 +485,7 @@ async fn load_or_create_key(vault: &Vault) -> Result<DeviceKey> {
     }
     let key = DeviceKey::generate().map_err(Error::DeviceKey)?;
     vault.store(&SecretKind::DeviceKey, key.to_pkcs8()).await?;
-    tracing::info!("created a new device key in the OS keyring");
+    tracing::info!(vault = vault.describe(), "created a new device key");
     Ok(key)
 }
 

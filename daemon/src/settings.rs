@@ -34,6 +34,51 @@ pub struct FileConfig {
     pub provisioning_token_file: Option<PathBuf>,
     /// The per-app payment policy (`docs/policy.md`).
     pub policy_file: Option<PathBuf>,
+    /// Where the secrets are kept: `"secret-service"` (the default) or `"file"` (the
+    /// daemon's own encrypted vault in `<state_dir>/vault/`).
+    pub vault: Option<VaultKind>,
+    /// A file holding the file vault's master secret (default: the systemd credential
+    /// `scanbind-vault`). The secret itself is never in this file.
+    pub vault_secret_file: Option<PathBuf>,
+}
+
+/// Where the daemon keeps its secrets (the `vault` key, `--vault`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum VaultKind {
+    /// The session's Secret Service (OS keyring).
+    SecretService,
+    /// The daemon's own encrypted vault file ([`crate::VaultChoice::File`]).
+    File,
+}
+
+/// The systemd credential the file vault's master secret is read from when no
+/// secret file is configured: `$CREDENTIALS_DIRECTORY/scanbind-vault`
+/// (`LoadCredentialEncrypted=scanbind-vault`).
+pub const VAULT_CREDENTIAL: &str = "scanbind-vault";
+
+/// The file vault's directory under the state directory.
+pub fn vault_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("vault")
+}
+
+/// Reads the file vault's master secret, byte for byte: from `file` if given, else
+/// from the systemd credential [`VAULT_CREDENTIAL`]; neither is
+/// [`Error::VaultNoMasterSecret`] (its message says how to make one).
+pub fn read_vault_secret(file: Option<&Path>) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let path = match file {
+        Some(f) => f.to_owned(),
+        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) if Path::new(&dir).join(VAULT_CREDENTIAL).exists() => {
+                PathBuf::from(dir).join(VAULT_CREDENTIAL)
+            }
+            _ => return Err(Error::VaultNoMasterSecret),
+        },
+    };
+    std::fs::read(&path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|source| Error::VaultSecretUnreadable { path, source })
 }
 
 /// The default policy file (`scanbind_policy::default_policy_path`): the policy crate
@@ -170,6 +215,25 @@ mod tests {
         assert!(e.to_string().contains("server_url"), "{e}");
         let e = FileConfig::parse("idle_exit_secs = -1\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_vault_keys_parse() {
+        let c = FileConfig::parse(
+            "vault = \"file\"\nvault_secret_file = \"/etc/scanbind/vault.key\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.vault, Some(VaultKind::File));
+        assert_eq!(
+            c.vault_secret_file.as_deref(),
+            Some(Path::new("/etc/scanbind/vault.key"))
+        );
+        let c = FileConfig::parse("vault = \"secret-service\"\n", Path::new("t.toml")).unwrap();
+        assert_eq!(c.vault, Some(VaultKind::SecretService));
+        let e = FileConfig::parse("vault = \"tpm\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("`tpm`"), "{e}");
+        assert!(e.to_string().contains("secret-service"), "{e}");
     }
 
     #[test]

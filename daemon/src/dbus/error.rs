@@ -33,7 +33,16 @@ impl Error {
             | Error::JournalDir { .. }
             | Error::JournalSetup { .. }
             | Error::Journal { .. }
-            | Error::JournalCorrupt { .. } => W::Internal(msg),
+            | Error::JournalCorrupt { .. }
+            | Error::VaultNoMasterSecret
+            | Error::VaultSecretTooShort { .. }
+            | Error::VaultSecretUnreadable { .. }
+            | Error::VaultUndecryptable { .. }
+            | Error::VaultCorrupt { .. }
+            | Error::VaultPermissions { .. }
+            | Error::VaultOwner { .. }
+            | Error::VaultIo { .. }
+            | Error::Vault { .. } => W::Internal(msg),
         }
     }
 }

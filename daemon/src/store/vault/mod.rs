@@ -1,31 +1,98 @@
-//! The vault: the OS keyring holding the device key and the sealed token blobs.
+//! The vault: where the daemon keeps the device key, the sealed token blobs and the
+//! parent PIN's hash. Nothing else in the daemon touches a keyring.
 //!
-//! On Linux this is the Secret Service (gnome-keyring, KeePassXC, KWallet) through
-//! `keyring-core` and its zbus store (the daemon's own zbus 5); on macOS the Keychain and
-//! on Windows the Credential Manager, through their `keyring-core` stores
-//! (docs/decisions.md D12, D26). The API is synchronous and `block_on`s its D-Bus calls,
-//! which must not happen on a tokio worker thread, so **every keyring call here runs in
-//! [`tokio::task::spawn_blocking`]**. Nothing else in the daemon touches the keyring.
+//! One abstraction ([`Vault`], over the private `Backend` trait), one implementation
+//! per kind of store; which one a daemon uses is the operator's choice
+//! ([`VaultChoice`], `--vault`), never a fallback:
 //!
-//! A vault opens its store (on Linux: one Secret Service connection and session) on its
-//! first operation and keeps it; a store whose operation failed for want of a Secret
-//! Service, or of access to it, is dropped, so the next operation opens a new one (a
-//! keyring daemon that was restarted or unlocked meanwhile is found again).
+//! | kind | where | module |
+//! |---|---|---|
+//! | [`VaultChoice::SecretService`] (default) | the session's OS keyring: Secret Service (gnome-keyring, KeePassXC, KWallet), macOS Keychain, Windows Credential Manager | `secret_service` |
+//! | [`VaultChoice::File`] | the daemon's own encrypted file, `<dir>/scanbind.keyring` in gnome-keyring's keyring file format, its key derived from a master secret (a systemd credential, TPM2-sealed where present) | `file` |
 //!
-//! There is no fallback: no Secret Service is [`Error::KeyringUnavailable`], a locked
-//! keyring is [`Error::KeyringLocked`], and the daemon refuses to work rather than
-//! writing a secret anywhere else.
+//! A later platform store (a TPM-only store, Android Keystore, Windows DPAPI) is one
+//! more `Backend` and one more [`VaultChoice`] variant (docs/decisions.md D28).
+//!
+//! [`Vault`] adds what every store shares: the [`SecretKind`] → account naming, a
+//! cache of the sealed token blobs (D20), and [`Secret`], bytes zeroed on drop and
+//! never printed.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyring_core::CredentialStore;
+use futures_util::future::BoxFuture;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// The keyring "service" attribute of every scanbind secret (the bus name).
+mod file;
+mod secret_service;
+
+/// The keyring "service" attribute of every scanbind secret in the Secret Service
+/// (the bus name).
 pub(crate) const SERVICE: &str = scanbind_ipc::BUS_NAME;
+
+/// Where the daemon keeps its secrets ([`Config::vault`](crate::Config::vault),
+/// `scanbindd --vault`).
+///
+/// `Debug` never shows the master secret.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum VaultChoice {
+    /// The session's OS keyring (on Linux the Secret Service: gnome-keyring, KeePassXC,
+    /// KWallet), under the keyring service name
+    /// [`Config::vault_service`](crate::Config::vault_service). The default. Without a
+    /// Secret Service the daemon refuses to start ([`Error::KeyringUnavailable`](crate::Error::KeyringUnavailable)).
+    #[default]
+    SecretService,
+    /// The daemon's own encrypted vault file, `dir/scanbind.keyring` (gnome-keyring's
+    /// keyring file format, read and written with `oo7`). `dir` is created with mode
+    /// 0700 if it is missing; an existing `dir` or file that is not the daemon user's
+    /// own, or is readable by others, is refused. The file's key is derived from
+    /// `master_secret` (at least 16 bytes; the daemon reads it from the systemd
+    /// credential `scanbind-vault` or `--vault-secret-file`). A wrong secret or a
+    /// damaged file is refused and never overwritten.
+    File {
+        /// The directory of the vault file (`scanbindd` uses `<state dir>/vault`).
+        dir: PathBuf,
+        /// The master secret the file's key is derived from.
+        master_secret: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl VaultChoice {
+    /// The file vault in `dir` with a new random 32-byte master secret: for a
+    /// throw-away daemon (a demo in a temporary directory), whose vault nobody needs to
+    /// open again after it exits.
+    pub fn file_with_new_secret(dir: impl Into<PathBuf>) -> Result<VaultChoice> {
+        use ring::rand::SecureRandom as _;
+        let mut secret = Zeroizing::new(vec![0_u8; 32]);
+        ring::rand::SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| crate::Error::Config("no random numbers for the vault secret".into()))?;
+        Ok(VaultChoice::File {
+            dir: dir.into(),
+            master_secret: secret,
+        })
+    }
+}
+
+impl fmt::Debug for VaultChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaultChoice::SecretService => f.write_str("SecretService"),
+            VaultChoice::File { dir, master_secret } => f
+                .debug_struct("File")
+                .field("dir", dir)
+                .field(
+                    "master_secret",
+                    &format_args!("<{} bytes redacted>", master_secret.len()),
+                )
+                .finish(),
+        }
+    }
+}
 
 /// What a secret in the vault is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +110,7 @@ pub(crate) enum SecretKind {
 }
 
 impl SecretKind {
-    /// The keyring "username" attribute for this secret.
+    /// The secret's account name in the store (the keyring "username" attribute).
     fn account(&self) -> String {
         match self {
             SecretKind::DeviceKey => "device-key".to_owned(),
@@ -69,173 +136,103 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The OS keyring, under one keyring service name.
+/// One kind of store behind [`Vault`]. Secrets are addressed by account name
+/// ([`SecretKind::account`]); a missing secret is `None` / `false`, not an error.
+trait Backend: Send + Sync + fmt::Debug {
+    /// Stores (or replaces) the secret of `account`.
+    fn store<'a>(&'a self, account: &'a str, secret: &'a [u8]) -> BoxFuture<'a, Result<()>>;
+    /// Reads the secret of `account`.
+    fn read<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Option<Zeroizing<Vec<u8>>>>>;
+    /// Deletes the secret of `account`; whether there was one.
+    fn delete<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The store, for people (logs).
+    fn describe(&self) -> &'static str;
+}
+
+/// The daemon's vault: one store, and a cache of the sealed token blobs.
 #[derive(Debug, Clone)]
 pub(crate) struct Vault {
-    service: String,
+    backend: Arc<dyn Backend>,
     /// Sealed token blobs already stored or read, by account (docs/decisions.md D20):
     /// a payment then needs no Secret Service session. Zeroed when dropped; the only
-    /// persistent copy stays in the keyring. The device key is not cached (it is read
+    /// persistent copy stays in the store. The device key is not cached (it is read
     /// once at start). A std mutex: held for a lookup, an insert or a removal.
-    cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Zeroizing<Vec<u8>>>>>,
-    /// The platform store, opened on first use (see the module docs).
-    store: Arc<StoreSlot>,
-}
-
-/// A vault's store, once opened. The Secret Service store's D-Bus proxies block on a
-/// call when dropped, which must not happen on a tokio thread: the last vault's store is
-/// dropped on a short-lived thread of its own.
-#[derive(Default)]
-struct StoreSlot(std::sync::Mutex<Option<Arc<CredentialStore>>>);
-
-impl StoreSlot {
-    fn get(&self) -> Option<Arc<CredentialStore>> {
-        crate::sync::lock(&self.0).clone()
-    }
-
-    fn set(&self, store: Option<Arc<CredentialStore>>) {
-        let old = std::mem::replace(&mut *crate::sync::lock(&self.0), store);
-        drop(old);
-    }
-}
-
-impl fmt::Debug for StoreSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let open = self.get().is_some();
-        f.debug_struct("StoreSlot").field("open", &open).finish()
-    }
-}
-
-impl Drop for StoreSlot {
-    fn drop(&mut self) {
-        let store = self
-            .0
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(store) = store {
-            let closing = std::thread::Builder::new()
-                .name("keyring-close".into())
-                .spawn(move || drop(store));
-            if let Err(e) = closing {
-                tracing::warn!(cause = %e, "could not close the keyring store's connection");
-            }
-        }
-    }
-}
-
-/// Opens this platform's credential store.
-fn open_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    #[cfg(all(unix, not(target_os = "macos")))]
-    let store: Arc<CredentialStore> = zbus_secret_service_keyring_store::Store::new()?;
-    #[cfg(target_os = "macos")]
-    let store: Arc<CredentialStore> = apple_native_keyring_store::keychain::Store::new()?;
-    #[cfg(windows)]
-    let store: Arc<CredentialStore> = windows_native_keyring_store::Store::new()?;
-    Ok(store)
+    cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Zeroizing<Vec<u8>>>>>,
 }
 
 impl Vault {
-    /// The vault of the daemon ([`SERVICE`]).
+    /// The Secret Service vault of the daemon ([`SERVICE`]).
+    #[cfg(test)]
     pub(crate) fn new() -> Vault {
         Vault::with_service(SERVICE)
     }
 
-    /// A vault under another keyring service name (tests use one per test).
+    /// The Secret Service vault under another keyring service name (tests use one per
+    /// test). Nothing is opened until the first operation.
     pub(crate) fn with_service(service: impl Into<String>) -> Vault {
-        Vault {
-            service: service.into(),
-            cache: std::sync::Arc::default(),
-            store: Arc::default(),
+        Vault::over(Arc::new(secret_service::SecretServiceStore::new(service)))
+    }
+
+    /// The daemon's own file vault in `dir`, opened now: the directory and file are
+    /// checked (owner, mode) and the file is decrypted (see [`VaultChoice::File`]).
+    pub(crate) async fn file(dir: &Path, master_secret: &[u8]) -> Result<Vault> {
+        let store = file::FileStore::open(dir, master_secret).await?;
+        Ok(Vault::over(Arc::new(store)))
+    }
+
+    /// The vault `choice` names; `service` is the Secret Service's keyring service name.
+    pub(crate) async fn open(choice: &VaultChoice, service: &str) -> Result<Vault> {
+        match choice {
+            VaultChoice::SecretService => Ok(Vault::with_service(service)),
+            VaultChoice::File { dir, master_secret } => Vault::file(dir, master_secret).await,
         }
+    }
+
+    fn over(backend: Arc<dyn Backend>) -> Vault {
+        Vault {
+            backend,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The store, for people (logs): "the OS keyring (Secret Service)", "the file vault".
+    pub(crate) fn describe(&self) -> &'static str {
+        self.backend.describe()
     }
 
     /// Stores (or replaces) a secret.
     pub(crate) async fn store(&self, kind: &SecretKind, secret: &[u8]) -> Result<()> {
-        let copy = Zeroizing::new(secret.to_vec());
-        let secret = Zeroizing::new(secret.to_vec());
-        self.blocking(kind, move |entry| entry.set_secret(&secret))
-            .await?;
-        // Cached only once the keyring holds it.
+        let account = kind.account();
+        self.backend.store(&account, secret).await?;
+        // Cached only once the store holds it.
         if matches!(kind, SecretKind::SealedTokens { .. }) {
-            crate::sync::lock(&self.cache).insert(kind.account(), copy);
+            crate::sync::lock(&self.cache).insert(account, Zeroizing::new(secret.to_vec()));
         }
         Ok(())
     }
 
     /// Reads a secret; `None` when there is none.
     pub(crate) async fn read(&self, kind: &SecretKind) -> Result<Option<Secret>> {
+        let account = kind.account();
         let cacheable = matches!(kind, SecretKind::SealedTokens { .. });
-        if cacheable && let Some(hit) = crate::sync::lock(&self.cache).get(&kind.account()) {
+        if cacheable && let Some(hit) = crate::sync::lock(&self.cache).get(&account) {
             return Ok(Some(Secret(hit.clone())));
         }
-        match self.blocking(kind, |entry| entry.get_secret()).await {
-            Ok(bytes) => {
-                let bytes = Zeroizing::new(bytes);
-                if cacheable {
-                    crate::sync::lock(&self.cache).insert(kind.account(), bytes.clone());
-                }
-                Ok(Some(Secret(bytes)))
-            }
-            Err(Error::Keyring(keyring_core::Error::NoEntry)) => Ok(None),
-            Err(e) => Err(e),
+        let Some(bytes) = self.backend.read(&account).await? else {
+            return Ok(None);
+        };
+        if cacheable {
+            crate::sync::lock(&self.cache).insert(account, bytes.clone());
         }
+        Ok(Some(Secret(bytes)))
     }
 
     /// Deletes a secret; returns whether there was one.
     pub(crate) async fn delete(&self, kind: &SecretKind) -> Result<bool> {
-        // Forgotten first: a failed keyring delete never leaves a usable copy here.
-        crate::sync::lock(&self.cache).remove(&kind.account());
-        match self.blocking(kind, |entry| entry.delete_credential()).await {
-            Ok(()) => Ok(true),
-            Err(Error::Keyring(keyring_core::Error::NoEntry)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Runs one keyring operation on the blocking pool and classifies its error.
-    async fn blocking<T, F>(&self, kind: &SecretKind, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
-    {
-        let service = self.service.clone();
         let account = kind.account();
-        let slot = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
-            let store = match slot.get() {
-                Some(store) => store,
-                None => {
-                    let store = open_store()?;
-                    slot.set(Some(Arc::clone(&store)));
-                    store
-                }
-            };
-            let result = keyring_core::Entry::new_in_store(&store, &service, &account)
-                .and_then(|entry| op(&entry));
-            if let Err(
-                keyring_core::Error::PlatformFailure(_) | keyring_core::Error::NoStorageAccess(_),
-            ) = &result
-            {
-                // Opened again next time (see the module docs).
-                slot.set(None);
-            }
-            result
-        })
-        .await
-        .map_err(Error::KeyringTask)?
-        .map_err(classify)
-    }
-}
-
-/// Maps a keyring error to the daemon's meaning of it (stack-notes §2): a platform
-/// failure means no usable Secret Service on this session; no storage access means
-/// the keyring is locked (or its unlock prompt is unavailable).
-fn classify(e: keyring_core::Error) -> Error {
-    match e {
-        keyring_core::Error::PlatformFailure(_) => Error::KeyringUnavailable(e),
-        keyring_core::Error::NoStorageAccess(_) => Error::KeyringLocked(e),
-        other => Error::Keyring(other),
+        // Forgotten first: a failed delete never leaves a usable copy here.
+        crate::sync::lock(&self.cache).remove(&account);
+        self.backend.delete(&account).await
     }
 }
 

@@ -1,9 +1,12 @@
-//! Vault tests against the real Secret Service (gnome-keyring started by
-//! `scripts/test`) and against a bus that has none.
+//! Secret Service vault tests against the real Secret Service (gnome-keyring started
+//! by `scripts/test`) and against a bus that has none. The file vault's tests are in
+//! `file/tests.rs`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::secret_service::{SecretServiceStore, classify};
 use super::*;
+use crate::error::Error;
 use crate::test_util::{PrivateBus, require_secret_service, run_child_test};
 
 /// A keyring service name no other test (or run) uses.
@@ -18,7 +21,11 @@ fn unique_vault() -> Vault {
 
 #[test]
 fn the_daemon_vault_is_named_after_the_bus_name() {
-    assert_eq!(Vault::new().service, "io.scanbind.Daemon");
+    assert_eq!(
+        SecretServiceStore::new(SERVICE).service,
+        "io.scanbind.Daemon"
+    );
+    assert_eq!(Vault::new().describe(), "the OS keyring (Secret Service)");
     assert_eq!(SecretKind::DeviceKey.account(), "device-key");
     assert_eq!(
         SecretKind::SealedTokens {
@@ -128,7 +135,10 @@ fn probe_unavailable_in_child() {
             match result {
                 Err(e @ Error::KeyringUnavailable(_)) => {
                     let text = e.to_string();
-                    assert!(text.contains("gnome-keyring"), "says what to do: {text}");
+                    // It names both fixes: a Secret Service, or the daemon's file vault.
+                    assert!(text.contains("apt install gnome-keyring"), "{text}");
+                    assert!(text.contains("--vault file"), "{text}");
+                    assert!(text.contains("--vault-secret-file"), "{text}");
                     assert!(
                         text.contains("never stores secrets in a plain file"),
                         "{text}"
