@@ -6,7 +6,8 @@
 //!   doc links included, form no cycle);
 //! - every SQL statement of the server lives in `server/src/store/`;
 //! - the shipped command line links neither the daemon, the server nor the sandbox, and
-//!   the app-facing client does not link Alipay's protocol crate (`cargo tree`).
+//!   the app-facing client does not link Alipay's protocol crate, and only the demo links
+//!   the embedded D-Bus broker `busd` (`cargo tree`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -258,6 +259,21 @@ fn the_shipped_cli_links_no_daemon_server_or_sandbox() {
         assert!(
             !names.contains(forbidden),
             "scanbindctl links {forbidden}: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_demo_links_the_embedded_d_bus_broker() {
+    assert!(
+        crate_names(&normal_tree("scanbind-demo")).contains("busd"),
+        "scanbind-demo does not list busd: not the tree this test expects"
+    );
+    for shipped in ["scanbindctl", "scanbindd"] {
+        let names = crate_names(&normal_tree(shipped));
+        assert!(
+            !names.contains("busd"),
+            "{shipped} links busd (the demo's embedded broker, docs/decisions.md D29)"
         );
     }
 }
