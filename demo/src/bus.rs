@@ -1,5 +1,6 @@
 //! The demo's private bus ([`DemoBus`]): a private `dbus-daemon` when one is installed,
-//! else an embedded broker in this process ([`EmbeddedBus`], `busd`), so the demo runs
+//! else an embedded broker in this process ([`EmbeddedBus`], `busd`, from the
+//! development stack), so the demo runs
 //! on a machine with nothing installed but Rust.
 //!
 //! Either way the app and the daemon talk real D-Bus over a Unix socket in the demo's
@@ -9,6 +10,8 @@
 use std::path::Path;
 
 use scanbind_testkit::{PrivateBus, on_path};
+
+pub use scanbindd::dev::EmbeddedBus;
 
 use crate::{Error, Result};
 
@@ -31,7 +34,11 @@ impl DemoBus {
                 PrivateBus::start(dir).map_err(Error::DbusDaemon)?,
             ))
         } else {
-            Ok(DemoBus::Embedded(EmbeddedBus::start(dir).await?))
+            Ok(DemoBus::Embedded(
+                EmbeddedBus::start(dir)
+                    .await
+                    .map_err(|e| Error::Broker(e.to_string()))?,
+            ))
         }
     }
 
@@ -62,68 +69,6 @@ impl DemoBus {
         match self {
             DemoBus::DbusDaemon(b) => drop(b),
             DemoBus::Embedded(b) => b.stop().await,
-        }
-    }
-}
-
-/// The `busd` broker serving a Unix socket, running in a task of this process.
-#[derive(Debug)]
-pub struct EmbeddedBus {
-    address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl EmbeddedBus {
-    /// Starts the broker listening on `dir/bus.socket`. It accepts connections once
-    /// this returns (the socket is bound).
-    pub async fn start(dir: &Path) -> Result<EmbeddedBus> {
-        let socket = dir.join("bus.socket");
-        let mut bus = busd::bus::Bus::for_address(Some(&format!("unix:path={}", socket.display())))
-            .await
-            .map_err(|e| Error::Broker(format!("{e:#}")))?;
-        let address = bus.address().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            tokio::select! {
-                ran = bus.run() => {
-                    if let Err(e) = ran {
-                        tracing::warn!("the embedded D-Bus broker stopped: {e:#}");
-                    }
-                }
-                _ = stopped => {}
-            }
-            if let Err(e) = bus.cleanup().await {
-                tracing::debug!("removing the embedded broker's socket: {e:#}");
-            }
-        });
-        Ok(EmbeddedBus {
-            address,
-            stop: Some(stop),
-            task: Some(task),
-        })
-    }
-
-    /// The bus address (`unix:path=...,guid=...`).
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
-    /// Stops accepting connections and removes the socket.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for EmbeddedBus {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
         }
     }
 }
