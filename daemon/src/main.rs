@@ -53,6 +53,10 @@ struct Args {
     /// the whole system in one process, for app developers.
     #[arg(long)]
     dev: bool,
+    /// With --dev: serve on a D-Bus broker inside this process (busd) instead of a bus
+    /// daemon, for machines without dbus-daemon; prints `scanbindd embedded bus: ADDRESS`.
+    #[arg(long, requires = "dev", conflicts_with_all = ["session", "system", "address", "no_bus"])]
+    embedded_bus: bool,
     /// Where the payment journal lives (default: $XDG_STATE_HOME/scanbind).
     #[arg(long, value_name = "DIR", env = "SCANBIND_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -175,7 +179,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let bus = if args.no_bus {
+    // `--embedded-bus` (dev stack only) replaces it with the broker's address.
+    #[cfg_attr(not(feature = "dev-stack"), allow(unused_mut))]
+    let mut bus = if args.no_bus {
         BusChoice::None
     } else if let Some(a) = args.address {
         BusChoice::Address(a)
@@ -241,6 +247,24 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let _ = out.flush();
             }
             Some(dev)
+        } else {
+            None
+        };
+        // The embedded broker lives in the dev stack's private directory, as long as
+        // this process runs.
+        #[cfg(feature = "dev-stack")]
+        let _embedded_bus = if args.embedded_bus {
+            let broker = scanbindd::dev::EmbeddedBus::start(&state_dir.join("dev"))
+                .await
+                .context("starting the embedded D-Bus broker")?;
+            {
+                use std::io::Write as _;
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "scanbindd embedded bus: {}", broker.address());
+                let _ = out.flush();
+            }
+            bus = BusChoice::Address(broker.address().to_owned());
+            Some(broker)
         } else {
             None
         };

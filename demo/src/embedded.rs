@@ -18,6 +18,13 @@ pub enum Error {
     /// The daemon.
     #[error(transparent)]
     Daemon(#[from] scanbindd::Error),
+    /// The private `dbus-daemon` ([`DemoBus`](crate::DemoBus)).
+    #[error("starting a private dbus-daemon: {0}")]
+    DbusDaemon(#[source] scanbind_testkit::Error),
+    /// The embedded D-Bus broker ([`EmbeddedBus`](crate::EmbeddedBus)), with `busd`'s
+    /// message.
+    #[error("starting the embedded D-Bus broker (busd): {0}")]
+    Broker(String),
     /// The daemon's task panicked or was cancelled.
     #[error("the daemon's task did not complete")]
     Task(#[source] tokio::task::JoinError),
@@ -106,6 +113,49 @@ impl Embedded {
         dev: scanbindd::dev::DevOptions,
         policy_file: Option<&Path>,
     ) -> Result<Embedded> {
+        Embedded::start_vault(
+            bus_address,
+            state_dir,
+            vault_service,
+            scanbindd::VaultChoice::SecretService,
+            dev,
+            p2p_socket,
+            policy_file,
+        )
+        .await
+    }
+
+    /// As [`Embedded::start_dev`], the daemon keeping its secrets where `vault` says:
+    /// the Secret Service under `vault_service`, or its own encrypted file (the demo
+    /// without a Secret Service, [`scanbindd::VaultChoice::file_with_new_secret`]).
+    pub async fn start_with_vault(
+        bus_address: &str,
+        state_dir: &Path,
+        vault_service: &str,
+        vault: scanbindd::VaultChoice,
+        dev: scanbindd::dev::DevOptions,
+    ) -> Result<Embedded> {
+        Embedded::start_vault(
+            bus_address,
+            state_dir,
+            vault_service,
+            vault,
+            dev,
+            None,
+            None,
+        )
+        .await
+    }
+
+    async fn start_vault(
+        bus_address: &str,
+        state_dir: &Path,
+        vault_service: &str,
+        vault: scanbindd::VaultChoice,
+        dev: scanbindd::dev::DevOptions,
+        p2p_socket: Option<&Path>,
+        policy_file: Option<&Path>,
+    ) -> Result<Embedded> {
         let dev = scanbindd::dev::DevStack::start_with(state_dir, dev).await?;
         let mut config = scanbindd::Config::new(
             scanbindd::BusChoice::Address(bus_address.to_owned()),
@@ -114,6 +164,7 @@ impl Embedded {
         );
         config.device_name = "Living room TV".to_owned();
         config.vault_service = vault_service.to_owned();
+        config.vault = vault;
         config.p2p_socket = p2p_socket.map(Path::to_owned);
         config.policy_file = policy_file.map(Path::to_owned);
         let daemon = match scanbindd::Daemon::start(config).await {

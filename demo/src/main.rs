@@ -1,20 +1,23 @@
 //! `scanbind-demo`, the program behind `scanbindctl demo`: the whole product on this
 //! machine, step by step.
 //!
-//! Nothing needs to be installed or running beyond what the repository builds and two
-//! Debian packages (`dbus-daemon`, `gnome-keyring`). `scanbindctl demo` runs this
-//! program with the same options (the shipped `scanbindctl` carries no daemon, server
-//! or sandbox). The demo runs in two processes:
+//! Nothing needs to be installed or running beyond what the repository builds.
+//! `scanbindctl demo` runs this program with the same options (the shipped
+//! `scanbindctl` carries no daemon, server or sandbox). The demo runs in two
+//! processes:
 //!
-//! 1. **This process** (the outer one) starts a private `dbus-daemon` and, on it, a
-//!    private gnome-keyring unlocked with a throwaway password, with all their files in
-//!    a temporary directory. (Without gnome-keyring it uses the session's Secret
-//!    Service if there is one, else it says what to install.) It then runs itself
-//!    again with `DBUS_SESSION_BUS_ADDRESS` pointing at the private bus, waits for it,
-//!    and removes everything it started, whatever happened.
+//! 1. **This process** (the outer one) starts a private bus, with its socket in a
+//!    temporary directory: a private `dbus-daemon` if one is installed, else an
+//!    embedded broker in this process (`busd`, [`DemoBus`]). With
+//!    `gnome-keyring-daemon` installed it starts a private gnome-keyring on that bus,
+//!    unlocked with a throwaway password; without it the daemon keeps its secrets in
+//!    its own encrypted file vault in the temporary directory, under a random key that
+//!    only the inner process holds. Step 0 says which of each it used. It then runs
+//!    itself again with `DBUS_SESSION_BUS_ADDRESS` pointing at the private bus, waits
+//!    for it, and removes everything it started, whatever happened.
 //! 2. **The inner process** starts the embedded stack (sandbox + merchant server on
 //!    SQLite + `scanbindd`, all in process, the daemon on the private bus with its
-//!    secrets in that keyring) and is the app: every step goes through
+//!    secrets in that keyring or its file vault) and is the app: every step goes through
 //!    `scanbind-client` over D-Bus, exactly as a game would. Only the phone is
 //!    simulated, through the sandbox's control API, unless `--interactive`.
 //!
@@ -32,8 +35,8 @@ use scanbind_client::{
     BindOptions, BindingState, Client, ListOptions, PayRequest, PaymentState, ReceiptVerifier,
     SellerPart, Transport,
 };
-use scanbind_demo::Embedded;
-use scanbind_testkit::{PrivateBus, PrivateKeyring, on_path, session_has_secret_service};
+use scanbind_demo::{DemoBus, Embedded};
+use scanbind_testkit::{PrivateKeyring, on_path};
 use scanbindctl::demo_args::DemoArgs;
 use scanbindctl::exit;
 use scanbindctl::output::{Output, indented_table};
@@ -45,6 +48,13 @@ use scanbindctl::show::{
 const INNER_BUS_ENV: &str = "SCANBIND_DEMO_BUS";
 /// Set in the inner process: the demo's temporary directory.
 const INNER_DIR_ENV: &str = "SCANBIND_DEMO_DIR";
+/// Set in the inner process: where the daemon keeps its secrets, [`VAULT_FILE`] or
+/// [`VAULT_SECRET_SERVICE`].
+const INNER_VAULT_ENV: &str = "SCANBIND_DEMO_VAULT";
+/// [`INNER_VAULT_ENV`]: the daemon's own encrypted file vault, `<demo dir>/vault`.
+const VAULT_FILE: &str = "file";
+/// [`INNER_VAULT_ENV`]: the private gnome-keyring (the Secret Service on the private bus).
+const VAULT_SECRET_SERVICE: &str = "secret-service";
 /// The keyring service name of the demo daemon's secrets.
 const VAULT_SERVICE: &str = "io.scanbind.Daemon.demo";
 
@@ -135,55 +145,41 @@ fn step(n: u32, title: &str) {
 
 /// The outer process: private bus and keyring, the inner process, clean-up.
 async fn outer() -> anyhow::Result<()> {
-    let missing: Vec<&str> = ["dbus-daemon"]
-        .into_iter()
-        .filter(|p| !on_path(p))
-        .collect();
-    let has_gnome_keyring = on_path("gnome-keyring-daemon");
-    if !missing.is_empty() {
-        let mut pkgs = vec!["dbus-daemon"];
-        if !has_gnome_keyring {
-            pkgs.push("gnome-keyring");
-        }
-        bail!(
-            "the demo needs dbus-daemon, which is not installed. Install it with:\n  \
-             sudo apt install {}",
-            pkgs.join(" ")
-        );
-    }
     let dir = tempfile::Builder::new()
         .prefix("scanbind-demo.")
         .tempdir()
         .context("creating a temporary directory")?;
     step(0, "Private D-Bus bus and keyring");
-    let bus = PrivateBus::start(dir.path()).map_err(|e| anyhow::anyhow!(e))?;
-    println!("  dbus-daemon (private bus) at {}", bus.address());
+    let bus = DemoBus::start(dir.path())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("  D-Bus: {}", bus.describe());
+    println!("    private bus at {}", bus.address());
     let mut inner_env: Vec<(&str, String)> = vec![
         (INNER_BUS_ENV, bus.address().to_owned()),
         (INNER_DIR_ENV, dir.path().display().to_string()),
+        // Nothing of the demo reaches the session of whoever runs it.
+        ("DBUS_SESSION_BUS_ADDRESS", bus.address().to_owned()),
     ];
-    let keyring = if has_gnome_keyring {
+    let keyring = if on_path("gnome-keyring-daemon") {
         let k = PrivateKeyring::start(bus.address(), &dir.path().join("keyring"))
             .await
             .map_err(|e| anyhow::anyhow!("starting a private gnome-keyring: {e}"))?;
+        println!("  keyring: private gnome-keyring");
         println!(
-            "  gnome-keyring (Secret Service) on it, unlocked, files in {}",
+            "    the Secret Service on the private bus, unlocked, files in {}",
             dir.path().display()
         );
-        inner_env.push(("DBUS_SESSION_BUS_ADDRESS", bus.address().to_owned()));
+        inner_env.push((INNER_VAULT_ENV, VAULT_SECRET_SERVICE.to_owned()));
         Some(k)
-    } else if session_has_secret_service().await {
-        println!(
-            "  gnome-keyring is not installed: using the Secret Service of your session \
-             (the demo's device key stays there under the service name {VAULT_SERVICE})"
-        );
-        None
     } else {
-        bail!(
-            "the demo needs a Secret Service (the OS keyring) to hold the device key and the \
-             wallet tokens, and none is available. Install gnome-keyring (the demo starts a \
-             private one and removes it afterwards):\n  sudo apt install gnome-keyring"
+        println!("  keyring: the daemon's file vault (no gnome-keyring found)");
+        println!(
+            "    encrypted, in {}, its key random and held only in the demo's memory",
+            dir.path().join("vault").display()
         );
+        inner_env.push((INNER_VAULT_ENV, VAULT_FILE.to_owned()));
+        None
     };
     let exe = std::env::current_exe().context("finding the demo program's own executable")?;
     let mut child = tokio::process::Command::new(exe)
@@ -209,12 +205,24 @@ async fn outer() -> anyhow::Result<()> {
             }
         }
     };
-    drop(keyring);
-    drop(bus);
+    let mut stopped = Vec::new();
+    if let Some(keyring) = keyring {
+        drop(keyring);
+        stopped.push("the private gnome-keyring");
+    }
+    stopped.push(if bus.is_embedded() {
+        "the embedded D-Bus broker"
+    } else {
+        "the private dbus-daemon"
+    });
+    bus.stop().await;
     let path = dir.path().display().to_string();
     dir.close()
         .context("removing the demo's temporary directory")?;
-    println!("  cleaned up: stopped the private gnome-keyring and dbus-daemon, removed {path}");
+    println!(
+        "  cleaned up: stopped {}, removed {path}",
+        stopped.join(" and ")
+    );
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(exit::with_code(
@@ -245,7 +253,20 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
             .then(|| lan_ip().map(|ip| format!("http://{ip}:{}", dev.sandbox_listen.port())))
             .flatten()
     });
-    let stack = Embedded::start_dev(bus, &state, VAULT_SERVICE, None, dev)
+    // The file vault's master secret is made here, in the process that uses it, and
+    // never leaves its memory (VaultChoice's Debug does not show it).
+    let (vault, secrets_in) = match std::env::var(INNER_VAULT_ENV).as_deref() {
+        Ok(VAULT_FILE) => (
+            scanbindd::VaultChoice::file_with_new_secret(dir.join("vault"))
+                .map_err(|e| anyhow::anyhow!("the demo's file vault: {e}"))?,
+            "its encrypted file vault",
+        ),
+        _ => (
+            scanbindd::VaultChoice::SecretService,
+            "the private gnome-keyring",
+        ),
+    };
+    let stack = Embedded::start_with_vault(bus, &state, VAULT_SERVICE, vault, dev)
         .await
         .map_err(|e| anyhow::anyhow!("starting the embedded stack: {e}"))?;
     println!(
@@ -257,7 +278,9 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
         state.display(),
         stack.server_url()
     );
-    println!("  scanbindd serving io.scanbind.Daemon on the private bus");
+    println!(
+        "  scanbindd serving io.scanbind.Daemon on the private bus, its secrets in {secrets_in}"
+    );
     let result = walk_through(&args, amount, bus, &stack).await;
     let stopped = stack.shutdown().await;
     println!("  stopped scanbindd, the merchant server and the sandbox");

@@ -16,6 +16,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod bus;
+
+pub use bus::EmbeddedBus;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -35,6 +39,9 @@ pub enum Error {
     /// The key generation task panicked or was cancelled.
     #[error("a blocking task did not complete")]
     Task(#[source] tokio::task::JoinError),
+    /// The embedded D-Bus broker could not start (`busd`'s error, as text).
+    #[error("starting the embedded D-Bus broker (busd): {0}")]
+    Broker(String),
 }
 
 /// A result with [`Error`].

@@ -6,7 +6,8 @@
 //!   doc links included, form no cycle);
 //! - every SQL statement of the server lives in `server/src/store/`;
 //! - the shipped command line links neither the daemon, the server nor the sandbox, and
-//!   the app-facing client does not link Alipay's protocol crate (`cargo tree`).
+//!   the app-facing client does not link Alipay's protocol crate, and only the demo links
+//!   the embedded D-Bus broker `busd` (`cargo tree`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -217,6 +218,11 @@ fn every_sql_statement_of_the_server_lives_in_its_store() {
 
 /// The normal dependencies (default features) of a workspace package, as `cargo tree` prints them.
 fn normal_tree(package: &str) -> String {
+    normal_tree_with(package, &[])
+}
+
+/// As [`normal_tree`], with more `cargo tree` arguments (e.g. `--no-default-features`).
+fn normal_tree_with(package: &str, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO"))
         .current_dir(workspace())
         .args([
@@ -230,6 +236,7 @@ fn normal_tree(package: &str) -> String {
             "-p",
             package,
         ])
+        .args(extra)
         .output()
         .expect("cargo runs");
     assert!(
@@ -258,6 +265,30 @@ fn the_shipped_cli_links_no_daemon_server_or_sandbox() {
         assert!(
             !names.contains(forbidden),
             "scanbindctl links {forbidden}: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_development_stack_links_the_embedded_d_bus_broker() {
+    assert!(
+        crate_names(&normal_tree("scanbind-demo")).contains("busd"),
+        "scanbind-demo does not list busd: not the tree this test expects"
+    );
+    // What ships: the command line with its default features, the daemon as
+    // scripts/package builds it (without the dev stack, docs/decisions.md D24).
+    for (shipped, extra) in [
+        ("scanbindctl", &[][..]),
+        ("scanbindd", &["--no-default-features"][..]),
+    ] {
+        let names = crate_names(&normal_tree_with(shipped, extra));
+        assert!(
+            names.contains("zbus"),
+            "unexpected tree of {shipped}: {names:?}"
+        );
+        assert!(
+            !names.contains("busd"),
+            "{shipped} links busd (the development stack's embedded broker, docs/decisions.md D29)"
         );
     }
 }

@@ -1,6 +1,62 @@
 //! Human or JSON output.
+//!
+//! Every key of every JSON document `scanbindctl --json` prints is camelCase
+//! (`orderId`, `amountMinor`), as in the D-Bus and device APIs: [`Output::emit`]
+//! renames the snake_case field names of the types it prints ([`camel_case_keys`]),
+//! except the keys of maps keyed by data ([`DATA_MAPS`]: app ids, profile names,
+//! currencies, D-Bus dictionaries), which are printed as they are.
 
 use serde::Serialize;
+use serde_json::Value;
+
+/// The keys whose values are maps keyed by data, not by field names: their own keys
+/// stay as they are (their values' keys are renamed again).
+///
+/// `apps` (app ids) and `profiles` (profile names) of the payment policy, `limits`
+/// (currencies), `details` (the D-Bus dictionaries the agent shows).
+pub const DATA_MAPS: &[&str] = &["apps", "profiles", "limits", "details"];
+
+/// `value` with every snake_case object key renamed to camelCase (`order_id` →
+/// `orderId`), except the keys of the maps under [`DATA_MAPS`].
+pub fn camel_case_keys(value: Value) -> Value {
+    rename(value, false)
+}
+
+fn rename(value: Value, data_map: bool) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    if data_map {
+                        (k, rename(v, false))
+                    } else {
+                        let inner = DATA_MAPS.contains(&k.as_str());
+                        (camel(&k), rename(v, inner))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| rename(v, false)).collect()),
+        other => other,
+    }
+}
+
+/// `order_id` → `orderId`; a key without `_` is returned as it is.
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// How to print results.
 #[derive(Debug, Clone, Copy)]
@@ -10,10 +66,13 @@ pub struct Output {
 }
 
 impl Output {
-    /// Prints `value` as one JSON line with `--json`, else runs `human`.
+    /// Prints `value` as one JSON line with `--json` (its keys in camelCase,
+    /// [`camel_case_keys`]), else runs `human`.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) {
         if self.json {
-            match serde_json::to_string(value) {
+            match serde_json::to_value(value)
+                .and_then(|v| serde_json::to_string(&camel_case_keys(v)))
+            {
                 Ok(s) => println!("{s}"),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             }
@@ -57,5 +116,36 @@ pub fn indented_table(indent: &str, header: &[&str], rows: &[Vec<String>]) {
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_become_camel_case_but_data_keys_stay() {
+        let doc = json!({
+            "order_id": "o_1",
+            "amount_minor": 5,
+            "created_at": [{"device_name": "tv"}],
+            "profiles": {"kids_mode": {"per_payment": 1, "limits": {"HKD": {"per_payment": 2}}}},
+            "apps": {"com.game_one": {"above_cap": "refuse"}},
+            "details": {"x_y": {"a_b": 1}},
+            "already": {"orderId": 1},
+        });
+        assert_eq!(
+            camel_case_keys(doc),
+            json!({
+                "orderId": "o_1",
+                "amountMinor": 5,
+                "createdAt": [{"deviceName": "tv"}],
+                "profiles": {"kids_mode": {"perPayment": 1, "limits": {"HKD": {"perPayment": 2}}}},
+                "apps": {"com.game_one": {"aboveCap": "refuse"}},
+                "details": {"x_y": {"aB": 1}},
+                "already": {"orderId": 1},
+            })
+        );
     }
 }

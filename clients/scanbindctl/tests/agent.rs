@@ -7,6 +7,7 @@
 //! bounded.
 
 mod common;
+mod json_style;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -569,6 +570,7 @@ async fn set_pin_sends_the_pins_to_the_daemon_only() {
     let (code, out, err) = set_pin(&a, &[], "9999\n5678\n5678\n").await;
     assert_eq!(code, 4, "{out}{err}");
     let report: Json = serde_json::from_str(out.trim()).unwrap();
+    json_style::assert_camel_case(&report);
     assert_eq!(report["errorName"], "io.scanbind.Daemon1.Error.Denied");
     assert_eq!(
         world.next_call().await,

@@ -12,6 +12,7 @@
 //! Needs `KEYRING_SS_TEST=1`: run it through `scripts/test`.
 
 mod common;
+mod json_style;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

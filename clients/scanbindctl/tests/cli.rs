@@ -7,6 +7,8 @@
 //! Needs `KEYRING_SS_TEST=1` (and `SCANBIND_PYTHON` with jeepney for the Python test):
 //! run it through `scripts/test`.
 
+mod json_style;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -38,8 +40,11 @@ async fn ctl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// One `--json` document, checked for the one JSON style (camelCase keys).
 fn json(s: &str) -> Value {
-    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    let doc = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"));
+    json_style::assert_camel_case(&doc);
+    doc
 }
 
 struct Env {
@@ -190,6 +195,9 @@ async fn bind_pay_refund_unbind_through_the_cli() {
         "{out}"
     );
     let (_, out, _) = ctl(&["--address", a, "--json", "payments", "--unfinished"]).await;
+    // The same key as `pay` prints: one JSON style across commands.
+    assert_eq!(json(&out)[0]["orderId"], "cli-1", "{out}");
+    assert_eq!(json(&out)[0]["amountMinor"], 4900, "{out}");
     assert_eq!(
         json(&out).as_array().unwrap().len(),
         1,

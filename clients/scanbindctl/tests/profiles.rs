@@ -2,6 +2,8 @@
 //! real binary edits a real `policy.toml`, which the daemon's own parser then reads.
 //! Bad input exits 2 with a reason and leaves the file byte for byte as it was.
 
+mod json_style;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -80,6 +82,7 @@ fn profiles_round_trip_through_the_file() {
     // JSON and text listings.
     let list: Value =
         serde_json::from_str(&ok(&["--json", "profiles", "--policy", p, "list"])).unwrap();
+    json_style::assert_camel_case(&list);
     assert_eq!(list["active"], "kids");
     assert_eq!(list["profiles"]["kids"]["kid"], true);
     assert_eq!(list["profiles"]["kids"]["limits"]["HKD"]["daily"], 5_000);

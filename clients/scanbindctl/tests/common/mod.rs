@@ -93,7 +93,10 @@ impl AgentProcess {
 
     pub async fn event(&mut self) -> Json {
         let line = self.line().await;
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        let event =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        crate::json_style::assert_camel_case(&event);
+        event
     }
 
     /// The next event, which must be `kind`.
