@@ -31,7 +31,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, ms, s};
+use stack::{Device, GUARD, PrivateBus, Samples, World, ms, s, spawn_daemon};
 
 const SECTION: &str = "daemon-bind";
 const WARMUP: usize = 5;
@@ -66,7 +66,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     let server = world.spawn_server()?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     let device = Device::register(&server.base).await?;

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
-use stack::{DaemonProc, PrivateBus, World, s};
+use stack::{PrivateBus, World, s, spawn_daemon};
 
 const SECTION: &str = "daemon-idle";
 
@@ -155,7 +155,7 @@ async fn measure(bins: &std::path::Path, window: u64, settle: u64) -> Result<Fig
     let server = world.spawn_server()?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let pid = daemon.pid();
     {
         let conn = bus.connect().await.map_err(s)?;

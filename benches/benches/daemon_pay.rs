@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, median_row, ms, s};
+use stack::{Device, GUARD, PrivateBus, Samples, World, median_row, ms, s, spawn_daemon};
 use zvariant::OwnedObjectPath;
 
 const SECTION: &str = "daemon-pay";
@@ -87,7 +87,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     let server = world.spawn_server()?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     stack::bind_daemon(&world, &conn, &d).await?;

@@ -12,7 +12,9 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, connect, eventually, journal_rows};
+use common::{
+    DaemonProc, GUARD, World, connect, eventually, journal_rows, spawn_daemon, spawn_daemon_with,
+};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_ipc::types::keys;
@@ -83,7 +85,7 @@ impl Stack {
         let server = world.spawn_server();
         let bus = PrivateBus::without_services().unwrap();
         let state = tempfile::tempdir().unwrap();
-        let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+        let daemon = spawn_daemon(bus.address(), &server.base, state.path());
         let conn = connect(&bus).await;
         let stack = Stack {
             world,
@@ -516,7 +518,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     for point in points {
         let order = format!("crash-{point}");
         let basket = [("SELLER_A", 1000), ("SELLER_B", 2000)];
-        let mut crashing = DaemonProc::spawn_with(
+        let mut crashing = spawn_daemon_with(
             &addr,
             &stack.server.base,
             stack.state.path(),
@@ -527,7 +529,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
             !crashing.wait_exit().success(),
             "{point}: should have crashed"
         );
-        stack.daemon = Some(DaemonProc::spawn(
+        stack.daemon = Some(spawn_daemon(
             stack.bus.address(),
             &stack.server.base,
             stack.state.path(),
@@ -559,7 +561,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     // The server dies mid-checkout: the second part is taken by the wallet and never
     // answered, the third never sent. After the server is back the all-or-nothing
     // checkout is reversed, and the app is told it failed.
-    stack.daemon = Some(DaemonProc::spawn(
+    stack.daemon = Some(spawn_daemon(
         stack.bus.address(),
         &stack.server.base,
         stack.state.path(),
@@ -587,7 +589,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     stack.daemon = None;
     stack.server.kill();
     stack.server = stack.world.spawn_server();
-    stack.daemon = Some(DaemonProc::spawn(
+    stack.daemon = Some(spawn_daemon(
         stack.bus.address(),
         &stack.server.base,
         stack.state.path(),

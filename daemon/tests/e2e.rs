@@ -10,7 +10,10 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, connect, eventually, journal_rows};
+use common::{
+    DaemonProc, GUARD, World, connect, eventually, journal_rows, spawn_daemon, spawn_daemon_dev,
+    spawn_daemon_with,
+};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_ipc::{
@@ -26,7 +29,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -105,7 +108,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
     // server and the keyring, the same order id still returns the same, settled
     // payment, and a new order charges once.
     drop(daemon);
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let status = d.get_status(HashMap::new()).await.unwrap();
     let bound: Vec<zvariant::OwnedObjectPath> =
         status["bindings"].try_clone().unwrap().try_into().unwrap();
@@ -214,7 +217,7 @@ async fn malformed_pay_calls_get_typed_errors_and_change_nothing() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let _daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let _daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -312,7 +315,7 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     let server = world.spawn_server_with(&[("SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS", "5000")]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -340,7 +343,7 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     assert_eq!(journal_state(state.path()), "sent", "{logs}");
 
     // Restarted, the daemon serves the payment again and settles it, charging once.
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let (payment, _) = settled_payment(&conn, &p).await;
     assert_eq!(
         payment.state().await.unwrap(),
@@ -454,7 +457,7 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -611,7 +614,7 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     let addr = ["--address", bus.address()];
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -626,7 +629,7 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     for (i, point) in points.iter().enumerate() {
         let order = format!("order-{point}");
         let amount = 100 + i as i64;
-        let mut crashing = DaemonProc::spawn_with(
+        let mut crashing = spawn_daemon_with(
             &addr,
             &server.base,
             state.path(),
@@ -640,7 +643,7 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
 
         // Restarted, the app does what an app does after an error or at start: it pays
         // the same order again (idempotent) and catches up with ListPayments.
-        let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+        let daemon = spawn_daemon(bus.address(), &server.base, state.path());
         let p = d
             .pay(&order, amount, "HKD", "Coins", HashMap::new())
             .await
@@ -694,7 +697,7 @@ async fn an_app_cannot_see_or_touch_another_apps_payments() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -823,7 +826,7 @@ async fn the_same_interface_on_a_peer_to_peer_socket() {
     let state = tempfile::tempdir().unwrap();
     let sock = state.path().join("scanbindd.sock");
     let sock_s = sock.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--no-bus", "--p2p", &sock_s],
         &server.base,
         state.path(),
@@ -864,7 +867,7 @@ async fn one_process_gives_the_whole_system_with_dev() {
     require_secret_service();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let (daemon, sandbox) = DaemonProc::spawn_dev(bus.address(), state.path());
+    let (daemon, sandbox) = spawn_daemon_dev(bus.address(), state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
@@ -911,7 +914,7 @@ async fn tokens_are_refreshed_before_they_expire() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -936,7 +939,7 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     let url = format!("http://127.0.0.1:{port}");
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &url, state.path());
+    let daemon = spawn_daemon(bus.address(), &url, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::builder(&conn)
         .cache_properties(CacheProperties::No)
@@ -1028,7 +1031,7 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     let token_file = state.path().join("token");
     std::fs::write(&token_file, "factory-secret-42\n").unwrap();
     let token_arg = token_file.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &[
             "--address",
             bus.address(),
@@ -1087,7 +1090,7 @@ async fn pay_by_scanning_an_order_code_without_binding() {
     let server = world.spawn_server();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -1129,7 +1132,7 @@ async fn an_order_code_nobody_scans_is_cancelled_when_it_expires() {
     let server = world.spawn_server_with(&[("SCANBIND_SERVER_ORDER_CODE_EXPIRY_SECONDS", "1")]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -1175,7 +1178,7 @@ async fn policy_caps_and_budgets_hold_under_a_thousand_concurrent_attempts() {
     )
     .unwrap();
     let policy_arg = policy.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--address", bus.address(), "--policy", &policy_arg],
         &server.base,
         state.path(),

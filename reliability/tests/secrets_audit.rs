@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use common::{DaemonProc, PrivateBus, bind, connect, eventually, require_secret_service, settle};
+use common::{
+    PrivateBus, bind, connect, eventually, require_secret_service, settle, spawn_daemon_logged,
+};
 use scanbind_ipc::Daemon1Proxy;
 use scanbind_reliability::secrets::{self, Needles};
 use scanbind_reliability::tee::{Tee, addr_of};
@@ -50,7 +52,7 @@ async fn no_token_key_or_signature_is_written_anywhere() {
 
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn_logged(bus.address(), &device.url(), state.path(), &[], "trace");
+    let daemon = spawn_daemon_logged(bus.address(), &device.url(), state.path(), &[], "trace");
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`bus`] | [`PrivateBus`] (a private `dbus-daemon`), [`PrivateKeyring`] (a private gnome-keyring on it), [`require_secret_service`], [`session_has_secret_service`] |
 //! | [`child`] | [`run_child_test`]: one test of the current test binary in a child process |
+//! | [`daemon`] | [`DaemonProc`]: the `scanbindd` binary as a child process, started by a [`DaemonCommand`] |
 //! | [`server`] | [`ServerProc`]: the `scanbind-server` binary as a child process |
 //! | [`pg`] | [`PgCluster`]: a throwaway PostgreSQL cluster (or a database in a given server) |
 //! | [`wait`] | [`eventually`]: a bounded wait on a condition |
@@ -19,6 +20,7 @@
 
 pub mod bus;
 pub mod child;
+pub mod daemon;
 pub mod pg;
 pub mod server;
 pub mod tools;
@@ -29,6 +31,7 @@ pub use bus::{
     session_has_secret_service,
 };
 pub use child::{CHILD_TIMEOUT, ChildTest, run_child_test};
+pub use daemon::{DaemonCommand, DaemonProc, READY_LINE};
 pub use pg::PgCluster;
 pub use server::ServerProc;
 pub use tools::on_path;

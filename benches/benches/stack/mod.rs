@@ -7,9 +7,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use scanbind_ams::PrivateKey;
@@ -332,59 +332,24 @@ pub fn vault_service(state_dir: &Path) -> String {
     format!("io.scanbind.Daemon.bench.{}", state_dir.display())
 }
 
-/// `scanbindd` as a child process serving on a bus; killed on drop.
-pub struct DaemonProc {
-    pub child: Child,
-    pub log: PathBuf,
-}
+/// `scanbindd` as a child process (`scanbind-testkit`'s); killed on drop.
+pub use scanbind_testkit::DaemonProc;
 
-impl DaemonProc {
-    /// Starts the release daemon and waits for its ready line.
-    pub fn spawn(
-        bins: &Path,
-        bus_address: &str,
-        server: &str,
-        state_dir: &Path,
-    ) -> Result<DaemonProc, String> {
-        let log = state_dir.join("scanbindd.log");
-        let mut child = Command::new(bins.join("scanbindd"))
-            .args(["--address", bus_address, "--server", server, "--state-dir"])
-            .arg(state_dir)
-            .env("SCANBIND_LOG", "warn")
-            .env("SCANBIND_VAULT_SERVICE", vault_service(state_dir))
-            .env_remove("SCANBINDD_CRASH_AT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).map_err(s)?))
-            .spawn()
-            .map_err(|e| format!("spawn scanbindd: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
-        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "scanbindd did not start ({line:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        Ok(DaemonProc { child, log })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the release daemon in `bins` and waits (unbounded) for its ready line.
+pub fn spawn_daemon(
+    bins: &Path,
+    bus_address: &str,
+    server: &str,
+    state_dir: &Path,
+) -> Result<DaemonProc, String> {
+    DaemonProc::command(&bins.join("scanbindd"), state_dir)
+        .address(bus_address)
+        .server(server)
+        .log_level("warn")
+        .suite("bench")
+        .guard(None)
+        .spawn()
+        .map_err(s)
 }
 
 /// Binds `ALIPAY_HK` through the daemon (StartBinding, the wallet approves, Completed

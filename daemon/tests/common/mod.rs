@@ -1,19 +1,18 @@
 //! Fixtures for the daemon's end-to-end tests, all real processes: an in-process
 //! sandbox (AMS stand-in), the `scanbind-server` binary on SQLite
 //! (`scanbind_testkit::ServerProc`), a private `dbus-daemon` and the `scanbindd`
-//! binary. Adapted from `server/tests/common`.
+//! binary (`scanbind_testkit::DaemonProc`). Adapted from `server/tests/common`.
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use scanbind_ams::PrivateKey;
 use scanbind_sandbox::{Sandbox, SandboxHandle};
 #[allow(unused_imports)] // each test binary uses a part
-pub use scanbind_testkit::{ServerProc, eventually};
+pub use scanbind_testkit::{DaemonProc, ServerProc, eventually};
 use serde_json::Value;
 
 pub const CLIENT_ID: &str = "2188TEST0000001";
@@ -21,38 +20,6 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ams/tests/fixtur
 
 /// Bound on every wait (a hung test fails; never a timing assertion).
 pub const GUARD: Duration = Duration::from_secs(60);
-
-/// The first line `out` prints, or a panic naming `what` when none comes within
-/// [`GUARD`] (a process that hangs at start fails the test instead of hanging it).
-pub fn first_line(out: std::process::ChildStdout, what: &str, log: &Path) -> String {
-    lines_within(out, 1, what, log).remove(0)
-}
-
-/// The first `n` lines of `out` within [`GUARD`].
-pub fn lines_within(
-    out: std::process::ChildStdout,
-    n: usize,
-    what: &str,
-    log: &Path,
-) -> Vec<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = BufReader::new(out);
-        let mut lines = Vec::new();
-        for _ in 0..n {
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            lines.push(line);
-        }
-        let _ = tx.send(lines);
-    });
-    rx.recv_timeout(GUARD).unwrap_or_else(|_| {
-        panic!(
-            "{what} printed nothing within {GUARD:?}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        )
-    })
-}
 
 /// A connection to the private bus whose method calls give up after [`GUARD`] (a daemon
 /// that never answers fails the test instead of hanging it).
@@ -346,116 +313,33 @@ fn server_binary() -> PathBuf {
     bin
 }
 
-/// `scanbindd` as a child process, serving on `bus_address`; its keyring is the
-/// Secret Service on the test's session bus.
-pub struct DaemonProc {
-    child: Child,
-    pub log: PathBuf,
+/// `scanbindd` (with its crash points, [`daemon_binary`]) serving on `bus_address`.
+pub fn spawn_daemon(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
+    spawn_daemon_with(&["--address", bus_address], server, state_dir, &[])
 }
 
-impl DaemonProc {
-    pub fn spawn(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
-        Self::spawn_with(&["--address", bus_address], server, state_dir, &[])
-    }
-
-    /// With other bus arguments (e.g. `--p2p PATH --no-bus`) and extra environment.
-    pub fn spawn_with(
-        bus_args: &[&str],
-        server: &str,
-        state_dir: &Path,
-        env: &[(&str, &str)],
-    ) -> DaemonProc {
-        let log = state_dir.join("scanbindd.log");
-        let mut log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        use std::io::Write as _;
-        writeln!(log_file, "--- scanbindd {bus_args:?} {env:?}").unwrap();
-        let mut child = Command::new(daemon_binary())
-            .env_remove("SCANBINDD_CRASH_AT")
-            .args(bus_args)
-            .args(["--server", server, "--state-dir"])
-            .arg(state_dir)
-            .envs(env.iter().copied())
-            .env("SCANBIND_LOG", "info,scanbindd=debug")
-            // One keyring namespace per state dir: parallel tests never share a device key.
-            .env(
-                "SCANBIND_VAULT_SERVICE",
-                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn scanbindd");
-        let stdout = child.stdout.take().unwrap();
-        let line = first_line(stdout, "scanbindd", &log);
-        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "scanbindd did not start ({line:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        DaemonProc { child, log }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `scanbindd --dev`: the daemon with its in-process sandbox and server. Returns
-    /// the process and the sandbox's base URL (from its first line).
-    pub fn spawn_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, String) {
-        let log = state_dir.join("scanbindd.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
-            .env_remove("SCANBINDD_CRASH_AT")
-            .env_remove("SCANBIND_SERVER_URL")
-            .args(["--dev", "--address", bus_address, "--state-dir"])
-            .arg(state_dir)
-            .env("SCANBIND_LOG", "info")
-            .env(
-                "SCANBIND_VAULT_SERVICE",
-                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .expect("spawn scanbindd --dev");
-        let mut lines = lines_within(child.stdout.take().unwrap(), 2, "scanbindd --dev", &log);
-        let ready = lines.pop().unwrap();
-        let first = lines.pop().unwrap();
-        let proc = DaemonProc { child, log };
-        let sandbox = first
-            .split_whitespace()
-            .skip_while(|w| *w != "sandbox")
-            .nth(1)
-            .map(str::to_owned);
-        match (sandbox, ready.trim()) {
-            (Some(s), "scanbindd ready on io.scanbind.Daemon") => (proc, s),
-            _ => panic!(
-                "scanbindd --dev did not start ({first:?} {ready:?}): {}",
-                proc.logs()
-            ),
-        }
-    }
-
-    /// Waits for the process to end by itself (a crash point); its exit status. A
-    /// process still running after [`GUARD`] fails the test with its log.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        use wait_timeout::ChildExt as _;
-        match self.child.wait_timeout(GUARD).unwrap() {
-            Some(status) => status,
-            None => panic!("scanbindd did not exit within {GUARD:?}: {}", self.logs()),
-        }
-    }
+/// With other bus arguments (e.g. `--p2p PATH --no-bus`) and extra environment.
+pub fn spawn_daemon_with(
+    bus_args: &[&str],
+    server: &str,
+    state_dir: &Path,
+    env: &[(&str, &str)],
+) -> DaemonProc {
+    DaemonProc::command(&daemon_binary(), state_dir)
+        .args(bus_args.iter().copied())
+        .server(server)
+        .envs(env)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `scanbindd --dev`: the daemon with its in-process sandbox and server. Returns
+/// the process and the sandbox's base URL (from its first line).
+pub fn spawn_daemon_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, String) {
+    DaemonProc::command(Path::new(env!("CARGO_BIN_EXE_scanbindd")), state_dir)
+        .env_remove("SCANBIND_SERVER_URL")
+        .address(bus_address)
+        .log_level("info")
+        .spawn_dev()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
