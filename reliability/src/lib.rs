@@ -16,6 +16,8 @@ pub mod secrets;
 /// `scanbind-server` as a child process: `scanbind-testkit`'s.
 pub use scanbind_testkit::server;
 pub mod tee;
+/// Moved to the testkit; still built here until the testkit's World replaces it.
+#[path = "../../testkit/src/world.rs"]
 pub mod world;
 
 /// Errors of the fixtures.
