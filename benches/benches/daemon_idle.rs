@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
-use stack::{PrivateBus, World, s, spawn_daemon};
+use stack::{PrivateBus, s, spawn_daemon};
 
 const SECTION: &str = "daemon-idle";
 
@@ -151,8 +151,8 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path, window: u64, settle: u64) -> Result<Figures, String> {
-    let world = World::new(bins).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world(bins).await?;
+    let server = stack::spawn_server(&world)?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
     let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;

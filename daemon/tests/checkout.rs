@@ -14,6 +14,7 @@ use std::path::Path;
 
 use common::{
     DaemonProc, GUARD, World, connect, eventually, journal_rows, spawn_daemon, spawn_daemon_with,
+    world_with_sellers,
 };
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
@@ -81,8 +82,8 @@ struct Stack {
 impl Stack {
     async fn start() -> Stack {
         require_secret_service();
-        let world = World::with_sellers(SELLERS).await;
-        let server = world.spawn_server();
+        let world = world_with_sellers(SELLERS).await;
+        let server = world.spawn_server(&[]);
         let bus = PrivateBus::without_services().unwrap();
         let state = tempfile::tempdir().unwrap();
         let daemon = spawn_daemon(bus.address(), &server.base, state.path());
@@ -588,7 +589,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     // the server comes back waits for it offline).
     stack.daemon = None;
     stack.server.kill();
-    stack.server = stack.world.spawn_server();
+    stack.server = stack.world.spawn_server(&[]);
     stack.daemon = Some(spawn_daemon(
         stack.bus.address(),
         &stack.server.base,

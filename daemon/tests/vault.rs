@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{DaemonProc, GUARD, World, connect, spawn_daemon_with};
+use common::{DaemonProc, GUARD, World, connect, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_device_api::DeviceKey;
 use scanbind_ipc::{Binding1Proxy, BindingState, Daemon1Proxy, Payment1Proxy, PaymentState};
@@ -168,8 +168,8 @@ fn contains_any_piece(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_service() {
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     // The daemon's session bus is this private bus too: no Secret Service anywhere.
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();

@@ -8,10 +8,11 @@
 //! | [`daemon`] | [`DaemonProc`]: the `scanbindd` binary as a child process, started by a [`DaemonCommand`] |
 //! | [`server`] | [`ServerProc`]: the `scanbind-server` binary as a child process |
 //! | [`pg`] | [`PgCluster`]: a throwaway PostgreSQL cluster (or a database in a given server) |
+//! | `world` (feature `world`) | `World`: an in-process sandbox, keys, a database and the `scanbind-server` binary in it; `WorldOptions` |
 //! | [`wait`] | [`eventually`]: a bounded wait on a condition |
 //! | [`tools`] | [`on_path`] |
 //!
-//! It depends on no scanbind crate that it tests (`scanbindd::test_util` re-exports
+//! Without features it depends on no scanbind crate that it tests (`scanbindd::test_util` re-exports
 //! parts of it), so every crate can use it as a dev-dependency. Fixture code panics
 //! where a test would only unwrap; what a tool (the demo) also uses returns [`Error`].
 
@@ -25,6 +26,8 @@ pub mod pg;
 pub mod server;
 pub mod tools;
 pub mod wait;
+#[cfg(feature = "world")]
+pub mod world;
 
 pub use bus::{
     KEYRING_SS_TEST, PrivateBus, PrivateKeyring, SECRETS_NAME, require_secret_service,

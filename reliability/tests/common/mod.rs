@@ -203,7 +203,7 @@ impl Rig {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.server = Some(self.world.spawn_server(&extra, "info"));
+        self.server = Some(self.world.spawn_server_logged(&extra, "info"));
     }
 
     pub fn server_base(&self) -> String {
