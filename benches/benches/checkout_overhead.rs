@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{Device, Samples, World, median_row, ms, timed};
+use stack::{Device, Samples, median_row, ms, timed};
 
 const SECTION: &str = "checkout-overhead";
 const WARMUP: usize = 10;
@@ -61,8 +61,8 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
-    let world = World::with_sellers(bins, SELLERS).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world_with_sellers(bins, SELLERS).await?;
+    let server = stack::spawn_server(&world)?;
     let device = Device::register(&server.base).await?;
     let mut events = device.events().await?;
     let (binding_id, sealed) = device.bind(&world, &mut events).await?;
@@ -121,7 +121,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
         let code = p["orderCode"]["codeValue"]
             .as_str()
             .ok_or_else(|| format!("order code {i}: no code value in {p}"))?;
-        let (scanned, scan) = timed(world.scan_with(code, "pay")).await;
+        let (scanned, scan) = timed(stack::scan_with(&world, code, "pay")).await;
         scanned?;
         let status = loop {
             let ev = payer_events.next().await?;

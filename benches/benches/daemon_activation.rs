@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
-use stack::{GUARD, PrivateBus, Samples, World, median_row, ms, s, sh_quote};
+use stack::{GUARD, PrivateBus, Samples, median_row, ms, s, sh_quote};
 
 const SECTION: &str = "daemon-activation";
 const ROUNDS: usize = 20;
@@ -101,8 +101,8 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
-    let world = World::new(bins).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world(bins).await?;
+    let server = stack::spawn_server(&world)?;
     let session = std::env::var("DBUS_SESSION_BUS_ADDRESS")
         .map_err(|_| "no DBUS_SESSION_BUS_ADDRESS (the keyring's bus)")?;
     let state = tempfile::tempdir().map_err(s)?;

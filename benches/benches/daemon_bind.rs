@@ -31,7 +31,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, ms, s};
+use stack::{Device, GUARD, PrivateBus, Samples, ms, s, spawn_daemon};
 
 const SECTION: &str = "daemon-bind";
 const WARMUP: usize = 5;
@@ -62,11 +62,11 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
-    let world = World::new(bins).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world(bins).await?;
+    let server = stack::spawn_server(&world)?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     let device = Device::register(&server.base).await?;
@@ -88,9 +88,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
             .as_str()
             .ok_or("no bindingId")?
             .to_owned();
-        world
-            .scan(start["codeValue"].as_str().ok_or("no codeValue")?)
-            .await?;
+        stack::scan(&world, start["codeValue"].as_str().ok_or("no codeValue")?).await?;
         let t = Instant::now();
         let sealed = loop {
             let ev = events.next().await?;
@@ -127,7 +125,7 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
         let binding = stack::binding_proxy(&conn, &path).await?;
         let mut completed = binding.receive_completed().await.map_err(s)?;
         let code = binding.code_value().await.map_err(s)?;
-        world.scan(&code).await?;
+        stack::scan(&world, &code).await?;
         let t = Instant::now();
         let signal = tokio::time::timeout(GUARD, completed.next())
             .await

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use scanbind_benches::Machine;
-use stack::{DaemonProc, PrivateBus, World, s};
+use stack::{PrivateBus, s, spawn_daemon};
 
 const SECTION: &str = "daemon-idle";
 
@@ -151,11 +151,11 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path, window: u64, settle: u64) -> Result<Figures, String> {
-    let world = World::new(bins).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world(bins).await?;
+    let server = stack::spawn_server(&world)?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let pid = daemon.pid();
     {
         let conn = bus.connect().await.map_err(s)?;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{DaemonProc, Device, GUARD, PrivateBus, Samples, World, median_row, ms, s};
+use stack::{Device, GUARD, PrivateBus, Samples, median_row, ms, s, spawn_daemon};
 use zvariant::OwnedObjectPath;
 
 const SECTION: &str = "daemon-pay";
@@ -83,11 +83,11 @@ fn run() -> Result<(), String> {
 }
 
 async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
-    let world = World::new(bins).await?;
-    let server = world.spawn_server()?;
+    let world = stack::world(bins).await?;
+    let server = stack::spawn_server(&world)?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = DaemonProc::spawn(bins, bus.address(), &server.base, state.path())?;
+    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
     let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
     stack::bind_daemon(&world, &conn, &d).await?;

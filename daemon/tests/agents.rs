@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, connect, journal_rows};
+use common::{GUARD, connect, journal_rows, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
@@ -135,8 +135,8 @@ async fn settled(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn display_agent_trust_prompts_kid_approval_and_step_up() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     let policy = state.path().join("policy.toml");
@@ -148,7 +148,7 @@ async fn display_agent_trust_prompts_kid_approval_and_step_up() {
     };
     write_policy(&policy, "unknown_apps = \"ask\"\n");
     let policy_arg = policy.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--address", bus.address(), "--policy", &policy_arg],
         &server.base,
         state.path(),

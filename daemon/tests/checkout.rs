@@ -12,7 +12,10 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, connect, eventually, journal_rows};
+use common::{
+    DaemonProc, GUARD, World, connect, eventually, journal_rows, spawn_daemon, spawn_daemon_with,
+    world_with_sellers,
+};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_ipc::types::keys;
@@ -79,11 +82,11 @@ struct Stack {
 impl Stack {
     async fn start() -> Stack {
         require_secret_service();
-        let world = World::with_sellers(SELLERS).await;
-        let server = world.spawn_server();
+        let world = world_with_sellers(SELLERS).await;
+        let server = world.spawn_server(&[]);
         let bus = PrivateBus::without_services().unwrap();
         let state = tempfile::tempdir().unwrap();
-        let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+        let daemon = spawn_daemon(bus.address(), &server.base, state.path());
         let conn = connect(&bus).await;
         let stack = Stack {
             world,
@@ -516,7 +519,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     for point in points {
         let order = format!("crash-{point}");
         let basket = [("SELLER_A", 1000), ("SELLER_B", 2000)];
-        let mut crashing = DaemonProc::spawn_with(
+        let mut crashing = spawn_daemon_with(
             &addr,
             &stack.server.base,
             stack.state.path(),
@@ -527,7 +530,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
             !crashing.wait_exit().success(),
             "{point}: should have crashed"
         );
-        stack.daemon = Some(DaemonProc::spawn(
+        stack.daemon = Some(spawn_daemon(
             stack.bus.address(),
             &stack.server.base,
             stack.state.path(),
@@ -559,7 +562,7 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     // The server dies mid-checkout: the second part is taken by the wallet and never
     // answered, the third never sent. After the server is back the all-or-nothing
     // checkout is reversed, and the app is told it failed.
-    stack.daemon = Some(DaemonProc::spawn(
+    stack.daemon = Some(spawn_daemon(
         stack.bus.address(),
         &stack.server.base,
         stack.state.path(),
@@ -586,8 +589,8 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
     // the server comes back waits for it offline).
     stack.daemon = None;
     stack.server.kill();
-    stack.server = stack.world.spawn_server();
-    stack.daemon = Some(DaemonProc::spawn(
+    stack.server = stack.world.spawn_server(&[]);
+    stack.daemon = Some(spawn_daemon(
         stack.bus.address(),
         &stack.server.base,
         stack.state.path(),

@@ -10,7 +10,10 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use common::{DaemonProc, GUARD, World, connect, eventually, journal_rows};
+use common::{
+    DaemonProc, GUARD, World, connect, eventually, journal_rows, spawn_daemon, spawn_daemon_dev,
+    spawn_daemon_with, world, world_with_token_ttls,
+};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_ipc::{
@@ -22,11 +25,11 @@ use zbus::proxy::CacheProperties;
 #[tokio::test(flavor = "multi_thread")]
 async fn bind_then_pay_once_with_a_verified_receipt() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -105,7 +108,7 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
     // server and the keyring, the same order id still returns the same, settled
     // payment, and a new order charges once.
     drop(daemon);
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let status = d.get_status(HashMap::new()).await.unwrap();
     let bound: Vec<zvariant::OwnedObjectPath> =
         status["bindings"].try_clone().unwrap().try_into().unwrap();
@@ -210,11 +213,11 @@ fn members(xml: &str, iface: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_pay_calls_get_typed_errors_and_change_nothing() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let _daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let _daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -307,12 +310,12 @@ fn journal_state(state_dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     require_secret_service();
-    let world = World::new().await;
+    let world = world().await;
     // The server gives up on a silent AMS after 5 s and inquires.
-    let server = world.spawn_server_with(&[("SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS", "5000")]);
+    let server = world.spawn_server(&[("SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS", "5000")]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -340,7 +343,7 @@ async fn a_payment_cut_off_by_kill_9_is_settled_after_restart() {
     assert_eq!(journal_state(state.path()), "sent", "{logs}");
 
     // Restarted, the daemon serves the payment again and settles it, charging once.
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let (payment, _) = settled_payment(&conn, &p).await;
     assert_eq!(
         payment.state().await.unwrap(),
@@ -450,11 +453,11 @@ fn decode_qr_png(png: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn qr_pay_with_line_items_refund_and_unbind() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -606,12 +609,12 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     let addr = ["--address", bus.address()];
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -626,7 +629,7 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     for (i, point) in points.iter().enumerate() {
         let order = format!("order-{point}");
         let amount = 100 + i as i64;
-        let mut crashing = DaemonProc::spawn_with(
+        let mut crashing = spawn_daemon_with(
             &addr,
             &server.base,
             state.path(),
@@ -640,7 +643,7 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
 
         // Restarted, the app does what an app does after an error or at start: it pays
         // the same order again (idempotent) and catches up with ListPayments.
-        let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+        let daemon = spawn_daemon(bus.address(), &server.base, state.path());
         let p = d
             .pay(&order, amount, "HKD", "Coins", HashMap::new())
             .await
@@ -690,11 +693,11 @@ fn busctl(bus: &PrivateBus, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_cannot_see_or_touch_another_apps_payments() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -818,12 +821,12 @@ fn journal_delivered_of(state_dir: &Path, order: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_interface_on_a_peer_to_peer_socket() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let state = tempfile::tempdir().unwrap();
     let sock = state.path().join("scanbindd.sock");
     let sock_s = sock.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--no-bus", "--p2p", &sock_s],
         &server.base,
         state.path(),
@@ -864,7 +867,7 @@ async fn one_process_gives_the_whole_system_with_dev() {
     require_secret_service();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let (daemon, sandbox) = DaemonProc::spawn_dev(bus.address(), state.path());
+    let (daemon, sandbox) = spawn_daemon_dev(bus.address(), state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
@@ -907,11 +910,11 @@ async fn one_process_gives_the_whole_system_with_dev() {
 async fn tokens_are_refreshed_before_they_expire() {
     require_secret_service();
     // Access tokens live 4 s: the daemon refreshes at half-life, again and again.
-    let world = World::with_token_ttls(Some(std::time::Duration::from_secs(4))).await;
-    let server = world.spawn_server();
+    let world = world_with_token_ttls(Some(std::time::Duration::from_secs(4))).await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
@@ -926,7 +929,7 @@ async fn tokens_are_refreshed_before_they_expire() {
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     require_secret_service();
-    let world = World::new().await;
+    let world = world().await;
     // A port nobody listens on yet; the server comes up there later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -936,7 +939,7 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     let url = format!("http://127.0.0.1:{port}");
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &url, state.path());
+    let daemon = spawn_daemon(bus.address(), &url, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::builder(&conn)
         .cache_properties(CacheProperties::No)
@@ -969,7 +972,7 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     assert_eq!(journal_rows(state.path()), 0);
 
     let addr = format!("127.0.0.1:{port}");
-    let _server = world.spawn_server_with(&[("SCANBIND_SERVER_SERVER_LISTEN", &addr)]);
+    let _server = world.spawn_server(&[("SCANBIND_SERVER_SERVER_LISTEN", &addr)]);
     let came_online = tokio::time::timeout(GUARD, async {
         while let Some(c) = changes.next().await {
             if c.get().await.unwrap() == "online" {
@@ -992,11 +995,11 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     require_secret_service();
-    let world = World::new().await;
+    let world = world().await;
     // The server takes its copy of the token as a key file.
     let server_token = world.dir.path().join("provisioning.token");
     std::fs::write(&server_token, "factory-secret-42").unwrap();
-    let server = world.spawn_server_with(&[
+    let server = world.spawn_server(&[
         ("SCANBIND_SERVER_DEVICES_REGISTRATION", "token"),
         (
             "SCANBIND_SERVER_DEVICES_PROVISIONING_TOKEN",
@@ -1028,7 +1031,7 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     let token_file = state.path().join("token");
     std::fs::write(&token_file, "factory-secret-42\n").unwrap();
     let token_arg = token_file.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &[
             "--address",
             bus.address(),
@@ -1082,12 +1085,12 @@ async fn pay_by_code(
 #[tokio::test(flavor = "multi_thread")]
 async fn pay_by_scanning_an_order_code_without_binding() {
     require_secret_service();
-    let world = World::new().await;
+    let world = world().await;
     // The default expiry (five minutes): the scan below never races it.
-    let server = world.spawn_server();
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -1124,12 +1127,12 @@ async fn pay_by_scanning_an_order_code_without_binding() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_order_code_nobody_scans_is_cancelled_when_it_expires() {
     require_secret_service();
-    let world = World::new().await;
+    let world = world().await;
     // Unpaid order codes expire after 1 s (then the server cancels them).
-    let server = world.spawn_server_with(&[("SCANBIND_SERVER_ORDER_CODE_EXPIRY_SECONDS", "1")]);
+    let server = world.spawn_server(&[("SCANBIND_SERVER_ORDER_CODE_EXPIRY_SECONDS", "1")]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn(bus.address(), &server.base, state.path());
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -1159,8 +1162,8 @@ async fn an_order_code_nobody_scans_is_cancelled_when_it_expires() {
 #[tokio::test(flavor = "multi_thread")]
 async fn policy_caps_and_budgets_hold_under_a_thousand_concurrent_attempts() {
     require_secret_service();
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     let policy = state.path().join("policy.toml");
@@ -1175,7 +1178,7 @@ async fn policy_caps_and_budgets_hold_under_a_thousand_concurrent_attempts() {
     )
     .unwrap();
     let policy_arg = policy.to_str().unwrap().to_owned();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--address", bus.address(), "--policy", &policy_arg],
         &server.base,
         state.path(),

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{DaemonProc, GUARD, World, connect};
+use common::{DaemonProc, GUARD, World, connect, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_device_api::DeviceKey;
 use scanbind_ipc::{Binding1Proxy, BindingState, Daemon1Proxy, Payment1Proxy, PaymentState};
@@ -168,8 +168,8 @@ fn contains_any_piece(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_service() {
-    let world = World::new().await;
-    let server = world.spawn_server();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
     // The daemon's session bus is this private bus too: no Secret Service anywhere.
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -188,7 +188,7 @@ async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_serv
     let vault_dir = state.path().join("vault");
     let vault_file = vault_dir.join("scanbind.keyring");
 
-    let daemon = DaemonProc::spawn_with(&file_vault, &server.base, state.path(), &no_keyring);
+    let daemon = spawn_daemon_with(&file_vault, &server.base, state.path(), &no_keyring);
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d, &daemon).await;
@@ -206,7 +206,7 @@ async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_serv
 
     // Restarted on the same vault: the same device (no new registration), the binding
     // restored from the vault's sealed tokens, and it pays.
-    let daemon = DaemonProc::spawn_with(&file_vault, &server.base, state.path(), &no_keyring);
+    let daemon = spawn_daemon_with(&file_vault, &server.base, state.path(), &no_keyring);
     let bindings = d.list_bindings(HashMap::new()).await.unwrap();
     assert_eq!(bindings.len(), 1, "{bindings:?}: {}", daemon.logs());
     assert_eq!(bindings[0].state, BindingState::Bound);
@@ -221,7 +221,7 @@ async fn the_file_vault_keeps_the_device_and_its_binding_without_any_secret_serv
     // The same secret from the systemd credential instead of a file.
     let creds = tempfile::tempdir().unwrap();
     std::fs::write(creds.path().join("scanbind-vault"), &secret_bytes).unwrap();
-    let daemon = DaemonProc::spawn_with(
+    let daemon = spawn_daemon_with(
         &["--address", bus.address(), "--vault", "file"],
         &server.base,
         state.path(),

@@ -16,7 +16,6 @@ pub mod secrets;
 /// `scanbind-server` as a child process: `scanbind-testkit`'s.
 pub use scanbind_testkit::server;
 pub mod tee;
-pub mod world;
 
 /// Errors of the fixtures.
 #[derive(Debug, thiserror::Error)]
@@ -76,4 +75,36 @@ pub fn http() -> reqwest::Client {
         .no_proxy()
         .build()
         .expect("an HTTP client")
+}
+
+pub mod world {
+    //! The suite's world: `scanbind-testkit`'s [`World`] with this suite's choices
+    //! ([`options`]): the server binary of [`crate::bins`] (with its crash points), AMS
+    //! attempts of 5 s, a short inquiry backoff, a random sealing key (a constant key would
+    //! make a poor needle for the secrets audit), and the sellers in `server.toml` when
+    //! there are any.
+
+    pub use scanbind_testkit::world::{CLIENT_ID, Database, World, WorldOptions};
+    use scanbind_testkit::world::{SealingKey, ServerBinary, ServerConfig};
+
+    /// This suite's world options; a test adds its own (database, sellers, time scale...).
+    pub fn options() -> WorldOptions {
+        WorldOptions::new(ServerBinary::Build(|| {
+            crate::bins::binaries().server.clone()
+        }))
+        .ams_attempt_timeout_ms(5000)
+        .inquiry_backoff_ms("[50, 100, 200]")
+        .sealing_key(SealingKey::Random)
+        .server_config(ServerConfig::WithSellers)
+    }
+
+    /// [`Database::Postgres`] (a cluster of the world's own, which the crash matrix kills)
+    /// when `postgres`, else SQLite.
+    pub fn database(postgres: bool) -> Database {
+        if postgres {
+            Database::Postgres
+        } else {
+            Database::Sqlite
+        }
+    }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use common::{GUARD, Rig, bind, eventually, require_secret_service, settle};
 use futures_util::StreamExt as _;
 use scanbind_ipc::{Binding1Proxy, Daemon1Proxy};
-use scanbind_reliability::world::{World, WorldOptions};
+use scanbind_reliability::world::{self, World};
 use serde_json::json;
 use zbus::proxy::CacheProperties;
 
@@ -40,12 +40,12 @@ enum Victim {
 const SELLERS: [(&str, &str); 2] = [("SELLER_A", "Sofa Studio"), ("SELLER_B", "Map Workshop")];
 
 async fn rig(victim: Victim) -> Rig {
-    let world = World::new(WorldOptions {
-        postgres: victim == Victim::Postgres,
-        time_scale: Some(0.001),
-        sellers: SELLERS.to_vec(),
-        ..WorldOptions::default()
-    })
+    let world = World::new(
+        world::options()
+            .database(world::database(victim == Victim::Postgres))
+            .time_scale(0.001)
+            .sellers(&SELLERS),
+    )
     .await;
     let rig = Rig::new(world, &[("SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS", "3000")]).await;
     let d = rig.daemon1().await;
@@ -404,7 +404,7 @@ fn arm_crash_point(rig: &mut Rig, point: &str) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     extra.push(("SCANBIND_CRASH_AT", point));
-    rig.server = Some(rig.world.spawn_server(&extra, "info"));
+    rig.server = Some(rig.world.spawn_server_logged(&extra, "info"));
 }
 
 /// Waits for the armed server to reach its crash point and die, then restarts it.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::{GUARD, Rig, bind, eventually, require_secret_service, settle};
 use futures_util::StreamExt as _;
 use scanbind_ipc::Error as Wire;
-use scanbind_reliability::world::{World, WorldOptions};
+use scanbind_reliability::world::{self, World, WorldOptions};
 use serde_json::{Value, json};
 
 /// The request ids of every ledger payment (to find what a cell added).
@@ -300,7 +300,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
         let rig = if chunk.is_empty() {
             None
         } else {
-            Some(rig(WorldOptions::default()).await)
+            Some(rig(world::options()).await)
         };
         let mut table = Vec::new();
         for (i, (cell, amount, faults, want)) in chunk {
@@ -323,7 +323,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refund_faults_refund_exactly_once() {
     require_secret_service();
-    let rig = rig(WorldOptions::default()).await;
+    let rig = rig(world::options()).await;
     let d = rig.daemon1().await;
     let p = d
         .pay("r-base", 5000, "HKD", "Coins", HashMap::new())
@@ -419,11 +419,7 @@ async fn token_expired_at_the_wallet_charges_nothing() {
     require_secret_service();
     // Access tokens live 10 minutes on the wallet's clock; the daemon's refresh timer
     // runs on real time, so advancing the wallet's clock expires the token under it.
-    let rig = rig(WorldOptions {
-        access_ttl: Some(Duration::from_secs(600)),
-        ..WorldOptions::default()
-    })
-    .await;
+    let rig = rig(world::options().access_ttl(Some(Duration::from_secs(600)))).await;
     let mut table = Vec::new();
     rig.world
         .control_post("/sandbox/v1/clock/advance", json!({"seconds": 601}))
@@ -440,7 +436,7 @@ async fn token_expired_at_the_wallet_charges_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn token_canceled_during_a_payment_in_process() {
     require_secret_service();
-    let rig = rig(WorldOptions::default()).await;
+    let rig = rig(world::options()).await;
     let mut table = Vec::new();
     // TOKEN_CANCELED while a payment is in process: the wallet accepted it before the
     // user unbound, so it completes; the binding goes away.
@@ -486,7 +482,7 @@ async fn token_canceled_during_a_payment_in_process() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_unreachable_from_the_daemon_charges_nothing_then_once() {
     require_secret_service();
-    let mut rig = rig(WorldOptions::default()).await;
+    let mut rig = rig(world::options()).await;
     let d = rig.daemon1().await;
     // The server goes away: its port is closed.
     rig.server.take().unwrap().kill_9();
@@ -561,7 +557,7 @@ async fn skew_cells(skews: &[&str]) {
         std::path::Path::new(&lib).exists(),
         "needs libfaketime: apt-get install faketime (scripts/lib.sh SYSTEM_PACKAGES)"
     );
-    let mut rig = rig(WorldOptions::default()).await;
+    let mut rig = rig(world::options()).await;
     for (i, skew) in skews.iter().enumerate() {
         rig.start_daemon(&[
             ("LD_PRELOAD", lib.as_str()),

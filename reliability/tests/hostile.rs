@@ -8,7 +8,7 @@
 use scanbind_device_api::signing::new_nonce;
 use scanbind_reliability::device::{Device, now_s};
 use scanbind_reliability::load::read_events;
-use scanbind_reliability::world::{CLIENT_ID, World, WorldOptions};
+use scanbind_reliability::world::{self, CLIENT_ID, World};
 use serde_json::{Value, json};
 
 /// Registers and binds a device; returns it with its binding id and sealed tokens.
@@ -87,8 +87,8 @@ async fn payments_in_ledger(world: &World) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_device_requests_are_refused_and_change_nothing() {
-    let world = World::new(WorldOptions::default()).await;
-    let server = world.spawn_server(&[], "info");
+    let world = World::new(world::options()).await;
+    let server = world.spawn_server_logged(&[], "info");
     let (alice, a_bind, a_sealed) = bound(&world, &server.base, "alice_hk").await;
     let (mallory, m_bind, m_sealed) = bound(&world, &server.base, "mallory_hk").await;
     let before = payments_in_ledger(&world).await;

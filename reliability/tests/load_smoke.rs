@@ -7,17 +7,17 @@
 use std::time::Duration;
 
 use scanbind_reliability::load::{LoadPlan, run};
-use scanbind_reliability::world::{World, WorldOptions};
+use scanbind_reliability::world::{self, World};
 
 async fn smoke(postgres: bool, replicas: usize, devices: usize) {
-    let world = World::new(WorldOptions {
-        postgres,
-        time_scale: Some(0.001),
-        ..WorldOptions::default()
-    })
+    let world = World::new(
+        world::options()
+            .database(world::database(postgres))
+            .time_scale(0.001),
+    )
     .await;
     let servers: Vec<_> = (0..replicas)
-        .map(|_| world.spawn_server(&[], "warn"))
+        .map(|_| world.spawn_server_logged(&[], "warn"))
         .collect();
     let plan = LoadPlan {
         devices,

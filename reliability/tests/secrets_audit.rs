@@ -18,21 +18,23 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use common::{DaemonProc, PrivateBus, bind, connect, eventually, require_secret_service, settle};
+use common::{
+    PrivateBus, bind, connect, eventually, require_secret_service, settle, spawn_daemon_logged,
+};
 use scanbind_ipc::Daemon1Proxy;
 use scanbind_reliability::secrets::{self, Needles};
 use scanbind_reliability::tee::{Tee, addr_of};
-use scanbind_reliability::world::{World, WorldOptions};
+use scanbind_reliability::world::{self, World};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_token_key_or_signature_is_written_anywhere() {
     require_secret_service();
-    let mut world = World::new(WorldOptions {
-        // Short-lived access tokens: the daemon refreshes, so refresh tokens travel too.
-        access_ttl: Some(Duration::from_secs(4)),
-        sandbox_state_file: true,
-        ..WorldOptions::default()
-    })
+    let mut world = World::new(
+        world::options()
+            // Short-lived access tokens: the daemon refreshes, so refresh tokens travel too.
+            .access_ttl(Some(Duration::from_secs(4)))
+            .sandbox_state_file(true),
+    )
     .await;
     // Recording proxies on every hop: server → AMS, AMS → server (notifications),
     // daemon → server (device requests and the event stream).
@@ -41,7 +43,7 @@ async fn no_token_key_or_signature_is_written_anywhere() {
         .unwrap();
     world.set_ams_base_url(ams.url());
     let notify = Tee::start(None).await.unwrap();
-    let server = world.spawn_server(
+    let server = world.spawn_server_logged(
         &[("SCANBIND_SERVER_SERVER_PUBLIC_BASE_URL", &notify.url())],
         "trace",
     );
@@ -50,7 +52,7 @@ async fn no_token_key_or_signature_is_written_anywhere() {
 
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = DaemonProc::spawn_logged(bus.address(), &device.url(), state.path(), &[], "trace");
+    let daemon = spawn_daemon_logged(bus.address(), &device.url(), state.path(), &[], "trace");
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 

@@ -87,7 +87,7 @@ struct Figures {
 }
 
 async fn run(backend: Backend) -> Figures {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     // SCANBIND_BENCH_LOG (e.g. `warn,sqlx::query=debug` to count statements) overrides
     // the server's log filter.
     let log = std::env::var("SCANBIND_BENCH_LOG").unwrap_or_else(|_| "warn".into());

@@ -175,7 +175,7 @@ async fn advance_clock(world: &World, seconds: u64) {
 }
 
 async fn operator_api(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
@@ -514,7 +514,7 @@ async fn operator_api(backend: Backend) {
 }
 
 async fn windows_and_periods(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
@@ -595,7 +595,7 @@ async fn windows_and_periods(backend: Backend) {
 }
 
 async fn customs_declarations(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
@@ -893,7 +893,7 @@ fn has(diffs: &Value, kind: &str, record: &str) -> bool {
 /// reconciles with zero differences; then every injected difference is reported, and
 /// malformed reports are refused naming the file and line.
 async fn reconcile_a_day(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),

@@ -19,7 +19,7 @@ const SELLERS: &[(&str, &str)] = &[
 
 /// The world, and a server configured with the sellers (`SELLER_X` not combinable).
 async fn setup(backend: Backend) -> (World, Vec<(String, String)>) {
-    let world = World::with_sellers(backend, SELLERS).await;
+    let world = world_with_sellers(backend, SELLERS).await;
     let mut toml = String::new();
     for (id, name) in SELLERS {
         toml.push_str(&format!(

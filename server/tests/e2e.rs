@@ -57,7 +57,7 @@ async fn next_of(events: &mut EventStream, kind: &str) -> EventEnvelope {
 }
 
 async fn full_flow(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
 
@@ -228,7 +228,7 @@ async fn full_flow(backend: Backend) {
 }
 
 async fn device_auth_refusals(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let device = Device::new(&server.base);
     device.register().await;
@@ -371,7 +371,7 @@ async fn device_auth_refusals(backend: Backend) {
 }
 
 async fn forged_notifications_change_nothing(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let device = Device::new(&server.base);
     device.register().await;
@@ -486,7 +486,7 @@ async fn forged_notifications_change_nothing(backend: Backend) {
 }
 
 async fn restart_resumes_unfinished_payment(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let mut server =
         world.spawn_server(&[("SCANBIND_SERVER_PAYMENTS_IN_FLIGHT_GRACE_MS", "600000")]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
@@ -558,7 +558,7 @@ async fn restart_resumes_unfinished_payment(backend: Backend) {
 }
 
 async fn unknown_outcome_is_inquired(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let mut events = device.events(None).await;
@@ -597,7 +597,7 @@ async fn unknown_outcome_is_inquired(backend: Backend) {
 }
 
 async fn notification_before_pay_returns(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let mut events = device.events(None).await;
@@ -675,7 +675,7 @@ async fn notification_before_pay_returns(backend: Backend) {
 /// wrong types per property, odd path parameters. Never a 5xx; every refusal carries a
 /// documented error code. (A schema-driven fuzz in the spirit of schemathesis, in-tree.)
 async fn bad_input_never_5xx(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let served: Value = world
@@ -794,7 +794,7 @@ async fn bad_input_never_5xx(backend: Backend) {
 }
 
 async fn wallet_unbind_and_qr_expiry(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[("SCANBIND_SERVER_PAYMENTS_BINDING_TTL_SECONDS", "1")]);
     let device = Device::new(&server.base);
     device.register().await;
@@ -899,7 +899,7 @@ async fn wallet_unbind_and_qr_expiry(backend: Backend) {
 }
 
 async fn order_code_payment(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let device = Device::new(&server.base);
     device.register().await;
@@ -940,7 +940,7 @@ async fn order_code_payment(backend: Backend) {
 }
 
 async fn cancel_paid_payment(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = world(backend).await;
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let mut events = device.events(None).await;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_events_and_payments() {
-    let world = World::new(Backend::Postgres).await;
+    let world = world(Backend::Postgres).await;
     let a = world.spawn_server(&[]);
     let b = world.spawn_server(&[]);
     let on_a = Device::new(&a.base);

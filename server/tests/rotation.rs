@@ -12,7 +12,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealing_and_receipt_keys_rotate() {
-    let world = World::new(Backend::Sqlite).await;
+    let world = world(Backend::Sqlite).await;
     let first = world.spawn_server(&[]);
     let device = Device::new(&first.base);
     device.register().await;

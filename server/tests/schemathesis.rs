@@ -114,7 +114,7 @@ async fn schemathesis() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
-    let world = World::new(Backend::Sqlite).await;
+    let world = world(Backend::Sqlite).await;
     let server = world.spawn_server(&[]);
     let device = Device::new(&server.base);
     device.register().await;

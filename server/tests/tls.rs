@@ -25,7 +25,7 @@ fn client_trusting(roots: rustls::RootCertStore) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_tls_serves_the_api() {
-    let world = World::new(Backend::Sqlite).await;
+    let world = world(Backend::Sqlite).await;
     let cert = world.dir.path().join("server-cert.pem");
     let server = world.spawn_server(&[
         ("SCANBIND_SERVER_TLS_MODE", "self-signed"),

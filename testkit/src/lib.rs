@@ -5,12 +5,14 @@
 //! |---|---|
 //! | [`bus`] | [`PrivateBus`] (a private `dbus-daemon`), [`PrivateKeyring`] (a private gnome-keyring on it), [`require_secret_service`], [`session_has_secret_service`] |
 //! | [`child`] | [`run_child_test`]: one test of the current test binary in a child process |
+//! | [`daemon`] | [`DaemonProc`]: the `scanbindd` binary as a child process, started by a [`DaemonCommand`] |
 //! | [`server`] | [`ServerProc`]: the `scanbind-server` binary as a child process |
 //! | [`pg`] | [`PgCluster`]: a throwaway PostgreSQL cluster (or a database in a given server) |
+//! | `world` (feature `world`) | `World`: an in-process sandbox, keys, a database and the `scanbind-server` binary in it; `WorldOptions` |
 //! | [`wait`] | [`eventually`]: a bounded wait on a condition |
 //! | [`tools`] | [`on_path`] |
 //!
-//! It depends on no scanbind crate that it tests (`scanbindd::test_util` re-exports
+//! Without features it depends on no scanbind crate that it tests (`scanbindd::test_util` re-exports
 //! parts of it), so every crate can use it as a dev-dependency. Fixture code panics
 //! where a test would only unwrap; what a tool (the demo) also uses returns [`Error`].
 
@@ -19,16 +21,20 @@
 
 pub mod bus;
 pub mod child;
+pub mod daemon;
 pub mod pg;
 pub mod server;
 pub mod tools;
 pub mod wait;
+#[cfg(feature = "world")]
+pub mod world;
 
 pub use bus::{
     KEYRING_SS_TEST, PrivateBus, PrivateKeyring, SECRETS_NAME, require_secret_service,
     session_has_secret_service,
 };
 pub use child::{CHILD_TIMEOUT, ChildTest, run_child_test};
+pub use daemon::{DaemonCommand, DaemonProc, READY_LINE};
 pub use pg::PgCluster;
 pub use server::ServerProc;
 pub use tools::on_path;

@@ -7,14 +7,13 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use scanbind_ams::PrivateKey;
 use scanbind_device_api::signing::{DeviceKey, new_nonce};
-use scanbind_sandbox::{Sandbox, SandboxHandle};
+use scanbind_testkit::world::{SealingKey, ServerBinary, ServerConfig, WorldOptions};
 use serde_json::{Value, json};
 
 /// The merchant's AMS client id.
@@ -185,137 +184,50 @@ pub fn versions(bins: &Path) -> String {
 
 /// An HTTP client (loopback, no proxy).
 pub fn http() -> Result<reqwest::Client, String> {
-    scanbind_ams::client::http_client_builder(Vec::new())
-        .map_err(s)?
-        .no_proxy()
-        .build()
-        .map_err(s)
+    scanbind_testkit::world::http().map_err(s)
 }
 
-/// Sandbox + key files + the SQLite path: everything a server process needs.
-pub struct World {
-    pub dir: tempfile::TempDir,
-    pub sandbox: SandboxHandle,
-    pub http: reqwest::Client,
-    pub bins: PathBuf,
+/// Sandbox + key files + the SQLite path, and the server binary to run in it
+/// (`scanbind-testkit`'s).
+pub use scanbind_testkit::world::World;
+
+/// This suite's world: the release `scanbind-server` in `bins` logging at `warn`, the
+/// bench's own client id, the fixed sealing key, the server's own AMS timeouts and
+/// backoff, and `server.toml` with these (id, name) sellers (combinable), also known to
+/// the sandbox. Starts the sandbox on the current tokio runtime.
+pub async fn world_with_sellers(bins: &Path, sellers: &[(&str, &str)]) -> Result<World, String> {
+    let options = WorldOptions::new(ServerBinary::Path(bins.join("scanbind-server")))
+        .client_id(CLIENT_ID)
+        .sellers(sellers)
+        .server_config(ServerConfig::Always)
+        .sealing_key(SealingKey::Fixed)
+        .server_log_level("warn");
+    World::try_new(options).await.map_err(s)
 }
 
-impl World {
-    /// Starts the sandbox on the current tokio runtime and writes the server's keys.
-    pub async fn new(bins: &Path) -> Result<World, String> {
-        World::with_sellers(bins, &[]).await
-    }
-
-    /// [`World::new`] with these (id, name) sellers under the merchant, in the sandbox
-    /// and in the server's configuration (`server.toml`, combinable).
-    pub async fn with_sellers(bins: &Path, sellers: &[(&str, &str)]) -> Result<World, String> {
-        let dir = tempfile::tempdir().map_err(s)?;
-        let merchant_pem = scanbind_benches::ams_fixture("vector_private_pkcs8.pem");
-        let merchant = PrivateKey::from_text(&merchant_pem).map_err(s)?;
-        let alipay = PrivateKey::from_text(&scanbind_benches::ams_fixture("other_rsa2048.pem"))
-            .map_err(s)?;
-        let mut builder = Sandbox::builder(alipay)
-            .listen("127.0.0.1:0".parse().map_err(s)?)
-            .merchant(CLIENT_ID, merchant.public_key());
-        let mut toml = String::new();
-        for (id, name) in sellers {
-            builder = builder.seller(CLIENT_ID, *id, *name);
-            toml.push_str(&format!(
-                "[[sellers]]\nid = \"{id}\"\nname = \"{name}\"\ncombinable = true\n"
-            ));
-        }
-        let sandbox = builder.start().await.map_err(s)?;
-        let p = dir.path();
-        std::fs::write(p.join("server.toml"), toml).map_err(s)?;
-        std::fs::write(p.join("merchant.pem"), &merchant_pem).map_err(s)?;
-        std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).map_err(s)?;
-        std::fs::write(p.join("receipt.pem"), ed25519_pkcs8_pem()?).map_err(s)?;
-        use base64::Engine as _;
-        std::fs::write(
-            p.join("seal.key"),
-            base64::engine::general_purpose::STANDARD.encode([42_u8; 32]),
-        )
-        .map_err(s)?;
-        Ok(World {
-            dir,
-            sandbox,
-            http: http()?,
-            bins: bins.to_owned(),
-        })
-    }
-
-    /// The `scanbind-server` binary on SQLite in the world's directory.
-    pub fn spawn_server(&self) -> Result<ServerProc, String> {
-        let p = self.dir.path();
-        let v = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
-        let env = vec![
-            v("SERVER_LISTEN", "127.0.0.1:0".into()),
-            v("AMS_BASE_URL", self.sandbox.base_url().to_owned()),
-            v("AMS_CLIENT_ID", CLIENT_ID.into()),
-            v(
-                "AMS_MERCHANT_PRIVATE_KEY",
-                p.join("merchant.pem").display().to_string(),
-            ),
-            v(
-                "AMS_ALIPAY_PUBLIC_KEY",
-                p.join("alipay.pem").display().to_string(),
-            ),
-            v(
-                "RECEIPTS_SIGNING_KEY",
-                p.join("receipt.pem").display().to_string(),
-            ),
-            v(
-                "TOKENS_SEALING_KEYS",
-                format!("[\"{}\"]", p.join("seal.key").display()),
-            ),
-            v("DEVICES_REGISTRATION", "open".into()),
-            v("CONFIG", p.join("server.toml").display().to_string()),
-            v(
-                "DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
-            ),
-        ];
-        let log = p.join("server.log");
-        ServerProc::spawn(&self.bins.join("scanbind-server"), &env, &log, "warn").map_err(s)
-    }
-
-    /// The wallet user scans and approves a binding's QR code value, through the
-    /// sandbox's control API. Returns when the sandbox answered.
-    pub async fn scan(&self, code_value: &str) -> Result<(), String> {
-        self.scan_with(code_value, "approve").await
-    }
-
-    /// The wallet user scans a QR code value and decides (`approve` a binding, `pay`
-    /// an order code). Returns when the sandbox answered.
-    pub async fn scan_with(&self, code_value: &str, decision: &str) -> Result<(), String> {
-        let r = self
-            .http
-            .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
-            .header("content-type", "application/json")
-            .body(json!({"codeValue": code_value, "decision": decision}).to_string())
-            .send()
-            .await
-            .map_err(s)?;
-        if !r.status().is_success() {
-            return Err(format!("scan: {}", r.text().await.unwrap_or_default()));
-        }
-        Ok(())
-    }
+/// [`world_with_sellers`] without sellers.
+pub async fn world(bins: &Path) -> Result<World, String> {
+    world_with_sellers(bins, &[]).await
 }
 
-/// A fresh Ed25519 PKCS#8 key in PEM (the server's receipt-signing key).
-fn ed25519_pkcs8_pem() -> Result<String, String> {
-    use base64::Engine as _;
-    let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-        .map_err(|_| "ed25519 key generation failed".to_owned())?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).map_err(s)?);
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    Ok(pem)
+/// Starts the world's `scanbind-server` (SQLite in the world's directory).
+pub fn spawn_server(world: &World) -> Result<ServerProc, String> {
+    world.try_spawn_server(&[], "warn").map_err(s)
+}
+
+/// The wallet user scans a QR code value and decides (`approve` a binding, `pay` an
+/// order code). Returns when the sandbox answered.
+pub async fn scan_with(world: &World, code_value: &str, decision: &str) -> Result<(), String> {
+    world
+        .try_scan(code_value, decision)
+        .await
+        .map(drop)
+        .map_err(|e| format!("scan: {e}"))
+}
+
+/// The wallet user scans and approves a binding's QR code value.
+pub async fn scan(world: &World, code_value: &str) -> Result<(), String> {
+    scan_with(world, code_value, "approve").await
 }
 
 /// `scanbind-server` as a child process (`scanbind-testkit`'s); killed on drop.
@@ -332,59 +244,24 @@ pub fn vault_service(state_dir: &Path) -> String {
     format!("io.scanbind.Daemon.bench.{}", state_dir.display())
 }
 
-/// `scanbindd` as a child process serving on a bus; killed on drop.
-pub struct DaemonProc {
-    pub child: Child,
-    pub log: PathBuf,
-}
+/// `scanbindd` as a child process (`scanbind-testkit`'s); killed on drop.
+pub use scanbind_testkit::DaemonProc;
 
-impl DaemonProc {
-    /// Starts the release daemon and waits for its ready line.
-    pub fn spawn(
-        bins: &Path,
-        bus_address: &str,
-        server: &str,
-        state_dir: &Path,
-    ) -> Result<DaemonProc, String> {
-        let log = state_dir.join("scanbindd.log");
-        let mut child = Command::new(bins.join("scanbindd"))
-            .args(["--address", bus_address, "--server", server, "--state-dir"])
-            .arg(state_dir)
-            .env("SCANBIND_LOG", "warn")
-            .env("SCANBIND_VAULT_SERVICE", vault_service(state_dir))
-            .env_remove("SCANBINDD_CRASH_AT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).map_err(s)?))
-            .spawn()
-            .map_err(|e| format!("spawn scanbindd: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(s)?;
-        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "scanbindd did not start ({line:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        Ok(DaemonProc { child, log })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the release daemon in `bins` and waits (unbounded) for its ready line.
+pub fn spawn_daemon(
+    bins: &Path,
+    bus_address: &str,
+    server: &str,
+    state_dir: &Path,
+) -> Result<DaemonProc, String> {
+    DaemonProc::command(&bins.join("scanbindd"), state_dir)
+        .address(bus_address)
+        .server(server)
+        .log_level("warn")
+        .suite("bench")
+        .guard(None)
+        .spawn()
+        .map_err(s)
 }
 
 /// Binds `ALIPAY_HK` through the daemon (StartBinding, the wallet approves, Completed
@@ -401,7 +278,7 @@ pub async fn bind_daemon(
         .map_err(s)?;
     let binding = binding_proxy(conn, &path).await?;
     let mut completed = binding.receive_completed().await.map_err(s)?;
-    world.scan(&binding.code_value().await.map_err(s)?).await?;
+    scan(world, &binding.code_value().await.map_err(s)?).await?;
     let signal = tokio::time::timeout(GUARD, completed.next())
         .await
         .map_err(|_| "no Binding1.Completed within the guard time")?
@@ -516,9 +393,7 @@ impl Device {
         let start = self
             .ok("POST", "/v1/bindings", Some(json!({"wallet": "ALIPAY_HK"})))
             .await?;
-        world
-            .scan(start["codeValue"].as_str().ok_or("no codeValue")?)
-            .await?;
+        scan(world, start["codeValue"].as_str().ok_or("no codeValue")?).await?;
         let ev = events.next().await?;
         let field = |k: &str| {
             ev["data"][k]

@@ -1,58 +1,23 @@
-//! Fixtures for the daemon's end-to-end tests, all real processes: an in-process
-//! sandbox (AMS stand-in), the `scanbind-server` binary on SQLite
-//! (`scanbind_testkit::ServerProc`), a private `dbus-daemon` and the `scanbindd`
-//! binary. Adapted from `server/tests/common`.
+//! Fixtures for the daemon's end-to-end tests, all real processes: this suite's world
+//! (`scanbind_testkit::World`: an in-process sandbox (AMS stand-in), keys, and the
+//! `scanbind-server` binary on SQLite), a private `dbus-daemon` and the `scanbindd`
+//! binary (`scanbind_testkit::DaemonProc`). Adapted from `server/tests/common`.
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use scanbind_ams::PrivateKey;
-use scanbind_sandbox::{Sandbox, SandboxHandle};
 #[allow(unused_imports)] // each test binary uses a part
-pub use scanbind_testkit::{ServerProc, eventually};
-use serde_json::Value;
-
-pub const CLIENT_ID: &str = "2188TEST0000001";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ams/tests/fixtures");
+pub use scanbind_testkit::world::{
+    CLIENT_ID, SealingKey, ServerBinary, ServerConfig, World, WorldOptions,
+};
+#[allow(unused_imports)] // each test binary uses a part
+pub use scanbind_testkit::{DaemonProc, ServerProc, eventually};
 
 /// Bound on every wait (a hung test fails; never a timing assertion).
 pub const GUARD: Duration = Duration::from_secs(60);
-
-/// The first line `out` prints, or a panic naming `what` when none comes within
-/// [`GUARD`] (a process that hangs at start fails the test instead of hanging it).
-pub fn first_line(out: std::process::ChildStdout, what: &str, log: &Path) -> String {
-    lines_within(out, 1, what, log).remove(0)
-}
-
-/// The first `n` lines of `out` within [`GUARD`].
-pub fn lines_within(
-    out: std::process::ChildStdout,
-    n: usize,
-    what: &str,
-    log: &Path,
-) -> Vec<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = BufReader::new(out);
-        let mut lines = Vec::new();
-        for _ in 0..n {
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            lines.push(line);
-        }
-        let _ = tx.send(lines);
-    });
-    rx.recv_timeout(GUARD).unwrap_or_else(|_| {
-        panic!(
-            "{what} printed nothing within {GUARD:?}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        )
-    })
-}
 
 /// A connection to the private bus whose method calls give up after [`GUARD`] (a daemon
 /// that never answers fails the test instead of hanging it).
@@ -81,200 +46,38 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// Sandbox + key files + SQLite database: everything a server process needs.
-pub struct World {
-    pub dir: tempfile::TempDir,
-    pub sandbox: SandboxHandle,
-    pub http: reqwest::Client,
+/// This suite's world (`scanbind_testkit::world`): the `scanbind-server` of
+/// [`server_binary`], the fixed sealing key, AMS attempts of 60 s, a short inquiry
+/// backoff, `server.toml` always (the sellers, if any), and [`http`] (bounded by
+/// [`GUARD`]).
+pub fn world_options() -> WorldOptions {
+    WorldOptions::new(ServerBinary::Build(server_binary))
+        .sealing_key(SealingKey::Fixed)
+        .ams_attempt_timeout_ms(60_000)
+        .inquiry_backoff_ms("[50, 100, 200]")
+        .server_config(ServerConfig::Always)
+        .http(http())
 }
 
-impl World {
-    pub async fn new() -> World {
-        Self::with_token_ttls(None).await
-    }
+/// Sandbox + key files + SQLite database: everything a server process needs.
+pub async fn world() -> World {
+    World::new(world_options()).await
+}
 
-    /// A world whose wallet issues access tokens valid for `access` only.
-    pub async fn with_token_ttls(access: Option<Duration>) -> World {
-        Self::build(access, &[]).await
-    }
+/// A world whose wallet issues access tokens valid for `access` only.
+pub async fn world_with_token_ttls(access: Option<Duration>) -> World {
+    World::new(world_options().access_ttl(access)).await
+}
 
-    /// A world whose sandbox knows these sellers under the merchant, and whose server
-    /// is configured with them (`(id, name, combinable)`) for combined checkouts.
-    pub async fn with_sellers(sellers: &[(&str, &str, bool)]) -> World {
-        Self::build(None, sellers).await
-    }
-
-    async fn build(access: Option<Duration>, sellers: &[(&str, &str, bool)]) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let merchant_pem =
-            std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
-        let merchant = PrivateKey::from_text(&merchant_pem).unwrap();
-        let alipay = PrivateKey::from_text(
-            &std::fs::read_to_string(format!("{FIXTURES}/other_rsa2048.pem")).unwrap(),
-        )
-        .unwrap();
-        let mut builder = Sandbox::builder(alipay)
-            .listen("127.0.0.1:0".parse().unwrap())
-            .merchant(CLIENT_ID, merchant.public_key());
-        if let Some(access) = access {
-            builder = builder.token_ttls(access, Duration::from_secs(3600));
-        }
-        let mut toml = String::new();
-        for (id, name, combinable) in sellers {
-            builder = builder.seller(CLIENT_ID, *id, *name);
-            toml.push_str(&format!(
-                "[[sellers]]\nid = \"{id}\"\nname = \"{name}\"\ncombinable = {combinable}\n"
-            ));
-        }
-        let sandbox = builder.start().await.unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("server.toml"), toml).unwrap();
-        std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
-        std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
-        std::fs::write(
-            p.join("receipt.pem"),
-            scanbind_server::util::ed25519_pkcs8_pem().unwrap(),
-        )
-        .unwrap();
-        use base64::Engine as _;
-        std::fs::write(
-            p.join("seal.key"),
-            base64::engine::general_purpose::STANDARD.encode([42_u8; 32]),
-        )
-        .unwrap();
-        World {
-            dir,
-            sandbox,
-            http: http(),
-        }
-    }
-
-    fn server_env(&self) -> Vec<(String, String)> {
-        let p = self.dir.path();
-        let s = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
-        vec![
-            s("SERVER_LISTEN", "127.0.0.1:0".into()),
-            s("AMS_BASE_URL", self.sandbox.base_url().to_owned()),
-            s("AMS_CLIENT_ID", CLIENT_ID.into()),
-            s(
-                "AMS_MERCHANT_PRIVATE_KEY",
-                p.join("merchant.pem").display().to_string(),
-            ),
-            s(
-                "AMS_ALIPAY_PUBLIC_KEY",
-                p.join("alipay.pem").display().to_string(),
-            ),
-            s("AMS_ATTEMPT_TIMEOUT_MS", "60000".into()),
-            s(
-                "RECEIPTS_SIGNING_KEY",
-                p.join("receipt.pem").display().to_string(),
-            ),
-            s(
-                "TOKENS_SEALING_KEYS",
-                format!("[\"{}\"]", p.join("seal.key").display()),
-            ),
-            s("DEVICES_REGISTRATION", "open".into()),
-            s(
-                "DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
-            ),
-            s("PAYMENTS_INQUIRY_BACKOFF_MS", "[50, 100, 200]".into()),
-            s("CONFIG", p.join("server.toml").display().to_string()),
-        ]
-    }
-
-    pub fn spawn_server(&self) -> ServerProc {
-        self.spawn_server_with(&[])
-    }
-
-    /// The server with some `SCANBIND_SERVER_*` variables overridden.
-    pub fn spawn_server_with(&self, extra: &[(&str, &str)]) -> ServerProc {
-        let mut env = self.server_env();
-        for (k, v) in extra {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.to_string(), v.to_string()));
-        }
-        ServerProc::spawn(
-            &server_binary(),
-            &env,
-            &self.dir.path().join("server.log"),
-            "info",
-        )
-        .unwrap_or_else(|e| panic!("server did not start: {e}"))
-    }
-
-    pub async fn arm_fault(&self, fault: Value) {
-        let r = self
-            .http
-            .post(format!("{}/sandbox/v1/faults", self.sandbox.base_url()))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "fault: {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
-
-    pub async fn ledger(&self) -> Value {
-        self.http
-            .get(format!("{}/sandbox/v1/ledger", self.sandbox.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub async fn scan(&self, code_value: &str, decision: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
-            .json(&serde_json::json!({"codeValue": code_value, "decision": decision}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "scan failed");
-        r.json().await.unwrap()
-    }
-
-    /// The user unbinds every authorization from the wallet app's account page
-    /// (the sandbox then sends TOKEN_CANCELED); returns how many were unbound.
-    pub async fn unbind_in_wallet(&self, user: &str) -> usize {
-        let base = self.sandbox.base_url();
-        let page = self
-            .http
-            .get(format!("{base}/wallet/account/{user}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let marker = "name=\"authorization\" value=\"";
-        let ids: Vec<String> = page
-            .match_indices(marker)
-            .map(|(i, _)| {
-                let rest = &page[i + marker.len()..];
-                rest[..rest.find('"').unwrap()].to_owned()
-            })
-            .collect();
-        for id in &ids {
-            let r = self
-                .http
-                .post(format!("{base}/wallet/account/{user}/unbind"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!("authorization={id}"))
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "unbind {id}");
-        }
-        ids.len()
-    }
+/// A world whose sandbox knows these sellers under the merchant, and whose server
+/// is configured with them (`(id, name, combinable)`) for combined checkouts.
+pub async fn world_with_sellers(sellers: &[(&str, &str, bool)]) -> World {
+    let options = sellers
+        .iter()
+        .fold(world_options(), |o, (id, name, combinable)| {
+            o.seller(id, name, *combinable)
+        });
+    World::new(options).await
 }
 
 /// `scanbindd` built with its crash points (`test-util`), copied to a path of this test
@@ -317,7 +120,7 @@ pub fn daemon_binary() -> PathBuf {
 
 /// The `scanbind-server` binary next to `scanbindd` in the target directory, built
 /// once per test binary (cargo builds only this package's binaries for its tests).
-fn server_binary() -> PathBuf {
+pub fn server_binary() -> PathBuf {
     static BUILT: Mutex<bool> = Mutex::new(false);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     let dir = Path::new(env!("CARGO_BIN_EXE_scanbindd"))
@@ -346,116 +149,33 @@ fn server_binary() -> PathBuf {
     bin
 }
 
-/// `scanbindd` as a child process, serving on `bus_address`; its keyring is the
-/// Secret Service on the test's session bus.
-pub struct DaemonProc {
-    child: Child,
-    pub log: PathBuf,
+/// `scanbindd` (with its crash points, [`daemon_binary`]) serving on `bus_address`.
+pub fn spawn_daemon(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
+    spawn_daemon_with(&["--address", bus_address], server, state_dir, &[])
 }
 
-impl DaemonProc {
-    pub fn spawn(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
-        Self::spawn_with(&["--address", bus_address], server, state_dir, &[])
-    }
-
-    /// With other bus arguments (e.g. `--p2p PATH --no-bus`) and extra environment.
-    pub fn spawn_with(
-        bus_args: &[&str],
-        server: &str,
-        state_dir: &Path,
-        env: &[(&str, &str)],
-    ) -> DaemonProc {
-        let log = state_dir.join("scanbindd.log");
-        let mut log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        use std::io::Write as _;
-        writeln!(log_file, "--- scanbindd {bus_args:?} {env:?}").unwrap();
-        let mut child = Command::new(daemon_binary())
-            .env_remove("SCANBINDD_CRASH_AT")
-            .args(bus_args)
-            .args(["--server", server, "--state-dir"])
-            .arg(state_dir)
-            .envs(env.iter().copied())
-            .env("SCANBIND_LOG", "info,scanbindd=debug")
-            // One keyring namespace per state dir: parallel tests never share a device key.
-            .env(
-                "SCANBIND_VAULT_SERVICE",
-                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn scanbindd");
-        let stdout = child.stdout.take().unwrap();
-        let line = first_line(stdout, "scanbindd", &log);
-        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "scanbindd did not start ({line:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        DaemonProc { child, log }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `scanbindd --dev`: the daemon with its in-process sandbox and server. Returns
-    /// the process and the sandbox's base URL (from its first line).
-    pub fn spawn_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, String) {
-        let log = state_dir.join("scanbindd.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbindd"))
-            .env_remove("SCANBINDD_CRASH_AT")
-            .env_remove("SCANBIND_SERVER_URL")
-            .args(["--dev", "--address", bus_address, "--state-dir"])
-            .arg(state_dir)
-            .env("SCANBIND_LOG", "info")
-            .env(
-                "SCANBIND_VAULT_SERVICE",
-                format!("io.scanbind.Daemon.test.{}", state_dir.display()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .expect("spawn scanbindd --dev");
-        let mut lines = lines_within(child.stdout.take().unwrap(), 2, "scanbindd --dev", &log);
-        let ready = lines.pop().unwrap();
-        let first = lines.pop().unwrap();
-        let proc = DaemonProc { child, log };
-        let sandbox = first
-            .split_whitespace()
-            .skip_while(|w| *w != "sandbox")
-            .nth(1)
-            .map(str::to_owned);
-        match (sandbox, ready.trim()) {
-            (Some(s), "scanbindd ready on io.scanbind.Daemon") => (proc, s),
-            _ => panic!(
-                "scanbindd --dev did not start ({first:?} {ready:?}): {}",
-                proc.logs()
-            ),
-        }
-    }
-
-    /// Waits for the process to end by itself (a crash point); its exit status. A
-    /// process still running after [`GUARD`] fails the test with its log.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        use wait_timeout::ChildExt as _;
-        match self.child.wait_timeout(GUARD).unwrap() {
-            Some(status) => status,
-            None => panic!("scanbindd did not exit within {GUARD:?}: {}", self.logs()),
-        }
-    }
+/// With other bus arguments (e.g. `--p2p PATH --no-bus`) and extra environment.
+pub fn spawn_daemon_with(
+    bus_args: &[&str],
+    server: &str,
+    state_dir: &Path,
+    env: &[(&str, &str)],
+) -> DaemonProc {
+    DaemonProc::command(&daemon_binary(), state_dir)
+        .args(bus_args.iter().copied())
+        .server(server)
+        .envs(env)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `scanbindd --dev`: the daemon with its in-process sandbox and server. Returns
+/// the process and the sandbox's base URL (from its first line).
+pub fn spawn_daemon_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, String) {
+    DaemonProc::command(Path::new(env!("CARGO_BIN_EXE_scanbindd")), state_dir)
+        .env_remove("SCANBIND_SERVER_URL")
+        .address(bus_address)
+        .log_level("info")
+        .spawn_dev()
+        .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use scanbind_reliability::load::{self, LoadPlan};
-use scanbind_reliability::world::{World, WorldOptions};
+use scanbind_reliability::world::{self, World};
+use scanbind_testkit::world::ServerBinary;
 
 /// Load generator for scanbind-server (loopback only).
 #[derive(Debug, Parser)]
@@ -63,22 +64,22 @@ async fn main() -> anyhow::Result<()> {
         "no {} (build it: cargo build -p scanbind-server)",
         server_bin.display()
     );
-    let world = World::new(WorldOptions {
-        postgres: args.postgres,
-        server_binary: Some(server_bin),
-        time_scale: Some(0.001),
-        ..WorldOptions::default()
-    })
+    let world = World::new(
+        world::options()
+            .database(world::database(args.postgres))
+            .server_binary(ServerBinary::Path(server_bin))
+            .time_scale(0.001),
+    )
     .await;
     let servers: Vec<_> = (0..args.replicas)
         .map(|_| {
             if args.postgres {
-                world.spawn_server(
+                world.spawn_server_logged(
                     &[("SCANBIND_SERVER_DATABASE_MAX_CONNECTIONS", "20")],
                     "warn",
                 )
             } else {
-                world.spawn_server(&[], "warn")
+                world.spawn_server_logged(&[], "warn")
             }
         })
         .collect();

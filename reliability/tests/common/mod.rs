@@ -3,9 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -13,84 +11,36 @@ use scanbind_ipc::{Binding1Proxy, Daemon1Proxy, Payment1Proxy, PaymentState};
 use scanbind_reliability::world::World;
 use zbus::proxy::CacheProperties;
 
+pub use scanbind_testkit::DaemonProc;
 pub use scanbindd::test_util::{PrivateBus, require_secret_service};
 
 /// Bound on every wait (a hung run fails; never a timing assertion).
 pub const GUARD: Duration = Duration::from_secs(90);
 
-/// `scanbindd` as a child process.
-pub struct DaemonProc {
-    child: Child,
-    pub log: PathBuf,
+/// `scanbindd` ([`scanbind_reliability::bins`], with its crash points) serving on `bus`
+/// against `server`, with extra environment (e.g. a crash point). Waits unbounded for
+/// its ready line and, in `wait_exit`, for its exit.
+pub fn spawn_daemon(bus: &str, server: &str, state_dir: &Path, env: &[(&str, &str)]) -> DaemonProc {
+    spawn_daemon_logged(bus, server, state_dir, env, "info,scanbindd=debug")
 }
 
-impl DaemonProc {
-    /// Serves on `bus` against `server`, with extra environment (e.g. a crash point).
-    pub fn spawn(bus: &str, server: &str, state_dir: &Path, env: &[(&str, &str)]) -> DaemonProc {
-        Self::spawn_logged(bus, server, state_dir, env, "info,scanbindd=debug")
-    }
-
-    /// As `spawn`, at the given log level.
-    pub fn spawn_logged(
-        bus: &str,
-        server: &str,
-        state_dir: &Path,
-        env: &[(&str, &str)],
-        log_level: &str,
-    ) -> DaemonProc {
-        let bins = scanbind_reliability::bins::binaries();
-        let log = state_dir.join("scanbindd.log");
-        let mut log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        use std::io::Write as _;
-        writeln!(log_file, "--- scanbindd {env:?}").unwrap();
-        let mut child = Command::new(&bins.daemon)
-            .env_remove("SCANBINDD_CRASH_AT")
-            .args(["--address", bus, "--server", server, "--state-dir"])
-            .arg(state_dir)
-            .envs(env.iter().copied())
-            .env("SCANBIND_LOG", log_level)
-            .env(
-                "SCANBIND_VAULT_SERVICE",
-                format!("io.scanbind.Daemon.reliability.{}", state_dir.display()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn scanbindd");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        if line.trim() != "scanbindd ready on io.scanbind.Daemon" {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "scanbindd did not start ({line:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        DaemonProc { child, log }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to end by itself (a crash point).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// As `spawn_daemon`, at the given log level.
+pub fn spawn_daemon_logged(
+    bus: &str,
+    server: &str,
+    state_dir: &Path,
+    env: &[(&str, &str)],
+    log_level: &str,
+) -> DaemonProc {
+    DaemonProc::command(&scanbind_reliability::bins::binaries().daemon, state_dir)
+        .address(bus)
+        .server(server)
+        .envs(env)
+        .log_level(log_level)
+        .suite("reliability")
+        .guard(None)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub async fn connect(bus: &PrivateBus) -> zbus::Connection {
@@ -253,7 +203,7 @@ impl Rig {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.server = Some(self.world.spawn_server(&extra, "info"));
+        self.server = Some(self.world.spawn_server_logged(&extra, "info"));
     }
 
     pub fn server_base(&self) -> String {
@@ -268,7 +218,7 @@ impl Rig {
     pub fn start_daemon(&mut self, env: &[(&str, &str)]) {
         self.daemon = None;
         let base = self.server_base();
-        self.daemon = Some(DaemonProc::spawn(
+        self.daemon = Some(spawn_daemon(
             self.bus.address(),
             &base,
             self.state.path(),

@@ -1,23 +1,23 @@
-//! Test fixtures: an in-process sandbox, the server as a real child process
-//! (`scanbind_testkit::ServerProc`), a signing device client with an SSE reader, and a
-//! throwaway PostgreSQL cluster (`scanbind_testkit::PgCluster`).
+//! Test fixtures: this suite's world (`scanbind_testkit::World`: an in-process
+//! sandbox, keys, a database and the server as a real child process), a signing device
+//! client with an SSE reader, and a throwaway PostgreSQL cluster
+//! (`scanbind_testkit::PgCluster`).
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scanbind_ams::{PrivateKey, PublicKey};
+use scanbind_ams::PublicKey;
 use scanbind_device_api::DeviceKey;
 use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::EventEnvelope;
-use scanbind_sandbox::{Sandbox, SandboxHandle};
+#[allow(unused_imports)] // each test binary uses a part
+pub use scanbind_testkit::world::{
+    CLIENT_ID, Database, SealingKey, ServerBinary, World, WorldOptions,
+};
 #[allow(unused_imports)] // each test binary uses a part
 pub use scanbind_testkit::{PgCluster, ServerProc, eventually};
 use serde_json::Value;
-
-pub const CLIENT_ID: &str = "2188TEST0000001";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ams/tests/fixtures");
 
 /// Guard against a hung test: every wait is bounded by this (a failure, never a timing
 /// assertion).
@@ -44,164 +44,34 @@ pub enum Backend {
     Postgres,
 }
 
-/// Sandbox + key files + database: everything a server process needs.
-pub struct World {
-    pub dir: tempfile::TempDir,
-    pub sandbox: SandboxHandle,
-    pub database_url: String,
-    pub pg: Option<PgCluster>,
-    pub http: reqwest::Client,
-    log_counter: std::sync::atomic::AtomicU32,
+/// This suite's world (`scanbind_testkit::world`): the server binary of this package,
+/// the fixed sealing key, AMS attempts of 60 s, a short inquiry backoff, the sellers
+/// in the sandbox only (a test that needs them in the server writes `server.toml`), a
+/// throwaway PostgreSQL, and [`http`] (no trusted roots).
+pub fn world_options(backend: Backend) -> WorldOptions {
+    WorldOptions::new(ServerBinary::Path(
+        env!("CARGO_BIN_EXE_scanbind-server").into(),
+    ))
+    .database(match backend {
+        Backend::Sqlite => Database::Sqlite,
+        Backend::Postgres => Database::PostgresThrowaway,
+    })
+    .sealing_key(SealingKey::Fixed)
+    .ams_attempt_timeout_ms(60_000)
+    .inquiry_backoff_ms("[50, 100, 200]")
+    .server_log_level("info,scanbind_server=debug")
+    .http(http())
 }
 
-impl World {
-    pub async fn new(backend: Backend) -> World {
-        Self::with_sellers(backend, &[]).await
-    }
+/// Sandbox + key files + database: everything a server process needs.
+pub async fn world(backend: Backend) -> World {
+    World::new(world_options(backend)).await
+}
 
-    /// A world whose sandbox knows these sellers (reference merchant id, name) under the
-    /// test client.
-    pub async fn with_sellers(backend: Backend, sellers: &[(&str, &str)]) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let merchant_pem =
-            std::fs::read_to_string(format!("{FIXTURES}/vector_private_pkcs8.pem")).unwrap();
-        let merchant = PrivateKey::from_text(&merchant_pem).unwrap();
-        let alipay = PrivateKey::from_text(
-            &std::fs::read_to_string(format!("{FIXTURES}/other_rsa2048.pem")).unwrap(),
-        )
-        .unwrap();
-        let mut builder = Sandbox::builder(alipay)
-            .listen("127.0.0.1:0".parse().unwrap())
-            .merchant(CLIENT_ID, merchant.public_key());
-        for (id, name) in sellers {
-            builder = builder.seller(CLIENT_ID, *id, *name);
-        }
-        let sandbox = builder.start().await.unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("merchant.pem"), &merchant_pem).unwrap();
-        std::fs::write(p.join("alipay.pem"), sandbox.public_key().to_pem()).unwrap();
-        std::fs::write(
-            p.join("receipt.pem"),
-            scanbind_server::util::ed25519_pkcs8_pem().unwrap(),
-        )
-        .unwrap();
-        use base64::Engine as _;
-        std::fs::write(
-            p.join("seal.key"),
-            base64::engine::general_purpose::STANDARD.encode([42_u8; 32]),
-        )
-        .unwrap();
-        let (database_url, pg) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}?mode=rwc", p.join("server.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let pg = PgCluster::start_throwaway().unwrap_or_else(|e| panic!("{e}"));
-                (pg.url.clone(), Some(pg))
-            }
-        };
-        World {
-            dir,
-            sandbox,
-            database_url,
-            pg,
-            http: http(),
-            log_counter: 0.into(),
-        }
-    }
-
-    /// The environment of a server process.
-    pub fn server_env(&self) -> Vec<(String, String)> {
-        let p = self.dir.path();
-        let s = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
-        vec![
-            s("SERVER_LISTEN", "127.0.0.1:0".into()),
-            s("AMS_BASE_URL", self.sandbox.base_url().to_owned()),
-            s("AMS_CLIENT_ID", CLIENT_ID.into()),
-            s(
-                "AMS_MERCHANT_PRIVATE_KEY",
-                p.join("merchant.pem").display().to_string(),
-            ),
-            s(
-                "AMS_ALIPAY_PUBLIC_KEY",
-                p.join("alipay.pem").display().to_string(),
-            ),
-            s("AMS_ATTEMPT_TIMEOUT_MS", "60000".into()),
-            s(
-                "RECEIPTS_SIGNING_KEY",
-                p.join("receipt.pem").display().to_string(),
-            ),
-            s(
-                "TOKENS_SEALING_KEYS",
-                format!("[\"{}\"]", p.join("seal.key").display()),
-            ),
-            s("DEVICES_REGISTRATION", "open".into()),
-            s("DATABASE_URL", self.database_url.clone()),
-            s("PAYMENTS_INQUIRY_BACKOFF_MS", "[50, 100, 200]".into()),
-        ]
-    }
-
-    pub fn spawn_server(&self, extra: &[(&str, &str)]) -> ServerProc {
-        let mut env = self.server_env();
-        for (k, v) in extra {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.to_string(), v.to_string()));
-        }
-        let n = self
-            .log_counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = self.dir.path().join(format!("server-{n}.log"));
-        ServerProc::spawn(
-            Path::new(env!("CARGO_BIN_EXE_scanbind-server")),
-            &env,
-            &log,
-            "info,scanbind_server=debug",
-        )
-        .unwrap_or_else(|e| panic!("server did not start: {e}"))
-    }
-
-    pub async fn ledger(&self) -> Value {
-        self.http
-            .get(format!("{}/sandbox/v1/ledger", self.sandbox.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub async fn scan(&self, code_value: &str, decision: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/sandbox/v1/scan", self.sandbox.base_url()))
-            .json(&serde_json::json!({"codeValue": code_value, "decision": decision}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "scan: {}",
-            r.text().await.unwrap_or_default()
-        );
-        r.json().await.unwrap()
-    }
-
-    pub async fn arm_fault(&self, fault: Value) {
-        let r = self
-            .http
-            .post(format!("{}/sandbox/v1/faults", self.sandbox.base_url()))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "fault: {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
+/// A world whose sandbox knows these sellers (reference merchant id, name) under the
+/// test client.
+pub async fn world_with_sellers(backend: Backend, sellers: &[(&str, &str)]) -> World {
+    World::new(world_options(backend).sellers(sellers)).await
 }
 
 /// A device: its key and a signing HTTP client.
