@@ -9,29 +9,9 @@ use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
 /// Accepts a JSON string or an integer and yields its text (`"30000"` or `30000` → `"30000"`).
-/// Floats are refused: money and counts are whole numbers.
-pub fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or an integer")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    d.deserialize_any(V)
-}
+/// Floats are refused: money and counts are whole numbers. (The money crate's rule, so
+/// `Amount.value` and the other fields read alike.)
+pub use scanbind_money::string_or_integer as string_or_number;
 
 /// Like [`string_or_number`] for an optional field (use with `#[serde(default)]`).
 pub fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -72,18 +72,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCANBIND_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    scanbindctl::output::init_logging(cli.verbose);
     let out = Output { json: false };
     // The daemon runs in process: it needs worker threads for the keyring's blocking
     // calls next to the app's calls.

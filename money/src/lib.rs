@@ -35,6 +35,6 @@ mod money;
 pub mod secret;
 pub mod wallet;
 
-pub use money::{Amount, Currency, MinorUnits, Money, MoneyError};
+pub use money::{Amount, Currency, MinorUnits, Money, MoneyError, string_or_integer};
 pub use secret::SecretString;
 pub use wallet::WalletProfile;

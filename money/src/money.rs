@@ -388,10 +388,11 @@ impl From<Money> for Amount {
     }
 }
 
-/// Accepts `Amount.value` as a JSON string or an integer and keeps its text
-/// (`"30000"` or `30000` → `"30000"`); floats are refused. The same rule as
-/// `scanbind_ams::flex::string_or_number`, which the AMS models use for other fields.
-fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// Accepts a JSON string or an integer and keeps its text (`"30000"` or `30000` →
+/// `"30000"`); floats are refused: money and counts are whole numbers. `Amount.value`
+/// uses it, and `scanbind_ams::flex::string_or_number` is this function for the AMS
+/// models' other fields.
+pub fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     use serde::de::{self, Visitor};
     struct V;
     impl Visitor<'_> for V {

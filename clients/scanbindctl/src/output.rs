@@ -9,6 +9,23 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// Logs to stderr: `warn`, then `info` and `debug` for each `-v`; `SCANBIND_LOG`
+/// overrides. For `scanbindctl` and the demo program alike.
+pub fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SCANBIND_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// The keys whose values are maps keyed by data, not by field names: their own keys
 /// stay as they are (their values' keys are renamed again).
 ///
