@@ -439,11 +439,7 @@ pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
         // Final: its last commit gave the lease back with the state.
         return Ok(());
     }
-    let list = &app.config.payments.inquiry_backoff_ms;
-    let idx = usize::try_from(c.attempts.max(0))
-        .unwrap_or(usize::MAX)
-        .min(list.len().saturating_sub(1));
-    let delay = i64::try_from(list.get(idx).copied().unwrap_or(2_000)).unwrap_or(2_000);
+    let delay = super::inquiry_delay_ms(app, c.attempts);
     let now = now_ms();
     let next = if now < c.expires_at {
         (now + delay).min(c.expires_at)

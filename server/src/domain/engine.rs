@@ -136,21 +136,13 @@ async fn lease(app: &App, q: Queue, id: &str) -> Result<bool> {
     Ok(store::work::lease(&app.db, q, id, &app.instance, now + LEASE_MS, now).await?)
 }
 
-fn backoff(app: &App, attempts: i64) -> i64 {
-    let list = &app.config.payments.inquiry_backoff_ms;
-    let idx = usize::try_from(attempts.max(0))
-        .unwrap_or(usize::MAX)
-        .min(list.len().saturating_sub(1));
-    i64::try_from(list.get(idx).copied().unwrap_or(2_000)).unwrap_or(2_000)
-}
-
 async fn reschedule(app: &App, q: Queue, id: &str, extra: i64) -> Result<()> {
     let attempts = store::work::attempts(&app.db, q, id).await?;
     store::work::reschedule(
         &app.db,
         q,
         id,
-        now_ms() + backoff(app, attempts) + extra,
+        now_ms() + super::inquiry_delay_ms(app, attempts) + extra,
         now_ms(),
     )
     .await?;

@@ -49,6 +49,17 @@ pub async fn ams_call<R: AmsRequest>(
     out
 }
 
+/// The delay before the next inquiry of something asked `attempts` times already: the
+/// configured back-off (`payments.inquiry_backoff_ms`), its last step repeated, 2 s when
+/// the list is empty.
+pub fn inquiry_delay_ms(app: &state::AppState, attempts: i64) -> i64 {
+    let list = &app.config.payments.inquiry_backoff_ms;
+    let idx = usize::try_from(attempts.max(0))
+        .unwrap_or(usize::MAX)
+        .min(list.len().saturating_sub(1));
+    i64::try_from(list.get(idx).copied().unwrap_or(2_000)).unwrap_or(2_000)
+}
+
 /// True for an id the server could have made (`[A-Za-z0-9_-]`, 1–64 characters); any
 /// other id is simply not found (and never reaches the database).
 pub fn plausible_id(id: &str) -> bool {

@@ -458,17 +458,10 @@ pub async fn schedule_inquiry(
     code: Option<&str>,
     ams_id: Option<&str>,
 ) -> Result<()> {
-    let first = app
-        .config
-        .payments
-        .inquiry_backoff_ms
-        .first()
-        .copied()
-        .unwrap_or(2_000);
     store::payments::schedule_inquiry(
         &app.db,
         payment_id,
-        now_ms() + i64::try_from(first).unwrap_or(2_000),
+        now_ms() + super::inquiry_delay_ms(app, 0),
         code,
         ams_id,
         now_ms(),

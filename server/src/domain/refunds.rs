@@ -194,17 +194,10 @@ pub async fn send_refund(app: &App, rrid: &str) -> Result<()> {
 }
 
 async fn schedule_refund_inquiry(app: &App, rrid: &str) -> Result<()> {
-    let first = app
-        .config
-        .payments
-        .inquiry_backoff_ms
-        .first()
-        .copied()
-        .unwrap_or(2_000);
     store::refunds::schedule_inquiry(
         &app.db,
         rrid,
-        now_ms() + i64::try_from(first).unwrap_or(2_000),
+        now_ms() + super::inquiry_delay_ms(app, 0),
         now_ms(),
     )
     .await?;

@@ -9,31 +9,19 @@ use super::status::BindingState;
 /// A binding by id.
 pub async fn load(db: &Db, binding_id: &str) -> Result<Option<BindingRow>> {
     let sql = format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE binding_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(binding_id)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(BindingRow::from_row).transpose()
+    super::one_by_key(db, &sql, binding_id, BindingRow::from_row).await
 }
 
 /// The binding waiting for `auth_state` (the consult's `authState`).
 pub async fn by_auth_state(db: &Db, auth_state: &str) -> Result<Option<BindingRow>> {
     let sql = format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE auth_state = $1");
-    let row = sqlx::query(&sql)
-        .bind(auth_state)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(BindingRow::from_row).transpose()
+    super::one_by_key(db, &sql, auth_state, BindingRow::from_row).await
 }
 
 /// The binding whose access token has this fingerprint.
 pub async fn by_token_fingerprint(db: &Db, fingerprint: &str) -> Result<Option<BindingRow>> {
     let sql = format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE token_fingerprint = $1");
-    let row = sqlx::query(&sql)
-        .bind(fingerprint)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(BindingRow::from_row).transpose()
+    super::one_by_key(db, &sql, fingerprint, BindingRow::from_row).await
 }
 
 /// Every binding of a device, oldest first.

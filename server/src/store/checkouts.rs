@@ -14,11 +14,7 @@ use super::status::{CheckoutState, Reversal};
 /// A checkout by id.
 pub async fn load(db: &Db, checkout_id: &str) -> Result<Option<CheckoutRow>> {
     let sql = format!("SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE checkout_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(checkout_id)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(CheckoutRow::from_row).transpose()
+    super::one_by_key(db, &sql, checkout_id, CheckoutRow::from_row).await
 }
 
 /// The checkout of (device, app, app order id).

@@ -11,8 +11,7 @@ use super::status::DeclarationStatus;
 pub async fn load(db: &Db, id: &str) -> Result<Option<DeclarationRow>> {
     let sql =
         format!("SELECT {DECLARATION_COLUMNS} FROM declarations WHERE declaration_request_id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
-    row.as_ref().map(DeclarationRow::from_row).transpose()
+    super::one_by_key(db, &sql, id, DeclarationRow::from_row).await
 }
 
 /// The declarations of a payment, oldest first.

@@ -422,6 +422,18 @@ impl Db {
     }
 }
 
+/// The one row `sql` selects with its only parameter bound to `key`, decoded by
+/// `decode`: the lookups by id of every table.
+async fn one_by_key<T>(
+    db: &Db,
+    sql: &str,
+    key: &str,
+    decode: fn(&sqlx::any::AnyRow) -> Result<T>,
+) -> Result<Option<T>> {
+    let row = sqlx::query(sql).bind(key).fetch_optional(db.pool()).await?;
+    row.as_ref().map(decode).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

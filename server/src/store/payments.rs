@@ -9,21 +9,13 @@ use super::status::{PaymentStatus, Product};
 /// A payment by server id.
 pub async fn load(db: &Db, payment_id: &str) -> Result<Option<PaymentRow>> {
     let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(payment_id)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(PaymentRow::from_row).transpose()
+    super::one_by_key(db, &sql, payment_id, PaymentRow::from_row).await
 }
 
 /// A payment by `paymentRequestId`.
 pub async fn by_request(db: &Db, prid: &str) -> Result<Option<PaymentRow>> {
     let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_request_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(prid)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(PaymentRow::from_row).transpose()
+    super::one_by_key(db, &sql, prid, PaymentRow::from_row).await
 }
 
 /// A new payment row (status `pending`).

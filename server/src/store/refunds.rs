@@ -11,11 +11,7 @@ use super::status::RefundStatus;
 /// A refund by `refundRequestId`.
 pub async fn load(db: &Db, rrid: &str) -> Result<Option<RefundRow>> {
     let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_request_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(rrid)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(RefundRow::from_row).transpose()
+    super::one_by_key(db, &sql, rrid, RefundRow::from_row).await
 }
 
 /// The refunds of a payment, oldest first.
