@@ -996,16 +996,12 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
 async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     require_secret_service();
     let world = world().await;
-    // The server takes its copy of the token as a key file.
-    let server_token = world.dir.path().join("provisioning.token");
-    std::fs::write(&server_token, "factory-secret-42").unwrap();
-    let server = world.spawn_server(&[
-        ("SCANBIND_SERVER_DEVICES_REGISTRATION", "token"),
-        (
-            "SCANBIND_SERVER_DEVICES_PROVISIONING_TOKEN",
-            server_token.to_str().unwrap(),
-        ),
-    ]);
+    // The operator issues this device its own single-use enrollment token.
+    let server = world.spawn_server(&[("SCANBIND_SERVER_DEVICES_REGISTRATION", "token")]);
+    let token = world
+        .enrollment_token(&server, "daemon e2e")
+        .await
+        .unwrap();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     // Without the token the daemon says why it cannot start, and does not leak it.
@@ -1029,7 +1025,7 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     assert!(err.contains("provisioning"), "{err}");
     // With it, registration succeeds; the token never reaches the log.
     let token_file = state.path().join("token");
-    std::fs::write(&token_file, "factory-secret-42\n").unwrap();
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let token_arg = token_file.to_str().unwrap().to_owned();
     let daemon = spawn_daemon_with(
         &[
@@ -1045,7 +1041,7 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
     bind(&world, &conn, &d).await;
-    assert!(!daemon.logs().contains("factory-secret-42"));
+    assert!(!daemon.logs().contains(&token));
 }
 
 /// Pays `order` by order code and returns the payment and its code once made.

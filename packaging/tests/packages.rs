@@ -513,7 +513,6 @@ fn start_installed_server(
     for (kind, name) in [
         ("sealing", "scanbind-server.sealing-key"),
         ("receipt", "scanbind-server.receipt-key"),
-        ("provisioning", "scanbind-server.provisioning-token"),
     ] {
         run_ok(
             Command::new(&server_bin)
@@ -541,7 +540,7 @@ fn start_installed_server(
             "SCANBIND_SERVER_DATABASE_URL",
             format!("sqlite://{}?mode=rwc", dir.join("server.db").display()),
         )
-        // scanbindd has no provisioning token setting yet.
+        // The desktop's daemon here has no enrollment token.
         .env("SCANBIND_SERVER_DEVICES_REGISTRATION", "open")
         .env(
             "SCANBIND_SERVER_PAYMENTS_INQUIRY_BACKOFF_MS",

@@ -1,6 +1,7 @@
 //! `scanbind-server admin ...`: the operator's terminal. Key management works on the
 //! database directly (it needs the server's configuration); everything else is a client
-//! of the `/admin/v1` API, authenticated with an operator key.
+//! of the `/admin/v1` API on the operator listener (`server.admin_listen`),
+//! authenticated with an operator key.
 
 use std::path::PathBuf;
 
@@ -12,11 +13,11 @@ use serde_json::{Value, json};
 /// `admin` options and operations.
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// The server's base URL.
+    /// The base URL of the server's operator listener (`server.admin_listen`).
     #[arg(
         long,
         env = "SCANBIND_ADMIN_URL",
-        default_value = "http://127.0.0.1:8443",
+        default_value = "http://127.0.0.1:8444",
         global = true
     )]
     url: String,
@@ -131,6 +132,47 @@ enum AdminOp {
         #[arg(long)]
         reason: String,
     },
+    /// Per-device, single-use enrollment tokens (device registration).
+    EnrollmentTokens {
+        #[command(subcommand)]
+        op: EnrollmentOp,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EnrollmentOp {
+    /// Issue a token for one device (admin scope); prints the token once (it is stored
+    /// hashed). Give it to the device (`scanbindd --provisioning-token-file`).
+    Issue {
+        /// Which device it is for.
+        #[arg(long)]
+        label: Option<String>,
+        /// Expiry, RFC 3339 (default: never).
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List tokens and where they stand (never the secrets).
+    List,
+    /// Revoke a token by id (admin scope).
+    Revoke {
+        /// The token id (the 16 hex digits after `sbe_`).
+        token_id: String,
+    },
+}
+
+fn enrollment_line(t: &Value) -> String {
+    format!(
+        "{}  {:<7}  {:<24}  created {}  expires {}  {}",
+        t["tokenId"].as_str().unwrap_or_default(),
+        t["state"].as_str().unwrap_or_default(),
+        t["label"].as_str().unwrap_or("-"),
+        t["createdAt"].as_str().unwrap_or_default(),
+        t["expiresAt"].as_str().unwrap_or("never"),
+        t["usedBy"]
+            .as_str()
+            .map(|d| format!("used by {d}"))
+            .unwrap_or_default(),
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +292,7 @@ impl Api {
         let url = format!("{}{path}", self.base);
         let mut req = match method {
             "POST" => self.http.post(&url),
+            "DELETE" => self.http.delete(&url),
             _ => self.http.get(&url),
         }
         .header("authorization", &self.auth);
@@ -545,6 +588,50 @@ pub async fn run_api(args: &AdminArgs) -> anyhow::Result<()> {
             );
             (v, vec![line])
         }
+        AdminOp::EnrollmentTokens { op } => match op {
+            EnrollmentOp::Issue { label, expires_at } => {
+                let mut body = json!({});
+                if let Some(l) = label {
+                    body["label"] = json!(l);
+                }
+                if let Some(e) = expires_at {
+                    body["expiresAt"] = json!(e);
+                }
+                let v = api
+                    .call("POST", "/admin/v1/enrollment-tokens", Some(body))
+                    .await?;
+                if !args.json {
+                    eprintln!(
+                        "issued enrollment token {} ({}); it is shown only now",
+                        v["tokenId"].as_str().unwrap_or_default(),
+                        v["label"].as_str().unwrap_or("no label")
+                    );
+                }
+                let line = v["token"].as_str().unwrap_or_default().to_owned();
+                (v, vec![line])
+            }
+            EnrollmentOp::List => {
+                let v = api.call("GET", "/admin/v1/enrollment-tokens", None).await?;
+                let lines = v["tokens"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(enrollment_line)
+                    .collect();
+                (v, lines)
+            }
+            EnrollmentOp::Revoke { token_id } => {
+                let v = api
+                    .call(
+                        "DELETE",
+                        &format!("/admin/v1/enrollment-tokens/{}", enc(token_id)),
+                        None,
+                    )
+                    .await?;
+                let line = enrollment_line(&v);
+                (v, vec![line])
+            }
+        },
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);

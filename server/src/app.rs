@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::info;
 
-use crate::config::{Config, RegistrationMode};
+use crate::config::Config;
 use crate::domain::events::EventHub;
 use crate::domain::seal::{Sealer, parse_sealing_key};
 use crate::error::{Error, Result};
@@ -74,20 +74,6 @@ impl AppState {
                 .map_err(|e| Error::config(&key, e.to_string()))?;
             receipt_keys.keys.push(s.jwk());
         }
-        let provisioning_token = match (c.devices.registration, &c.devices.provisioning_token) {
-            (RegistrationMode::Token, Some(path)) => {
-                let t = c.read_key_file("devices.provisioning_token", path)?;
-                let t = String::from_utf8_lossy(&t).trim().as_bytes().to_vec();
-                if t.len() < 16 {
-                    return Err(Error::config(
-                        "devices.provisioning_token",
-                        "the token must be at least 16 characters",
-                    ));
-                }
-                Some(t)
-            }
-            _ => None,
-        };
         let mut builder =
             Client::builder(c.ams.client_id.clone(), Arc::new(merchant), alipay.clone())
                 .key_version(c.ams.key_version)
@@ -127,7 +113,6 @@ impl AppState {
             receipt_keys,
             hub,
             engine_wake: Notify::new(),
-            provisioning_token,
             public_base_url,
             public_path_prefix,
             instance: crate::util::new_id("srv"),
@@ -140,8 +125,10 @@ impl AppState {
 /// A server that is listening. Drop or [`RunningServer::shutdown`] stops it.
 #[derive(Debug)]
 pub struct RunningServer {
-    /// The bound address.
+    /// The bound address of the devices' public listener.
     pub addr: SocketAddr,
+    /// The bound address of the operator listener (`/metrics`, `/admin/v1`).
+    pub admin_addr: SocketAddr,
     /// The shared state.
     pub app: App,
     stop: watch::Sender<bool>,
@@ -172,15 +159,43 @@ impl RunningServer {
     }
 }
 
-/// Binds, builds the state, starts the engine and the event listener, and serves.
-pub async fn start(config: Config) -> Result<RunningServer> {
-    let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
-        Error::config(
-            "server.listen",
-            format!("cannot bind {}: {e}", config.server.listen),
+async fn bind(key: &str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::config(key, format!("cannot bind {addr}: {e}")))
+}
+
+/// Serves `router` on `listener` (TLS when `tls` is set) until `stop` turns true.
+async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::Acceptor>,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let shutdown = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    match tls {
+        Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await,
+        None => axum::serve(
+            axum::serve::ListenerExt::tap_io(listener, crate::tls::tcp_keepalive),
+            router,
         )
-    })?;
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Serve(e.to_string())),
+    }
+}
+
+/// Binds both listeners (the devices' public one and the operator one), builds the
+/// state, starts the engine and the event listener, and serves.
+pub async fn start(config: Config) -> Result<RunningServer> {
+    let listener = bind("server.listen", config.server.listen).await?;
+    let admin_listener = bind("server.admin_listen", config.admin_listen()).await?;
     let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Serve(e.to_string()))?;
+    let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Error::Serve(e.to_string()))?;
     let tls = crate::tls::acceptor(&config)?;
@@ -189,29 +204,28 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     app.hub.start_listener(stop_rx.clone()).await?;
     let engine = tokio::spawn(crate::domain::engine::run(app.clone(), stop_rx.clone()));
     let router = crate::http::router(app.clone());
-    info!(%addr, public = %app.public_base_url, backend = ?app.db.backend(), "scanbind-server listening");
+    let operator_router = crate::http::operator_router(app.clone());
+    info!(%addr, %admin_addr, public = %app.public_base_url, backend = ?app.db.backend(), "scanbind-server listening");
     let task_app = app.clone();
     let task = tokio::spawn(async move {
-        let mut rx = stop_rx.clone();
-        let shutdown = async move {
-            let _ = rx.wait_for(|v| *v).await;
-        };
-        let served = match tls {
-            Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await,
-            None => axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, crate::tls::tcp_keepalive),
-                router,
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::Serve(e.to_string())),
+        let operator = tokio::spawn(serve(
+            admin_listener,
+            tls.clone(),
+            operator_router,
+            stop_rx.clone(),
+        ));
+        let served = serve(listener, tls, router, stop_rx).await;
+        let operator_served = match operator.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Serve(format!("operator listener task: {e}"))),
         };
         let _ = engine.await;
         task_app.db.close().await;
-        served
+        served.and(operator_served)
     });
     Ok(RunningServer {
         addr,
+        admin_addr,
         app,
         stop,
         task,

@@ -72,8 +72,13 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ServerSection {
-    /// Listen address (default `127.0.0.1:8443`; port 0 picks a free port).
+    /// Listen address of the devices' public listener (default `127.0.0.1:8443`; port
+    /// 0 picks a free port).
     pub listen: SocketAddr,
+    /// Listen address of the operator listener, the only one serving `/metrics` and the
+    /// back office `/admin/v1` (default `127.0.0.1:8444`, or `127.0.0.1:0` when
+    /// `listen` has port 0). Keep it off the devices' network. See [`Config::admin_listen`].
+    pub admin_listen: Option<SocketAddr>,
     /// The public base URL Alipay posts notifications to, e.g. `https://pay.example.com`
     /// (default: derived from `listen` and `tls.mode`).
     pub public_base_url: Option<String>,
@@ -88,6 +93,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            admin_listen: None,
             public_base_url: None,
             events_keep_alive_secs: 0,
         }
@@ -210,7 +216,8 @@ pub struct ReceiptsSection {
 pub enum RegistrationMode {
     /// Any device may register (development).
     Open,
-    /// A device must present the provisioning token (default).
+    /// A device must present a per-device, single-use enrollment token issued by the
+    /// operator API (default).
     #[default]
     Token,
 }
@@ -222,7 +229,8 @@ pub enum RegistrationMode {
 pub struct DevicesSection {
     /// `token` (default) or `open`.
     pub registration: RegistrationMode,
-    /// The provisioning token file (required in mode `token`).
+    /// Removed: the one provisioning token shared by every device. Setting it is a
+    /// configuration error pointing at enrollment tokens (decision D30).
     pub provisioning_token: Option<String>,
     /// Freshness window of signed requests, seconds (default 300).
     #[serde(deserialize_with = "flex_i64")]
@@ -472,12 +480,19 @@ impl Config {
                 "needs at least one key file (the current key first)",
             ));
         }
-        if self.devices.registration == RegistrationMode::Token
-            && self.devices.provisioning_token.is_none()
-        {
+        if self.devices.provisioning_token.is_some() {
             return Err(Error::config(
                 "devices.provisioning_token",
-                "is required when devices.registration is \"token\"",
+                "the shared provisioning token is no longer supported: remove this key and \
+                 give each device its own single-use enrollment token \
+                 (scanbind-server admin enrollment-tokens issue, or POST \
+                 /admin/v1/enrollment-tokens on the operator listener; docs/server.md)",
+            ));
+        }
+        if self.admin_listen() == self.server.listen && self.server.listen.port() != 0 {
+            return Err(Error::config(
+                "server.admin_listen",
+                "must differ from server.listen (the operator API never shares the devices' listener)",
             ));
         }
         if self.ams.base_url.is_none() {
@@ -557,6 +572,19 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The operator listener's address: `server.admin_listen`, else `127.0.0.1:8444`, or
+    /// `127.0.0.1:0` (any free port) when `server.listen` has port 0.
+    pub fn admin_listen(&self) -> SocketAddr {
+        self.server.admin_listen.unwrap_or_else(|| {
+            let port = if self.server.listen.port() == 0 {
+                0
+            } else {
+                8444
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
     }
 
     /// The database URL, defaulting to SQLite under the XDG state directory.
@@ -674,6 +702,7 @@ mod tests {
         assert_eq!(c.devices.registration, RegistrationMode::Open);
         assert_eq!(c.payments.expiry_seconds, 60);
         assert_eq!(c.server.listen.port(), 8443);
+        assert_eq!(c.admin_listen(), SocketAddr::from(([127, 0, 0, 1], 8444)));
     }
 
     #[test]
@@ -743,9 +772,31 @@ mod tests {
                 .contains("devices.registration")
         );
         assert!(err(&[("SCANBIND_SERVER_AMS_COLOUR", "blue")], None).contains("colour"));
+        // Token registration needs no file: tokens are issued per device.
+        let mut e = env(MIN);
+        e.push((
+            "SCANBIND_SERVER_DEVICES_REGISTRATION".into(),
+            "token".into(),
+        ));
+        assert!(Config::load(None, e).is_ok());
+        // The removed shared token is refused, naming its replacement.
+        let shared = err(
+            &[("SCANBIND_SERVER_DEVICES_PROVISIONING_TOKEN", "prov.token")],
+            None,
+        );
         assert!(
-            err(&[("SCANBIND_SERVER_DEVICES_REGISTRATION", "token")], None)
-                .contains("devices.provisioning_token")
+            shared.contains("devices.provisioning_token") && shared.contains("enrollment"),
+            "{shared}"
+        );
+        assert!(
+            err(
+                &[
+                    ("SCANBIND_SERVER_SERVER_LISTEN", "127.0.0.1:9000"),
+                    ("SCANBIND_SERVER_SERVER_ADMIN_LISTEN", "127.0.0.1:9000")
+                ],
+                None
+            )
+            .contains("server.admin_listen")
         );
         assert!(
             err(
@@ -783,7 +834,6 @@ signing_key = "r.pem"
 sealing_keys = ["s1"]
 [devices]
 registration = "token"
-provisioning_token = "prov"
 "#,
         )
         .unwrap();

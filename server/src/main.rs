@@ -60,7 +60,7 @@ enum Command {
         json: bool,
     },
     /// The back office from a terminal: operator keys, payments, refunds, cancels,
-    /// customs declarations, bindings.
+    /// customs declarations, bindings, enrollment tokens.
     Admin(admin_cli::AdminArgs),
     /// Write the man page (scanbind-server.8) to a directory.
     #[command(hide = true)]
@@ -92,8 +92,6 @@ enum KeyKind {
     Sealing,
     /// A receipt signing key (Ed25519 PKCS#8 PEM).
     Receipt,
-    /// A provisioning token for device registration.
-    Provisioning,
 }
 
 fn keygen(kind: KeyKind, out: &PathBuf) -> anyhow::Result<()> {
@@ -106,7 +104,6 @@ fn keygen(kind: KeyKind, out: &PathBuf) -> anyhow::Result<()> {
             format!("{}\n", base64::engine::general_purpose::STANDARD.encode(k))
         }
         KeyKind::Receipt => scanbind_server::util::ed25519_pkcs8_pem()?,
-        KeyKind::Provisioning => format!("{}\n", scanbind_server::util::random_token(24)),
     };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -127,8 +124,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         "https"
     };
-    println!("listening on {scheme}://{}", server.addr);
-    let _ = std::io::stdout().flush();
+    // Both lines in one write: a reader that stops after the first loses nothing.
+    let ready = format!(
+        "listening on {scheme}://{}\nadmin listening on {scheme}://{}\n",
+        server.addr, server.admin_addr
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(ready.as_bytes());
+    let _ = out.flush();
+    drop(out);
     let stop = server.stopper();
     tokio::spawn(async move {
         let mut term =

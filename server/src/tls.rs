@@ -1,8 +1,8 @@
 //! TLS termination with rustls on the ring provider (never aws-lc-rs).
 //!
 //! - `off`: plain HTTP (behind a TLS-terminating proxy, or for tests).
-//! - `self-signed`: a certificate for `localhost`, `127.0.0.1`, `::1` and the listen IP
-//!   is generated at start (rcgen); if `tls.cert_file` is set, its PEM is written there
+//! - `self-signed`: a certificate for `localhost`, `127.0.0.1`, `::1` and the listen IPs
+//!   (public and operator) is generated at start (rcgen); if `tls.cert_file` is set, its PEM is written there
 //!   so development clients can trust it.
 //! - `files`: PEM certificate chain and private key from `tls.cert_file` / `tls.key_file`.
 
@@ -39,9 +39,10 @@ pub fn acceptor(config: &Config) -> Result<Option<Acceptor>> {
                 "127.0.0.1".to_owned(),
                 "::1".to_owned(),
             ];
-            let ip = config.server.listen.ip();
-            if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
-                names.push(ip.to_string());
+            for ip in [config.server.listen.ip(), config.admin_listen().ip()] {
+                if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+                    names.push(ip.to_string());
+                }
             }
             let ck = rcgen::generate_simple_self_signed(names).map_err(|e| {
                 Error::config("tls.mode", format!("cannot generate a certificate: {e}"))

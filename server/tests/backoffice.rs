@@ -179,7 +179,7 @@ async fn operator_api(backend: Backend) {
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
-        base: server.base.clone(),
+        base: server.admin.clone(),
     };
     let (_, read) = make_key(&world, "auditor", "read");
     let (_, refund) = make_key(&world, "support", "refund");
@@ -451,7 +451,7 @@ async fn operator_api(backend: Backend) {
         &[
             "admin",
             "--url",
-            &server.base,
+            &server.admin,
             "--json",
             "payments",
             "--device-id",
@@ -469,7 +469,7 @@ async fn operator_api(backend: Backend) {
         &[
             "admin",
             "--url",
-            &server.base,
+            &server.admin,
             "refund",
             id1,
             "--refund-id",
@@ -491,7 +491,7 @@ async fn operator_api(backend: Backend) {
         &[
             "admin",
             "--url",
-            &server.base,
+            &server.admin,
             "refund",
             id1,
             "--refund-id",
@@ -505,7 +505,11 @@ async fn operator_api(backend: Backend) {
     );
     assert_ne!(code, 0);
     assert!(err.contains("amount_invalid") && err.contains(id1), "{err}");
-    let (code, out, err) = cli(&world, &["admin", "--url", &server.base, "show", id1], &env);
+    let (code, out, err) = cli(
+        &world,
+        &["admin", "--url", &server.admin, "show", id1],
+        &env,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("refund ops-r1") && out.contains("refund cli-1"),
@@ -518,7 +522,7 @@ async fn windows_and_periods(backend: Backend) {
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
-        base: server.base.clone(),
+        base: server.admin.clone(),
     };
     let (_, key) = make_key(&world, "support", "refund");
     let (device, binding, sealed) = bound_device(&world, &server, "ALIPAY_HK").await;
@@ -599,7 +603,7 @@ async fn customs_declarations(backend: Backend) {
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
-        base: server.base.clone(),
+        base: server.admin.clone(),
     };
     let (_, key) = make_key(&world, "customs desk", "refund");
     let (_, read) = make_key(&world, "auditor", "read");
@@ -805,7 +809,7 @@ async fn customs_declarations(backend: Backend) {
         &[
             "admin",
             "--url",
-            &server.base,
+            &server.admin,
             "declarations",
             "d-a",
             "d-nope",
@@ -897,7 +901,7 @@ async fn reconcile_a_day(backend: Backend) {
     let server = world.spawn_server(&[]);
     let ops = Ops {
         http: world.http.clone(),
-        base: server.base.clone(),
+        base: server.admin.clone(),
     };
     let (_, key) = make_key(&world, "support", "refund");
     let date = today_utc();

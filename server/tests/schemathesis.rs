@@ -3,9 +3,10 @@
 //!
 //! schemathesis cannot sign requests, so it talks to a small signing proxy run by this
 //! test: the proxy signs every request as a registered device and forwards it to the
-//! server. schemathesis is installed (pinned, `tests/schemathesis/requirements.txt`) into a
-//! venv under the cargo target dir, made with `$SCANBIND_PYTHON` (exported by
-//! `scripts/test`) or `python3`.
+//! server: the back office paths (`/admin/...`) to its operator listener, everything
+//! else to the devices' public listener. schemathesis is installed (pinned,
+//! `tests/schemathesis/requirements.txt`) into a venv under the cargo target dir, made
+//! with `$SCANBIND_PYTHON` (exported by `scripts/test`) or `python3`.
 
 mod common;
 
@@ -22,6 +23,8 @@ use scanbind_device_api::signing::new_nonce;
 struct Proxy {
     key: DeviceKey,
     upstream: String,
+    /// The operator listener, for `/admin/...`.
+    admin: String,
     http: reqwest::Client,
 }
 
@@ -36,12 +39,17 @@ async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
+    let upstream = if path.starts_with("/admin/") {
+        &proxy.admin
+    } else {
+        &proxy.upstream
+    };
     let headers = proxy
         .key
         .sign_request(&method, &path, now_s(), &new_nonce().unwrap(), &body);
     let mut rb = proxy
         .http
-        .request(method.parse().unwrap(), format!("{}{path}", proxy.upstream))
+        .request(method.parse().unwrap(), format!("{upstream}{path}"))
         .body(body.to_vec());
     if let Some(ct) = content_type {
         rb = rb.header("content-type", ct);
@@ -121,6 +129,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     let proxy = Arc::new(Proxy {
         key: DeviceKey::from_pkcs8(device.key.to_pkcs8()).unwrap(),
         upstream: server.base.clone(),
+        admin: server.admin.clone(),
         http: http(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,5 +1,6 @@
 //! `scanbind-server` as a child process ([`ServerProc`]): started from its environment,
-//! ready when it prints `listening on URL` (within [`GUARD`]), killable with SIGKILL.
+//! ready when it prints `listening on URL` and `admin listening on URL` (the devices'
+//! public listener and the operator listener, within [`GUARD`]), killable with SIGKILL.
 //!
 //! `SCANBIND_BENCH_WRAP="valgrind --tool=callgrind ..."` runs the server under that
 //! command, in a process group of its own (see server/README.md, "Benchmarks").
@@ -15,8 +16,10 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct ServerProc {
     child: Child,
-    /// Its base URL (`http://127.0.0.1:PORT`).
+    /// Its base URL (`http://127.0.0.1:PORT`): the devices' public listener.
     pub base: String,
+    /// The base URL of its operator listener (`/metrics`, `/admin/v1`).
+    pub admin: String,
     /// Its log file (stderr).
     pub log: PathBuf,
 }
@@ -62,12 +65,21 @@ impl ServerProc {
         // Readiness: the server prints this line once its socket accepts.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = reader.read_line(&mut line);
+            let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(GUARD).unwrap_or_default();
-        let Some(base) = line.trim().strip_prefix("listening on ") else {
+        let lines = rx.recv_timeout(GUARD).unwrap_or_default();
+        let mut lines = lines.lines();
+        let base = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("listening on "));
+        let admin = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("admin listening on "));
+        let (Some(base), Some(admin)) = (base, admin) else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Process(format!(
@@ -78,6 +90,7 @@ impl ServerProc {
         Ok(ServerProc {
             child,
             base: base.to_owned(),
+            admin: admin.to_owned(),
             log: log.to_owned(),
         })
     }

@@ -379,6 +379,7 @@ impl World {
         let s = |k: &str, v: String| (format!("SCANBIND_SERVER_{k}"), v);
         let mut env = vec![
             s("SERVER_LISTEN", "127.0.0.1:0".into()),
+            s("SERVER_ADMIN_LISTEN", "127.0.0.1:0".into()),
             s(
                 "AMS_BASE_URL",
                 self.ams_base_url
@@ -431,6 +432,60 @@ impl World {
         let n = self.logs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = self.dir.path().join(format!("server-{n}.log"));
         ServerProc::spawn(&self.server_binary, &env, &log, log_level)
+    }
+
+    /// Runs the world's `scanbind-server` binary with the server environment (no
+    /// inherited `SCANBIND_SERVER_*` or `SCANBIND_ADMIN*` variables) and `args`, e.g.
+    /// `admin keys create`.
+    pub fn server_cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut cmd = std::process::Command::new(&self.server_binary);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SCANBIND_SERVER_") || k.starts_with("SCANBIND_ADMIN") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.server_env())
+            .env("SCANBIND_LOG", "warn")
+            .args(args)
+            .output()
+            .map_err(crate::io("run scanbind-server"))
+    }
+
+    /// Issues one per-device enrollment token on `server`'s operator listener, with a
+    /// new operator key of scope `admin` (made by [`World::server_cli`]); the token's
+    /// text, for a device's `provisioningToken` (`scanbindd --provisioning-token-file`).
+    pub async fn enrollment_token(&self, server: &ServerProc, label: &str) -> Result<String> {
+        let out = self.server_cli(&[
+            "admin", "--json", "keys", "create", "--name", label, "--scope", "admin",
+        ])?;
+        if !out.status.success() {
+            return Err(Error::Process(format!(
+                "admin keys create: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let key: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| setup("admin keys create answered", e))?;
+        let key = key["key"].as_str().unwrap_or_default();
+        let r = self
+            .http
+            .post(format!("{}/admin/v1/enrollment-tokens", server.admin))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "label": label }))
+            .send()
+            .await
+            .map_err(|e| setup("POST /admin/v1/enrollment-tokens", e))?;
+        let status = r.status();
+        let v: Value = r
+            .json()
+            .await
+            .map_err(|e| setup("POST /admin/v1/enrollment-tokens answered", e))?;
+        match v["token"].as_str() {
+            Some(t) if status.as_u16() == 201 => Ok(t.to_owned()),
+            _ => Err(Error::Process(format!(
+                "POST /admin/v1/enrollment-tokens: {status} {v}"
+            ))),
+        }
     }
 
     /// `GET` a sandbox control path (`/sandbox/v1/...`) as JSON.

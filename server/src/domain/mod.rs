@@ -22,6 +22,7 @@ pub mod checkout;
 pub mod customs;
 pub mod devices;
 pub mod engine;
+pub mod enrollment;
 pub mod events;
 pub mod export;
 pub mod notifications;

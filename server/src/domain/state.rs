@@ -41,8 +41,6 @@ pub struct AppState {
     pub engine_wake: Notify,
     /// Device signature verifier.
     pub verifier: Verifier,
-    /// The provisioning token, in token registration mode.
-    pub provisioning_token: Option<Vec<u8>>,
     /// The public base URL (no trailing slash).
     pub public_base_url: String,
     /// Path prefix of the public base URL (empty or `/prefix`), part of the notify path

@@ -78,7 +78,6 @@ async fn app(dir: &tempfile::TempDir) -> App {
         receipt_signer,
         receipt_keys,
         engine_wake: Notify::new(),
-        provisioning_token: None,
         public_base_url: "http://127.0.0.1:1".into(),
         public_path_prefix: String::new(),
         instance: "srv_test".into(),

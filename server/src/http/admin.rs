@@ -3,15 +3,17 @@
 //! Operators authenticate with `Authorization: Bearer sbk_<key id>_<secret>` (the keys
 //! are in [`crate::domain::operators`], re-exported here). Each key has one scope, and
 //! scopes are ordered: `read` (search and look) < `refund` (refund, cancel, declare to
-//! customs) < `admin` (revoke bindings). Every change an operator makes is written to the
-//! payment's history (`steps`, step `operator`) with the key's name and the reason.
+//! customs) < `admin` (revoke bindings, issue and revoke enrollment tokens). Every
+//! change an operator makes to a payment is written to its history (`steps`, step
+//! `operator`) with the key's name and the reason. These routes are served only on the
+//! operator listener (`server.admin_listen`), never on the devices' public one.
 //! Errors are [`OperatorCode`]s (`{"error":{"code":..,"message":..}}`).
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use scanbind_ams::result::ResultStatus;
 use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest, RefundStatus};
 use serde::Deserialize;
@@ -21,7 +23,7 @@ use std::collections::HashMap;
 
 use crate::domain::payments::{self, payment_view};
 use crate::domain::refunds::{self, REFUND_PERIOD_DAYS, refund_view, refundable, refunds_of};
-use crate::domain::{App, bindings, plausible_id};
+use crate::domain::{App, bindings, enrollment, plausible_id};
 use crate::error::{Error, OperatorCode, Result};
 use crate::http::auth::{parse_json, read_body};
 use crate::store::payments::SearchFilter;
@@ -117,7 +119,7 @@ fn to_operator(e: Error) -> Error {
 // Routes
 // ---------------------------------------------------------------------------------------
 
-/// The `/admin/v1` routes (merged into the main router).
+/// The `/admin/v1` routes (merged into the operator listener's router).
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/admin/v1/keys/me", get(whoami))
@@ -134,6 +136,71 @@ pub fn routes() -> Router<App> {
             "/admin/v1/bindings/{binding_id}/revoke",
             post(revoke_binding),
         )
+        .route(
+            "/admin/v1/enrollment-tokens",
+            post(issue_enrollment_token).get(list_enrollment_tokens),
+        )
+        .route(
+            "/admin/v1/enrollment-tokens/{token_id}",
+            delete(revoke_enrollment_token),
+        )
+}
+
+/// `POST /admin/v1/enrollment-tokens`: the body (optional).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IssueTokenRequest {
+    /// Which device it is meant for (1–64 printable characters).
+    label: Option<String>,
+    /// Expiry, RFC 3339; none: never.
+    expires_at: Option<String>,
+}
+
+/// Issues a per-device enrollment token (scope admin). The answer carries the token
+/// (`token`) this once; only a hash of it is kept.
+async fn issue_enrollment_token(
+    State(app): State<App>,
+    op: Operator<Option<IssueTokenRequest>>,
+) -> Result<(axum::http::StatusCode, Json<Value>)> {
+    op.require(Scope::Admin)?;
+    let (label, expires_at) = match &op.body {
+        Some(b) => (
+            b.label.as_deref(),
+            b.expires_at
+                .as_deref()
+                .map(|t| parse_rfc3339("expiresAt", t))
+                .transpose()?,
+        ),
+        None => (None, None),
+    };
+    let (token, secret) = enrollment::issue(&app.db, label, expires_at, &op.key.key_id).await?;
+    tracing::info!(token = %token.token_id, operator = %op.key.key_id, "enrollment token issued");
+    let mut v = serde_json::to_value(&token).unwrap_or_default();
+    v["token"] = json!(secret);
+    Ok((axum::http::StatusCode::CREATED, Json(v)))
+}
+
+/// Lists the enrollment tokens, never their secrets (scope read).
+async fn list_enrollment_tokens(
+    State(app): State<App>,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let tokens = enrollment::list(&app.db).await?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+/// Revokes an enrollment token (scope admin; idempotent). A device that already
+/// enrolled with it stays registered.
+async fn revoke_enrollment_token(
+    State(app): State<App>,
+    Path(token_id): Path<String>,
+    op: Operator<Empty>,
+) -> Result<Json<enrollment::EnrollmentToken>> {
+    op.require(Scope::Admin)?;
+    let token = enrollment::revoke(&app.db, &token_id).await?;
+    tracing::info!(token = %token.token_id, operator = %op.key.key_id, "enrollment token revoked");
+    Ok(Json(token))
 }
 
 async fn whoami(op: Operator<Empty>) -> Json<OperatorKey> {

@@ -28,6 +28,7 @@ use crate::domain::refunds::{self, refund_view};
 use crate::domain::{App, check_text};
 use crate::error::{Error, Result};
 use crate::http::auth::{NoBody, Signed, parse_json, read_body, signed_headers};
+use crate::store::enrollment_tokens::NewDevice;
 use crate::store::{DeviceRow, PaymentStage};
 use crate::util::{now_ms, rfc3339};
 
@@ -38,16 +39,6 @@ fn device_view(d: &DeviceRow) -> Device {
         model: d.model.clone(),
         registered_at: rfc3339(d.registered_at),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = ring::digest::digest(&ring::digest::SHA256, a);
-    let db = ring::digest::digest(&ring::digest::SHA256, b);
-    da.as_ref()
-        .iter()
-        .zip(db.as_ref())
-        .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 pub(super) async fn register(
@@ -82,26 +73,31 @@ pub(super) async fn register(
             scanbind_device_api::limits::MAX_DEVICE_MODEL,
         )?;
     }
-    if app.config.devices.registration == RegistrationMode::Token {
-        let ok = match (&app.provisioning_token, &r.provisioning_token) {
-            (Some(expected), Some(given)) => constant_time_eq(expected, given.as_bytes()),
-            _ => false,
+    let public_key = key.to_base64();
+    let (d, created) = if app.config.devices.registration == RegistrationMode::Token
+        && crate::domain::devices::load(&app, &headers.device_id)
+            .await?
+            .is_none()
+    {
+        // A new device: it enrolls with its own single-use token (a registered device
+        // proved its key with the signature and only renames itself).
+        let device = NewDevice {
+            device_id: &headers.device_id,
+            public_key: &public_key,
+            name: &r.name,
+            model: &r.model,
         };
-        if !ok {
-            return Err(Error::api(
-                ErrorCode::RegistrationRefused,
-                "a valid provisioning token is required",
-            ));
-        }
-    }
-    let (d, created) = crate::domain::devices::register(
-        &app,
-        &headers.device_id,
-        &key.to_base64(),
-        &r.name,
-        &r.model,
-    )
-    .await?;
+        let created =
+            crate::domain::enrollment::enroll(&app.db, r.provisioning_token.as_deref(), device)
+                .await?;
+        let d = crate::domain::devices::load(&app, &headers.device_id)
+            .await?
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "device vanished"))?;
+        (d, created)
+    } else {
+        crate::domain::devices::register(&app, &headers.device_id, &public_key, &r.name, &r.model)
+            .await?
+    };
     info!(device = %d.device_id, "device registered");
     let status = if created {
         StatusCode::CREATED

@@ -1,6 +1,7 @@
 //! The HTTP layer, on top of [`crate::domain`]: the router, the device API (`/v1`), the
 //! notification intake (`/ams/notify/*`), the back office (`/admin/v1`), the OpenAPI
-//! document, health and metrics endpoints.
+//! document, health and metrics endpoints. Two routers: [`router`] for the devices'
+//! public listener, [`operator_router`] for the operator listener (metrics, back office).
 
 use axum::Router;
 use axum::extract::Request;
@@ -31,7 +32,9 @@ use device::{
 use notify::{notify_authorization, notify_payment, notify_refund};
 use ops::{healthz, metrics, readyz};
 
-/// The whole router.
+/// The router of the devices' public listener: the device API, the notification intake,
+/// health. `/metrics` and `/admin/v1` are not here (they answer `404 not_found`): they
+/// are served only by [`operator_router`], on the operator listener.
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/devices", post(register))
@@ -58,6 +61,17 @@ pub fn router(app: App) -> Router {
         .route("/ams/notify/authorization", post(notify_authorization))
         .route("/ams/notify/payment", post(notify_payment))
         .route("/ams/notify/refund", post(notify_refund))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(correlation))
+        .with_state(app)
+}
+
+/// The router of the operator listener (`server.admin_listen`): `/metrics`, the back
+/// office `/admin/v1` (operator keys), and health.
+pub fn operator_router(app: App) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -118,6 +118,21 @@ fn admin_op(
 }
 
 fn admin_paths() -> Value {
+    // Issuing answers 201 and takes an optional body.
+    let mut issue = admin_op(
+        "Back office: issue a per-device, single-use enrollment token; the answer carries the token (`token`) this once, only its hash is kept (scope admin)",
+        "adminIssueEnrollmentToken",
+        Some("IssueEnrollmentTokenRequest"),
+        ("IssuedEnrollmentToken", "The token, with its secret text."),
+        &[400, 401, 403, 413],
+        json!([]),
+    );
+    if let Some(responses) = issue["responses"].as_object_mut()
+        && let Some(created) = responses.remove("200")
+    {
+        responses.insert("201".into(), created);
+    }
+    issue["requestBody"]["required"] = json!(false);
     json!({
             "/admin/v1/keys/me": {"get": admin_op("Back office: the calling operator key", "adminWhoAmI", None, ("OperatorKey", "The key (never its secret)."), &[401], json!([]))},
             "/admin/v1/payments": {"get": admin_op("Back office: search payments, newest first (scope read)", "adminSearchPayments", None, ("AdminPaymentList", "Matching payments."), &[400, 401, 403], json!([
@@ -135,7 +150,12 @@ fn admin_paths() -> Value {
             "/admin/v1/declarations": {"get": admin_op("Back office: inquire 1 to 10 declarations at Alipay and store the results (scope read)", "adminInquireDeclarations", None, ("DeclarationInquiry", "The declarations found, and the ids not found."), &[400, 401, 403, 503], json!([
                 {"name": "ids", "in": "query", "required": true, "schema": {"type": "string"}, "description": "1 to 10 declaration request ids, comma-separated."}
             ]))},
-            "/admin/v1/bindings/{bindingId}/revoke": {"post": admin_op("Back office: revoke a binding (scope admin)", "adminRevokeBinding", Some("ReasonRequest"), ("AdminBinding", "The binding."), &[400, 401, 403, 404, 409, 413, 503], json!([path_param("bindingId")]))}
+            "/admin/v1/bindings/{bindingId}/revoke": {"post": admin_op("Back office: revoke a binding (scope admin)", "adminRevokeBinding", Some("ReasonRequest"), ("AdminBinding", "The binding."), &[400, 401, 403, 404, 409, 413, 503], json!([path_param("bindingId")]))},
+            "/admin/v1/enrollment-tokens": {
+                "post": issue,
+                "get": admin_op("Back office: the enrollment tokens and where they stand, never their secrets (scope read)", "adminListEnrollmentTokens", None, ("EnrollmentTokenList", "Every token, oldest first."), &[401, 403], json!([]))
+            },
+            "/admin/v1/enrollment-tokens/{tokenId}": {"delete": admin_op("Back office: revoke an enrollment token (scope admin; idempotent). A device that already enrolled with it stays registered", "adminRevokeEnrollmentToken", None, ("EnrollmentToken", "The revoked token."), &[401, 403, 404], json!([path_param("tokenId")]))}
     })
 }
 
@@ -175,7 +195,17 @@ fn admin_schemas() -> Value {
                     "operator": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
                 "DeclarationInquiry": {"type": "object", "required": ["declarations", "notFound"], "properties": {
                     "declarations": {"type": "array", "items": r("Declaration")}, "notFound": {"type": "array", "items": {"type": "string"}}}},
-                "AdminBinding": {"allOf": [r("Binding"), {"type": "object", "required": ["deviceId"], "properties": {"deviceId": {"type": "string"}}}]}
+                "AdminBinding": {"allOf": [r("Binding"), {"type": "object", "required": ["deviceId"], "properties": {"deviceId": {"type": "string"}}}]},
+                "IssueEnrollmentTokenRequest": {"type": "object", "additionalProperties": false, "properties": {
+                    "label": text(1, crate::domain::enrollment::MAX_LABEL as u32), "expiresAt": {"type": "string", "format": "date-time", "description": "Expiry (RFC 3339); none: never. A time in the past makes a token that is refused at once."}}},
+                "EnrollmentToken": {"type": "object", "required": ["tokenId", "state", "createdBy", "createdAt"], "properties": {
+                    "tokenId": {"type": "string"}, "label": {"type": "string"},
+                    "state": {"type": "string", "enum": crate::domain::enrollment::TokenState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()},
+                    "createdBy": {"type": "string", "description": "The operator key id that issued it."}, "createdAt": {"type": "string", "format": "date-time"},
+                    "expiresAt": {"type": "string", "format": "date-time"}, "revokedAt": {"type": "string", "format": "date-time"},
+                    "usedAt": {"type": "string", "format": "date-time"}, "usedBy": {"type": "string", "description": "The device that enrolled with it."}}},
+                "IssuedEnrollmentToken": {"allOf": [r("EnrollmentToken"), {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "description": "`sbe_<token id>_<secret>`: give it to the one device it is for. Shown only now."}}}]},
+                "EnrollmentTokenList": {"type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": r("EnrollmentToken")}}}
     })
 }
 
@@ -248,10 +278,10 @@ pub fn document() -> Value {
         "info": {
             "title": "scanbind-server device API",
             "version": "1",
-            "description": "The API between a scanbind device (scanbindd) and the merchant server. Every operation except registration-free reads (receipt keys, this document, health) is signed by the device key: see docs/server.md, \"Device authentication\". Errors carry a stable `error.code`. The back office (tag `back office`, under /admin/v1) is authenticated by operator keys instead: see docs/operator.md."
+            "description": "The API between a scanbind device (scanbindd) and the merchant server. Every operation except registration-free reads (receipt keys, this document, health) is signed by the device key: see docs/server.md, \"Device authentication\". Errors carry a stable `error.code`. The back office (tag `back office`, under /admin/v1) is served only on the server's operator listener (`server.admin_listen`, loopback by default), never on the devices' public listener (which answers 404 there), and is authenticated by operator keys instead: see docs/operator.md."
         },
         "paths": {
-            "/v1/devices": {"post": op("Register a device key", "registerDevice", Some("RegisterDeviceRequest"), (201, "Device", "Registered (200 when the key was already registered)."), &[400, 401, 403, 413], json!([]), true)},
+            "/v1/devices": {"post": op("Register a device key; a new device in token registration mode presents its own single-use enrollment token (`provisioningToken`), otherwise `registration_refused`", "registerDevice", Some("RegisterDeviceRequest"), (201, "Device", "Registered (200 when the key was already registered)."), &[400, 401, 403, 413], json!([]), true)},
             "/v1/devices/me": {"get": op("The calling device", "getDevice", None, (200, "Device", "The device."), AUTH_ERRORS, json!([]), true)},
             "/v1/bindings": {
                 "post": op("Start binding a wallet (Scan to Bind)", "startBinding", Some("StartBindingRequest"), (201, "StartBindingResponse", "The QR code to show."), &[400, 401, 404, 413, 422, 503], json!([]), true),
@@ -290,7 +320,7 @@ pub fn document() -> Value {
                 "ApiError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": codes}, "message": {"type": "string"}}}}},
                 "RegisterDeviceRequest": {"type": "object", "required": ["publicKey", "name", "model"], "additionalProperties": false, "properties": {
-                    "publicKey": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}, "name": text(1, 64), "model": text(0, 64), "provisioningToken": {"type": "string"}}},
+                    "publicKey": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}, "name": text(1, 64), "model": text(0, 64), "provisioningToken": {"type": "string", "description": "The device's enrollment token `sbe_<token id>_<secret>` issued by the operator (required for a new device unless the server runs with open registration). Single use: the first device registering with it consumes it; a token used by another device, revoked, expired or not valid is refused with `registration_refused`."}}},
                 "Device": {"type": "object", "required": ["deviceId", "name", "model", "registeredAt"], "properties": {
                     "deviceId": {"type": "string"}, "name": {"type": "string"}, "model": {"type": "string"}, "registeredAt": {"type": "string", "format": "date-time"}}},
                 "StartBindingRequest": {"type": "object", "required": ["wallet"], "additionalProperties": false, "properties": {"wallet": {"type": "string", "example": "ALIPAY_HK"}}},
@@ -378,6 +408,7 @@ mod doc_tests {
         // Every key the loader accepts: an unknown key is an error naming it, a known one is not.
         let keys = [
             "server.listen",
+            "server.admin_listen",
             "server.public_base_url",
             "tls.mode",
             "tls.cert_file",

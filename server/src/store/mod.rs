@@ -24,6 +24,7 @@ pub mod bindings;
 pub mod checkouts;
 pub mod declarations;
 pub mod devices;
+pub mod enrollment_tokens;
 pub mod error;
 pub mod events;
 pub mod notifications;
@@ -82,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkouts",
         include_str!("../../migrations/sqlite/0003_checkouts.sql"),
     ),
+    (
+        4,
+        "enrollment tokens",
+        include_str!("../../migrations/sqlite/0004_enrollment_tokens.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -98,6 +104,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "checkouts",
         include_str!("../../migrations/postgres/0003_checkouts.sql"),
+    ),
+    (
+        4,
+        "enrollment tokens",
+        include_str!("../../migrations/postgres/0004_enrollment_tokens.sql"),
     ),
 ];
 
