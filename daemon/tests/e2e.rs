@@ -998,10 +998,7 @@ async fn a_server_that_wants_a_provisioning_token_gets_it_from_a_file() {
     let world = world().await;
     // The operator issues this device its own single-use enrollment token.
     let server = world.spawn_server(&[("SCANBIND_SERVER_DEVICES_REGISTRATION", "token")]);
-    let token = world
-        .enrollment_token(&server, "daemon e2e")
-        .await
-        .unwrap();
+    let token = world.enrollment_token(&server, "daemon e2e").await.unwrap();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     // Without the token the daemon says why it cannot start, and does not leak it.

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub notification_lag_ms_sum: AtomicU64,
     /// Device requests refused for authentication.
     pub auth_refused: AtomicU64,
+    /// Registrations of new devices refused for their enrollment token (missing, not
+    /// valid, used, revoked, expired): a rising count is someone guessing or replaying.
+    pub enrollments_refused: AtomicU64,
     /// AMS call latency per endpoint path: (count, sum of ms, errors). A std mutex: held
     /// for a few instructions, never across an await.
     pub ams: Mutex<std::collections::BTreeMap<String, (u64, u64, u64)>>,
@@ -102,6 +105,11 @@ impl Metrics {
             out,
             "scanbind_device_auth_refused_total {}",
             self.auth_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP scanbind_device_enrollments_refused_total New devices refused for their enrollment token.\n# TYPE scanbind_device_enrollments_refused_total counter\nscanbind_device_enrollments_refused_total {}",
+            self.enrollments_refused.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -276,6 +276,20 @@ async fn enrollment_tokens_are_single_use(backend: Backend) {
     assert!(message(&v).contains("not valid"), "{v}");
     assert!(!registered(&first).await);
     assert_eq!(listed(&world, &server, &read, &id).await["state"], "active");
+    let (_, m) = call(
+        &world,
+        None,
+        "GET",
+        &format!("{}/metrics", server.admin),
+        None,
+    )
+    .await;
+    assert!(
+        m.as_str()
+            .unwrap_or_default()
+            .contains("scanbind_device_enrollments_refused_total 6"),
+        "{m}"
+    );
 
     // The first device enrolls; registering again (a restart) still works.
     let (status, v) = register_with(&first, Some(&token)).await;

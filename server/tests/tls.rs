@@ -1,5 +1,5 @@
 //! TLS with a generated self-signed certificate: a client that trusts it talks to the
-//! server; a client that does not is refused.
+//! server (both listeners); a client that does not is refused.
 
 mod common;
 
@@ -51,6 +51,19 @@ async fn self_signed_tls_serves_the_api() {
     };
     device.register().await;
     device.ok("GET", "/v1/devices/me", None).await;
+    // The operator listener speaks TLS with the same certificate.
+    assert!(server.admin.starts_with("https://"), "{}", server.admin);
+    let r = device
+        .http
+        .get(format!("{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        untrusted_refuses(&format!("{}/metrics", server.admin)).await,
+        "a client without the certificate reached the operator listener"
+    );
     // Nobody else's trust store accepts it.
     let untrusted = client_trusting(rustls::RootCertStore::empty());
     assert!(
@@ -60,4 +73,13 @@ async fn self_signed_tls_serves_the_api() {
             .await
             .is_err()
     );
+}
+
+/// Whether a client that trusts nothing is refused at `url` (the TLS handshake fails).
+async fn untrusted_refuses(url: &str) -> bool {
+    client_trusting(rustls::RootCertStore::empty())
+        .get(url)
+        .send()
+        .await
+        .is_err()
 }

@@ -89,7 +89,15 @@ pub(super) async fn register(
         };
         let created =
             crate::domain::enrollment::enroll(&app.db, r.provisioning_token.as_deref(), device)
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    if e.code() == ErrorCode::RegistrationRefused {
+                        app.metrics
+                            .enrollments_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                        warn!(device = %headers.device_id, "enrollment refused");
+                    }
+                })?;
         let d = crate::domain::devices::load(&app, &headers.device_id)
             .await?
             .ok_or_else(|| Error::api(ErrorCode::Internal, "device vanished"))?;
