@@ -201,7 +201,7 @@ fn refused(message: &str) -> Error {
 pub async fn enroll(db: &Db, token: Option<&str>, device: NewDevice<'_>) -> Result<bool> {
     let Some(token) = token else {
         return Err(refused(
-            "this server registers devices with an enrollment token issued by the operator; none was sent",
+            "a new device must send its own enrollment token from the operator as its provisioning token (scanbindd --provisioning-token-file); none was sent",
         ));
     };
     let invalid = || refused("the enrollment token is not valid");
