@@ -63,7 +63,7 @@ error_codes! {
     StaleRequest = "stale_request", 401, "`x-scanbind-time` is more than five minutes away from the server clock; check the device clock and sign again.";
     ReplayedRequest = "replayed_request", 401, "This nonce was already used within the freshness window; sign again with a new nonce.";
     UnknownDevice = "unknown_device", 401, "No registered device has this id.";
-    RegistrationRefused = "registration_refused", 403, "Registration needs a valid provisioning token in this deployment.";
+    RegistrationRefused = "registration_refused", 403, "Registration needs a valid enrollment token in this deployment (none was sent, or it is not valid, used by another device, revoked or expired).";
     TokenInvalid = "token_invalid", 403, "The sealed token blob does not open for this device and binding (wrong binding, tampered, or sealed with a retired key).";
     NotFound = "not_found", 404, "No such binding, payment or refund for this device.";
     IdempotencyConflict = "idempotency_conflict", 409, "The same app order id (or refund id) was used before with different parameters.";

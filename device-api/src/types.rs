@@ -26,7 +26,8 @@ pub struct RegisterDeviceRequest {
     pub name: String,
     /// Device model, free text (≤ 64 characters).
     pub model: String,
-    /// Provisioning token, required unless the server runs with open registration.
+    /// The device's own single-use enrollment token (`sbe_…`, issued by the operator),
+    /// required for a new device unless the server runs with open registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_token: Option<String>,
 }
