@@ -4,9 +4,10 @@
 //! level; then every log, the daemon's journal, the server database (with its WAL),
 //! config and key files, and the keyring's files are scanned for every access token,
 //! refresh token and authCode the wallet issued (from the sandbox's state file), every
-//! private key (merchant, receipt, sealing) and every request, response and
-//! notification signature that went over the wire (recorded by proxies between the
-//! processes). Expected: 0 hits.
+//! private key (merchant, receipt, sealing), the device's enrollment token (the server
+//! runs with token registration) and every request, response and notification
+//! signature that went over the wire (recorded by proxies between the processes).
+//! Expected: 0 hits.
 //!
 //! Needs `KEYRING_SS_TEST=1` (run through `scripts/test`).
 
@@ -44,15 +45,33 @@ async fn no_token_key_or_signature_is_written_anywhere() {
     world.set_ams_base_url(ams.url());
     let notify = Tee::start(None).await.unwrap();
     let server = world.spawn_server_logged(
-        &[("SCANBIND_SERVER_SERVER_PUBLIC_BASE_URL", &notify.url())],
+        &[
+            ("SCANBIND_SERVER_SERVER_PUBLIC_BASE_URL", &notify.url()),
+            ("SCANBIND_SERVER_DEVICES_REGISTRATION", "token"),
+        ],
         "trace",
     );
     notify.set_target(Some(addr_of(&server.base)));
     let device = Tee::start(Some(addr_of(&server.base))).await.unwrap();
+    // The device's enrollment token, given to the daemon as a systemd credential, in a
+    // directory of its own outside the scanned ones (its one legitimate home).
+    let enrollment = world
+        .enrollment_token(&server, "secrets audit")
+        .await
+        .unwrap();
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::write(credentials.path().join("provisioning-token"), &enrollment).unwrap();
+    let credentials_dir = credentials.path().to_str().unwrap().to_owned();
 
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = spawn_daemon_logged(bus.address(), &device.url(), state.path(), &[], "trace");
+    let daemon = spawn_daemon_logged(
+        bus.address(),
+        &device.url(),
+        state.path(),
+        &[("CREDENTIALS_DIRECTORY", &credentials_dir)],
+        "trace",
+    );
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -122,6 +141,12 @@ async fn no_token_key_or_signature_is_written_anywhere() {
         "{access} access, {refresh} refresh tokens"
     );
 
+    needles.text(
+        "enrollment-token",
+        "the device's enrollment token",
+        &enrollment,
+    );
+
     // The keys, each allowed in its own file only.
     let dir = world.dir.path().to_owned();
     for (label, file) in [
@@ -143,6 +168,13 @@ async fn no_token_key_or_signature_is_written_anywhere() {
     let mut wire = ams.captured();
     wire.extend(notify.captured());
     let device_wire = device.captured();
+    // The needle is real: the daemon sent the token when it registered.
+    assert!(
+        device_wire.iter().any(|c| c
+            .windows(enrollment.len())
+            .any(|w| w == enrollment.as_bytes())),
+        "the enrollment token never went over the wire"
+    );
     let mut ams_sigs = 0;
     for h in secrets::header_values(&wire, "signature") {
         if let Some(sig) = secrets::ams_signature_value(&h) {
