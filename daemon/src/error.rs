@@ -157,9 +157,9 @@ pub enum Error {
     /// other than root: it is not honoured, and every payment is refused until it is
     /// fixed (whoever can write it controls what apps may spend).
     #[error(
-        "the payment policy {path} is {problem}: in system mode the policy must be owned by \
-         root and writable by root only (whoever can write it controls spending), so every \
-         payment is refused until it is fixed. Fix: `{fix}`"
+        "{path} is {problem}: in system mode the payment policy and its directory must be \
+         owned by root and writable by root only (whoever can write them controls spending), \
+         so every payment is refused until this is fixed: `{fix}`"
     )]
     PolicyNotRootOwned {
         /// The file or directory.
