@@ -126,7 +126,7 @@ pub fn member_of(users: &[User], groups: &[Group], uid: u32, group: &str) -> boo
     ) else {
         return false;
     };
-    user.gid == group.gid || group.members.iter().any(|m| *m == user.name)
+    user.gid == group.gid || group.members.contains(&user.name)
 }
 
 #[cfg(test)]
