@@ -153,13 +153,13 @@ pub enum Error {
         #[source]
         source: Box<oo7::file::Error>,
     },
-    /// In system mode, the policy file (or its directory) can be written by someone
-    /// other than root: it is not honoured, and every payment is refused until it is
+    /// In system mode, the policy file (or a directory above it) can be written by
+    /// someone other than root: it is not honoured, and every payment is refused until it is
     /// fixed (whoever can write it controls what apps may spend).
     #[error(
-        "{path} is {problem}: in system mode the payment policy and its directory must be \
-         owned by root and writable by root only (whoever can write them controls spending), \
-         so every payment is refused until this is fixed: `{fix}`"
+        "{path} is {problem}: in system mode the payment policy and every directory above \
+         it must be owned by root and writable by root only (whoever can write or replace the \
+         file controls spending), so every payment is refused until this is fixed: `{fix}`"
     )]
     PolicyNotRootOwned {
         /// The file or directory.

@@ -108,12 +108,14 @@ pub fn system_state_dir() -> PathBuf {
 pub const SYSTEM_STATE_DIR: &str = "/var/lib/scanbind";
 
 /// The check the system daemon makes of its policy file before every read
-/// ([`scanbind_policy::PolicySource::set_guard`]): whoever can write the file controls
-/// what apps may spend, so it must be root's. The file (if it exists) must be a plain
-/// file, not a symbolic link, owned by root and not writable by group or others; its
-/// directory must be owned by root and not writable by group or others. A missing file
-/// is no policy, as in session mode. Otherwise [`Error::PolicyNotRootOwned`] (as text:
-/// the policy crate's errors are text), which refuses every payment until it is fixed.
+/// ([`scanbind_policy::PolicySource::set_guard`]): whoever can write the file, or
+/// replace it, controls what apps may spend, so it must be root's. The file (if it
+/// exists) must be a plain file, not a symbolic link, owned by root and not writable by
+/// group or others; every directory above it (symbolic links resolved) must be owned by
+/// root and not writable by group or others, unless it is sticky (as `/tmp`: others
+/// cannot rename root's entries there). A missing file (or directory) is no policy, as
+/// in session mode. Otherwise [`Error::PolicyNotRootOwned`] (as text: the policy
+/// crate's errors are text), which refuses every payment until it is fixed.
 pub fn check_root_policy(path: &Path) -> std::result::Result<(), String> {
     root_owned(path).map_err(|e| e.to_string())
 }
@@ -125,47 +127,21 @@ fn root_owned(path: &Path) -> Result<()> {
         problem,
         fix,
     };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let d = std::fs::metadata(dir).map_err(|e| {
-        refuse(
-            dir,
-            format!("unreadable ({e})"),
-            format!(
-                "create it as root: install -d -m 0755 -o root -g root {}",
-                dir.display()
-            ),
-        )
-    })?;
-    if d.uid() != 0 || d.mode() & 0o022 != 0 {
-        return Err(refuse(
-            dir,
-            format!(
-                "owned by uid {} with mode {:04o}",
-                d.uid(),
-                d.mode() & 0o7777
-            ),
-            format!("chown root:root {0} && chmod 0755 {0}", dir.display()),
-        ));
-    }
+    let dir_fix = |dir: &Path| format!("chown root:root {0} && chmod 0755 {0}", dir.display());
+    let file_fix = format!("chown root:root {0} && chmod 0644 {0}", path.display());
     let f = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(refuse(
-                path,
-                format!("unreadable ({e})"),
-                format!("chown root:root {0} && chmod 0644 {0}", path.display()),
-            ));
-        }
+        Err(e) => return Err(refuse(path, format!("unreadable ({e})"), file_fix)),
         Ok(f) => f,
     };
     if !f.file_type().is_file() {
         return Err(refuse(
             path,
             "not a plain file (a symbolic link?)".to_owned(),
-            "replace it with a plain file owned by root, mode 0644".to_owned(),
+            format!(
+                "replace {} with a plain file owned by root, mode 0644",
+                path.display()
+            ),
         ));
     }
     if f.uid() != 0 || f.mode() & 0o022 != 0 {
@@ -176,8 +152,31 @@ fn root_owned(path: &Path) -> Result<()> {
                 f.uid(),
                 f.mode() & 0o7777
             ),
-            format!("chown root:root {0} && chmod 0644 {0}", path.display()),
+            file_fix,
         ));
+    }
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let real = parent
+        .canonicalize()
+        .map_err(|e| refuse(parent, format!("unreadable ({e})"), dir_fix(parent)))?;
+    for dir in real.ancestors() {
+        let d = std::fs::metadata(dir)
+            .map_err(|e| refuse(dir, format!("unreadable ({e})"), dir_fix(dir)))?;
+        let sticky = d.mode() & 0o1000 != 0;
+        if d.uid() != 0 || (d.mode() & 0o022 != 0 && !sticky) {
+            return Err(refuse(
+                dir,
+                format!(
+                    "a directory owned by uid {} with mode {:04o}",
+                    d.uid(),
+                    d.mode() & 0o7777
+                ),
+                dir_fix(dir),
+            ));
+        }
     }
     Ok(())
 }
@@ -344,9 +343,11 @@ mod tests {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
         };
         set(dir.path(), 0o755);
-        // Missing: no policy, fine (the tests run as root: the directory is root's).
+        // Missing (the file, or its directory): no policy, fine (the tests run as root:
+        // the directory is root's, in the sticky /tmp).
         assert_eq!(rustix::process::geteuid().as_raw(), 0, "run as root");
         check_root_policy(&path).unwrap();
+        check_root_policy(&dir.path().join("no-such-dir/policy.toml")).unwrap();
         std::fs::write(&path, "unknown_apps = \"deny\"\n").unwrap();
         set(&path, 0o644);
         check_root_policy(&path).unwrap();
@@ -367,6 +368,24 @@ mod tests {
             e.contains(&format!("chmod 0755 {}", dir.path().display())),
             "{e}"
         );
+        // Any directory above counts, not only the file's own.
+        set(dir.path(), 0o755);
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).unwrap();
+        set(&sub, 0o755);
+        let inner = sub.join("policy.toml");
+        std::fs::write(&inner, "unknown_apps = \"deny\"\n").unwrap();
+        set(&inner, 0o644);
+        check_root_policy(&inner).unwrap();
+        set(dir.path(), 0o775);
+        let e = check_root_policy(&inner).unwrap_err();
+        assert!(
+            e.contains(&format!("chmod 0755 {}", dir.path().display())),
+            "{e}"
+        );
+        // ... unless it is sticky (others cannot replace root's entries there).
+        set(dir.path(), 0o1777);
+        check_root_policy(&inner).unwrap();
         set(dir.path(), 0o755);
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
