@@ -33,6 +33,17 @@ pub enum Error {
     /// The window could not be opened or drawn (no display, no OpenGL).
     #[error("the window failed: {0}")]
     Window(String),
+    /// The daemon's user (`--daemon-user`) is not in the user database.
+    #[error(
+        "no user {name:?} to check the daemon's calls against ({reason}): install the \
+         scanbind package (its sysusers file makes the user) or pass --daemon-user NAME"
+    )]
+    NoSuchUser {
+        /// The user name.
+        name: String,
+        /// Why it could not be found.
+        reason: String,
+    },
     /// A bus or protocol error.
     #[error("D-Bus: {0}")]
     Bus(#[from] zbus::Error),

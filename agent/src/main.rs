@@ -17,9 +17,14 @@ struct Args {
     /// Connect to this D-Bus address instead of the session bus.
     #[arg(long, value_name = "ADDR", conflicts_with = "system")]
     address: Option<String>,
-    /// Connect to the system bus (a system-wide scanbindd).
+    /// Connect to the system bus (a system-wide scanbindd, `scanbindd --system`); the
+    /// daemon must then run as the scanbind user (--daemon-user).
     #[arg(long)]
     system: bool,
+    /// Accept calls only from a daemon running as this user (default: scanbind with
+    /// --system, else the agent's own user).
+    #[arg(long, value_name = "NAME")]
+    daemon_user: Option<String>,
     /// An ordinary window instead of full-screen.
     #[arg(long)]
     windowed: bool,
@@ -33,6 +38,19 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_env("SCANBIND_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+
+    let mut config = ServiceConfig::default();
+    let daemon_user = args.daemon_user.clone().or_else(|| {
+        args.system
+            .then(|| scanbind_ipc::accounts::DAEMON_USER.to_owned())
+    });
+    if let Some(name) = &daemon_user {
+        config.daemon_uid = service::daemon_uid(name)?;
+    }
+    tracing::info!(
+        daemon_uid = config.daemon_uid,
+        "only the daemon's calls of this uid are heard"
+    );
 
     let (ui_handle, inbox) = service::ui_channel();
     let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -60,13 +78,10 @@ fn main() -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dbus".into())
         .spawn(move || {
-            let result = runtime.block_on(service::run(
-                conn,
-                ServiceConfig::default(),
-                ui_handle,
-                actions_rx,
-                || print_line("scanbind-agent registered"),
-            ));
+            let result =
+                runtime.block_on(service::run(conn, config, ui_handle, actions_rx, || {
+                    print_line("scanbind-agent registered")
+                }));
             match result {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {

@@ -92,24 +92,30 @@ impl UiInbox {
 }
 
 /// `io.scanbind.Agent1`: accepts calls from the daemon only (the current owner of
-/// `io.scanbind.Daemon`) and hands them to the UI.
+/// `io.scanbind.Daemon`, running as the daemon's uid) and hands them to the UI.
 #[derive(Debug)]
 pub struct Agent {
     ui: UiHandle,
+    /// The uid the daemon must run as.
+    daemon_uid: u32,
+    /// The unique name last verified as the daemon.
     daemon: Mutex<Option<OwnedUniqueName>>,
 }
 
 impl Agent {
-    /// An agent that forwards to `ui`.
-    pub fn new(ui: UiHandle) -> Agent {
+    /// An agent that forwards to `ui` the calls of a daemon running as `daemon_uid`.
+    pub fn new(ui: UiHandle, daemon_uid: u32) -> Agent {
         Agent {
             ui,
+            daemon_uid,
             daemon: Mutex::new(None),
         }
     }
 
-    /// Refuses callers other than the daemon. On a bus, the daemon is whoever owns
-    /// `io.scanbind.Daemon` now (asked again when the caller is not the one cached).
+    /// Refuses callers other than the daemon (`AccessDenied`, before anything is shown
+    /// or answered). On a bus, the daemon is whoever owns `io.scanbind.Daemon` now, and
+    /// the bus must vouch that it runs as the daemon's uid (`GetConnectionUnixUser`);
+    /// both are asked again whenever the caller is not the one last verified.
     async fn check_caller(&self, conn: &Connection, header: &Header<'_>) -> fdo::Result<()> {
         let Some(sender) = header.sender() else {
             // A peer-to-peer connection: the peer is the daemon.
@@ -122,20 +128,35 @@ impl Agent {
         if self.cached_daemon().as_ref().is_some_and(|d| d == sender) {
             return Ok(());
         }
-        let owner = DBusProxy::new(conn)
-            .await?
+        let dbus = DBusProxy::new(conn).await?;
+        let owner = dbus
             .get_name_owner(BusName::try_from(BUS_NAME).map_err(zbus::Error::from)?)
             .await
             .ok();
-        let allowed = owner.as_ref().is_some_and(|o| o == sender);
-        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = owner;
-        if allowed {
-            Ok(())
-        } else {
-            Err(fdo::Error::AccessDenied(format!(
+        if owner.as_ref().is_none_or(|o| o != sender) {
+            tracing::warn!(%sender, "a caller that does not own {BUS_NAME} was refused");
+            return Err(fdo::Error::AccessDenied(format!(
                 "only {BUS_NAME} may call a display agent"
-            )))
+            )));
         }
+        let uid = dbus
+            .get_connection_unix_user(BusName::from(sender.to_owned()))
+            .await?;
+        if uid != self.daemon_uid {
+            tracing::warn!(
+                %sender,
+                uid,
+                expected = self.daemon_uid,
+                "a caller owning {BUS_NAME} runs as another uid than the daemon's: refused"
+            );
+            return Err(fdo::Error::AccessDenied(format!(
+                "{BUS_NAME} is owned by a process of uid {uid}, not the daemon's uid {}: \
+                 refused",
+                self.daemon_uid
+            )));
+        }
+        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.to_owned().into());
+        Ok(())
     }
 
     fn cached_daemon(&self) -> Option<OwnedUniqueName> {
@@ -210,13 +231,34 @@ impl Agent {
 pub struct ServiceConfig {
     /// Where `io.scanbind.Agent1` is served.
     pub path: ObjectPath<'static>,
+    /// The uid the daemon runs as: calls from any other uid are refused, even from the
+    /// owner of `io.scanbind.Daemon`. Default: the agent's own (session mode); a
+    /// system-mode agent sets the `scanbind` user's ([`daemon_uid`]).
+    pub daemon_uid: u32,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             path: ObjectPath::from_static_str_unchecked(DEFAULT_AGENT_PATH),
+            daemon_uid: rustix::process::geteuid().as_raw(),
         }
+    }
+}
+
+/// The uid of the user named `name` in the user database (`/etc/passwd`): the
+/// system-mode daemon's (`scanbind`, [`scanbind_ipc::accounts::DAEMON_USER`]).
+pub fn daemon_uid(name: &str) -> Result<u32, Error> {
+    match scanbind_ipc::accounts::user_by_name(name) {
+        Ok(Some(user)) => Ok(user.uid),
+        Ok(None) => Err(Error::NoSuchUser {
+            name: name.to_owned(),
+            reason: format!("not in {}", scanbind_ipc::accounts::PASSWD_FILE),
+        }),
+        Err(e) => Err(Error::NoSuchUser {
+            name: name.to_owned(),
+            reason: format!("{}: {e}", scanbind_ipc::accounts::PASSWD_FILE),
+        }),
     }
 }
 
@@ -235,7 +277,10 @@ pub async fn run(
     on_registered: impl FnOnce(),
 ) -> Result<(), Error> {
     conn.object_server()
-        .at(config.path.clone(), Agent::new(ui.clone()))
+        .at(
+            config.path.clone(),
+            Agent::new(ui.clone(), config.daemon_uid),
+        )
         .await?;
     let dbus = DBusProxy::new(&conn).await?;
     // Subscribe before the first attempt so an owner that appears meanwhile is seen.

@@ -1,6 +1,7 @@
 //! The D-Bus side of the agent in process, without a display: a private bus, the
 //! stand-in daemon, and a headless "UI" that reads the command channel. Covers who may
-//! call the agent, typed refusals of bad details, the Confirm round trip, the fresh
+//! call the agent (the owner of the daemon's name, running as the daemon's uid), typed
+//! refusals of bad details, the Confirm round trip, the fresh
 //! code action, a refused registration, and re-registration when the daemon returns.
 
 mod common;
@@ -25,6 +26,10 @@ struct Headless {
 }
 
 async fn start_agent(bus: &PrivateBus) -> Headless {
+    start_agent_with(bus, ServiceConfig::default()).await
+}
+
+async fn start_agent_with(bus: &PrivateBus, config: ServiceConfig) -> Headless {
     let (ui, inbox) = service::ui_channel();
     let (tx, commands) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
@@ -37,15 +42,9 @@ async fn start_agent(bus: &PrivateBus) -> Headless {
     let (actions, actions_rx) = mpsc::unbounded_channel();
     let (reg_tx, registered) = oneshot::channel();
     let conn = bus.connect().await.unwrap();
-    let service = tokio::spawn(service::run(
-        conn,
-        ServiceConfig::default(),
-        ui,
-        actions_rx,
-        move || {
-            let _ = reg_tx.send(());
-        },
-    ));
+    let service = tokio::spawn(service::run(conn, config, ui, actions_rx, move || {
+        let _ = reg_tx.send(());
+    }));
     Headless {
         commands,
         actions,
@@ -290,4 +289,86 @@ async fn a_refused_registration_is_an_error() {
         other => panic!("expected NotAllowed, got {other:?}"),
     }
     assert!(agent.registered.await.is_err(), "never reported registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_of_the_daemons_name_with_another_uid_is_refused_and_nothing_is_shown() {
+    let bus = PrivateBus::without_services().unwrap();
+    // This test process (root) owns io.scanbind.Daemon, but the agent expects the
+    // daemon to run as `nobody`: it only pretends to be the daemon.
+    let nobody = scanbind_agent::service::daemon_uid("nobody").unwrap();
+    let me = ServiceConfig::default().daemon_uid;
+    assert_ne!(nobody, me, "the test needs a uid other than its own");
+    let mut daemon = FakeDaemon::start(&bus).await;
+    let mut agent = start_agent_with(
+        &bus,
+        ServiceConfig {
+            daemon_uid: nobody,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let reg = daemon.next_registration().await;
+    (&mut agent.registered).await.unwrap();
+    // The impostor really owns the name (the first check passes).
+    let owner = zbus::fdo::DBusProxy::new(&daemon.conn)
+        .await
+        .unwrap()
+        .get_name_owner(scanbind_ipc::BUS_NAME.try_into().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(owner.as_str()),
+        daemon.conn.unique_name().map(|n| n.as_str())
+    );
+
+    let impostor = daemon.agent(&reg).await;
+    let err = impostor
+        .show(
+            "evil",
+            keys::KIND_BINDING_QR,
+            qr_details("https://evil.test/"),
+        )
+        .await
+        .unwrap_err();
+    let zbus::Error::MethodError(name, Some(text), _) = &err else {
+        panic!("not a method error: {err}");
+    };
+    assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.AccessDenied");
+    assert!(text.contains(&format!("uid {me}")), "{text}");
+    assert!(text.contains(&format!("daemon's uid {nobody}")), "{text}");
+    let err = impostor
+        .confirm(
+            "evil",
+            keys::KIND_PAYMENT,
+            HashMap::from([(keys::MESSAGE, Value::from("Pay HK$9999.00?"))]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
+    let err = impostor.dismiss("evil", "answered").await.unwrap_err();
+    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
+
+    // Nothing reached the screen: when the impostor leaves the bus, the first command
+    // the UI sees is the Reset that follows.
+    drop(impostor);
+    drop(daemon);
+    let cmd = agent.next().await;
+    assert!(matches!(cmd, UiCommand::Reset), "got {cmd:?}");
+}
+
+#[test]
+fn an_unknown_daemon_user_stops_the_agent_before_it_shows_anything() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanbind-agent"))
+        .args(["--system", "--daemon-user", "no-such-user-scanbind-test"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no user \"no-such-user-scanbind-test\"") && err.contains("--daemon-user"),
+        "{err}"
+    );
 }

@@ -33,17 +33,33 @@ pub enum Error {
     /// A keyring call panicked or was cancelled on the blocking pool.
     #[error("OS keyring call did not complete")]
     KeyringTask(#[source] tokio::task::JoinError),
-    /// The file vault (`--vault file`) has no master secret: no `--vault-secret-file`
-    /// (or `vault_secret_file`) and no systemd credential `scanbind-vault`.
+    /// The file vault (`--vault file`, the default of `--system`) has no master
+    /// secret: no `--vault-secret-file` (or `vault_secret_file`) and no systemd
+    /// credential `scanbind-vault`.
     #[error(
         "the file vault has no master secret: give scanbindd the systemd credential \
-         `scanbind-vault` (create it with `head -c 32 /dev/urandom | systemd-creds encrypt \
-         --name=scanbind-vault - /etc/credstore.encrypted/scanbind-vault` and add \
-         `LoadCredentialEncrypted=scanbind-vault` to the unit; systemd-creds seals it with \
-         the TPM2 where there is one), or pass `--vault-secret-file FILE` (a file of at least \
-         16 random bytes: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)"
+         `scanbind-vault`. Create it once, as root: `head -c 32 /dev/urandom | systemd-creds \
+         encrypt --with-key=auto --name=scanbind-vault - /etc/credstore.encrypted/scanbind-vault` \
+         (sealed with the TPM2 where the device has one, else with the host key \
+         /var/lib/systemd/credential.secret; the Debian package does this at install) and \
+         start scanbindd from a unit with `LoadCredentialEncrypted=scanbind-vault` (the \
+         packaged scanbindd.service has it). Or pass `--vault-secret-file FILE` (a file of \
+         at least 16 random bytes: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`). For \
+         development only, `--dev` without a credential makes a throw-away secret"
     )]
     VaultNoMasterSecret,
+    /// `--dev` without a master secret makes a throw-away one, which cannot open the
+    /// vault file an earlier run left: refused, the file untouched.
+    #[error(
+        "the vault file {path} exists, but --dev without a master secret makes a new \
+         throw-away secret at every start, which cannot open it. scanbindd leaves it \
+         untouched: start it with the credential `scanbind-vault` (or `--vault-secret-file`) \
+         the vault was made with, or move the file away to start over"
+    )]
+    VaultEphemeralExisting {
+        /// The vault file.
+        path: PathBuf,
+    },
     /// The file vault's master secret is too short.
     #[error(
         "the file vault's master secret is shorter than {min} bytes: use at least 32 random \
@@ -136,6 +152,22 @@ pub enum Error {
         /// oo7's error (boxed: it is large).
         #[source]
         source: Box<oo7::file::Error>,
+    },
+    /// In system mode, the policy file (or a directory above it) can be written by
+    /// someone other than root: it is not honoured, and every payment is refused until it is
+    /// fixed (whoever can write it controls what apps may spend).
+    #[error(
+        "{path} is {problem}: in system mode the payment policy and every directory above \
+         it must be owned by root and writable by root only (whoever can write or replace the \
+         file controls spending), so every payment is refused until this is fixed: `{fix}`"
+    )]
+    PolicyNotRootOwned {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
     },
     /// The journal's directory could not be created.
     #[error("cannot create the journal directory {path}")]

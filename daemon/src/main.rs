@@ -29,7 +29,11 @@ struct Args {
     /// Serve on the session bus (the default).
     #[arg(long, conflicts_with_all = ["address", "system", "no_bus"])]
     session: bool,
-    /// Serve on the system bus (single-user TVs and consoles; needs the bus policy).
+    /// System mode (TVs, consoles, shared PCs): serve on the system bus (needs the bus
+    /// policy) as the scanbind user, secrets in the daemon's own file vault (master
+    /// secret: the systemd credential scanbind-vault), state in /var/lib/scanbind
+    /// ($STATE_DIRECTORY), only root's configuration and policy, display agents of the
+    /// scanbind-agent group's members.
     #[arg(long, conflicts_with_all = ["address", "no_bus"])]
     system: bool,
     /// Serve on the bus at this D-Bus address instead (e.g. unix:path=/run/x).
@@ -50,14 +54,16 @@ struct Args {
     )]
     server: Option<String>,
     /// Run an in-process AMS sandbox and merchant server (SQLite in the state dir):
-    /// the whole system in one process, for app developers.
+    /// the whole system in one process, for app developers. With the file vault and no
+    /// master secret, a throw-away one (the vault cannot be opened after a restart).
     #[arg(long)]
     dev: bool,
     /// With --dev: serve on a D-Bus broker inside this process (busd) instead of a bus
     /// daemon, for machines without dbus-daemon; prints `scanbindd embedded bus: ADDRESS`.
     #[arg(long, requires = "dev", conflicts_with_all = ["session", "system", "address", "no_bus"])]
     embedded_bus: bool,
-    /// Where the payment journal lives (default: $XDG_STATE_HOME/scanbind).
+    /// Where the payment journal and the file vault live (default: $XDG_STATE_HOME/scanbind;
+    /// with --system $STATE_DIRECTORY, else /var/lib/scanbind).
     #[arg(long, value_name = "DIR", env = "SCANBIND_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// The name this device shows on the wallet page.
@@ -76,11 +82,12 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// The configuration file (default: $XDG_CONFIG_HOME/scanbind/scanbindd.toml, then
-    /// /etc/scanbind/scanbindd.toml).
+    /// /etc/scanbind/scanbindd.toml; with --system only the latter).
     #[arg(long, value_name = "FILE", env = "SCANBIND_CONFIG")]
     config: Option<PathBuf>,
     /// Where the secrets are kept: the session's OS keyring (secret-service, the
-    /// default) or the daemon's own encrypted vault file in the state directory
+    /// default without --system) or the daemon's own encrypted vault file in the state
+    /// directory (the default with --system)
     /// (file: <state dir>/vault/scanbind.keyring, its master secret from
     /// --vault-secret-file or the systemd credential scanbind-vault).
     #[arg(long, value_enum, value_name = "KIND")]
@@ -165,11 +172,14 @@ fn write_man(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let (file, file_path) = FileConfig::load(args.config.as_deref())?;
+    let (file, file_path) = FileConfig::load(args.config.as_deref(), args.system)?;
     if let Some(p) = &file_path {
         tracing::info!(config = %p.display(), "configuration file read");
     }
-    let state_dir = args.state_dir.or(file.state_dir.clone());
+    let state_dir = args
+        .state_dir
+        .or(file.state_dir.clone())
+        .or_else(|| args.system.then(scanbindd::settings::system_state_dir));
     let journal_path = match &state_dir {
         Some(dir) => dir.join("journal.sqlite3"),
         None => scanbindd::default_journal_path()
@@ -203,14 +213,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     let vault_kind = match args.vault {
         Some(VaultArg::SecretService) => VaultKind::SecretService,
         Some(VaultArg::File) => VaultKind::File,
-        None => file.vault.unwrap_or(VaultKind::SecretService),
+        None => file.vault.unwrap_or(if args.system {
+            VaultKind::File
+        } else {
+            VaultKind::SecretService
+        }),
     };
     let vault_secret_file = args.vault_secret_file.or(file.vault_secret_file.clone());
     let vault = match vault_kind {
-        VaultKind::File => VaultChoice::File {
-            dir: scanbindd::settings::vault_dir(&state_dir),
-            master_secret: scanbindd::settings::read_vault_secret(vault_secret_file.as_deref())?,
-        },
+        VaultKind::File => {
+            let dir = scanbindd::settings::vault_dir(&state_dir);
+            match scanbindd::settings::read_vault_secret(vault_secret_file.as_deref()) {
+                Ok(master_secret) => VaultChoice::File { dir, master_secret },
+                Err(scanbindd::Error::VaultNoMasterSecret) if args.dev => throw_away_vault(dir)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
         _ => {
             if vault_secret_file.is_some() {
                 anyhow::bail!(
@@ -320,6 +338,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         result
     })
+}
+
+/// `--dev` with the file vault and no master secret: a random one for this run only,
+/// said loudly. A vault an earlier run left is refused (this secret cannot open it).
+fn throw_away_vault(dir: PathBuf) -> anyhow::Result<VaultChoice> {
+    let file = scanbindd::settings::vault_file(&dir);
+    if file.exists() {
+        return Err(scanbindd::Error::VaultEphemeralExisting { path: file }.into());
+    }
+    tracing::warn!(
+        vault = %file.display(),
+        "DEVELOPMENT ONLY: no master secret for the file vault (no credential scanbind-vault, \
+         no --vault-secret-file): using a throw-away random one. The vault, its device key and \
+         its bindings cannot be opened after this process exits; a restart refuses to start \
+         until the file is moved away. Never use this on a real device"
+    );
+    Ok(VaultChoice::file_with_new_secret(dir)?)
 }
 
 /// Completes on SIGTERM or SIGINT.

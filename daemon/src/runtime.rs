@@ -88,12 +88,18 @@ pub struct Config {
     /// The provisioning token the server asks for when it does not accept open
     /// registration (`devices.registration = "token"`). Redacted in `Debug`.
     pub provisioning_token: Option<scanbind_money::SecretString>,
+    /// System mode (`scanbindd --system`; the default when `bus` is
+    /// [`BusChoice::System`]): the policy file is honoured only while it is root's
+    /// ([`crate::settings::check_root_policy`]; otherwise every payment is refused), and
+    /// the members of the `scanbind-agent` group may register a display agent.
+    pub system: bool,
 }
 
 impl Config {
     /// A configuration with the default device name.
     pub fn new(bus: BusChoice, server_url: String, journal_path: PathBuf) -> Config {
         Config {
+            system: bus == BusChoice::System,
             bus,
             p2p_socket: None,
             server_url,
@@ -150,6 +156,9 @@ impl Daemon {
             Arc::clone(&bus) as _,
             Arc::clone(&bus) as _,
         ));
+        if config.system {
+            system_mode(&shared, &bus);
+        }
         // Online at start: registered, stream open, bindings restored before the name
         // is taken. Unreachable: serve anyway (`Connectivity` offline; new payments
         // fail with `Offline`) and bring the link up in the background.
@@ -476,6 +485,21 @@ fn error_info(kind: &Wire, message: String) -> ErrorInfo {
         name: kind.name().to_string(),
         message,
     }
+}
+
+/// System mode: the policy file must be root's (checked before every read), and the
+/// `scanbind-agent` group's members may register a display agent.
+fn system_mode(shared: &Shared, bus: &Bus) {
+    shared.policy.set_guard(crate::settings::check_root_policy);
+    // Checked (and logged) now, not only at the first payment.
+    if let Err(e) = shared.policy.current() {
+        tracing::error!(cause = %e, "system mode: the payment policy is refused");
+    }
+    bus.agents.trust_group(scanbind_ipc::accounts::AGENT_GROUP);
+    tracing::info!(
+        group = scanbind_ipc::accounts::AGENT_GROUP,
+        "system mode: the policy file must be root's; display agents of the group's members are trusted"
+    );
 }
 
 /// The device key from the vault, or a new one stored there first.

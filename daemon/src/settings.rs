@@ -63,6 +63,11 @@ pub fn vault_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("vault")
 }
 
+/// The file vault's file in its directory (`scanbind.keyring`).
+pub fn vault_file(vault_dir: &Path) -> PathBuf {
+    vault_dir.join("scanbind.keyring")
+}
+
 /// Reads the file vault's master secret, byte for byte: from `file` if given, else
 /// from the systemd credential [`VAULT_CREDENTIAL`]; neither is
 /// [`Error::VaultNoMasterSecret`] (its message says how to make one).
@@ -84,6 +89,97 @@ pub fn read_vault_secret(file: Option<&Path>) -> Result<zeroize::Zeroizing<Vec<u
 /// The default policy file (`scanbind_policy::default_policy_path`): the policy crate
 /// is the one home of where the file lives.
 pub use scanbind_policy::default_policy_path;
+
+/// The state directory of the system daemon when none is configured: systemd's
+/// `$STATE_DIRECTORY` (`StateDirectory=scanbind`; its first entry), else
+/// `/var/lib/scanbind`.
+pub fn system_state_dir() -> PathBuf {
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|v| {
+            v.to_str()
+                .and_then(|v| v.split(':').next())
+                .filter(|d| Path::new(d).is_absolute())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_STATE_DIR))
+}
+
+/// The system daemon's state directory (the packaged unit's `--state-dir`).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/scanbind";
+
+/// The check the system daemon makes of its policy file before every read
+/// ([`scanbind_policy::PolicySource::set_guard`]): whoever can write the file, or
+/// replace it, controls what apps may spend, so it must be root's. The file (if it
+/// exists) must be a plain file, not a symbolic link, owned by root and not writable by
+/// group or others; every directory above it (symbolic links resolved) must be owned by
+/// root and not writable by group or others, unless it is sticky (as `/tmp`: others
+/// cannot rename root's entries there). A missing file (or directory) is no policy, as
+/// in session mode. Otherwise [`Error::PolicyNotRootOwned`] (as text: the policy
+/// crate's errors are text), which refuses every payment until it is fixed.
+pub fn check_root_policy(path: &Path) -> std::result::Result<(), String> {
+    root_owned(path).map_err(|e| e.to_string())
+}
+
+fn root_owned(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse = |what: &Path, problem: String, fix: String| Error::PolicyNotRootOwned {
+        path: what.to_owned(),
+        problem,
+        fix,
+    };
+    let dir_fix = |dir: &Path| format!("chown root:root {0} && chmod 0755 {0}", dir.display());
+    let file_fix = format!("chown root:root {0} && chmod 0644 {0}", path.display());
+    let f = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(refuse(path, format!("unreadable ({e})"), file_fix)),
+        Ok(f) => f,
+    };
+    if !f.file_type().is_file() {
+        return Err(refuse(
+            path,
+            "not a plain file (a symbolic link?)".to_owned(),
+            format!(
+                "replace {} with a plain file owned by root, mode 0644",
+                path.display()
+            ),
+        ));
+    }
+    if f.uid() != 0 || f.mode() & 0o022 != 0 {
+        return Err(refuse(
+            path,
+            format!(
+                "owned by uid {} with mode {:04o}",
+                f.uid(),
+                f.mode() & 0o7777
+            ),
+            file_fix,
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let real = parent
+        .canonicalize()
+        .map_err(|e| refuse(parent, format!("unreadable ({e})"), dir_fix(parent)))?;
+    for dir in real.ancestors() {
+        let d = std::fs::metadata(dir)
+            .map_err(|e| refuse(dir, format!("unreadable ({e})"), dir_fix(dir)))?;
+        let sticky = d.mode() & 0o1000 != 0;
+        if d.uid() != 0 || (d.mode() & 0o022 != 0 && !sticky) {
+            return Err(refuse(
+                dir,
+                format!(
+                    "a directory owned by uid {} with mode {:04o}",
+                    d.uid(),
+                    d.mode() & 0o7777
+                ),
+                dir_fix(dir),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The systemd credential name read when no token file is configured:
 /// `$CREDENTIALS_DIRECTORY/provisioning-token` (`LoadCredential=`).
@@ -139,9 +235,10 @@ impl FileConfig {
         Ok(c)
     }
 
-    /// The file to read: `explicit`, else the user's, else the system's; `None` if
-    /// none exists (an explicit one must exist).
-    pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+    /// The file to read: `explicit`, else the user's (not in system mode: the system
+    /// daemon reads only root's configuration), else the system's; `None` if none
+    /// exists (an explicit one must exist).
+    pub fn locate(explicit: Option<&Path>, system: bool) -> Result<Option<PathBuf>> {
         if let Some(p) = explicit {
             if !p.exists() {
                 return Err(Error::Config(format!("{} does not exist", p.display())));
@@ -152,7 +249,8 @@ impl FileConfig {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .map(|d| d.join("scanbind/scanbindd.toml"));
+            .map(|d| d.join("scanbind/scanbindd.toml"))
+            .filter(|_| !system);
         Ok([user, Some(PathBuf::from(SYSTEM_CONFIG))]
             .into_iter()
             .flatten()
@@ -160,8 +258,8 @@ impl FileConfig {
     }
 
     /// Reads the file found by [`FileConfig::locate`], or the defaults.
-    pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>)> {
-        match FileConfig::locate(explicit)? {
+    pub fn load(explicit: Option<&Path>, system: bool) -> Result<(FileConfig, Option<PathBuf>)> {
+        match FileConfig::locate(explicit, system)? {
             Some(p) => {
                 let text = std::fs::read_to_string(&p)
                     .map_err(|e| Error::Config(format!("reading {}: {e}", p.display())))?;
@@ -234,6 +332,74 @@ mod tests {
         let e = FileConfig::parse("vault = \"tpm\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("`tpm`"), "{e}");
         assert!(e.to_string().contains("secret-service"), "{e}");
+    }
+
+    #[test]
+    fn a_policy_file_that_is_not_roots_is_refused_naming_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set(dir.path(), 0o755);
+        // Missing (the file, or its directory): no policy, fine (the tests run as root:
+        // the directory is root's, in the sticky /tmp).
+        assert_eq!(rustix::process::geteuid().as_raw(), 0, "run as root");
+        check_root_policy(&path).unwrap();
+        check_root_policy(&dir.path().join("no-such-dir/policy.toml")).unwrap();
+        std::fs::write(&path, "unknown_apps = \"deny\"\n").unwrap();
+        set(&path, 0o644);
+        check_root_policy(&path).unwrap();
+        for mode in [0o664, 0o646, 0o666] {
+            set(&path, mode);
+            let e = check_root_policy(&path).unwrap_err();
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(&format!("chmod 0644 {}", path.display())), "{e}");
+        }
+        set(&path, 0o644);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = check_root_policy(&path).unwrap_err();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        set(dir.path(), 0o777);
+        let e = check_root_policy(&path).unwrap_err();
+        assert!(
+            e.contains(&format!("chmod 0755 {}", dir.path().display())),
+            "{e}"
+        );
+        // Any directory above counts, not only the file's own.
+        set(dir.path(), 0o755);
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).unwrap();
+        set(&sub, 0o755);
+        let inner = sub.join("policy.toml");
+        std::fs::write(&inner, "unknown_apps = \"deny\"\n").unwrap();
+        set(&inner, 0o644);
+        check_root_policy(&inner).unwrap();
+        set(dir.path(), 0o775);
+        let e = check_root_policy(&inner).unwrap_err();
+        assert!(
+            e.contains(&format!("chmod 0755 {}", dir.path().display())),
+            "{e}"
+        );
+        // ... unless it is sticky (others cannot replace root's entries there).
+        set(dir.path(), 0o1777);
+        check_root_policy(&inner).unwrap();
+        set(dir.path(), 0o755);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+        let e = check_root_policy(&path).unwrap_err();
+        assert!(e.contains("not a plain file"), "{e}");
+    }
+
+    #[test]
+    fn the_system_state_dir_is_systemds_or_var_lib() {
+        // (Setting the variable is unsafe in this edition: the test reads only.)
+        assert_eq!(SYSTEM_STATE_DIR, "/var/lib/scanbind");
+        if std::env::var_os("STATE_DIRECTORY").is_none() {
+            assert_eq!(system_state_dir(), PathBuf::from(SYSTEM_STATE_DIR));
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod accounts;
 pub mod error;
 pub mod limits;
 pub mod names;

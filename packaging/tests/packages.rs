@@ -9,6 +9,9 @@
 //! Features other issues are still adding (man page and completion generators, the
 //! daemon's `--config`, `scanbindctl doctor`, the display agent, the C library) are
 //! detected; what is not there yet is printed as `NOT EXERCISED: ...` on stderr.
+//!
+//! System mode's files are also checked from the source tree, without a package build,
+//! in `system_mode.rs`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -52,6 +55,8 @@ const SCANBIND_FILES: &[&str] = &[
     "/usr/lib/systemd/user/scanbind-agent.service",
     "/usr/lib/systemd/system/scanbindd.service",
     "/usr/lib/sysusers.d/scanbind.conf",
+    "/usr/lib/tmpfiles.d/scanbind.conf",
+    "/usr/lib/scanbind/make-vault-credential",
     "/usr/share/dbus-1/services/io.scanbind.Daemon.service",
     "/usr/share/dbus-1/system-services/io.scanbind.Daemon.service",
     "/usr/share/dbus-1/system.d/io.scanbind.Daemon.conf",
@@ -189,6 +194,25 @@ fn install_upgrade_remove_and_purge_in_a_fresh_root() {
             .any(|l| l.starts_with("scanbind:") && l.contains(":/var/lib/scanbind:")),
         "no scanbind user in the root's /etc/passwd:\n{passwd}"
     );
+    // ... and the agents' group, and (tmpfiles.d) the daemon's private state directory.
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap();
+    assert!(
+        group.lines().any(|l| l.starts_with("scanbind-agent:")),
+        "no scanbind-agent group in the root's /etc/group:\n{group}"
+    );
+    let daemon_uid = scanbind_ipc::accounts::parse_passwd(&passwd)
+        .into_iter()
+        .find(|u| u.name == "scanbind")
+        .unwrap()
+        .uid;
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let state = std::fs::metadata(root.join("var/lib/scanbind")).unwrap();
+        assert_eq!((state.mode() & 0o7777, state.uid()), (0o700, daemon_uid));
+    }
+    // The vault credential is sealed to the machine that runs postinst: never made for
+    // another root (dpkg --root), where it would be sealed to the wrong machine.
+    assert!(!root.join("etc/credstore.encrypted/scanbind-vault").exists());
     let status = root.dpkg(&[OsStr::new("--status"), OsStr::new("scanbind")]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("Status: install ok installed"));
     let conffiles = String::from_utf8_lossy(&status.stdout).to_string();
@@ -229,8 +253,15 @@ fn install_upgrade_remove_and_purge_in_a_fresh_root() {
             .exists()
     );
     assert!(conf.exists(), "remove must keep the conffile");
+    let credential = root.join("etc/credstore.encrypted/scanbind-vault");
+    std::fs::create_dir_all(credential.parent().unwrap()).unwrap();
+    std::fs::write(&credential, b"sealed").unwrap();
     root.dpkg(&[OsStr::new("--purge"), OsStr::new("scanbind")]);
     assert!(!conf.exists(), "purge removes the conffile");
+    assert!(
+        !credential.exists(),
+        "purge removes the vault's credential with the vault"
+    );
     assert!(
         !root.join("var/lib/scanbind").exists(),
         "purge removes the state"
@@ -470,6 +501,24 @@ fn system_bus_policy_and_activation_file_load() {
     assert!(
         err.contains("Spawn.ChildExited") && !err.contains("AccessDenied"),
         "a call to io.scanbind.Daemon1 should pass the policy and fail to spawn: {err}"
+    );
+    // Registering a display agent is for the scanbind-agent group only (this test's
+    // user, root, is not in it; packaging/tests/system_mode.rs runs a member).
+    let agent = Command::new("dbus-send")
+        .arg(format!("--bus={address}"))
+        .args([
+            "--print-reply",
+            "--dest=io.scanbind.Daemon",
+            "/io/scanbind/Daemon1",
+            "io.scanbind.AgentManager1.RegisterAgent",
+            "objpath:/io/scanbind/Agent",
+            "dict:string:string:",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&agent.stderr).contains("AccessDenied"),
+        "{agent:?}"
     );
     // Other interfaces on the name are refused by the policy.
     let other = Command::new("dbus-send")

@@ -462,7 +462,13 @@ pub struct PolicySource {
     cache: Mutex<Option<(Stamp, Result<PolicyFile, String>)>>,
     /// Held while [`PolicySource::grant`] rewrites the file (one writer at a time).
     write: Mutex<()>,
+    /// Checked before every read ([`PolicySource::set_guard`]).
+    guard: std::sync::OnceLock<PolicyGuard>,
 }
+
+/// A check of the policy file made before every read (e.g. the system daemon's "owned
+/// by root, writable by root only"); its error refuses every payment.
+pub type PolicyGuard = fn(&Path) -> Result<(), String>;
 
 impl PolicySource {
     /// The policy at `path`; `None`: no policy (every app may pay).
@@ -471,7 +477,14 @@ impl PolicySource {
             path,
             cache: Mutex::new(None),
             write: Mutex::new(()),
+            guard: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes every read call `guard` on the path first (once; later calls are
+    /// ignored). While it fails, [`PolicySource::current`] is its error.
+    pub fn set_guard(&self, guard: PolicyGuard) {
+        let _ = self.guard.set(guard);
     }
 
     /// Adds `app` to the policy file as allowed for `wallet` (all wallets when empty)
@@ -515,6 +528,12 @@ impl PolicySource {
         let Some(path) = &self.path else {
             return Ok(PolicyFile::default());
         };
+        if let Some(guard) = self.guard.get()
+            && let Err(e) = guard(path)
+        {
+            tracing::error!(cause = %e, "the payment policy file is not trusted: refusing payments");
+            return Err(e);
+        }
         let stamp = match std::fs::metadata(path) {
             Ok(m) => (m.modified().ok(), m.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -6,8 +6,9 @@
 //!
 //! One agent at a time. Only trusted agents may register: a process of the daemon's
 //! own user running `scanbind-agent` or `scanbindctl` from the directory `scanbindd`
-//! itself runs from, or one listed in `policy.toml` under `[[trusted_agents]]` by uid
-//! and executable. Showing is best effort (an app may draw the QR itself);
+//! itself runs from (in system mode also of a user in the `scanbind-agent` group,
+//! [`Agents::trust_group`]), or one listed in `policy.toml` under `[[trusted_agents]]`
+//! by uid and executable. Showing is best effort (an app may draw the QR itself);
 //! confirmations are not: without an agent they fail with `NeedsConfirmation`, a
 //! prompt nobody answers in time or whose agent goes away is a refusal (`Denied`).
 
@@ -58,9 +59,20 @@ pub(crate) struct Agents {
     current: Mutex<Option<Registered>>,
     generation: AtomicU64,
     requests: AtomicU64,
+    /// System mode: the group whose members' `scanbind-agent` / `scanbindctl` beside
+    /// the daemon are trusted too ([`Agents::trust_group`]).
+    group: std::sync::OnceLock<String>,
 }
 
 impl Agents {
+    /// Also trusts `scanbind-agent` and `scanbindctl` from the daemon's directory when
+    /// the caller's uid is a member of `group` in the group database (system mode:
+    /// `scanbind-agent`, `scanbind_ipc::accounts::AGENT_GROUP`). Once; later calls
+    /// are ignored.
+    pub(crate) fn trust_group(&self, group: &str) {
+        let _ = self.group.set(group.to_owned());
+    }
+
     /// Whether an agent is registered.
     pub(crate) fn is_registered(&self) -> bool {
         lock(&self.current).is_some()
@@ -230,7 +242,7 @@ async fn announce(bus: &Bus) {
 }
 
 /// Whether `who` may register as the display agent.
-fn trusted(shared: &Shared, who: &Caller) -> bool {
+fn trusted(shared: &Shared, agents: &Agents, who: &Caller) -> bool {
     let exe = Path::new(&who.app_id);
     if !exe.is_absolute() {
         return false; // a Flatpak or snap app is never an agent by default
@@ -243,7 +255,11 @@ fn trusted(shared: &Shared, who: &Caller) -> bool {
     {
         return true;
     }
-    let ours = own_uid().is_some_and(|uid| uid == who.uid);
+    let ours = own_uid().is_some_and(|uid| uid == who.uid)
+        || agents
+            .group
+            .get()
+            .is_some_and(|group| in_group(who.uid, group));
     let beside = std::env::current_exe()
         .ok()
         .and_then(|me| me.parent().map(Path::to_path_buf))
@@ -254,6 +270,15 @@ fn trusted(shared: &Shared, who: &Caller) -> bool {
         .and_then(|n| n.to_str())
         .is_some_and(|n| DEFAULT_AGENTS.contains(&n));
     ours && beside && named
+}
+
+/// Whether `uid` is a member of `group` in the group database; an unreadable
+/// database is no (logged).
+fn in_group(uid: u32, group: &str) -> bool {
+    scanbind_ipc::accounts::uid_in_group(uid, group).unwrap_or_else(|e| {
+        tracing::warn!(cause = %e, group, "cannot read the group database: trusting no group member");
+        false
+    })
 }
 
 /// The daemon's own uid (the owner of `/proc/self`).
@@ -282,11 +307,18 @@ impl AgentManagerObj {
     ) -> Result<(), Wire> {
         no_options("RegisterAgent", &options)?;
         let who = caller::identify(conn, &hdr).await?;
-        if !trusted(&self.shared, &who) {
+        if !trusted(&self.shared, &self.bus.agents, &who) {
             tracing::warn!(app = %who.app_id, uid = who.uid, "an untrusted program tried to register as display agent");
+            let group = match self.bus.agents.group.get() {
+                Some(g) => format!(
+                    ", or run scanbind-agent from scanbindd's directory as a member of the \
+                     group {g}"
+                ),
+                None => String::new(),
+            };
             return Err(Wire::NotAllowed(format!(
                 "{} (uid {}) is not a trusted display agent: list it under [[trusted_agents]] \
-                 in policy.toml",
+                 in policy.toml{group}",
                 who.app_id, who.uid
             )));
         }

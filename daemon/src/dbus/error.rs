@@ -17,7 +17,9 @@ impl Error {
             Error::KeyringLocked(_) => W::KeyringLocked(msg),
             Error::OrderConflict { .. } => W::Duplicate(msg),
             Error::UnknownPayment(_) => W::NotFound(msg),
-            Error::InvalidTransition { .. } => W::NotAllowed(msg),
+            Error::InvalidTransition { .. } | Error::PolicyNotRootOwned { .. } => {
+                W::NotAllowed(msg)
+            }
             Error::ServerUnreachable(_) => W::Offline(msg),
             Error::ServerRejected { .. } | Error::ServerProtocol(_) => W::ServerError(msg),
             Error::Keyring(_)
@@ -35,6 +37,7 @@ impl Error {
             | Error::Journal { .. }
             | Error::JournalCorrupt { .. }
             | Error::VaultNoMasterSecret
+            | Error::VaultEphemeralExisting { .. }
             | Error::VaultSecretTooShort { .. }
             | Error::VaultSecretUnreadable { .. }
             | Error::VaultUndecryptable { .. }

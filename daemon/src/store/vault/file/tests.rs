@@ -257,9 +257,16 @@ async fn a_missing_or_short_secret_is_refused() {
         matches!(&err, Error::VaultSecretUnreadable { path, .. } if path == &missing),
         "{err:?}"
     );
+    // The path the daemon's binary names in its messages is the store's.
+    assert_eq!(
+        crate::settings::vault_file(&dir),
+        dir.join(super::VAULT_FILE)
+    );
     let none = Error::VaultNoMasterSecret.to_string();
     for fix in [
-        "systemd-creds encrypt",
+        "systemd-creds encrypt --with-key=auto",
+        "/var/lib/systemd/credential.secret",
+        "LoadCredentialEncrypted=scanbind-vault",
         "scanbind-vault",
         "--vault-secret-file",
     ] {
