@@ -37,7 +37,8 @@ use scanbind_ipc::PaymentState;
 use scanbind_ipc::proxy::{Binding1Proxy, Daemon1Proxy, Payment1Proxy};
 use scanbind_testkit::display::{Xvfb, require_display_tools};
 use scanbind_testkit::system::{
-    DAEMON_USER, SharedBinary, SystemBus, SystemLayout, SystemUser, SystemUsers, as_user, own,
+    BinDir, DAEMON_USER, SharedBinary, SystemBus, SystemLayout, SystemUser, SystemUsers, as_user,
+    own,
 };
 use scanbind_testkit::{DaemonProc, eventually};
 use zbus::proxy::CacheProperties;
@@ -488,7 +489,11 @@ async fn system_mode_with_several_users_on_a_system_bus() {
     let [app1, app2] = &users.apps;
     let bus = SystemBus::start().unwrap();
     let layout = SystemLayout::new(&users.daemon);
-    let daemon_bin = SharedBinary::new(&daemon_binary());
+    // The daemon and the agent side by side, as installed: the daemon trusts the
+    // agents beside it (run by a member of scanbind-agent).
+    let bin = BinDir::new();
+    let daemon_bin = bin.add(&daemon_binary());
+    let agent_bin = bin.add(&agent_binary());
     let me = std::env::current_exe().unwrap();
     // The app: this binary where every user can run it (both users run this path).
     let app = SharedBinary::new(&me);
@@ -563,7 +568,6 @@ async fn system_mode_with_several_users_on_a_system_bus() {
     // The display agent as sbagent.
     let xvfb = Xvfb::start().unwrap();
     let agent_log = layout.state_dir().with_file_name("agent.log");
-    let agent_bin = SharedBinary::new(&agent_binary());
     let mut agent = Agent::start(&users.agent, &agent_bin, a, xvfb.display(), &agent_log);
     agent.expect("scanbind-agent registered", &agent_log);
 

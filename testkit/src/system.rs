@@ -332,6 +332,45 @@ impl std::ops::Deref for SharedBinary {
     }
 }
 
+/// A directory (0755, removed on drop) of binaries every user can run, side by side:
+/// the daemon and its display agent, as packaging installs them (the daemon trusts
+/// agents that sit beside it). Each is hard-linked (the same file, pinned even if cargo
+/// replaces the original), or copied where a link is impossible.
+#[derive(Debug)]
+pub struct BinDir {
+    dir: tempfile::TempDir,
+}
+
+impl BinDir {
+    /// An empty one.
+    pub fn new() -> BinDir {
+        BinDir {
+            dir: shared_tempdir(),
+        }
+    }
+
+    /// Puts `binary` in, under its own name; its new path.
+    pub fn add(&self, binary: &Path) -> PathBuf {
+        let name = binary.file_name().expect("a file name");
+        let path = self.dir.path().join(name);
+        if std::fs::hard_link(binary, &path).is_err() {
+            std::fs::copy(binary, &path)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", binary.display()));
+        }
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
+        if mode.is_ok_and(|m| m & 0o005 != 0o005) {
+            set_mode(&path, 0o755);
+        }
+        path
+    }
+}
+
+impl Default for BinDir {
+    fn default() -> Self {
+        BinDir::new()
+    }
+}
+
 /// The bus configuration of [`SystemBus`]: `/usr/share/dbus-1/system.conf` without
 /// what only a real boot needs (`<user>`, `<fork/>`, `<pidfile>`, `<syslog/>`,
 /// `<standard_system_servicedirs/>`, `<servicehelper>`, the host's `/etc/dbus-1`
