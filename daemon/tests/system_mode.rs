@@ -119,10 +119,16 @@ async fn app_child() {
                 Err(e) => say("error", &format!("{e:?}")),
             }
         }
-        ["pay", order, amount] => {
+        ["pay", order, amount, binding] => {
             let amount: i64 = amount.parse().unwrap();
-            match d.pay(order, amount, "HKD", "Coins", HashMap::new()).await {
-                Err(e) => say("error", &error_name(&format!("{e:?}"))),
+            // Several wallets are bound on a shared device: the app names its own.
+            let binding = zvariant::ObjectPath::try_from(*binding).unwrap();
+            let options = HashMap::from([("binding", zvariant::Value::from(binding))]);
+            match d.pay(order, amount, "HKD", "Coins", options).await {
+                Err(e) => {
+                    let debug = format!("{e:?}");
+                    say("error", &format!("{} {debug}", error_name(&debug)));
+                }
                 Ok(path) => {
                     say("payment", path.as_str());
                     say("state", &settle(&conn, &path).await);
@@ -264,20 +270,25 @@ impl App {
     }
 }
 
-/// Pays `amount` HKD cents for `order` as `user`: the payment's path and its final
-/// state, or the name of the error `Pay` returned.
+/// Pays `amount` HKD cents for `order` as `user` with the wallet of `binding`: the
+/// payment's path and its final state, or the name of the error `Pay` returned (its
+/// message goes to stderr).
 fn pay(
     user: &SystemUser,
     exe: &Path,
     bus: &str,
-    order: &str,
-    amount: i64,
+    (order, amount): (&str, i64),
+    binding: &str,
 ) -> Result<(String, String), String> {
-    let mut app = App::start(user, exe, bus, &format!("pay {order} {amount}"));
+    let action = format!("pay {order} {amount} {binding}");
+    let mut app = App::start(user, exe, bus, &action);
     let (k, v) = app.next("payment or error");
     let out = match k.as_str() {
         "payment" => Ok((v, app.expect("state"))),
-        "error" => Err(v),
+        "error" => {
+            eprintln!("{action} as {}: {v}", user.name);
+            Err(v.split(' ').next().unwrap_or_default().to_owned())
+        }
         other => panic!("the app said {other} {v}"),
     };
     app.done();
@@ -510,7 +521,8 @@ async fn system_mode_with_several_users_on_a_system_bus() {
 
     // sbapp1: a binding and a payment.
     let binding1 = bind(app1, &app, a, &sandbox, &daemon.logs()).await;
-    let (payment1, state) = pay(app1, &app, a, "tv-order-1", 1000).expect("sbapp1 pays");
+    let (payment1, state) =
+        pay(app1, &app, a, ("tv-order-1", 1000), &binding1).expect("sbapp1 pays");
     assert_eq!(state, "succeeded", "{}", daemon.logs());
 
     // No app user can read the vault.
@@ -535,7 +547,8 @@ async fn system_mode_with_several_users_on_a_system_bus() {
         "binding-state",
     );
     assert_eq!(state, "bound", "after the restart\n{}", daemon.logs());
-    let (payment1b, state) = pay(app1, &app, a, "tv-order-2", 100).expect("sbapp1 pays again");
+    let (payment1b, state) =
+        pay(app1, &app, a, ("tv-order-2", 100), &binding1).expect("sbapp1 pays again");
     assert_eq!(state, "succeeded", "{}", daemon.logs());
     assert_eq!(
         server_devices(&layout.state_dir()),
@@ -546,13 +559,14 @@ async fn system_mode_with_several_users_on_a_system_bus() {
 
     // sbapp2, the same app binary: its own binding and payment, even under the same
     // order id, and its own budget.
-    bind(app2, &app, a, &sandbox, &daemon.logs()).await;
-    let (payment2, state) = pay(app2, &app, a, "tv-order-1", 1000).expect("sbapp2 pays");
+    let binding2 = bind(app2, &app, a, &sandbox, &daemon.logs()).await;
+    let (payment2, state) =
+        pay(app2, &app, a, ("tv-order-1", 1000), &binding2).expect("sbapp2 pays");
     assert_eq!(state, "succeeded", "{}", daemon.logs());
     assert_ne!(payment1, payment2, "one payment per (user, app, order)");
     assert_eq!(charges(&sandbox).await, 3, "three charges at the wallet");
     // sbapp1 has spent 1100 of its 1500: 1000 more is above its budget.
-    let over = pay(app1, &app, a, "tv-order-3", 1000);
+    let over = pay(app1, &app, a, ("tv-order-3", 1000), &binding1);
     assert_eq!(over, Err("AboveLimit".to_owned()), "sbapp1's daily budget");
 
     // Each user sees its own payments only.
@@ -583,7 +597,12 @@ async fn system_mode_with_several_users_on_a_system_bus() {
     );
 
     // An app the policy does not list: the agent asks for consent, the user allows.
-    let mut consent = App::start(app2, &stranger, a, "pay stranger-1 500");
+    let mut consent = App::start(
+        app2,
+        &stranger,
+        a,
+        &format!("pay stranger-1 500 {binding2}"),
+    );
     let shown = agent.expect("shown ", &agent_log);
     assert_ne!(
         shown, "impostor-1",
