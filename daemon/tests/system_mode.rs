@@ -157,7 +157,10 @@ async fn app_child() {
                 .await;
             match reply {
                 Ok(_) => say("impostor", "answered"),
-                Err(zbus::Error::MethodError(name, _, _)) => say("impostor", name.as_str()),
+                Err(zbus::Error::MethodError(name, message, _)) => say(
+                    "impostor",
+                    &format!("{} {}", name.as_str(), message.unwrap_or_default()),
+                ),
                 Err(e) => say("impostor", &format!("{e:?}")),
             }
         }
@@ -590,10 +593,16 @@ async fn system_mode_with_several_users_on_a_system_bus() {
     let agent_name = unique_name_of(&bus, users.agent.uid).await;
     let impostor = app_once(app2, &app, a, &format!("impostor {agent_name}"), "impostor");
     assert_eq!(
-        impostor,
-        "org.freedesktop.DBus.Error.AccessDenied",
+        impostor.split(' ').next(),
+        Some("org.freedesktop.DBus.Error.AccessDenied"),
         "sbapp2 calling io.scanbind.Agent1 directly\nbus: {}",
         bus.logs()
+    );
+    // The bus itself refuses it (only the daemon's user may call Agent1); the agent's
+    // own check is the next test.
+    assert!(
+        impostor.contains("Rejected send message"),
+        "the bus let it through: {impostor}"
     );
 
     // An app the policy does not list: the agent asks for consent, the user allows.
@@ -628,4 +637,63 @@ async fn system_mode_with_several_users_on_a_system_bus() {
         charges(&sandbox).await == 4
     })
     .await;
+}
+
+/// The agent's own check, where the bus would let anyone call it: the same system bus
+/// plus a policy file that opens `io.scanbind.Agent1` to every user. A process of
+/// another user calling the agent directly is refused by the agent itself
+/// (`AccessDenied`, not the bus's "Rejected send message"), before anything is shown:
+/// a `Confirm` it accepted would wait for the user instead of answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_itself_refuses_a_caller_that_is_not_the_daemon() {
+    let users = SystemUsers::ensure();
+    require_display_tools();
+    let open = tempfile::tempdir().unwrap();
+    scanbind_testkit::system::set_mode(open.path(), 0o755);
+    let open_policy = open.path().join("open-agent.conf");
+    std::fs::write(
+        &open_policy,
+        "<busconfig><policy context=\"default\">\
+         <allow send_interface=\"io.scanbind.Agent1\"/></policy></busconfig>\n",
+    )
+    .unwrap();
+    let bus = SystemBus::start_with(&[
+        &scanbind_testkit::system::packaged_bus_policy(),
+        &open_policy,
+    ])
+    .unwrap();
+    let layout = SystemLayout::new(&users.daemon);
+    layout.write_policy("unknown_apps = \"allow\"\n");
+    let bin = BinDir::new();
+    let daemon_bin = bin.add(&daemon_binary());
+    let agent_bin = bin.add(&agent_binary());
+    let (_daemon, _sandbox) = start_daemon(&layout, &daemon_bin, &users, &bus);
+    let xvfb = Xvfb::start().unwrap();
+    let agent_log = layout.state_dir().with_file_name("agent.log");
+    let a = bus.address();
+    let mut agent = Agent::start(&users.agent, &agent_bin, a, xvfb.display(), &agent_log);
+    agent.expect("scanbind-agent registered", &agent_log);
+    let agent_name = unique_name_of(&bus, users.agent.uid).await;
+    let app = SharedBinary::new(&std::env::current_exe().unwrap());
+    let impostor = app_once(
+        &users.apps[1],
+        &app,
+        a,
+        &format!("impostor {agent_name}"),
+        "impostor",
+    );
+    let (name, message) = impostor.split_once(' ').unwrap_or((&impostor, ""));
+    assert_eq!(
+        name, "org.freedesktop.DBus.Error.AccessDenied",
+        "sbapp2 calling io.scanbind.Agent1 on an open bus: {impostor}"
+    );
+    assert!(
+        !message.starts_with("Rejected send message"),
+        "the bus, not the agent, refused it: {message}"
+    );
+    assert!(
+        !agent.seen.iter().any(|l| l.contains("impostor-1")),
+        "the agent showed the impostor's prompt: {:?}",
+        agent.seen
+    );
 }
