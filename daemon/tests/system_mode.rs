@@ -21,6 +21,9 @@
 //! - The agent: the real `scanbind-agent --system --daemon-user scanbind` as `sbagent`
 //!   on Xvfb; `xdotool` presses the remote's keys.
 //!
+//! A second test opens `io.scanbind.Agent1` to every user on the bus, to reach the
+//! agent's own check of its caller (on the packaged policy the bus refuses first).
+//!
 //! Every wait ends on an event (a line of a child, a D-Bus signal) within a guard time.
 
 mod common;
