@@ -13,6 +13,13 @@
 //! before-journal, after-journal, after-send, after-settle) for one payment and for an
 //! all-or-nothing checkout, after which the app pays the same order again.
 //!
+//! System mode (issue 21) has cells of its own: `scanbindd --system` started as the unit
+//! starts it (as the `scanbind` user through `setpriv`, `CAP_SYS_PTRACE` only, its vault
+//! credential in `$CREDENTIALS_DIRECTORY`) on a private system bus with the packaged
+//! policy (`scanbind_testkit::system`), killed mid-payment by its own crash point
+//! (`after-send`) and by `kill -9` while the wallet holds the answer, and restarted the
+//! same way: charged once, the result delivered once. Those need no Secret Service.
+//!
 //! Runs per cell: 1 in `cargo test`, 50 with `SCANBIND_RELIABILITY_FULL=1`
 //! (`scripts/reliability`); `SCANBIND_RELIABILITY_RUNS=N` overrides.
 //! Needs `KEYRING_SS_TEST=1` and, for the PostgreSQL cells, `PG_BIN_DIR`.
@@ -28,6 +35,8 @@ use scanbind_ipc::{Binding1Proxy, Daemon1Proxy};
 use scanbind_reliability::world::{self, World};
 use serde_json::json;
 use zbus::proxy::CacheProperties;
+
+use scanbind_testkit::system::{SharedBinary, SystemBus, SystemLayout, SystemUsers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Victim {
@@ -72,20 +81,43 @@ fn crash(rig: &mut Rig, victim: Victim) {
     }
 }
 
-async fn ledger_ids(rig: &Rig) -> BTreeSet<String> {
-    common::movements(&rig.world.ledger().await)
+/// What the after-restart checks need of a rig: the session-bus [`Rig`] or the
+/// system-mode [`SystemRig`].
+trait Scene {
+    /// The world (sandbox ledger).
+    fn world(&self) -> &World;
+    /// The app's connection to the daemon's bus.
+    fn conn(&self) -> &zbus::Connection;
+    /// The tails of the logs, for failure messages.
+    fn logs(&self) -> String;
+}
+
+impl Scene for Rig {
+    fn world(&self) -> &World {
+        &self.world
+    }
+    fn conn(&self) -> &zbus::Connection {
+        &self.conn
+    }
+    fn logs(&self) -> String {
+        Rig::logs(self)
+    }
+}
+
+async fn ledger_ids(rig: &impl Scene) -> BTreeSet<String> {
+    common::movements(&rig.world().ledger().await)
         .into_iter()
         .map(|(id, _, _)| id)
         .collect()
 }
 
-async fn clear_faults(rig: &Rig) {
+async fn clear_faults(rig: &impl Scene) {
     let _ = rig
-        .world
+        .world()
         .http
         .delete(format!(
             "{}/sandbox/v1/faults",
-            rig.world.sandbox.base_url()
+            rig.world().sandbox.base_url()
         ))
         .send()
         .await;
@@ -99,17 +131,17 @@ async fn faults_consumed(rig: &Rig) -> bool {
 
 /// The after-restart checks of one pay run: final state, ledger, delivered once.
 async fn check_payment(
-    rig: &Rig,
+    rig: &impl Scene,
     cell: &str,
     before: &BTreeSet<String>,
     p: &zvariant::OwnedObjectPath,
     want: Option<&str>,
 ) -> String {
     let (payment, state) =
-        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, p))
+        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(rig.conn(), p))
             .await
             .unwrap_or_else(|_| panic!("{cell}: not final after the restart\n{}", rig.logs()));
-    let added: Vec<(String, String, i64)> = common::movements(&rig.world.ledger().await)
+    let added: Vec<(String, String, i64)> = common::movements(&rig.world().ledger().await)
         .into_iter()
         .filter(|(id, _, _)| !before.contains(id))
         .collect();
@@ -126,7 +158,7 @@ async fn check_payment(
         assert_eq!(state, want, "{cell}\n{}", rig.logs());
     }
     // Delivered exactly once: in the unfinished list once, gone after Finish.
-    let d = rig.daemon1().await;
+    let d = Daemon1Proxy::new(rig.conn()).await.unwrap();
     let mut unfinished = HashMap::new();
     unfinished.insert("unfinished", zvariant::Value::from(true));
     let open = d.list_payments(unfinished.clone()).await.unwrap();
@@ -809,4 +841,228 @@ async fn kill_9_of_the_daemon_at_every_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_postgresql_at_every_step() {
     matrix(Victim::Postgres).await;
+}
+
+/// The system-mode rig (issue 21): this suite's world and `scanbind-server` (as root,
+/// on a fixed loopback port), a private system bus with the packaged policy, and
+/// `scanbindd --system --server URL` as `scanbind` (`SystemLayout::daemon_command`).
+/// The app is this test process, a root client on the system bus.
+struct SystemRig {
+    world: World,
+    server: Option<scanbind_reliability::server::ServerProc>,
+    server_extra: Vec<(String, String)>,
+    users: SystemUsers,
+    layout: SystemLayout,
+    binary: SharedBinary,
+    daemon: Option<scanbind_testkit::DaemonProc>,
+    conn: zbus::Connection,
+    bus: SystemBus,
+}
+
+impl Scene for SystemRig {
+    fn world(&self) -> &World {
+        &self.world
+    }
+    fn conn(&self) -> &zbus::Connection {
+        &self.conn
+    }
+    fn logs(&self) -> String {
+        let d = self
+            .daemon
+            .as_ref()
+            .map(scanbind_testkit::DaemonProc::logs)
+            .unwrap_or_default();
+        let tail = |t: &str| {
+            let from = t.len().saturating_sub(6000);
+            let from = (from..t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
+            t[from..].to_owned()
+        };
+        let s = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
+        format!(
+            "--- daemon\n{}\n--- server\n{}\n--- bus\n{}",
+            tail(&d),
+            tail(&s),
+            self.bus.logs()
+        )
+    }
+}
+
+impl SystemRig {
+    async fn new() -> SystemRig {
+        let users = SystemUsers::ensure();
+        let binary = tokio::task::block_in_place(|| {
+            SharedBinary::new(&scanbind_reliability::bins::binaries().daemon)
+        });
+        let world = World::new(
+            world::options()
+                .database(world::database(false))
+                .time_scale(0.001),
+        )
+        .await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server_extra = vec![
+            (
+                "SCANBIND_SERVER_AMS_ATTEMPT_TIMEOUT_MS".to_owned(),
+                "3000".to_owned(),
+            ),
+            (
+                "SCANBIND_SERVER_SERVER_LISTEN".to_owned(),
+                format!("127.0.0.1:{port}"),
+            ),
+        ];
+        let bus = SystemBus::start().unwrap();
+        let conn = bus.connect().await.unwrap();
+        let layout = SystemLayout::new(&users.daemon);
+        // Every app may pay (root's policy file, as on a device).
+        layout.write_policy("unknown_apps = \"allow\"\n");
+        let mut rig = SystemRig {
+            world,
+            server: None,
+            server_extra,
+            users,
+            layout,
+            binary,
+            daemon: None,
+            conn,
+            bus,
+        };
+        let extra: Vec<(&str, &str)> = rig
+            .server_extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        rig.server = Some(rig.world.spawn_server_logged(&extra, "info"));
+        rig.start_daemon(&[]);
+        rig
+    }
+
+    /// (Re)starts the daemon as the unit does, with extra environment (a crash point);
+    /// the running one, if any, is killed first (SIGKILL).
+    fn start_daemon(&mut self, env: &[(&str, &str)]) {
+        self.daemon = None;
+        let server = format!(
+            "http://{}",
+            self.server_extra
+                .iter()
+                .find(|(k, _)| k == "SCANBIND_SERVER_SERVER_LISTEN")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        );
+        let daemon = self
+            .layout
+            .daemon_command(&self.binary, &self.users.daemon, self.bus.address())
+            .server(&server)
+            .envs(env)
+            .suite("reliability")
+            .guard(None)
+            .spawn()
+            .unwrap_or_else(|e| panic!("scanbindd --system as scanbind: {e}\n{}", self.bus.logs()));
+        self.daemon = Some(daemon);
+    }
+
+    async fn daemon1(&self) -> Daemon1Proxy<'static> {
+        Daemon1Proxy::new(&self.conn).await.unwrap()
+    }
+}
+
+/// System mode, the daemon's own crash point `after-send` (the payment is journaled and
+/// sent to the server, the daemon dies before the answer): restarted as the unit
+/// restarts it, the app pays the same order again and gets the same payment, charged
+/// once and delivered once.
+async fn system_crash_point(rig: &mut SystemRig, run: usize) -> String {
+    let point = "after-send";
+    let cell = format!("System daemon crash-point {point} #{run}");
+    let before = ledger_ids(rig).await;
+    rig.start_daemon(&[("SCANBINDD_CRASH_AT", point)]);
+    let order = format!("cs-{point}-{run}");
+    let amount = 7000 + run as i64;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let first = d.pay(&order, amount, "HKD", "Coins", HashMap::new()).await;
+    let mut daemon = rig.daemon.take().expect("a daemon");
+    let status = tokio::task::block_in_place(|| daemon.wait_exit());
+    assert!(!status.success(), "{cell}: the daemon exited cleanly");
+    let log = daemon.logs();
+    let this_start = log.rsplit("--- scanbindd").next().unwrap_or_default();
+    assert!(
+        this_start.contains(&format!("crash point {point}")),
+        "{cell}: the daemon died elsewhere than its crash point:\n{this_start}"
+    );
+    drop(daemon);
+    rig.start_daemon(&[]);
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(&order, amount, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_or_else(|e| panic!("{cell}: the retry was refused: {e}\n{}", rig.logs()));
+    if let Ok(first) = first {
+        assert_eq!(first, p, "{cell}: the same payment object across the crash");
+    }
+    check_payment(rig, &cell, &before, &p, Some("succeeded")).await
+}
+
+/// System mode, `kill -9` of the daemon while the wallet has taken the payment and
+/// holds its answer: restarted as the unit restarts it, the payment ends `succeeded`,
+/// charged once and delivered once.
+async fn system_kill_9_sent(rig: &mut SystemRig, run: usize) -> String {
+    let cell = format!("System daemon pay ams-sent-processed #{run}");
+    let before = ledger_ids(rig).await;
+    rig.world
+        .arm_fault(json!({"endpoint":"pay","kind":"hang","processed":true}))
+        .await;
+    let d = rig.daemon1().await;
+    common::wait_online(&d).await;
+    let p = d
+        .pay(
+            &format!("cs-kill-{run}"),
+            8000 + run as i64,
+            "HKD",
+            "Coins",
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the wallet to record the payment", || async {
+        ledger_ids(rig).await.len() > before.len()
+    })
+    .await;
+    rig.daemon.take().expect("a daemon").kill();
+    rig.start_daemon(&[]);
+    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
+    clear_faults(rig).await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_system_mode_daemon_mid_payment() {
+    let runs = scanbind_reliability::runs_per_cell(1);
+    let mut rig = SystemRig::new().await;
+    let d = rig.daemon1().await;
+    bind(&rig.world, &rig.conn, &d).await;
+    let mut out = Vec::new();
+    for run in 0..runs {
+        out.push(format!(
+            "| System daemon | crash-point after-send | {} |",
+            system_crash_point(&mut rig, run).await
+        ));
+        out.push(format!(
+            "| System daemon | pay kill-9 ams-sent-processed | {} |",
+            system_kill_9_sent(&mut rig, run).await
+        ));
+    }
+    let ledger = rig.world.ledger().await;
+    for (id, _, m) in common::movements(&ledger) {
+        assert!(m <= 1, "{id} charged {m} times");
+    }
+    eprintln!(
+        "crash matrix, system mode ({runs} runs per cell):\n{}",
+        out.join("\n")
+    );
 }

@@ -22,6 +22,7 @@ pub const READY_LINE: &str = "scanbindd ready on io.scanbind.Daemon";
 #[derive(Debug, Clone)]
 pub struct DaemonCommand {
     binary: PathBuf,
+    wrapper: Option<(OsString, Vec<OsString>)>,
     state_dir: PathBuf,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
@@ -40,6 +41,17 @@ impl DaemonCommand {
     /// `--server URL`: the merchant server.
     pub fn server(self, url: &str) -> Self {
         self.args(["--server", url])
+    }
+
+    /// Runs the binary through `program ARGS -- BINARY ...` (e.g. `setpriv` to start it
+    /// as another user, [`crate::system::daemon_setpriv`]).
+    pub fn wrapper<I, S>(mut self, program: &str, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.wrapper = Some((program.into(), args.into_iter().map(Into::into).collect()));
+        self
     }
 
     /// More command-line arguments (e.g. `--p2p PATH --no-bus`), in order.
@@ -138,7 +150,14 @@ impl DaemonCommand {
             .map_err(crate::io("open the daemon log"))?;
         writeln!(log_file, "--- scanbindd {:?} {:?}", self.args, self.env)
             .map_err(crate::io("write the daemon log"))?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.wrapper {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("--").arg(&self.binary);
+                cmd
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.env_remove("SCANBINDD_CRASH_AT");
         for key in &self.env_remove {
             cmd.env_remove(key);
@@ -189,6 +208,7 @@ impl DaemonProc {
     pub fn command(binary: &Path, state_dir: &Path) -> DaemonCommand {
         DaemonCommand {
             binary: binary.to_owned(),
+            wrapper: None,
             state_dir: state_dir.to_owned(),
             args: Vec::new(),
             env: Vec::new(),

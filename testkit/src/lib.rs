@@ -9,6 +9,8 @@
 //! | [`server`] | [`ServerProc`]: the `scanbind-server` binary as a child process |
 //! | [`pg`] | [`PgCluster`]: a throwaway PostgreSQL cluster (or a database in a given server) |
 //! | `world` (feature `world`) | `World`: an in-process sandbox, keys, a database and the `scanbind-server` binary in it; `WorldOptions` |
+//! | [`system`] | system mode for real: [`system::SystemUsers`] (created with `useradd`), [`system::SystemBus`] (a private system-type bus with the packaged policy), [`system::SystemLayout`] (state, credential and policy files as systemd lays them out), `setpriv` helpers |
+//! | [`display`] | [`display::Xvfb`]: a virtual X display, keys pressed with `xdotool` |
 //! | [`wait`] | [`eventually`]: a bounded wait on a condition |
 //! | [`tools`] | [`on_path`] |
 //!
@@ -22,8 +24,10 @@
 pub mod bus;
 pub mod child;
 pub mod daemon;
+pub mod display;
 pub mod pg;
 pub mod server;
+pub mod system;
 pub mod tools;
 pub mod wait;
 #[cfg(feature = "world")]
