@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
+use scanbind_ipc::agent_guard::DaemonGuard;
 use scanbind_ipc::{AgentManager1Proxy, BUS_NAME, Daemon1Proxy};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use zbus::fdo::{self, DBusProxy};
 use zbus::message::Header;
-use zbus::names::{BusName, OwnedUniqueName};
 use zbus::{Connection, interface};
 use zvariant::{ObjectPath, OwnedValue};
 
@@ -96,10 +96,8 @@ impl UiInbox {
 #[derive(Debug)]
 pub struct Agent {
     ui: UiHandle,
-    /// The uid the daemon must run as.
-    daemon_uid: u32,
-    /// The unique name last verified as the daemon.
-    daemon: Mutex<Option<OwnedUniqueName>>,
+    /// Answers only the daemon, running as the daemon's uid.
+    guard: DaemonGuard,
 }
 
 impl Agent {
@@ -107,63 +105,16 @@ impl Agent {
     pub fn new(ui: UiHandle, daemon_uid: u32) -> Agent {
         Agent {
             ui,
-            daemon_uid,
-            daemon: Mutex::new(None),
+            guard: DaemonGuard::new([daemon_uid]),
         }
     }
 
     /// Refuses callers other than the daemon (`AccessDenied`, before anything is shown
-    /// or answered). On a bus, the daemon is whoever owns `io.scanbind.Daemon` now, and
-    /// the bus must vouch that it runs as the daemon's uid (`GetConnectionUnixUser`);
-    /// both are asked again whenever the caller is not the one last verified.
+    /// or answered): [`scanbind_ipc::agent_guard`].
     async fn check_caller(&self, conn: &Connection, header: &Header<'_>) -> fdo::Result<()> {
-        let Some(sender) = header.sender() else {
-            // A peer-to-peer connection: the peer is the daemon.
-            return if conn.unique_name().is_none() {
-                Ok(())
-            } else {
-                Err(fdo::Error::AccessDenied("no sender".into()))
-            };
-        };
-        if self.cached_daemon().as_ref().is_some_and(|d| d == sender) {
-            return Ok(());
-        }
-        let dbus = DBusProxy::new(conn).await?;
-        let owner = dbus
-            .get_name_owner(BusName::try_from(BUS_NAME).map_err(zbus::Error::from)?)
-            .await
-            .ok();
-        if owner.as_ref().is_none_or(|o| o != sender) {
-            tracing::warn!(%sender, "a caller that does not own {BUS_NAME} was refused");
-            return Err(fdo::Error::AccessDenied(format!(
-                "only {BUS_NAME} may call a display agent"
-            )));
-        }
-        let uid = dbus
-            .get_connection_unix_user(BusName::from(sender.to_owned()))
-            .await?;
-        if uid != self.daemon_uid {
-            tracing::warn!(
-                %sender,
-                uid,
-                expected = self.daemon_uid,
-                "a caller owning {BUS_NAME} runs as another uid than the daemon's: refused"
-            );
-            return Err(fdo::Error::AccessDenied(format!(
-                "{BUS_NAME} is owned by a process of uid {uid}, not the daemon's uid {}: \
-                 refused",
-                self.daemon_uid
-            )));
-        }
-        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.to_owned().into());
-        Ok(())
-    }
-
-    fn cached_daemon(&self) -> Option<OwnedUniqueName> {
-        self.daemon
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.guard.check(conn, header).await.inspect_err(|e| {
+            tracing::warn!(sender = ?header.sender(), cause = %e, "a caller that is not the daemon was refused");
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 //! Apps talk to the daemon over D-Bus (the session bus, the system bus, or a
 //! peer-to-peer Unix socket; the interfaces are the same on all three). This crate
 //! holds every name, path, type and error the daemon puts on the wire, plus `#[proxy]`
-//! traits for each interface, and nothing else: no daemon logic, no runtime.
+//! traits for each interface, system mode's account names and the check a display
+//! agent makes of its caller; no daemon logic, no runtime.
 //!
 //! The app developer reference is `docs/dbus-api.md`; the checked-in introspection XML
 //! is in `ipc-proto/xml/`. A test keeps the two in step, so a member cannot be added to
@@ -22,6 +23,9 @@
 //!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents) and
 //!   `io.scanbind.Agent1` (for the daemon, calling an agent).
 //! - [`xml`]: the introspection XML, embedded.
+//! - [`accounts`]: system mode's accounts (the daemon's user, the agents' group) and
+//!   lookups in the local user and group databases.
+//! - [`agent_guard`]: a display agent's check that a call comes from the daemon.
 //!
 //! # Versioning
 //!
@@ -34,6 +38,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod accounts;
+pub mod agent_guard;
 pub mod error;
 pub mod limits;
 pub mod names;

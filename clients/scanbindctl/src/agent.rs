@@ -11,7 +11,9 @@
 //! `dismiss`, `confirm`, `retry`, `answered`, `fresh-code`, `daemon-gone`,
 //! `input-closed`, `unregistered`) and the answers are lines on stdin: for scripts and tests.
 //!
-//! Only the daemon may call the agent: calls from any other bus peer are refused.
+//! Only the daemon may call the agent: the owner of `io.scanbind.Daemon` running as
+//! this user or as the system-mode daemon's user (`scanbind`); calls from any other
+//! bus peer are refused.
 //! When the daemon's bus name goes away the agent waits for it to come back and
 //! registers again. Ctrl-C or SIGTERM unregisters and exits 0.
 
@@ -20,6 +22,8 @@ use std::collections::{HashMap, VecDeque};
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use scanbind_client::ipc::BUS_NAME;
+use scanbind_client::ipc::accounts;
+use scanbind_client::ipc::agent_guard::DaemonGuard;
 use scanbind_client::ipc::proxy::{AgentManager1Proxy, Daemon1Proxy};
 use scanbind_client::ipc::types::keys::agent as keys;
 use scanbind_client::{Client, Transport};
@@ -62,6 +66,8 @@ enum Event {
 /// The `io.scanbind.Agent1` object.
 struct AgentObject {
     events: mpsc::UnboundedSender<Event>,
+    /// Answers only the daemon.
+    guard: DaemonGuard,
 }
 
 impl AgentObject {
@@ -72,21 +78,18 @@ impl AgentObject {
     }
 }
 
-/// Refuses a call that does not come from the daemon: on a bus, the sender must own
-/// `io.scanbind.Daemon`; on a peer-to-peer connection the only peer is the daemon.
-async fn check_caller(conn: &Connection, header: &Header<'_>) -> fdo::Result<()> {
-    let Some(sender) = header.sender() else {
-        return Ok(());
-    };
-    let dbus = fdo::DBusProxy::new(conn).await?;
-    let name =
-        zbus::names::BusName::try_from(BUS_NAME).map_err(|e| fdo::Error::Failed(e.to_string()))?;
-    match dbus.get_name_owner(name).await {
-        Ok(owner) if owner.as_str() == sender.as_str() => Ok(()),
-        _ => Err(fdo::Error::AccessDenied(format!(
-            "only {BUS_NAME} may call this display agent"
-        ))),
-    }
+/// Refuses a call that does not come from the daemon ([`DaemonGuard`]): on a bus, the
+/// owner of `io.scanbind.Daemon` running as this user (a session daemon) or as the
+/// system-mode daemon's user (`scanbind`, when that user exists); on a peer-to-peer
+/// connection, the only peer.
+fn daemon_guard() -> DaemonGuard {
+    use std::os::unix::fs::MetadataExt as _;
+    let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let system = accounts::user_by_name(accounts::DAEMON_USER)
+        .ok()
+        .flatten()
+        .map(|u| u.uid);
+    DaemonGuard::new(own.into_iter().chain(system))
 }
 
 #[zbus::interface(name = "io.scanbind.Agent1")]
@@ -100,7 +103,7 @@ impl AgentObject {
         kind: String,
         details: Dict,
     ) -> fdo::Result<()> {
-        check_caller(conn, &header).await?;
+        self.guard.check(conn, &header).await?;
         self.send(Event::Show {
             request,
             kind,
@@ -116,7 +119,7 @@ impl AgentObject {
         request: String,
         outcome: String,
     ) -> fdo::Result<()> {
-        check_caller(conn, &header).await?;
+        self.guard.check(conn, &header).await?;
         self.send(Event::Dismiss { request, outcome })
     }
 
@@ -129,7 +132,7 @@ impl AgentObject {
         kind: String,
         details: Dict,
     ) -> fdo::Result<(bool, Dict)> {
-        check_caller(conn, &header).await?;
+        self.guard.check(conn, &header).await?;
         let (reply, answer) = oneshot::channel();
         self.send(Event::Confirm {
             request,
@@ -164,6 +167,7 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
             &path,
             AgentObject {
                 events: events.clone(),
+                guard: daemon_guard(),
             },
         )
         .await
