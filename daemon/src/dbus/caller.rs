@@ -25,6 +25,8 @@ use zbus::{Connection, fdo};
 
 use scanbind_ipc::Error as Wire;
 
+use crate::store::journal::Owner;
+
 /// The verified identity of the app that sent a method call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Caller {
@@ -32,6 +34,16 @@ pub(crate) struct Caller {
     pub(crate) app_id: String,
     /// The caller's uid.
     pub(crate) uid: u32,
+}
+
+impl Caller {
+    /// Who the caller's payments belong to: its uid and app id.
+    pub(crate) fn owner(&self) -> Owner {
+        Owner {
+            uid: self.uid,
+            app_id: self.app_id.clone(),
+        }
+    }
 }
 
 /// Bus callers already identified, by (bus GUID, sender's unique name).

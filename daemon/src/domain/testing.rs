@@ -20,6 +20,14 @@ use crate::sync::lock;
 /// The app every test pays as.
 pub(crate) const APP: &str = "/usr/bin/game";
 
+/// [`APP`] run by the daemon's own user (a session daemon's caller).
+pub(crate) fn app_owner() -> crate::store::journal::Owner {
+    crate::store::journal::Owner {
+        uid: crate::store::journal::own_uid(),
+        app_id: APP.to_owned(),
+    }
+}
+
 /// Remembers every announcement.
 #[derive(Debug, Default)]
 pub(crate) struct Announced {
@@ -141,7 +149,8 @@ pub(crate) fn daemon(
         Vault::with_service("scanbindd-domain-test-unused"),
         link,
         "test device".into(),
-        policy,
+        crate::policy::PolicySource::new(policy)
+            .with_consents(None, crate::store::journal::own_uid()),
         announced,
         display,
     );

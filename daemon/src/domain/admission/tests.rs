@@ -13,7 +13,7 @@ use zvariant::OwnedObjectPath;
 use super::{Admitted, PayRequest, admit};
 use crate::domain::error::Refusal;
 use crate::domain::shared::Shared;
-use crate::domain::testing::{self, APP, Display, binding};
+use crate::domain::testing::{self, Display, binding};
 use crate::store::journal::{Entry, JournalState};
 use crate::sync::lock;
 
@@ -33,7 +33,7 @@ fn hkd(minor: i64) -> Money {
 
 fn pay(order_id: &str, minor: i64) -> PayRequest {
     PayRequest {
-        app_id: APP.into(),
+        owner: testing::app_owner(),
         order_id: order_id.into(),
         amount: hkd(minor),
         description: "Coins".into(),
@@ -46,7 +46,7 @@ fn pay(order_id: &str, minor: i64) -> PayRequest {
 
 async fn recorded(shared: &Shared) -> Vec<Entry> {
     shared
-        .journal(|j| j.list_for_app(APP, false, 100))
+        .journal(|j| j.list_for_app(&testing::app_owner(), false, 100))
         .await
         .unwrap()
 }
