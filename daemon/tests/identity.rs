@@ -20,10 +20,37 @@ use scanbind_ipc::{BUS_NAME, Binding1Proxy, DAEMON_PATH, Daemon1Proxy, Payment1P
 use scanbindd::test_util::require_secret_service;
 use zbus::proxy::CacheProperties;
 
-/// Two users of the same app (no passwd entries needed: the bus and the daemon go by
-/// uid).
-const ALICE: u32 = 40_001;
-const BOB: u32 = 40_002;
+/// Two users of the same app: system users this test creates if they are not there
+/// (the bus admits only users it can look up).
+const ALICE: &str = "sbtest-alice";
+const BOB: &str = "sbtest-bob";
+
+/// The uid of system user `name`, created (`useradd --system`) if needed.
+fn user(name: &str) -> u32 {
+    let uid = || {
+        let out = Command::new("id")
+            .args(["-u", name])
+            .output()
+            .expect("id runs");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().unwrap())
+    };
+    if let Some(uid) = uid() {
+        return uid;
+    }
+    let status = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--user-group"])
+        .args(["--shell", "/usr/sbin/nologin", name])
+        .status()
+        .expect("useradd (passwd) runs");
+    // 9: created meanwhile by another test.
+    assert!(
+        status.success() || status.code() == Some(9),
+        "useradd {name}: {status}"
+    );
+    uid().unwrap_or_else(|| panic!("no user {name} after useradd"))
+}
 
 /// The one app binary both users run.
 const APP: &str = "/usr/bin/busctl";
@@ -234,6 +261,7 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
         rustix::process::geteuid().is_root(),
         "this test runs the app as other users: run it as root"
     );
+    let (alice, bob) = (user(ALICE), user(BOB));
     let world = world().await;
     let server = world.spawn_server(&[]);
     let bus = SharedBus::start();
@@ -259,10 +287,10 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     // Alice pays order-1, then Bob pays the same order id with the same app: two
     // payments, two idempotency keys, and Bob's budget is not Alice's.
     let alices =
-        pay_as(ALICE, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
+        pay_as(alice, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
     all_succeeded(state.path(), 1).await;
     let bobs =
-        pay_as(BOB, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
+        pay_as(bob, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
     all_succeeded(state.path(), 2).await;
     assert_ne!(alices, bobs);
     let journal = rows(state.path());
@@ -271,7 +299,7 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
             .iter()
             .map(|r| (r.0, r.1.as_str(), r.2.as_str()))
             .collect::<Vec<_>>(),
-        [(ALICE, APP, "order-1"), (BOB, APP, "order-1")]
+        [(alice, APP, "order-1"), (bob, APP, "order-1")]
     );
     assert_ne!(journal[0].4, journal[1].4, "one idempotency key each");
     // Two charges at the wallet too (the server keeps them apart).
@@ -285,30 +313,34 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     assert_eq!(movements, [1, 1], "{ledger}");
 
     // The same order again by Alice is her payment, not a new one.
-    assert_eq!(pay_as(ALICE, &bus, "order-1", 4900).unwrap(), alices);
+    assert_eq!(pay_as(alice, &bus, "order-1", 4900).unwrap(), alices);
     // Each lists only its own.
-    assert_eq!(list_as(ALICE, &bus), std::slice::from_ref(&alices));
-    assert_eq!(list_as(BOB, &bus), std::slice::from_ref(&bobs));
+    assert_eq!(list_as(alice, &bus), std::slice::from_ref(&alices));
+    assert_eq!(list_as(bob, &bus), std::slice::from_ref(&bobs));
     // The same binary run by a third user (root): none of theirs.
     assert!(list_as(0, &bus).is_empty());
 
     // Bob cannot read or finish Alice's payment.
     let read = app_as(
-        BOB,
+        bob,
         &bus,
         &[
-            "get-property",
+            "call",
             BUS_NAME,
             &alices,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            "ss",
             "io.scanbind.Payment1",
             "State",
         ],
     );
     assert!(!read.status.success());
     let err = String::from_utf8_lossy(&read.stderr);
-    assert!(err.contains("another app or user"), "{err}");
+    // busctl shows org.freedesktop.DBus.Error.AccessDenied as its errno text.
+    assert!(err.contains("Access denied"), "{err}");
     let finish = app_as(
-        BOB,
+        bob,
         &bus,
         &[
             "call",
@@ -325,7 +357,7 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     assert!(err.contains("no such payment"), "{err}");
     // She still can, once.
     let finish = app_as(
-        ALICE,
+        alice,
         &bus,
         &[
             "call",
@@ -344,13 +376,13 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     );
 
     // Budgets: Alice's next 2.00 would exceed her 50.00 a day (49.00 spent) ...
-    let err = pay_as(ALICE, &bus, "order-2", 200).unwrap_err();
+    let err = pay_as(alice, &bus, "order-2", 200).unwrap_err();
     assert!(err.contains("budget"), "{err}");
     // ... and so would Bob's: each has spent 49.00 of their own.
-    let err = pay_as(BOB, &bus, "order-2", 200).unwrap_err();
+    let err = pay_as(bob, &bus, "order-2", 200).unwrap_err();
     assert!(err.contains("budget"), "{err}");
     // 1.00 fits each.
-    pay_as(BOB, &bus, "order-3", 100).unwrap();
+    pay_as(bob, &bus, "order-3", 100).unwrap();
     all_succeeded(state.path(), 3).await;
 
     // This test's own connection (root, another app) sees none of theirs either, and

@@ -5,8 +5,9 @@
 //! On a bus, the sender's unique name comes from the message header (the bus daemon
 //! sets it; a client cannot forge it) and the bus tells its credentials
 //! (`GetConnectionCredentials`: `UnixUserID`, `ProcessID`, `ProcessFD` where the bus
-//! has one (dbus-broker, dbus-daemon 1.15.2 and later), `LinuxSecurityLabel`). On a
-//! peer-to-peer socket the kernel tells them (`SO_PEERCRED`: uid and pid).
+//! has one (dbus-broker and newer dbus-daemon releases; dbus-daemon 1.14 has not),
+//! `LinuxSecurityLabel`). On a peer-to-peer socket the kernel tells them
+//! (`SO_PEERCRED`: uid and pid).
 //!
 //! ## The process, not just a pid
 //!
