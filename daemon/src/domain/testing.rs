@@ -135,7 +135,25 @@ pub(crate) fn daemon(
     display: Arc<Display>,
     announced: Arc<Announced>,
 ) -> (tempfile::TempDir, Arc<Shared>) {
+    daemon_in(policy, display, announced, false)
+}
+
+/// [`daemon`] that keeps consents in its own `consents.toml` (a system daemon).
+pub(crate) fn daemon_with_consents(
+    policy: Option<&str>,
+    display: Arc<Display>,
+) -> (tempfile::TempDir, Arc<Shared>) {
+    daemon_in(policy, display, Arc::default(), true)
+}
+
+fn daemon_in(
+    policy: Option<&str>,
+    display: Arc<Display>,
+    announced: Arc<Announced>,
+    consents: bool,
+) -> (tempfile::TempDir, Arc<Shared>) {
     let dir = tempfile::tempdir().unwrap();
+    let consents = consents.then(|| dir.path().join("consents.toml"));
     let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
     let policy = policy.map(|text| {
         let path = dir.path().join("policy.toml");
@@ -150,7 +168,7 @@ pub(crate) fn daemon(
         link,
         "test device".into(),
         crate::policy::PolicySource::new(policy)
-            .with_consents(None, crate::store::journal::own_uid()),
+            .with_consents(consents, crate::store::journal::own_uid()),
         announced,
         display,
     );
