@@ -315,6 +315,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             .policy
             .or(file.policy_file.clone())
             .or_else(|| scanbindd::settings::default_policy_path(args.system));
+        // A system daemon keeps each user's consents itself: the policy is root's.
+        if args.system {
+            config.consents_file = Some(scanbindd::settings::consents_file(&state_dir));
+        }
         config.idle_exit = args
             .idle_exit
             .or(file.idle_exit_secs)

@@ -85,6 +85,11 @@ pub struct Config {
     /// The per-app payment policy file (`docs/policy.md`); `None` or a missing file:
     /// every app may pay.
     pub policy_file: Option<PathBuf>,
+    /// Where the answers to the consent prompt are kept, per (uid, app id): the
+    /// daemon's own file (`docs/policy.md`, "Consents"; a system daemon's
+    /// `<state dir>/consents.toml`). `None`: in the policy file, for the daemon's own
+    /// user only (a session daemon).
+    pub consents_file: Option<PathBuf>,
     /// The provisioning token the server asks for when it does not accept open
     /// registration (`devices.registration = "token"`). Redacted in `Debug`.
     pub provisioning_token: Option<scanbind_money::SecretString>,
@@ -110,6 +115,7 @@ impl Config {
             idle_exit: None,
             provisioning_token: None,
             policy_file: None,
+            consents_file: None,
         }
     }
 }
@@ -152,7 +158,10 @@ impl Daemon {
             vault,
             link.clone(),
             config.device_name.clone(),
-            config.policy_file.clone(),
+            crate::policy::PolicySource::new(config.policy_file.clone()).with_consents(
+                config.consents_file.clone(),
+                crate::store::journal::own_uid(),
+            ),
             Arc::clone(&bus) as _,
             Arc::clone(&bus) as _,
         ));
@@ -404,7 +413,10 @@ impl Daemon {
             }
             Event::PaymentResult(p) => {
                 let (app, order) = (p.app_id.clone(), p.app_order_id.clone());
-                let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
+                let entry = self
+                    .shared
+                    .journal(move |j| j.find_for_server(&app, &order))
+                    .await?;
                 match entry {
                     Some(e) if !e.state.is_terminal() => {
                         let (id, sid) = (e.id, p.payment_id.clone());
@@ -419,7 +431,10 @@ impl Daemon {
             Event::RefundResult(r) => settle_refund(&self.shared, &r.refund_id, r.status).await,
             Event::CheckoutResult(c) => {
                 let (app, order) = (c.app_id.clone(), c.app_order_id.clone());
-                let entry = self.shared.journal(move |j| j.find(&app, &order)).await?;
+                let entry = self
+                    .shared
+                    .journal(move |j| j.find_for_server(&app, &order))
+                    .await?;
                 match entry {
                     Some(e) if e.checkout.is_some() && !e.state.is_terminal() => {
                         settle_checkout(&self.shared, e.id, &c).await

@@ -58,6 +58,12 @@ pub enum VaultKind {
 /// (`LoadCredentialEncrypted=scanbind-vault`).
 pub const VAULT_CREDENTIAL: &str = "scanbind-vault";
 
+/// The system daemon's consents file: `<state_dir>/consents.toml` (each user's answers
+/// to the first-use consent prompt, per uid and app; `docs/policy.md`).
+pub fn consents_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("consents.toml")
+}
+
 /// The file vault's directory under the state directory.
 pub fn vault_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("vault")

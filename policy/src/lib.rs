@@ -23,6 +23,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use scanbind_ipc::Error as Wire;
+
+mod consents;
+pub use consents::{ConsentsFile, Grant};
 use scanbind_money::{Currency, MinorUnits, Money};
 use serde::{Deserialize, Serialize};
 
@@ -283,6 +286,20 @@ impl PolicyFile {
         amount: Money,
         now: i64,
     ) -> Result<Decision, Wire> {
+        self.decide_with(app, None, wallet, amount, now)
+    }
+
+    /// [`PolicyFile::decide`] for a caller whose user gave `app` a consent
+    /// (`granted`, from [`PolicySource::granted`]): the policy's own rule for the app
+    /// comes first, then the consent, then `unknown_apps`.
+    pub fn decide_with(
+        &self,
+        app: &str,
+        granted: Option<&AppRule>,
+        wallet: &str,
+        amount: Money,
+        now: i64,
+    ) -> Result<Decision, Wire> {
         let mut decision = Decision::default();
         let code = amount.currency().code();
         // The profile in front of the TV: its limits hold over every app.
@@ -305,7 +322,7 @@ impl PolicyFile {
                 budgets(&mut decision.budgets, amount.currency(), limits, now, false);
             }
         }
-        let Some(rule) = self.apps.get(app) else {
+        let Some(rule) = self.apps.get(app).or(granted) else {
             return match self.unknown_apps {
                 Unknown::Allow => Ok(decision),
                 Unknown::Deny => Err(Wire::NotAllowed(format!(
@@ -412,15 +429,31 @@ fn check_limits(limits: &BTreeMap<String, Limits>, prefix: &str) -> Result<(), S
     Ok(())
 }
 
-/// A new file beside the policy (same file system, so the rename is atomic).
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".policy.toml.{}.tmp", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)?;
-    Ok((path, file))
+/// Replaces `path` with `text` atomically: a new file beside it (same file system, so
+/// the rename is atomic) with `mode`, written and synced, then renamed over it.
+fn replace_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `HKD 49.00` for 4900 minor units.
@@ -453,14 +486,62 @@ fn month_start(now: i64) -> i64 {
 /// A file's (modification time, size): when either changes, the file is read again.
 type Stamp = (Option<SystemTime>, u64);
 
-/// The policy file and its last-read contents, re-read when it changed.
+/// A file parsed by `parse` and its last-read contents, re-read when it changed; a
+/// missing file is `T::default()`.
 #[derive(Debug)]
-pub struct PolicySource {
-    path: Option<PathBuf>,
+struct Watched<T> {
+    path: PathBuf,
     /// (modification time, size) of the copy read, and what it gave. A std mutex:
     /// held while a small file is read and parsed.
-    cache: Mutex<Option<(Stamp, Result<PolicyFile, String>)>>,
-    /// Held while [`PolicySource::grant`] rewrites the file (one writer at a time).
+    cache: Mutex<Option<(Stamp, Result<T, String>)>>,
+}
+
+impl<T: Clone + Default> Watched<T> {
+    fn new(path: PathBuf) -> Watched<T> {
+        Watched {
+            path,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The contents (the file re-read if it changed), and whether it was read now
+    /// rather than taken from the cache (for the log).
+    fn read(
+        &self,
+        parse: impl FnOnce(&str, &Path) -> Result<T, String>,
+    ) -> (Result<T, String>, bool) {
+        let stamp = match std::fs::metadata(&self.path) {
+            Ok(m) => (m.modified().ok(), m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (Ok(T::default()), false);
+            }
+            Err(e) => return (Err(format!("{}: {e}", self.path.display())), false),
+        };
+        let mut cache = lock(&self.cache);
+        if let Some((s, value)) = cache.as_ref()
+            && *s == stamp
+        {
+            return (value.clone(), false);
+        }
+        let parsed = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .and_then(|text| parse(&text, &self.path));
+        *cache = Some((stamp, parsed.clone()));
+        (parsed, true)
+    }
+}
+
+/// The policy file and its last-read contents, re-read when it changed, and where
+/// consents are kept.
+#[derive(Debug)]
+pub struct PolicySource {
+    policy: Option<Watched<PolicyFile>>,
+    /// The daemon's consents file ([`PolicySource::with_consents`]), if it has one.
+    consents: Option<Watched<ConsentsFile>>,
+    /// The one uid whose consents may go into the policy file when there is no
+    /// consents file (a session daemon's own user); `None`: any (not known).
+    policy_owner: Option<u32>,
+    /// Held while a consent is written (one writer at a time).
     write: Mutex<()>,
     /// Checked before every read ([`PolicySource::set_guard`]).
     guard: std::sync::OnceLock<PolicyGuard>,
@@ -471,11 +552,14 @@ pub struct PolicySource {
 pub type PolicyGuard = fn(&Path) -> Result<(), String>;
 
 impl PolicySource {
-    /// The policy at `path`; `None`: no policy (every app may pay).
+    /// The policy at `path`; `None`: no policy (every app may pay). Consents go into
+    /// that file ([`PolicySource::grant`]) until [`PolicySource::with_consents`] says
+    /// otherwise.
     pub fn new(path: Option<PathBuf>) -> PolicySource {
         PolicySource {
-            path,
-            cache: Mutex::new(None),
+            policy: path.map(Watched::new),
+            consents: None,
+            policy_owner: None,
             write: Mutex::new(()),
             guard: std::sync::OnceLock::new(),
         }
@@ -487,75 +571,101 @@ impl PolicySource {
         let _ = self.guard.set(guard);
     }
 
-    /// Adds `app` to the policy file as allowed for `wallet` (all wallets when empty)
-    /// with `limits`: the user's answer to the first-use consent prompt. The file is
-    /// replaced atomically; an app already listed keeps its rule.
+    /// Where consents are kept: `consents`, the daemon's own file per (uid, app)
+    /// ([`ConsentsFile`]); or, with `None`, the policy file itself (a session daemon:
+    /// the user's own file), for `policy_owner`'s consents only: a consent of any
+    /// other uid is refused rather than written for every user of the app.
+    pub fn with_consents(mut self, consents: Option<PathBuf>, policy_owner: u32) -> PolicySource {
+        self.consents = consents.map(Watched::new);
+        self.policy_owner = Some(policy_owner);
+        self
+    }
+
+    /// Keeps `uid`'s answer to the first-use consent prompt for `app`: allowed for
+    /// `wallet` (all wallets when empty) with `limits`. Into the consents file when
+    /// there is one (replaced atomically, mode 0600; a consent already given is kept
+    /// as it is); otherwise the app is added to the policy file (replaced atomically;
+    /// an app already listed keeps its rule).
     pub fn grant(
         &self,
+        uid: u32,
         app: &str,
         wallet: &str,
         limits: BTreeMap<String, Limits>,
     ) -> Result<(), String> {
-        let Some(path) = &self.path else {
+        let wallets = (!wallet.is_empty()).then(|| vec![wallet.to_owned()]);
+        let _writer = lock(&self.write);
+        if let Some(consents) = &self.consents {
+            let mut file = self.consents_file(consents)?;
+            if file.get(uid, app).is_none() {
+                file.consents.push(Grant {
+                    uid,
+                    app: app.to_owned(),
+                    wallets,
+                    limits,
+                });
+                replace_file(&consents.path, &file.to_toml(), 0o600)?;
+            }
+            return Ok(());
+        }
+        if self.policy_owner.is_some_and(|owner| owner != uid) {
+            return Err(format!(
+                "a consent of uid {uid} cannot be kept: this daemon keeps consents in its \
+                 user's policy file, for that user only"
+            ));
+        }
+        let Some(policy) = &self.policy else {
             return Ok(());
         };
-        let _writer = lock(&self.write);
-        let mut policy = self.current()?;
-        policy
-            .apps
-            .entry(app.to_owned())
-            .or_insert_with(|| AppRule {
-                wallets: (!wallet.is_empty()).then(|| vec![wallet.to_owned()]),
-                limits,
-                ..AppRule::default()
-            });
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        {
-            use std::io::Write as _;
-            tmp.1
-                .write_all(policy.to_toml().as_bytes())
-                .and_then(|()| tmp.1.sync_all())
-                .map_err(|e| format!("{}: {e}", tmp.0.display()))?;
+        let mut file = self.current()?;
+        file.apps.entry(app.to_owned()).or_insert_with(|| AppRule {
+            wallets,
+            limits,
+            ..AppRule::default()
+        });
+        replace_file(&policy.path, &file.to_toml(), 0o644)
+    }
+
+    /// The rule `uid`'s consent gives `app`, if that user gave one (only with a
+    /// consents file; a consent kept in the policy file is the app's rule there).
+    pub fn granted(&self, uid: u32, app: &str) -> Result<Option<AppRule>, String> {
+        let Some(consents) = &self.consents else {
+            return Ok(None);
+        };
+        Ok(self.consents_file(consents)?.get(uid, app).map(Grant::rule))
+    }
+
+    fn consents_file(&self, consents: &Watched<ConsentsFile>) -> Result<ConsentsFile, String> {
+        let (parsed, fresh) = consents.read(ConsentsFile::parse);
+        if fresh && let Err(e) = &parsed {
+            tracing::error!(cause = %e, "the consents file is invalid: refusing the payments that need it until it is fixed");
         }
-        std::fs::rename(&tmp.0, path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(())
+        parsed
     }
 
     /// The current policy: the file re-read if it changed; a missing file is the
     /// default (allow), an unreadable or invalid one an error.
     pub fn current(&self) -> Result<PolicyFile, String> {
-        let Some(path) = &self.path else {
+        let Some(policy) = &self.policy else {
             return Ok(PolicyFile::default());
         };
         if let Some(guard) = self.guard.get()
-            && let Err(e) = guard(path)
+            && let Err(e) = guard(&policy.path)
         {
             tracing::error!(cause = %e, "the payment policy file is not trusted: refusing payments");
             return Err(e);
         }
-        let stamp = match std::fs::metadata(path) {
-            Ok(m) => (m.modified().ok(), m.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(PolicyFile::default());
+        let (parsed, fresh) = policy.read(PolicyFile::parse);
+        if fresh {
+            match &parsed {
+                Err(e) => {
+                    tracing::error!(cause = %e, "the payment policy is invalid: refusing payments until it is fixed");
+                }
+                Ok(_) => {
+                    tracing::info!(policy = %policy.path.display(), "payment policy loaded");
+                }
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let mut cache = lock(&self.cache);
-        if let Some((s, policy)) = cache.as_ref()
-            && *s == stamp
-        {
-            return policy.clone();
         }
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| PolicyFile::parse(&text, path));
-        if let Err(e) = &parsed {
-            tracing::error!(cause = %e, "the payment policy is invalid: refusing payments until it is fixed");
-        } else {
-            tracing::info!(policy = %path.display(), "payment policy loaded");
-        }
-        *cache = Some((stamp, parsed.clone()));
         parsed
     }
 }
@@ -729,5 +839,147 @@ daily = 20000
     fn month_start_is_the_first_at_midnight_utc() {
         // 2026-11-22T02:00:00Z → 2026-11-01T00:00:00Z
         assert_eq!(month_start(1_795_312_800), 1_793_491_200);
+    }
+
+    const ASKING: &str = r#"
+unknown_apps = "ask"
+[consent.limits.HKD]
+daily = 20000
+[apps."/usr/bin/banned"]
+allow = false
+"#;
+
+    fn source(dir: &Path) -> (PathBuf, PathBuf, PolicySource) {
+        let policy = dir.join("policy.toml");
+        let consents = dir.join("state/consents.toml");
+        std::fs::create_dir_all(consents.parent().unwrap()).unwrap();
+        std::fs::write(&policy, ASKING).unwrap();
+        let src = PolicySource::new(Some(policy.clone())).with_consents(Some(consents.clone()), 0);
+        (policy, consents, src)
+    }
+
+    #[test]
+    fn a_consent_is_one_users_for_one_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let (policy, consents, src) = source(dir.path());
+        let now = 1_790_000_000;
+        let decide = |uid: u32, app: &str| {
+            let granted = src.granted(uid, app).unwrap();
+            src.current()
+                .unwrap()
+                .decide_with(app, granted.as_ref(), "ALIPAY_HK", hkd(100), now)
+        };
+        assert_eq!(
+            decide(1001, "/usr/bin/game").unwrap().prompt,
+            Some(Prompt::Consent)
+        );
+        let limits = src.current().unwrap().consent.limits;
+        src.grant(1001, "/usr/bin/game", "ALIPAY_HK", limits.clone())
+            .unwrap();
+
+        // User 1001's game may charge now, with the consent's limits, per app.
+        let d = decide(1001, "/usr/bin/game").unwrap();
+        assert_eq!(d.prompt, None);
+        assert_eq!(d.budgets.len(), 1);
+        assert!(d.budgets[0].per_app && d.budgets[0].limit == 20000);
+        // Only that wallet.
+        let granted = src.granted(1001, "/usr/bin/game").unwrap();
+        assert!(matches!(
+            src.current().unwrap().decide_with(
+                "/usr/bin/game",
+                granted.as_ref(),
+                "GCASH",
+                hkd(100),
+                now
+            ),
+            Err(Wire::NotAllowed(_))
+        ));
+        // Another user of the same binary is still asked; so is another app.
+        assert_eq!(
+            decide(1002, "/usr/bin/game").unwrap().prompt,
+            Some(Prompt::Consent)
+        );
+        assert_eq!(
+            decide(1001, "/usr/bin/other").unwrap().prompt,
+            Some(Prompt::Consent)
+        );
+        // The root policy's own rule comes first: a consent cannot lift a ban.
+        src.grant(1001, "/usr/bin/banned", "", BTreeMap::new())
+            .unwrap();
+        assert!(src.granted(1001, "/usr/bin/banned").unwrap().is_some());
+        assert!(matches!(
+            decide(1001, "/usr/bin/banned"),
+            Err(Wire::NotAllowed(_))
+        ));
+
+        // The policy file is untouched; the consents file is the daemon's, 0600.
+        assert_eq!(std::fs::read_to_string(&policy).unwrap(), ASKING);
+        let text = std::fs::read_to_string(&consents).unwrap();
+        let back = ConsentsFile::parse(&text, &consents).unwrap();
+        assert_eq!(back.consents.len(), 2);
+        assert_eq!(back.get(1001, "/usr/bin/game").unwrap().limits, limits);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&consents).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        // Granting again keeps the first answer.
+        src.grant(1001, "/usr/bin/game", "", BTreeMap::new())
+            .unwrap();
+        let again = std::fs::read_to_string(&consents).unwrap();
+        assert_eq!(again, text);
+    }
+
+    #[test]
+    fn bad_consents_files_name_the_entry_and_refuse() {
+        let origin = Path::new("consents.toml");
+        let twice = "[[consent]]\nuid = 1\napp = \"/a\"\n[[consent]]\nuid = 1\napp = \"/a\"\n";
+        for (text, needle) in [
+            (twice, "consent[1]"),
+            ("[[consent]]\nuid = 1\napp = \"\"\n", "consent[0].app"),
+            ("[[consent]]\nuid = -1\napp = \"/a\"\n", "consents.toml"),
+            (
+                "[[consent]]\nuid = 1\napp = \"/a\"\nallow = true\n",
+                "allow",
+            ),
+            (
+                "[[consent]]\nuid = 1\napp = \"/a\"\n[consent.limits.HKD]\ndaily = 0\n",
+                "consent[0].limits.HKD.daily",
+            ),
+        ] {
+            let err = ConsentsFile::parse(text, origin).unwrap_err();
+            assert!(err.contains(needle), "{err} does not name {needle}");
+        }
+        // An invalid file on disk refuses (fails closed), and is not overwritten.
+        let dir = tempfile::tempdir().unwrap();
+        let (_policy, consents, src) = source(dir.path());
+        std::fs::write(&consents, twice).unwrap();
+        assert!(src.granted(1, "/a").is_err());
+        assert!(src.grant(2, "/b", "", BTreeMap::new()).is_err());
+        assert_eq!(std::fs::read_to_string(&consents).unwrap(), twice);
+    }
+
+    #[test]
+    fn without_a_consents_file_only_the_policy_owner_grants_into_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, ASKING).unwrap();
+        let src = PolicySource::new(Some(policy.clone())).with_consents(None, 1000);
+        // Another user's consent would become a rule for everyone: refused.
+        let err = src
+            .grant(1001, "/usr/bin/game", "", BTreeMap::new())
+            .unwrap_err();
+        assert!(err.contains("uid 1001"), "{err}");
+        assert_eq!(std::fs::read_to_string(&policy).unwrap(), ASKING);
+        // The session's own user: into its own policy file, as before.
+        src.grant(1000, "/usr/bin/game", "ALIPAY_HK", BTreeMap::new())
+            .unwrap();
+        let p = src.current().unwrap();
+        assert_eq!(
+            p.apps["/usr/bin/game"].wallets.as_deref(),
+            Some(&["ALIPAY_HK".to_owned()][..])
+        );
+        assert_eq!(src.granted(1000, "/usr/bin/game").unwrap(), None);
     }
 }

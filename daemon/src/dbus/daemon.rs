@@ -149,7 +149,7 @@ impl DaemonObj {
         // Any app of the user's session may unbind (the user's own choice); the
         // caller is identified so that a call without one is refused.
         let who = caller::identify(conn, &hdr).await?;
-        Ok(binding::unbind(&self.shared, &binding, &who.app_id).await?)
+        Ok(binding::unbind(&self.shared, &binding, &who.owner()).await?)
     }
 
     /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) -> o
@@ -221,7 +221,7 @@ impl DaemonObj {
         };
         let who = caller::identify(conn, &hdr).await?;
         let req = PayRequest {
-            app_id: who.app_id,
+            owner: who.owner(),
             order_id,
             amount,
             description,
@@ -242,7 +242,8 @@ impl DaemonObj {
         }
     }
 
-    /// `ListPayments(a{sv} options) -> a(osxsbsx) payments`: the caller's own payments.
+    /// `ListPayments(a{sv} options) -> a(osxsbsx) payments`: the caller's own payments
+    /// (its uid's, of its app).
     #[zbus(out_args("payments"))]
     async fn list_payments(
         &self,
@@ -273,7 +274,7 @@ impl DaemonObj {
         let who = caller::identify(conn, &hdr).await?;
         let entries = self
             .shared
-            .journal(move |j| j.list_for_app(&who.app_id, unfinished, limit))
+            .journal(move |j| j.list_for_app(&who.owner(), unfinished, limit))
             .await?;
         // Settled payments from earlier runs are served on demand, so every listed
         // path answers.

@@ -60,18 +60,19 @@ impl PaymentObj {
         self.entry().wire_state().as_str()
     }
 
-    /// Property reads: only the app that paid may read a payment. The daemon's own
+    /// Property reads: only the app that paid, run by the user who paid, may read a
+    /// payment. The daemon's own
     /// reads (for `PropertiesChanged`) carry no header and pass.
     async fn guard(&self, conn: &Connection, hdr: Option<&Header<'_>>) -> fdo::Result<()> {
         let Some(hdr) = hdr else { return Ok(()) };
         let who = caller::identify(conn, hdr)
             .await
             .map_err(|e| fdo::Error::AccessDenied(e.to_string()))?;
-        if who.app_id == self.entry().app_id {
+        if self.entry().is_owned_by(&who.owner()) {
             Ok(())
         } else {
             Err(fdo::Error::AccessDenied(
-                "this payment belongs to another app".into(),
+                "this payment belongs to another app or user".into(),
             ))
         }
     }
@@ -84,8 +85,8 @@ fn valid_id(id: &str) -> bool {
 
 #[interface(name = "io.scanbind.Payment1")]
 impl PaymentObj {
-    /// `Finish(a{sv} options)`: the app delivered the goods. Only the app that paid
-    /// may call it, only on a `succeeded` payment; repeating it is a no-op.
+    /// `Finish(a{sv} options)`: the app delivered the goods. Only the app that paid (run
+    /// by the same user) may call it, only on a `succeeded` payment; repeating it is a no-op.
     async fn finish(
         &self,
         options: HashMap<String, OwnedValue>,
@@ -96,7 +97,7 @@ impl PaymentObj {
             return Err(Wire::UnknownOption(format!("Finish does not know {k:?}")));
         }
         let who = caller::identify(conn, &hdr).await?;
-        if who.app_id != self.entry().app_id {
+        if !self.entry().is_owned_by(&who.owner()) {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
         let id = self.entry().id;
@@ -151,7 +152,7 @@ impl PaymentObj {
         }
         refund::check_request(amount_minor, &reason)?;
         let who = caller::identify(conn, &hdr).await?;
-        if who.app_id != self.entry().app_id {
+        if !self.entry().is_owned_by(&who.owner()) {
             return Err(Wire::NotFound("no such payment for this app".into()));
         }
         let (refund_id, state) = refund::request(

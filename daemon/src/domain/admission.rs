@@ -18,14 +18,14 @@ use super::prompt::{self, PaymentPrompt};
 use super::shared::{Shared, crash_point};
 use super::validate::check_wallet_limits;
 use crate::error::Error;
-use crate::store::journal::{Entry, NewPayment, Recorded};
+use crate::store::journal::{Entry, NewPayment, Owner, Recorded};
 use crate::sync::lock;
 
 /// A `Pay` whose arguments and options were checked.
 #[derive(Debug)]
 pub(crate) struct PayRequest {
-    /// The caller's app id.
-    pub(crate) app_id: String,
+    /// Who pays: the caller's uid and app id.
+    pub(crate) owner: Owner,
     pub(crate) order_id: String,
     pub(crate) amount: Money,
     pub(crate) description: String,
@@ -52,7 +52,7 @@ pub(crate) enum Admitted {
 /// Admits (or refuses) a payment; see the module docs.
 pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admitted, Refusal> {
     let PayRequest {
-        app_id,
+        owner,
         order_id,
         amount,
         description,
@@ -64,8 +64,8 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
     let checkout_json = checkout.as_ref().map(|c| c.to_json()).transpose()?;
 
     // The same order again: the existing payment, whatever the link state.
-    let (app, order) = (app_id.clone(), order_id.clone());
-    if let Some(existing) = shared.journal(move |j| j.find(&app, &order)).await? {
+    let (who, order) = (owner.clone(), order_id.clone());
+    if let Some(existing) = shared.journal(move |j| j.find(&who, &order)).await? {
         if existing.amount != amount
             || existing.description != description
             || existing.line_items != line_items
@@ -131,12 +131,21 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
 
     // The app's policy: refusals and prompts here, budgets with the insert below.
     let decide = || -> Result<crate::policy::Decision, Refusal> {
-        let policy = shared
+        let invalid = |e| Refusal::NotAllowed(format!("the payment policy is invalid: {e}"));
+        let policy = shared.policy.current().map_err(invalid)?;
+        // The root policy's rule for the app first, then this user's consent for it.
+        let granted = shared
             .policy
-            .current()
-            .map_err(|e| Refusal::NotAllowed(format!("the payment policy is invalid: {e}")))?;
+            .granted(owner.uid, &owner.app_id)
+            .map_err(invalid)?;
         policy
-            .decide(&app_id, &wallet, amount, crate::link::unix_now())
+            .decide_with(
+                &owner.app_id,
+                granted.as_ref(),
+                &wallet,
+                amount,
+                crate::link::unix_now(),
+            )
             .map_err(Refusal::Policy)
     };
     let mut decision = decide()?;
@@ -154,7 +163,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
             None => description.clone(),
         };
         let p = PaymentPrompt {
-            app_id: &app_id,
+            owner: &owner,
             wallet: &wallet,
             amount,
             description: &shown,
@@ -168,7 +177,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
     }
     if decision.step_up {
         // Above the app's cap: the user pays this one on the phone.
-        tracing::info!(app = %app_id, "above the cap: stepping up to an order code");
+        tracing::info!(app = %owner.app_id, uid = owner.uid, "above the cap: stepping up to an order code");
         order_code = true;
         binding_id = String::new();
     }
@@ -179,7 +188,7 @@ pub(crate) async fn admit(shared: &Arc<Shared>, req: PayRequest) -> Result<Admit
     let recorded = shared
         .journal(move |j| {
             let recorded = j.record(&NewPayment {
-                app_id: &app_id,
+                owner: &owner,
                 order_id: &order_id,
                 amount,
                 description: &description,

@@ -12,6 +12,7 @@ use super::model::BindingRecord;
 use super::prompt::{path_value, str_value, wallet_name};
 use super::shared::Shared;
 use crate::error::{Error, Result};
+use crate::store::journal::Owner;
 use crate::store::vault::SecretKind;
 use crate::sync::lock;
 
@@ -78,11 +79,11 @@ pub(crate) async fn start(
 
 /// Revokes a bound binding with the wallet (through the server), deletes its tokens
 /// from the keyring and moves it to `unbound`; a pending binding is abandoned.
-/// Offline: nothing changes. `app_id` is the caller (for the log).
+/// Offline: nothing changes. `caller` is who asked (for the log).
 pub(crate) async fn unbind(
     shared: &Shared,
     binding: &OwnedObjectPath,
-    app_id: &str,
+    caller: &Owner,
 ) -> std::result::Result<(), Refusal> {
     let found = lock(&shared.bindings)
         .iter()
@@ -116,7 +117,7 @@ pub(crate) async fn unbind(
         BindingState::Pending => {}
         _ => return Ok(()),
     }
-    tracing::info!(binding = %binding, app = %app_id, "unbinding");
+    tracing::info!(binding = %binding, app = %caller.app_id, uid = caller.uid, "unbinding");
     settle_binding(
         shared,
         &binding_id,

@@ -123,7 +123,7 @@ pub(crate) async fn drive_checkout(shared: &Shared, entry: Entry, tokens: String
         });
     };
     let mut req = CheckoutRequest {
-        app_id: entry.app_id.clone(),
+        app_id: entry.owner().server_app_id(),
         app_order_id: entry.order_id.clone(),
         binding_id: entry.binding.clone(),
         sealed_tokens: tokens,

@@ -106,7 +106,7 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
         return super::checkout::drive_checkout(shared, entry, sealed).await;
     }
     let mut req = PayRequest {
-        app_id: entry.app_id.clone(),
+        app_id: entry.owner().server_app_id(),
         app_order_id: entry.order_id.clone(),
         binding_id: entry.binding.clone(),
         sealed_tokens: String::from_utf8_lossy(tokens.expose()).into_owned(),
@@ -146,7 +146,7 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
 async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
     let id = entry.id;
     let req = OrderCodePayRequest {
-        app_id: entry.app_id.clone(),
+        app_id: entry.owner().server_app_id(),
         app_order_id: entry.order_id.clone(),
         amount: Amount {
             currency: entry.amount.currency().code().to_owned(),

@@ -52,7 +52,8 @@ pub(crate) fn wallet_name(wallet: &str) -> String {
 
 /// What a payment prompt shows.
 pub(crate) struct PaymentPrompt<'a> {
-    pub(crate) app_id: &'a str,
+    /// Who asks to pay.
+    pub(crate) owner: &'a crate::store::journal::Owner,
     /// Empty for an order code.
     pub(crate) wallet: &'a str,
     pub(crate) amount: scanbind_money::Money,
@@ -67,8 +68,8 @@ impl PaymentPrompt<'_> {
                 OwnedValue::from(zvariant::Str::from(title.to_owned())),
             ),
             (keys::MESSAGE, str_value(message)),
-            (keys::APP_ID, str_value(self.app_id.to_owned())),
-            (keys::APP_NAME, str_value(app_name(self.app_id))),
+            (keys::APP_ID, str_value(self.owner.app_id.clone())),
+            (keys::APP_NAME, str_value(app_name(&self.owner.app_id))),
             (keys::AMOUNT_TEXT, str_value(self.amount.to_string())),
             (
                 keys::AMOUNT_MINOR,
@@ -109,8 +110,10 @@ pub(crate) fn str_value(s: String) -> OwnedValue {
 }
 
 /// Asks what the policy wants asked before a payment is recorded; `Ok` to go on.
-/// A consent that is given adds the app to the policy file with the `[consent]`
-/// limits (the caller decides again with the new rule).
+/// A consent that is given is kept for this user and app only, with the `[consent]`
+/// limits ([`PolicySource::grant`](crate::policy::PolicySource::grant): the daemon's
+/// consents file, or a session daemon's own policy file); the caller decides again
+/// with the new rule.
 pub(crate) async fn ask(
     shared: &Arc<Shared>,
     prompt: &crate::policy::Prompt,
@@ -118,7 +121,7 @@ pub(crate) async fn ask(
 ) -> Result<(), Refusal> {
     use crate::policy::Prompt;
     let timeout = prompt_timeout(shared);
-    let app = app_name(p.app_id);
+    let app = app_name(&p.owner.app_id);
     match prompt {
         Prompt::Consent => {
             let policy = shared.policy.current().map_err(Refusal::NotAllowed)?;
@@ -143,7 +146,7 @@ pub(crate) async fn ask(
                     keys::KIND_CONSENT,
                     p.details(message, "A new app wants to charge"),
                     timeout,
-                    &format!("{} has not been allowed yet", p.app_id),
+                    &format!("{} has not been allowed yet", p.owner.app_id),
                 )
                 .await?;
             if !answer.allowed {
@@ -153,9 +156,14 @@ pub(crate) async fn ask(
             }
             shared
                 .policy
-                .grant(p.app_id, p.wallet, policy.consent.limits.clone())
+                .grant(
+                    p.owner.uid,
+                    &p.owner.app_id,
+                    p.wallet,
+                    policy.consent.limits.clone(),
+                )
                 .map_err(|e| Refusal::Internal(format!("could not save the consent: {e}")))?;
-            tracing::info!(app = %p.app_id, "the user allowed a new app to charge");
+            tracing::info!(app = %p.owner.app_id, uid = p.owner.uid, "the user allowed a new app to charge");
             Ok(())
         }
         Prompt::Confirm => {
@@ -171,7 +179,10 @@ pub(crate) async fn ask(
                     keys::KIND_PAYMENT,
                     p.details(message, "Confirm the payment"),
                     timeout,
-                    &format!("each charge by {} needs the user's confirmation", p.app_id),
+                    &format!(
+                        "each charge by {} needs the user's confirmation",
+                        p.owner.app_id
+                    ),
                 )
                 .await?;
             if answer.allowed {
@@ -229,7 +240,7 @@ async fn parent_approval(
         let typed = answer.pin.unwrap_or_default();
         match pin::check_counted(shared, &stored, &typed).await? {
             Ok(()) => {
-                tracing::info!(app = %p.app_id, "a parent approved a kid profile's payment");
+                tracing::info!(app = %p.owner.app_id, uid = p.owner.uid, "a parent approved a kid profile's payment");
                 return Ok(());
             }
             Err(pin::Refused::Wrong(n)) => left = n,

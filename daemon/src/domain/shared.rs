@@ -74,7 +74,7 @@ impl Shared {
         vault: Vault,
         link: ServerLink,
         device_name: String,
-        policy: Option<std::path::PathBuf>,
+        policy: crate::policy::PolicySource,
         publisher: Arc<dyn Publisher>,
         prompter: Arc<dyn Prompter>,
     ) -> Shared {
@@ -88,7 +88,7 @@ impl Shared {
             refreshers: Mutex::new(HashMap::new()),
             last_call: Mutex::new(Instant::now()),
             busy: AtomicUsize::new(0),
-            policy: crate::policy::PolicySource::new(policy),
+            policy,
             driving: Mutex::new(HashSet::new()),
             publisher,
             prompter,

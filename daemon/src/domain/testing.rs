@@ -20,6 +20,14 @@ use crate::sync::lock;
 /// The app every test pays as.
 pub(crate) const APP: &str = "/usr/bin/game";
 
+/// [`APP`] run by the daemon's own user (a session daemon's caller).
+pub(crate) fn app_owner() -> crate::store::journal::Owner {
+    crate::store::journal::Owner {
+        uid: crate::store::journal::own_uid(),
+        app_id: APP.to_owned(),
+    }
+}
+
 /// Remembers every announcement.
 #[derive(Debug, Default)]
 pub(crate) struct Announced {
@@ -127,7 +135,25 @@ pub(crate) fn daemon(
     display: Arc<Display>,
     announced: Arc<Announced>,
 ) -> (tempfile::TempDir, Arc<Shared>) {
+    daemon_in(policy, display, announced, false)
+}
+
+/// [`daemon`] that keeps consents in its own `consents.toml` (a system daemon).
+pub(crate) fn daemon_with_consents(
+    policy: Option<&str>,
+    display: Arc<Display>,
+) -> (tempfile::TempDir, Arc<Shared>) {
+    daemon_in(policy, display, Arc::default(), true)
+}
+
+fn daemon_in(
+    policy: Option<&str>,
+    display: Arc<Display>,
+    announced: Arc<Announced>,
+    consents: bool,
+) -> (tempfile::TempDir, Arc<Shared>) {
     let dir = tempfile::tempdir().unwrap();
+    let consents = consents.then(|| dir.path().join("consents.toml"));
     let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
     let policy = policy.map(|text| {
         let path = dir.path().join("policy.toml");
@@ -141,7 +167,8 @@ pub(crate) fn daemon(
         Vault::with_service("scanbindd-domain-test-unused"),
         link,
         "test device".into(),
-        policy,
+        crate::policy::PolicySource::new(policy)
+            .with_consents(consents, crate::store::journal::own_uid()),
         announced,
         display,
     );

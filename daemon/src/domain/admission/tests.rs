@@ -13,8 +13,8 @@ use zvariant::OwnedObjectPath;
 use super::{Admitted, PayRequest, admit};
 use crate::domain::error::Refusal;
 use crate::domain::shared::Shared;
-use crate::domain::testing::{self, APP, Display, binding};
-use crate::store::journal::{Entry, JournalState};
+use crate::domain::testing::{self, Display, binding};
+use crate::store::journal::{Entry, JournalState, Owner};
 use crate::sync::lock;
 
 /// Records a bound `wallet` binding.
@@ -33,7 +33,7 @@ fn hkd(minor: i64) -> Money {
 
 fn pay(order_id: &str, minor: i64) -> PayRequest {
     PayRequest {
-        app_id: APP.into(),
+        owner: testing::app_owner(),
         order_id: order_id.into(),
         amount: hkd(minor),
         description: "Coins".into(),
@@ -46,7 +46,7 @@ fn pay(order_id: &str, minor: i64) -> PayRequest {
 
 async fn recorded(shared: &Shared) -> Vec<Entry> {
     shared
-        .journal(|j| j.list_for_app(APP, false, 100))
+        .journal(|j| j.list_for_app(&testing::app_owner(), false, 100))
         .await
         .unwrap()
 }
@@ -178,4 +178,68 @@ async fn a_blocked_app_is_refused_by_the_policy_without_a_prompt() {
     );
     assert!(display.asked().is_empty());
     assert!(recorded(&shared).await.is_empty());
+}
+
+const ASK: &str = "unknown_apps = \"ask\"\n[consent.limits.HKD]\ndaily = 5000\n";
+
+/// [`pay`] by the app run as `uid`.
+fn pay_as(uid: u32, order_id: &str, minor: i64) -> PayRequest {
+    PayRequest {
+        owner: Owner {
+            uid,
+            app_id: testing::APP.into(),
+        },
+        ..pay(order_id, minor)
+    }
+}
+
+#[tokio::test]
+async fn a_consent_is_one_users_and_so_is_its_budget() {
+    let display = Display::answering(Some(true));
+    let (dir, shared) = testing::daemon_with_consents(Some(ASK), Arc::clone(&display));
+    bind(&shared, "b1", "ALIPAY_HK");
+    // User 1001's first charge asks; the next does not.
+    let first = admit(&shared, pay_as(1001, "o1", 4900)).await.unwrap();
+    assert!(matches!(first, Admitted::New(_)), "{first:?}");
+    assert_eq!(display.asked(), [k::KIND_CONSENT]);
+    let next = admit(&shared, pay_as(1001, "o2", 100)).await.unwrap();
+    assert!(matches!(next, Admitted::New(_)), "{next:?}");
+    assert_eq!(display.asked(), [k::KIND_CONSENT]);
+    // The same app run by another user is asked too, and has a budget of its own.
+    let other = admit(&shared, pay_as(1002, "o1", 4900)).await.unwrap();
+    assert!(matches!(other, Admitted::New(_)), "{other:?}");
+    assert_eq!(display.asked(), [k::KIND_CONSENT, k::KIND_CONSENT]);
+    // The consent's daily 50.00: 1001 has spent it all, 1002 has 1.00 left.
+    let e = admit(&shared, pay_as(1001, "o3", 100)).await.unwrap_err();
+    assert!(matches!(e, Refusal::AboveLimit(_)), "{e:?}");
+    let last = admit(&shared, pay_as(1002, "o2", 100)).await.unwrap();
+    assert!(matches!(last, Admitted::New(_)), "{last:?}");
+    // Kept in the daemon's consents file; the policy file is not written.
+    let consents = std::fs::read_to_string(dir.path().join("consents.toml")).unwrap();
+    assert!(
+        consents.contains("uid = 1001") && consents.contains("uid = 1002"),
+        "{consents}"
+    );
+    let policy = std::fs::read_to_string(dir.path().join("policy.toml")).unwrap();
+    assert_eq!(policy, ASK);
+}
+
+#[tokio::test]
+async fn without_a_consents_file_another_users_consent_is_not_kept_for_everyone() {
+    let display = Display::answering(Some(true));
+    let (dir, shared) = daemon(Some(ASK), Arc::clone(&display));
+    bind(&shared, "b1", "ALIPAY_HK");
+    let other = crate::store::journal::own_uid().wrapping_add(1);
+    let e = admit(&shared, pay_as(other, "o1", 100)).await.unwrap_err();
+    assert!(matches!(e, Refusal::Internal(_)), "{e:?}");
+    assert_eq!(display.asked(), [k::KIND_CONSENT]);
+    let policy = std::fs::read_to_string(dir.path().join("policy.toml")).unwrap();
+    assert_eq!(policy, ASK);
+    assert!(
+        shared
+            .journal(|j| j.open_entries())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -7,7 +7,7 @@ use scanbind_ipc::BindingState;
 
 use super::{settle_binding, unbind};
 use crate::domain::error::Refusal;
-use crate::domain::testing::{self, APP, Announced, Display, binding};
+use crate::domain::testing::{self, Announced, Display, binding};
 use crate::sync::lock;
 
 #[tokio::test]
@@ -54,10 +54,12 @@ async fn unbinding_a_pending_binding_abandons_it() {
     let path = binding(&shared, "b1", "ALIPAY_HK", BindingState::Pending);
 
     let other = scanbind_ipc::paths::binding_path("ALIPAY_HK", "nope");
-    let e = unbind(&shared, &other, APP).await.unwrap_err();
+    let e = unbind(&shared, &other, &testing::app_owner())
+        .await
+        .unwrap_err();
     assert!(matches!(e, Refusal::NotFound(_)), "{e:?}");
 
-    unbind(&shared, &path, APP).await.unwrap();
+    unbind(&shared, &path, &testing::app_owner()).await.unwrap();
     assert_eq!(lock(&shared.bindings)["b1"].state, BindingState::Unbound);
     assert_eq!(
         announced.bindings(),

@@ -10,7 +10,7 @@ use scanbind_money::Money;
 
 use super::settle_payment;
 use crate::domain::shared::Shared;
-use crate::domain::testing::{self, APP, Announced, Display};
+use crate::domain::testing::{self, Announced, Display};
 use crate::store::journal::{Entry, JournalState, NewPayment, Recorded, Transition};
 
 /// Records a payment and marks it `sent`, as admission does.
@@ -18,7 +18,7 @@ async fn sent(shared: &Shared, order_id: &'static str, order_code: bool) -> Entr
     shared
         .journal(move |j| {
             let recorded = j.record(&NewPayment {
-                app_id: APP,
+                owner: &testing::app_owner(),
                 order_id,
                 amount: Money::from_minor(scanbind_money::Currency::HKD, 4900).unwrap(),
                 description: "Coins",

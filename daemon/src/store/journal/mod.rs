@@ -5,9 +5,12 @@
 //! loses nothing. The database lives in the XDG state directory
 //! ([`Journal::default_path`]); the path is injectable for tests.
 //!
-//! One row per payment, unique on (app id, app order id): the same order id never
-//! makes a second entry, and its idempotency key (derived from the pair) is the same
-//! on every retry and after every restart. States move only forward:
+//! One row per payment, unique on (caller's uid, app id, app order id) — its
+//! [`Owner`] and its order id: the same order id never makes a second entry, and its
+//! idempotency key (derived from the three) is the same on every retry and after every
+//! restart. Two users running the same app never share a payment, an order id or a
+//! budget ([`Journal::record`]); a profile's (household) budget counts every app of
+//! every user. States move only forward:
 //!
 //! ```text
 //! pending ──► sent ──► succeeded | failed | pending-unknown | cancelled
@@ -39,7 +42,7 @@ use scanbind_money::{Currency, MinorUnits, Money};
 use crate::error::{Error, Result};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE payments (
@@ -108,6 +111,57 @@ ALTER TABLE payments ADD COLUMN checkout_result TEXT;
 ALTER TABLE refunds ADD COLUMN part INTEGER CHECK (part IS NULL OR part >= 0);
 ";
 
+/// Version 5 → 6: the caller's uid is part of a payment's owner: `uid` column, unique
+/// on (uid, app id, order id). SQLite cannot change a table's constraints, so the
+/// table is rebuilt (ids, and so payment object paths, are kept; `refunds` refers to
+/// `payments` by name and follows the renamed table). The existing rows get `?1`, the
+/// daemon's own euid: before version 6 only session daemons existed, and every caller
+/// of a session daemon is the session's user, which is the daemon's user.
+const SCHEMA_V6: [&str; 2] = [
+    "
+CREATE TABLE payments_v6 (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid               INTEGER NOT NULL CHECK (uid >= 0 AND uid <= 4294967295),
+    app_id            TEXT    NOT NULL CHECK (length(app_id) > 0),
+    order_id          TEXT    NOT NULL CHECK (length(order_id) > 0),
+    idempotency_key   TEXT    NOT NULL UNIQUE,
+    amount_minor      INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency          TEXT    NOT NULL,
+    description       TEXT    NOT NULL,
+    binding           TEXT    NOT NULL,
+    state             TEXT    NOT NULL CHECK (state IN
+                          ('pending', 'sent', 'succeeded', 'failed', 'pending-unknown', 'cancelled')),
+    delivered         INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1)),
+    receipt           TEXT,
+    error_name        TEXT,
+    error_message     TEXT,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    server_payment_id TEXT,
+    line_items        TEXT,
+    product           TEXT    NOT NULL DEFAULT 'agreement'
+                          CHECK (product IN ('agreement', 'order_code')),
+    order_code        TEXT,
+    order_code_expires_at INTEGER,
+    checkout          TEXT,
+    checkout_result   TEXT,
+    UNIQUE (uid, app_id, order_id)
+) STRICT;
+",
+    "
+DROP TABLE payments;
+ALTER TABLE payments_v6 RENAME TO payments;
+CREATE INDEX payments_open ON payments (state) WHERE state IN ('pending', 'sent', 'pending-unknown');
+CREATE INDEX payments_owner ON payments (uid, app_id, id);
+",
+];
+
+/// The columns kept by the version 6 rebuild (all of version 5's).
+const V5_COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, \
+     description, binding, state, delivered, receipt, error_name, error_message, created_at, \
+     updated_at, server_payment_id, line_items, product, order_code, order_code_expires_at, \
+     checkout, checkout_result";
+
 const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, currency, description, \
      binding, state, delivered, receipt, error_name, \
      error_message, created_at, updated_at, server_payment_id, line_items, \
@@ -118,7 +172,7 @@ const COLUMNS: &str = "id, app_id, order_id, idempotency_key, amount_minor, curr
      product, order_code, order_code_expires_at, checkout, checkout_result, \
      (SELECT json_group_object(part, total) FROM (SELECT r.part AS part, \
       sum(r.amount_minor) AS total FROM refunds r WHERE r.payment = payments.id \
-      AND r.state = 'succeeded' AND r.part IS NOT NULL GROUP BY r.part))";
+      AND r.state = 'succeeded' AND r.part IS NOT NULL GROUP BY r.part)), uid";
 
 /// A journal entry's state. Finer than the wire's [`PaymentState`]: `pending` and
 /// `sent` both show as `pending` to apps.
@@ -222,18 +276,70 @@ impl Transition {
     }
 }
 
-/// The idempotency key of a payment: derived from (app id, order id) only, so every
-/// retry and every restart sends the same key. `p1-` + 32 hex digits (128 bits of
-/// SHA-256).
+/// Who a payment belongs to: the caller's uid and app id, as the kernel and the bus
+/// vouch for them (`dbus::caller`). Payments, order ids and per-app budgets are per
+/// owner: the same app run by two users is two owners.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Owner {
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's app id.
+    pub app_id: String,
+}
+
+/// The prefix of the merchant server's app id of an owner whose uid is not the
+/// daemon's own ([`Owner::server_app_id`]).
+const SERVER_UID_PREFIX: &str = "uid:";
+
+impl Owner {
+    /// The app id the merchant server knows this owner's payments under (it keeps one
+    /// payment per device, app id and order id): the plain app id for the daemon's
+    /// own uid (a session daemon, whose callers are all its user, sends what it always
+    /// sent), `uid:<uid>:<app id>` for every other uid, so that two users' identical
+    /// order ids are two payments there too. App ids start with `/`, `flatpak:` or
+    /// `snap:`, so the two forms never collide.
+    pub(crate) fn server_app_id(&self) -> String {
+        if self.uid == own_uid() {
+            self.app_id.clone()
+        } else {
+            format!("{SERVER_UID_PREFIX}{}:{}", self.uid, self.app_id)
+        }
+    }
+
+    /// The owner of a server app id ([`Owner::server_app_id`] reversed).
+    pub(crate) fn from_server_app_id(server_app_id: &str) -> Owner {
+        if let Some(rest) = server_app_id.strip_prefix(SERVER_UID_PREFIX)
+            && let Some((digits, app_id)) = rest.split_once(':')
+            && let Ok(uid) = digits.parse::<u32>()
+            // Canonical digits only ("+1", "01" are not uids).
+            && uid.to_string() == digits
+        {
+            return Owner {
+                uid,
+                app_id: app_id.to_owned(),
+            };
+        }
+        Owner {
+            uid: own_uid(),
+            app_id: server_app_id.to_owned(),
+        }
+    }
+}
+
+/// The idempotency key of a payment: derived from its owner (uid, app id) and order id
+/// only, so every retry and every restart sends the same key, and two users' equal
+/// order ids never share one. `p2-` + 32 hex digits (128 bits of SHA-256). Payments
+/// recorded before uids were part of the key keep their stored `p1-` key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    /// The key for `order_id` of `app_id`.
-    pub(crate) fn derive(app_id: &str, order_id: &str) -> IdempotencyKey {
+    /// The key for `order_id` of `owner`.
+    pub(crate) fn derive(owner: &Owner, order_id: &str) -> IdempotencyKey {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let uid = owner.uid.to_string();
         // Length-prefixed fields: ("ab", "c") and ("a", "bc") give different keys.
-        for part in ["scanbind/pay/v1", app_id, order_id] {
+        for part in ["scanbind/pay/v2", &uid, &owner.app_id, order_id] {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part.as_bytes());
         }
@@ -242,7 +348,7 @@ impl IdempotencyKey {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        IdempotencyKey(format!("p1-{hex}"))
+        IdempotencyKey(format!("p2-{hex}"))
     }
 
     /// The key as sent to the server.
@@ -254,8 +360,8 @@ impl IdempotencyKey {
 /// A payment to record.
 #[derive(Debug, Clone)]
 pub(crate) struct NewPayment<'a> {
-    /// The calling app's verified identity.
-    pub app_id: &'a str,
+    /// Who pays: the caller's verified identity.
+    pub owner: &'a Owner,
     /// The app's own order id.
     pub order_id: &'a str,
     /// How much.
@@ -280,11 +386,13 @@ pub(crate) struct NewPayment<'a> {
 pub(crate) struct Entry {
     /// The row id; never reused. Also the payment's object path counter.
     pub id: i64,
+    /// The caller's uid (with `app_id`, the payment's [`Owner`]).
+    pub uid: u32,
     /// The app's identity.
     pub app_id: String,
     /// The app's order id.
     pub order_id: String,
-    /// Derived from (app id, order id).
+    /// Derived from (uid, app id, order id).
     pub idempotency_key: IdempotencyKey,
     /// How much.
     pub amount: Money,
@@ -327,6 +435,19 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Who the payment belongs to.
+    pub(crate) fn owner(&self) -> Owner {
+        Owner {
+            uid: self.uid,
+            app_id: self.app_id.clone(),
+        }
+    }
+
+    /// Whether `owner` is who the payment belongs to.
+    pub(crate) fn is_owned_by(&self, owner: &Owner) -> bool {
+        self.uid == owner.uid && self.app_id == owner.app_id
+    }
+
     /// What apps see: [`JournalState::to_wire`], except that a combined checkout the
     /// server settled as partially succeeded shows as `partially-succeeded`.
     pub(crate) fn wire_state(&self) -> PaymentState {
@@ -484,6 +605,25 @@ impl Journal {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
+        // Version 6 rebuilds `payments`, which `refunds` refers to: foreign keys are
+        // off while it does (SQLite's procedure for changing a table; the pragma is a
+        // no-op inside a transaction), checked before the commit, and on again after.
+        let fk: bool = self
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .map_err(Error::journal("migrate"))?;
+        self.conn
+            .pragma_update(None, "foreign_keys", false)
+            .map_err(Error::journal("migrate"))?;
+        let migrated = self.migrate_in_transaction(path);
+        let restored = self
+            .conn
+            .pragma_update(None, "foreign_keys", fk)
+            .map_err(Error::journal("migrate"));
+        migrated.and(restored)
+    }
+
+    fn migrate_in_transaction(&mut self, path: &Path) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -491,36 +631,40 @@ impl Journal {
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(Error::journal("migrate"))?;
+        let step = |e: &'static str| Error::journal(e);
         match version {
-            0 => {
-                tx.execute_batch(SCHEMA)
-                    .map_err(Error::journal("create schema"))?;
-                tx.execute_batch(SCHEMA_V2)
-                    .map_err(Error::journal("create schema"))?;
-                tx.execute_batch(SCHEMA_V3)
-                    .map_err(Error::journal("create schema"))?;
-                tx.execute_batch(SCHEMA_V4)
-                    .map_err(Error::journal("create schema"))?;
-                tx.execute_batch(SCHEMA_V5)
-                    .map_err(Error::journal("create schema"))?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(Error::journal("migrate"))?;
-            }
-            1..=4 => {
-                if version == 1 {
-                    tx.execute_batch(SCHEMA_V2)
-                        .map_err(Error::journal("migrate to 2"))?;
+            0..=5 => {
+                let what = if version == 0 {
+                    "create schema"
+                } else {
+                    "migrate"
+                };
+                if version == 0 {
+                    tx.execute_batch(SCHEMA).map_err(step(what))?;
+                }
+                if version <= 1 {
+                    tx.execute_batch(SCHEMA_V2).map_err(step(what))?;
                 }
                 if version <= 2 {
-                    tx.execute_batch(SCHEMA_V3)
-                        .map_err(Error::journal("migrate to 3"))?;
+                    tx.execute_batch(SCHEMA_V3).map_err(step(what))?;
                 }
                 if version <= 3 {
-                    tx.execute_batch(SCHEMA_V4)
-                        .map_err(Error::journal("migrate to 4"))?;
+                    tx.execute_batch(SCHEMA_V4).map_err(step(what))?;
                 }
-                tx.execute_batch(SCHEMA_V5)
-                    .map_err(Error::journal("migrate to 5"))?;
+                if version <= 4 {
+                    tx.execute_batch(SCHEMA_V5).map_err(step(what))?;
+                }
+                migrate_to_6(&tx, own_uid()).map_err(step("migrate to 6"))?;
+                let broken: Option<String> = tx
+                    .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                    .optional()
+                    .map_err(step("migrate to 6"))?;
+                if let Some(table) = broken {
+                    return Err(Error::JournalSetup {
+                        path: path.to_owned(),
+                        reason: format!("a row of {table} refers to a payment that is not there"),
+                    });
+                }
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(Error::journal("migrate"))?;
             }
@@ -539,11 +683,12 @@ impl Journal {
 
     /// Records a payment in state `pending` and commits it (fsync'd) before returning.
     ///
-    /// The same (app id, order id) again with the same amount, currency and
+    /// The same (owner, order id) again with the same amount, currency and
     /// description returns [`Recorded::Existing`]; with different ones
     /// [`Error::OrderConflict`]. Either way no second entry is made.
     pub(crate) fn record(&mut self, p: &NewPayment<'_>) -> Result<Recorded> {
-        let key = IdempotencyKey::derive(p.app_id, p.order_id);
+        let key = IdempotencyKey::derive(p.owner, p.order_id);
+        let (uid, app_id) = (p.owner.uid, p.owner.app_id.as_str());
         let now = unix_now();
         let tx = self
             .conn
@@ -554,8 +699,9 @@ impl Journal {
         // calls see each other's payments and can never overspend together.
         let exists: bool = tx
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM payments WHERE app_id = ?1 AND order_id = ?2)",
-                params![p.app_id, p.order_id],
+                "SELECT EXISTS (SELECT 1 FROM payments \
+                 WHERE uid = ?1 AND app_id = ?2 AND order_id = ?3)",
+                params![uid, app_id, p.order_id],
                 |r| r.get(0),
             )
             .map_err(Error::journal("record"))?;
@@ -564,9 +710,9 @@ impl Journal {
                 let spent: i64 = tx
                     .query_row(
                         "SELECT coalesce(sum(amount_minor), 0) FROM payments \
-                         WHERE (?4 = 0 OR app_id = ?1) AND currency = ?2 AND created_at >= ?3 \
-                         AND state NOT IN ('failed', 'cancelled')",
-                        params![p.app_id, b.currency.code(), b.since, b.per_app],
+                         WHERE (?4 = 0 OR (uid = ?5 AND app_id = ?1)) AND currency = ?2 \
+                         AND created_at >= ?3 AND state NOT IN ('failed', 'cancelled')",
+                        params![app_id, b.currency.code(), b.since, b.per_app, uid],
                         |r| r.get(0),
                     )
                     .map_err(Error::journal("record"))?;
@@ -579,11 +725,11 @@ impl Journal {
             .execute(
                 "INSERT INTO payments (app_id, order_id, idempotency_key, amount_minor, currency, \
                  description, binding, state, created_at, updated_at, line_items, product, \
-                 checkout) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10, ?11) \
-                 ON CONFLICT (app_id, order_id) DO NOTHING",
+                 checkout, uid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (uid, app_id, order_id) DO NOTHING",
                 params![
-                    p.app_id,
+                    app_id,
                     p.order_id,
                     key.as_str(),
                     p.amount.minor().get(),
@@ -598,13 +744,17 @@ impl Journal {
                         "agreement"
                     },
                     p.checkout,
+                    uid,
                 ],
             )
             .map_err(Error::journal("record"))?;
         let entry = tx
             .query_row(
-                &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 AND order_id = ?2"),
-                params![p.app_id, p.order_id],
+                &format!(
+                    "SELECT {COLUMNS} FROM payments \
+                     WHERE uid = ?1 AND app_id = ?2 AND order_id = ?3"
+                ),
+                params![uid, app_id, p.order_id],
                 RawEntry::from_row,
             )
             .map_err(Error::journal("record"))?
@@ -661,18 +811,31 @@ impl Journal {
             .into_entry()
     }
 
-    /// The entry of `order_id` of `app_id`, if any.
-    pub(crate) fn find(&self, app_id: &str, order_id: &str) -> Result<Option<Entry>> {
+    /// The entry of `order_id` of `owner`, if any.
+    pub(crate) fn find(&self, owner: &Owner, order_id: &str) -> Result<Option<Entry>> {
         self.conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 AND order_id = ?2"),
-                [app_id, order_id],
+                &format!(
+                    "SELECT {COLUMNS} FROM payments \
+                     WHERE uid = ?1 AND app_id = ?2 AND order_id = ?3"
+                ),
+                params![owner.uid, owner.app_id, order_id],
                 RawEntry::from_row,
             )
             .optional()
             .map_err(Error::journal("find"))?
             .map(RawEntry::into_entry)
             .transpose()
+    }
+
+    /// The entry the merchant server knows as (`server_app_id`, `order_id`) (its
+    /// events name payments so; see [`Owner::server_app_id`]), if any.
+    pub(crate) fn find_for_server(
+        &self,
+        server_app_id: &str,
+        order_id: &str,
+    ) -> Result<Option<Entry>> {
+        self.find(&Owner::from_server_app_id(server_app_id), order_id)
     }
 
     /// Moves an entry to a new state and commits. Moving to the state it is already
@@ -1005,12 +1168,12 @@ impl Journal {
         )
     }
 
-    /// The payments of one app, newest first, at most `limit`. With `unfinished`,
-    /// only those the app has not `Finish`ed that are not failed or cancelled (the
-    /// ones it must still act on).
+    /// The payments of one owner (an app run by one user), newest first, at most
+    /// `limit`. With `unfinished`, only those the app has not `Finish`ed that are not
+    /// failed or cancelled (the ones it must still act on).
     pub(crate) fn list_for_app(
         &self,
-        app_id: &str,
+        owner: &Owner,
         unfinished: bool,
         limit: u32,
     ) -> Result<Vec<Entry>> {
@@ -1020,8 +1183,11 @@ impl Journal {
             ""
         };
         self.query(
-            &format!("SELECT {COLUMNS} FROM payments WHERE app_id = ?1 {filter} ORDER BY id DESC LIMIT ?2"),
-            params![app_id, limit],
+            &format!(
+                "SELECT {COLUMNS} FROM payments WHERE uid = ?3 AND app_id = ?1 {filter} \
+                 ORDER BY id DESC LIMIT ?2"
+            ),
+            params![owner.app_id, limit, owner.uid],
         )
     }
 
@@ -1061,6 +1227,41 @@ fn into_refund((payment, refund_id, amount_minor, state, part): RawRefund) -> Re
     })
 }
 
+/// Version 5 → 6 ([`SCHEMA_V6`]): rebuilds `payments` with the owner's uid; existing
+/// rows get `uid`. The `AUTOINCREMENT` counter is carried over, so no id is reused.
+fn migrate_to_6(tx: &rusqlite::Transaction<'_>, uid: u32) -> rusqlite::Result<()> {
+    tx.execute_batch(SCHEMA_V6[0])?;
+    tx.execute(
+        &format!(
+            "INSERT INTO payments_v6 (uid, {V5_COLUMNS}) SELECT ?1, {V5_COLUMNS} FROM payments"
+        ),
+        [uid],
+    )?;
+    let seq: Option<i64> = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'payments'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.execute_batch(SCHEMA_V6[1])?;
+    if let Some(seq) = seq {
+        tx.execute("DELETE FROM sqlite_sequence WHERE name = 'payments'", [])?;
+        tx.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('payments', ?1)",
+            [seq],
+        )?;
+    }
+    Ok(())
+}
+
+/// The daemon's own effective uid: the owner of payments recorded before uids were
+/// (see [`SCHEMA_V6`]), and the one uid whose payments the merchant server knows under
+/// the plain app id ([`Owner::server_app_id`]).
+pub(crate) fn own_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 /// A row as stored, before validation.
 struct RawEntry {
     id: i64,
@@ -1087,6 +1288,7 @@ struct RawEntry {
     checkout: Option<String>,
     checkout_result: Option<String>,
     part_refunds: Option<String>,
+    uid: u32,
 }
 
 impl RawEntry {
@@ -1116,6 +1318,7 @@ impl RawEntry {
             checkout: r.get(22)?,
             checkout_result: r.get(23)?,
             part_refunds: r.get(24)?,
+            uid: r.get(25)?,
         })
     }
 
@@ -1138,6 +1341,7 @@ impl RawEntry {
         };
         Ok(Entry {
             id,
+            uid: self.uid,
             app_id: self.app_id,
             order_id: self.order_id,
             idempotency_key: IdempotencyKey(self.idempotency_key),

@@ -8,9 +8,29 @@ fn hkd(minor: i64) -> Money {
     Money::from_minor(Currency::HKD, minor).unwrap()
 }
 
+/// The uid of the test payments' owner, unless a test says otherwise.
+const UID: u32 = 1000;
+
+fn owner(app_id: &str) -> Owner {
+    Owner {
+        uid: UID,
+        app_id: app_id.to_owned(),
+    }
+}
+
 fn payment<'a>(app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<'a> {
+    payment_as(UID, app_id, order_id, amount)
+}
+
+/// A payment of `app_id` run by `uid`.
+fn payment_as<'a>(uid: u32, app_id: &'a str, order_id: &'a str, amount: Money) -> NewPayment<'a> {
+    // Leaked: a few bytes per test payment, for a `'a` owner.
+    let owner: &'a Owner = Box::leak(Box::new(Owner {
+        uid,
+        app_id: app_id.to_owned(),
+    }));
     NewPayment {
-        app_id,
+        owner,
         order_id,
         amount,
         description: "100 gems",
@@ -140,7 +160,10 @@ fn reopen_after_drop_keeps_entries() {
     assert_eq!(back.state, JournalState::Sent);
     assert_eq!(back.amount, hkd(1234));
     assert_eq!(back.order_id, "o-1");
-    assert_eq!(back.idempotency_key, IdempotencyKey::derive("app.a", "o-1"));
+    assert_eq!(
+        back.idempotency_key,
+        IdempotencyKey::derive(&owner("app.a"), "o-1")
+    );
     assert_eq!(journal.open_entries().unwrap(), vec![back]);
 }
 
@@ -174,20 +197,26 @@ fn the_same_order_id_never_makes_a_second_entry() {
         b.entry().unwrap().idempotency_key,
         first.entry().unwrap().idempotency_key
     );
-    assert_eq!(journal.list_for_app("app.a", false, 100).unwrap().len(), 1);
+    assert_eq!(
+        journal
+            .list_for_app(&owner("app.a"), false, 100)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(journal.open_entries().unwrap().len(), 2);
 }
 
 #[test]
 fn idempotency_keys_are_stable_and_unambiguous() {
-    let k = IdempotencyKey::derive("app", "order");
-    assert_eq!(k, IdempotencyKey::derive("app", "order"));
+    let k = IdempotencyKey::derive(&owner("app"), "order");
+    assert_eq!(k, IdempotencyKey::derive(&owner("app"), "order"));
     assert_ne!(
-        IdempotencyKey::derive("ab", "c"),
-        IdempotencyKey::derive("a", "bc")
+        IdempotencyKey::derive(&owner("ab"), "c"),
+        IdempotencyKey::derive(&owner("a"), "bc")
     );
     assert!(
-        k.as_str().starts_with("p1-") && k.as_str().len() == 35,
+        k.as_str().starts_with("p2-") && k.as_str().len() == 35,
         "{}",
         k.as_str()
     );
@@ -329,15 +358,32 @@ fn delivered_is_set_once_and_only_after_success() {
         .advance(id, Transition::Succeeded(receipt()))
         .unwrap();
 
-    assert_eq!(journal.list_for_app("app", true, 100).unwrap().len(), 1);
+    assert_eq!(
+        journal
+            .list_for_app(&owner("app"), true, 100)
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(journal.mark_delivered(id).unwrap());
     assert!(
         !journal.mark_delivered(id).unwrap(),
         "second Finish is a no-op"
     );
     assert!(journal.get(id).unwrap().delivered);
-    assert!(journal.list_for_app("app", true, 100).unwrap().is_empty());
-    assert_eq!(journal.list_for_app("app", false, 100).unwrap().len(), 1);
+    assert!(
+        journal
+            .list_for_app(&owner("app"), true, 100)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        journal
+            .list_for_app(&owner("app"), false, 100)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -350,14 +396,14 @@ fn lists_are_per_app_newest_first_and_limited() {
     }
     journal.record(&payment("other", "o-9", hkd(100))).unwrap();
     let orders: Vec<String> = journal
-        .list_for_app("app", false, 3)
+        .list_for_app(&owner("app"), false, 3)
         .unwrap()
         .into_iter()
         .map(|e| e.order_id)
         .collect();
     assert_eq!(orders, ["o-4", "o-3", "o-2"]);
-    assert!(journal.find("app", "o-9").unwrap().is_none());
-    assert!(journal.find("other", "o-9").unwrap().is_some());
+    assert!(journal.find(&owner("app"), "o-9").unwrap().is_none());
+    assert!(journal.find(&owner("other"), "o-9").unwrap().is_some());
 }
 
 #[test]
@@ -421,7 +467,7 @@ fn an_entry_committed_before_kill_9_survives() {
 
     let journal = Journal::open(&path).unwrap();
     let entry = journal
-        .find("app.killed", "order-1")
+        .find(&owner("app.killed"), "order-1")
         .unwrap()
         .expect("committed entry survives");
     assert_eq!(entry.amount, hkd(4200));
@@ -489,4 +535,202 @@ fn kill_child_writes_then_waits() {
     loop {
         std::thread::park();
     }
+}
+
+#[test]
+fn two_users_of_the_same_app_never_share_an_order_id() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let a = journal
+        .record(&payment_as(1001, "/usr/bin/game", "o-1", hkd(500)))
+        .unwrap();
+    // The same app, the same order id, another user: another payment, even with
+    // other parameters (no conflict with the first user's order).
+    let b = journal
+        .record(&payment_as(1002, "/usr/bin/game", "o-1", hkd(700)))
+        .unwrap();
+    let (Recorded::New(a), Recorded::New(b)) = (a, b) else {
+        panic!("both are new payments")
+    };
+    assert_ne!(a.id, b.id);
+    assert_ne!(a.idempotency_key, b.idempotency_key);
+    assert_eq!((a.uid, b.uid), (1001, 1002));
+    let of = |uid: u32| Owner {
+        uid,
+        app_id: "/usr/bin/game".into(),
+    };
+    assert_eq!(journal.find(&of(1001), "o-1").unwrap(), Some(a.clone()));
+    assert_eq!(journal.find(&of(1002), "o-1").unwrap(), Some(b.clone()));
+    assert_eq!(journal.find(&of(1003), "o-1").unwrap(), None);
+    assert_eq!(
+        journal.list_for_app(&of(1001), false, 100).unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        journal.list_for_app(&of(1002), false, 100).unwrap(),
+        vec![b.clone()]
+    );
+    assert!(a.is_owned_by(&of(1001)) && !a.is_owned_by(&of(1002)));
+    // A retry by the first user is still its own payment.
+    assert_eq!(
+        journal
+            .record(&payment_as(1001, "/usr/bin/game", "o-1", hkd(500)))
+            .unwrap(),
+        Recorded::Existing(a)
+    );
+}
+
+#[test]
+fn an_apps_budget_counts_each_users_payments_apart_and_a_profiles_all() {
+    let (_dir, _path, mut journal) = temp_journal();
+    let budget = |per_app| crate::policy::Budget {
+        currency: Currency::HKD,
+        since: 0,
+        limit: 1000,
+        period: "daily",
+        per_app,
+    };
+    let per_app = [budget(true)];
+    let with = |uid, order, budgets| NewPayment {
+        budgets,
+        ..payment_as(uid, "/usr/bin/game", order, hkd(600))
+    };
+    assert!(matches!(
+        journal.record(&with(1001, "o-1", &per_app)).unwrap(),
+        Recorded::New(_)
+    ));
+    // The second user's budget is its own: 600 of 1000.
+    assert!(matches!(
+        journal.record(&with(1002, "o-1", &per_app)).unwrap(),
+        Recorded::New(_)
+    ));
+    // The first user's next 600 would exceed its 1000.
+    assert!(matches!(
+        journal.record(&with(1001, "o-2", &per_app)).unwrap(),
+        Recorded::OverBudget { spent: 600, .. }
+    ));
+    // A profile's (household) budget counts every user's payments: 1200 spent.
+    let household = [budget(false)];
+    assert!(matches!(
+        journal.record(&with(1003, "o-1", &household)).unwrap(),
+        Recorded::OverBudget { spent: 1200, .. }
+    ));
+}
+
+#[test]
+fn server_app_ids_name_the_owner() {
+    let me = Owner {
+        uid: own_uid(),
+        app_id: "/usr/bin/game".into(),
+    };
+    // The daemon's own user: the plain app id, as before uids were kept.
+    assert_eq!(me.server_app_id(), "/usr/bin/game");
+    assert_eq!(Owner::from_server_app_id("/usr/bin/game"), me);
+    let other = Owner {
+        uid: own_uid().wrapping_add(1),
+        app_id: "flatpak:com.example.Game".into(),
+    };
+    let sent = other.server_app_id();
+    assert_eq!(
+        sent,
+        format!("uid:{}:flatpak:com.example.Game", own_uid().wrapping_add(1))
+    );
+    assert_eq!(Owner::from_server_app_id(&sent), other);
+    // Not canonical digits: not a uid prefix.
+    for odd in ["uid:+1:/x", "uid:01:/x", "uid::/x", "uid:x"] {
+        assert_eq!(Owner::from_server_app_id(odd).app_id, odd);
+    }
+}
+
+/// A version 5 journal (before uids), as that version's code created it.
+fn create_v5(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch(SCHEMA_V3).unwrap();
+    conn.execute_batch(SCHEMA_V4).unwrap();
+    conn.execute_batch(SCHEMA_V5).unwrap();
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    let v1_key = "p1-00112233445566778899aabbccddeeff";
+    for (id, order, key) in [
+        (1, "o-1", v1_key),
+        (7, "o-2", "p1-ffeeddccbbaa99887766554433221100"),
+    ] {
+        conn.execute(
+            "INSERT INTO payments (id, app_id, order_id, idempotency_key, amount_minor, \
+             currency, description, binding, state, created_at, updated_at) \
+             VALUES (?1, '/usr/bin/game', ?2, ?3, 4900, 'HKD', 'gems', 'bind-1', \
+             'succeeded', 1, 2)",
+            params![id, order, key],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO refunds (payment, refund_id, amount_minor, reason, state, created_at, \
+         updated_at) VALUES (7, 'r-1', 100, 'broken', 'succeeded', 3, 3)",
+        [],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_5_journal_keeps_its_rows_under_the_daemons_own_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite3");
+    create_v5(&path);
+
+    let mut journal = Journal::open(&path).unwrap();
+    // Foreign keys are off only during the rebuild: as a fresh connection has them.
+    let fk = |c: &Connection| -> bool {
+        c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        fk(&journal.conn),
+        fk(&Connection::open_in_memory().unwrap())
+    );
+    let version: i64 = journal
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let mine = Owner {
+        uid: own_uid(),
+        app_id: "/usr/bin/game".into(),
+    };
+    let rows = journal.list_for_app(&mine, false, 100).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|e| (e.id, e.order_id.as_str(), e.uid))
+            .collect::<Vec<_>>(),
+        [(7, "o-2", own_uid()), (1, "o-1", own_uid())]
+    );
+    // Stored keys are kept (the server and refunds know them), refunds still count.
+    assert_eq!(
+        rows[1].idempotency_key.as_str(),
+        "p1-00112233445566778899aabbccddeeff"
+    );
+    assert_eq!(rows[0].refunded_minor, 100);
+    // Another user's same order id is a new payment; ids are never reused.
+    let Recorded::New(new) = journal
+        .record(&payment_as(
+            own_uid().wrapping_add(1),
+            "/usr/bin/game",
+            "o-1",
+            hkd(10),
+        ))
+        .unwrap()
+    else {
+        panic!("another user's order is new")
+    };
+    assert!(new.id > 7, "{}", new.id);
+    // The same order of the daemon's own user is the migrated payment.
+    let again = NewPayment {
+        description: "gems",
+        ..payment_as(own_uid(), "/usr/bin/game", "o-1", hkd(4900))
+    };
+    assert!(matches!(journal.record(&again).unwrap(), Recorded::Existing(e) if e.id == 1));
+    drop(journal);
+    // Opening it again changes nothing.
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.list_for_app(&mine, false, 100).unwrap().len(), 2);
 }

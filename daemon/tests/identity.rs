@@ -1,0 +1,401 @@
+//! A caller is (uid, app id): the same app binary run by two users is two owners that
+//! share no payment, no order id and no budget. Real processes: a private
+//! `dbus-daemon` that admits every user, `scanbindd` (as root, on the session's
+//! keyring), the sandbox and `scanbind-server`, and one app binary (`busctl`) run as
+//! two other users with `setpriv`.
+//!
+//! Needs `KEYRING_SS_TEST=1` (run through `scripts/test`; see daemon/README.md) and
+//! root (to run the app as other users).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{GUARD, World, eventually, spawn_daemon_with, world};
+use futures_util::StreamExt as _;
+use scanbind_ipc::{BUS_NAME, Binding1Proxy, DAEMON_PATH, Daemon1Proxy, Payment1Proxy};
+use scanbindd::test_util::require_secret_service;
+use zbus::proxy::CacheProperties;
+
+/// Two users of the same app: system users this test creates if they are not there
+/// (the bus admits only users it can look up).
+const ALICE: &str = "sbtest-alice";
+const BOB: &str = "sbtest-bob";
+
+/// The uid of system user `name`, created (`useradd --system`) if needed.
+fn user(name: &str) -> u32 {
+    let uid = || {
+        let out = Command::new("id")
+            .args(["-u", name])
+            .output()
+            .expect("id runs");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().unwrap())
+    };
+    if let Some(uid) = uid() {
+        return uid;
+    }
+    let status = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--user-group"])
+        .args(["--shell", "/usr/sbin/nologin", name])
+        .status()
+        .expect("useradd (passwd) runs");
+    // 9: created meanwhile by another test.
+    assert!(
+        status.success() || status.code() == Some(9),
+        "useradd {name}: {status}"
+    );
+    uid().unwrap_or_else(|| panic!("no user {name} after useradd"))
+}
+
+/// The one app binary both users run.
+const APP: &str = "/usr/bin/busctl";
+
+/// A private `dbus-daemon` whose socket and policy admit every user (a session bus
+/// admits only its own), like a system bus. Killed on drop.
+struct SharedBus {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SharedBus {
+    fn start() -> SharedBus {
+        let dir = tempfile::tempdir().unwrap();
+        // Other users reach the socket through the directory.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let config = dir.path().join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                dir.path().join("bus.socket").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().to_owned();
+        assert!(!address.is_empty(), "dbus-daemon printed no address");
+        SharedBus {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SharedBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connection of this test (root, another app) whose calls give up after [`GUARD`].
+async fn connect_to(address: &str) -> zbus::Connection {
+    zbus::connection::Builder::address(address)
+        .unwrap()
+        .method_timeout(GUARD)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Runs the app (`busctl` on the shared bus) as `uid`.
+fn app_as(uid: u32, bus: &SharedBus, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "--",
+            APP,
+            &format!("--address={}", bus.address),
+        ])
+        .args(args)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv and busctl run")
+}
+
+/// `Pay(order, amount)` by the app as `uid`: the payment's path, or the error.
+fn pay_as(uid: u32, bus: &SharedBus, order: &str, amount: i64) -> Result<String, String> {
+    let amount = amount.to_string();
+    let out = app_as(
+        uid,
+        bus,
+        &[
+            "call",
+            BUS_NAME,
+            DAEMON_PATH,
+            "io.scanbind.Daemon1",
+            "Pay",
+            "sxssa{sv}",
+            order,
+            &amount,
+            "HKD",
+            "Coins",
+            "0",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        Ok(text
+            .trim()
+            .trim_start_matches("o ")
+            .trim_matches('"')
+            .to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `ListPayments` by the app as `uid`: the paths it lists.
+fn list_as(uid: u32, bus: &SharedBus) -> Vec<String> {
+    let out = app_as(
+        uid,
+        bus,
+        &[
+            "call",
+            BUS_NAME,
+            DAEMON_PATH,
+            "io.scanbind.Daemon1",
+            "ListPayments",
+            "a{sv}",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `a(osxsbsx) N "/io/..." "order" 4900 "HKD" false "succeeded" 1700000000 ...`
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with("\"/"))
+        .map(|w| w.trim_matches('"').to_owned())
+        .collect()
+}
+
+/// The journal's (uid, app id, order id, state, idempotency key) rows, read from outside.
+fn rows(state: &Path) -> Vec<(u32, String, String, String, String)> {
+    let conn = rusqlite::Connection::open(state.join("journal.sqlite3")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT uid, app_id, order_id, state, idempotency_key FROM payments ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+/// Waits until every payment in the journal is settled as succeeded.
+async fn all_succeeded(state: &Path, n: usize) {
+    eventually(&format!("{n} payments to succeed"), || async {
+        let rows = rows(state);
+        rows.len() == n && rows.iter().all(|r| r.3 == "succeeded")
+    })
+    .await;
+}
+
+/// Binds a wallet (the device's, for every app and user) as root.
+async fn bind(world: &World, conn: &zbus::Connection, d: &Daemon1Proxy<'_>) {
+    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
+    let binding = Binding1Proxy::builder(conn)
+        .path(path)
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut done = binding.receive_completed().await.unwrap();
+    world
+        .scan(&binding.code_value().await.unwrap(), "approve")
+        .await;
+    let signal = tokio::time::timeout(GUARD, done.next())
+        .await
+        .expect("no Binding Completed within the guard time")
+        .unwrap();
+    assert_eq!(signal.args().unwrap().state, "bound");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
+    require_secret_service();
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test runs the app as other users: run it as root"
+    );
+    let (alice, bob) = (user(ALICE), user(BOB));
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = SharedBus::start();
+    let state = tempfile::tempdir().unwrap();
+    // The app may charge 50.00 a day: per user.
+    let policy = state.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[apps.\"{APP}\".limits.HKD]\ndaily = 5000\n"),
+    )
+    .unwrap();
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let daemon = spawn_daemon_with(
+        &["--address", &bus.address, "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = connect_to(&bus.address).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+
+    // Alice pays order-1, then Bob pays the same order id with the same app: two
+    // payments, two idempotency keys, and Bob's budget is not Alice's.
+    let alices =
+        pay_as(alice, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
+    all_succeeded(state.path(), 1).await;
+    let bobs =
+        pay_as(bob, &bus, "order-1", 4900).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
+    all_succeeded(state.path(), 2).await;
+    assert_ne!(alices, bobs);
+    let journal = rows(state.path());
+    assert_eq!(
+        journal
+            .iter()
+            .map(|r| (r.0, r.1.as_str(), r.2.as_str()))
+            .collect::<Vec<_>>(),
+        [(alice, APP, "order-1"), (bob, APP, "order-1")]
+    );
+    assert_ne!(journal[0].4, journal[1].4, "one idempotency key each");
+    // Two charges at the wallet too (the server keeps them apart).
+    let ledger = world.ledger().await;
+    let movements: Vec<&serde_json::Value> = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["moneyMovements"])
+        .collect();
+    assert_eq!(movements, [1, 1], "{ledger}");
+
+    // The same order again by Alice is her payment, not a new one.
+    assert_eq!(pay_as(alice, &bus, "order-1", 4900).unwrap(), alices);
+    // Each lists only its own.
+    assert_eq!(list_as(alice, &bus), std::slice::from_ref(&alices));
+    assert_eq!(list_as(bob, &bus), std::slice::from_ref(&bobs));
+    // The same binary run by a third user (root): none of theirs.
+    assert!(list_as(0, &bus).is_empty());
+
+    // Bob cannot read or finish Alice's payment.
+    let read = app_as(
+        bob,
+        &bus,
+        &[
+            "call",
+            BUS_NAME,
+            &alices,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            "ss",
+            "io.scanbind.Payment1",
+            "State",
+        ],
+    );
+    assert!(!read.status.success());
+    let err = String::from_utf8_lossy(&read.stderr);
+    // busctl shows org.freedesktop.DBus.Error.AccessDenied as its errno text.
+    assert!(err.contains("Access denied"), "{err}");
+    let finish = app_as(
+        bob,
+        &bus,
+        &[
+            "call",
+            BUS_NAME,
+            &alices,
+            "io.scanbind.Payment1",
+            "Finish",
+            "a{sv}",
+            "0",
+        ],
+    );
+    assert!(!finish.status.success());
+    let err = String::from_utf8_lossy(&finish.stderr);
+    assert!(err.contains("no such payment"), "{err}");
+    // She still can, once.
+    let finish = app_as(
+        alice,
+        &bus,
+        &[
+            "call",
+            BUS_NAME,
+            &alices,
+            "io.scanbind.Payment1",
+            "Finish",
+            "a{sv}",
+            "0",
+        ],
+    );
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
+
+    // Budgets: Alice's next 2.00 would exceed her 50.00 a day (49.00 spent) ...
+    let err = pay_as(alice, &bus, "order-2", 200).unwrap_err();
+    assert!(err.contains("budget"), "{err}");
+    // ... and so would Bob's: each has spent 49.00 of their own.
+    let err = pay_as(bob, &bus, "order-2", 200).unwrap_err();
+    assert!(err.contains("budget"), "{err}");
+    // 1.00 fits each.
+    pay_as(bob, &bus, "order-3", 100).unwrap();
+    all_succeeded(state.path(), 3).await;
+
+    // This test's own connection (root, another app) sees none of theirs either, and
+    // cannot read them.
+    assert!(d.list_payments(HashMap::new()).await.unwrap().is_empty());
+    let theirs = Payment1Proxy::builder(&conn)
+        .path(alices.as_str())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let err = theirs.state().await.unwrap_err();
+    assert!(format!("{err:?}").contains("AccessDenied"), "{err:?}");
+    drop(daemon);
+}
