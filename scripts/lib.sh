@@ -37,7 +37,10 @@ SYSTEM_PACKAGES=(
     chromium         # browser tests
     chromium-driver  # chromedriver for selenium
     zbar-tools       # zbarimg: decoding the QR codes we render
-    systemd          # busctl (another app in the daemon tests), systemd-analyze, systemd-sysusers
+    systemd          # busctl (another app in the daemon tests), systemd-analyze, systemd-sysusers,
+                     # systemd-tmpfiles, systemd-creds (the system-mode packaging test)
+    passwd           # useradd, groupadd, usermod: the system-mode tests' users
+    util-linux       # setpriv: the system-mode tests drop to those users
     dpkg-dev         # dpkg-shlibdeps: .deb dependencies
     binutils         # strip for the packages
     man-db           # man: rendering the packaged man pages
@@ -102,7 +105,9 @@ package_present() {
         chromium) [[ -x /usr/bin/chromium ]] ;;
         chromium-driver) [[ -x /usr/bin/chromedriver ]] ;;
         zbar-tools) command -v zbarimg >/dev/null ;;
-        systemd) command -v busctl >/dev/null && command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null ;;
+        systemd) command -v busctl >/dev/null && command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null && command -v systemd-creds >/dev/null ;;
+        passwd) command -v useradd >/dev/null && command -v groupadd >/dev/null && command -v usermod >/dev/null ;;
+        util-linux) command -v setpriv >/dev/null ;;
         dpkg-dev) command -v dpkg-shlibdeps >/dev/null ;;
         binutils) command -v strip >/dev/null ;;
         man-db) command -v man >/dev/null ;;
