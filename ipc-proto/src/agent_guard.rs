@@ -5,7 +5,7 @@
 //! (`scanbind-agent`, `scanbindctl agent`) checks each call to `io.scanbind.Agent1`
 //! with a [`DaemonGuard`] before it shows or answers anything:
 //!
-//! - on a bus, the sender must own [`BUS_NAME`](crate::BUS_NAME) now (asked of the bus,
+//! - on a bus, the sender must own [`BUS_NAME`] now (asked of the bus,
 //!   `GetNameOwner`), and the bus must vouch that it runs as the daemon's uid
 //!   (`GetConnectionUnixUser`) as one of the uids the agent expects of it: the agent's
 //!   own in session mode, the `scanbind` user's
