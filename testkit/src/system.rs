@@ -116,29 +116,42 @@ pub struct SystemUsers {
 impl SystemUsers {
     /// Creates whatever is missing with `groupadd --system` and `useradd --system`
     /// (no home, no login shell, a group of the user's own name) and adds `sbagent` to
-    /// `scanbind-agent`; existing users are kept as they are. Idempotent and safe
-    /// against other test processes doing the same at once (a lock file, and "already
-    /// exists" counts as done). Panics (via [`require_tools`]) without root or the tools.
+    /// `scanbind-agent` ([`ensure_users`]).
     pub fn ensure() -> SystemUsers {
-        require_tools();
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("scanbind-testkit-users.lock"))
-            .expect("open the user-creation lock file");
-        lock.lock().expect("lock the user-creation lock file");
-        ensure_group(AGENT_GROUP);
-        let daemon = ensure_user(DAEMON_USER, &[]);
-        let apps = APP_USERS.map(|name| ensure_user(name, &[]));
-        let agent = ensure_user(AGENT_USER, &[AGENT_GROUP]);
-        drop(lock);
+        let [daemon, app1, app2, agent] = ensure_users([
+            (DAEMON_USER, &[]),
+            (APP_USERS[0], &[]),
+            (APP_USERS[1], &[]),
+            (AGENT_USER, &[AGENT_GROUP]),
+        ]);
         SystemUsers {
             daemon,
-            apps,
+            apps: [app1, app2],
             agent,
         }
     }
+}
+
+/// The system users `(name, supplementary groups)`, in order, each created if missing
+/// with its groups ([`ensure_group`], [`ensure_user`]); existing users are kept as they
+/// are (but made members of the groups). Idempotent and safe against other test
+/// processes doing the same at once (a lock file, and "already exists" counts as done).
+/// Panics (via [`require_tools`]) without root or the tools.
+pub fn ensure_users<const N: usize>(users: [(&str, &[&str]); N]) -> [SystemUser; N] {
+    require_tools();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("scanbind-testkit-users.lock"))
+        .expect("open the user-creation lock file");
+    lock.lock().expect("lock the user-creation lock file");
+    for group in users.iter().flat_map(|(_, groups)| groups.iter()) {
+        ensure_group(group);
+    }
+    let made = users.map(|(name, groups)| ensure_user(name, groups));
+    drop(lock);
+    made
 }
 
 fn group_exists(name: &str) -> bool {
@@ -371,26 +384,56 @@ impl Default for BinDir {
     }
 }
 
-/// The bus configuration of [`SystemBus`]: `/usr/share/dbus-1/system.conf` without
-/// what only a real boot needs (`<user>`, `<fork/>`, `<pidfile>`, `<syslog/>`,
-/// `<standard_system_servicedirs/>`, `<servicehelper>`, the host's `/etc/dbus-1`
-/// includes) and with the test's socket and policy files. Kept: the system type,
-/// EXTERNAL authentication only, the default-deny policy (no one may own a name or
-/// send a method call unless a policy file allows it; signals and replies pass) and
-/// root's extra rights.
-pub fn system_bus_config(socket: &Path, policies: &[&Path]) -> String {
-    let includes: String = policies
-        .iter()
-        .map(|p| format!("  <include>{}</include>\n", p.display()))
-        .collect();
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={socket}</listen>
-  <policy context="default">
+/// What a [`SystemBus`] loads besides the system bus's own configuration
+/// ([`system_bus_config`]): policy files and directories, activation directories, and
+/// whether its default policy is the system bus's default-deny one or open to every
+/// user. Built by [`SystemBus::options`]; [`SystemBusOptions::start`] starts the bus.
+#[derive(Debug, Clone, Default)]
+pub struct SystemBusOptions {
+    policies: Vec<PathBuf>,
+    policy_dirs: Vec<PathBuf>,
+    service_dirs: Vec<PathBuf>,
+    open: bool,
+}
+
+impl SystemBusOptions {
+    /// Includes the policy file `path` (`<include>`).
+    pub fn policy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policies.push(path.into());
+        self
+    }
+
+    /// Includes every policy file of the directory `dir` (`<includedir>`, as the real
+    /// system bus includes `/usr/share/dbus-1/system.d`).
+    pub fn policy_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.policy_dirs.push(dir.into());
+        self
+    }
+
+    /// Activates services from the directory `dir` (`<servicedir>`; without systemd, a
+    /// system activation file's `Exec=` is run by the bus itself).
+    pub fn service_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.service_dirs.push(dir.into());
+        self
+    }
+
+    /// Replaces the default-deny policy by one that lets every user own any name and
+    /// call anything (a shared bus where the daemon, not the bus, decides who may do
+    /// what; a session bus would admit its own user only).
+    pub fn open_to_every_user(mut self) -> Self {
+        self.open = true;
+        self
+    }
+
+    /// Starts the bus ([`SystemBus::start_with_options`]).
+    pub fn start(&self) -> Result<SystemBus> {
+        SystemBus::start_with_options(self)
+    }
+}
+
+/// The system bus's default policy (`/usr/share/dbus-1/system.conf`): no one may own a
+/// name or send a method call unless a policy file allows it; signals and replies pass.
+const DEFAULT_DENY: &str = r#"  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -409,12 +452,50 @@ pub fn system_bus_config(socket: &Path, policies: &[&Path]) -> String {
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
   </policy>
-  <policy user="root">
+"#;
+
+/// The open default policy of [`SystemBusOptions::open_to_every_user`].
+const OPEN: &str = r#"  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+"#;
+
+/// The bus configuration of [`SystemBus`]: `/usr/share/dbus-1/system.conf` without
+/// what only a real boot needs (`<user>`, `<fork/>`, `<pidfile>`, `<syslog/>`,
+/// `<standard_system_servicedirs/>`, `<servicehelper>`, the host's `/etc/dbus-1`
+/// includes) and with the test's socket, policy files and activation directories
+/// (`options`). Kept: the system type, EXTERNAL authentication only, the default-deny
+/// policy (no one may own a name or send a method call unless a policy file allows it;
+/// signals and replies pass; unless `options` open the bus to every user) and root's
+/// extra rights.
+pub fn system_bus_config(socket: &Path, options: &SystemBusOptions) -> String {
+    let mut extra = String::new();
+    for dir in &options.service_dirs {
+        extra += &format!("  <servicedir>{}</servicedir>\n", dir.display());
+    }
+    for p in &options.policies {
+        extra += &format!("  <include>{}</include>\n", p.display());
+    }
+    for dir in &options.policy_dirs {
+        extra += &format!("  <includedir>{}</includedir>\n", dir.display());
+    }
+    let default = if options.open { OPEN } else { DEFAULT_DENY };
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path={socket}</listen>
+{default}  <policy user="root">
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
   </policy>
-{includes}</busconfig>
+{extra}</busconfig>
 "#,
         socket = socket.display()
     )
@@ -439,26 +520,42 @@ pub struct SystemBus {
 impl SystemBus {
     /// Starts it with the packaged policy ([`packaged_bus_policy`]).
     pub fn start() -> Result<SystemBus> {
-        SystemBus::start_with(&[&packaged_bus_policy()])
+        SystemBus::options().policy(packaged_bus_policy()).start()
     }
 
-    /// Starts it with these policy files; returns once it printed its address (it
-    /// accepts connections from then on).
+    /// Starts it with these policy files.
     pub fn start_with(policies: &[&Path]) -> Result<SystemBus> {
-        for p in policies {
-            if !p.is_file() {
-                return Err(Error::Process(format!(
-                    "no bus policy file {}",
-                    p.display()
-                )));
-            }
+        policies
+            .iter()
+            .fold(SystemBus::options(), |o, p| o.policy(*p))
+            .start()
+    }
+
+    /// No policy file, no activation directory, the default-deny policy: add what the
+    /// test needs, then [`SystemBusOptions::start`].
+    pub fn options() -> SystemBusOptions {
+        SystemBusOptions::default()
+    }
+
+    /// Starts it with `options`; returns once it printed its address (it accepts
+    /// connections from then on). A missing policy file or directory is an error.
+    pub fn start_with_options(options: &SystemBusOptions) -> Result<SystemBus> {
+        let files = options.policies.iter().map(|p| (p, p.is_file()));
+        let dirs = (options.policy_dirs.iter())
+            .chain(&options.service_dirs)
+            .map(|d| (d, d.is_dir()));
+        if let Some((missing, _)) = files.chain(dirs).find(|(_, there)| !there) {
+            return Err(Error::Process(format!(
+                "no bus policy or service file or directory {}",
+                missing.display()
+            )));
         }
         let dir = tempfile::tempdir().map_err(crate::io("creating the bus directory"))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(crate::io("opening the bus directory to every user"))?;
         let config = dir.path().join("system.conf");
         let socket = dir.path().join("system_bus_socket");
-        std::fs::write(&config, system_bus_config(&socket, policies))
+        std::fs::write(&config, system_bus_config(&socket, options))
             .map_err(crate::io("writing the bus configuration"))?;
         let log = std::fs::File::create(dir.path().join("dbus-daemon.log"))
             .map_err(crate::io("creating the bus log"))?;
