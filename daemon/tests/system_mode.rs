@@ -31,7 +31,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 
 use common::{GUARD, daemon_binary};
@@ -375,24 +375,7 @@ fn server_devices(state: &Path) -> (Vec<String>, Vec<String>) {
 
 /// `scanbind-agent` built once per test binary, next to `scanbindd`.
 fn agent_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "scanbind-agent",
-            "--bin",
-            "scanbind-agent",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p scanbind-agent");
-    assert!(status.success(), "building scanbind-agent failed");
-    let bin = Path::new(env!("CARGO_BIN_EXE_scanbindd")).with_file_name("scanbind-agent");
-    assert!(bin.exists(), "no {}", bin.display());
-    bin
+    common::built_beside_daemon("scanbind-agent", "scanbind-agent")
 }
 
 /// The real display agent as `sbagent`: `scanbind-agent --system --daemon-user
