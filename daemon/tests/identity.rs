@@ -27,8 +27,10 @@ const BOB: &str = "sbtest-bob";
 /// The one app binary both users run.
 const APP: &str = "/usr/bin/busctl";
 
-/// Runs the app (`busctl` on the shared bus) as `uid`.
-fn app_as(uid: u32, bus: &SystemBus, args: &[&str]) -> Output {
+/// The app (`busctl` on the shared bus) as `uid` calls `method` (`interface.member`)
+/// on the object `path` of the daemon with `args` (the signature, then the values).
+fn call_as(uid: u32, bus: &SystemBus, path: &str, method: &str, args: &[&str]) -> Output {
+    let (interface, member) = method.rsplit_once('.').expect("interface.member");
     Command::new("setpriv")
         .args([
             &format!("--reuid={uid}"),
@@ -38,6 +40,7 @@ fn app_as(uid: u32, bus: &SystemBus, args: &[&str]) -> Output {
             APP,
             &format!("--address={}", bus.address()),
         ])
+        .args(["call", BUS_NAME, path, interface, member])
         .args(args)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .stdin(Stdio::null())
@@ -48,22 +51,12 @@ fn app_as(uid: u32, bus: &SystemBus, args: &[&str]) -> Output {
 /// `Pay(order, amount)` by the app as `uid`: the payment's path, or the error.
 fn pay_as(uid: u32, bus: &SystemBus, order: &str, amount: i64) -> Result<String, String> {
     let amount = amount.to_string();
-    let out = app_as(
+    let out = call_as(
         uid,
         bus,
-        &[
-            "call",
-            BUS_NAME,
-            DAEMON_PATH,
-            "io.scanbind.Daemon1",
-            "Pay",
-            "sxssa{sv}",
-            order,
-            &amount,
-            "HKD",
-            "Coins",
-            "0",
-        ],
+        DAEMON_PATH,
+        "io.scanbind.Daemon1.Pay",
+        &["sxssa{sv}", order, &amount, "HKD", "Coins", "0"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     if out.status.success() {
@@ -79,18 +72,12 @@ fn pay_as(uid: u32, bus: &SystemBus, order: &str, amount: i64) -> Result<String,
 
 /// `ListPayments` by the app as `uid`: the paths it lists.
 fn list_as(uid: u32, bus: &SystemBus) -> Vec<String> {
-    let out = app_as(
+    let out = call_as(
         uid,
         bus,
-        &[
-            "call",
-            BUS_NAME,
-            DAEMON_PATH,
-            "io.scanbind.Daemon1",
-            "ListPayments",
-            "a{sv}",
-            "0",
-        ],
+        DAEMON_PATH,
+        "io.scanbind.Daemon1.ListPayments",
+        &["a{sv}", "0"],
     );
     assert!(
         out.status.success(),
@@ -130,18 +117,12 @@ async fn all_succeeded(state: &Path, n: usize) {
 
 /// `Finish` of the payment at `path` by the app as `uid`.
 fn finish_as(uid: u32, bus: &SystemBus, path: &str) -> Output {
-    app_as(
+    call_as(
         uid,
         bus,
-        &[
-            "call",
-            BUS_NAME,
-            path,
-            "io.scanbind.Payment1",
-            "Finish",
-            "a{sv}",
-            "0",
-        ],
+        path,
+        "io.scanbind.Payment1.Finish",
+        &["a{sv}", "0"],
     )
 }
 
@@ -217,19 +198,12 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     assert!(list_as(0, &bus).is_empty());
 
     // Bob cannot read or finish Alice's payment.
-    let read = app_as(
+    let read = call_as(
         bob,
         &bus,
-        &[
-            "call",
-            BUS_NAME,
-            &alices,
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            "ss",
-            "io.scanbind.Payment1",
-            "State",
-        ],
+        &alices,
+        "org.freedesktop.DBus.Properties.Get",
+        &["ss", "io.scanbind.Payment1", "State"],
     );
     assert!(!read.status.success());
     let err = String::from_utf8_lossy(&read.stderr);

@@ -24,7 +24,6 @@
 //! root, fails the test with a message ([`require_tools`]); nothing is skipped.
 
 use std::ffi::OsString;
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -229,16 +228,7 @@ fn member_of(user: &str, group: &str) -> bool {
 /// The `setpriv` arguments (before `--` and the program) that run a program as `user`
 /// with its supplementary groups and no capabilities.
 pub fn setpriv_args(user: &SystemUser) -> Vec<OsString> {
-    [
-        format!("--reuid={}", user.uid),
-        format!("--regid={}", user.gid),
-        "--init-groups".to_owned(),
-        "--inh-caps=-all".to_owned(),
-        "--bounding-set=-all".to_owned(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+    setpriv_keeping(user, None)
 }
 
 /// The `setpriv` arguments that start the daemon as the unit does: as `user` with its
@@ -246,17 +236,24 @@ pub fn setpriv_args(user: &SystemUser) -> Vec<OsString> {
 /// unprivileged daemon) and the bounding set reduced to it. That is
 /// `AmbientCapabilities=CAP_SYS_PTRACE` with `CapabilityBoundingSet=CAP_SYS_PTRACE`.
 pub fn daemon_setpriv(user: &SystemUser) -> Vec<OsString> {
-    [
+    setpriv_keeping(user, Some("sys_ptrace"))
+}
+
+/// As `user` with its groups, every capability dropped but `cap` (inheritable, ambient
+/// and in the bounding set).
+fn setpriv_keeping(user: &SystemUser, cap: Option<&str>) -> Vec<OsString> {
+    let keep = cap.map(|c| format!(",+{c}")).unwrap_or_default();
+    let mut args = vec![
         format!("--reuid={}", user.uid),
         format!("--regid={}", user.gid),
         "--init-groups".to_owned(),
-        "--inh-caps=-all,+sys_ptrace".to_owned(),
-        "--ambient-caps=+sys_ptrace".to_owned(),
-        "--bounding-set=-all,+sys_ptrace".to_owned(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+        format!("--inh-caps=-all{keep}"),
+    ];
+    if let Some(c) = cap {
+        args.push(format!("--ambient-caps=+{c}"));
+    }
+    args.push(format!("--bounding-set=-all{keep}"));
+    args.into_iter().map(OsString::from).collect()
 }
 
 /// `program` run as `user` through `setpriv` ([`setpriv_args`]), without a session bus
@@ -559,30 +556,16 @@ impl SystemBus {
             .map_err(crate::io("writing the bus configuration"))?;
         let log = std::fs::File::create(dir.path().join("dbus-daemon.log"))
             .map_err(crate::io("creating the bus log"))?;
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(crate::io("cannot start dbus-daemon"))?;
-        let mut line = String::new();
-        let read = match child.stdout.take() {
-            Some(stdout) => BufReader::new(stdout).read_line(&mut line).map(drop),
-            None => Err(std::io::Error::other("no stdout")),
-        };
-        let address = line.trim().to_owned();
-        if read.is_err() || address.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log =
-                std::fs::read_to_string(dir.path().join("dbus-daemon.log")).unwrap_or_default();
-            return Err(Error::Process(format!(
-                "the system-type dbus-daemon printed no address: {log}"
-            )));
-        }
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.env_remove("DBUS_SESSION_BUS_ADDRESS");
+        let (child, address) = crate::bus::start_dbus_daemon(cmd, &config, Stdio::from(log))
+            .map_err(|e| match e {
+                Error::Process(_) => Error::Process(format!(
+                    "the system-type dbus-daemon printed no address: {}",
+                    std::fs::read_to_string(dir.path().join("dbus-daemon.log")).unwrap_or_default()
+                )),
+                e => e,
+            })?;
         Ok(SystemBus {
             child,
             address,

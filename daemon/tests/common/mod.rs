@@ -177,6 +177,49 @@ pub async fn bind_approved(
     (path, state)
 }
 
+/// Follows the payment at `path` to its final state (subscribed to `Completed` before
+/// reading the state; the signal awaited within [`GUARD`]).
+pub async fn settled(conn: &zbus::Connection, path: &zvariant::OwnedObjectPath) -> String {
+    use futures_util::StreamExt as _;
+    let p = scanbind_ipc::Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut completed = p.receive_completed().await.unwrap();
+    let now: scanbind_ipc::PaymentState = p.state().await.unwrap().parse().unwrap();
+    if now.is_terminal() {
+        return now.as_str().to_owned();
+    }
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .expect("no Payment Completed within the guard time")
+        .unwrap();
+    signal.args().unwrap().state.to_string()
+}
+
+/// The lines of a child's `out`, read on a thread of their own, as `keep` maps them
+/// (`None`: passed over); the channel closes at the end of the output.
+pub fn lines_of(
+    out: impl std::io::Read + Send + 'static,
+    keep: impl Fn(String) -> Option<String> + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(line) = keep(line)
+                && tx.send(line).is_err()
+            {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// `scanbindd` (with its crash points, [`daemon_binary`]) serving on `bus_address`.
 pub fn spawn_daemon(bus_address: &str, server: &str, state_dir: &Path) -> DaemonProc {
     spawn_daemon_with(&["--address", bus_address], server, state_dir, &[])
