@@ -884,18 +884,11 @@ impl Scene for SystemRig {
             .as_ref()
             .map(DaemonProc::logs)
             .unwrap_or_default();
-        let tail = |t: &str| {
-            let from = t.len().saturating_sub(6000);
-            let from = (from..t.len())
-                .find(|i| t.is_char_boundary(*i))
-                .unwrap_or(t.len());
-            t[from..].to_owned()
-        };
         let s = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
         format!(
             "--- daemon\n{}\n--- server\n{}\n--- bus\n{}",
-            tail(&d),
-            tail(&s),
+            common::tail(&d),
+            common::tail(&s),
             self.bus.logs()
         )
     }
