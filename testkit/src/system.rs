@@ -5,8 +5,8 @@
 //!
 //! | Piece | Runs as | Why |
 //! |---|---|---|
-//! | [`SystemUsers::ensure`] | root (the test; CI runs as root) | creates, idempotently, the users of a TV: `scanbind` (the daemon), `sbapp1` and `sbapp2` (two app users), `sbagent` (a display agent, member of the `scanbind-agent` group) |
-//! | [`SystemBus`] | root, like the real system bus before it would drop to `messagebus` | a `dbus-daemon` with the system bus's configuration (`<type>system</type>`, EXTERNAL auth only, the default-deny policy of `/usr/share/dbus-1/system.conf`) and the project's policy file(s) from `packaging/dbus/system.d/` included, on a socket every user can reach |
+//! | [`SystemUsers::ensure`] | root (the test; CI runs as root) | creates, idempotently, the users of a TV: `scanbind` (the daemon), `sbapp1` and `sbapp2` (two app users), `sbagent` (a display agent, member of the `scanbind-agent` group); [`ensure_users`] the users a test names, in the groups it names |
+//! | [`SystemBus`] | root, like the real system bus before it would drop to `messagebus` | a `dbus-daemon` with the system bus's configuration (`<type>system</type>`, EXTERNAL auth only, the default-deny policy of `/usr/share/dbus-1/system.conf`) and the project's policy file(s) from `packaging/dbus/system.d/` included, on a socket every user can reach; [`SystemBusOptions`] for other policy files or directories, activation directories, or a bus open to every user |
 //! | [`SystemLayout`] | files owned as systemd would make them | the daemon's state directory (`scanbind`, 0700), its credentials directory with `scanbind-vault` (`scanbind`, 0400, as `LoadCredential=` gives it), the policy file (root, 0644) |
 //! | [`daemon_setpriv`] | `scanbind`, with `CAP_SYS_PTRACE` as its only capability | what `packaging/systemd/system/scanbindd.service` gives the daemon (`User=scanbind`, the ambient capability) |
 //! | [`as_user`] | any of the users | apps and agents as the users they would be on a TV |
