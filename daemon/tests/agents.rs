@@ -11,15 +11,15 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{GUARD, connect, journal_rows, spawn_daemon_with, world};
+use common::{GUARD, connect, journal_rows, settled, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
-use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+use scanbind_ipc::Error as Wire;
+use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
-use scanbind_ipc::{Error as Wire, PaymentState};
 use scanbindd::test_util::{PrivateBus, require_secret_service};
 use tokio::sync::{mpsc, oneshot};
 use zbus::proxy::CacheProperties;
-use zvariant::{OwnedObjectPath, OwnedValue};
+use zvariant::OwnedValue;
 
 const AGENT_PATH: &str = "/io/scanbind/TestAgent";
 
@@ -110,26 +110,6 @@ fn write_policy(path: &Path, body: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn settled(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
-    let p = Payment1Proxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut completed = p.receive_completed().await.unwrap();
-    let now: PaymentState = p.state().await.unwrap().parse().unwrap();
-    if now.is_terminal() {
-        return now.as_str().to_owned();
-    }
-    let signal = tokio::time::timeout(GUARD, completed.next())
-        .await
-        .expect("no Completed within the guard time")
-        .unwrap();
-    signal.args().unwrap().state.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -110,23 +110,8 @@ impl Stack {
 
     async fn bind(&self) {
         let d = self.daemon().await;
-        let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-        let binding = scanbind_ipc::Binding1Proxy::builder(&self.conn)
-            .path(path)
-            .unwrap()
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .unwrap();
-        let mut done = binding.receive_completed().await.unwrap();
-        self.world
-            .scan(&binding.code_value().await.unwrap(), "approve")
-            .await;
-        let signal = tokio::time::timeout(GUARD, done.next())
-            .await
-            .expect("no Binding Completed within the guard time")
-            .unwrap();
-        assert_eq!(signal.args().unwrap().state, "bound");
+        let (_, state) = common::bind_approved(&self.world, &self.conn, &d).await;
+        assert_eq!(state, "bound");
     }
 
     async fn checkout(

@@ -265,17 +265,8 @@ async fn bind(
     conn: &zbus::Connection,
     d: &Daemon1Proxy<'_>,
 ) -> zvariant::OwnedObjectPath {
-    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = binding_proxy(conn, &path).await;
-    let mut bound = binding.receive_completed().await.unwrap();
-    world
-        .scan(&binding.code_value().await.unwrap(), "approve")
-        .await;
-    let signal = tokio::time::timeout(GUARD, bound.next())
-        .await
-        .expect("no Binding Completed within the guard time")
-        .unwrap();
-    assert_eq!(signal.args().unwrap().state, "bound");
+    let (path, state) = common::bind_approved(world, conn, d).await;
+    assert_eq!(state, "bound");
     path
 }
 

@@ -10,13 +10,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use common::{GUARD, World, eventually, spawn_daemon_with, world};
-use futures_util::StreamExt as _;
-use scanbind_ipc::{BUS_NAME, Binding1Proxy, DAEMON_PATH, Daemon1Proxy, Payment1Proxy};
+use common::{bind_approved, eventually, spawn_daemon_with, world};
+use scanbind_ipc::{BUS_NAME, DAEMON_PATH, Daemon1Proxy, Payment1Proxy};
+use scanbind_testkit::system::{SystemBus, ensure_users};
 use scanbindd::test_util::require_secret_service;
 use zbus::proxy::CacheProperties;
 
@@ -25,115 +24,13 @@ use zbus::proxy::CacheProperties;
 const ALICE: &str = "sbtest-alice";
 const BOB: &str = "sbtest-bob";
 
-/// The uid of system user `name`, created (`useradd --system`) if needed.
-fn user(name: &str) -> u32 {
-    let uid = || {
-        let out = Command::new("id")
-            .args(["-u", name])
-            .output()
-            .expect("id runs");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().unwrap())
-    };
-    if let Some(uid) = uid() {
-        return uid;
-    }
-    let status = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--user-group"])
-        .args(["--shell", "/usr/sbin/nologin", name])
-        .status()
-        .expect("useradd (passwd) runs");
-    // 9: created meanwhile by another test.
-    assert!(
-        status.success() || status.code() == Some(9),
-        "useradd {name}: {status}"
-    );
-    uid().unwrap_or_else(|| panic!("no user {name} after useradd"))
-}
-
 /// The one app binary both users run.
 const APP: &str = "/usr/bin/busctl";
 
-/// A private `dbus-daemon` whose socket and policy admit every user (a session bus
-/// admits only its own), like a system bus. Killed on drop.
-struct SharedBus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl SharedBus {
-    fn start() -> SharedBus {
-        let dir = tempfile::tempdir().unwrap();
-        // Other users reach the socket through the directory.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                dir.path().join("bus.socket").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line.trim().to_owned();
-        assert!(!address.is_empty(), "dbus-daemon printed no address");
-        SharedBus {
-            child,
-            address,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for SharedBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A connection of this test (root, another app) whose calls give up after [`GUARD`].
-async fn connect_to(address: &str) -> zbus::Connection {
-    zbus::connection::Builder::address(address)
-        .unwrap()
-        .method_timeout(GUARD)
-        .build()
-        .await
-        .unwrap()
-}
-
-/// Runs the app (`busctl` on the shared bus) as `uid`.
-fn app_as(uid: u32, bus: &SharedBus, args: &[&str]) -> Output {
+/// The app (`busctl` on the shared bus) as `uid` calls `method` (`interface.member`)
+/// on the object `path` of the daemon with `args` (the signature, then the values).
+fn call_as(uid: u32, bus: &SystemBus, path: &str, method: &str, args: &[&str]) -> Output {
+    let (interface, member) = method.rsplit_once('.').expect("interface.member");
     Command::new("setpriv")
         .args([
             &format!("--reuid={uid}"),
@@ -141,8 +38,9 @@ fn app_as(uid: u32, bus: &SharedBus, args: &[&str]) -> Output {
             "--clear-groups",
             "--",
             APP,
-            &format!("--address={}", bus.address),
+            &format!("--address={}", bus.address()),
         ])
+        .args(["call", BUS_NAME, path, interface, member])
         .args(args)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .stdin(Stdio::null())
@@ -151,24 +49,14 @@ fn app_as(uid: u32, bus: &SharedBus, args: &[&str]) -> Output {
 }
 
 /// `Pay(order, amount)` by the app as `uid`: the payment's path, or the error.
-fn pay_as(uid: u32, bus: &SharedBus, order: &str, amount: i64) -> Result<String, String> {
+fn pay_as(uid: u32, bus: &SystemBus, order: &str, amount: i64) -> Result<String, String> {
     let amount = amount.to_string();
-    let out = app_as(
+    let out = call_as(
         uid,
         bus,
-        &[
-            "call",
-            BUS_NAME,
-            DAEMON_PATH,
-            "io.scanbind.Daemon1",
-            "Pay",
-            "sxssa{sv}",
-            order,
-            &amount,
-            "HKD",
-            "Coins",
-            "0",
-        ],
+        DAEMON_PATH,
+        "io.scanbind.Daemon1.Pay",
+        &["sxssa{sv}", order, &amount, "HKD", "Coins", "0"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     if out.status.success() {
@@ -183,19 +71,13 @@ fn pay_as(uid: u32, bus: &SharedBus, order: &str, amount: i64) -> Result<String,
 }
 
 /// `ListPayments` by the app as `uid`: the paths it lists.
-fn list_as(uid: u32, bus: &SharedBus) -> Vec<String> {
-    let out = app_as(
+fn list_as(uid: u32, bus: &SystemBus) -> Vec<String> {
+    let out = call_as(
         uid,
         bus,
-        &[
-            "call",
-            BUS_NAME,
-            DAEMON_PATH,
-            "io.scanbind.Daemon1",
-            "ListPayments",
-            "a{sv}",
-            "0",
-        ],
+        DAEMON_PATH,
+        "io.scanbind.Daemon1.ListPayments",
+        &["a{sv}", "0"],
     );
     assert!(
         out.status.success(),
@@ -233,25 +115,15 @@ async fn all_succeeded(state: &Path, n: usize) {
     .await;
 }
 
-/// Binds a wallet (the device's, for every app and user) as root.
-async fn bind(world: &World, conn: &zbus::Connection, d: &Daemon1Proxy<'_>) {
-    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(conn)
-        .path(path)
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut done = binding.receive_completed().await.unwrap();
-    world
-        .scan(&binding.code_value().await.unwrap(), "approve")
-        .await;
-    let signal = tokio::time::timeout(GUARD, done.next())
-        .await
-        .expect("no Binding Completed within the guard time")
-        .unwrap();
-    assert_eq!(signal.args().unwrap().state, "bound");
+/// `Finish` of the payment at `path` by the app as `uid`.
+fn finish_as(uid: u32, bus: &SystemBus, path: &str) -> Output {
+    call_as(
+        uid,
+        bus,
+        path,
+        "io.scanbind.Payment1.Finish",
+        &["a{sv}", "0"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -261,10 +133,15 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
         rustix::process::geteuid().is_root(),
         "this test runs the app as other users: run it as root"
     );
-    let (alice, bob) = (user(ALICE), user(BOB));
+    let [alice, bob] = ensure_users([(ALICE, &[]), (BOB, &[])]).map(|u| u.uid);
     let world = world().await;
     let server = world.spawn_server(&[]);
-    let bus = SharedBus::start();
+    // A bus that admits every user (a session bus admits only its own), like a system
+    // bus, whose policy leaves every decision to the daemon.
+    let bus = SystemBus::options()
+        .open_to_every_user()
+        .start()
+        .expect("dbus-daemon runs");
     let state = tempfile::tempdir().unwrap();
     // The app may charge 50.00 a day: per user.
     let policy = state.path().join("policy.toml");
@@ -275,14 +152,14 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     .unwrap();
     let policy_arg = policy.to_string_lossy().into_owned();
     let daemon = spawn_daemon_with(
-        &["--address", &bus.address, "--policy", &policy_arg],
+        &["--address", bus.address(), "--policy", &policy_arg],
         &server.base,
         state.path(),
         &[],
     );
-    let conn = connect_to(&bus.address).await;
+    let conn = bus.connect().await.unwrap();
     let d = Daemon1Proxy::new(&conn).await.unwrap();
-    bind(&world, &conn, &d).await;
+    assert_eq!(bind_approved(&world, &conn, &d).await.1, "bound");
 
     // Alice pays order-1, then Bob pays the same order id with the same app: two
     // payments, two idempotency keys, and Bob's budget is not Alice's.
@@ -321,54 +198,23 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     assert!(list_as(0, &bus).is_empty());
 
     // Bob cannot read or finish Alice's payment.
-    let read = app_as(
+    let read = call_as(
         bob,
         &bus,
-        &[
-            "call",
-            BUS_NAME,
-            &alices,
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            "ss",
-            "io.scanbind.Payment1",
-            "State",
-        ],
+        &alices,
+        "org.freedesktop.DBus.Properties.Get",
+        &["ss", "io.scanbind.Payment1", "State"],
     );
     assert!(!read.status.success());
     let err = String::from_utf8_lossy(&read.stderr);
     // busctl shows org.freedesktop.DBus.Error.AccessDenied as its errno text.
     assert!(err.contains("Access denied"), "{err}");
-    let finish = app_as(
-        bob,
-        &bus,
-        &[
-            "call",
-            BUS_NAME,
-            &alices,
-            "io.scanbind.Payment1",
-            "Finish",
-            "a{sv}",
-            "0",
-        ],
-    );
+    let finish = finish_as(bob, &bus, &alices);
     assert!(!finish.status.success());
     let err = String::from_utf8_lossy(&finish.stderr);
     assert!(err.contains("no such payment"), "{err}");
     // She still can, once.
-    let finish = app_as(
-        alice,
-        &bus,
-        &[
-            "call",
-            BUS_NAME,
-            &alices,
-            "io.scanbind.Payment1",
-            "Finish",
-            "a{sv}",
-            "0",
-        ],
-    );
+    let finish = finish_as(alice, &bus, &alices);
     assert!(
         finish.status.success(),
         "{}",

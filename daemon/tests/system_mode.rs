@@ -29,15 +29,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 
 use common::{GUARD, daemon_binary};
 use futures_util::StreamExt as _;
-use scanbind_ipc::PaymentState;
-use scanbind_ipc::proxy::{Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+use scanbind_ipc::proxy::{Binding1Proxy, Daemon1Proxy};
 use scanbind_testkit::display::{Xvfb, require_display_tools};
 use scanbind_testkit::system::{
     BinDir, DAEMON_USER, SharedBinary, SystemBus, SystemLayout, SystemUser, SystemUsers, as_user,
@@ -134,7 +132,7 @@ async fn app_child() {
                 }
                 Ok(path) => {
                     say("payment", path.as_str());
-                    say("state", &settle(&conn, &path).await);
+                    say("state", &common::settled(&conn, &path).await);
                 }
             }
         }
@@ -180,27 +178,6 @@ fn error_name(debug: &str) -> String {
         .to_owned()
 }
 
-/// Follows a payment to its final state.
-async fn settle(conn: &zbus::Connection, path: &zvariant::OwnedObjectPath) -> String {
-    let p = Payment1Proxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut completed = p.receive_completed().await.unwrap();
-    let now: PaymentState = p.state().await.unwrap().parse().unwrap();
-    if now.is_terminal() {
-        return now.as_str().to_owned();
-    }
-    let signal = tokio::time::timeout(GUARD, completed.next())
-        .await
-        .expect("no Payment Completed within the guard time")
-        .unwrap();
-    signal.args().unwrap().state.to_string()
-}
-
 /// One run of the app as a user: its `app:` lines as they come.
 struct App {
     what: String,
@@ -219,18 +196,10 @@ impl App {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the app through setpriv");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            // libtest writes "test app_child ... " before the test's own output, without
-            // a line break: an answer starts anywhere in a line.
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(OUT)
-                    && tx.send(line[at + OUT.len()..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
+        // libtest writes "test app_child ... " before the test's own output, without a
+        // line break: an answer starts anywhere in a line.
+        let lines = common::lines_of(child.stdout.take().unwrap(), |line| {
+            line.find(OUT).map(|at| line[at + OUT.len()..].to_owned())
         });
         App {
             what: format!("{action:?} as {}", user.name),
@@ -375,24 +344,7 @@ fn server_devices(state: &Path) -> (Vec<String>, Vec<String>) {
 
 /// `scanbind-agent` built once per test binary, next to `scanbindd`.
 fn agent_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "scanbind-agent",
-            "--bin",
-            "scanbind-agent",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p scanbind-agent");
-    assert!(status.success(), "building scanbind-agent failed");
-    let bin = Path::new(env!("CARGO_BIN_EXE_scanbindd")).with_file_name("scanbind-agent");
-    assert!(bin.exists(), "no {}", bin.display());
-    bin
+    common::built_beside_daemon("scanbind-agent", "scanbind-agent")
 }
 
 /// The real display agent as `sbagent`: `scanbind-agent --system --daemon-user
@@ -419,15 +371,7 @@ impl Agent {
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
             .spawn()
             .expect("start scanbind-agent through setpriv");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = common::lines_of(child.stdout.take().unwrap(), Some);
         Agent {
             child,
             lines,

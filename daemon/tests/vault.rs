@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use common::{DaemonProc, GUARD, World, connect, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_device_api::DeviceKey;
-use scanbind_ipc::{Binding1Proxy, BindingState, Daemon1Proxy, Payment1Proxy, PaymentState};
+use scanbind_ipc::{BindingState, Daemon1Proxy, Payment1Proxy, PaymentState};
 use scanbindd::test_util::PrivateBus;
 use zbus::proxy::CacheProperties;
 
@@ -67,23 +67,8 @@ fn server_binding_devices(world: &World) -> Vec<String> {
 
 /// Binds `ALIPAY_HK` through the sandbox's scan.
 async fn bind(world: &World, conn: &zbus::Connection, d: &Daemon1Proxy<'_>, daemon: &DaemonProc) {
-    let path = d.start_binding("ALIPAY_HK", HashMap::new()).await.unwrap();
-    let binding = Binding1Proxy::builder(conn)
-        .path(path)
-        .unwrap()
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
-    let mut bound = binding.receive_completed().await.unwrap();
-    world
-        .scan(&binding.code_value().await.unwrap(), "approve")
-        .await;
-    let signal = tokio::time::timeout(GUARD, bound.next())
-        .await
-        .expect("no Binding Completed within the guard time")
-        .unwrap();
-    assert_eq!(signal.args().unwrap().state, "bound", "{}", daemon.logs());
+    let (_, state) = common::bind_approved(world, conn, d).await;
+    assert_eq!(state, "bound", "{}", daemon.logs());
 }
 
 /// Pays `amount` HKD for `order` and waits until the payment is final: `succeeded`.

@@ -26,6 +26,7 @@ use scanbind_packaging::{
     GUARD, KillOnDrop, Packages, Root, SessionBus, repo_root, require_tool, run_ok, systemd_verify,
 };
 use scanbind_sandbox::Sandbox;
+use scanbind_testkit::system::SystemBus;
 use zbus::proxy::CacheProperties;
 
 const CLIENT_ID: &str = "2188TEST0000001";
@@ -398,61 +399,14 @@ fn system_bus_policy_and_activation_file_load() {
     require_tool("dbus-daemon", "dbus-daemon");
     require_tool("dbus-send", "dbus-bin");
     let root = installed();
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("system_bus");
     // The system bus's own defaults (deny owning, allow calls back to clients), then the
     // packaged policy and activation directory, as /usr/share/dbus-1/system.conf does.
-    let config = dir.path().join("system.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <servicedir>{}</servicedir>
-  <includedir>{}</includedir>
-</busconfig>
-"#,
-            socket.display(),
-            root.join("usr/share/dbus-1/system-services").display(),
-            root.join("usr/share/dbus-1/system.d").display(),
-        ),
-    )
-    .unwrap();
-    let mut bus = KillOnDrop(
-        Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(bus.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line.trim().to_owned();
-    assert!(
-        !address.is_empty(),
-        "dbus-daemon did not accept the packaged policy"
-    );
+    let bus = SystemBus::options()
+        .service_dir(root.join("usr/share/dbus-1/system-services"))
+        .policy_dir(root.join("usr/share/dbus-1/system.d"))
+        .start()
+        .expect("dbus-daemon did not accept the packaged policy");
+    let address = bus.address();
     let send = |args: &[&str]| {
         Command::new("dbus-send")
             .arg(format!("--bus={address}"))

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use scanbind_packaging::{KillOnDrop, repo_root, require_tool, run_ok, systemd_verify};
+use scanbind_packaging::{repo_root, require_tool, run_ok, systemd_verify};
+use scanbind_testkit::system::{SystemBus, ensure_users};
 
 fn packaging(rel: &str) -> PathBuf {
     repo_root().join("packaging").join(rel)
@@ -221,47 +221,6 @@ fn the_vault_credential_is_made_once_and_decrypts_to_32_bytes() {
     );
 }
 
-/// Makes the user `name` (a system user without home), in `groups`, unless it exists;
-/// tolerates another test making it at the same time.
-fn ensure_user(name: &str, groups: &[&str]) {
-    for g in groups {
-        if !getent("group", g) {
-            let _ = Command::new("groupadd").args(["--system", g]).status();
-            assert!(getent("group", g), "cannot create group {g}");
-        }
-    }
-    if !getent("passwd", name) {
-        let mut cmd = Command::new("useradd");
-        cmd.args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-        ]);
-        if !groups.is_empty() {
-            cmd.args(["--groups", &groups.join(",")]);
-        }
-        let _ = cmd.arg(name).status();
-        assert!(getent("passwd", name), "cannot create user {name}");
-    }
-    for g in groups {
-        let in_group = scanbind_ipc::accounts::user_by_name(name)
-            .unwrap()
-            .is_some_and(|u| scanbind_ipc::accounts::uid_in_group(u.uid, g).unwrap());
-        if !in_group {
-            run_ok(Command::new("usermod").args(["-a", "-G", g, name]));
-        }
-    }
-}
-
-fn getent(db: &str, name: &str) -> bool {
-    Command::new("getent")
-        .args([db, name])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn the_system_bus_policy_lets_agent_group_members_register_and_the_daemon_call_agents() {
     require_tool("dbus-daemon", "dbus-daemon");
@@ -274,68 +233,20 @@ fn the_system_bus_policy_lets_agent_group_members_register_and_the_daemon_call_a
         "this test creates users: run it as root"
     );
     let agent_group = scanbind_ipc::accounts::AGENT_GROUP;
-    ensure_user(scanbind_ipc::accounts::DAEMON_USER, &[]);
-    ensure_user("sbpkg-agent", &[agent_group]);
-    ensure_user("sbpkg-app", &[]);
+    ensure_users([
+        (scanbind_ipc::accounts::DAEMON_USER, &[]),
+        ("sbpkg-agent", &[agent_group]),
+        ("sbpkg-app", &[]),
+    ]);
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let socket = dir.path().join("system_bus");
-    let config = dir.path().join("system.conf");
     // The system bus's own defaults (as /usr/share/dbus-1/system.conf), then the
     // policy and activation directory from packaging/.
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <servicedir>{}</servicedir>
-  <includedir>{}</includedir>
-</busconfig>
-"#,
-            socket.display(),
-            packaging("dbus/system-services").display(),
-            packaging("dbus/system.d").display(),
-        ),
-    )
-    .unwrap();
-    let mut bus = KillOnDrop(
-        Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(bus.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line.trim().to_owned();
-    assert!(!address.is_empty(), "dbus-daemon refused the policy");
+    let bus = SystemBus::options()
+        .service_dir(packaging("dbus/system-services"))
+        .policy_dir(packaging("dbus/system.d"))
+        .start()
+        .expect("dbus-daemon refused the policy");
+    let address = bus.address();
 
     // `dbus-send` as `user` (with its groups, as a login would give them; root: as is).
     let send = |user: Option<&str>, dest: &str, path: &str, method: &str, args: &[&str]| {

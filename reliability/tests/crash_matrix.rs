@@ -36,6 +36,7 @@ use scanbind_reliability::world::{self, World};
 use serde_json::json;
 use zbus::proxy::CacheProperties;
 
+use scanbind_testkit::DaemonProc;
 use scanbind_testkit::system::{SharedBinary, SystemBus, SystemLayout, SystemUsers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,15 @@ trait Scene {
     fn conn(&self) -> &zbus::Connection;
     /// The tails of the logs, for failure messages.
     fn logs(&self) -> String;
+    /// The running daemon, taken out (to wait for its exit or kill it).
+    fn take_daemon(&mut self) -> Option<DaemonProc>;
+    /// (Re)starts the daemon with extra environment (a crash point); the running one,
+    /// if any, is killed first (SIGKILL).
+    fn start_daemon(&mut self, env: &[(&str, &str)]);
+    /// The daemon's interface on the app's connection.
+    async fn daemon1(&self) -> Daemon1Proxy<'static> {
+        Daemon1Proxy::new(self.conn()).await.unwrap()
+    }
 }
 
 impl Scene for Rig {
@@ -101,6 +111,12 @@ impl Scene for Rig {
     }
     fn logs(&self) -> String {
         Rig::logs(self)
+    }
+    fn take_daemon(&mut self) -> Option<DaemonProc> {
+        self.daemon.take()
+    }
+    fn start_daemon(&mut self, env: &[(&str, &str)]) {
+        Rig::start_daemon(self, env);
     }
 }
 
@@ -177,33 +193,44 @@ async fn check_payment(
     state
 }
 
-/// Pay: the AMS call was sent and taken (money moved), its answer never comes; kill.
-async fn pay_sent_processed(rig: &mut Rig, victim: Victim, run: usize) -> String {
-    let cell = format!("{victim:?} pay ams-sent-processed #{run}");
+/// Pays `order` with the wallet's `fault` armed, waits until the wallet records the
+/// payment, then `crash`es; after the restart the payment must end `succeeded`, charged
+/// once and delivered once (the checks of [`check_payment`]).
+async fn pay_recorded_then_crash<S: Scene>(
+    rig: &mut S,
+    cell: &str,
+    fault: serde_json::Value,
+    (order, amount): (&str, i64),
+    crash: impl FnOnce(&mut S),
+) -> String {
     let before = ledger_ids(rig).await;
-    rig.world
-        .arm_fault(json!({"endpoint":"pay","kind":"hang","processed":true}))
-        .await;
+    rig.world().arm_fault(fault).await;
     let d = rig.daemon1().await;
     common::wait_online(&d).await;
     let p = d
-        .pay(
-            &format!("c1-{victim:?}-{run}"),
-            1000 + run as i64,
-            "HKD",
-            "x",
-            HashMap::new(),
-        )
+        .pay(order, amount, "HKD", "x", HashMap::new())
         .await
         .unwrap();
     eventually("the wallet to record the payment", || async {
         ledger_ids(rig).await.len() > before.len()
     })
     .await;
-    crash(rig, victim);
-    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
+    crash(rig);
+    let s = check_payment(rig, cell, &before, &p, Some("succeeded")).await;
     clear_faults(rig).await;
     s
+}
+
+/// Pay: the AMS call was sent and taken (money moved), its answer never comes; kill.
+async fn pay_sent_processed(rig: &mut Rig, victim: Victim, run: usize) -> String {
+    pay_recorded_then_crash(
+        rig,
+        &format!("{victim:?} pay ams-sent-processed #{run}"),
+        json!({"endpoint":"pay","kind":"hang","processed":true}),
+        (&format!("c1-{victim:?}-{run}"), 1000 + run as i64),
+        |rig| crash(rig, victim),
+    )
+    .await
 }
 
 /// Pay: the AMS call reached the wallet but was not taken, no answer; kill.
@@ -234,31 +261,14 @@ async fn pay_sent_unprocessed(rig: &mut Rig, victim: Victim, run: usize) -> Stri
 
 /// Pay: the wallet answered PAYMENT_IN_PROCESS; the server is inquiring; kill.
 async fn pay_in_process(rig: &mut Rig, victim: Victim, run: usize) -> String {
-    let cell = format!("{victim:?} pay in-process #{run}");
-    let before = ledger_ids(rig).await;
-    rig.world
-        .arm_fault(json!({"endpoint":"pay","kind":"in_process","after_inquiries":3}))
-        .await;
-    let d = rig.daemon1().await;
-    common::wait_online(&d).await;
-    let p = d
-        .pay(
-            &format!("c3-{victim:?}-{run}"),
-            3000 + run as i64,
-            "HKD",
-            "x",
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    eventually("the wallet to record the payment", || async {
-        ledger_ids(rig).await.len() > before.len()
-    })
-    .await;
-    crash(rig, victim);
-    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
-    clear_faults(rig).await;
-    s
+    pay_recorded_then_crash(
+        rig,
+        &format!("{victim:?} pay in-process #{run}"),
+        json!({"endpoint":"pay","kind":"in_process","after_inquiries":3}),
+        (&format!("c3-{victim:?}-{run}"), 3000 + run as i64),
+        |rig| crash(rig, victim),
+    )
+    .await
 }
 
 /// Pay: a kill at a varying moment (0–45 ms) after `Pay` returned.
@@ -539,7 +549,7 @@ async fn checkout_crash_point(
 /// The after-restart checks of one all-or-nothing checkout: final, and either every
 /// part charged once (`succeeded`) or nothing kept (`failed`); delivered once.
 async fn check_checkout(
-    rig: &Rig,
+    rig: &impl Scene,
     cell: &str,
     before: &BTreeSet<String>,
     p: &zvariant::OwnedObjectPath,
@@ -547,10 +557,10 @@ async fn check_checkout(
 ) -> String {
     let total: i64 = parts.iter().map(|(_, a)| a).sum();
     let (payment, state) =
-        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(&rig.conn, p))
+        tokio::time::timeout(GUARD - Duration::from_secs(5), settle(rig.conn(), p))
             .await
             .unwrap_or_else(|_| panic!("{cell}: not final after the restart\n{}", rig.logs()));
-    let ledger = rig.world.ledger().await;
+    let ledger = rig.world().ledger().await;
     let added: Vec<&serde_json::Value> = ledger["payments"]
         .as_array()
         .unwrap()
@@ -652,8 +662,8 @@ async fn crash_point_cells(runs: usize) -> Vec<String> {
 }
 
 /// Waits for the armed daemon to reach its crash point and die, then restarts it.
-fn daemon_crashed_then_restart(rig: &mut Rig, cell: &str, point: &str) {
-    let mut daemon = rig.daemon.take().expect("a daemon");
+fn daemon_crashed_then_restart(rig: &mut impl Scene, cell: &str, point: &str) {
+    let mut daemon = rig.take_daemon().expect("a daemon");
     let status = tokio::task::block_in_place(|| daemon.wait_exit());
     assert!(!status.success(), "{cell}: the daemon exited cleanly");
     // The log file is shared by every start; this start's part is after the last header.
@@ -670,15 +680,17 @@ fn daemon_crashed_then_restart(rig: &mut Rig, cell: &str, point: &str) {
 /// Pays one order (or, with `parts`, an all-or-nothing checkout of two sellers) through
 /// a daemon that kills itself at `point` (`SCANBINDD_CRASH_AT`); after the restart the
 /// app pays the same order again, as it does after any error, and must get the same
-/// payment, charged once (every part once) and delivered once.
+/// payment, charged once (every part once) and delivered once. `who` names the daemon
+/// in the cell (`Daemon`, `System daemon`).
 async fn daemon_crash_point(
-    rig: &mut Rig,
+    rig: &mut impl Scene,
+    who: &str,
     point: &str,
     parts: &[(&str, i64)],
     run: usize,
 ) -> String {
     let kind = if parts.is_empty() { "pay" } else { "checkout" };
-    let cell = format!("Daemon {kind} crash-point {point} #{run}");
+    let cell = format!("{who} {kind} crash-point {point} #{run}");
     let before = ledger_ids(rig).await;
     rig.start_daemon(&[("SCANBINDD_CRASH_AT", point)]);
     let order = format!("cd-{kind}-{point}-{run}");
@@ -729,10 +741,10 @@ async fn daemon_crash_point_cells(runs: usize) -> Vec<String> {
             "after-send",
             "after-settle",
         ] {
-            let one = daemon_crash_point(&mut rig, point, &[], run).await;
+            let one = daemon_crash_point(&mut rig, "Daemon", point, &[], run).await;
             out.push(format!("crash-point {point}: {one}"));
             let parts = [("SELLER_A", 1300 + run as i64), ("SELLER_B", 1400)];
-            let all = daemon_crash_point(&mut rig, point, &parts, run).await;
+            let all = daemon_crash_point(&mut rig, "Daemon", point, &parts, run).await;
             out.push(format!("checkout crash-point {point}: {all}"));
         }
     }
@@ -854,7 +866,7 @@ struct SystemRig {
     users: SystemUsers,
     layout: SystemLayout,
     binary: SharedBinary,
-    daemon: Option<scanbind_testkit::DaemonProc>,
+    daemon: Option<DaemonProc>,
     conn: zbus::Connection,
     bus: SystemBus,
 }
@@ -870,22 +882,21 @@ impl Scene for SystemRig {
         let d = self
             .daemon
             .as_ref()
-            .map(scanbind_testkit::DaemonProc::logs)
+            .map(DaemonProc::logs)
             .unwrap_or_default();
-        let tail = |t: &str| {
-            let from = t.len().saturating_sub(6000);
-            let from = (from..t.len())
-                .find(|i| t.is_char_boundary(*i))
-                .unwrap_or(t.len());
-            t[from..].to_owned()
-        };
         let s = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
         format!(
             "--- daemon\n{}\n--- server\n{}\n--- bus\n{}",
-            tail(&d),
-            tail(&s),
+            common::tail(&d),
+            common::tail(&s),
             self.bus.logs()
         )
+    }
+    fn take_daemon(&mut self) -> Option<DaemonProc> {
+        self.daemon.take()
+    }
+    fn start_daemon(&mut self, env: &[(&str, &str)]) {
+        SystemRig::start_daemon(self, env);
     }
 }
 
@@ -965,10 +976,6 @@ impl SystemRig {
             .unwrap_or_else(|e| panic!("scanbindd --system as scanbind: {e}\n{}", self.bus.logs()));
         self.daemon = Some(daemon);
     }
-
-    async fn daemon1(&self) -> Daemon1Proxy<'static> {
-        Daemon1Proxy::new(&self.conn).await.unwrap()
-    }
 }
 
 /// System mode, the daemon's own crash point `after-send` (the payment is journaled and
@@ -976,68 +983,24 @@ impl SystemRig {
 /// restarts it, the app pays the same order again and gets the same payment, charged
 /// once and delivered once.
 async fn system_crash_point(rig: &mut SystemRig, run: usize) -> String {
-    let point = "after-send";
-    let cell = format!("System daemon crash-point {point} #{run}");
-    let before = ledger_ids(rig).await;
-    rig.start_daemon(&[("SCANBINDD_CRASH_AT", point)]);
-    let order = format!("cs-{point}-{run}");
-    let amount = 7000 + run as i64;
-    let d = rig.daemon1().await;
-    common::wait_online(&d).await;
-    let first = d.pay(&order, amount, "HKD", "Coins", HashMap::new()).await;
-    let mut daemon = rig.daemon.take().expect("a daemon");
-    let status = tokio::task::block_in_place(|| daemon.wait_exit());
-    assert!(!status.success(), "{cell}: the daemon exited cleanly");
-    let log = daemon.logs();
-    let this_start = log.rsplit("--- scanbindd").next().unwrap_or_default();
-    assert!(
-        this_start.contains(&format!("crash point {point}")),
-        "{cell}: the daemon died elsewhere than its crash point:\n{this_start}"
-    );
-    drop(daemon);
-    rig.start_daemon(&[]);
-    let d = rig.daemon1().await;
-    common::wait_online(&d).await;
-    let p = d
-        .pay(&order, amount, "HKD", "Coins", HashMap::new())
-        .await
-        .unwrap_or_else(|e| panic!("{cell}: the retry was refused: {e}\n{}", rig.logs()));
-    if let Ok(first) = first {
-        assert_eq!(first, p, "{cell}: the same payment object across the crash");
-    }
-    check_payment(rig, &cell, &before, &p, Some("succeeded")).await
+    daemon_crash_point(rig, "System daemon", "after-send", &[], run).await
 }
 
 /// System mode, `kill -9` of the daemon while the wallet has taken the payment and
 /// holds its answer: restarted as the unit restarts it, the payment ends `succeeded`,
 /// charged once and delivered once.
 async fn system_kill_9_sent(rig: &mut SystemRig, run: usize) -> String {
-    let cell = format!("System daemon pay ams-sent-processed #{run}");
-    let before = ledger_ids(rig).await;
-    rig.world
-        .arm_fault(json!({"endpoint":"pay","kind":"hang","processed":true}))
-        .await;
-    let d = rig.daemon1().await;
-    common::wait_online(&d).await;
-    let p = d
-        .pay(
-            &format!("cs-kill-{run}"),
-            8000 + run as i64,
-            "HKD",
-            "Coins",
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    eventually("the wallet to record the payment", || async {
-        ledger_ids(rig).await.len() > before.len()
-    })
-    .await;
-    rig.daemon.take().expect("a daemon").kill();
-    rig.start_daemon(&[]);
-    let s = check_payment(rig, &cell, &before, &p, Some("succeeded")).await;
-    clear_faults(rig).await;
-    s
+    pay_recorded_then_crash(
+        rig,
+        &format!("System daemon pay ams-sent-processed #{run}"),
+        json!({"endpoint":"pay","kind":"hang","processed":true}),
+        (&format!("cs-kill-{run}"), 8000 + run as i64),
+        |rig| {
+            rig.daemon.take().expect("a daemon").kill();
+            rig.start_daemon(&[]);
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

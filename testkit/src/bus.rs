@@ -87,25 +87,7 @@ impl PrivateBus {
             ),
             None => Stdio::null(),
         };
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(crate::io("cannot start dbus-daemon"))?;
-        let mut line = String::new();
-        let read = match child.stdout.take() {
-            Some(stdout) => BufReader::new(stdout).read_line(&mut line).map(drop),
-            None => Err(std::io::Error::other("no stdout")),
-        };
-        let address = line.trim().to_owned();
-        if read.is_err() || address.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Process("dbus-daemon printed no address".into()));
-        }
+        let (child, address) = start_dbus_daemon(Command::new("dbus-daemon"), &config, stderr)?;
         Ok(PrivateBus {
             child,
             address,
@@ -137,6 +119,37 @@ impl Drop for PrivateBus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `cmd` (a `dbus-daemon` command) on the configuration file `config`, in the
+/// foreground, stdin closed and stderr to `stderr`, and reads the address it prints:
+/// once it has, it accepts connections. A daemon that prints none is killed and reaped
+/// ([`Error::Process`]).
+pub(crate) fn start_dbus_daemon(
+    mut cmd: Command,
+    config: &Path,
+    stderr: Stdio,
+) -> Result<(Child, String)> {
+    let mut child = cmd
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile", "--print-address=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(crate::io("cannot start dbus-daemon"))?;
+    let mut line = String::new();
+    let read = match child.stdout.take() {
+        Some(stdout) => BufReader::new(stdout).read_line(&mut line).map(drop),
+        None => Err(std::io::Error::other("no stdout")),
+    };
+    let address = line.trim().to_owned();
+    if read.is_err() || address.is_empty() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::Process("dbus-daemon printed no address".into()));
+    }
+    Ok((child, address))
 }
 
 fn bus_config(socket: &Path, services: Option<&Path>) -> String {

@@ -5,8 +5,8 @@
 //!
 //! | Piece | Runs as | Why |
 //! |---|---|---|
-//! | [`SystemUsers::ensure`] | root (the test; CI runs as root) | creates, idempotently, the users of a TV: `scanbind` (the daemon), `sbapp1` and `sbapp2` (two app users), `sbagent` (a display agent, member of the `scanbind-agent` group) |
-//! | [`SystemBus`] | root, like the real system bus before it would drop to `messagebus` | a `dbus-daemon` with the system bus's configuration (`<type>system</type>`, EXTERNAL auth only, the default-deny policy of `/usr/share/dbus-1/system.conf`) and the project's policy file(s) from `packaging/dbus/system.d/` included, on a socket every user can reach |
+//! | [`SystemUsers::ensure`] | root (the test; CI runs as root) | creates, idempotently, the users of a TV: `scanbind` (the daemon), `sbapp1` and `sbapp2` (two app users), `sbagent` (a display agent, member of the `scanbind-agent` group); [`ensure_users`] the users a test names, in the groups it names |
+//! | [`SystemBus`] | root, like the real system bus before it would drop to `messagebus` | a `dbus-daemon` with the system bus's configuration (`<type>system</type>`, EXTERNAL auth only, the default-deny policy of `/usr/share/dbus-1/system.conf`) and the project's policy file(s) from `packaging/dbus/system.d/` included, on a socket every user can reach; [`SystemBusOptions`] for other policy files or directories, activation directories, or a bus open to every user |
 //! | [`SystemLayout`] | files owned as systemd would make them | the daemon's state directory (`scanbind`, 0700), its credentials directory with `scanbind-vault` (`scanbind`, 0400, as `LoadCredential=` gives it), the policy file (root, 0644) |
 //! | [`daemon_setpriv`] | `scanbind`, with `CAP_SYS_PTRACE` as its only capability | what `packaging/systemd/system/scanbindd.service` gives the daemon (`User=scanbind`, the ambient capability) |
 //! | [`as_user`] | any of the users | apps and agents as the users they would be on a TV |
@@ -24,7 +24,6 @@
 //! root, fails the test with a message ([`require_tools`]); nothing is skipped.
 
 use std::ffi::OsString;
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,29 +115,42 @@ pub struct SystemUsers {
 impl SystemUsers {
     /// Creates whatever is missing with `groupadd --system` and `useradd --system`
     /// (no home, no login shell, a group of the user's own name) and adds `sbagent` to
-    /// `scanbind-agent`; existing users are kept as they are. Idempotent and safe
-    /// against other test processes doing the same at once (a lock file, and "already
-    /// exists" counts as done). Panics (via [`require_tools`]) without root or the tools.
+    /// `scanbind-agent` ([`ensure_users`]).
     pub fn ensure() -> SystemUsers {
-        require_tools();
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("scanbind-testkit-users.lock"))
-            .expect("open the user-creation lock file");
-        lock.lock().expect("lock the user-creation lock file");
-        ensure_group(AGENT_GROUP);
-        let daemon = ensure_user(DAEMON_USER, &[]);
-        let apps = APP_USERS.map(|name| ensure_user(name, &[]));
-        let agent = ensure_user(AGENT_USER, &[AGENT_GROUP]);
-        drop(lock);
+        let [daemon, app1, app2, agent] = ensure_users([
+            (DAEMON_USER, &[]),
+            (APP_USERS[0], &[]),
+            (APP_USERS[1], &[]),
+            (AGENT_USER, &[AGENT_GROUP]),
+        ]);
         SystemUsers {
             daemon,
-            apps,
+            apps: [app1, app2],
             agent,
         }
     }
+}
+
+/// The system users `(name, supplementary groups)`, in order, each created if missing
+/// with its groups ([`ensure_group`], [`ensure_user`]); existing users are kept as they
+/// are (but made members of the groups). Idempotent and safe against other test
+/// processes doing the same at once (a lock file, and "already exists" counts as done).
+/// Panics (via [`require_tools`]) without root or the tools.
+pub fn ensure_users<const N: usize>(users: [(&str, &[&str]); N]) -> [SystemUser; N] {
+    require_tools();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("scanbind-testkit-users.lock"))
+        .expect("open the user-creation lock file");
+    lock.lock().expect("lock the user-creation lock file");
+    for group in users.iter().flat_map(|(_, groups)| groups.iter()) {
+        ensure_group(group);
+    }
+    let made = users.map(|(name, groups)| ensure_user(name, groups));
+    drop(lock);
+    made
 }
 
 fn group_exists(name: &str) -> bool {
@@ -216,16 +228,7 @@ fn member_of(user: &str, group: &str) -> bool {
 /// The `setpriv` arguments (before `--` and the program) that run a program as `user`
 /// with its supplementary groups and no capabilities.
 pub fn setpriv_args(user: &SystemUser) -> Vec<OsString> {
-    [
-        format!("--reuid={}", user.uid),
-        format!("--regid={}", user.gid),
-        "--init-groups".to_owned(),
-        "--inh-caps=-all".to_owned(),
-        "--bounding-set=-all".to_owned(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+    setpriv_keeping(user, None)
 }
 
 /// The `setpriv` arguments that start the daemon as the unit does: as `user` with its
@@ -233,17 +236,24 @@ pub fn setpriv_args(user: &SystemUser) -> Vec<OsString> {
 /// unprivileged daemon) and the bounding set reduced to it. That is
 /// `AmbientCapabilities=CAP_SYS_PTRACE` with `CapabilityBoundingSet=CAP_SYS_PTRACE`.
 pub fn daemon_setpriv(user: &SystemUser) -> Vec<OsString> {
-    [
+    setpriv_keeping(user, Some("sys_ptrace"))
+}
+
+/// As `user` with its groups, every capability dropped but `cap` (inheritable, ambient
+/// and in the bounding set).
+fn setpriv_keeping(user: &SystemUser, cap: Option<&str>) -> Vec<OsString> {
+    let keep = cap.map(|c| format!(",+{c}")).unwrap_or_default();
+    let mut args = vec![
         format!("--reuid={}", user.uid),
         format!("--regid={}", user.gid),
         "--init-groups".to_owned(),
-        "--inh-caps=-all,+sys_ptrace".to_owned(),
-        "--ambient-caps=+sys_ptrace".to_owned(),
-        "--bounding-set=-all,+sys_ptrace".to_owned(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+        format!("--inh-caps=-all{keep}"),
+    ];
+    if let Some(c) = cap {
+        args.push(format!("--ambient-caps=+{c}"));
+    }
+    args.push(format!("--bounding-set=-all{keep}"));
+    args.into_iter().map(OsString::from).collect()
 }
 
 /// `program` run as `user` through `setpriv` ([`setpriv_args`]), without a session bus
@@ -371,26 +381,56 @@ impl Default for BinDir {
     }
 }
 
-/// The bus configuration of [`SystemBus`]: `/usr/share/dbus-1/system.conf` without
-/// what only a real boot needs (`<user>`, `<fork/>`, `<pidfile>`, `<syslog/>`,
-/// `<standard_system_servicedirs/>`, `<servicehelper>`, the host's `/etc/dbus-1`
-/// includes) and with the test's socket and policy files. Kept: the system type,
-/// EXTERNAL authentication only, the default-deny policy (no one may own a name or
-/// send a method call unless a policy file allows it; signals and replies pass) and
-/// root's extra rights.
-pub fn system_bus_config(socket: &Path, policies: &[&Path]) -> String {
-    let includes: String = policies
-        .iter()
-        .map(|p| format!("  <include>{}</include>\n", p.display()))
-        .collect();
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={socket}</listen>
-  <policy context="default">
+/// What a [`SystemBus`] loads besides the system bus's own configuration
+/// ([`system_bus_config`]): policy files and directories, activation directories, and
+/// whether its default policy is the system bus's default-deny one or open to every
+/// user. Built by [`SystemBus::options`]; [`SystemBusOptions::start`] starts the bus.
+#[derive(Debug, Clone, Default)]
+pub struct SystemBusOptions {
+    policies: Vec<PathBuf>,
+    policy_dirs: Vec<PathBuf>,
+    service_dirs: Vec<PathBuf>,
+    open: bool,
+}
+
+impl SystemBusOptions {
+    /// Includes the policy file `path` (`<include>`).
+    pub fn policy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policies.push(path.into());
+        self
+    }
+
+    /// Includes every policy file of the directory `dir` (`<includedir>`, as the real
+    /// system bus includes `/usr/share/dbus-1/system.d`).
+    pub fn policy_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.policy_dirs.push(dir.into());
+        self
+    }
+
+    /// Activates services from the directory `dir` (`<servicedir>`; without systemd, a
+    /// system activation file's `Exec=` is run by the bus itself).
+    pub fn service_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.service_dirs.push(dir.into());
+        self
+    }
+
+    /// Replaces the default-deny policy by one that lets every user own any name and
+    /// call anything (a shared bus where the daemon, not the bus, decides who may do
+    /// what; a session bus would admit its own user only).
+    pub fn open_to_every_user(mut self) -> Self {
+        self.open = true;
+        self
+    }
+
+    /// Starts the bus ([`SystemBus::start_with_options`]).
+    pub fn start(&self) -> Result<SystemBus> {
+        SystemBus::start_with_options(self)
+    }
+}
+
+/// The system bus's default policy (`/usr/share/dbus-1/system.conf`): no one may own a
+/// name or send a method call unless a policy file allows it; signals and replies pass.
+const DEFAULT_DENY: &str = r#"  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -409,12 +449,50 @@ pub fn system_bus_config(socket: &Path, policies: &[&Path]) -> String {
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
   </policy>
-  <policy user="root">
+"#;
+
+/// The open default policy of [`SystemBusOptions::open_to_every_user`].
+const OPEN: &str = r#"  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+"#;
+
+/// The bus configuration of [`SystemBus`]: `/usr/share/dbus-1/system.conf` without
+/// what only a real boot needs (`<user>`, `<fork/>`, `<pidfile>`, `<syslog/>`,
+/// `<standard_system_servicedirs/>`, `<servicehelper>`, the host's `/etc/dbus-1`
+/// includes) and with the test's socket, policy files and activation directories
+/// (`options`). Kept: the system type, EXTERNAL authentication only, the default-deny
+/// policy (no one may own a name or send a method call unless a policy file allows it;
+/// signals and replies pass; unless `options` open the bus to every user) and root's
+/// extra rights.
+pub fn system_bus_config(socket: &Path, options: &SystemBusOptions) -> String {
+    let mut extra = String::new();
+    for dir in &options.service_dirs {
+        extra += &format!("  <servicedir>{}</servicedir>\n", dir.display());
+    }
+    for p in &options.policies {
+        extra += &format!("  <include>{}</include>\n", p.display());
+    }
+    for dir in &options.policy_dirs {
+        extra += &format!("  <includedir>{}</includedir>\n", dir.display());
+    }
+    let default = if options.open { OPEN } else { DEFAULT_DENY };
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path={socket}</listen>
+{default}  <policy user="root">
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
   </policy>
-{includes}</busconfig>
+{extra}</busconfig>
 "#,
         socket = socket.display()
     )
@@ -439,53 +517,55 @@ pub struct SystemBus {
 impl SystemBus {
     /// Starts it with the packaged policy ([`packaged_bus_policy`]).
     pub fn start() -> Result<SystemBus> {
-        SystemBus::start_with(&[&packaged_bus_policy()])
+        SystemBus::options().policy(packaged_bus_policy()).start()
     }
 
-    /// Starts it with these policy files; returns once it printed its address (it
-    /// accepts connections from then on).
+    /// Starts it with these policy files.
     pub fn start_with(policies: &[&Path]) -> Result<SystemBus> {
-        for p in policies {
-            if !p.is_file() {
-                return Err(Error::Process(format!(
-                    "no bus policy file {}",
-                    p.display()
-                )));
-            }
+        policies
+            .iter()
+            .fold(SystemBus::options(), |o, p| o.policy(*p))
+            .start()
+    }
+
+    /// No policy file, no activation directory, the default-deny policy: add what the
+    /// test needs, then [`SystemBusOptions::start`].
+    pub fn options() -> SystemBusOptions {
+        SystemBusOptions::default()
+    }
+
+    /// Starts it with `options`; returns once it printed its address (it accepts
+    /// connections from then on). A missing policy file or directory is an error.
+    pub fn start_with_options(options: &SystemBusOptions) -> Result<SystemBus> {
+        let files = options.policies.iter().map(|p| (p, p.is_file()));
+        let dirs = (options.policy_dirs.iter())
+            .chain(&options.service_dirs)
+            .map(|d| (d, d.is_dir()));
+        if let Some((missing, _)) = files.chain(dirs).find(|(_, there)| !there) {
+            return Err(Error::Process(format!(
+                "no bus policy or service file or directory {}",
+                missing.display()
+            )));
         }
         let dir = tempfile::tempdir().map_err(crate::io("creating the bus directory"))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(crate::io("opening the bus directory to every user"))?;
         let config = dir.path().join("system.conf");
         let socket = dir.path().join("system_bus_socket");
-        std::fs::write(&config, system_bus_config(&socket, policies))
+        std::fs::write(&config, system_bus_config(&socket, options))
             .map_err(crate::io("writing the bus configuration"))?;
         let log = std::fs::File::create(dir.path().join("dbus-daemon.log"))
             .map_err(crate::io("creating the bus log"))?;
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(crate::io("cannot start dbus-daemon"))?;
-        let mut line = String::new();
-        let read = match child.stdout.take() {
-            Some(stdout) => BufReader::new(stdout).read_line(&mut line).map(drop),
-            None => Err(std::io::Error::other("no stdout")),
-        };
-        let address = line.trim().to_owned();
-        if read.is_err() || address.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log =
-                std::fs::read_to_string(dir.path().join("dbus-daemon.log")).unwrap_or_default();
-            return Err(Error::Process(format!(
-                "the system-type dbus-daemon printed no address: {log}"
-            )));
-        }
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.env_remove("DBUS_SESSION_BUS_ADDRESS");
+        let (child, address) = crate::bus::start_dbus_daemon(cmd, &config, Stdio::from(log))
+            .map_err(|e| match e {
+                Error::Process(_) => Error::Process(format!(
+                    "the system-type dbus-daemon printed no address: {}",
+                    std::fs::read_to_string(dir.path().join("dbus-daemon.log")).unwrap_or_default()
+                )),
+                e => e,
+            })?;
         Ok(SystemBus {
             child,
             address,

@@ -118,35 +118,106 @@ pub fn daemon_binary() -> PathBuf {
     copy
 }
 
-/// The `scanbind-server` binary next to `scanbindd` in the target directory, built
-/// once per test binary (cargo builds only this package's binaries for its tests).
-pub fn server_binary() -> PathBuf {
-    static BUILT: Mutex<bool> = Mutex::new(false);
+/// The binary `bin` of the workspace package `package`, built (`cargo build`) once per
+/// test binary and package, next to `scanbindd` in the target directory (cargo builds
+/// only this package's binaries for its tests).
+pub fn built_beside_daemon(package: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_BIN_EXE_scanbindd"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let bin = dir.join("scanbind-server");
-    if !*built {
+    let path = Path::new(env!("CARGO_BIN_EXE_scanbindd")).with_file_name(bin);
+    if !built.iter().any(|b| b == bin) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "scanbind-server",
-                "--bin",
-                "scanbind-server",
-            ])
+            .args(["build", "--quiet", "--locked", "-p", package, "--bin", bin])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
-            .expect("cargo build -p scanbind-server");
-        assert!(status.success(), "building scanbind-server failed");
-        *built = true;
+            .unwrap_or_else(|e| panic!("cargo build -p {package}: {e}"));
+        assert!(status.success(), "building {package} failed");
+        built.push(bin.to_owned());
     }
-    assert!(bin.exists(), "no {}", bin.display());
-    bin
+    assert!(path.exists(), "no {}", path.display());
+    path
+}
+
+/// The `scanbind-server` binary next to `scanbindd` in the target directory, built
+/// once per test binary ([`built_beside_daemon`]).
+pub fn server_binary() -> PathBuf {
+    built_beside_daemon("scanbind-server", "scanbind-server")
+}
+
+/// Binds `ALIPAY_HK` as the app of `conn`, the user approving through the sandbox's
+/// scan: the binding's path and the state its `Completed` signal carried (within
+/// [`GUARD`]).
+pub async fn bind_approved(
+    world: &World,
+    conn: &zbus::Connection,
+    d: &scanbind_ipc::Daemon1Proxy<'_>,
+) -> (zvariant::OwnedObjectPath, String) {
+    use futures_util::StreamExt as _;
+    let path = d
+        .start_binding("ALIPAY_HK", std::collections::HashMap::new())
+        .await
+        .unwrap();
+    let binding = scanbind_ipc::Binding1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut done = binding.receive_completed().await.unwrap();
+    world
+        .scan(&binding.code_value().await.unwrap(), "approve")
+        .await;
+    let signal = tokio::time::timeout(GUARD, done.next())
+        .await
+        .expect("no Binding Completed within the guard time")
+        .unwrap();
+    let state = signal.args().unwrap().state.to_owned();
+    (path, state)
+}
+
+/// Follows the payment at `path` to its final state (subscribed to `Completed` before
+/// reading the state; the signal awaited within [`GUARD`]).
+pub async fn settled(conn: &zbus::Connection, path: &zvariant::OwnedObjectPath) -> String {
+    use futures_util::StreamExt as _;
+    let p = scanbind_ipc::Payment1Proxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let mut completed = p.receive_completed().await.unwrap();
+    let now: scanbind_ipc::PaymentState = p.state().await.unwrap().parse().unwrap();
+    if now.is_terminal() {
+        return now.as_str().to_owned();
+    }
+    let signal = tokio::time::timeout(GUARD, completed.next())
+        .await
+        .expect("no Payment Completed within the guard time")
+        .unwrap();
+    signal.args().unwrap().state.to_string()
+}
+
+/// The lines of a child's `out`, read on a thread of their own, as `keep` maps them
+/// (`None`: passed over); the channel closes at the end of the output.
+pub fn lines_of(
+    out: impl std::io::Read + Send + 'static,
+    keep: impl Fn(String) -> Option<String> + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(line) = keep(line)
+                && tx.send(line).is_err()
+            {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// `scanbindd` (with its crash points, [`daemon_binary`]) serving on `bus_address`.

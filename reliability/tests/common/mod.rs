@@ -237,15 +237,18 @@ impl Rig {
             .map(DaemonProc::logs)
             .unwrap_or_default();
         let s = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
-        let tail = |t: &str| {
-            let from = t.len().saturating_sub(6000);
-            let from = (from..t.len())
-                .find(|i| t.is_char_boundary(*i))
-                .unwrap_or(t.len());
-            t[from..].to_owned()
-        };
         format!("--- daemon\n{}\n--- server\n{}", tail(&d), tail(&s))
     }
+}
+
+/// The last 6000 bytes (or a little less, at a character boundary) of a log, for
+/// failure messages.
+pub fn tail(log: &str) -> String {
+    let from = log.len().saturating_sub(6000);
+    let from = (from..log.len())
+        .find(|i| log.is_char_boundary(*i))
+        .unwrap_or(log.len());
+    log[from..].to_owned()
 }
 
 /// Waits (bounded) until the daemon's link to the server is `online` again (after the
