@@ -302,16 +302,23 @@ async fn display_agent_trust_prompts_kid_approval_and_step_up() {
         .await
         .unwrap_err();
     assert!(matches!(err, Wire::NeedsConfirmation(_)), "{err:?}");
-    manager
+    // Only the registered agent sets the PIN (the app's connection: NotAllowed).
+    let err = manager
+        .set_parent_pin("", "2468", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotAllowed(_)), "{err:?}");
+    let amanager = AgentManager1Proxy::new(&aconn).await.unwrap();
+    amanager
         .set_parent_pin("", "12", HashMap::new())
         .await
         .unwrap_err();
-    manager
+    amanager
         .set_parent_pin("", "2468", HashMap::new())
         .await
         .unwrap();
     // Changing it needs the old one.
-    let err = manager
+    let err = amanager
         .set_parent_pin("0000", "1357", HashMap::new())
         .await
         .unwrap_err();
@@ -360,6 +367,16 @@ async fn display_agent_trust_prompts_kid_approval_and_step_up() {
         matches!(err, Wire::Denied(ref m) if m.contains("locked")),
         "{err:?}"
     );
+    // The right PIN does not change it while locked.
+    let err = amanager
+        .set_parent_pin("2468", "1357", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Wire::Denied(ref m) if m.contains("locked")),
+        "{err:?}"
+    );
+    drop(amanager);
 
     // The agent goes away: prompts fail with NeedsConfirmation again.
     write_policy(&policy, &confirm);
@@ -394,4 +411,109 @@ async fn display_agent_trust_prompts_kid_approval_and_step_up() {
     let mut charged = charged;
     charged.sort_unstable();
     assert_eq!(charged, [100, 100, 100, 200, 5000], "{ledger}");
+}
+
+/// Issue 22, item 3: only the registered agent may set the parent PIN (an app, and a
+/// trusted program that is not the registered agent, get `NotAllowed` and nothing
+/// changes); a burst of wrong PINs is counted before any is verified, so it cannot try
+/// more than the attempt limit; once locked, even the right PIN is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_registered_agent_sets_the_pin_and_a_burst_locks() {
+    require_secret_service();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let policy = state.path().join("policy.toml");
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    let me = me.to_str().unwrap().to_owned();
+    let uid = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    write_policy(
+        &policy,
+        &format!("[[trusted_agents]]\nuid = {uid}\nexe = \"{me}\"\n"),
+    );
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    let daemon = spawn_daemon_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let app = connect(&bus).await;
+    let app_manager = AgentManager1Proxy::new(&app).await.unwrap();
+    let not_allowed = |r: Result<(), Wire>| {
+        assert!(matches!(r, Err(Wire::NotAllowed(_))), "{r:?}");
+    };
+
+    // No agent registered: nobody may set the first PIN.
+    not_allowed(app_manager.set_parent_pin("", "2468", HashMap::new()).await);
+
+    let (aconn, _events) = agent_connection(&bus).await;
+    register(&aconn).await.unwrap();
+    let agent = AgentManager1Proxy::new(&aconn).await.unwrap();
+    // A second connection of the same trusted program, not the registered agent.
+    let (other, _other_events) = agent_connection(&bus).await;
+    let other_manager = AgentManager1Proxy::new(&other).await.unwrap();
+    not_allowed(app_manager.set_parent_pin("", "2468", HashMap::new()).await);
+    not_allowed(
+        other_manager
+            .set_parent_pin("", "2468", HashMap::new())
+            .await,
+    );
+    agent
+        .set_parent_pin("", "2468", HashMap::new())
+        .await
+        .unwrap();
+    // With the right current PIN, still not from anyone else; the PIN is unchanged
+    // (the agent changes it with the old one, which also clears the counter).
+    not_allowed(
+        app_manager
+            .set_parent_pin("2468", "1357", HashMap::new())
+            .await,
+    );
+    not_allowed(
+        other_manager
+            .set_parent_pin("2468", "1357", HashMap::new())
+            .await,
+    );
+    agent
+        .set_parent_pin("2468", "2468", HashMap::new())
+        .await
+        .unwrap();
+
+    // A burst of wrong PINs at once: at most the attempt limit is tried, then locked.
+    let burst = (0..20).map(|i| {
+        let agent = agent.clone();
+        async move {
+            agent
+                .set_parent_pin(&format!("{:04}", 1000 + i), "1357", HashMap::new())
+                .await
+        }
+    });
+    let replies = futures_util::future::join_all(burst).await;
+    let (mut wrong, mut locked) = (0, 0);
+    for r in &replies {
+        match r {
+            Err(Wire::Denied(m)) if m.contains("locked") => locked += 1,
+            Err(Wire::Denied(m)) if m.contains("wrong PIN") => wrong += 1,
+            other => panic!("a wrong PIN: {other:?}"),
+        }
+    }
+    // 5 attempts: at most 4 are told "wrong", the fifth engages the lock.
+    assert!(
+        wrong < 5 && locked > 15,
+        "wrong {wrong}, locked {locked}: {replies:?}"
+    );
+    // Locked: the right PIN is refused and does not lift the lock.
+    for _ in 0..2 {
+        let r = agent.set_parent_pin("2468", "1357", HashMap::new()).await;
+        assert!(
+            matches!(r, Err(Wire::Denied(ref m)) if m.contains("locked")),
+            "{r:?}\n{}",
+            daemon.logs()
+        );
+    }
 }

@@ -78,6 +78,15 @@ impl Agents {
         lock(&self.current).is_some()
     }
 
+    /// Whether the sender of a call on `conn` is the registered agent: the same
+    /// connection of the daemon (compared by identity, which also tells peer-to-peer
+    /// sockets apart) and, on a bus, the same unique name.
+    fn is_registered_agent(&self, conn: &Connection, peer: Option<&OwnedUniqueName>) -> bool {
+        lock(&self.current).as_ref().is_some_and(|r| {
+            std::ptr::eq(r.conn.object_server(), conn.object_server()) && r.peer.as_ref() == peer
+        })
+    }
+
     /// A fresh request id.
     pub(crate) fn request_id(&self, prefix: &str) -> String {
         format!(
@@ -374,13 +383,28 @@ impl AgentManagerObj {
         Ok(())
     }
 
-    /// `SetParentPin(s old_pin, s new_pin, a{sv} options)`.
+    /// `SetParentPin(s old_pin, s new_pin, a{sv} options)`: only the registered agent
+    /// may call it (`NotAllowed` for anyone else, nothing changed).
     async fn set_parent_pin(
         &self,
         old_pin: String,
         new_pin: String,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
+        let peer: Option<OwnedUniqueName> = hdr.sender().map(|s| s.to_owned().into());
+        if !self.bus.agents.is_registered_agent(conn, peer.as_ref()) {
+            tracing::warn!(
+                sender = peer.as_ref().map_or("(peer-to-peer)", |p| p.as_str()),
+                "SetParentPin from a caller that is not the registered display agent: refused"
+            );
+            return Err(Wire::NotAllowed(
+                "only the registered display agent may set the parent PIN (scanbindctl \
+                 profiles set-pin registers as one); nothing changed"
+                    .into(),
+            ));
+        }
         no_options("SetParentPin", &options)?;
         let old_pin = zeroize::Zeroizing::new(old_pin);
         let new_pin = zeroize::Zeroizing::new(new_pin);
