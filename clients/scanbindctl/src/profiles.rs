@@ -1,6 +1,8 @@
 //! `scanbindctl profiles`: who is in front of the TV (`docs/policy.md`, "Profiles and
 //! the parent PIN"). Edits `policy.toml` like `apps`; the daemon applies it at the next
-//! payment. `set-pin` sets the parent PIN through the daemon (never in a file).
+//! payment. `set-pin` sets the parent PIN through the daemon (never in a file): only the
+//! registered display agent may, so it registers as one for the call (a minimal agent
+//! that refuses every prompt) and leaves again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -240,13 +242,74 @@ async fn set_pin(transport: &Transport, remove: bool, out: Output) -> anyhow::Re
         }
         new
     };
-    manager
-        .set_parent_pin(&old, &new, HashMap::new())
-        .await
-        .map_err(scanbind_client::Error::from)?;
+    set_as_agent(client.connection(), &manager, &old, &new).await?;
     let state = if remove { "removed" } else { "set" };
     out.emit(&json!({ "parentPin": state }), || {
         println!("parent PIN {state}");
     });
     Ok(())
+}
+
+/// The display agent `set-pin` registers for its call: shows nothing and refuses every
+/// prompt (a payment must be approved on the real agent).
+struct PinSetter;
+
+#[zbus::interface(name = "io.scanbind.Agent1")]
+impl PinSetter {
+    /// `Show(s request, s kind, a{sv} details)`: ignored.
+    fn show(
+        &self,
+        _request: String,
+        _kind: String,
+        _details: HashMap<String, zvariant::OwnedValue>,
+    ) {
+    }
+
+    /// `Dismiss(s request, s outcome)`: ignored.
+    fn dismiss(&self, _request: String, _outcome: String) {}
+
+    /// `Confirm(s request, s kind, a{sv} details)`: always refused.
+    fn confirm(
+        &self,
+        _request: String,
+        _kind: String,
+        _details: HashMap<String, zvariant::OwnedValue>,
+    ) -> (bool, HashMap<String, zvariant::OwnedValue>) {
+        (false, HashMap::new())
+    }
+}
+
+/// `SetParentPin` as the registered display agent: registers [`PinSetter`] (refused
+/// with `Duplicate` while another agent, e.g. `scanbindctl agent`, is registered: stop
+/// it first), calls, and unregisters whatever the outcome.
+async fn set_as_agent(
+    conn: &zbus::Connection,
+    manager: &AgentManager1Proxy<'_>,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let path =
+        zvariant::OwnedObjectPath::try_from(format!("/io/scanbind/ctl/pin{}", std::process::id()))
+            .context("building the agent's object path")?;
+    conn.object_server()
+        .at(&path, PinSetter)
+        .await
+        .context("serving the display agent object")?;
+    manager
+        .register_agent(&path.as_ref(), HashMap::new())
+        .await
+        .map_err(scanbind_client::Error::from)
+        .context(
+            "registering as the display agent to set the PIN (only the registered agent \
+             may; if another agent runs, stop it first)",
+        )?;
+    let result = manager
+        .set_parent_pin(old, new, HashMap::new())
+        .await
+        .map_err(scanbind_client::Error::from);
+    let _ = manager
+        .unregister_agent(&path.as_ref(), HashMap::new())
+        .await;
+    Ok(result?)
 }

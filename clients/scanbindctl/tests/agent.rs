@@ -152,6 +152,19 @@ impl FakeWorld {
             .expect("the call log closed")
     }
 
+    /// The calls of one `profiles set-pin`: it registers as the display agent, sets the
+    /// PIN and unregisters; the `SetParentPin` call.
+    async fn set_pin_call(&mut self) -> Call {
+        let agent = match self.next_call().await {
+            Call::Register { agent, .. } => agent,
+            other => panic!("set-pin did not register as the agent first: {other:?}"),
+        };
+        assert!(agent.starts_with("/io/scanbind/ctl/pin"), "{agent}");
+        let set = self.next_call().await;
+        assert_eq!(self.next_call().await, Call::Unregister { agent });
+        set
+    }
+
     /// The agent at `path`, as the daemon calls it.
     async fn agent(&self, owner: &str, path: &str) -> Agent1Proxy<'static> {
         Agent1Proxy::builder(&self.conn)
@@ -542,7 +555,7 @@ async fn set_pin_sends_the_pins_to_the_daemon_only() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), r#"{"parentPin":"set"}"#);
     assert_eq!(
-        world.next_call().await,
+        world.set_pin_call().await,
         Call::SetPin {
             old: String::new(),
             new: "1234".into()
@@ -573,7 +586,7 @@ async fn set_pin_sends_the_pins_to_the_daemon_only() {
     json_style::assert_camel_case(&report);
     assert_eq!(report["errorName"], "io.scanbind.Daemon1.Error.Denied");
     assert_eq!(
-        world.next_call().await,
+        world.set_pin_call().await,
         Call::SetPin {
             old: "9999".into(),
             new: "5678".into()
@@ -584,7 +597,7 @@ async fn set_pin_sends_the_pins_to_the_daemon_only() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), r#"{"parentPin":"removed"}"#);
     assert_eq!(
-        world.next_call().await,
+        world.set_pin_call().await,
         Call::SetPin {
             old: "1234".into(),
             new: String::new()

@@ -141,6 +141,17 @@ async fn the_terminal_agent_confirms_real_payments() {
         .unwrap();
     let sandbox = embedded.sandbox_url().to_owned();
 
+    // The parent PIN, set through the daemon into the keyring (before the terminal
+    // agent starts: only the registered agent may set it, and set-pin registers as one).
+    let (code, out, err) = ctl(
+        &["--json", "--address", &a, "profiles", "set-pin"],
+        "\n2468\n2468\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(!text.contains("2468"), "the PIN is in the policy file");
+
     let mut agent = AgentProcess::start(&a, true);
     agent.expect("registered").await;
     let client = Client::connect(Transport::Address(a.clone()))
@@ -205,15 +216,19 @@ async fn the_terminal_agent_confirms_real_payments() {
     assert_eq!(charges.len(), 1, "{ledger}");
     assert_eq!(charges[0]["moneyMovements"], 1, "{ledger}");
 
-    // A kid profile: the parent PIN, set through the daemon into the keyring.
+    // A kid profile. `set-pin` registers as the display agent for its call: while
+    // another agent is registered it is refused (Duplicate) and the PIN set above stays.
     let (code, out, err) = ctl(
         &["--json", "--address", &a, "profiles", "set-pin"],
-        "\n2468\n2468\n",
+        "2468\n1357\n1357\n",
     )
     .await;
-    assert_eq!(code, 0, "{out}{err}");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    assert!(!text.contains("2468"), "the PIN is in the policy file");
+    assert_eq!(code, 4, "{out}{err}");
+    let report: Json = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        report["errorName"], "io.scanbind.Daemon1.Error.Duplicate",
+        "{report}"
+    );
     ctl_ok(&["apps", "--policy", p, "allow", me, "--no-confirm"]).await;
     ctl_ok(&["profiles", "--policy", p, "add", "kids", "--kid"]).await;
     ctl_ok(&["profiles", "--policy", p, "use", "kids"]).await;
