@@ -104,9 +104,29 @@ pub(crate) fn path_value(path: &OwnedObjectPath) -> OwnedValue {
         .unwrap_or_else(|_| str_value(path.to_string()))
 }
 
-/// A string value for `details`.
+/// A string value for `details`, as [`display_text`]: every string an agent shows goes
+/// through here.
 pub(crate) fn str_value(s: String) -> OwnedValue {
-    OwnedValue::from(zvariant::Str::from(s))
+    OwnedValue::from(zvariant::Str::from(display_text(&s)))
+}
+
+/// Whether `c` may not reach a display: control characters (C0, DEL, C1, so no line
+/// breaks or terminal escapes) and the bidirectional marks, embeddings, overrides and
+/// isolates (U+200E/U+200F, U+061C, U+202A–U+202E, U+2066–U+2069) with which a
+/// description could reorder what the user reads (e.g. move the amount).
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` without the characters an app could use to disguise a prompt ([`hidden`]). The
+/// amount and the payee are never taken from such text: they have their own detail keys
+/// (`amount-text`, `app-name`, ...).
+pub(crate) fn display_text(s: &str) -> String {
+    s.chars().filter(|c| !hidden(*c)).collect()
 }
 
 /// Asks what the policy wants asked before a payment is recorded; `Ok` to go on.
@@ -246,5 +266,48 @@ async fn parent_approval(
             Err(pin::Refused::Wrong(n)) => left = n,
             Err(locked @ pin::Refused::Locked(_)) => return Err(locked.to_refusal()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_loses_controls_and_bidi_overrides() {
+        let hostile = "Coins\u{202E}00.001 DKH\u{202C}\r\n\u{1b}[2J\u{7}Pay \u{2066}0.01\u{2069}\u{200F}\u{200E}\u{061C}\u{202A}\u{202B}\u{202D}\u{2067}\u{2068}\u{85}\u{9b}\t";
+        let shown = display_text(hostile);
+        assert_eq!(shown, "Coins00.001 DKH[2JPay 0.01");
+        assert!(shown.chars().all(|c| !hidden(c)));
+        // Ordinary text, other scripts and emoji stay.
+        for fine in ["Season pass", "季票 ×2", "مرحبا", "Pass 🎮", "a\u{200D}b"] {
+            assert_eq!(display_text(fine), fine);
+        }
+    }
+
+    #[test]
+    fn the_amount_and_payee_keep_their_own_keys() {
+        let owner = crate::store::journal::Owner {
+            uid: 1000,
+            app_id: "/usr/games/space-miner".into(),
+        };
+        let amount =
+            scanbind_money::Money::parse_major("12.50", scanbind_money::Currency::HKD).unwrap();
+        let p = PaymentPrompt {
+            owner: &owner,
+            wallet: "ALIPAY_HK",
+            amount,
+            description: "\u{202E}Free\nAmount: HKD 0.01",
+        };
+        let d = p.details(format!("Pay {} ({})", p.amount, p.description), "t");
+        let get = |k: &str| {
+            let v = &d.iter().find(|(key, _)| *key == k).unwrap().1;
+            String::try_from(v.clone()).unwrap()
+        };
+        assert_eq!(get(keys::DESCRIPTION), "FreeAmount: HKD 0.01");
+        assert_eq!(get(keys::AMOUNT_TEXT), amount.to_string());
+        assert_eq!(get(keys::APP_NAME), "space-miner");
+        assert!(!get(keys::MESSAGE).contains('\n'));
+        assert!(!get(keys::MESSAGE).contains('\u{202E}'));
     }
 }
