@@ -292,7 +292,10 @@ pub mod agent_manager {
 
         /// `SetParentPin(s old_pin, s new_pin, a{sv} options)`: sets the PIN that
         /// approves a kid profile's charges (4 to 12 digits); `old_pin` must match when
-        /// one is set. An empty `new_pin` removes it.
+        /// one is set. An empty `new_pin` removes it. Only the registered display agent
+        /// may call it (its connection, the one that called `RegisterAgent`); anyone
+        /// else gets `NotAllowed`. Wrong PINs lock it for a time that doubles with each
+        /// lock, and while locked even the right PIN is refused (`Denied`).
         fn set_parent_pin(
             &self,
             old_pin: &str,
