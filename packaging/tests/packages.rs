@@ -65,6 +65,7 @@ const SCANBIND_FILES: &[&str] = &[
     "/usr/share/dbus-1/interfaces/io.scanbind.Binding1.xml",
     "/usr/share/dbus-1/interfaces/io.scanbind.Payment1.xml",
     "/etc/scanbind/scanbindd.toml",
+    "/etc/scanbind/policy.toml",
     "/usr/share/doc/scanbind/copyright",
     "/usr/share/doc/scanbind/install.md",
 ];
@@ -221,6 +222,38 @@ fn install_upgrade_remove_and_purge_in_a_fresh_root() {
         conffiles.contains("/etc/scanbind/scanbindd.toml"),
         "{conffiles}"
     );
+    // The packaged policy protects (issue 22, item 7): a conffile, root's and not
+    // writable by others (a system daemon honours nothing else), asking before an
+    // unknown app's first charge, with consent limits in every Scan to Bind currency.
+    assert!(
+        conffiles.contains("/etc/scanbind/policy.toml"),
+        "{conffiles}"
+    );
+    let policy_path = root.join("etc/scanbind/policy.toml");
+    let meta = {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(&policy_path).unwrap();
+        (m.uid(), m.mode() & 0o7777)
+    };
+    assert_eq!(meta, (0, 0o644), "{policy_path:?}");
+    let policy = scanbind_policy::PolicyFile::parse(
+        &std::fs::read_to_string(&policy_path).unwrap(),
+        &policy_path,
+    )
+    .unwrap();
+    assert_eq!(policy.unknown_apps, scanbind_policy::Unknown::Ask);
+    for wallet in scanbind_money::wallet::SCAN_TO_BIND {
+        let currency = scanbind_money::wallet::scan_to_bind(wallet)
+            .unwrap()
+            .currency;
+        let limits = policy.consent_limits(currency).unwrap_or_else(|| {
+            panic!("the packaged policy has no consent limits in {currency:?} ({wallet})")
+        });
+        assert!(
+            limits.per_payment.is_some() && limits.daily.is_some() && limits.monthly.is_some(),
+            "{wallet}: {limits:?}"
+        );
+    }
 
     // An operator's edit of a conffile survives an upgrade to a newer version (the same
     // package with a higher version: dpkg runs the upgrade paths of the scripts).

@@ -154,7 +154,7 @@ pub(crate) async fn ask(
                         crate::policy::money_text(p.amount.currency(), d)
                     )
                 })
-                .unwrap_or_default();
+                .unwrap_or_else(|| " with no daily limit".to_owned());
             let message = format!(
                 "Allow {app} to charge {}{limit}? It asks to pay {} now.",
                 p.wallet_text(),

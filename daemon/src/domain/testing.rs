@@ -77,6 +77,8 @@ impl Publisher for Announced {
 pub(crate) struct Display {
     answer: Option<bool>,
     asked: Mutex<Vec<&'static str>>,
+    /// The `message` of each confirmation asked.
+    messages: Mutex<Vec<String>>,
     dismissed: Mutex<Vec<(String, &'static str)>>,
 }
 
@@ -85,6 +87,7 @@ impl Display {
         Arc::new(Display {
             answer,
             asked: Mutex::default(),
+            messages: Mutex::default(),
             dismissed: Mutex::default(),
         })
     }
@@ -92,6 +95,11 @@ impl Display {
     /// The kinds of the confirmations asked.
     pub(crate) fn asked(&self) -> Vec<&'static str> {
         lock(&self.asked).clone()
+    }
+
+    /// The messages of the confirmations asked, in order.
+    pub(crate) fn messages(&self) -> Vec<String> {
+        lock(&self.messages).clone()
     }
 
     /// (request, outcome) of what was dismissed.
@@ -113,11 +121,17 @@ impl Prompter for Display {
     fn confirm<'a>(
         &'a self,
         kind: &'static str,
-        _: Details,
+        details: Details,
         _: Duration,
         why: &'a str,
     ) -> BoxFuture<'a, Result<Answer, Refusal>> {
         lock(&self.asked).push(kind);
+        let message = details
+            .iter()
+            .find(|(key, _)| *key == scanbind_ipc::types::keys::agent::MESSAGE)
+            .and_then(|(_, v)| String::try_from(v.clone()).ok())
+            .unwrap_or_default();
+        lock(&self.messages).push(message);
         let answer = self.answer;
         Box::pin(async move {
             match answer {

@@ -243,3 +243,23 @@ async fn without_a_consents_file_another_users_consent_is_not_kept_for_everyone(
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn the_consent_prompt_names_the_daily_limit_or_says_there_is_none() {
+    // HKD has a consent limit in ASK, CNY none (issue 22, item 7).
+    let display = Display::answering(Some(false));
+    let (_dir, shared) = testing::daemon_with_consents(Some(ASK), Arc::clone(&display));
+    bind(&shared, "b1", "ALIPAY_HK");
+    let e = admit(&shared, pay_as(1001, "o1", 100)).await.unwrap_err();
+    assert!(matches!(e, Refusal::Denied(_)), "{e:?}");
+    bind(&shared, "b2", "ALIPAY_CN");
+    let mut cny = pay_as(1001, "o2", 100);
+    cny.amount = Money::new(Currency::CNY, MinorUnits::new(100).unwrap());
+    cny.binding = Some(shared.binding_path_of("b2"));
+    let e = admit(&shared, cny).await.unwrap_err();
+    assert!(matches!(e, Refusal::Denied(_)), "{e:?}");
+    let messages = display.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].contains(" up to HKD 50.00 a day?"), "{}", messages[0]);
+    assert!(messages[1].contains(" with no daily limit?"), "{}", messages[1]);
+}
