@@ -260,6 +260,14 @@ async fn the_consent_prompt_names_the_daily_limit_or_says_there_is_none() {
     assert!(matches!(e, Refusal::Denied(_)), "{e:?}");
     let messages = display.messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[0].contains(" up to HKD 50.00 a day?"), "{}", messages[0]);
-    assert!(messages[1].contains(" with no daily limit?"), "{}", messages[1]);
+    assert!(
+        messages[0].contains(" up to HKD 50.00 a day?"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains(" with no daily limit?"),
+        "{}",
+        messages[1]
+    );
 }
