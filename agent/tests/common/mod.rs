@@ -44,84 +44,47 @@ pub fn display_tools_available() -> bool {
 pub use scanbind_testkit::PrivateBus;
 use scanbind_testkit::on_path;
 
-/// An Xvfb server on a display number it picks itself (`-displayfd`). Killed on drop.
+/// testkit's Xvfb (a display number it picks itself, killed on drop), with the agent
+/// tests' screenshots and QR decoding.
 pub struct Xvfb {
-    child: Child,
-    display: String,
+    x: scanbind_testkit::display::Xvfb,
     shots: tempfile::TempDir,
 }
 
 impl Xvfb {
     /// Starts a 1280×720 24-bit screen and waits until the server reports its display.
     pub fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x720x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start Xvfb");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let n = line.trim();
-        assert!(!n.is_empty(), "Xvfb reported no display");
-        let display = format!(":{n}");
         Xvfb {
-            child,
-            display,
+            x: scanbind_testkit::display::Xvfb::start().expect("cannot start Xvfb"),
             shots: tempfile::tempdir().unwrap(),
         }
     }
 
     /// `:N`.
     pub fn display(&self) -> &str {
-        &self.display
+        self.x.display()
     }
 
     /// Runs `xdotool ARGS` on this display and checks it succeeded.
     pub fn xdotool(&self, args: &[&str]) {
-        let status = Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.display)
-            .status()
-            .expect("cannot run xdotool");
-        assert!(status.success(), "xdotool {args:?} failed");
+        self.x.xdotool(args);
     }
 
     /// Focuses the agent's window (no window manager runs here).
     pub fn focus_agent(&self) {
-        self.xdotool(&[
-            "search",
-            "--sync",
-            "--name",
-            "^scanbind-agent$",
-            "windowfocus",
-            "--sync",
-        ]);
+        self.x.focus("scanbind-agent");
     }
 
     /// Presses keys (xdotool key names) one after the other.
     pub fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["key", "--delay", "30"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
+        self.x.keys(keys);
     }
 
     /// Takes a screenshot of the root window (core `GetImage`) as a PPM file.
     pub fn screenshot(&self, path: &Path) {
         use x11rb::connection::Connection as _;
         use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder};
-        let (conn, screen_num) = x11rb::connect(Some(&self.display)).unwrap();
+        let (conn, screen_num) = x11rb::connect(Some(self.display())).unwrap();
         let setup = conn.setup();
         let screen = &setup.roots[screen_num];
         let (w, h) = (screen.width_in_pixels, screen.height_in_pixels);
@@ -189,13 +152,6 @@ impl Xvfb {
             }
             None => self.shots.path().to_owned(),
         }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
