@@ -510,14 +510,17 @@ fn sdk_native_scalars() {
         "declarationAmount":{"currency":"CNY","value":30000},
         "customs":{"customsCode":"ZONGSHU","region":"CN"},
         "merchantCustomsInfo":{"merchantCustomsCode":"mc","merchantCustomsName":"mn"},
-        "splitOrder":true,"subOrderId":"sub1"}"#;
+        "splitOrder":true,"suborderId":"sub1"}"#;
     let req: DeclareRequest = round_trip(body);
     assert!(req.split_order);
+    assert_eq!(req.sub_order_id.as_deref(), Some("sub1"));
     assert_eq!(req.declaration_amount.value, "30000");
     req.validate().unwrap();
     // Booleans go out natively, amounts as the documented string.
     let v = serde_json::to_value(&req).unwrap();
     assert_eq!(v["splitOrder"], serde_json::Value::Bool(true));
+    assert_eq!(v["suborderId"], "sub1");
+    assert!(v.get("subOrderId").is_none(), "{v}");
     assert_eq!(v["declarationAmount"]["value"], "30000");
 
     let strings = body
@@ -968,16 +971,36 @@ fn validate_refund() {
 }
 
 #[test]
+fn declare_without_split_order_is_an_unsplit_declaration() {
+    // The official SDK leaves `splitOrder` out unless it is true.
+    let body = r#"{"declarationRequestId":"decl_0002","paymentId":"p1",
+        "declarationAmount":{"currency":"CNY","value":"100"},
+        "customs":{"customsCode":"ZONGSHU","region":"CN"},
+        "merchantCustomsInfo":{"merchantCustomsCode":"mc","merchantCustomsName":"mn"}}"#;
+    let req: DeclareRequest = serde_json::from_str(body).unwrap();
+    assert!(!req.split_order);
+    req.validate().unwrap();
+    // The misspelling Alipay does not know stays an unknown field, not a sub-order.
+    let typo = body.replace(
+        r#""paymentId":"p1","#,
+        r#""paymentId":"p1","subOrderId":"s1","#,
+    );
+    let req: DeclareRequest = serde_json::from_str(&typo).unwrap();
+    assert_eq!(req.sub_order_id, None);
+    assert!(req.extra.contains_key("subOrderId"));
+}
+
+#[test]
 fn validate_declare() {
     declare_ok().validate().unwrap();
 
     let mut r = declare_ok();
     r.split_order = true;
-    assert_field(r.validate(), "subOrderId");
+    assert_field(r.validate(), "suborderId");
     r.sub_order_id = Some("sub1".into());
     r.validate().unwrap();
     r.sub_order_id = Some("s".repeat(65));
-    assert_field(r.validate(), "subOrderId");
+    assert_field(r.validate(), "suborderId");
 
     let mut r = declare_ok();
     r.declaration_request_id = "d".repeat(33);

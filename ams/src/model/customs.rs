@@ -89,11 +89,17 @@ pub struct DeclareRequest {
     pub customs: Customs,
     /// The merchant's customs registration.
     pub merchant_customs_info: MerchantCustomsInfo,
-    /// Whether the order is split (then `subOrderId` is required).
-    #[serde(deserialize_with = "crate::flex::bool_or_string")]
+    /// Whether the order is split (then `suborderId` is required). Absent means
+    /// false: the official SDK leaves the field out unless it is true.
+    #[serde(default, deserialize_with = "crate::flex::bool_or_string")]
     pub split_order: bool,
-    /// Sub-order id, String(64); required when `splitOrder`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Sub-order id, String(64); required when `splitOrder`. Alipay (and the
+    /// official SDK) spell it `suborderId`, with a lower-case o.
+    #[serde(
+        default,
+        rename = "suborderId",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sub_order_id: Option<String>,
     /// The buyer's identity document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,9 +160,9 @@ impl AmsRequest for DeclareRequest {
             NO_LIMIT,
         )?;
         if self.split_order {
-            required("subOrderId", self.sub_order_id.as_deref().unwrap_or(""), 64)?;
+            required("suborderId", self.sub_order_id.as_deref().unwrap_or(""), 64)?;
         } else {
-            optional("subOrderId", self.sub_order_id.as_deref(), 64)?;
+            optional("suborderId", self.sub_order_id.as_deref(), 64)?;
         }
         if let Some(c) = &self.buyer_certificate {
             required(

@@ -24,8 +24,10 @@ import com.alipay.ams.api.net.default_http_rpc as default_http_rpc
 from com.alipay.ams.api.default_alipay_client import DefaultAlipayClient
 from com.alipay.ams.api.model.amount import Amount
 from com.alipay.ams.api.model.customer_belongs_to import CustomerBelongsTo
+from com.alipay.ams.api.model.customs_info import CustomsInfo
 from com.alipay.ams.api.model.env import Env
 from com.alipay.ams.api.model.grant_type import GrantType
+from com.alipay.ams.api.model.merchant_customs_info import MerchantCustomsInfo
 from com.alipay.ams.api.model.order import Order
 from com.alipay.ams.api.model.payment_method import PaymentMethod
 from com.alipay.ams.api.model.product_code_type import ProductCodeType
@@ -34,6 +36,8 @@ from com.alipay.ams.api.model.terminal_type import TerminalType
 from com.alipay.ams.api.request.auth.alipay_auth_apply_token_request import AlipayAuthApplyTokenRequest
 from com.alipay.ams.api.request.auth.alipay_auth_consult_request import AlipayAuthConsultRequest
 from com.alipay.ams.api.request.auth.alipay_auth_revoke_token_request import AlipayAuthRevokeTokenRequest
+from com.alipay.ams.api.request.declare.alipay_customs_declare_request import AlipayCustomsDeclareRequest
+from com.alipay.ams.api.request.declare.alipay_customs_query_request import AlipayCustomsQueryRequest
 from com.alipay.ams.api.request.pay.alipay_inquiry_refund_request import AlipayInquiryRefundRequest
 from com.alipay.ams.api.request.pay.alipay_pay_cancel_request import AlipayPayCancelRequest
 from com.alipay.ams.api.request.pay.alipay_pay_query_request import AlipayPayQueryRequest
@@ -143,6 +147,27 @@ def agreement_pay(token, request_id, value, notify_url):
     return req
 
 
+def declare(payment_id, request_id, value, suborder_id=None):
+    """A customs declaration as the SDK builds it: the SDK leaves `splitOrder` out unless
+    it is true, and spells the sub-order `suborderId`."""
+    req = AlipayCustomsDeclareRequest()
+    req.declaration_request_id = request_id
+    req.payment_id = payment_id
+    req.declaration_amount = Amount("CNY", value)
+    customs = CustomsInfo()
+    customs.customs_code = "ZONGSHU"
+    customs.region = "CN"
+    req.customs = customs
+    merchant = MerchantCustomsInfo()
+    merchant.merchant_customs_code = "MC0001"
+    merchant.merchant_customs_name = "Scanbind Games"
+    req.merchant_customs_info = merchant
+    if suborder_id is not None:
+        req.split_order = True
+        req.suborder_id = suborder_id
+    return req
+
+
 def main():
     sandbox_url, client_id, key_path = sys.argv[1], sys.argv[2], sys.argv[3]
     point_sdk_at(sandbox_url)
@@ -220,6 +245,33 @@ def main():
     inquiry_refund.refund_request_id = refund_id
     resp = execute(client, inquiry_refund)
     expect(resp.get("refundStatus") == "SUCCESS", "inquiryRefund: %s" % resp)
+
+    # 8b. customs declarations: one whole (no splitOrder in the SDK's JSON), one split
+    # order in two sub-orders (suborderId), then inquiryDeclarationRequests
+    whole = declare(payment_id, "dw_" + uuid.uuid4().hex[:20], "100")
+    body = json.loads(whole.to_ams_json())
+    expect("splitOrder" not in body, "the SDK sent splitOrder for a whole declaration: %s" % body)
+    resp = execute(client, whole)
+    expect(result_code(resp) == "SUCCESS", "declare (whole): %s" % resp)
+    split_ids = []
+    for sub in ("sub_a", "sub_b"):
+        req = declare(payment_id, "ds_" + uuid.uuid4().hex[:20], "50", sub)
+        body = json.loads(req.to_ams_json())
+        expect(body.get("suborderId") == sub and body.get("splitOrder") is True,
+               "the SDK's split declaration: %s" % body)
+        resp = execute(client, req)
+        expect(result_code(resp) == "SUCCESS", "declare (split %s): %s" % (sub, resp))
+        split_ids.append(req.declaration_request_id)
+    query = AlipayCustomsQueryRequest()
+    query.declaration_request_ids = [whole.declaration_request_id] + split_ids
+    resp = execute(client, query)
+    expect(result_code(resp) == "SUCCESS", "inquiryDeclarationRequests: %s" % resp)
+    records = {r["declarationRequestId"]: r for r in resp.get("declarationRecords", [])}
+    expect(len(records) == 3, "inquiryDeclarationRequests records: %s" % resp)
+    expect(records[whole.declaration_request_id].get("splitOrder") is False,
+           "whole declaration's splitOrder: %s" % records)
+    expect(all(records[i].get("splitOrder") is True for i in split_ids),
+           "split declarations' splitOrder: %s" % records)
 
     # 9. cancel another payment
     pay2 = "py_" + uuid.uuid4().hex[:20]
