@@ -88,6 +88,32 @@ fn minor(v: i64) -> MinorUnits {
     MinorUnits::new(v).expect("table amounts are non-negative")
 }
 
+/// Alipay's granularity for amounts in `currency`, in minor units: every amount sent to
+/// AMS is a whole multiple of it. Alipay requires the last two digits of an IDR `value`
+/// to be `00` (whole rupiah, although ISO 4217 gives IDR two decimals); every other
+/// currency takes any whole number of its minor units.
+pub fn amount_step(currency: Currency) -> i64 {
+    match currency {
+        Currency::IDR => 100,
+        _ => 1,
+    }
+}
+
+/// Checks `minor` units of `currency` against [`amount_step`]; the error says the rule
+/// and the nearest amounts that follow it.
+pub fn check_amount_step(currency: Currency, minor: i64) -> Result<(), String> {
+    let step = amount_step(currency);
+    if minor % step == 0 {
+        return Ok(());
+    }
+    let below = minor - minor.rem_euclid(step);
+    Err(format!(
+        "Alipay takes {currency} amounts only in whole multiples of {step} minor units \
+         (the last two digits must be 00): {minor} is not, {below} or {} is",
+        below + step
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +127,17 @@ mod tests {
         }
         assert!(scan_to_bind("MAYA").is_none());
         assert!(scan_to_bind("alipay_hk").is_none());
+    }
+
+    #[test]
+    fn idr_amounts_end_in_00() {
+        assert_eq!(amount_step(Currency::IDR), 100);
+        assert!(check_amount_step(Currency::IDR, 30_000).is_ok());
+        let e = check_amount_step(Currency::IDR, 30_050).unwrap_err();
+        assert!(e.contains("30000 or 30100"), "{e}");
+        assert!(check_amount_step(Currency::IDR, 1).is_err());
+        // Every other currency takes any whole number of minor units.
+        assert!(check_amount_step(Currency::HKD, 1).is_ok());
+        assert!(check_amount_step(Currency::KRW, 7).is_ok());
     }
 }

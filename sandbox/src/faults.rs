@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use scanbind_ams::money::Currency;
+use scanbind_ams::money::wallet::amount_step;
 use scanbind_ams::result::Endpoint;
 use serde::{Deserialize, Serialize};
 
@@ -232,9 +234,16 @@ pub enum Magic {
 }
 
 impl Magic {
-    /// The scenario for a pay amount in minor units, if it is magic.
-    pub fn for_amount(minor: i64) -> Option<Magic> {
-        Some(match minor {
+    /// The scenario for a pay amount in minor units of `currency`, if it is magic. In a
+    /// currency where Alipay takes only multiples of a step (IDR: amounts end in 00,
+    /// `scanbind_money::wallet::amount_step`), the magic number is followed by the
+    /// step's zeros: `990500` IDR is 9905.
+    pub fn for_amount(currency: Currency, minor: i64) -> Option<Magic> {
+        let step = amount_step(currency);
+        if minor % step != 0 {
+            return None;
+        }
+        Some(match minor / step {
             9901 => Magic::UnknownException,
             9902 => Magic::Hang,
             9903 => Magic::InProcessThenSuccess,

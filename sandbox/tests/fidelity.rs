@@ -903,15 +903,32 @@ async fn magic_amounts() {
         .send()
         .await;
     assert!(r.unwrap_err().is_timeout());
-    // Magic amounts apply whatever the wallet's minimum (DANA: 300 IDR = 30000 minor units).
+    // Magic amounts apply whatever the wallet's minimum (DANA: 300 IDR = 30000 minor units);
+    // IDR amounts end in 00, so the magic number is followed by 00 there.
     let (dana, _) = bind(&sb, &m, &mut rx, "DANA", None).await;
     let a = m
         .call(
             "payments/pay",
-            &pay_body("m9", "IDR", "9905", &dana, "DANA", None),
+            &pay_body("m9", "IDR", "990500", &dana, "DANA", None),
         )
         .await;
     assert_eq!(a.code(), "USER_BALANCE_NOT_ENOUGH");
+    // An IDR amount whose last two digits are not 00 is refused, naming the field and rule.
+    let a = m
+        .call(
+            "payments/pay",
+            &pay_body("m10", "IDR", "30050", &dana, "DANA", None),
+        )
+        .await;
+    assert_eq!(a.code(), "PARAM_ILLEGAL");
+    let msg = a.body["result"]["resultMessage"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        msg.contains("order.orderAmount.value") && msg.contains("last two digits must be 00"),
+        "{msg}"
+    );
+    assert!(ledger_payment(&sb.ledger().await, "m10").is_none());
     let ledger = sb.ledger().await;
     assert_eq!(ledger_payment(&ledger, "m3").unwrap()["moneyMovements"], 1);
     assert_eq!(ledger_payment(&ledger, "m4").unwrap()["moneyMovements"], 0);

@@ -856,7 +856,11 @@ pub(crate) fn amount(field: &str, a: &Amount, positive: bool) -> Result<Money, F
             format!("{field}.value"),
             "must be greater than zero",
         )),
-        Ok(m) => Ok(m),
+        Ok(m) => {
+            scanbind_money::wallet::check_amount_step(m.currency(), m.minor().get())
+                .map_err(|e| FieldError::new(format!("{field}.value"), e))?;
+            Ok(m)
+        }
         Err(e @ MoneyError::UnknownCurrency(_)) => {
             Err(FieldError::new(format!("{field}.currency"), e.to_string()))
         }

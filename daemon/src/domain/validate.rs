@@ -72,6 +72,8 @@ pub(crate) fn validate_pay(
     })?;
     let minor = MinorUnits::new(amount_minor)
         .map_err(|e| Refusal::InvalidAmount(format!("amount_minor: {e}")))?;
+    scanbind_money::wallet::check_amount_step(currency, amount_minor)
+        .map_err(|e| Refusal::InvalidAmount(format!("amount_minor: {e}")))?;
     Ok(Money::new(currency, minor))
 }
 

@@ -429,7 +429,11 @@ fn agreement_pay(
     expiry: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> (Answer, bool) {
-    let magic = Magic::for_amount(minor);
+    let magic = req
+        .payment_amount
+        .to_money()
+        .ok()
+        .and_then(|m| Magic::for_amount(m.currency(), minor));
     match magic {
         Some(Magic::UnknownException) => {
             return (

@@ -100,6 +100,8 @@ pub fn check_amount(amount: &Amount, expected: Option<Currency>) -> Result<Money
             "the amount must be positive",
         ));
     }
+    scanbind_ams::money::wallet::check_amount_step(currency, amount.value)
+        .map_err(|e| Error::api(ErrorCode::AmountInvalid, e))?;
     Money::from_minor(currency, amount.value)
         .map_err(|e| Error::api(ErrorCode::AmountInvalid, e.to_string()))
 }

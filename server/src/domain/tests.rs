@@ -610,3 +610,23 @@ async fn a_binding_in_exchange_shows_as_pending_and_expires_once() {
         .count();
     assert_eq!(expired, 1);
 }
+
+#[test]
+fn idr_amounts_must_end_in_00() {
+    let idr = |value| Amount {
+        currency: "IDR".into(),
+        value,
+    };
+    let money = super::check_amount(&idr(30_000), Some(scanbind_ams::Currency::IDR)).unwrap();
+    assert_eq!(money.minor().get(), 30_000);
+    let err = super::check_amount(&idr(30_050), Some(scanbind_ams::Currency::IDR)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("last two digits must be 00"), "{text}");
+    assert!(matches!(
+        err,
+        crate::error::Error::Api {
+            code: scanbind_device_api::ErrorCode::AmountInvalid,
+            ..
+        }
+    ));
+}

@@ -60,6 +60,14 @@ fn pay_arguments_are_checked() {
             "Coins",
             "io.scanbind.Daemon1.Error.InvalidArgument",
         ),
+        // Alipay takes IDR only in whole rupiah: the last two digits must be 00.
+        (
+            "o1",
+            30_050,
+            "IDR",
+            "Coins",
+            "io.scanbind.Daemon1.Error.InvalidAmount",
+        ),
     ];
     for (order, amount, currency, desc, want) in cases {
         assert_eq!(
@@ -72,6 +80,7 @@ fn pay_arguments_are_checked() {
         name(validate_pay(&"x".repeat(64), 1, "HKD", "d")),
         "ok 1 HKD"
     );
+    assert_eq!(name(validate_pay("o1", 30_000, "IDR", "d")), "ok 30000 IDR");
     let long = "x".repeat(300);
     assert_eq!(
         name(validate_pay(&long, 1, "HKD", "d")),
