@@ -636,6 +636,51 @@ async fn wallet_currency_limits_balance_and_expiry() {
 }
 
 #[tokio::test]
+async fn a_pay_naming_another_wallet_than_the_tokens_is_refused_and_charges_nothing() {
+    let (sb, m, mut rx) = setup(0).await;
+    sb.post(
+        "/sandbox/v1/users",
+        json!({"user": "budi", "wallet": "DANA", "balance": "100000000"}),
+    )
+    .await;
+    let (dana, _) = bind(&sb, &m, &mut rx, "DANA", Some("budi")).await;
+    // A DANA token sent as ALIPAY_HK (in either wallet's currency) must not charge DANA.
+    for (id, currency, value) in [("w1", "HKD", "1000"), ("w2", "IDR", "100000")] {
+        let a = m
+            .call(
+                "payments/pay",
+                &pay_body(id, currency, value, &dana, "ALIPAY_HK", None),
+            )
+            .await;
+        assert_eq!(a.code(), "PARAM_ILLEGAL", "{id}");
+        assert!(
+            a.message().contains("paymentMethod.paymentMethodType"),
+            "{}",
+            a.message()
+        );
+        assert!(ledger_payment(&sb.ledger().await, id).is_none(), "{id}");
+    }
+    let users = sb.get("/sandbox/v1/users").await;
+    let budi = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == "budi")
+        .unwrap()
+        .clone();
+    assert_eq!(budi["balance"]["value"], "100000000");
+    // The same token with its own wallet pays.
+    let a = m
+        .call(
+            "payments/pay",
+            &pay_body("w3", "IDR", "100000", &dana, "DANA", None),
+        )
+        .await;
+    assert_eq!(a.code(), "SUCCESS");
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn refunds_never_exceed_the_paid_amount_and_are_idempotent() {
     let (sb, m, mut rx) = setup(0).await;
     let (token, _) = bind(&sb, &m, &mut rx, GCASH, None).await;

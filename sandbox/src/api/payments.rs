@@ -473,6 +473,21 @@ fn agreement_pay(
             false,
         );
     };
+    // The token was issued for one wallet: a pay that names another wallet is refused,
+    // never charged to the token's wallet.
+    if req.payment_method.payment_method_type != binding.wallet {
+        return (
+            fail(
+                ResultCode::ParamIllegal,
+                format!(
+                    "illegal parameter paymentMethod.paymentMethodType: {:?} is not the wallet \
+                     the access token was issued for",
+                    req.payment_method.payment_method_type
+                ),
+            ),
+            false,
+        );
+    }
     let expires = now + AGREEMENT_EXPIRY;
     if let Some(t) = expiry {
         if t > expires {
