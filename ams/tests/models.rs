@@ -1188,6 +1188,12 @@ fn scan_to_bind_table() {
             daily_limit: None,
             yearly_limit: Some(mu(20_000_000)),
             display_name: "AlipayHK",
+            region: "Hong Kong, China",
+            refund: true,
+            partial_refund: true,
+            chargeback: false,
+            refund_period_days: 365,
+            cancel: scanbind_ams::money::CancelWindow::NextDay0015,
         }
     );
     let kakao = Wallet::Kakaopay.scan_to_bind().unwrap();
@@ -1199,6 +1205,12 @@ fn scan_to_bind_table() {
     assert_eq!(dana.min_amount, mu(30_000)); // 300 IDR, exponent 2
     assert_eq!(dana.per_transaction_limit, Some(mu(1_000_000_000)));
     assert_eq!(dana.daily_limit, Some(mu(2_000_000_000)));
+    // Seed 001: Indonesia, refunds full and partial for 365 days, no chargebacks; the
+    // cancel page: Indonesian methods cannot be cancelled.
+    assert_eq!(dana.region, "Indonesia");
+    assert!(dana.refund && dana.partial_refund && !dana.chargeback);
+    assert_eq!(dana.refund_period_days, 365);
+    assert_eq!(dana.cancel, scanbind_ams::money::CancelWindow::NotAllowed);
 
     let tng = Wallet::Tng.scan_to_bind().unwrap();
     assert_eq!((tng.currency, tng.min_amount), (Currency::MYR, mu(5)));

@@ -37,4 +37,4 @@ pub mod wallet;
 
 pub use money::{Amount, Currency, MinorUnits, Money, MoneyError, string_or_integer};
 pub use secret::SecretString;
-pub use wallet::WalletProfile;
+pub use wallet::{CancelWindow, WalletProfile};

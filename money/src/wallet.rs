@@ -25,6 +25,28 @@ pub struct WalletProfile {
     pub yearly_limit: Option<MinorUnits>,
     /// The wallet's name for people.
     pub display_name: &'static str,
+    /// Where its buyers are (the seed's "Buyer country/region" column).
+    pub region: &'static str,
+    /// Whether a payment can be refunded.
+    pub refund: bool,
+    /// Whether a payment can be refunded in part.
+    pub partial_refund: bool,
+    /// Whether the wallet has chargebacks (disputes). None of the Scan to Bind wallets do.
+    pub chargeback: bool,
+    /// Days after payment during which a refund is accepted.
+    pub refund_period_days: u32,
+    /// When `cancel` is accepted for a paid payment.
+    pub cancel: CancelWindow,
+}
+
+/// When Alipay accepts `cancel` for a paid payment (the Scan to Bind cancel page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelWindow {
+    /// Until 00:15 (UTC+8) of the day after the payment; then `CANCEL_WINDOW_EXCEED`.
+    NextDay0015,
+    /// Never: Indonesian payment methods cannot be cancelled (`CANCEL_WINDOW_EXCEED`
+    /// at once); refund instead.
+    NotAllowed,
 }
 
 /// The wire codes of the seven Scan to Bind wallets, in the order of the table in
@@ -42,7 +64,9 @@ pub const SCAN_TO_BIND: [&str; 7] = [
 /// The Scan to Bind profile of the wallet with wire code `code` (exact, upper case),
 /// or `None` if it is not a Scan to Bind wallet.
 pub fn scan_to_bind(code: &str) -> Option<WalletProfile> {
-    // (currency, min, per txn, daily, yearly, name), in minor units.
+    // (currency, min, per txn, daily, yearly, name), in minor units. Seed 001's table
+    // (AlipayHK, DANA) and the Scan to Bind overview (the others) agree on the rest:
+    // refunds full and partial for 365 days, no chargebacks.
     let (currency, min, txn, day, year, name) = match code {
         "ALIPAY_CN" => (Currency::CNY, 10, None, None, None, "Alipay"),
         "ALIPAY_HK" => (
@@ -81,7 +105,31 @@ pub fn scan_to_bind(code: &str) -> Option<WalletProfile> {
         daily_limit: day.map(minor),
         yearly_limit: year.map(minor),
         display_name: name,
+        region: match code {
+            "ALIPAY_CN" => "China mainland",
+            "ALIPAY_HK" => "Hong Kong, China",
+            "DANA" => "Indonesia",
+            "GCASH" => "Philippines",
+            "KAKAOPAY" => "South Korea",
+            "TNG" => "Malaysia",
+            _ => "Thailand",
+        },
+        refund: true,
+        partial_refund: true,
+        chargeback: false,
+        refund_period_days: 365,
+        cancel: if code == "DANA" {
+            CancelWindow::NotAllowed
+        } else {
+            CancelWindow::NextDay0015
+        },
     })
+}
+
+/// The cancel window of the wallet with wire code `code`; a wallet outside the Scan to
+/// Bind table gets the wallets' usual window.
+pub fn cancel_window(code: &str) -> CancelWindow {
+    scan_to_bind(code).map_or(CancelWindow::NextDay0015, |p| p.cancel)
 }
 
 fn minor(v: i64) -> MinorUnits {

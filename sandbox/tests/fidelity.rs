@@ -681,6 +681,51 @@ async fn a_pay_naming_another_wallet_than_the_tokens_is_refused_and_charges_noth
 }
 
 #[tokio::test]
+async fn indonesian_payments_cannot_be_cancelled_only_refunded() {
+    let (sb, m, mut rx) = setup(0).await;
+    let (dana, _) = bind(&sb, &m, &mut rx, "DANA", None).await;
+    let paid = m
+        .call(
+            "payments/pay",
+            &pay_body("d1", "IDR", "100000", &dana, "DANA", None),
+        )
+        .await;
+    assert_eq!(paid.code(), "SUCCESS");
+    // At once, well inside the wallets' usual window: refused with Alipay's code.
+    let a = m
+        .call("payments/cancel", &json!({"paymentRequestId": "d1"}))
+        .await;
+    assert_eq!(a.code(), "CANCEL_WINDOW_EXCEED");
+    assert!(a.message().contains("refund instead"), "{}", a.message());
+    let ledger = sb.ledger().await;
+    let p = ledger_payment(&ledger, "d1").unwrap();
+    assert_eq!(p["status"], "SUCCESS", "{p}");
+    // A refund in full works.
+    let r = m
+        .call(
+            "payments/refund",
+            &json!({"refundRequestId": "dr1", "paymentId": paid.body["paymentId"],
+                    "refundAmount": {"currency": "IDR", "value": "100000"}}),
+        )
+        .await;
+    assert_eq!(r.code(), "SUCCESS");
+    // Another wallet's payment cancels as before.
+    let (gcash, _) = bind(&sb, &m, &mut rx, GCASH, None).await;
+    let g = m
+        .call(
+            "payments/pay",
+            &pay_body("g1", "PHP", "1000", &gcash, GCASH, None),
+        )
+        .await;
+    assert_eq!(g.code(), "SUCCESS");
+    let a = m
+        .call("payments/cancel", &json!({"paymentRequestId": "g1"}))
+        .await;
+    assert_eq!(a.code(), "SUCCESS");
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn refunds_never_exceed_the_paid_amount_and_are_idempotent() {
     let (sb, m, mut rx) = setup(0).await;
     let (token, _) = bind(&sb, &m, &mut rx, GCASH, None).await;

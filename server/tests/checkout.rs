@@ -45,11 +45,19 @@ fn spawn(world: &World, env: &[(String, String)], extra: &[(&str, &str)]) -> Ser
 }
 
 async fn bound_device(world: &World, server: &ServerProc) -> (Device, String, String) {
+    bound_device_with(world, server, "ALIPAY_HK").await
+}
+
+async fn bound_device_with(
+    world: &World,
+    server: &ServerProc,
+    wallet: &str,
+) -> (Device, String, String) {
     let device = Device::new(&server.base);
     device.register().await;
     let mut events = device.events(None).await;
     let start = device
-        .ok("POST", "/v1/bindings", Some(json!({"wallet": "ALIPAY_HK"})))
+        .ok("POST", "/v1/bindings", Some(json!({"wallet": wallet})))
         .await;
     world
         .scan(start["codeValue"].as_str().unwrap(), "approve")
@@ -692,6 +700,56 @@ async fn reversal_by_refund_after_the_cancel_window(backend: Backend) {
     assert_eq!(net_charged(&ledger), 0, "{ledger}");
 }
 
+/// DANA (an Indonesian method) cannot be cancelled: an all-or-nothing checkout reverses
+/// its paid DANA part by a full refund at once, inside what would be the cancel window.
+async fn dana_parts_are_reversed_by_refund(backend: Backend) {
+    let (world, env) = setup(backend).await;
+    let server = spawn(&world, &env, &[]);
+    let (device, binding_id, sealed) = bound_device_with(&world, &server, "DANA").await;
+    let mut body = checkout_body(
+        "dana-1",
+        &binding_id,
+        &sealed,
+        true,
+        // 1,000 IDR paid, then the magic amount 9905 (990500 in IDR) fails.
+        &[("SELLER_A", 100_000), ("SELLER_B", 990_500)],
+    );
+    body["currency"] = json!("IDR");
+    let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+    let c: Checkout = serde_json::from_value(v).unwrap();
+    assert_eq!(c.status, CheckoutStatus::Failed, "{}", server.logs());
+    let states: Vec<_> = c
+        .parts
+        .iter()
+        .map(|p| (p.status, p.reversed, p.result_code.clone()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (PaymentStatus::Succeeded, true, None),
+            (
+                PaymentStatus::Failed,
+                false,
+                Some("USER_BALANCE_NOT_ENOUGH".into())
+            ),
+        ]
+    );
+    // Not cancelled (DANA refuses cancel): a full refund went out instead.
+    let ledger = world.ledger().await;
+    let paid: Vec<_> = ledger_payments(&ledger)
+        .into_iter()
+        .filter(|p| p["referenceMerchantId"] == "SELLER_A")
+        .collect();
+    assert_eq!(paid.len(), 1, "{ledger}");
+    assert_eq!(paid[0]["status"], "SUCCESS", "not cancelled: {ledger}");
+    let refunds = ledger["refunds"].as_array().unwrap();
+    assert_eq!(refunds.len(), 1, "{ledger}");
+    assert_eq!(refunds[0]["amount"]["value"], "100000");
+    assert_eq!(refunds[0]["amount"]["currency"], "IDR");
+    assert_eq!(net_charged(&ledger), 0, "{ledger}");
+}
+
 macro_rules! on_both {
     ($($name:ident),*) => {
         mod sqlite {
@@ -709,5 +767,6 @@ on_both!(
     all_parts_succeed_refund_and_retry,
     failing_parts,
     crash_mid_checkout_keeps_all_or_nothing,
-    reversal_by_refund_after_the_cancel_window
+    reversal_by_refund_after_the_cancel_window,
+    dana_parts_are_reversed_by_refund
 );

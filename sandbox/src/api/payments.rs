@@ -21,6 +21,8 @@ use crate::state::{
     PayState, Payment, PendingOutcome, Product, Refund, State, from_ts, scoped, ts,
 };
 use crate::wallets;
+use scanbind_ams::money::CancelWindow;
+use scanbind_ams::money::wallet::cancel_window;
 
 /// Agreement pay closes 1 minute after the request (may only be shortened).
 pub const AGREEMENT_EXPIRY: Duration = Duration::minutes(1);
@@ -28,8 +30,17 @@ pub const AGREEMENT_EXPIRY: Duration = Duration::minutes(1);
 pub const ORDER_CODE_DEFAULT_EXPIRY: Duration = Duration::minutes(15);
 /// Order code longest life (exclusive).
 pub const ORDER_CODE_MAX_EXPIRY: Duration = Duration::minutes(30);
-/// Refund period of the Scan to Bind wallets.
-pub const REFUND_PERIOD: Duration = Duration::days(365);
+/// Refund period of a payment whose wallet is not in the Scan to Bind table (each
+/// wallet's own is `WalletProfile::refund_period_days`).
+pub const REFUND_PERIOD_DAYS: u32 = 365;
+
+/// The refund period of a payment made with `wallet`.
+fn refund_period(wallet: Option<&str>) -> Duration {
+    let days = wallet
+        .and_then(scanbind_ams::money::wallet::scan_to_bind)
+        .map_or(REFUND_PERIOD_DAYS, |w| w.refund_period_days);
+    Duration::days(i64::from(days))
+}
 
 fn amount(currency: &str, minor: i64) -> Amount {
     Amount {
@@ -1014,6 +1025,15 @@ pub(crate) fn cancel(call: &Call<'_>) -> Answer {
             }
             PayState::Success => {
                 let paid = from_ts(p.paid.unwrap_or(p.created));
+                if p.wallet.as_deref().map(cancel_window) == Some(CancelWindow::NotAllowed) {
+                    return (
+                        fail(
+                            ResultCode::CancelWindowExceed,
+                            "Indonesian payment methods cannot be cancelled; refund instead",
+                        ),
+                        changed,
+                    );
+                }
                 if now > cancel_deadline(paid) {
                     return (
                         fail(
@@ -1132,11 +1152,15 @@ pub(crate) fn refund(call: &Call<'_>) -> Answer {
             );
         }
         let paid = from_ts(p.paid.unwrap_or(p.created));
-        if now > paid + REFUND_PERIOD {
+        let period = refund_period(p.wallet.as_deref());
+        if now > paid + period {
             return (
                 fail(
                     ResultCode::RefundWindowExceed,
-                    "the refund period of 365 days has passed",
+                    format!(
+                        "the wallet's refund period of {} days has passed",
+                        period.whole_days()
+                    ),
                 ),
                 changed,
             );

@@ -16,9 +16,16 @@ use crate::store::refunds::{NewRefund, RefundSettlement};
 use crate::store::{self, PaymentRow, PaymentStatus, RefundRow};
 use crate::util::{now_ms, rfc3339};
 
-/// The days after payment during which every Scan to Bind wallet accepts a refund
-/// (the seed's wallet table: 365 days for all of them).
+/// The days after payment during which a wallet outside the Scan to Bind table accepts
+/// a refund; each Scan to Bind wallet has its own ([`refund_period_days`]).
 pub const REFUND_PERIOD_DAYS: i64 = 365;
+
+/// The days after payment during which `wallet` (its AMS code) accepts a refund: the
+/// wallet table's refund period (seed 001), [`REFUND_PERIOD_DAYS`] for other wallets.
+pub fn refund_period_days(wallet: &str) -> i64 {
+    scanbind_ams::money::wallet::scan_to_bind(wallet)
+        .map_or(REFUND_PERIOD_DAYS, |w| i64::from(w.refund_period_days))
+}
 
 /// Loads a refund by `refundRequestId`.
 pub async fn load_refund(app: &App, rrid: &str) -> Result<Option<RefundRow>> {

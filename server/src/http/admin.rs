@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use crate::domain::payments::{self, payment_view};
-use crate::domain::refunds::{self, REFUND_PERIOD_DAYS, refund_view, refundable, refunds_of};
+use crate::domain::refunds::{self, refund_period_days, refund_view, refundable, refunds_of};
 use crate::domain::{App, bindings, enrollment, plausible_id};
 use crate::error::{Error, OperatorCode, Result};
 use crate::http::auth::{parse_json, read_body};
@@ -498,14 +498,16 @@ async fn refund(
                 ),
             ));
         }
+        let period = refund_period_days(&p.wallet);
         if let Some(paid) = paid_at(&app, pid).await?
-            && now_ms() - paid > REFUND_PERIOD_DAYS * 86_400_000
+            && now_ms() - paid > period * 86_400_000
         {
             return Err(op_err(
                 OperatorCode::RefundPeriodExceeded,
                 format!(
-                    "payment {pid} was paid {}; the wallet's refund period is {REFUND_PERIOD_DAYS} days",
-                    rfc3339(paid)
+                    "payment {pid} was paid {}; the {} wallet's refund period is {period} days",
+                    rfc3339(paid),
+                    p.wallet
                 ),
             ));
         }
