@@ -27,6 +27,10 @@ pub struct MerchantConfig {
     pub name: String,
     /// Public keys by key version (1 unless told otherwise).
     pub keys: BTreeMap<u32, PublicKey>,
+    /// The notification address set for the merchant in Alipay's dashboard: where
+    /// `notifyAuthorization` goes when `consult` gave no `authNotifyUrl`. None: such a
+    /// notification is not sent.
+    pub notification_url: Option<String>,
 }
 
 impl MerchantConfig {
@@ -37,6 +41,7 @@ impl MerchantConfig {
             name: client_id.clone(),
             client_id,
             keys: BTreeMap::from([(1, key)]),
+            notification_url: None,
         }
     }
 
@@ -64,8 +69,27 @@ impl MerchantConfig {
             client_id: client_id.to_owned(),
             name: client_id.to_owned(),
             keys: BTreeMap::from([(version, key)]),
+            notification_url: None,
         })
     }
+}
+
+/// Parses the command-line form `CLIENT_ID=URL` of `--notification-url`: the address
+/// set in the merchant's dashboard (http or https).
+pub fn notification_url_arg(arg: &str) -> Result<(String, String)> {
+    let (client_id, url) = arg.split_once('=').ok_or_else(|| {
+        Error::Config(format!(
+            "--notification-url {arg:?}: expected CLIENT_ID=URL"
+        ))
+    })?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::Config(format!("--notification-url {arg:?}: not a URL: {e}")))?;
+    if client_id.is_empty() || !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "--notification-url {arg:?}: needs a client id and an http(s) URL"
+        )));
+    }
+    Ok((client_id.to_owned(), url.to_owned()))
 }
 
 /// A seller: another merchant identity under a client (a marketplace's sub-merchant),
@@ -198,4 +222,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notification_url_arg;
+
+    #[test]
+    fn notification_url_args_are_checked() {
+        assert_eq!(
+            notification_url_arg("C1=https://m.example/notify").unwrap(),
+            ("C1".to_owned(), "https://m.example/notify".to_owned())
+        );
+        for bad in [
+            "C1",
+            "=https://m.example/n",
+            "C1=ftp://m.example/n",
+            "C1=not a url",
+        ] {
+            assert!(notification_url_arg(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -116,6 +116,22 @@ impl SandboxBuilder {
         self
     }
 
+    /// Sets the notification address of the merchant `client_id` (registered before), as
+    /// in Alipay's dashboard: `notifyAuthorization` goes there when `consult` names no
+    /// `authNotifyUrl`.
+    pub fn notification_url(mut self, client_id: &str, url: impl Into<String>) -> Self {
+        let url = url.into();
+        for m in self
+            .config
+            .merchants
+            .iter_mut()
+            .filter(|m| m.client_id == client_id)
+        {
+            m.notification_url = Some(url.clone());
+        }
+        self
+    }
+
     /// Registers a merchant described in full.
     pub fn merchant_config(mut self, merchant: MerchantConfig) -> Self {
         self.config.merchants.push(merchant);

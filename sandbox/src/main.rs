@@ -37,6 +37,10 @@ enum Command {
         /// CLIENT_ID=REFERENCE_MERCHANT_ID[:NAME]. Repeatable.
         #[arg(long = "seller", value_name = "CLIENT_ID=MERCHANT_ID[:NAME]")]
         sellers: Vec<String>,
+        /// The notification address of a merchant, as set in Alipay's dashboard:
+        /// notifyAuthorization goes there when consult names no authNotifyUrl. Repeatable.
+        #[arg(long = "notification-url", value_name = "CLIENT_ID=URL")]
+        notification_urls: Vec<String>,
         /// The sandbox's private signing key (PKCS#8/PKCS#1 PEM); generated there if missing.
         #[arg(long, value_name = "KEY.pem")]
         signing_key: Option<PathBuf>,
@@ -143,6 +147,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             merchants,
             sellers,
+            notification_urls,
             signing_key,
             public_url,
             time_scale,
@@ -171,6 +176,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             for s in &sellers {
                 config.sellers.push(config::SellerConfig::from_arg(s)?);
+            }
+            for arg in &notification_urls {
+                let (client_id, url) = config::notification_url_arg(arg)?;
+                let mut found = false;
+                for m in config
+                    .merchants
+                    .iter_mut()
+                    .filter(|m| m.client_id == client_id)
+                {
+                    m.notification_url = Some(url.clone());
+                    found = true;
+                }
+                if !found {
+                    bail!("--notification-url {arg:?}: no --merchant {client_id} was given");
+                }
             }
             if config.merchants.is_empty() {
                 eprintln!("warning: no --merchant given; every AMS call will get KEY_NOT_FOUND");

@@ -361,6 +361,55 @@ async fn qr_auth_code_and_token_life() {
 }
 
 #[tokio::test]
+async fn without_auth_notify_url_authorization_goes_to_the_dashboard_address() {
+    let mut rx = Receiver::start(0).await;
+    let dashboard = format!("{CLIENT_ID}={}/notify/dashboard", rx.url);
+    let sb = SandboxProc::start(&["--notification-url", &dashboard]).await;
+    let m = sb.merchant();
+    let approve = |body: Value| {
+        let sb = &sb;
+        let m = &m;
+        async move {
+            let a = m.call("authorizations/consult", &body).await;
+            assert_eq!(a.code(), "SUCCESS", "{:?}", a.body);
+            let qr = a.body["authCodeForm"]["codeDetails"][0]["codeValue"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let (s, _) = sb
+                .post(
+                    "/sandbox/v1/scan",
+                    json!({"codeValue": qr, "decision": "approve"}),
+                )
+                .await;
+            assert_eq!(s, 200);
+        }
+    };
+    // consult names no authNotifyUrl: AUTHCODE_CREATED goes to the merchant's address.
+    approve(
+        json!({"customerBelongsTo": GCASH, "authRedirectUrl": "https://m.example/r",
+                   "scopes": ["AGREEMENT_PAY"], "authState": "d1", "env": {"terminalType": "WEB"}}),
+    )
+    .await;
+    let n = rx.next().await;
+    assert_eq!(n.path, "/notify/dashboard");
+    assert_eq!(n.body["authorizationNotifyType"], "AUTHCODE_CREATED");
+    assert_eq!(n.body["authState"], "d1");
+    assert!(rx.verify(&n, &sb.public_key));
+    // An explicit authNotifyUrl still wins.
+    approve(
+        json!({"customerBelongsTo": GCASH, "authRedirectUrl": "https://m.example/r",
+                   "authNotifyUrl": format!("{}/notify/auth", rx.url),
+                   "scopes": ["AGREEMENT_PAY"], "authState": "d2", "env": {"terminalType": "WEB"}}),
+    )
+    .await;
+    let n = rx.next().await;
+    assert_eq!(n.path, "/notify/auth");
+    assert_eq!(n.body["authState"], "d2");
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn refresh_revoke_and_expiry_invalidate_tokens() {
     let (sb, m, mut rx) = setup(0).await;
     let (access, refresh) = bind(&sb, &m, &mut rx, GCASH, None).await;

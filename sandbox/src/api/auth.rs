@@ -128,6 +128,16 @@ pub(crate) fn scan_authorize(
     })
 }
 
+/// Where a `notifyAuthorization` goes: the `authNotifyUrl` consult named, else the
+/// notification address set for the merchant (its dashboard setting), else nowhere.
+fn notify_target(app: &App, client_id: &str, explicit: Option<&String>) -> Option<String> {
+    explicit.cloned().or_else(|| {
+        app.merchants
+            .get(client_id)
+            .and_then(|m| m.notification_url.clone())
+    })
+}
+
 fn scan_authorize_locked(
     state: &mut State,
     app: &App,
@@ -169,7 +179,7 @@ fn scan_authorize_locked(
     if let Some(q) = state.qrs.get_mut(code) {
         q.status = QrStatus::Approved;
     }
-    if let Some(url) = &qr.notify_url {
+    if let Some(url) = &notify_target(app, &qr.client_id, qr.notify_url.as_ref()) {
         let mut n = AuthorizationNotification::authcode_created(
             SecretString::new(auth_code),
             qr.auth_state.clone(),
@@ -406,7 +416,7 @@ pub(crate) fn unbind(app: &App, user: &str, authorization: &str) -> Result<(), S
         }
         a.revoked = Some(ts(app.clock.now()));
         let a = a.clone();
-        if let Some(url) = &a.notify_url {
+        if let Some(url) = &notify_target(app, &a.client_id, a.notify_url.as_ref()) {
             let mut n = AuthorizationNotification::token_canceled(
                 SecretString::new(a.access_token.clone()),
                 "user unbind",
