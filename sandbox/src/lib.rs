@@ -39,6 +39,7 @@ pub mod config;
 mod control;
 pub mod error;
 pub mod faults;
+pub mod fx;
 pub mod ids;
 pub mod keygen;
 pub mod notify;

@@ -1358,6 +1358,74 @@ async fn customs_declaration_and_inquiry() {
         m.call("customs/declare", &bad).await.code(),
         "PARAM_ILLEGAL"
     );
+    // Hangzhou declares through ZONGSHU: "HANGZHOU" is not an office Alipay lists.
+    bad["customs"] = json!({"customsCode": "HANGZHOU", "region": "CN"});
+    assert_eq!(
+        m.call("customs/declare", &bad).await.code(),
+        "PARAM_ILLEGAL"
+    );
+    // A CNY payment's customsDeclarationAmount is its amount.
+    let q = m
+        .call(
+            "payments/inquiryPayment",
+            &json!({"paymentRequestId": "cn1"}),
+        )
+        .await;
+    assert_eq!(
+        q.body["customsDeclarationAmount"],
+        json!({"currency": "CNY", "value": "10000"})
+    );
+    // A payment in another currency is declared up to its CNY value at the sandbox's
+    // quote (300.00 PHP at 0.125 = 37.50 CNY), in inquiryPayment and notifyPayment.
+    let (gcash, _) = bind(&sb, &m, &mut rx, GCASH, None).await;
+    let notify = format!("{}/notify/pay", rx.url);
+    let php = m
+        .call(
+            "payments/pay",
+            &pay_body("ph1", "PHP", "30000", &gcash, GCASH, Some(&notify)),
+        )
+        .await;
+    assert_eq!(php.code(), "SUCCESS");
+    let n = rx.next_where("paymentRequestId", "ph1").await;
+    assert_eq!(
+        n.body["customsDeclarationAmount"],
+        json!({"currency": "CNY", "value": "3750"})
+    );
+    let q = m
+        .call(
+            "payments/inquiryPayment",
+            &json!({"paymentRequestId": "ph1"}),
+        )
+        .await;
+    assert_eq!(
+        q.body["customsDeclarationAmount"],
+        json!({"currency": "CNY", "value": "3750"})
+    );
+    let php_id = php.body["paymentId"].as_str().unwrap().to_owned();
+    let declare_php = |id: &str, v: &str| {
+        let mut d = declare(id, v);
+        d["paymentId"] = json!(php_id);
+        d
+    };
+    assert_eq!(
+        m.call("customs/declare", &declare_php("dp1", "3000"))
+            .await
+            .code(),
+        "SUCCESS"
+    );
+    let over = m.call("customs/declare", &declare_php("dp2", "751")).await;
+    assert_eq!(over.code(), "PARAM_ILLEGAL");
+    assert!(
+        over.message().contains("customsDeclarationAmount"),
+        "{}",
+        over.body
+    );
+    assert_eq!(
+        m.call("customs/declare", &declare_php("dp3", "750"))
+            .await
+            .code(),
+        "SUCCESS"
+    );
     let q = m
         .call(
             "customs/inquiryDeclarationRequests",

@@ -670,17 +670,28 @@ async fn customs_declarations(backend: Backend) {
         .await;
     assert_eq!((s, c.as_str()), (400, "customs_invalid"));
     assert!(m.contains("ATLANTIS") && m.contains("d-b"), "{m}");
+    // Hangzhou declares through ZONGSHU: its own code is not one Alipay lists.
     let (s, c, m) = ops
         .refused(
             &key,
             "POST",
             &path,
-            Some(decl("d-c", "HANGZHOU", 4_001, Some("sub-c"))),
+            Some(decl("d-b", "HANGZHOU", 1_000, Some("sub-b"))),
+        )
+        .await;
+    assert_eq!((s, c.as_str()), (400, "customs_invalid"));
+    assert!(m.contains("ZONGSHU"), "{m}");
+    let (s, c, m) = ops
+        .refused(
+            &key,
+            "POST",
+            &path,
+            Some(decl("d-c", "ZONGSHU", 4_001, Some("sub-c"))),
         )
         .await;
     assert_eq!((s, c.as_str()), (400, "amount_invalid"));
     assert!(m.contains("d-c") && m.contains(id), "{m}");
-    let mut usd = decl("d-d", "HANGZHOU", 100, None);
+    let mut usd = decl("d-d", "ZONGSHU", 100, None);
     usd["amount"]["currency"] = json!("USD");
     let (s, c, _) = ops.refused(&key, "POST", &path, Some(usd)).await;
     assert_eq!((s, c.as_str()), (400, "amount_invalid"));
@@ -700,7 +711,7 @@ async fn customs_declarations(backend: Backend) {
             &key,
             "POST",
             &path,
-            Some(decl("d-e", "HANGZHOU", 3_000, Some("sub-e"))),
+            Some(decl("d-e", "ZONGSHU", 3_000, Some("sub-e"))),
         )
         .await;
     assert_eq!(b["status"], "processing");
@@ -746,7 +757,7 @@ async fn customs_declarations(backend: Backend) {
                 "/admin/v1/payments/{}/declarations",
                 hk["paymentId"].as_str().unwrap()
             ),
-            Some(decl("d-f", "HANGZHOU", 100, None)),
+            Some(decl("d-f", "ZONGSHU", 100, None)),
         )
         .await;
     assert_eq!((s, c.as_str()), (409, "invalid_state"));

@@ -75,6 +75,11 @@ pub struct BuyerCertificate {
     pub holder_name: Option<UserName>,
 }
 
+/// The customs offices Alipay's declare API lists for `customs.customsCode` (region
+/// `CN`). Hangzhou, Guangzhou and Tianjin declare through `ZONGSHU` (the General
+/// Administration of Customs' unified platform).
+pub const CUSTOMS_CODES: [&str; 4] = ["ZONGSHU", "ZHENGZHOU", "NINGBO", "SHANGHAI_CBT"];
+
 /// declare request: declare a payment to customs (§5.12).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -25,19 +25,9 @@ pub const DECLARATION_PROCESSING_SECS: i64 = 60;
 /// `MERCHANT_NOT_REGISTERED` (the way a real office refuses an unknown merchant).
 pub const UNREGISTERED_PREFIX: &str = "UNREG";
 
-/// The customs offices the sandbox accepts in `customs.customsCode` (region `CN`); any
-/// other code is `PARAM_ILLEGAL`.
-pub const CUSTOMS_CODES: &[&str] = &[
-    "ZONGSHU",
-    "SHANGHAI_CBT",
-    "HANGZHOU",
-    "NINGBO",
-    "ZHENGZHOU",
-    "GUANGZHOU",
-    "SHENZHEN",
-    "CHONGQING",
-    "TIANJIN",
-];
+/// The customs offices the sandbox accepts in `customs.customsCode` (region `CN`): the
+/// ones Alipay lists; any other code is `PARAM_ILLEGAL`.
+pub use scanbind_ams::model::CUSTOMS_CODES;
 
 fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, name: &str) -> Option<T> {
     serde_json::from_value(v[name].clone()).ok()
@@ -134,11 +124,31 @@ pub(crate) fn declare(call: &Call<'_>) -> Answer {
                     .ok()
             })
             .sum();
-        if p.currency == req.declaration_amount.currency && declared + minor > p.amount {
+        // The payment's customsDeclarationAmount (its CNY value; the amount itself for a
+        // CNY payment) caps every declaration of it together, whatever it was paid in.
+        let Some(cap) = super::payments::customs_declaration_amount(&p)
+            .and_then(|a| a.value.parse::<i64>().ok())
+        else {
             return (
                 fail(
                     ResultCode::ParamIllegal,
-                    "illegal parameter declarationAmount: exceeds the paid amount",
+                    format!(
+                        "illegal parameter paymentId: a payment in {} has no customs declaration amount",
+                        p.currency
+                    ),
+                ),
+                false,
+            );
+        };
+        if declared + minor > cap {
+            return (
+                fail(
+                    ResultCode::ParamIllegal,
+                    format!(
+                        "illegal parameter declarationAmount: the payment's declarations would total \
+                         {} CNY minor units, above its customsDeclarationAmount of {cap}",
+                        declared + minor
+                    ),
                 ),
                 false,
             );

@@ -57,6 +57,16 @@ fn result_for_code(code: &str, message: Option<&str>) -> AmsResult {
     AmsResult::with_code(code, message)
 }
 
+/// The CNY value of a paid payment at the sandbox's quote (`fx`): the most it can be
+/// declared to customs for. Only a payment that succeeded has one.
+pub(crate) fn customs_declaration_amount(p: &Payment) -> Option<Amount> {
+    if p.paid.is_none() {
+        return None;
+    }
+    let currency = scanbind_ams::money::Currency::from_code(&p.currency).ok()?;
+    crate::fx::customs_declaration_minor(currency, p.amount).map(|cny| amount("CNY", cny))
+}
+
 /// The pay response for a payment's current record (deterministic: an identical replay
 /// gets the same bytes).
 fn pay_response(p: &Payment, public_url: &str) -> PayResponse {
@@ -127,6 +137,9 @@ fn notify_payment(state: &mut State, pid: &str) {
     });
     if let Some(paid) = p.paid {
         n["paymentTime"] = ams_time(from_ts(paid)).into();
+    }
+    if let Some(c) = customs_declaration_amount(p) {
+        n["customsDeclarationAmount"] = serde_json::to_value(c).unwrap_or_default();
     }
     if let Some(w) = &p.wallet {
         n["paymentMethodType"] = w.clone().into();
@@ -921,6 +934,7 @@ pub(crate) fn inquiry_payment(call: &Call<'_>) -> Answer {
         r.payment_request_id = Some(p.payment_request_id.clone());
         r.payment_id = Some(p.payment_id.clone());
         r.payment_amount = Some(amount(&p.currency, p.amount));
+        r.customs_declaration_amount = customs_declaration_amount(p);
         r.payment_create_time = Some(ams_time(from_ts(p.created)));
         r.payment_time = p.paid.map(|t| ams_time(from_ts(t)));
         let pay_status = match p.status {

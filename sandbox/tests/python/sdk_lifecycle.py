@@ -230,6 +230,9 @@ def main():
     inquiry.payment_request_id = pay_id
     resp = execute(client, inquiry)
     expect(resp.get("paymentStatus") == "SUCCESS", "inquiryPayment: %s" % resp)
+    # 300.00 PHP at the sandbox's quote of 0.125 CNY: 37.50 CNY may be declared to customs.
+    expect(resp.get("customsDeclarationAmount") == {"currency": "CNY", "value": "3750"},
+           "inquiryPayment customsDeclarationAmount: %s" % resp)
 
     # 7. refund
     refund_id = "rf_" + uuid.uuid4().hex[:20]

@@ -22,18 +22,9 @@ use crate::store::declarations::{Acceptance, InquiryResult, NewDeclaration};
 use crate::store::{self, DeclarationRow, DeclarationStatus, PaymentRow, PaymentStatus};
 use crate::util::{now_ms, rfc3339};
 
-/// Customs offices accepted in a declaration (region `CN`).
-pub const CUSTOMS_CODES: &[&str] = &[
-    "ZONGSHU",
-    "SHANGHAI_CBT",
-    "HANGZHOU",
-    "NINGBO",
-    "ZHENGZHOU",
-    "GUANGZHOU",
-    "SHENZHEN",
-    "CHONGQING",
-    "TIANJIN",
-];
+/// Customs offices accepted in a declaration (region `CN`): the ones Alipay lists
+/// (Hangzhou, Guangzhou and Tianjin declare through `ZONGSHU`).
+pub use scanbind_ams::model::CUSTOMS_CODES;
 
 fn err(code: OperatorCode, message: impl Into<String>) -> Error {
     Error::operator(code, message)

@@ -1,0 +1,92 @@
+//! The sandbox's exchange quotes: fixed, documented prices in CNY per unit of each
+//! currency it quotes, so every conversion is reproducible. Alipay quotes live rates;
+//! the sandbox's are plausible and never change (tests pin them).
+//!
+//! Used for `customsDeclarationAmount` (the CNY value of a payment, the most a payment
+//! can be declared to Chinese customs for). Conversions are integer arithmetic on minor
+//! units and round down: a derived amount never exceeds what was paid.
+
+use scanbind_ams::money::Currency;
+
+/// CNY per one unit (major) of each quoted currency, as (numerator, denominator, the
+/// price as Alipay writes it).
+const CNY_PER_UNIT: &[(Currency, i64, i64, &str)] = &[
+    (Currency::CNY, 1, 1, "1"),
+    (Currency::HKD, 92, 100, "0.92"),
+    (Currency::IDR, 45, 100_000, "0.00045"),
+    (Currency::PHP, 125, 1000, "0.125"),
+    (Currency::KRW, 52, 10_000, "0.0052"),
+    (Currency::MYR, 155, 100, "1.55"),
+    (Currency::THB, 20, 100, "0.20"),
+    (Currency::USD, 720, 100, "7.20"),
+    (Currency::EUR, 780, 100, "7.80"),
+    (Currency::GBP, 910, 100, "9.10"),
+    (Currency::JPY, 48, 1000, "0.048"),
+    (Currency::SGD, 535, 100, "5.35"),
+];
+
+/// The CNY price of one unit of `currency` as Alipay writes a `quotePrice`, if quoted.
+pub fn cny_price(currency: Currency) -> Option<&'static str> {
+    CNY_PER_UNIT
+        .iter()
+        .find(|(c, ..)| *c == currency)
+        .map(|(.., text)| *text)
+}
+
+/// `minor` units of `from` in minor units of `to`, rounded down; `None` when either
+/// currency is not quoted or the result does not fit.
+pub fn convert_down(minor: i64, from: Currency, to: Currency) -> Option<i64> {
+    let rate = |c: Currency| {
+        CNY_PER_UNIT
+            .iter()
+            .find(|(q, ..)| *q == c)
+            .map(|(_, n, d, _)| (i128::from(*n), i128::from(*d)))
+    };
+    let (nf, df) = rate(from)?;
+    let (nt, dt) = rate(to)?;
+    let ef = 10_i128.pow(u32::from(from.exponent()));
+    let et = 10_i128.pow(u32::from(to.exponent()));
+    // minor_to = minor_from / 10^ef * (nf/df) / (nt/dt) * 10^et
+    let num = i128::from(minor) * nf * dt * et;
+    let den = df * nt * ef;
+    i64::try_from(num.div_euclid(den)).ok()
+}
+
+/// The CNY value of a payment of `minor` units of `currency` (its
+/// `customsDeclarationAmount`), rounded down; `None` if the currency is not quoted.
+pub fn customs_declaration_minor(currency: Currency, minor: i64) -> Option<i64> {
+    convert_down(minor, currency, Currency::CNY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_down_across_exponents() {
+        // 300.00 PHP at 0.125 = 37.50 CNY.
+        assert_eq!(
+            customs_declaration_minor(Currency::PHP, 30_000),
+            Some(3_750)
+        );
+        // CNY is itself.
+        assert_eq!(
+            customs_declaration_minor(Currency::CNY, 12_345),
+            Some(12_345)
+        );
+        // 1,000 KRW (exponent 0) at 0.0052 = 5.20 CNY.
+        assert_eq!(customs_declaration_minor(Currency::KRW, 1_000), Some(520));
+        // 10.01 HKD at 0.92 = 9.2092 CNY, down to 9.20.
+        assert_eq!(customs_declaration_minor(Currency::HKD, 1_001), Some(920));
+        // 1,000 IDR at 0.00045 = 0.45 CNY.
+        assert_eq!(customs_declaration_minor(Currency::IDR, 100_000), Some(45));
+        // Not quoted.
+        assert_eq!(customs_declaration_minor(Currency::CHF, 100), None);
+        assert_eq!(cny_price(Currency::MYR), Some("1.55"));
+        // Cross rate through CNY: 10.00 USD in HKD at 7.20 / 0.92 = 78.26 HKD.
+        assert_eq!(
+            convert_down(1_000, Currency::USD, Currency::HKD),
+            Some(7_826)
+        );
+    }
+}
