@@ -60,9 +60,7 @@ fn result_for_code(code: &str, message: Option<&str>) -> AmsResult {
 /// The CNY value of a paid payment at the sandbox's quote (`fx`): the most it can be
 /// declared to customs for. Only a payment that succeeded has one.
 pub(crate) fn customs_declaration_amount(p: &Payment) -> Option<Amount> {
-    if p.paid.is_none() {
-        return None;
-    }
+    p.paid?;
     let currency = scanbind_ams::money::Currency::from_code(&p.currency).ok()?;
     crate::fx::customs_declaration_minor(currency, p.amount).map(|cny| amount("CNY", cny))
 }
