@@ -4,8 +4,12 @@ Alipay Python SDK (global-open-sdk-python), unchanged apart from its connection 
 Usage: sdk_lifecycle.py SANDBOX_URL CLIENT_ID MERCHANT_PKCS8_PEM
 
 The SDK signs every request and verifies every response signature itself; the
-AUTHCODE_CREATED notification is received by a small HTTP server here and verified with
-the SDK's webhook tool. Exits non-zero (with a message) on the first deviation.
+notifications (AUTHCODE_CREATED, notifyPayment, notifyRefund) are received by a small HTTP
+server here and verified with the SDK's webhook tool. Covers consult and applyToken with
+both grant types, agreement pay with GCash, AlipayHK and DANA, an order code paid on the
+phone, inquiry, cancel (and DANA's refused cancel), refunds, customs declarations whole
+and split with their inquiry, and revoke. Exits non-zero (with a message) on the first
+deviation.
 """
 
 import http.client
@@ -27,11 +31,15 @@ from com.alipay.ams.api.model.customer_belongs_to import CustomerBelongsTo
 from com.alipay.ams.api.model.customs_info import CustomsInfo
 from com.alipay.ams.api.model.env import Env
 from com.alipay.ams.api.model.grant_type import GrantType
+from com.alipay.ams.api.model.merchant import Merchant
 from com.alipay.ams.api.model.merchant_customs_info import MerchantCustomsInfo
 from com.alipay.ams.api.model.order import Order
+from com.alipay.ams.api.model.in_store_payment_scenario import InStorePaymentScenario
+from com.alipay.ams.api.model.payment_factor import PaymentFactor
 from com.alipay.ams.api.model.payment_method import PaymentMethod
 from com.alipay.ams.api.model.product_code_type import ProductCodeType
 from com.alipay.ams.api.model.scope_type import ScopeType
+from com.alipay.ams.api.model.store import Store
 from com.alipay.ams.api.model.terminal_type import TerminalType
 from com.alipay.ams.api.request.auth.alipay_auth_apply_token_request import AlipayAuthApplyTokenRequest
 from com.alipay.ams.api.request.auth.alipay_auth_consult_request import AlipayAuthConsultRequest
@@ -126,18 +134,18 @@ def result_code(resp):
     return resp["result"]["resultCode"]
 
 
-def agreement_pay(token, request_id, value, notify_url):
+def agreement_pay(token, request_id, value, notify_url, wallet="GCASH", currency="PHP"):
     req = AlipayPayRequest()
     req.product_code = ProductCodeType.AGREEMENT_PAYMENT
     req.payment_request_id = request_id
     order = Order()
     order.reference_order_id = "ord_" + request_id
     order.order_description = "In-game coins"
-    order.order_amount = Amount("PHP", value)
+    order.order_amount = Amount(currency, value)
     req.order = order
-    req.payment_amount = Amount("PHP", value)
+    req.payment_amount = Amount(currency, value)
     method = PaymentMethod()
-    method.payment_method_type = "GCASH"
+    method.payment_method_type = wallet
     method.payment_method_id = token
     req.payment_method = method
     req.payment_notify_url = notify_url
@@ -145,6 +153,38 @@ def agreement_pay(token, request_id, value, notify_url):
     env.terminal_type = TerminalType.WEB
     req.env = env
     return req
+
+
+def verified(notification, alipay_public_key, what):
+    n = notification
+    expect(check_signature("POST", n["path"], n["client_id"], n["request_time"], n["body"], n["signature"],
+                           alipay_public_key), "%s signature does not verify" % what)
+    return json.loads(n["body"])
+
+
+def bind(client, sandbox_url, notifications, alipay_public_key, wallet):
+    """consult -> the phone approves -> AUTHCODE_CREATED (verified) -> applyToken."""
+    auth_state = "st_" + uuid.uuid4().hex
+    consult = AlipayAuthConsultRequest()
+    consult.customer_belongs_to = wallet
+    consult.auth_redirect_url = "https://merchant.example/return"
+    consult.auth_notify_url = notifications.url + "/notify/auth"
+    consult.scopes = [ScopeType.AGREEMENT_PAY]
+    consult.auth_state = auth_state
+    consult.terminal_type = TerminalType.WEB
+    resp = execute(client, consult)
+    expect(result_code(resp) == "SUCCESS", "consult %s: %s" % (wallet, resp))
+    code_value = resp["authCodeForm"]["codeDetails"][0]["codeValue"]
+    control(sandbox_url, "/sandbox/v1/scan", {"codeValue": code_value, "decision": "approve"})
+    auth = verified(notifications.next_where("authState", auth_state), alipay_public_key,
+                    "AUTHCODE_CREATED (%s)" % wallet)
+    apply = AlipayAuthApplyTokenRequest()
+    apply.grant_type = GrantType.AUTHORIZATION_CODE
+    apply.customer_belongs_to = wallet
+    apply.auth_code = auth["authCode"]
+    resp = execute(client, apply)
+    expect(result_code(resp) == "SUCCESS", "applyToken %s: %s" % (wallet, resp))
+    return resp
 
 
 def declare(payment_id, request_id, value, suborder_id=None):
@@ -294,6 +334,84 @@ def main():
     # 11. pay with the revoked token
     resp = execute(client, agreement_pay(token, "py_" + uuid.uuid4().hex[:20], "1000", pay_notify))
     expect(result_code(resp) == "INVALID_ACCESS_TOKEN", "pay after revoke: %s" % resp)
+
+    # 12. the two wallets of the seed: AlipayHK (HKD) and DANA (IDR); and the
+    # REFRESH_TOKEN grant
+    hk = bind(client, sandbox_url, notifications, alipay_public_key, "ALIPAY_HK")
+    refresh = AlipayAuthApplyTokenRequest()
+    refresh.grant_type = GrantType.REFRESH_TOKEN
+    refresh.customer_belongs_to = "ALIPAY_HK"
+    refresh.refresh_token = hk["refreshToken"]
+    resp = execute(client, refresh)
+    expect(result_code(resp) == "SUCCESS" and resp["accessToken"] != hk["accessToken"],
+           "applyToken REFRESH_TOKEN: %s" % resp)
+    hk_token = resp["accessToken"]
+    hk_pay = "py_" + uuid.uuid4().hex[:20]
+    resp = execute(client, agreement_pay(hk_token, hk_pay, "1000", pay_notify, "ALIPAY_HK", "HKD"))
+    expect(result_code(resp) == "SUCCESS", "AlipayHK pay: %s" % resp)
+    verified(notifications.next_where("paymentRequestId", hk_pay), alipay_public_key, "notifyPayment (AlipayHK)")
+
+    dana = bind(client, sandbox_url, notifications, alipay_public_key, "DANA")
+    dana_pay = "py_" + uuid.uuid4().hex[:20]
+    resp = execute(client, agreement_pay(dana["accessToken"], dana_pay, "100000", pay_notify, "DANA", "IDR"))
+    expect(result_code(resp) == "SUCCESS", "DANA pay: %s" % resp)
+    dana_payment_id = resp["paymentId"]
+    verified(notifications.next_where("paymentRequestId", dana_pay), alipay_public_key, "notifyPayment (DANA)")
+    # Indonesian methods cannot be cancelled: refund instead (with notifyRefund).
+    cancel = AlipayPayCancelRequest()
+    cancel.payment_id = dana_payment_id
+    resp = execute(client, cancel)
+    expect(result_code(resp) == "CANCEL_WINDOW_EXCEED", "DANA cancel: %s" % resp)
+    dana_refund = "rf_" + uuid.uuid4().hex[:20]
+    refund = AlipayRefundRequest()
+    refund.refund_request_id = dana_refund
+    refund.payment_id = dana_payment_id
+    refund.refund_amount = Amount("IDR", "100000")
+    refund.refund_notify_url = notifications.url + "/notify/refund"
+    resp = execute(client, refund)
+    expect(result_code(resp) == "SUCCESS", "DANA refund: %s" % resp)
+    n = verified(notifications.next_where("refundRequestId", dana_refund), alipay_public_key, "notifyRefund")
+    expect(n.get("refundStatus") == "SUCCESS", "notifyRefund: %s" % n)
+
+    # 13. an order code (IN_STORE_PAYMENT, OrderCode), paid on the phone
+    oc_id = "oc_" + uuid.uuid4().hex[:20]
+    oc = AlipayPayRequest()
+    oc.product_code = ProductCodeType.IN_STORE_PAYMENT
+    oc.payment_request_id = oc_id
+    factor = PaymentFactor()
+    factor.in_store_payment_scenario = InStorePaymentScenario.ORDERCODE
+    oc.payment_factor = factor
+    method = PaymentMethod()
+    method.payment_method_type = "CONNECT_WALLET"
+    oc.payment_method = method
+    oc.payment_amount = Amount("HKD", "1000")
+    order = Order()
+    order.reference_order_id = "ord_" + oc_id
+    order.order_description = "Coffee"
+    order.order_amount = Amount("HKD", "1000")
+    merchant = Merchant()
+    merchant.reference_merchant_id = "M1"
+    merchant.merchant_mcc = "5812"
+    merchant.merchant_name = "Cafe"
+    store = Store()
+    store.reference_store_id = "S1"
+    store.store_name = "Cafe Central"
+    store.store_mcc = "5812"
+    merchant.store = store
+    order.merchant = merchant
+    oc.order = order
+    oc.payment_notify_url = pay_notify
+    resp = execute(client, oc)
+    expect(result_code(resp) == "SUCCESS", "order code pay: %s" % resp)
+    code = resp["orderCodeForm"]["codeDetails"][0]["codeValue"]
+    out = json.loads(control(sandbox_url, "/sandbox/v1/scan", {"codeValue": code, "decision": "approve"}))
+    expect(out.get("outcome") == "paid", "order code scan: %s" % out)
+    n = verified(notifications.next_where("paymentRequestId", oc_id), alipay_public_key, "notifyPayment (order code)")
+    expect(n["result"]["resultCode"] == "SUCCESS", "order code notification: %s" % n)
+    inquiry = AlipayPayQueryRequest()
+    inquiry.payment_request_id = oc_id
+    resp = execute(client, inquiry)
+    expect(resp.get("paymentStatus") == "SUCCESS", "order code inquiry: %s" % resp)
 
     ledger = json.loads(control(sandbox_url, "/sandbox/v1/ledger"))
     paid = [p for p in ledger["payments"] if p["paymentRequestId"] == pay_id]
