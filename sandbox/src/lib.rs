@@ -44,6 +44,7 @@ pub mod ids;
 pub mod keygen;
 pub mod notify;
 mod phone;
+mod qr_image;
 pub mod reports;
 mod respond;
 mod router;

@@ -72,6 +72,27 @@ fn user_field(user: Option<&String>) -> String {
 }
 
 /// `GET /wallet/authorize/<code>`.
+/// The image form of a binding QR (`codeDetails` with `displayType` `BIGIMAGE`): a PNG
+/// of the code's URL while the code is known; 404 otherwise.
+pub(crate) async fn authorize_qr_png(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+) -> Response {
+    let known = app.store.read(|s| s.qrs.contains_key(&code));
+    let image = known
+        .then(|| crate::qr_image::png(&format!("{}/wallet/authorize/{code}", app.public_url)))
+        .flatten();
+    match image {
+        Some(bytes) => ([(axum::http::header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+        None => message(
+            StatusCode::NOT_FOUND,
+            "Unknown code",
+            "This QR code is not known to the sandbox.",
+            false,
+        ),
+    }
+}
+
 pub(crate) async fn authorize_page(
     State(app): State<Arc<App>>,
     Path(code): Path<String>,

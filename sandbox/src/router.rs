@@ -36,6 +36,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(phone::authorize_page).post(phone::authorize_submit),
         )
         .route(
+            "/wallet/authorize/{code}/qr.png",
+            get(phone::authorize_qr_png),
+        )
+        .route(
             "/wallet/pay/{code}",
             get(phone::pay_page).post(phone::pay_submit),
         )

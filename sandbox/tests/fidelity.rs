@@ -361,6 +361,54 @@ async fn qr_auth_code_and_token_life() {
 }
 
 #[tokio::test]
+async fn consult_returns_the_code_as_text_and_as_an_image() {
+    let (sb, m, _rx) = setup(0).await;
+    let a = m
+        .call(
+            "authorizations/consult",
+            &json!({"customerBelongsTo": GCASH, "authRedirectUrl": "https://m.example/r",
+                    "scopes": ["AGREEMENT_PAY"], "authState": "img1", "env": {"terminalType": "WEB"}}),
+        )
+        .await;
+    let details = a.body["authCodeForm"]["codeDetails"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "{details:?}");
+    let text = details[0]["codeValue"].as_str().unwrap();
+    assert_eq!(
+        (&details[0]["codeValueType"], &details[0]["displayType"]),
+        (&json!("QRCODE"), &json!("TEXT"))
+    );
+    assert_eq!(
+        (&details[1]["codeValueType"], &details[1]["displayType"]),
+        (&json!("QRCODE"), &json!("BIGIMAGE"))
+    );
+    let image_url = details[1]["codeValue"].as_str().unwrap();
+    let resp = sb.http.get(image_url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let png = resp.bytes().await.unwrap();
+    // The image is a QR code of the text form: decoded with zbar, as a phone would.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qr.png");
+    std::fs::write(&file, &png).unwrap();
+    let out = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg (package zbar-tools) is needed by this test");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), text);
+    // An unknown code has no image.
+    let resp = sb
+        .http
+        .get(format!("{}/wallet/authorize/nope/qr.png", sb.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn without_auth_notify_url_authorization_goes_to_the_dashboard_address() {
     let mut rx = Receiver::start(0).await;
     let dashboard = format!("{CLIENT_ID}={}/notify/dashboard", rx.url);

@@ -10,7 +10,8 @@
 use scanbind_ams::model::AmsResponse as _;
 use scanbind_ams::model::{
     ApplyTokenRequest, ApplyTokenResponse, AuthCodeForm, AuthorizationNotification, CodeDetail,
-    ConsultRequest, ConsultResponse, GrantType, RevokeRequest, RevokeResponse, SecretString,
+    CodeValueType, ConsultRequest, ConsultResponse, DisplayType, GrantType, RevokeRequest,
+    RevokeResponse, SecretString,
 };
 use scanbind_ams::result::{AmsResult, ResultCode};
 use time::Duration;
@@ -96,7 +97,15 @@ pub(crate) fn consult(call: &Call<'_>) -> Answer {
     });
     let mut resp = ConsultResponse::from_result(AmsResult::success());
     resp.auth_code_form = Some(AuthCodeForm {
-        code_details: vec![CodeDetail::qr_text(url.clone())],
+        // The code as text to render, and as an image (Alipay returns both).
+        code_details: vec![
+            CodeDetail::qr_text(url.clone()),
+            CodeDetail {
+                code_value_type: CodeValueType::Qrcode,
+                code_value: format!("{url}/qr.png"),
+                display_type: DisplayType::Bigimage,
+            },
+        ],
     });
     resp.normal_url = Some(url);
     body(&resp)
