@@ -91,6 +91,7 @@ macro_rules! result_codes {
                 Some(match self {
                     ResultCode::Success => ResultStatus::S,
                     ResultCode::PaymentInProcess
+                    | ResultCode::RefundInProcess
                     | ResultCode::UnknownException
                     | ResultCode::RequestTrafficExceedLimit => ResultStatus::U,
                     ResultCode::Other(_) => return None,
@@ -104,6 +105,7 @@ macro_rules! result_codes {
 result_codes! {
     Success = "SUCCESS", "Done.";
     PaymentInProcess = "PAYMENT_IN_PROCESS", "Payment still processing: inquire or wait for the notification (U).";
+    RefundInProcess = "REFUND_IN_PROCESS", "Refund accepted and still processing (asynchronous refund): inquire or wait for notifyRefund (U).";
     UnknownException = "UNKNOWN_EXCEPTION", "System error: retry the identical request or inquire (U).";
     RequestTrafficExceedLimit = "REQUEST_TRAFFIC_EXCEED_LIMIT", "Rate limited: back off and retry (U).";
     ProcessFail = "PROCESS_FAIL", "General business failure.";
@@ -322,7 +324,8 @@ pub fn decide(endpoint: Endpoint, attempt: Attempt<'_>) -> Next {
             ResultStatus::S => Next::Succeeded,
             ResultStatus::F => Next::Failed,
             ResultStatus::U | ResultStatus::Other(_) => match (endpoint, &result.result_code) {
-                (Endpoint::Pay, ResultCode::PaymentInProcess) => Next::Inquire,
+                (Endpoint::Pay, ResultCode::PaymentInProcess)
+                | (Endpoint::Refund, ResultCode::RefundInProcess) => Next::Inquire,
                 (Endpoint::Consult, _) => Next::NewRequest,
                 _ => Next::RetrySame,
             },

@@ -148,7 +148,7 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
                     "paymentId": r.payment_id,
                     "status": r.status,
                     "amount": {"currency": r.currency, "value": r.amount.to_string()},
-                    "refundTime": ams_time(from_ts(r.created)),
+                    "refundTime": ams_time(from_ts(r.finished.unwrap_or(r.created))),
                     "moneyMovements": r.money_movements,
                 })
             })

@@ -194,7 +194,8 @@ fn items(state: &State, client_id: Option<&str>, date: Date) -> Vec<Item> {
         }
     }
     for r in state.refunds.values().filter(|r| mine(&r.client_id)) {
-        if r.status != "SUCCESS" || r.money_movements == 0 || !on_day(r.created) {
+        let done = r.finished.unwrap_or(r.created);
+        if r.status != "SUCCESS" || r.money_movements == 0 || !on_day(done) {
             continue;
         }
         let Ok(currency) = Currency::from_code(&r.currency) else {
@@ -208,7 +209,7 @@ fn items(state: &State, client_id: Option<&str>, date: Date) -> Vec<Item> {
             original_request_id: p.map(|p| p.payment_request_id.clone()).unwrap_or_default(),
             reference_order_id: p.map(|p| p.reference_order_id.clone()).unwrap_or_default(),
             kind: "REFUND",
-            time: report_time(from_ts(r.created)),
+            time: report_time(from_ts(done)),
             currency,
             amount: -r.amount,
             method: p.and_then(|p| p.wallet.clone()).unwrap_or_default(),

@@ -286,10 +286,19 @@ pub struct Refund {
     pub currency: String,
     /// Minor units.
     pub amount: i64,
-    /// `SUCCESS` or `FAIL`.
+    /// `SUCCESS`, `FAIL`, or `PROCESSING` while an asynchronous refund is pending.
     pub status: String,
-    /// Created (and completed) at.
+    /// Created at (and completed at, for a synchronous refund).
     pub created: Timestamp,
+    /// When an asynchronous refund became final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
+    /// The planned outcome of an asynchronous refund still `PROCESSING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingOutcome>,
+    /// The result code of a refund that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_code: Option<String>,
     /// `refundNotifyUrl`.
     pub notify_url: Option<String>,
     /// How many times money moved back to the user for this refund (0 or 1).
@@ -365,6 +374,8 @@ pub struct State {
     pub refunds: BTreeMap<String, Refund>,
     /// `client-id` + NUL + refundRequestId → refundId.
     pub refund_requests: BTreeMap<String, String>,
+    /// Asynchronous refunds still PROCESSING (checked by the time-driven sweep).
+    pub open_refunds: BTreeSet<String>,
     /// `client-id` + NUL + declarationRequestId → declaration.
     pub declarations: BTreeMap<String, Declaration>,
     /// Limit usage: `user|yyyy-mm-dd` and `user|yyyy` → minor units paid.

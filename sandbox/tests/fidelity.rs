@@ -823,6 +823,95 @@ async fn indonesian_payments_cannot_be_cancelled_only_refunded() {
 }
 
 #[tokio::test]
+async fn asynchronous_refunds_end_in_success_or_failure_with_notify_refund() {
+    let (sb, m, mut rx) = setup(0).await;
+    let (token, _) = bind(&sb, &m, &mut rx, GCASH, None).await;
+    let paid = m
+        .call(
+            "payments/pay",
+            &pay_body("ar1", "PHP", "10000", &token, GCASH, None),
+        )
+        .await;
+    let pid = paid.body["paymentId"].as_str().unwrap().to_owned();
+    let notify = format!("{}/notify/refund", rx.url);
+    let refund = |id: &str, v: &str, asynchronous: bool| {
+        json!({"refundRequestId": id, "paymentId": pid, "isAsyncRefund": asynchronous,
+               "refundAmount": {"currency": "PHP", "value": v}, "refundNotifyUrl": notify})
+    };
+    let inquire = |id: &str| json!({"refundRequestId": id});
+    // isAsyncRefund: U / REFUND_IN_PROCESS, PROCESSING on the first inquiry, SUCCESS on
+    // the second, then notifyRefund.
+    let a = m
+        .call("payments/refund", &refund("arf1", "4000", true))
+        .await;
+    assert_eq!(
+        (a.code(), a.body["result"]["resultStatus"].as_str()),
+        ("REFUND_IN_PROCESS", Some("U"))
+    );
+    assert!(a.body["refundId"].is_string());
+    let q = m.call("payments/inquiryRefund", &inquire("arf1")).await;
+    assert_eq!(q.body["refundStatus"], "PROCESSING");
+    // The amount is reserved while it is processing.
+    assert_eq!(
+        m.call("payments/refund", &refund("arf2", "6001", false))
+            .await
+            .code(),
+        "REFUND_AMOUNT_EXCEED"
+    );
+    let q = m.call("payments/inquiryRefund", &inquire("arf1")).await;
+    assert_eq!(q.body["refundStatus"], "SUCCESS");
+    assert!(q.body["refundTime"].is_string());
+    let n = rx.next_where("refundRequestId", "arf1").await;
+    assert_eq!(n.body["refundStatus"], "SUCCESS");
+    assert!(rx.verify(&n, &sb.public_key));
+    // A replay after the end gets the final answer.
+    assert_eq!(
+        m.call("payments/refund", &refund("arf1", "4000", true))
+            .await
+            .code(),
+        "SUCCESS"
+    );
+    // An armed in_process fault makes a refund end FAIL (here when the sandbox clock
+    // passes its time, with no inquiry): notifyRefund FAIL, nothing moved, the amount
+    // refundable again.
+    sb.arm(
+        json!({"endpoint": "refund", "kind": "in_process", "outcome": "PROCESS_FAIL",
+                  "after_inquiries": 1_000, "after_seconds": 120}),
+    )
+    .await;
+    let a = m
+        .call("payments/refund", &refund("arf3", "6000", false))
+        .await;
+    assert_eq!(a.code(), "REFUND_IN_PROCESS");
+    sb.advance(121).await;
+    let n = rx.next_where("refundRequestId", "arf3").await;
+    assert_eq!(n.body["refundStatus"], "FAIL");
+    assert_eq!(n.body["result"]["resultCode"], "PROCESS_FAIL");
+    assert!(n.body.get("refundTime").is_none(), "{}", n.body);
+    let q = m.call("payments/inquiryRefund", &inquire("arf3")).await;
+    assert_eq!(q.body["refundStatus"], "FAIL");
+    let ledger = sb.ledger().await;
+    let failed = ledger["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["refundRequestId"] == "arf3")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&failed["status"], &failed["moneyMovements"]),
+        (&json!("FAIL"), &json!(0))
+    );
+    assert_eq!(
+        m.call("payments/refund", &refund("arf4", "6000", false))
+            .await
+            .code(),
+        "SUCCESS"
+    );
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn refunds_never_exceed_the_paid_amount_and_are_idempotent() {
     let (sb, m, mut rx) = setup(0).await;
     let (token, _) = bind(&sb, &m, &mut rx, GCASH, None).await;

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_receipt};
 use scanbind_device_api::signing::new_nonce;
-use scanbind_device_api::types::{Event, EventEnvelope};
+use scanbind_device_api::types::{Event, EventEnvelope, RefundStatus};
 use serde_json::{Value, json};
 
 /// Registers a device, binds a wallet through the sandbox phone, and returns the device,
@@ -573,6 +573,118 @@ async fn unknown_outcome_is_inquired(backend: Backend) {
     );
 }
 
+/// The next refund's final outcome: (refund id, status, result code).
+async fn outcome(events: &mut EventStream) -> (String, RefundStatus, Option<String>) {
+    let ev = next_of(events, "refund.result").await;
+    let Event::RefundResult(fin) = ev.event else {
+        unreachable!()
+    };
+    (fin.refund_id, fin.status, fin.result_code)
+}
+
+/// Alipay may answer a refund `U` / `REFUND_IN_PROCESS` and end it later, in success or
+/// failure: the device sees it pending, then each final outcome once.
+async fn asynchronous_refunds_reach_the_device(backend: Backend) {
+    let world = world(backend).await;
+    let server = world.spawn_server(&[]);
+    let (device, binding_id, sealed) = bound_device(&world, &server).await;
+    let mut events = device.events(None).await;
+    let p = device
+        .ok(
+            "POST",
+            "/v1/payments",
+            Some(json!({"appId": "a", "appOrderId": "ar-1", "bindingId": binding_id,
+                "sealedTokens": sealed, "amount": {"currency": "HKD", "value": 2000}, "description": "x"})),
+        )
+        .await;
+    assert_eq!(p["status"], "succeeded", "{p}");
+    let pid = p["paymentId"].as_str().unwrap().to_owned();
+    let refund = |refund_id: &str| {
+        let device = &device;
+        let path = format!("/v1/payments/{pid}/refunds");
+        let body = json!({"refundId": refund_id, "amount": {"currency": "HKD", "value": 500}});
+        async move {
+            let r = device.ok("POST", &path, Some(body)).await;
+            assert_eq!(r["status"], "pending", "{r}");
+        }
+    };
+    // 1. In process, then a success (by inquiry or notification: the same outcome).
+    world
+        .arm_fault(json!({"endpoint": "refund", "kind": "in_process"}))
+        .await;
+    refund("slow-ok").await;
+    assert_eq!(
+        outcome(&mut events).await,
+        ("slow-ok".into(), RefundStatus::Succeeded, None)
+    );
+    // 2. In process, then a failure the server learns by inquiry (the notification is
+    // lost): inquiryRefund carries no code, so the refund fails as REFUND_FAILED.
+    world
+        .arm_fault(json!({"endpoint": "notifications", "kind": "drop"}))
+        .await;
+    world
+        .arm_fault(json!({"endpoint": "refund", "kind": "in_process", "outcome": "PROCESS_FAIL"}))
+        .await;
+    refund("fail-inquired").await;
+    assert_eq!(
+        outcome(&mut events).await,
+        (
+            "fail-inquired".into(),
+            RefundStatus::Failed,
+            Some("REFUND_FAILED".into())
+        )
+    );
+    // 3. In process, then a failure the server learns from notifyRefund (every inquiry
+    // goes unanswered): the notification's code.
+    world
+        .arm_fault(
+            json!({"endpoint": "inquiryRefund", "kind": "unknown_exception", "count": 100_000}),
+        )
+        .await;
+    world
+        .arm_fault(
+            json!({"endpoint": "refund", "kind": "in_process", "outcome": "PROCESS_FAIL",
+                          "after_inquiries": 100_000, "after_seconds": 3600}),
+        )
+        .await;
+    refund("fail-notified").await;
+    world
+        .control_post("/sandbox/v1/clock/advance", json!({"seconds": 3601}))
+        .await;
+    assert_eq!(
+        outcome(&mut events).await,
+        (
+            "fail-notified".into(),
+            RefundStatus::Failed,
+            Some("PROCESS_FAIL".into())
+        )
+    );
+    // Only the refund that succeeded counts, here and at Alipay.
+    let p = device.ok("GET", &format!("/v1/payments/{pid}"), None).await;
+    assert_eq!(p["refunded"]["value"], 500, "{p}");
+    let ledger = world.ledger().await;
+    let statuses: Vec<_> = ledger["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["moneyMovements"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("SUCCESS".to_owned(), json!(1)),
+            ("FAIL".to_owned(), json!(0)),
+            ("FAIL".to_owned(), json!(0)),
+        ],
+        "{ledger}"
+    );
+}
+
 async fn notification_before_pay_returns(backend: Backend) {
     let world = world(backend).await;
     let server = world.spawn_server(&[]);
@@ -1005,5 +1117,6 @@ on_both!(
     device_auth_refusals,
     forged_notifications_change_nothing,
     restart_resumes_unfinished_payment,
-    unknown_outcome_is_inquired
+    unknown_outcome_is_inquired,
+    asynchronous_refunds_reach_the_device
 );

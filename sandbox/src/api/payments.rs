@@ -30,6 +30,10 @@ pub const AGREEMENT_EXPIRY: Duration = Duration::minutes(1);
 pub const ORDER_CODE_DEFAULT_EXPIRY: Duration = Duration::minutes(15);
 /// Order code longest life (exclusive).
 pub const ORDER_CODE_MAX_EXPIRY: Duration = Duration::minutes(30);
+/// How long an asynchronous refund (`isAsyncRefund`) stays `PROCESSING` on the sandbox
+/// clock, unless an inquiry finds it first (the second inquiry sees it final).
+pub const ASYNC_REFUND_TIME: Duration = Duration::seconds(60);
+
 /// Refund period of a payment whose wallet is not in the Scan to Bind table (each
 /// wallet's own is `WalletProfile::refund_period_days`).
 pub const REFUND_PERIOD_DAYS: u32 = 365;
@@ -236,6 +240,21 @@ pub(crate) fn sweep(state: &mut State, now: OffsetDateTime) -> bool {
         state.failure_notices.remove(pid);
         notify_payment(state, pid);
     }
+    let due_refunds: Vec<String> = state
+        .open_refunds
+        .iter()
+        .filter(|id| {
+            state
+                .refunds
+                .get(*id)
+                .and_then(|r| r.pending.as_ref())
+                .is_none_or(|p| now_ts >= p.final_at)
+        })
+        .cloned()
+        .collect();
+    for id in &due_refunds {
+        finish_refund(state, id, now);
+    }
     for pid in &due {
         let pending = state.payments.get(pid).is_some_and(|p| p.pending.is_some());
         if pending {
@@ -246,7 +265,7 @@ pub(crate) fn sweep(state: &mut State, now: OffsetDateTime) -> bool {
             state.open_payments.remove(pid);
         }
     }
-    !due.is_empty() || !notices.is_empty()
+    !due.is_empty() || !notices.is_empty() || !due_refunds.is_empty()
 }
 
 /// The key fields of pay that must match on a replay.
@@ -1076,14 +1095,100 @@ pub(crate) fn cancel(call: &Call<'_>) -> Answer {
     })
 }
 
+/// The refund answer for a refund's current record: `S` once it succeeded, `U` /
+/// `REFUND_IN_PROCESS` while an asynchronous refund is pending, `F` with its code once it
+/// failed (an identical replay gets these same bytes).
 fn refund_response(r: &Refund) -> String {
-    let mut resp = RefundResponse::from_result(AmsResult::success());
+    let result = match (r.status.as_str(), &r.fail_code) {
+        ("PROCESSING", _) => AmsResult::with_code(
+            ResultCode::RefundInProcess,
+            "refund in process: inquire or wait for notifyRefund",
+        ),
+        ("FAIL", code) => result_for_code(code.as_deref().unwrap_or("PROCESS_FAIL"), None),
+        _ => AmsResult::success(),
+    };
+    let mut resp = RefundResponse::from_result(result);
     resp.refund_request_id = Some(r.refund_request_id.clone());
     resp.refund_id = Some(r.refund_id.clone());
     resp.payment_id = Some(r.payment_id.clone());
     resp.refund_amount = Some(amount(&r.currency, r.amount));
-    resp.refund_time = Some(ams_time(from_ts(r.created)));
+    if r.status == "SUCCESS" {
+        resp.refund_time = Some(ams_time(from_ts(r.finished.unwrap_or(r.created))));
+    }
     serde_json::to_string(&resp).unwrap_or_default()
+}
+
+/// Queues notifyRefund for a refund that is final (if it named a notify URL).
+fn notify_refund(state: &mut State, refund_id: &str) {
+    let Some(rf) = state.refunds.get(refund_id) else {
+        return;
+    };
+    let Some(url) = rf.notify_url.clone() else {
+        return;
+    };
+    let result = match &rf.fail_code {
+        Some(code) => result_for_code(code, None),
+        None => AmsResult::success(),
+    };
+    let mut n = serde_json::json!({
+        "notifyType": "REFUND_RESULT",
+        "result": result,
+        "refundStatus": rf.status,
+        "refundRequestId": rf.refund_request_id,
+        "refundId": rf.refund_id,
+        "refundAmount": amount(&rf.currency, rf.amount),
+    });
+    if rf.status == "SUCCESS" {
+        n["refundTime"] = ams_time(from_ts(rf.finished.unwrap_or(rf.created))).into();
+    }
+    let client_id = rf.client_id.clone();
+    state.notify("notifyRefund", &client_id, &url, n.to_string());
+}
+
+/// Moves the money of a refund that succeeded back to the paying user.
+fn move_refund_money(state: &mut State, refund_id: &str) {
+    let Some(rf) = state.refunds.get_mut(refund_id) else {
+        return;
+    };
+    rf.money_movements = 1;
+    let (pid, minor) = (rf.payment_id.clone(), rf.amount);
+    let user = state.payments.get(&pid).and_then(|p| p.user.clone());
+    if let Some(user) = user
+        && let Some(u) = state.users.get_mut(&user)
+    {
+        u.balance = u.balance.saturating_add(minor);
+    }
+}
+
+/// Finishes an asynchronous refund with its planned outcome and notifies. A failed
+/// refund gives its amount back to what the payment can still refund.
+fn finish_refund(state: &mut State, refund_id: &str, now: OffsetDateTime) {
+    let Some(pending) = state.refunds.get(refund_id).and_then(|r| r.pending.clone()) else {
+        return;
+    };
+    state.open_refunds.remove(refund_id);
+    let Some(rf) = state.refunds.get_mut(refund_id) else {
+        return;
+    };
+    rf.pending = None;
+    rf.finished = Some(ts(now));
+    match pending.fail_code {
+        None => {
+            rf.status = "SUCCESS".into();
+            rf.response = refund_response(rf);
+            move_refund_money(state, refund_id);
+        }
+        Some(code) => {
+            rf.status = "FAIL".into();
+            rf.fail_code = Some(code);
+            rf.response = refund_response(rf);
+            let (pid, minor) = (rf.payment_id.clone(), rf.amount);
+            if let Some(p) = state.payments.get_mut(&pid) {
+                p.refunded -= minor;
+            }
+        }
+    }
+    notify_refund(state, refund_id);
 }
 
 /// payments/refund: idempotent by refundRequestId; cumulative refunds ≤ paid.
@@ -1186,6 +1291,25 @@ pub(crate) fn refund(call: &Call<'_>) -> Answer {
                 changed,
             );
         }
+        // An asynchronous refund (isAsyncRefund, or an armed in_process fault) is
+        // PROCESSING first and becomes final later; its amount is reserved meanwhile.
+        let pending = match &call.in_process {
+            Some(CallFault::InProcess {
+                outcome,
+                after_inquiries,
+                after_seconds,
+            }) => Some(PendingOutcome {
+                fail_code: (outcome != "SUCCESS").then(|| outcome.clone()),
+                inquiries_left: *after_inquiries,
+                final_at: ts(now).saturating_add(i64::try_from(*after_seconds).unwrap_or(i64::MAX)),
+            }),
+            _ if req.is_async_refund == Some(true) => Some(PendingOutcome {
+                fail_code: None,
+                inquiries_left: 1,
+                final_at: ts(now + ASYNC_REFUND_TIME),
+            }),
+            _ => None,
+        };
         let seq = state.next_seq();
         let mut rf = Refund {
             refund_id: sequential_id(now, 12, seq),
@@ -1194,36 +1318,35 @@ pub(crate) fn refund(call: &Call<'_>) -> Answer {
             payment_id: p.payment_id.clone(),
             currency: p.currency.clone(),
             amount: minor,
-            status: "SUCCESS".into(),
+            status: if pending.is_some() {
+                "PROCESSING"
+            } else {
+                "SUCCESS"
+            }
+            .into(),
             created: ts(now),
+            finished: None,
+            pending,
+            fail_code: None,
             notify_url: req.refund_notify_url.clone(),
-            money_movements: 1,
+            money_movements: 0,
             response: String::new(),
         };
         rf.response = refund_response(&rf);
-        if let Some(user) = &p.user
-            && let Some(u) = state.users.get_mut(user)
-        {
-            u.balance = u.balance.saturating_add(minor);
-        }
         if let Some(pm) = state.payments.get_mut(&p.payment_id) {
             pm.refunded += minor;
         }
-        if let Some(url) = &rf.notify_url {
-            let n = serde_json::json!({
-                "notifyType": "REFUND_RESULT",
-                "result": AmsResult::success(),
-                "refundStatus": "SUCCESS",
-                "refundRequestId": rf.refund_request_id,
-                "refundId": rf.refund_id,
-                "refundAmount": amount(&rf.currency, rf.amount),
-                "refundTime": ams_time(from_ts(rf.created)),
-            });
-            state.notify("notifyRefund", call.client_id, url, n.to_string());
-        }
+        let id = rf.refund_id.clone();
         let answer = Answer::Body(rf.response.clone());
-        state.refund_requests.insert(key, rf.refund_id.clone());
-        state.refunds.insert(rf.refund_id.clone(), rf);
+        let asynchronous = rf.pending.is_some();
+        state.refund_requests.insert(key, id.clone());
+        state.refunds.insert(id.clone(), rf);
+        if asynchronous {
+            state.open_refunds.insert(id);
+        } else {
+            move_refund_money(state, &id);
+            notify_refund(state, &id);
+        }
         (answer, true)
     })
 }
@@ -1234,7 +1357,9 @@ pub(crate) fn inquiry_refund(call: &Call<'_>) -> Answer {
         Ok(r) => r,
         Err(a) => return a,
     };
-    call.app.store.read(|state| {
+    call.app.write(|state, app| {
+        let now = app.clock.now();
+        let changed = sweep(state, now);
         let found = match req.refund_id.as_deref() {
             Some(id) => state.refunds.get(id),
             None => req
@@ -1243,17 +1368,45 @@ pub(crate) fn inquiry_refund(call: &Call<'_>) -> Answer {
                 .and_then(|r| state.refund_requests.get(&scoped(call.client_id, r)))
                 .and_then(|id| state.refunds.get(id)),
         }
-        .filter(|r| r.client_id == call.client_id);
-        let Some(rf) = found else {
-            return fail(ResultCode::OrderNotExist, "the refund does not exist");
+        .filter(|r| r.client_id == call.client_id)
+        .map(|r| r.refund_id.clone());
+        let Some(id) = found else {
+            return (
+                fail(ResultCode::OrderNotExist, "the refund does not exist"),
+                changed,
+            );
+        };
+        // An asynchronous refund answers PROCESSING for its planned inquiries, then
+        // becomes final.
+        let mut moved = changed;
+        if let Some(left) = state
+            .refunds
+            .get(&id)
+            .and_then(|r| r.pending.as_ref())
+            .map(|p| p.inquiries_left)
+        {
+            if left == 0 {
+                finish_refund(state, &id, now);
+            } else if let Some(p) = state.refunds.get_mut(&id).and_then(|r| r.pending.as_mut()) {
+                p.inquiries_left -= 1;
+            }
+            moved = true;
+        }
+        let Some(rf) = state.refunds.get(&id) else {
+            return (
+                fail(ResultCode::OrderNotExist, "the refund does not exist"),
+                moved,
+            );
         };
         let mut r = InquiryRefundResponse::from_result(AmsResult::success());
         r.refund_id = Some(rf.refund_id.clone());
         r.refund_request_id = Some(rf.refund_request_id.clone());
         r.refund_amount = Some(amount(&rf.currency, rf.amount));
         r.refund_status = Some(RefundStatus::parse(&rf.status));
-        r.refund_time = Some(ams_time(from_ts(rf.created)));
-        body(&r)
+        if rf.status == "SUCCESS" {
+            r.refund_time = Some(ams_time(from_ts(rf.finished.unwrap_or(rf.created))));
+        }
+        (body(&r), moved)
     })
 }
 

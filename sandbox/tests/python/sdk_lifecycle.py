@@ -316,6 +316,28 @@ def main():
     expect(all(records[i].get("splitOrder") is True for i in split_ids),
            "split declarations' splitOrder: %s" % records)
 
+    # 8a. an asynchronous refund (isAsyncRefund): U / REFUND_IN_PROCESS, PROCESSING,
+    # then SUCCESS and a verified notifyRefund
+    async_id = "rf_" + uuid.uuid4().hex[:20]
+    refund = AlipayRefundRequest()
+    refund.refund_request_id = async_id
+    refund.payment_id = payment_id
+    refund.refund_amount = Amount("PHP", "5000")
+    refund.is_async_refund = True
+    refund.refund_notify_url = notifications.url + "/notify/refund"
+    resp = execute(client, refund)
+    expect(result_code(resp) == "REFUND_IN_PROCESS" and resp["result"]["resultStatus"] == "U",
+           "async refund: %s" % resp)
+    inquiry_refund = AlipayInquiryRefundRequest()
+    inquiry_refund.refund_request_id = async_id
+    resp = execute(client, inquiry_refund)
+    expect(resp.get("refundStatus") == "PROCESSING", "async refund, first inquiry: %s" % resp)
+    resp = execute(client, inquiry_refund)
+    expect(resp.get("refundStatus") == "SUCCESS", "async refund, second inquiry: %s" % resp)
+    n = verified(notifications.next_where("refundRequestId", async_id), alipay_public_key,
+                 "notifyRefund (async)")
+    expect(n.get("refundStatus") == "SUCCESS", "async notifyRefund: %s" % n)
+
     # 9. cancel another payment
     pay2 = "py_" + uuid.uuid4().hex[:20]
     resp = execute(client, agreement_pay(token, pay2, "5000", pay_notify))
