@@ -597,6 +597,69 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
     assert_eq!(args.binding.as_str(), path2.as_str());
 }
 
+/// Alipay may take a refund asynchronously (`REFUND_IN_PROCESS`) and end it later: the
+/// app sees `pending`, then the outcome: `RefundedMinor` grows for a success; a failure
+/// shows as `failed` for the same refund id and frees its amount.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_asynchronous_refund_settles_later_in_success_or_failure() {
+    require_secret_service();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    bind(&world, &conn, &d).await;
+    let p = d
+        .pay("order-async-refund", 3000, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap();
+    let (payment, _) = settled_payment(&conn, &p).await;
+    assert_eq!(payment.state().await.unwrap(), "succeeded");
+    let with_id = |id: &str| HashMap::from([("refund-id", zvariant::Value::from(id.to_owned()))]);
+
+    world
+        .arm_fault(serde_json::json!({"endpoint": "refund", "kind": "in_process"}))
+        .await;
+    let (_, first) = payment
+        .request_refund(1000, "slow", with_id("r-slow-ok"))
+        .await
+        .unwrap();
+    assert_eq!(first, "pending", "{}", daemon.logs());
+    eventually("the asynchronous refund succeeds", || async {
+        payment.refunded_minor().await.unwrap() == 1000
+    })
+    .await;
+
+    world
+        .arm_fault(
+            serde_json::json!({"endpoint": "refund", "kind": "in_process", "outcome": "PROCESS_FAIL"}),
+        )
+        .await;
+    let (_, first) = payment
+        .request_refund(1000, "slow", with_id("r-slow-fail"))
+        .await
+        .unwrap();
+    assert_eq!(first, "pending");
+    eventually("the asynchronous refund fails", || async {
+        let (_, now) = payment
+            .request_refund(1000, "slow", with_id("r-slow-fail"))
+            .await
+            .unwrap();
+        now == "failed"
+    })
+    .await;
+    assert_eq!(payment.refunded_minor().await.unwrap(), 1000);
+    // The failed refund's amount is free again: the rest of the payment refunds.
+    let (_, rest) = payment
+        .request_refund(2000, "rest", with_id("r-rest"))
+        .await
+        .unwrap();
+    assert_eq!(rest, "succeeded", "{}", daemon.logs());
+    assert_eq!(payment.refunded_minor().await.unwrap(), 3000);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     require_secret_service();
