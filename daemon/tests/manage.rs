@@ -8,9 +8,14 @@
 //!   byte as they were; a member of the admin group and root may change the policy,
 //!   which the daemon writes to its own `<state>/policy.toml` (root's file untouched)
 //!   and applies to the next payment.
-//! - Polkit: a stand-in authority (`org.freedesktop.PolicyKit1` owned by a second
-//!   process on the same bus) records what the daemon asks and answers as the test
-//!   says: the daemon asks about the caller's unique name with the method's action id,
+//! - Polkit, for real: `polkitd` on the same bus with the packaged actions file
+//!   (`packaging/polkit/io.scanbind.policy`, whose owner annotation lets the
+//!   `scanbind` user ask about other users) and a site rule that grants one user: that
+//!   user may change the policy; a stranger and even a member of the admin group may
+//!   not (where polkit runs, it decides).
+//! - Polkit, a stand-in authority (`org.freedesktop.PolicyKit1` served by this test)
+//!   that records what the daemon asks and answers as the test says: the daemon asks
+//!   about the caller's unique name (`system-bus-name`) with the method's action id,
 //!   obeys a "no" even for a member of the admin group, and a "yes" for a stranger.
 //! - A policy file given with `--policy` that does not exist refuses every payment,
 //!   naming the file; the session daemon's default path that does not exist yet does
@@ -332,6 +337,162 @@ async fn where_polkit_runs_it_decides_for_the_action_asked() {
     );
     assert!(snapshot(&layout).1.is_some());
     assert_eq!(snapshot(&layout).0, before.0);
+}
+
+/// polkitd's executable (package `polkitd`, installed by `scripts/lib.sh`).
+const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+
+/// polkitd itself, on the test's bus: in its own mount namespace whose
+/// `/usr/share/polkit-1/actions` holds the packaged `io.scanbind.policy` only and whose
+/// `/etc/polkit-1/rules.d` holds `rules` (the host's files are not touched). It starts
+/// as root and drops to the `polkitd` user itself, as under its unit. Killed on drop.
+struct Polkitd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Polkitd {
+    async fn start(bus: &SystemBus, rules: &str) -> Polkitd {
+        assert!(
+            Path::new(POLKITD).exists(),
+            "{POLKITD} is missing: install the polkitd package (scripts/lib.sh does)"
+        );
+        let dir = scanbind_testkit::system::shared_tempdir();
+        let (actions, rules_dir) = (dir.path().join("actions"), dir.path().join("rules.d"));
+        std::fs::create_dir(&actions).unwrap();
+        std::fs::create_dir(&rules_dir).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/polkit/io.scanbind.policy"),
+            actions.join("io.scanbind.policy"),
+        )
+        .unwrap();
+        std::fs::write(rules_dir.join("50-scanbind-test.rules"), rules).unwrap();
+        for d in [&actions, &rules_dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let log = std::fs::File::create(dir.path().join("polkitd.log")).unwrap();
+        let child = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount --bind \"$1\" /usr/share/polkit-1/actions && \
+                 mount --bind \"$2\" /etc/polkit-1/rules.d && exec \"$3\" --no-debug",
+            )
+            .arg("sh")
+            .args([&actions, &rules_dir])
+            .arg(POLKITD)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("unshare polkitd");
+        let polkitd = Polkitd { child, dir };
+        let conn = bus.connect().await.unwrap();
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let log = polkitd.dir.path().join("polkitd.log");
+        let stat = format!("/proc/{}/stat", polkitd.child.id());
+        scanbind_testkit::eventually("polkitd to own org.freedesktop.PolicyKit1", || {
+            let (dbus, log, stat) = (dbus.clone(), log.clone(), stat.clone());
+            async move {
+                let name = zbus::names::BusName::try_from("org.freedesktop.PolicyKit1").unwrap();
+                let owned = dbus.name_has_owner(name).await.unwrap_or(false);
+                // An exited polkitd (a zombie until the drop reaps it) fails at once.
+                let state = std::fs::read_to_string(&stat).unwrap_or_default();
+                let alive = state
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+                assert!(
+                    owned || alive,
+                    "polkitd exited: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                owned
+            }
+        })
+        .await;
+        polkitd
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("polkitd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Polkitd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polkitd_decides_with_the_packaged_actions_and_the_sites_rules() {
+    const PK_ADMIN: &str = "sbm-pkadmin";
+    let [daemon_user, admin, stranger, pk_admin] = ensure_users([
+        (DAEMON_USER, &[]),
+        (ADMIN, &[ADMIN_GROUP]),
+        (STRANGER, &[]),
+        (PK_ADMIN, &[]),
+    ]);
+    let bus = SystemBus::options()
+        .policy_dir(packaged_bus_policy().parent().unwrap())
+        .policy("/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf")
+        .start()
+        .expect("the bus with polkit's own bus policy (package polkitd)");
+    // The site's rule: one user may manage scanbind. Nobody is in an active session
+    // here, so the packaged defaults (allow_any no) refuse everyone else.
+    let polkitd = Polkitd::start(
+        &bus,
+        &format!(
+            "polkit.addRule(function(action, subject) {{\n\
+             \x20   if (action.id.indexOf(\"io.scanbind.\") == 0 && subject.user == \"{PK_ADMIN}\") {{\n\
+             \x20       return polkit.Result.YES;\n    }}\n}});\n"
+        ),
+    )
+    .await;
+    let layout = SystemLayout::new(&daemon_user);
+    layout.write_policy("unknown_apps = \"deny\"\n");
+    let daemon = start(&layout, &daemon_user, &bus).await;
+    let before = snapshot(&layout);
+
+    // Refused by polkit: a stranger, and a member of the admin group (where polkit
+    // runs, polkit decides, not the group).
+    for user in [&stranger, &admin] {
+        let out = ctl_as(user, &bus, &["apps", "allow", "/usr/bin/game"]);
+        assert_refused(&out, &format!("a change by {}", user.name), &daemon);
+        assert!(
+            text(&out).contains("polkit did not authorize"),
+            "{}\n{}\n{}",
+            text(&out),
+            daemon.logs(),
+            polkitd.logs()
+        );
+        assert_eq!(snapshot(&layout), before);
+    }
+    // Authorized by polkit's rule: the change is written, and read back.
+    let out = ctl_as(
+        &pk_admin,
+        &bus,
+        &["--json", "apps", "allow", "/usr/bin/game"],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        text(&out),
+        daemon.logs(),
+        polkitd.logs()
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["apps"]["/usr/bin/game"]["allow"], true, "{listed}");
+    assert_eq!(snapshot(&layout).0, before.0);
+    assert!(snapshot(&layout).1.is_some());
+    assert!(
+        daemon
+            .logs()
+            .contains("management call authorized by polkit"),
+        "{}",
+        daemon.logs()
+    );
 }
 
 fn secret_file(dir: &Path) -> PathBuf {
