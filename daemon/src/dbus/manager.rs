@@ -456,6 +456,7 @@ impl ManagerObj {
     /// into an app's rule (`app`; a rule is made if the app has none), a profile
     /// (`profile`, which must exist) or the first-use consent (`consent`, `name`
     /// empty).
+    #[allow(clippy::too_many_arguments)]
     async fn set_limits(
         &self,
         scope: String,
