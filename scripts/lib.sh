@@ -40,7 +40,9 @@ SYSTEM_PACKAGES=(
     systemd          # busctl (another app in the daemon tests), systemd-analyze, systemd-sysusers,
                      # systemd-tmpfiles, systemd-creds (the system-mode packaging test)
     passwd           # useradd, groupadd, usermod: the system-mode tests' users
-    util-linux       # setpriv: the system-mode tests drop to those users
+    util-linux       # setpriv: the system-mode tests drop to those users; unshare, mount:
+                     # polkitd with the test's actions and rules in its own mount namespace
+    polkitd          # polkitd: the management interface's authorization (daemon/tests/manage.rs)
     dpkg-dev         # dpkg-shlibdeps: .deb dependencies
     binutils         # strip for the packages
     man-db           # man: rendering the packaged man pages
@@ -107,7 +109,8 @@ package_present() {
         zbar-tools) command -v zbarimg >/dev/null ;;
         systemd) command -v busctl >/dev/null && command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null && command -v systemd-creds >/dev/null ;;
         passwd) command -v useradd >/dev/null && command -v groupadd >/dev/null && command -v usermod >/dev/null ;;
-        util-linux) command -v setpriv >/dev/null ;;
+        util-linux) command -v setpriv >/dev/null && command -v unshare >/dev/null && command -v mount >/dev/null ;;
+        polkitd) [[ -x /usr/lib/polkit-1/polkitd ]] ;;
         dpkg-dev) command -v dpkg-shlibdeps >/dev/null ;;
         binutils) command -v strip >/dev/null ;;
         man-db) command -v man >/dev/null ;;

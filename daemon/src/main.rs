@@ -311,10 +311,22 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .or(file.provisioning_token_file.as_deref()),
         )?
         .map(scanbind_money::SecretString::new);
+        // Configured explicitly, or the system daemon's: a missing file refuses every
+        // payment. Only the session daemon's default path may be missing (every app
+        // may pay until the user writes one).
+        config.policy_required = args.system || args.policy.is_some() || file.policy_file.is_some();
         config.policy_file = args
             .policy
             .or(file.policy_file.clone())
             .or_else(|| scanbindd::settings::default_policy_path(args.system));
+        if args.system {
+            config.managed_policy_file = Some(scanbindd::settings::managed_policy_file(&state_dir));
+            config.admin_group = Some(
+                file.admin_group
+                    .clone()
+                    .unwrap_or_else(|| scanbind_ipc::accounts::ADMIN_GROUP.to_owned()),
+            );
+        }
         // A system daemon keeps each user's consents itself: the policy is root's.
         if args.system {
             config.consents_file = Some(scanbindd::settings::consents_file(&state_dir));

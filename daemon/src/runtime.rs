@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::dbus::agent::AgentManagerObj;
 use crate::dbus::binding::BindingObj;
 use crate::dbus::daemon::{DaemonObj, payment_object};
+use crate::dbus::manager::{Access, ManagerObj};
 use crate::dbus::{Bus, serve_binding};
 use crate::domain::binding::settle_binding;
 use crate::domain::driver::{execute_payment, settle_checkout, settle_payment, transition_for};
@@ -93,6 +94,18 @@ pub struct Config {
     /// The provisioning token the server asks for when it does not accept open
     /// registration (`devices.registration = "token"`). Redacted in `Debug`.
     pub provisioning_token: Option<scanbind_money::SecretString>,
+    /// A missing policy file refuses every payment (fail closed) instead of letting
+    /// every app pay: `scanbindd` sets it for a path configured explicitly and in
+    /// system mode (`docs/policy.md`). Default: `false`.
+    pub policy_required: bool,
+    /// Where policy changes made through `io.scanbind.Manager1` are written when the
+    /// daemon must not write `policy_file` itself (system mode: `<state dir>/policy.toml`,
+    /// which is then the policy in effect). `None`: into `policy_file`.
+    pub managed_policy_file: Option<PathBuf>,
+    /// System mode: the group whose members may call `io.scanbind.Manager1` where
+    /// polkit does not run (`admin_group`, default `scanbind-admin`). Unused in session
+    /// mode (the daemon's own user manages it).
+    pub admin_group: Option<String>,
     /// System mode (`scanbindd --system`; the default when `bus` is
     /// [`BusChoice::System`]): the policy file is honoured only while it is root's
     /// ([`crate::settings::check_root_policy`]; otherwise every payment is refused), and
@@ -116,6 +129,9 @@ impl Config {
             provisioning_token: None,
             policy_file: None,
             consents_file: None,
+            policy_required: false,
+            managed_policy_file: None,
+            admin_group: None,
         }
     }
 }
@@ -153,15 +169,26 @@ impl Daemon {
                 .map(|t| t.expose().to_owned()),
         )?;
         let bus = Arc::new(Bus::default());
+        let access = Arc::new(Access {
+            system: config.system,
+            admin_group: config.admin_group.clone().filter(|g| !g.is_empty()),
+            own_uid: crate::store::journal::own_uid(),
+        });
         let shared = Arc::new(Shared::new(
             journal,
             vault,
             link.clone(),
             config.device_name.clone(),
-            crate::policy::PolicySource::new(config.policy_file.clone()).with_consents(
-                config.consents_file.clone(),
-                crate::store::journal::own_uid(),
-            ),
+            crate::policy::PolicySource::new(config.policy_file.clone())
+                .with_consents(
+                    config.consents_file.clone(),
+                    crate::store::journal::own_uid(),
+                )
+                .required(config.policy_required)
+                .with_managed(
+                    config.managed_policy_file.clone(),
+                    crate::settings::check_managed_policy,
+                ),
             Arc::clone(&bus) as _,
             Arc::clone(&bus) as _,
         ));
@@ -212,6 +239,13 @@ impl Daemon {
                         bus: Arc::clone(&bus),
                     },
                 )?;
+                builder = builder.serve_at(
+                    scanbind_ipc::MANAGER_PATH,
+                    ManagerObj {
+                        shared: Arc::clone(&shared),
+                        access: Arc::clone(&access),
+                    },
+                )?;
                 for (path, id, _) in &restored_bindings {
                     builder = builder.serve_at(
                         path.clone(),
@@ -235,9 +269,15 @@ impl Daemon {
             None => None,
         };
         let listener = match &config.p2p_socket {
-            Some(path) => {
-                Some(crate::dbus::p2p::listen(Arc::clone(&shared), Arc::clone(&bus), path).await?)
-            }
+            Some(path) => Some(
+                crate::dbus::p2p::listen(
+                    Arc::clone(&shared),
+                    Arc::clone(&bus),
+                    Arc::clone(&access),
+                    path,
+                )
+                .await?,
+            ),
             None => None,
         };
 
@@ -511,6 +551,9 @@ fn system_mode(shared: &Shared, bus: &Bus) {
         tracing::error!(cause = %e, "system mode: the payment policy is refused");
     }
     bus.agents.trust_group(scanbind_ipc::accounts::AGENT_GROUP);
+    if let Some(path) = shared.policy.path() {
+        tracing::info!(policy = %path.display(), "system mode: the payment policy in effect");
+    }
     tracing::info!(
         group = scanbind_ipc::accounts::AGENT_GROUP,
         "system mode: the policy file must be root's; display agents of the group's members are trusted"

@@ -40,6 +40,10 @@ pub struct FileConfig {
     /// A file holding the file vault's master secret (default: the systemd credential
     /// `scanbind-vault`). The secret itself is never in this file.
     pub vault_secret_file: Option<PathBuf>,
+    /// System mode: the group whose members may change the policy and unbind wallets
+    /// (`io.scanbind.Manager1`) where polkit does not run (default `scanbind-admin`;
+    /// `""`: none, only root).
+    pub admin_group: Option<String>,
 }
 
 /// Where the daemon keeps its secrets (the `vault` key, `--vault`).
@@ -181,6 +185,62 @@ fn root_owned(path: &Path) -> Result<()> {
                     d.mode() & 0o7777
                 ),
                 dir_fix(dir),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The system daemon's policy file for changes made through `io.scanbind.Manager1`:
+/// `<state_dir>/policy.toml` (the daemon cannot write root's `/etc/scanbind`). While it
+/// exists it is the policy in effect.
+pub fn managed_policy_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("policy.toml")
+}
+
+/// The check the daemon makes of its managed policy file ([`managed_policy_file`])
+/// before every read: a plain file (not a symbolic link) owned by the daemon's user
+/// or root and not writable by group or others, in a directory owned by the daemon's
+/// user or root and not writable by group or others. Otherwise
+/// [`Error::PolicyNotRootOwned`] (as text), which refuses every payment.
+pub fn check_managed_policy(path: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = rustix::process::geteuid().as_raw();
+    let refuse = |what: &Path, problem: String| {
+        Error::PolicyNotRootOwned {
+            path: what.to_owned(),
+            problem,
+            fix: format!(
+                "it is written by scanbindd only (io.scanbind.Manager1): remove {} to go \
+                 back to the configured policy file",
+                path.display()
+            ),
+        }
+        .to_string()
+    };
+    let f =
+        std::fs::symlink_metadata(path).map_err(|e| refuse(path, format!("unreadable ({e})")))?;
+    if !f.file_type().is_file() {
+        return Err(refuse(
+            path,
+            "not a plain file (a symbolic link?)".to_owned(),
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let d = std::fs::metadata(parent).map_err(|e| refuse(parent, format!("unreadable ({e})")))?;
+    for (what, m) in [(path, &f), (parent, &d)] {
+        if (m.uid() != me && m.uid() != 0) || m.mode() & 0o022 != 0 {
+            return Err(refuse(
+                what,
+                format!(
+                    "owned by uid {} with mode {:04o} (must be the daemon's, uid {me}, or \
+                     root's, writable by its owner only)",
+                    m.uid(),
+                    m.mode() & 0o7777
+                ),
             ));
         }
     }

@@ -142,9 +142,15 @@ async fn bind_then_pay_once_with_a_verified_receipt() {
     let path = bound[0].clone();
 
     // The live objects implement exactly the checked-in XML.
-    for (object, (iface, xml)) in [DAEMON_PATH, path.as_str(), p.as_str()]
-        .into_iter()
-        .zip(scanbind_ipc::xml::ALL)
+    let manager = (scanbind_ipc::MANAGER_INTERFACE, scanbind_ipc::xml::MANAGER1);
+    for (object, (iface, xml)) in [
+        DAEMON_PATH,
+        path.as_str(),
+        p.as_str(),
+        scanbind_ipc::MANAGER_PATH,
+    ]
+    .into_iter()
+    .zip(scanbind_ipc::xml::ALL[..3].iter().chain([&manager]))
     {
         let live = zbus::fdo::IntrospectableProxy::builder(&conn)
             .destination(BUS_NAME)

@@ -85,9 +85,10 @@ async fn the_system_daemon_trusts_the_agents_of_the_agent_group_only_and_reaches
         .start()
         .expect("dbus-daemon refused the packaged policy");
 
-    // The daemon's state and credential, its own; the policy: none (a missing file in
-    // a root-owned directory the daemon can read).
+    // The daemon's state and credential, its own; root's policy lets every app pay (a
+    // missing one would refuse every payment: issue 22, item 6).
     let layout = SystemLayout::new(&daemon_user);
+    layout.write_policy("unknown_apps = \"allow\"\n");
     let (daemon, _) = layout
         .daemon_command(
             Path::new(env!("CARGO_BIN_EXE_scanbindd")),

@@ -23,6 +23,10 @@ pub const DAEMON_USER: &str = "scanbind";
 /// The group whose members may register a display agent with a system-mode daemon.
 pub const AGENT_GROUP: &str = "scanbind-agent";
 
+/// The group whose members may manage a system-mode daemon (`io.scanbind.Manager1`)
+/// where polkit does not run (the default of the daemon's `admin_group` key).
+pub const ADMIN_GROUP: &str = "scanbind-admin";
+
 /// The local user database.
 pub const PASSWD_FILE: &str = "/etc/passwd";
 

@@ -151,8 +151,22 @@ fn interface_constants_match_the_xml() {
             names::PAYMENT_INTERFACE,
             names::AGENT_MANAGER_INTERFACE,
             names::AGENT_INTERFACE,
+            names::MANAGER_INTERFACE,
         ]
     );
+    assert!(DOCS.contains(names::MANAGER_PATH));
+    let policy = include_str!("../../packaging/polkit/io.scanbind.policy");
+    for action in [
+        names::ACTION_READ_POLICY,
+        names::ACTION_MANAGE_POLICY,
+        names::ACTION_UNBIND,
+    ] {
+        assert!(
+            policy.contains(&format!("<action id=\"{action}\">")),
+            "packaging/polkit/io.scanbind.policy defines {action}"
+        );
+        assert!(DOCS.contains(action), "docs/dbus-api.md names {action}");
+    }
     assert!(DOCS.contains(names::BUS_NAME) && DOCS.contains(names::DAEMON_PATH));
     let e = crate::Error::NotFound(String::new());
     assert!(e.name().starts_with(names::ERROR_PREFIX));

@@ -20,8 +20,9 @@
 //! - [`limits`]: the size limits of arguments and options (order id, description,
 //!   label, line items, refund reason, checkout parts), each within the device API's.
 //! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1`,
-//!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents) and
-//!   `io.scanbind.Agent1` (for the daemon, calling an agent).
+//!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents),
+//!   `io.scanbind.Agent1` (for the daemon, calling an agent) and
+//!   `io.scanbind.Manager1` (for the device owner's tools).
 //! - [`xml`]: the introspection XML, embedded.
 //! - [`accounts`]: system mode's accounts (the daemon's user, the agents' group) and
 //!   lookups in the local user and group databases.
@@ -53,7 +54,9 @@ mod contract_tests;
 pub use error::{Error, Result};
 pub use names::{
     AGENT_INTERFACE, AGENT_MANAGER_INTERFACE, BINDING_INTERFACE, BUS_NAME, DAEMON_INTERFACE,
-    DAEMON_PATH, PAYMENT_INTERFACE,
+    DAEMON_PATH, MANAGER_INTERFACE, MANAGER_PATH, PAYMENT_INTERFACE,
 };
-pub use proxy::{Agent1Proxy, AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Payment1Proxy};
+pub use proxy::{
+    Agent1Proxy, AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Manager1Proxy, Payment1Proxy,
+};
 pub use types::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};

@@ -43,3 +43,32 @@ pub const ERROR_PREFIX: &str = "io.scanbind.Daemon1.Error";
 ///
 /// Since 0.1.
 pub const DAEMON_PATH: &str = "/io/scanbind/Daemon1";
+
+/// The management interface: the device owner reads and changes the payment policy
+/// and unbinds wallets (`scanbindctl apps`, `profiles`, `unbind`). Served at
+/// [`MANAGER_PATH`]; every call is authorized (polkit where it runs, else uid 0, the
+/// admin group, or the session's own user; never a sandboxed app).
+///
+/// Since 0.3.
+pub const MANAGER_INTERFACE: &str = "io.scanbind.Manager1";
+
+/// The management object's path; it implements [`MANAGER_INTERFACE`].
+///
+/// Since 0.3.
+pub const MANAGER_PATH: &str = "/io/scanbind/Manager1";
+
+/// The polkit action that reads the payment policy (`GetPolicy`).
+///
+/// Since 0.3.
+pub const ACTION_READ_POLICY: &str = "io.scanbind.read-policy";
+
+/// The polkit action that changes the payment policy (every `Manager1` method that
+/// writes it).
+///
+/// Since 0.3.
+pub const ACTION_MANAGE_POLICY: &str = "io.scanbind.manage-policy";
+
+/// The polkit action that unbinds a wallet directly (`Manager1.Unbind`).
+///
+/// Since 0.3.
+pub const ACTION_UNBIND: &str = "io.scanbind.unbind";

@@ -16,6 +16,7 @@ pub use binding::{
     Binding1Proxy, Completed as BindingCompleted, CompletedStream as BindingCompletedStream,
 };
 pub use daemon::{BindingRemoved, BindingRemovedStream, Daemon1Proxy};
+pub use manager::Manager1Proxy;
 pub use payment::{
     Completed as PaymentCompleted, CompletedStream as PaymentCompletedStream, Payment1Proxy,
 };
@@ -342,5 +343,83 @@ pub mod agent {
             kind: &str,
             details: Options<'_>,
         ) -> zbus::Result<(bool, HashMap<String, OwnedValue>)>;
+    }
+}
+
+/// The `io.scanbind.Manager1` proxy: the device owner's management interface.
+pub mod manager {
+    #![allow(missing_docs)]
+    use std::collections::HashMap;
+
+    use zbus::proxy;
+    use zvariant::ObjectPath;
+
+    use super::Options;
+
+    /// `io.scanbind.Manager1` at `/io/scanbind/Manager1`. Every call is authorized
+    /// (`NotAllowed` otherwise, nothing changed); the policy is checked with the
+    /// daemon's own parser and written atomically. Keys of `options` in each method's
+    /// documentation in `docs/dbus-api.md`.
+    #[proxy(
+        interface = "io.scanbind.Manager1",
+        default_service = "io.scanbind.Daemon",
+        default_path = "/io/scanbind/Manager1",
+        gen_blocking = false
+    )]
+    pub trait Manager1 {
+        /// `GetPolicy(a{sv} options) -> (s path, s policy)`: the file the policy is
+        /// read from and the policy as TOML (its parsed form).
+        fn get_policy(&self, options: Options<'_>) -> crate::Result<(String, String)>;
+
+        /// `SetPolicy(s policy, a{sv} options)`: replaces the whole policy.
+        fn set_policy(&self, policy: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `AllowApp(s app, as wallets, a{sv} options)`: lets `app` charge `wallets`
+        /// (all when empty); options `confirm` (b), `above-cap` (s).
+        fn allow_app(&self, app: &str, wallets: &[&str], options: Options<'_>)
+        -> crate::Result<()>;
+
+        /// `DenyApp(s app, a{sv} options)`: forbids `app` to charge.
+        fn deny_app(&self, app: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `RemoveApp(s app, a{sv} options)`: removes `app`'s rule.
+        fn remove_app(&self, app: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `SetUnknownApps(s mode, a{sv} options)`: `allow`, `deny` or `ask`.
+        fn set_unknown_apps(&self, mode: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `SetLimits(s scope, s name, s currency, a{sx} limits, a{sv} options)`:
+        /// merges limits (minor units; keys `per-payment`, `daily`, `monthly`) into an
+        /// app's rule (`app`), a profile (`profile`) or the consent (`consent`, name
+        /// empty).
+        fn set_limits(
+            &self,
+            scope: &str,
+            name: &str,
+            currency: &str,
+            limits: HashMap<&str, i64>,
+            options: Options<'_>,
+        ) -> crate::Result<()>;
+
+        /// `SetProfile(s name, a{sv} options)`: adds or changes a profile; option
+        /// `kid` (b).
+        fn set_profile(&self, name: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `RemoveProfile(s name, a{sv} options)`: removes a profile (not the active one).
+        fn remove_profile(&self, name: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `UseProfile(s name, a{sv} options)`: makes `name` the active profile (empty:
+        /// none).
+        fn use_profile(&self, name: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `TrustAgent(u uid, s exe, a{sv} options)`: trusts a display agent.
+        fn trust_agent(&self, uid: u32, exe: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `UntrustAgent(u uid, s exe, a{sv} options)`: stops trusting one.
+        fn untrust_agent(&self, uid: u32, exe: &str, options: Options<'_>) -> crate::Result<()>;
+
+        /// `Unbind(o binding, a{sv} options)`: unbinds directly, without asking on the
+        /// display.
+        fn unbind(&self, binding: &ObjectPath<'_>, options: Options<'_>) -> crate::Result<()>;
     }
 }

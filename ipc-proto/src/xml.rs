@@ -16,6 +16,9 @@ pub const AGENT_MANAGER1: &str = include_str!("../xml/io.scanbind.AgentManager1.
 /// `io.scanbind.Agent1` (served by display agents, called by the daemon).
 pub const AGENT1: &str = include_str!("../xml/io.scanbind.Agent1.xml");
 
+/// `io.scanbind.Manager1` (the device owner's management interface).
+pub const MANAGER1: &str = include_str!("../xml/io.scanbind.Manager1.xml");
+
 /// Every interface: `(interface name, XML)`.
 pub const ALL: &[(&str, &str)] = &[
     (crate::names::DAEMON_INTERFACE, DAEMON1),
@@ -23,4 +26,5 @@ pub const ALL: &[(&str, &str)] = &[
     (crate::names::PAYMENT_INTERFACE, PAYMENT1),
     (crate::names::AGENT_MANAGER_INTERFACE, AGENT_MANAGER1),
     (crate::names::AGENT_INTERFACE, AGENT1),
+    (crate::names::MANAGER_INTERFACE, MANAGER1),
 ];

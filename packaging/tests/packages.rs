@@ -64,6 +64,8 @@ const SCANBIND_FILES: &[&str] = &[
     "/usr/share/dbus-1/interfaces/io.scanbind.Daemon1.xml",
     "/usr/share/dbus-1/interfaces/io.scanbind.Binding1.xml",
     "/usr/share/dbus-1/interfaces/io.scanbind.Payment1.xml",
+    "/usr/share/dbus-1/interfaces/io.scanbind.Manager1.xml",
+    "/usr/share/polkit-1/actions/io.scanbind.policy",
     "/etc/scanbind/scanbindd.toml",
     "/etc/scanbind/policy.toml",
     "/usr/share/doc/scanbind/copyright",
@@ -201,6 +203,10 @@ fn install_upgrade_remove_and_purge_in_a_fresh_root() {
     assert!(
         group.lines().any(|l| l.starts_with("scanbind-agent:")),
         "no scanbind-agent group in the root's /etc/group:\n{group}"
+    );
+    assert!(
+        group.lines().any(|l| l.starts_with("scanbind-admin:")),
+        "no scanbind-admin group in the root's /etc/group:\n{group}"
     );
     let daemon_uid = scanbind_ipc::accounts::parse_passwd(&passwd)
         .into_iter()

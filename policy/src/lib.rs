@@ -29,9 +29,17 @@ pub use consents::{ConsentsFile, Grant};
 use scanbind_money::{Currency, MinorUnits, Money};
 use serde::{Deserialize, Serialize};
 
+/// The first lines of a policy file written through the daemon
+/// ([`PolicySource::edit`]).
+pub const MANAGED_HEADER: &str = "# scanbind payment policy (docs/policy.md), written by scanbindd for\n\
+# io.scanbind.Manager1 (`scanbindctl apps`, `scanbindctl profiles`). The file is\n\
+# rewritten from its parsed form at each change: comments are not kept.\n\n";
+
 /// The default policy file: `$XDG_CONFIG_HOME/scanbind/policy.toml` for a user daemon,
-/// `/etc/scanbind/policy.toml` for a system one. It need not exist (then every app may
-/// pay); creating or editing it takes effect at the next payment.
+/// `/etc/scanbind/policy.toml` for a system one. The user daemon's need not exist
+/// (then every app may pay); the system daemon's, and any path configured explicitly,
+/// must ([`PolicySource::required`]: missing, no app may pay). Creating or editing it
+/// takes effect at the next payment.
 pub fn default_policy_path(system: bool) -> Option<PathBuf> {
     if system {
         return Some(PathBuf::from("/etc/scanbind/policy.toml"));
@@ -545,6 +553,11 @@ pub struct PolicySource {
     write: Mutex<()>,
     /// Checked before every read ([`PolicySource::set_guard`]).
     guard: std::sync::OnceLock<PolicyGuard>,
+    /// The file changes made through the daemon go to, when it is not the policy file
+    /// itself ([`PolicySource::with_managed`]), and its check.
+    managed: Option<(Watched<PolicyFile>, PolicyGuard)>,
+    /// A missing policy file refuses every payment ([`PolicySource::required`]).
+    required: bool,
 }
 
 /// A check of the policy file made before every read (e.g. the system daemon's "owned
@@ -562,7 +575,114 @@ impl PolicySource {
             policy_owner: None,
             write: Mutex::new(()),
             guard: std::sync::OnceLock::new(),
+            managed: None,
+            required: false,
         }
+    }
+
+    /// Makes a missing policy file refuse every payment (fail closed) instead of
+    /// letting every app pay: for a path the user configured explicitly, and for the
+    /// system daemon's. Only the session daemon's default path may be missing.
+    pub fn required(mut self, required: bool) -> PolicySource {
+        self.required = required;
+        self
+    }
+
+    /// Changes made through the daemon ([`PolicySource::edit`]) go to `managed`, a file
+    /// the daemon owns (the system daemon's `<state dir>/policy.toml`: it cannot write
+    /// root's `/etc/scanbind/policy.toml`, and must not be able to). While `managed`
+    /// exists it *is* the policy (checked by `guard` before every read); the policy
+    /// file given to [`PolicySource::new`] is then only the starting point of the
+    /// first change.
+    pub fn with_managed(mut self, managed: Option<PathBuf>, guard: PolicyGuard) -> PolicySource {
+        self.managed = managed.map(|p| (Watched::new(p), guard));
+        self
+    }
+
+    /// The file the policy is read from now: the managed one if it exists, else the
+    /// policy file (`None`: no policy configured).
+    pub fn path(&self) -> Option<&Path> {
+        if let Some((m, _)) = &self.managed
+            && std::fs::symlink_metadata(&m.path).is_ok()
+        {
+            return Some(&m.path);
+        }
+        self.policy.as_ref().map(|p| p.path.as_path())
+    }
+
+    /// Changes the policy: `change` gets the current policy (a policy file that does
+    /// not exist yet starts from the defaults, with `unknown_apps = "ask"` where a
+    /// missing file would refuse payments), and what it leaves is checked with the
+    /// same parser as every read and written atomically (a new file beside the old
+    /// one, synced, renamed over it) to the managed file if there is one, else to the
+    /// policy file. One change at a time; nothing is written when `change` fails.
+    /// The file is written from its parsed form, so comments are not kept.
+    ///
+    /// Errors: `change`'s own; `NotAllowed` when no policy file is configured;
+    /// `Internal` when the current policy cannot be read or is invalid (fix the file,
+    /// or replace it whole with `change` ignoring its argument: see
+    /// [`PolicySource::replace`]), or the file cannot be written.
+    pub fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut PolicyFile) -> Result<T, Wire>,
+    ) -> Result<T, Wire> {
+        let _writer = lock(&self.write);
+        let mut policy = self.current_for_edit()?;
+        let out = change(&mut policy)?;
+        self.write_policy(&policy)?;
+        Ok(out)
+    }
+
+    /// Replaces the whole policy with `policy` (checked and written as by
+    /// [`PolicySource::edit`]; the current file need not be valid).
+    pub fn replace(&self, policy: &PolicyFile) -> Result<(), Wire> {
+        let _writer = lock(&self.write);
+        self.write_policy(policy)
+    }
+
+    fn current_for_edit(&self) -> Result<PolicyFile, Wire> {
+        let Some(path) = self.path() else {
+            return Err(Wire::NotAllowed(
+                "no policy file is configured for this daemon (policy_file in scanbindd.toml)"
+                    .to_owned(),
+            ));
+        };
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            let mut fresh = PolicyFile::default();
+            if self.required {
+                fresh.unknown_apps = Unknown::Ask;
+            }
+            return Ok(fresh);
+        }
+        self.current().map_err(|e| {
+            Wire::Internal(format!(
+                "the current policy cannot be changed: {e} (fix the file, or replace it whole)"
+            ))
+        })
+    }
+
+    fn write_policy(&self, policy: &PolicyFile) -> Result<(), Wire> {
+        let (path, mode) = match (&self.managed, &self.policy) {
+            (Some((m, _)), _) => (&m.path, 0o600),
+            (None, Some(p)) => (&p.path, 0o644),
+            (None, None) => {
+                return Err(Wire::NotAllowed(
+                    "no policy file is configured for this daemon (policy_file in scanbindd.toml)"
+                        .to_owned(),
+                ));
+            }
+        };
+        let text = format!("{MANAGED_HEADER}{}", policy.to_toml());
+        PolicyFile::parse(&text, path).map_err(Wire::InvalidArgument)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Wire::Internal(format!("creating {}: {e}", dir.display())))?;
+        }
+        replace_file(path, &text, mode)
+            .map_err(|e| Wire::Internal(format!("the policy could not be written: {e}")))?;
+        tracing::info!(policy = %path.display(), "payment policy changed through the daemon");
+        Ok(())
     }
 
     /// Makes every read call `guard` on the path first (once; later calls are
@@ -643,9 +763,20 @@ impl PolicySource {
         parsed
     }
 
-    /// The current policy: the file re-read if it changed; a missing file is the
-    /// default (allow), an unreadable or invalid one an error.
+    /// The current policy: the managed file if it exists ([`PolicySource::with_managed`]),
+    /// else the policy file, re-read if it changed. A missing file is the default
+    /// (allow) unless [`PolicySource::required`], then an error (fail closed); an
+    /// unreadable or invalid one is an error.
     pub fn current(&self) -> Result<PolicyFile, String> {
+        if let Some((managed, guard)) = &self.managed
+            && std::fs::symlink_metadata(&managed.path).is_ok()
+        {
+            if let Err(e) = guard(&managed.path) {
+                tracing::error!(cause = %e, "the managed payment policy file is not trusted: refusing payments");
+                return Err(e);
+            }
+            return Self::parsed(managed);
+        }
         let Some(policy) = &self.policy else {
             return Ok(PolicyFile::default());
         };
@@ -655,6 +786,22 @@ impl PolicySource {
             tracing::error!(cause = %e, "the payment policy file is not trusted: refusing payments");
             return Err(e);
         }
+        if self.required
+            && std::fs::symlink_metadata(&policy.path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            let e = format!(
+                "{}: the configured payment policy file does not exist, so no app may pay \
+                 (fail closed); create it, or change the policy with `scanbindctl apps`",
+                policy.path.display()
+            );
+            tracing::error!(cause = %e, "the payment policy is missing: refusing payments");
+            return Err(e);
+        }
+        Self::parsed(policy)
+    }
+
+    fn parsed(policy: &Watched<PolicyFile>) -> Result<PolicyFile, String> {
         let (parsed, fresh) = policy.read(PolicyFile::parse);
         if fresh {
             match &parsed {
@@ -981,5 +1128,88 @@ allow = false
             Some(&["ALIPAY_HK".to_owned()][..])
         );
         assert_eq!(src.granted(1000, "/usr/bin/game").unwrap(), None);
+    }
+
+    #[test]
+    fn a_required_policy_that_is_missing_fails_closed_and_the_default_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        let now = 1_790_000_000;
+        // The session daemon's default path, not created yet: every app may pay.
+        let open = PolicySource::new(Some(path.clone()));
+        assert!(
+            open.current()
+                .unwrap()
+                .decide("/a", "", hkd(1), now)
+                .is_ok()
+        );
+        // Configured explicitly (or the system daemon's): refused, naming the file.
+        let closed = PolicySource::new(Some(path.clone())).required(true);
+        let e = closed.current().unwrap_err();
+        assert!(
+            e.contains("does not exist") && e.contains("policy.toml"),
+            "{e}"
+        );
+        // Deleting it after it was read closes it again (no stale cache).
+        std::fs::write(&path, "unknown_apps = \"allow\"\n").unwrap();
+        assert!(closed.current().is_ok());
+        std::fs::remove_file(&path).unwrap();
+        assert!(closed.current().is_err());
+        // The first change through the daemon starts from "ask", not "allow".
+        closed
+            .edit(|p| {
+                p.apps.insert("/usr/bin/game".into(), AppRule::default());
+                Ok(())
+            })
+            .unwrap();
+        let p = closed.current().unwrap();
+        assert_eq!(p.unknown_apps, Unknown::Ask);
+        assert!(p.apps.contains_key("/usr/bin/game"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with("# scanbind")
+        );
+    }
+
+    #[test]
+    fn changes_go_to_the_managed_file_which_then_is_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("etc-policy.toml");
+        let managed = dir.path().join("state/policy.toml");
+        std::fs::write(&base, ASKING).unwrap();
+        let src = PolicySource::new(Some(base.clone()))
+            .required(true)
+            .with_managed(Some(managed.clone()), |_| Ok(()));
+        assert_eq!(src.path(), Some(base.as_path()));
+        // A failed change writes nothing.
+        let e = src
+            .edit(|_| Err::<(), _>(Wire::NotFound("no".into())))
+            .unwrap_err();
+        assert!(matches!(e, Wire::NotFound(_)));
+        assert!(!managed.exists());
+        src.edit(|p| {
+            p.unknown_apps = Unknown::Deny;
+            Ok(())
+        })
+        .unwrap();
+        // The base is untouched; the managed copy has the base's rules and the change.
+        assert_eq!(std::fs::read_to_string(&base).unwrap(), ASKING);
+        assert_eq!(src.path(), Some(managed.as_path()));
+        let p = src.current().unwrap();
+        assert_eq!(p.unknown_apps, Unknown::Deny);
+        assert!(!p.apps["/usr/bin/banned"].allow);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&managed).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        // An invalid managed file refuses payments and edits, but can be replaced.
+        std::fs::write(&managed, "unknown_apps = 5\n").unwrap();
+        assert!(src.current().is_err());
+        assert!(matches!(src.edit(|_| Ok(())), Err(Wire::Internal(_))));
+        src.replace(&PolicyFile::default()).unwrap();
+        assert_eq!(src.current().unwrap(), PolicyFile::default());
     }
 }

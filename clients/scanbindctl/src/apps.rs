@@ -1,21 +1,23 @@
 //! `scanbindctl apps`: the per-app payment policy (`docs/policy.md`) from a terminal.
-//! Edits `policy.toml`; the daemon re-reads it at the next payment (no restart).
-//! The file is rewritten from its parsed form, so comments are not kept.
+//! Reads and changes it through the daemon (`io.scanbind.Manager1`), which checks who
+//! asks (polkit, root, the admin group, or the session's own user), checks the change
+//! with its own parser and writes the file atomically; it applies at the next payment
+//! (no restart). The file is rewritten from its parsed form, so comments are not kept.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use scanbind_policy::{AboveCap, TrustedAgent, Unknown};
+use scanbind_client::Transport;
+use scanbind_policy::{AboveCap, Limits};
+use zvariant::Value;
 
 use crate::exit;
 use crate::output::Output;
-use crate::policy_file::{self, LimitArgs};
+use crate::policy_file::{self, LimitArgs, refused};
 
 /// Options of `apps`.
 #[derive(Debug, clap::Args)]
 pub struct AppsArgs {
-    /// The policy file (default: the daemon's, $XDG_CONFIG_HOME/scanbind/policy.toml).
-    #[arg(long, global = true, value_name = "FILE")]
-    policy: Option<PathBuf>,
     #[command(subcommand)]
     command: AppsCommand,
 }
@@ -106,134 +108,161 @@ fn agent_exe(exe: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
-/// `apps ...`.
-pub fn run(args: AppsArgs, out: Output) -> anyhow::Result<()> {
-    let path = policy_file::path(args.policy)?;
-    let mut policy = policy_file::load(&path)?;
-    match args.command {
-        AppsCommand::List => {
-            out.emit(&policy, || {
-                println!("policy file: {}", path.display());
-                println!("unknown apps: {:?}", policy.unknown_apps);
-                if policy.apps.is_empty() {
-                    println!("no app rules");
-                }
-                for (app, rule) in &policy.apps {
-                    let wallets = rule
-                        .wallets
-                        .as_ref()
-                        .map_or("all wallets".to_owned(), |w| w.join(", "));
-                    println!(
-                        "{app}: {} · {wallets}{}{}",
-                        if rule.allow { "allowed" } else { "denied" },
-                        if rule.confirm {
-                            " · confirm each charge"
-                        } else {
-                            ""
-                        },
-                        if rule.above_cap == AboveCap::OrderCode {
-                            " · above the cap: order code"
-                        } else {
-                            ""
-                        }
-                    );
-                    for (cur, l) in &rule.limits {
-                        println!("  {cur}: {}", policy_file::limits_text(cur, l));
-                    }
-                }
-                for a in &policy.trusted_agents {
-                    println!("trusted display agent: uid {} {}", a.uid, a.exe.display());
-                }
-            });
-            return Ok(());
-        }
-        AppsCommand::Allow {
-            app,
-            wallets,
-            confirm,
-            no_confirm,
-            above_cap,
-        } => {
-            let rule = policy.apps.entry(app_id(&app)?.to_owned()).or_default();
-            rule.allow = true;
-            rule.wallets = (!wallets.is_empty())
-                .then(|| wallets.iter().map(|w| w.to_ascii_uppercase()).collect());
-            if confirm || no_confirm {
-                rule.confirm = confirm;
-            }
-            match above_cap.as_deref() {
-                Some("order-code") => rule.above_cap = AboveCap::OrderCode,
-                Some(_) => rule.above_cap = AboveCap::Refuse,
-                None => {}
-            }
-        }
-        AppsCommand::Deny { app } => {
-            policy
-                .apps
-                .entry(app_id(&app)?.to_owned())
-                .or_default()
-                .allow = false;
-        }
-        AppsCommand::Limit {
-            app,
-            currency,
-            limits,
-        } => {
-            let code = policy_file::currency_code(&currency)?;
-            if limits.is_empty() {
-                return Err(exit::usage(
-                    "give at least one of --per-payment, --daily, --monthly",
-                ));
-            }
-            let mut merged = policy
-                .apps
-                .get(app_id(&app)?)
-                .and_then(|r| r.limits.get(&code).copied())
-                .unwrap_or_default();
-            limits.apply(&code, &mut merged)?;
-            let rule = policy.apps.entry(app).or_default();
-            rule.limits.insert(code, merged);
-        }
-        AppsCommand::Unknown { mode } => {
-            policy.unknown_apps = match mode.as_str() {
-                "deny" => Unknown::Deny,
-                "ask" => Unknown::Ask,
-                _ => Unknown::Allow,
-            };
-        }
-        AppsCommand::Reset { app } => {
-            if policy.apps.remove(app_id(&app)?).is_none() {
-                return Err(exit::usage(format!("{app} has no rule")));
-            }
-        }
-        AppsCommand::TrustAgent { uid, exe } => {
-            let agent = TrustedAgent {
-                uid,
-                exe: agent_exe(exe)?,
-            };
-            if !policy.trusted_agents.contains(&agent) {
-                policy.trusted_agents.push(agent);
-            }
-        }
-        AppsCommand::UntrustAgent { uid, exe } => {
-            let before = policy.trusted_agents.len();
-            policy
-                .trusted_agents
-                .retain(|a| !(a.uid == uid && a.exe == exe));
-            if policy.trusted_agents.len() == before {
-                return Err(exit::usage(format!(
-                    "no trusted display agent uid {uid} {}",
-                    exe.display()
-                )));
-            }
-        }
+/// `apps ...`: checks the arguments, then asks the daemon.
+pub async fn run(args: AppsArgs, transport: &Transport, out: Output) -> anyhow::Result<()> {
+    // Arguments first: bad input is reported without the daemon.
+    let change = Change::check(args.command)?;
+    let list = matches!(change, Change::List);
+    let (_client, manager) = policy_file::manager(transport).await?;
+    change.send(&manager).await?;
+    let (path, policy) = policy_file::current(&manager).await?;
+    if !list {
+        out.emit(&policy, || {
+            println!("policy changed ({path}); the daemon applies it at the next payment");
+        });
+        return Ok(());
     }
-    policy_file::save(&path, &policy)?;
     out.emit(&policy, || {
-        println!(
-            "{} updated; the daemon applies it at the next payment",
-            path.display()
-        );
+        println!("policy file: {path}");
+        println!("unknown apps: {:?}", policy.unknown_apps);
+        if policy.apps.is_empty() {
+            println!("no app rules");
+        }
+        for (app, rule) in &policy.apps {
+            let wallets = rule
+                .wallets
+                .as_ref()
+                .map_or("all wallets".to_owned(), |w| w.join(", "));
+            println!(
+                "{app}: {} · {wallets}{}{}",
+                if rule.allow { "allowed" } else { "denied" },
+                if rule.confirm {
+                    " · confirm each charge"
+                } else {
+                    ""
+                },
+                if rule.above_cap == AboveCap::OrderCode {
+                    " · above the cap: order code"
+                } else {
+                    ""
+                }
+            );
+            for (cur, l) in &rule.limits {
+                println!("  {cur}: {}", policy_file::limits_text(cur, l));
+            }
+        }
+        for a in &policy.trusted_agents {
+            println!("trusted display agent: uid {} {}", a.uid, a.exe.display());
+        }
     });
     Ok(())
+}
+
+/// One checked `apps` request.
+enum Change {
+    List,
+    Allow {
+        app: String,
+        wallets: Vec<String>,
+        confirm: Option<bool>,
+        above_cap: Option<String>,
+    },
+    Deny(String),
+    Limit {
+        app: String,
+        currency: String,
+        limits: Limits,
+    },
+    Unknown(String),
+    Reset(String),
+    Trust(u32, PathBuf),
+    Untrust(u32, PathBuf),
+}
+
+impl Change {
+    fn check(command: AppsCommand) -> anyhow::Result<Change> {
+        Ok(match command {
+            AppsCommand::List => Change::List,
+            AppsCommand::Allow {
+                app,
+                wallets,
+                confirm,
+                no_confirm,
+                above_cap,
+            } => Change::Allow {
+                app: app_id(&app)?.to_owned(),
+                wallets: wallets.iter().map(|w| w.to_ascii_uppercase()).collect(),
+                confirm: (confirm || no_confirm).then_some(confirm),
+                above_cap,
+            },
+            AppsCommand::Deny { app } => Change::Deny(app_id(&app)?.to_owned()),
+            AppsCommand::Limit {
+                app,
+                currency,
+                limits,
+            } => {
+                let code = policy_file::currency_code(&currency)?;
+                if limits.is_empty() {
+                    return Err(exit::usage(
+                        "give at least one of --per-payment, --daily, --monthly",
+                    ));
+                }
+                let mut given = Limits::default();
+                limits.apply(&code, &mut given)?;
+                Change::Limit {
+                    app: app_id(&app)?.to_owned(),
+                    currency: code,
+                    limits: given,
+                }
+            }
+            AppsCommand::Unknown { mode } => Change::Unknown(mode),
+            AppsCommand::Reset { app } => Change::Reset(app_id(&app)?.to_owned()),
+            AppsCommand::TrustAgent { uid, exe } => Change::Trust(uid, agent_exe(exe)?),
+            AppsCommand::UntrustAgent { uid, exe } => Change::Untrust(uid, exe),
+        })
+    }
+
+    async fn send(self, m: &scanbind_client::ipc::proxy::Manager1Proxy<'_>) -> anyhow::Result<()> {
+        let none = HashMap::new;
+        let exe_text = |exe: &PathBuf| exe.to_string_lossy().into_owned();
+        let result = match self {
+            Change::List => Ok(()),
+            Change::Allow {
+                app,
+                wallets,
+                confirm,
+                above_cap,
+            } => {
+                let mut options = HashMap::new();
+                if let Some(c) = confirm {
+                    options.insert("confirm", Value::from(c));
+                }
+                if let Some(a) = &above_cap {
+                    options.insert("above-cap", Value::from(a.as_str()));
+                }
+                let wallets: Vec<&str> = wallets.iter().map(String::as_str).collect();
+                m.allow_app(&app, &wallets, options).await
+            }
+            Change::Deny(app) => m.deny_app(&app, none()).await,
+            Change::Limit {
+                app,
+                currency,
+                limits,
+            } => {
+                m.set_limits(
+                    "app",
+                    &app,
+                    &currency,
+                    policy_file::limits_dict(&limits),
+                    none(),
+                )
+                .await
+            }
+            Change::Unknown(mode) => m.set_unknown_apps(&mode, none()).await,
+            Change::Reset(app) => m.remove_app(&app, none()).await,
+            Change::Trust(uid, exe) => m.trust_agent(uid, &exe_text(&exe), none()).await,
+            Change::Untrust(uid, exe) => m.untrust_agent(uid, &exe_text(&exe), none()).await,
+        };
+        result.map_err(refused)
+    }
 }

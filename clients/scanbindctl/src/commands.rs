@@ -247,7 +247,15 @@ pub async fn unbind(transport: &Transport, args: UnbindArgs, out: Output) -> any
             ));
         }
     };
-    client.unbind(&path.as_ref()).await?;
+    // As the device owner (io.scanbind.Manager1): unbinds at once, authorized like a
+    // policy change; an app's own Daemon1.Unbind asks on the display instead.
+    let manager = scanbind_client::ipc::proxy::Manager1Proxy::new(client.connection())
+        .await
+        .map_err(scanbind_client::Error::from)?;
+    manager
+        .unbind(&path.as_ref(), std::collections::HashMap::new())
+        .await
+        .map_err(crate::policy_file::refused)?;
     out.emit(&json!({"binding": path, "state": "unbound"}), || {
         println!("unbound {path}");
     });

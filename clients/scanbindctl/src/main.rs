@@ -153,7 +153,6 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Man { dir } => write_man_pages(&dir),
-        Command::Apps(a) => apps::run(a, out),
         Command::Demo(a) => demo::run(&a, cli.verbose, cli.json),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -181,9 +180,10 @@ async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::
         Command::Refund(a) => commands::refund(&transport, a, out).await,
         Command::Sandbox(c) => commands::sandbox(c, out).await,
         Command::Profiles(a) => profiles::run(a, &transport, out).await,
+        Command::Apps(a) => apps::run(a, &transport, out).await,
         Command::Agent => agent::run(&transport, out).await,
         Command::Doctor(a) => doctor::run(&transport, a, out).await,
-        Command::Completions { .. } | Command::Man { .. } | Command::Apps(_) | Command::Demo(_) => {
+        Command::Completions { .. } | Command::Man { .. } | Command::Demo(_) => {
             unreachable!("handled in main")
         }
     }

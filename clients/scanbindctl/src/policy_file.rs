@@ -1,43 +1,64 @@
-//! `policy.toml` as `apps` and `profiles` edit it: where it is, reading it through the
-//! daemon's own parser (`scanbind-policy`), writing it atomically, and amounts in major units.
+//! The payment policy as `apps` and `profiles` change it: through the daemon's
+//! management interface (`io.scanbind.Manager1`, which checks and writes the file),
+//! read back with the daemon's own parser (`scanbind-policy`), and amounts in major
+//! units.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::Context as _;
+use scanbind_client::ipc::Error as Wire;
+use scanbind_client::ipc::proxy::Manager1Proxy;
+use scanbind_client::{Client, Transport};
 use scanbind_policy::{Limits, PolicyFile};
 
 use crate::commands::parse_amount;
 use crate::exit;
 
-/// The policy file: `explicit`, else the daemon's default
-/// (`$XDG_CONFIG_HOME/scanbind/policy.toml`).
-pub fn path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    explicit
-        .or_else(|| scanbind_policy::default_policy_path(false))
-        .context("no policy file: pass --policy FILE (HOME and XDG_CONFIG_HOME are unset)")
+/// Connects to the daemon's management interface (`io.scanbind.Manager1`). An
+/// unreachable daemon is said plainly (exit 3): the policy is changed through the
+/// daemon only.
+pub async fn manager(transport: &Transport) -> anyhow::Result<(Client, Manager1Proxy<'static>)> {
+    let client = Client::connect(transport.clone()).await.context(
+        "the payment policy is read and changed through scanbindd (io.scanbind.Manager1), \
+         which cannot be reached: start it (systemctl start scanbindd, or --user), or \
+         pass --address / --socket / --system",
+    )?;
+    let proxy = Manager1Proxy::new(client.connection())
+        .await
+        .map_err(scanbind_client::Error::from)?;
+    Ok((client, proxy))
 }
 
-/// Reads and checks the file; a missing file is the default policy. A file the daemon
-/// would refuse is a usage error (exit 2) naming the key.
-pub fn load(path: &Path) -> anyhow::Result<PolicyFile> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => PolicyFile::parse(&text, path).map_err(exit::usage),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyFile::default()),
-        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
-    }
+/// The policy in effect and the file it is read from, through the daemon.
+pub async fn current(manager: &Manager1Proxy<'_>) -> anyhow::Result<(String, PolicyFile)> {
+    let (path, text) = manager.get_policy(HashMap::new()).await.map_err(refused)?;
+    let policy = PolicyFile::parse(&text, Path::new(&path)).map_err(|e| {
+        anyhow::anyhow!("the daemon sent a policy this scanbindctl cannot read: {e}")
+    })?;
+    Ok((path, policy))
 }
 
-/// Replaces the file with `policy` (write to a temporary file, then rename), after
-/// checking it with the daemon's own parser.
-pub fn save(path: &Path, policy: &PolicyFile) -> anyhow::Result<()> {
-    let text = policy.to_toml();
-    PolicyFile::parse(&text, path).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// A refusal of the daemon as scanbindctl reports it: bad input (an unknown profile,
+/// app or agent, a bad amount or name) is a usage error (exit 2) with the daemon's
+/// message; `NotAllowed` and the rest exit 4 (3 when the daemon went away).
+pub fn refused(e: Wire) -> anyhow::Error {
+    use zbus::DBusError as _;
+    match &e {
+        Wire::InvalidArgument(m)
+        | Wire::InvalidAmount(m)
+        | Wire::UnknownCurrency(m)
+        | Wire::UnknownOption(m)
+        | Wire::NotFound(m) => exit::usage(m.clone()),
+        Wire::NotAllowed(_) => {
+            let m = e.description().unwrap_or_default().to_owned();
+            anyhow::Error::from(scanbind_client::Error::from(e)).context(format!(
+                "the daemon refused ({m}); changing the policy needs root, polkit's \
+                 authorization or, without polkit, the admin group (docs/policy.md)"
+            ))
+        }
+        _ => scanbind_client::Error::from(e).into(),
     }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 /// Limits given in major units on the command line.
@@ -109,4 +130,16 @@ pub fn limits_text(currency: &str, l: &Limits) -> String {
         f(l.daily),
         f(l.monthly)
     )
+}
+
+/// `SetLimits`' `a{sx}` from limits in minor units.
+pub fn limits_dict(l: &Limits) -> HashMap<&'static str, i64> {
+    [
+        ("per-payment", l.per_payment),
+        ("daily", l.daily),
+        ("monthly", l.monthly),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect()
 }

@@ -1,28 +1,25 @@
 //! `scanbindctl profiles`: who is in front of the TV (`docs/policy.md`, "Profiles and
-//! the parent PIN"). Edits `policy.toml` like `apps`; the daemon applies it at the next
-//! payment. `set-pin` sets the parent PIN through the daemon (never in a file): only the
+//! the parent PIN"). Changes the policy through the daemon like `apps`
+//! (`io.scanbind.Manager1`); the daemon applies it at the next payment. `set-pin` sets the parent PIN through the daemon (never in a file): only the
 //! registered display agent may, so it registers as one for the call (a minimal agent
 //! that refuses every prompt) and leaves again.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use scanbind_client::ipc::proxy::AgentManager1Proxy;
 use scanbind_client::{Client, Transport};
-use scanbind_policy::Profile;
+use scanbind_policy::Limits;
 use serde_json::json;
+use zvariant::Value;
 
 use crate::exit;
 use crate::output::Output;
-use crate::policy_file::{self, LimitArgs};
+use crate::policy_file::{self, LimitArgs, refused};
 use crate::tty;
 
 /// Options of `profiles`.
 #[derive(Debug, clap::Args)]
 pub struct ProfilesArgs {
-    /// The policy file (default: the daemon's, $XDG_CONFIG_HOME/scanbind/policy.toml).
-    #[arg(long, global = true, value_name = "FILE")]
-    policy: Option<PathBuf>,
     #[command(subcommand)]
     command: ProfilesCommand,
 }
@@ -87,125 +84,104 @@ fn profile_name(name: &str) -> anyhow::Result<&str> {
     Ok(name)
 }
 
-/// `profiles ...`.
+/// `profiles ...`: checks the arguments, then asks the daemon.
 pub async fn run(args: ProfilesArgs, transport: &Transport, out: Output) -> anyhow::Result<()> {
     if let ProfilesCommand::SetPin { remove } = args.command {
         return set_pin(transport, remove, out).await;
     }
-    let path = policy_file::path(args.policy)?;
-    let mut policy = policy_file::load(&path)?;
-    match args.command {
-        ProfilesCommand::List => {
-            let doc = json!({
-                "policy": path,
-                "active": policy.active_profile,
-                "profiles": policy.profiles,
-            });
-            out.emit(&doc, || {
-                println!("policy file: {}", path.display());
-                println!(
-                    "active profile: {}",
-                    policy.active_profile.as_deref().unwrap_or("none")
-                );
-                if policy.profiles.is_empty() {
-                    println!("no profiles");
-                }
-                for (name, p) in &policy.profiles {
-                    let active = policy.active_profile.as_deref() == Some(name.as_str());
-                    println!(
-                        "{name}{}{}",
-                        if p.kid {
-                            " · kid: each charge needs the parent PIN"
-                        } else {
-                            ""
-                        },
-                        if active { " · active" } else { "" }
-                    );
-                    for (cur, l) in &p.limits {
-                        println!("  {cur}: {}", policy_file::limits_text(cur, l));
-                    }
-                }
-            });
-            return Ok(());
-        }
-        ProfilesCommand::Add {
-            name,
-            kid,
-            no_kid,
-            limit,
-            limits,
-        } => {
-            let name = profile_name(&name)?.to_owned();
-            let mut profile = policy.profiles.get(&name).cloned().unwrap_or_default();
-            if kid || no_kid {
-                profile.kid = kid;
-            }
-            match limit {
-                Some(currency) => {
-                    let code = policy_file::currency_code(&currency)?;
-                    if limits.is_empty() {
-                        return Err(exit::usage(
-                            "--limit needs at least one of --per-payment, --daily, --monthly",
-                        ));
-                    }
-                    let mut merged = profile.limits.get(&code).copied().unwrap_or_default();
-                    limits.apply(&code, &mut merged)?;
-                    profile.limits.insert(code, merged);
-                }
-                None if !limits.is_empty() => {
+    // Arguments first: bad input is reported without the daemon.
+    let list = matches!(args.command, ProfilesCommand::List);
+    let limits = match &args.command {
+        ProfilesCommand::Add { limit, limits, .. } => match limit {
+            Some(currency) => {
+                let code = policy_file::currency_code(currency)?;
+                if limits.is_empty() {
                     return Err(exit::usage(
-                        "--per-payment, --daily and --monthly need --limit CURRENCY",
+                        "--limit needs at least one of --per-payment, --daily, --monthly",
                     ));
                 }
-                None => {}
+                let mut given = Limits::default();
+                limits.apply(&code, &mut given)?;
+                Some((code, given))
             }
-            policy.profiles.insert(name, profile);
-        }
-        ProfilesCommand::Remove { name } => {
-            if policy.active_profile.as_deref() == Some(name.as_str()) {
-                return Err(exit::usage(format!(
-                    "{name} is the active profile: switch first (`scanbindctl profiles use \
-                     OTHER` or `scanbindctl profiles none`)"
-                )));
+            None if !limits.is_empty() => {
+                return Err(exit::usage(
+                    "--per-payment, --daily and --monthly need --limit CURRENCY",
+                ));
             }
-            if policy.profiles.remove(&name).is_none() {
-                return Err(unknown_profile(&name, &policy.profiles));
-            }
-        }
-        ProfilesCommand::Use { name } => {
-            if !policy.profiles.contains_key(&name) {
-                return Err(unknown_profile(&name, &policy.profiles));
-            }
-            policy.active_profile = Some(name);
-        }
-        ProfilesCommand::None => policy.active_profile = None,
-        ProfilesCommand::SetPin { .. } => unreachable!("handled above"),
-    }
-    policy_file::save(&path, &policy)?;
-    out.emit(
-        &json!({"policy": path, "active": policy.active_profile, "profiles": policy.profiles}),
-        || {
-            println!(
-                "{} updated; the daemon applies it at the next payment",
-                path.display()
-            );
+            None => None,
         },
-    );
+        _ => None,
+    };
+    if let ProfilesCommand::Add { name, .. } = &args.command {
+        profile_name(name)?;
+    }
+    let (_client, m) = policy_file::manager(transport).await?;
+    let none = HashMap::new;
+    let result = match &args.command {
+        ProfilesCommand::List => Ok(()),
+        ProfilesCommand::Add {
+            name, kid, no_kid, ..
+        } => {
+            let mut options = HashMap::new();
+            if *kid || *no_kid {
+                options.insert("kid", Value::from(*kid));
+            }
+            match m.set_profile(name, options).await {
+                Ok(()) => match &limits {
+                    Some((code, l)) => {
+                        m.set_limits("profile", name, code, policy_file::limits_dict(l), none())
+                            .await
+                    }
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        ProfilesCommand::Remove { name } => m.remove_profile(name, none()).await,
+        ProfilesCommand::Use { name } => m.use_profile(name, none()).await,
+        ProfilesCommand::None => m.use_profile("", none()).await,
+        ProfilesCommand::SetPin { .. } => unreachable!("handled above"),
+    };
+    result.map_err(refused)?;
+    let (path, policy) = policy_file::current(&m).await?;
+    let doc = json!({
+        "policy": path,
+        "active": policy.active_profile,
+        "profiles": policy.profiles,
+    });
+    if !list {
+        out.emit(&doc, || {
+            println!("policy changed ({path}); the daemon applies it at the next payment");
+        });
+        return Ok(());
+    }
+    out.emit(&doc, || {
+        println!("policy file: {path}");
+        println!(
+            "active profile: {}",
+            policy.active_profile.as_deref().unwrap_or("none")
+        );
+        if policy.profiles.is_empty() {
+            println!("no profiles");
+        }
+        for (name, p) in &policy.profiles {
+            let active = policy.active_profile.as_deref() == Some(name.as_str());
+            println!(
+                "{name}{}{}",
+                if p.kid {
+                    " · kid: each charge needs the parent PIN"
+                } else {
+                    ""
+                },
+                if active { " · active" } else { "" }
+            );
+            for (cur, l) in &p.limits {
+                println!("  {cur}: {}", policy_file::limits_text(cur, l));
+            }
+        }
+    });
     Ok(())
-}
-
-fn unknown_profile(
-    name: &str,
-    profiles: &std::collections::BTreeMap<String, Profile>,
-) -> anyhow::Error {
-    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-    exit::usage(if known.is_empty() {
-        format!(
-            "no profile {name:?}: there are no profiles (add one with `scanbindctl profiles add NAME`)"
-        )
-    } else {
-        format!("no profile {name:?} (profiles: {})", known.join(", "))
-    })
 }
 
 /// Reads one PIN line; the end of input is a usage error.

@@ -110,17 +110,20 @@ async fn the_terminal_agent_confirms_real_payments() {
 
     // The policy, written with the CLI: this agent trusted, this test's charges confirmed.
     let policy = dir.path().join("policy.toml");
-    let p = policy.to_str().unwrap();
     let me = std::env::current_exe().unwrap();
     let me = me.to_str().unwrap();
     let uid = {
         use std::os::unix::fs::MetadataExt as _;
         std::fs::metadata("/proc/self").unwrap().uid().to_string()
     };
+    let vault = format!("io.scanbind.Daemon.test.ctl.agent.{}", std::process::id());
+    let embedded = Embedded::start_with_policy(&a, &state, &vault, &policy)
+        .await
+        .unwrap();
     ctl_ok(&[
+        "--address",
+        &a,
         "apps",
-        "--policy",
-        p,
         "trust-agent",
         "--uid",
         &uid,
@@ -128,12 +131,7 @@ async fn the_terminal_agent_confirms_real_payments() {
         CTL,
     ])
     .await;
-    ctl_ok(&["apps", "--policy", p, "allow", me, "--confirm"]).await;
-
-    let vault = format!("io.scanbind.Daemon.test.ctl.agent.{}", std::process::id());
-    let embedded = Embedded::start_with_policy(&a, &state, &vault, &policy)
-        .await
-        .unwrap();
+    ctl_ok(&["--address", &a, "apps", "allow", me, "--confirm"]).await;
     let http = scanbind_ams::client::http_client_builder(Vec::new())
         .unwrap()
         .no_proxy()
@@ -229,9 +227,9 @@ async fn the_terminal_agent_confirms_real_payments() {
         report["errorName"], "io.scanbind.Daemon1.Error.Duplicate",
         "{report}"
     );
-    ctl_ok(&["apps", "--policy", p, "allow", me, "--no-confirm"]).await;
-    ctl_ok(&["profiles", "--policy", p, "add", "kids", "--kid"]).await;
-    ctl_ok(&["profiles", "--policy", p, "use", "kids"]).await;
+    ctl_ok(&["--address", &a, "apps", "allow", me, "--no-confirm"]).await;
+    ctl_ok(&["--address", &a, "profiles", "add", "kids", "--kid"]).await;
+    ctl_ok(&["--address", &a, "profiles", "use", "kids"]).await;
 
     let call = pay(&client, "agent-e2e-3", hkd(1200));
     let asked = agent.expect("confirm").await;
@@ -289,25 +287,12 @@ async fn the_terminal_agent_over_the_peer_to_peer_socket() {
     std::fs::create_dir_all(&state).unwrap();
     let socket = dir.path().join("scanbindd.sock");
     let policy = dir.path().join("policy.toml");
-    let p = policy.to_str().unwrap();
     let me = std::env::current_exe().unwrap();
     let me = me.to_str().unwrap();
     let uid = {
         use std::os::unix::fs::MetadataExt as _;
         std::fs::metadata("/proc/self").unwrap().uid().to_string()
     };
-    ctl_ok(&[
-        "apps",
-        "--policy",
-        p,
-        "trust-agent",
-        "--uid",
-        &uid,
-        "--exe",
-        CTL,
-    ])
-    .await;
-    ctl_ok(&["apps", "--policy", p, "allow", me, "--confirm"]).await;
     let vault = format!(
         "io.scanbind.Daemon.test.ctl.agentp2p.{}",
         std::process::id()
@@ -322,6 +307,18 @@ async fn the_terminal_agent_over_the_peer_to_peer_socket() {
     )
     .await
     .unwrap();
+    ctl_ok(&[
+        "--address",
+        &a,
+        "apps",
+        "trust-agent",
+        "--uid",
+        &uid,
+        "--exe",
+        CTL,
+    ])
+    .await;
+    ctl_ok(&["--address", &a, "apps", "allow", me, "--confirm"]).await;
 
     let mut agent = AgentProcess::start_with(&["--socket", socket.to_str().unwrap()], true);
     agent.expect("registered").await;

@@ -8,6 +8,7 @@
 //! run it through `scripts/test`.
 
 mod json_style;
+mod policy_daemon;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -526,7 +527,8 @@ fn the_guide_s_python_snippet_is_in_the_tested_example() {
 fn apps_edits_the_policy_the_daemon_reads() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    let p = policy.to_str().unwrap();
+    let daemon = policy_daemon::PolicyDaemon::start(&policy);
+    let p = daemon.socket();
     let run = |args: &[&str]| {
         let out = Command::new(CTL).args(args).output().unwrap();
         (
@@ -538,7 +540,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert_eq!(
         run(&[
             "apps",
-            "--policy",
+            "--socket",
             p,
             "allow",
             "/usr/bin/game",
@@ -551,7 +553,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert_eq!(
         run(&[
             "apps",
-            "--policy",
+            "--socket",
             p,
             "limit",
             "/usr/bin/game",
@@ -564,7 +566,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
         .0,
         0
     );
-    assert_eq!(run(&["apps", "--policy", p, "unknown", "deny"]).0, 0);
+    assert_eq!(run(&["apps", "--socket", p, "unknown", "deny"]).0, 0);
     // The daemon's own parser reads what the CLI wrote.
     let text = std::fs::read_to_string(&policy).unwrap();
     let parsed = scanbind_policy::PolicyFile::parse(&text, &policy).unwrap();
@@ -573,7 +575,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert_eq!(rule.limits["HKD"].per_payment, Some(10_000));
     assert_eq!(rule.limits["HKD"].daily, Some(50_000));
     assert_eq!(parsed.unknown_apps, scanbind_policy::Unknown::Deny);
-    let (code, stdout, _) = run(&["--json", "apps", "--policy", p, "list"]);
+    let (code, stdout, _) = run(&["--json", "apps", "--socket", p, "list"]);
     assert_eq!(code, 0);
     assert_eq!(
         json(&stdout)["apps"]["/usr/bin/game"]["limits"]["HKD"]["daily"],
@@ -582,7 +584,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
     // Bad input: a precise message, exit 2, the file unchanged.
     let (code, _, stderr) = run(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "limit",
         "/usr/bin/game",
@@ -594,7 +596,7 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert!(stderr.contains("HKD has 2 decimal places"), "{stderr}");
     let (code, _, stderr) = run(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "limit",
         "/usr/bin/game",
@@ -605,6 +607,6 @@ fn apps_edits_the_policy_the_daemon_reads() {
     assert_eq!(code, 2);
     assert!(stderr.contains("ISO 4217"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), text);
-    assert_eq!(run(&["apps", "--policy", p, "reset", "/usr/bin/game"]).0, 0);
-    assert_eq!(run(&["apps", "--policy", p, "reset", "/usr/bin/game"]).0, 2);
+    assert_eq!(run(&["apps", "--socket", p, "reset", "/usr/bin/game"]).0, 0);
+    assert_eq!(run(&["apps", "--socket", p, "reset", "/usr/bin/game"]).0, 2);
 }

@@ -1,8 +1,12 @@
 //! `scanbindctl profiles` and the `apps` options of issue 7 as a user runs them: the
-//! real binary edits a real `policy.toml`, which the daemon's own parser then reads.
-//! Bad input exits 2 with a reason and leaves the file byte for byte as it was.
+//! real binary changes the policy through a real daemon (`io.scanbind.Manager1`), which
+//! writes a real `policy.toml` that its own parser then reads. Bad input exits 2 with
+//! a reason and leaves the file byte for byte as it was.
 
 mod json_style;
+mod policy_daemon;
+
+use policy_daemon::PolicyDaemon;
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +19,7 @@ const CTL: &str = env!("CARGO_BIN_EXE_scanbindctl");
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(CTL)
         .args(args)
-        // Nothing here may need the daemon.
+        // Only the daemon named with --socket.
         .env("SCANBIND_SOCKET", "/nonexistent/scanbind.sock")
         .output()
         .unwrap();
@@ -40,11 +44,12 @@ fn parsed(path: &Path) -> PolicyFile {
 fn profiles_round_trip_through_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("scanbind/policy.toml");
-    let p = policy.to_str().unwrap();
-    ok(&["profiles", "--policy", p, "add", "parent"]);
+    let daemon = PolicyDaemon::start(&policy);
+    let p = daemon.socket();
+    ok(&["profiles", "--socket", p, "add", "parent"]);
     ok(&[
         "profiles",
-        "--policy",
+        "--socket",
         p,
         "add",
         "kids",
@@ -59,7 +64,7 @@ fn profiles_round_trip_through_the_file() {
     // Changing one limit keeps the others; kid stays.
     ok(&[
         "profiles",
-        "--policy",
+        "--socket",
         p,
         "add",
         "kids",
@@ -68,7 +73,7 @@ fn profiles_round_trip_through_the_file() {
         "--per-payment",
         "20",
     ]);
-    ok(&["profiles", "--policy", p, "use", "kids"]);
+    ok(&["profiles", "--socket", p, "use", "kids"]);
     let file = parsed(&policy);
     assert_eq!(file.active_profile.as_deref(), Some("kids"));
     let kids = &file.profiles["kids"];
@@ -81,12 +86,12 @@ fn profiles_round_trip_through_the_file() {
 
     // JSON and text listings.
     let list: Value =
-        serde_json::from_str(&ok(&["--json", "profiles", "--policy", p, "list"])).unwrap();
+        serde_json::from_str(&ok(&["--json", "profiles", "--socket", p, "list"])).unwrap();
     json_style::assert_camel_case(&list);
     assert_eq!(list["active"], "kids");
     assert_eq!(list["profiles"]["kids"]["kid"], true);
     assert_eq!(list["profiles"]["kids"]["limits"]["HKD"]["daily"], 5_000);
-    let text = ok(&["profiles", "--policy", p, "list"]);
+    let text = ok(&["profiles", "--socket", p, "list"]);
     assert!(text.contains("active profile: kids"), "{text}");
     assert!(text.contains("daily HKD 50.00"), "{text}");
 
@@ -130,7 +135,7 @@ fn profiles_round_trip_through_the_file() {
         (&["add", ""], "not a profile name"),
     ];
     for (args, expected) in cases {
-        let mut full = vec!["profiles", "--policy", p];
+        let mut full = vec!["profiles", "--socket", p];
         full.extend_from_slice(args);
         let (code, _, err) = run(&full);
         assert_eq!(code, 2, "{args:?} exited {code}: {err}");
@@ -146,15 +151,15 @@ fn profiles_round_trip_through_the_file() {
     }
 
     // Switching off, then removing.
-    ok(&["profiles", "--policy", p, "none"]);
+    ok(&["profiles", "--socket", p, "none"]);
     assert_eq!(parsed(&policy).active_profile, None);
-    ok(&["profiles", "--policy", p, "remove", "kids"]);
+    ok(&["profiles", "--socket", p, "remove", "kids"]);
     let file = parsed(&policy);
     assert!(!file.profiles.contains_key("kids"));
     assert!(file.profiles.contains_key("parent"));
     // `use` with no profiles at all says how to add one.
-    ok(&["profiles", "--policy", p, "remove", "parent"]);
-    let (code, _, err) = run(&["profiles", "--policy", p, "use", "kids"]);
+    ok(&["profiles", "--socket", p, "remove", "parent"]);
+    let (code, _, err) = run(&["profiles", "--socket", p, "use", "kids"]);
     assert_eq!(code, 2);
     assert!(err.contains("profiles add NAME"), "{err}");
 }
@@ -165,20 +170,44 @@ fn a_file_the_daemon_would_refuse_is_not_touched() {
     let policy = dir.path().join("policy.toml");
     let bad = "[apps.\"/g\".limits.HKD]\nper_payment = -5\n";
     std::fs::write(&policy, bad).unwrap();
-    let (code, _, err) = run(&["profiles", "--policy", policy.to_str().unwrap(), "add", "a"]);
-    assert_eq!(code, 2, "{err}");
+    let daemon = PolicyDaemon::start(&policy);
+    // The daemon refuses to change a policy it cannot read (exit 4), naming the key.
+    let (code, _, err) = run(&["profiles", "--socket", daemon.socket(), "add", "a"]);
+    assert_eq!(code, 4, "{err}");
     assert!(err.contains("per_payment"), "{err}");
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), bad);
+}
+
+#[test]
+fn without_the_daemon_nothing_is_changed_and_it_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("no-daemon.sock");
+    for args in [
+        &["apps", "list"][..],
+        &["apps", "allow", "/usr/bin/game"],
+        &["profiles", "add", "kids"],
+    ] {
+        let mut full = vec!["--socket", socket.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let (code, _, err) = run(&full);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(
+            err.contains("through scanbindd (io.scanbind.Manager1), which cannot be reached"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
 fn apps_confirm_above_cap_and_trusted_agents() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    let p = policy.to_str().unwrap();
+    let daemon = PolicyDaemon::start(&policy);
+    let p = daemon.socket();
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "allow",
         "/usr/bin/game",
@@ -188,7 +217,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
     ]);
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "limit",
         "/usr/bin/game",
@@ -202,11 +231,11 @@ fn apps_confirm_above_cap_and_trusted_agents() {
     assert_eq!(rule.above_cap, AboveCap::OrderCode);
     assert_eq!(rule.limits["HKD"].per_payment, Some(10_000));
     // Allowing again without the flags keeps them; the flags turn them off.
-    ok(&["apps", "--policy", p, "allow", "/usr/bin/game"]);
+    ok(&["apps", "--socket", p, "allow", "/usr/bin/game"]);
     assert!(parsed(&policy).apps["/usr/bin/game"].confirm);
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "allow",
         "/usr/bin/game",
@@ -220,7 +249,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
 
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "trust-agent",
         "--uid",
@@ -231,7 +260,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
     // Twice is once.
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "trust-agent",
         "--uid",
@@ -243,7 +272,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
     assert_eq!(file.trusted_agents.len(), 1);
     assert_eq!(file.trusted_agents[0].uid, 1000);
     assert_eq!(file.trusted_agents[0].exe, Path::new("/opt/tv/shell"));
-    let text = ok(&["apps", "--policy", p, "list"]);
+    let text = ok(&["apps", "--socket", p, "list"]);
     assert!(
         text.contains("trusted display agent: uid 1000 /opt/tv/shell"),
         "{text}"
@@ -270,7 +299,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
         ),
     ];
     for (args, expected) in cases {
-        let mut full = vec!["apps", "--policy", p];
+        let mut full = vec!["apps", "--socket", p];
         full.extend_from_slice(args);
         let (code, _, err) = run(&full);
         assert_eq!(code, 2, "{args:?} exited {code}: {err}");
@@ -282,7 +311,7 @@ fn apps_confirm_above_cap_and_trusted_agents() {
     }
     ok(&[
         "apps",
-        "--policy",
+        "--socket",
         p,
         "untrust-agent",
         "--uid",

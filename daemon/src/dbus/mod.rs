@@ -8,6 +8,8 @@
 //! - [`options`]: the `a{sv}` options apps pass.
 //! - [`error`]: the one mapping of the daemon's errors to the wire errors.
 //! - [`p2p`]: the peer-to-peer socket.
+//! - [`manager`]: `io.scanbind.Manager1`, the device owner's management interface;
+//!   [`polkit`]: asking polkit about its callers.
 //!
 //! [`Bus`] holds what belongs to D-Bus itself (the connections objects are served on,
 //! the registered display agent) and implements the domain's `Publisher` and
@@ -37,9 +39,11 @@ pub(crate) mod binding;
 pub(crate) mod caller;
 pub(crate) mod daemon;
 pub(crate) mod error;
+pub(crate) mod manager;
 pub(crate) mod options;
 pub(crate) mod p2p;
 pub(crate) mod payment;
+pub(crate) mod polkit;
 
 use agent::Agents;
 use binding::BindingObj;

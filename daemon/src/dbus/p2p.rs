@@ -19,6 +19,7 @@ use super::Bus;
 use super::agent::AgentManagerObj;
 use super::binding::BindingObj;
 use super::daemon::DaemonObj;
+use super::manager::{Access, ManagerObj};
 use crate::domain::shared::Shared;
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -28,6 +29,7 @@ use crate::sync::lock;
 pub(crate) async fn listen(
     shared: Arc<Shared>,
     bus: Arc<Bus>,
+    access: Arc<Access>,
     path: &Path,
 ) -> Result<JoinHandle<()>> {
     let sock_err = |source| Error::Socket {
@@ -64,9 +66,10 @@ pub(crate) async fn listen(
                     continue;
                 }
             };
-            let (shared, bus) = (Arc::clone(&shared), Arc::clone(&bus));
+            let (shared, bus, access) =
+                (Arc::clone(&shared), Arc::clone(&bus), Arc::clone(&access));
             tokio::spawn(async move {
-                if let Err(e) = serve_client(shared, bus, stream).await {
+                if let Err(e) = serve_client(shared, bus, access, stream).await {
                     tracing::warn!(cause = %e, "a peer-to-peer client failed");
                 }
             });
@@ -77,6 +80,7 @@ pub(crate) async fn listen(
 async fn serve_client(
     shared: Arc<Shared>,
     bus: Arc<Bus>,
+    access: Arc<Access>,
     stream: tokio::net::UnixStream,
 ) -> Result<()> {
     let guid = zbus::Guid::generate();
@@ -95,6 +99,13 @@ async fn serve_client(
             AgentManagerObj {
                 shared: Arc::clone(&shared),
                 bus: Arc::clone(&bus),
+            },
+        )?
+        .serve_at(
+            scanbind_ipc::MANAGER_PATH,
+            ManagerObj {
+                shared: Arc::clone(&shared),
+                access,
             },
         )?;
     let bindings: Vec<(zvariant::OwnedObjectPath, String)> = lock(&shared.bindings)
