@@ -33,8 +33,10 @@
 //! lists child nodes by name only (as libdbus and sd-bus do) and shows a caller only
 //! the payment objects of its own (uid, app id). A payment object of another app
 //! answers `Introspect` (and every property and method, see `payment.rs`) exactly as
-//! a path that is not served: `org.freedesktop.DBus.Error.UnknownObject`. See D32 in
-//! `docs/decisions.md`.
+//! a path that is not served: `org.freedesktop.DBus.Error.UnknownObject`. A payment
+//! object's `org.freedesktop.DBus.Properties` is replaced too ([`PaymentProperties`]):
+//! zbus's `GetAll` leaves out properties whose getter fails, so it would answer another
+//! app with an empty dictionary. See D32 in `docs/decisions.md`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
