@@ -205,31 +205,27 @@ impl PaymentObj {
         terminal: bool,
     ) -> Result<()> {
         let obj = self;
-        {
-            if state_changed {
-                obj.state_changed(emitter).await?;
-                obj.receipt_changed(emitter).await?;
-                obj.last_error_changed(emitter).await?;
-            }
-            if old.delivered != after.delivered {
-                obj.delivered_changed(emitter).await?;
-            }
-            if old.refunded_minor != after.refunded_minor {
-                obj.refunded_minor_changed(emitter).await?;
-            }
-            if old.checkout_result != after.checkout_result
-                || old.part_refunds != after.part_refunds
-            {
-                obj.parts_changed(emitter).await?;
-            }
-            if old.order_code != after.order_code || (state_changed && terminal) {
-                // The expiry first: an app that reacts to the code has it already.
-                obj.order_code_expires_at_changed(emitter).await?;
-                obj.order_code_changed(emitter).await?;
-            }
-            if state_changed && terminal {
-                PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
-            }
+        if state_changed {
+            obj.state_changed(emitter).await?;
+            obj.receipt_changed(emitter).await?;
+            obj.last_error_changed(emitter).await?;
+        }
+        if old.delivered != after.delivered {
+            obj.delivered_changed(emitter).await?;
+        }
+        if old.refunded_minor != after.refunded_minor {
+            obj.refunded_minor_changed(emitter).await?;
+        }
+        if old.checkout_result != after.checkout_result || old.part_refunds != after.part_refunds {
+            obj.parts_changed(emitter).await?;
+        }
+        if old.order_code != after.order_code || (state_changed && terminal) {
+            // The expiry first: an app that reacts to the code has it already.
+            obj.order_code_expires_at_changed(emitter).await?;
+            obj.order_code_changed(emitter).await?;
+        }
+        if state_changed && terminal {
+            PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
         }
         Ok(())
     }
@@ -265,27 +261,25 @@ impl BindingObj {
     ) -> Result<()> {
         let path = &record.path;
         let obj = self;
-        {
-            obj.state_changed(emitter).await?;
-            obj.code_value_changed(emitter).await?;
-            obj.last_error_changed(emitter).await?;
-            let details = binding::completed_details(record)
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
-                    )
-                })
-                .collect::<HashMap<_, _>>();
-            BindingObj::completed(emitter, record.state.as_str(), details).await?;
-            if let Some(reason) = removed {
-                let mut daemon = SignalEmitter::new(emitter.connection(), DAEMON_PATH)?;
-                if let Some(to) = emitter.destination() {
-                    daemon = daemon.set_destination(to.clone());
-                }
-                DaemonObj::binding_removed(&daemon, path.as_ref(), reason).await?;
+        obj.state_changed(emitter).await?;
+        obj.code_value_changed(emitter).await?;
+        obj.last_error_changed(emitter).await?;
+        let details = binding::completed_details(record)
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
+                )
+            })
+            .collect::<HashMap<_, _>>();
+        BindingObj::completed(emitter, record.state.as_str(), details).await?;
+        if let Some(reason) = removed {
+            let mut daemon = SignalEmitter::new(emitter.connection(), DAEMON_PATH)?;
+            if let Some(to) = emitter.destination() {
+                daemon = daemon.set_destination(to.clone());
             }
+            DaemonObj::binding_removed(&daemon, path.as_ref(), reason).await?;
         }
         Ok(())
     }
