@@ -445,10 +445,14 @@ pub(crate) async fn scope_payment(
         )
         .await?;
     let name = path.rsplit('/').next().unwrap_or_default().to_owned();
-    let parent = objects
+    // The payment node is scoped as soon as a connection is added; a call that comes
+    // in before that (a peer-to-peer client's very first) leaves the payment unlisted
+    // rather than failing a payment already recorded.
+    if let Ok(parent) = objects
         .interface::<_, ScopedIntrospection>(PAYMENTS_PATH)
-        .await?;
-    if let Node::Payments(served) = &parent.get().await.node {
+        .await
+        && let Node::Payments(served) = &parent.get().await.node
+    {
         lock(served).insert(name, owner);
     }
     Ok(())
