@@ -256,14 +256,21 @@ impl Daemon {
                     )?;
                 }
                 for entry in &open {
-                    let (path, obj) = payment_object(&shared, entry.clone());
+                    let (path, obj) = payment_object(&shared, &bus, entry.clone());
                     builder = builder.serve_at(path, obj)?;
                 }
                 let connection = builder.build().await.map_err(|e| match e {
                     zbus::Error::NameTaken => Error::NameTaken(BUS_NAME.to_owned()),
                     other => Error::Bus(other),
                 })?;
-                bus.add_connection(connection.clone());
+                let served = open.iter().map(|e| {
+                    (
+                        scanbind_ipc::paths::payment_path(e.id.unsigned_abs()).to_string(),
+                        e.owner(),
+                    )
+                });
+                bus.add_connection(&shared, connection.clone(), served)
+                    .await?;
                 Some(connection)
             }
             None => None,

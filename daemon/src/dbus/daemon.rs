@@ -20,6 +20,7 @@ use super::Bus;
 use super::caller;
 use super::options::{no_options, parse_line_items, parse_sellers};
 use super::payment::PaymentObj;
+use super::scope;
 use crate::domain::admission::{self, Admitted, PayRequest};
 use crate::domain::shared::{Shared, crash_point};
 use crate::domain::validate::{MAX_LABEL, validate_pay, validate_wallet};
@@ -83,8 +84,12 @@ impl DaemonObj {
         &self,
         wallet: String,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> std::result::Result<OwnedObjectPath, Wire> {
         self.shared.touch();
+        // Noted as an app's connection: the binding's signals reach it (`scope`).
+        self.bus.identify(conn, &hdr).await?;
         validate_wallet(&wallet)?;
         let mut label = String::new();
         let mut display = true;
@@ -219,7 +224,9 @@ impl DaemonObj {
             }
             (Some(v), aon) => Some(parse_sellers(v, amount_minor, aon.unwrap_or(true))?),
         };
-        let who = caller::identify(conn, &hdr).await?;
+        // Identified (and noted as this app's connection) before the payment exists, so
+        // every signal of the payment reaches it.
+        let who = self.bus.identify(conn, &hdr).await?;
         let req = PayRequest {
             owner: who.owner(),
             order_id,
@@ -231,10 +238,12 @@ impl DaemonObj {
             checkout,
         };
         match admission::admit(&self.shared, req).await? {
-            Admitted::Existing(entry) => serve_payment(&self.shared, objects, entry).await,
+            Admitted::Existing(entry) => {
+                serve_payment(&self.shared, &self.bus, objects, entry).await
+            }
             Admitted::New(entry) => {
                 crash_point("after-journal");
-                let path = serve_payment(&self.shared, objects, entry.clone()).await?;
+                let path = serve_payment(&self.shared, &self.bus, objects, entry.clone()).await?;
                 tracing::info!(payment = %path, "payment recorded");
                 driver::spawn(&self.shared, entry);
                 Ok(path)
@@ -271,7 +280,7 @@ impl DaemonObj {
                 }
             }
         }
-        let who = caller::identify(conn, &hdr).await?;
+        let who = self.bus.identify(conn, &hdr).await?;
         let entries = self
             .shared
             .journal(move |j| j.list_for_app(&who.owner(), unfinished, limit))
@@ -279,7 +288,7 @@ impl DaemonObj {
         // Settled payments from earlier runs are served on demand, so every listed
         // path answers.
         for e in &entries {
-            serve_payment(&self.shared, objects, e.clone()).await?;
+            serve_payment(&self.shared, &self.bus, objects, e.clone()).await?;
         }
         Ok(entries
             .into_iter()
@@ -317,25 +326,35 @@ impl DaemonObj {
 }
 
 /// The object of a journal entry, and its path.
-pub(crate) fn payment_object(shared: &Arc<Shared>, entry: Entry) -> (OwnedObjectPath, PaymentObj) {
+pub(crate) fn payment_object(
+    shared: &Arc<Shared>,
+    bus: &Arc<Bus>,
+    entry: Entry,
+) -> (OwnedObjectPath, PaymentObj) {
     let path = payment_path(entry.id.unsigned_abs());
     let binding = shared.binding_path_of(&entry.binding);
     let obj = PaymentObj {
         shared: Arc::clone(shared),
         entry: std::sync::Mutex::new(entry),
         binding,
+        bus: Arc::clone(bus),
     };
     (path, obj)
 }
 
-/// Serves the object of a journal entry (if not served yet) and returns its path.
+/// Serves the object of a journal entry (if not served yet; its `Introspect` scoped
+/// to its owner, `scope`) and returns its path.
 async fn serve_payment(
     shared: &Arc<Shared>,
+    bus: &Arc<Bus>,
     objects: &ObjectServer,
     entry: Entry,
 ) -> std::result::Result<OwnedObjectPath, Wire> {
-    let (path, obj) = payment_object(shared, entry);
+    let owner = entry.owner();
+    let (path, obj) = payment_object(shared, bus, entry);
     // `false` when the object is already served: the same payment again.
-    objects.at(&path, obj).await?;
+    if objects.at(&path, obj).await? {
+        scope::scope_payment(objects, path.as_str(), owner).await?;
+    }
     Ok(path)
 }

@@ -10,10 +10,12 @@
 //! - [`p2p`]: the peer-to-peer socket.
 //! - [`manager`]: `io.scanbind.Manager1`, the device owner's management interface;
 //!   [`polkit`]: asking polkit about its callers.
+//! - [`scope`]: who receives which signal, and an `Introspect` that shows each caller
+//!   only its own payments.
 //!
 //! [`Bus`] holds what belongs to D-Bus itself (the connections objects are served on,
-//! the registered display agent) and implements the domain's `Publisher` and
-//! `Prompter` (`domain::ports`).
+//! the connections each app identified on, the registered display agent) and
+//! implements the domain's `Publisher` and `Prompter` (`domain::ports`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,8 +23,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use scanbind_ipc::DAEMON_PATH;
+use scanbind_ipc::Error as Wire;
 use scanbind_ipc::paths::payment_path;
 use zbus::Connection;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zvariant::{OwnedObjectPath, Value};
 
@@ -31,7 +35,7 @@ use crate::domain::model::BindingRecord;
 use crate::domain::ports::{Answer, Details, Prompter, Publisher};
 use crate::domain::shared::Shared;
 use crate::error::Result;
-use crate::store::journal::Entry;
+use crate::store::journal::{Entry, Owner};
 use crate::sync::lock;
 
 pub(crate) mod agent;
@@ -44,11 +48,14 @@ pub(crate) mod options;
 pub(crate) mod p2p;
 pub(crate) mod payment;
 pub(crate) mod polkit;
+pub(crate) mod scope;
 
 use agent::Agents;
 use binding::BindingObj;
+use caller::Caller;
 use daemon::DaemonObj;
 use payment::PaymentObj;
+use scope::Recipients;
 
 /// The D-Bus side of one daemon: its connections and its display agent.
 #[derive(Debug, Default)]
@@ -58,6 +65,9 @@ pub(crate) struct Bus {
     connections: Mutex<Vec<Connection>>,
     /// The display agent, if one is registered.
     pub(crate) agents: Arc<Agents>,
+    /// The connections each app identified on: who receives which signal
+    /// ([`scope`]). A std mutex: held for a lookup, an insert or a removal.
+    recipients: Arc<Mutex<Recipients>>,
 }
 
 impl Bus {
@@ -66,14 +76,57 @@ impl Bus {
         lock(&self.connections).clone()
     }
 
-    /// Adds a connection (the bus, or a peer-to-peer client).
-    pub(crate) fn add_connection(&self, conn: Connection) {
+    /// Adds a connection (the bus, or a peer-to-peer client) whose objects are
+    /// served: scopes its introspection (`payments`: the payment objects it serves
+    /// already, by path and owner) and, on a bus, forgets the unique names that leave
+    /// it ([`scope`]).
+    pub(crate) async fn add_connection(
+        &self,
+        shared: &Arc<Shared>,
+        conn: Connection,
+        payments: impl IntoIterator<Item = (String, Owner)>,
+    ) -> Result<()> {
+        scope::scope_tree(&conn, shared, payments).await?;
+        if conn.unique_name().is_some() {
+            scope::watch_names(&conn, Arc::clone(&self.recipients)).await?;
+        }
         lock(&self.connections).push(conn);
+        Ok(())
     }
 
-    /// Drops the connections `gone` says are gone.
+    /// Drops the connections `gone` says are gone (and the apps identified on them).
     pub(crate) fn remove_connections(&self, gone: impl Fn(&Connection) -> bool) {
-        lock(&self.connections).retain(|c| !gone(c));
+        let mut recipients = lock(&self.recipients);
+        lock(&self.connections).retain(|c| {
+            if gone(c) {
+                recipients.forget_peer(c);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Identifies the sender of `hdr` ([`caller::identify`]) and notes its connection
+    /// as one of that app's: the signals of its payments go there from now on.
+    pub(crate) async fn identify(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+    ) -> std::result::Result<Caller, Wire> {
+        let who = caller::identify(conn, hdr).await?;
+        lock(&self.recipients).remember(conn, hdr, &who.owner());
+        Ok(who)
+    }
+
+    /// The emitters that reach the connections of `owner` (`None`: of every app
+    /// that identified) on the connection of `base`.
+    fn emitters(
+        &self,
+        base: &SignalEmitter<'_>,
+        owner: Option<&Owner>,
+    ) -> Vec<SignalEmitter<'static>> {
+        lock(&self.recipients).emitters(base.connection(), base, owner)
     }
 
     /// How many connections objects are served on.
@@ -124,47 +177,68 @@ pub(crate) async fn serve_binding(
 
 impl Bus {
     /// Copies a committed entry to the payment's object on every connection and
-    /// announces what changed.
+    /// announces what changed to the connections of the app that owns it only
+    /// ([`scope`]).
     async fn publish_payment(&self, after: &Entry, state_changed: bool) -> Result<()> {
         let path = payment_path(after.id.unsigned_abs());
         let terminal = after.state.is_terminal();
+        let owner = after.owner();
         for conn in self.connections() {
             let Ok(iface) = conn.object_server().interface::<_, PaymentObj>(&path).await else {
                 continue;
             };
             let obj = iface.get().await;
             let old = obj.set_entry(after.clone());
-            let emitter = iface.signal_emitter();
-            if state_changed {
-                obj.state_changed(emitter).await?;
-                obj.receipt_changed(emitter).await?;
-                obj.last_error_changed(emitter).await?;
-            }
-            if old.delivered != after.delivered {
-                obj.delivered_changed(emitter).await?;
-            }
-            if old.refunded_minor != after.refunded_minor {
-                obj.refunded_minor_changed(emitter).await?;
-            }
-            if old.checkout_result != after.checkout_result
-                || old.part_refunds != after.part_refunds
-            {
-                obj.parts_changed(emitter).await?;
-            }
-            if old.order_code != after.order_code || (state_changed && terminal) {
-                // The expiry first: an app that reacts to the code has it already.
-                obj.order_code_expires_at_changed(emitter).await?;
-                obj.order_code_changed(emitter).await?;
-            }
-            if state_changed && terminal {
-                PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
+            for emitter in self.emitters(iface.signal_emitter(), Some(&owner)) {
+                obj.announce(&emitter, &old, after, state_changed, terminal)
+                    .await?;
             }
         }
         Ok(())
     }
+}
 
-    /// Announces a settled binding on every connection: `PropertiesChanged`,
-    /// `Completed`, and `BindingRemoved(reason)` when `removed` is given.
+impl PaymentObj {
+    /// Announces the change from `old` to `after` through `emitter`.
+    async fn announce(
+        &self,
+        emitter: &SignalEmitter<'_>,
+        old: &Entry,
+        after: &Entry,
+        state_changed: bool,
+        terminal: bool,
+    ) -> Result<()> {
+        let obj = self;
+        if state_changed {
+            obj.state_changed(emitter).await?;
+            obj.receipt_changed(emitter).await?;
+            obj.last_error_changed(emitter).await?;
+        }
+        if old.delivered != after.delivered {
+            obj.delivered_changed(emitter).await?;
+        }
+        if old.refunded_minor != after.refunded_minor {
+            obj.refunded_minor_changed(emitter).await?;
+        }
+        if old.checkout_result != after.checkout_result || old.part_refunds != after.part_refunds {
+            obj.parts_changed(emitter).await?;
+        }
+        if old.order_code != after.order_code || (state_changed && terminal) {
+            // The expiry first: an app that reacts to the code has it already.
+            obj.order_code_expires_at_changed(emitter).await?;
+            obj.order_code_changed(emitter).await?;
+        }
+        if state_changed && terminal {
+            PaymentObj::completed(emitter, obj.wire_state(), obj.completed_details()).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Bus {
+    /// Announces a settled binding to the connections of every app that identified
+    /// ([`scope`]): `PropertiesChanged`, `Completed`, and `BindingRemoved(reason)`
+    /// when `removed` is given.
     async fn publish_binding(&self, record: &BindingRecord, removed: Option<&str>) -> Result<()> {
         let path = &record.path;
         for conn in self.connections() {
@@ -172,24 +246,44 @@ impl Bus {
                 continue;
             };
             let obj = iface.get().await;
-            let emitter = iface.signal_emitter();
-            obj.state_changed(emitter).await?;
-            obj.code_value_changed(emitter).await?;
-            obj.last_error_changed(emitter).await?;
-            let details = binding::completed_details(record)
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
-                    )
-                })
-                .collect::<HashMap<_, _>>();
-            BindingObj::completed(emitter, record.state.as_str(), details).await?;
-            if let Some(reason) = removed {
-                let emitter = SignalEmitter::new(&conn, DAEMON_PATH)?;
-                DaemonObj::binding_removed(&emitter, path.as_ref(), reason).await?;
+            for emitter in self.emitters(iface.signal_emitter(), None) {
+                obj.announce(&emitter, record, removed).await?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl BindingObj {
+    /// Announces the settled `record` through `emitter` (`BindingRemoved` through
+    /// the entry point's path, to the same destination).
+    async fn announce(
+        &self,
+        emitter: &SignalEmitter<'_>,
+        record: &BindingRecord,
+        removed: Option<&str>,
+    ) -> Result<()> {
+        let path = &record.path;
+        let obj = self;
+        obj.state_changed(emitter).await?;
+        obj.code_value_changed(emitter).await?;
+        obj.last_error_changed(emitter).await?;
+        let details = binding::completed_details(record)
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.try_to_owned().map(Value::from).unwrap_or(Value::from("")),
+                )
+            })
+            .collect::<HashMap<_, _>>();
+        BindingObj::completed(emitter, record.state.as_str(), details).await?;
+        if let Some(reason) = removed {
+            let mut daemon = SignalEmitter::new(emitter.connection(), DAEMON_PATH)?;
+            if let Some(to) = emitter.destination() {
+                daemon = daemon.set_destination(to.clone());
+            }
+            DaemonObj::binding_removed(&daemon, path.as_ref(), reason).await?;
         }
         Ok(())
     }

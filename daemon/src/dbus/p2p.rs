@@ -122,7 +122,8 @@ async fn serve_client(
         )?;
     }
     let conn = builder.build().await?;
-    bus.add_connection(conn.clone());
+    bus.add_connection(&shared, conn.clone(), std::iter::empty())
+        .await?;
     shared.touch();
     tracing::debug!("peer-to-peer client connected");
     // The stream ends when the client hangs up.

@@ -3,19 +3,26 @@
 //!
 //! The object mirrors its journal entry: every state change is committed to the journal
 //! first, then copied here, then announced (`PropertiesChanged`, and `Completed` once
-//! the state is final).
+//! the state is final) to the connections of the app that owns it only (`scope`).
+//!
+//! Only that app (its uid and app id) may see the object: for anyone else every
+//! property, method and `Introspect` answers exactly as a path that is not served
+//! (`org.freedesktop.DBus.Error.UnknownObject`, `Unknown object '<path>'`), checked
+//! before the arguments are, so the answer tells nothing about the payment.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use scanbind_ipc::types::keys;
 use scanbind_ipc::{Error as Wire, ErrorInfo};
-use zbus::message::Header;
+use zbus::message::{Header, Message};
+use zbus::names::ErrorName;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, fdo, interface};
+use zbus::{Connection, DBusError, fdo, interface};
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
-use super::caller;
+use super::Bus;
+use super::scope::unknown_object;
 use crate::domain::driver::publish_payment;
 use crate::domain::refund;
 use crate::domain::shared::Shared;
@@ -32,6 +39,47 @@ pub(crate) struct PaymentObj {
     pub(crate) entry: std::sync::Mutex<Entry>,
     /// The binding charged.
     pub(crate) binding: OwnedObjectPath,
+    /// Who is calling, and where the signals go.
+    pub(crate) bus: Arc<Bus>,
+}
+
+/// The error of a `Payment1` method: a wire error, or the answer for a path that is
+/// not served (a payment of another app).
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// A wire error.
+    Wire(Wire),
+    /// Not the caller's payment: what zbus answers for a path it does not serve.
+    Hidden(fdo::Error),
+}
+
+impl From<Wire> for CallError {
+    fn from(e: Wire) -> Self {
+        CallError::Wire(e)
+    }
+}
+
+impl DBusError for CallError {
+    fn create_reply(&self, msg: &Header<'_>) -> zbus::Result<Message> {
+        match self {
+            CallError::Wire(e) => e.create_reply(msg),
+            CallError::Hidden(e) => e.create_reply(msg),
+        }
+    }
+
+    fn name(&self) -> ErrorName<'_> {
+        match self {
+            CallError::Wire(e) => e.name(),
+            CallError::Hidden(e) => e.name(),
+        }
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            CallError::Wire(e) => e.description(),
+            CallError::Hidden(e) => e.description(),
+        }
+    }
 }
 
 impl PaymentObj {
@@ -61,71 +109,36 @@ impl PaymentObj {
     }
 
     /// Property reads: only the app that paid, run by the user who paid, may read a
-    /// payment. The daemon's own
-    /// reads (for `PropertiesChanged`) carry no header and pass.
+    /// payment; anyone else is answered as for a path that is not served. The
+    /// daemon's own reads (for `PropertiesChanged`) carry no header and pass.
     async fn guard(&self, conn: &Connection, hdr: Option<&Header<'_>>) -> fdo::Result<()> {
         let Some(hdr) = hdr else { return Ok(()) };
-        let who = caller::identify(conn, hdr)
-            .await
-            .map_err(|e| fdo::Error::AccessDenied(e.to_string()))?;
+        self.owned_by_caller(conn, hdr).await.map_err(|e| match e {
+            CallError::Hidden(e) => e,
+            CallError::Wire(e) => fdo::Error::AccessDenied(e.to_string()),
+        })
+    }
+
+    /// `Ok` when the sender of `hdr` owns the payment (it is then noted as one of
+    /// that app's connections); a caller that cannot be identified is refused
+    /// (`NotAllowed`), anyone else answered as for a path that is not served.
+    async fn owned_by_caller(&self, conn: &Connection, hdr: &Header<'_>) -> Result<(), CallError> {
+        let who = self.bus.identify(conn, hdr).await?;
         if self.entry().is_owned_by(&who.owner()) {
             Ok(())
         } else {
-            Err(fdo::Error::AccessDenied(
-                "this payment belongs to another app or user".into(),
-            ))
+            Err(CallError::Hidden(unknown_object(hdr)))
         }
     }
 }
 
-/// 1 to 64 printable ASCII characters without spaces.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| (0x21..0x7f).contains(&b))
-}
-
-#[interface(name = "io.scanbind.Payment1")]
 impl PaymentObj {
-    /// `Finish(a{sv} options)`: the app delivered the goods. Only the app that paid (run
-    /// by the same user) may call it, only on a `succeeded` payment; repeating it is a no-op.
-    async fn finish(
-        &self,
-        options: HashMap<String, OwnedValue>,
-        #[zbus(header)] hdr: Header<'_>,
-        #[zbus(connection)] conn: &Connection,
-    ) -> Result<(), Wire> {
-        if let Some(k) = options.keys().next() {
-            return Err(Wire::UnknownOption(format!("Finish does not know {k:?}")));
-        }
-        let who = caller::identify(conn, &hdr).await?;
-        if !self.entry().is_owned_by(&who.owner()) {
-            return Err(Wire::NotFound("no such payment for this app".into()));
-        }
-        let id = self.entry().id;
-        let entry = self
-            .shared
-            .journal(move |j| {
-                j.mark_delivered(id)?;
-                j.get(id)
-            })
-            .await?;
-        // On every connection (this object included: `&self`, so no exclusive lock is
-        // held while the others are updated).
-        publish_payment(&self.shared, &entry, false).await?;
-        Ok(())
-    }
-
-    /// `RequestRefund(x amount_minor, s reason, a{sv} options) -> (s refund_id, s
-    /// state)`: records the refund (only within what is left to refund of a succeeded
-    /// payment), sends it and answers with its state; a `pending` one settles later
-    /// (`RefundedMinor` changes).
-    #[zbus(out_args("refund_id", "state"))]
-    async fn request_refund(
+    /// `RequestRefund` once the caller is known to own the payment.
+    async fn refund(
         &self,
         amount_minor: i64,
         reason: String,
         options: HashMap<String, OwnedValue>,
-        #[zbus(header)] hdr: Header<'_>,
-        #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, String), Wire> {
         let mut refund_id = None;
         let mut part = None;
@@ -151,10 +164,6 @@ impl PaymentObj {
             }
         }
         refund::check_request(amount_minor, &reason)?;
-        let who = caller::identify(conn, &hdr).await?;
-        if !self.entry().is_owned_by(&who.owner()) {
-            return Err(Wire::NotFound("no such payment for this app".into()));
-        }
         let (refund_id, state) = refund::request(
             &self.shared,
             &self.entry(),
@@ -165,6 +174,60 @@ impl PaymentObj {
         )
         .await?;
         Ok((refund_id, state.as_str().to_owned()))
+    }
+}
+
+/// 1 to 64 printable ASCII characters without spaces.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
+#[interface(name = "io.scanbind.Payment1")]
+impl PaymentObj {
+    /// `Finish(a{sv} options)`: the app delivered the goods. Only the app that paid (run
+    /// by the same user) may call it, only on a `succeeded` payment; repeating it is a no-op.
+    async fn finish(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), CallError> {
+        self.owned_by_caller(conn, &hdr).await?;
+        if let Some(k) = options.keys().next() {
+            return Err(Wire::UnknownOption(format!("Finish does not know {k:?}")).into());
+        }
+        let id = self.entry().id;
+        let entry = self
+            .shared
+            .journal(move |j| {
+                j.mark_delivered(id)?;
+                j.get(id)
+            })
+            .await
+            .map_err(Wire::from)?;
+        // On every connection (this object included: `&self`, so no exclusive lock is
+        // held while the others are updated).
+        publish_payment(&self.shared, &entry, false)
+            .await
+            .map_err(Wire::from)?;
+        Ok(())
+    }
+
+    /// `RequestRefund(x amount_minor, s reason, a{sv} options) -> (s refund_id, s
+    /// state)`: records the refund (only within what is left to refund of a succeeded
+    /// payment), sends it and answers with its state; a `pending` one settles later
+    /// (`RefundedMinor` changes).
+    #[zbus(out_args("refund_id", "state"))]
+    async fn request_refund(
+        &self,
+        amount_minor: i64,
+        reason: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, String), CallError> {
+        self.owned_by_caller(conn, &hdr).await?;
+        Ok(self.refund(amount_minor, reason, options).await?)
     }
 
     /// `Completed(s state, a{sv} details)`: emitted once, when `State` becomes final.
