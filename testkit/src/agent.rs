@@ -2,7 +2,7 @@
 //! every question, for tests in which an app's request needs the user's approval on
 //! the trusted display (an app's `Daemon1.Unbind`) but the approval is not what they
 //! test. The daemon accepts it only when its policy trusts this process:
-//! [`trusted_agent_toml`].
+//! [`trusted_agent_toml`]; [`unregister_agent`] takes it off again.
 
 use std::collections::HashMap;
 
@@ -62,4 +62,19 @@ pub async fn approving_agent(address: &str) -> zbus::Result<zbus::Connection> {
     )
     .await?;
     Ok(conn)
+}
+
+/// Unregisters the agent of [`approving_agent`] at once (the daemon would otherwise
+/// forget it only when it sees the connection go, and refuse a new agent until then).
+pub async fn unregister_agent(conn: &zbus::Connection) -> zbus::Result<()> {
+    let options: HashMap<&str, Value<'_>> = HashMap::new();
+    conn.call_method(
+        Some("io.scanbind.Daemon"),
+        "/io/scanbind/Daemon1",
+        Some("io.scanbind.AgentManager1"),
+        "UnregisterAgent",
+        &(ObjectPath::try_from(AGENT_PATH)?, options),
+    )
+    .await?;
+    Ok(())
 }
