@@ -65,6 +65,8 @@ pub struct BindingQr {
     pub expires_at: Option<i64>,
     /// A short title.
     pub title: Option<String>,
+    /// The app that asked for this binding, as people call it.
+    pub app_name: Option<String>,
 }
 
 /// `Show` kind `order-code`: an order QR code to pay by scanning.
@@ -110,6 +112,7 @@ impl Display {
                     wallet_name: opt_str(details, keys::WALLET_NAME)?,
                     expires_at: opt_i64(details, keys::EXPIRES_AT)?,
                     title: opt_str(details, keys::TITLE)?,
+                    app_name: opt_str(details, keys::APP_NAME)?,
                 }))
             }
             keys::KIND_ORDER_CODE => {
@@ -140,6 +143,8 @@ pub enum PromptKind {
     Payment,
     /// `parent-approval`: a kid profile's charge, approved with the parent PIN.
     ParentApproval,
+    /// `unbind`: an app asks to unbind a wallet from this device.
+    Unbind,
 }
 
 /// A `Confirm` to put to the user.
@@ -166,6 +171,7 @@ impl Prompt {
             keys::KIND_CONSENT => PromptKind::Consent,
             keys::KIND_PAYMENT => PromptKind::Payment,
             keys::KIND_PARENT_APPROVAL => PromptKind::ParentApproval,
+            keys::KIND_UNBIND => PromptKind::Unbind,
             other => {
                 return Err(Error::UnknownKind {
                     kind: other.to_owned(),
@@ -294,6 +300,7 @@ mod tests {
             (keys::WALLET, Value::from("ALIPAY_HK")),
             (keys::WALLET_NAME, Value::from("AlipayHK")),
             (keys::EXPIRES_AT, Value::from(1_900_000_000_i64)),
+            (keys::APP_NAME, Value::from("space-miner")),
             ("some-future-key", Value::from(7_u32)),
         ]);
         let Display::BindingQr(b) = Display::parse(keys::KIND_BINDING_QR, &d).unwrap() else {
@@ -303,6 +310,7 @@ mod tests {
         assert_eq!(b.match_code.as_deref(), Some("42"));
         assert_eq!(b.wallet.as_deref(), Some("ALIPAY_HK"));
         assert_eq!(b.expires_at, Some(1_900_000_000));
+        assert_eq!(b.app_name.as_deref(), Some("space-miner"));
         assert_eq!(
             b.qr,
             QrMatrix::encode("https://example.test/qr/ABC123").unwrap()
@@ -359,6 +367,16 @@ mod tests {
         .unwrap();
         assert!(!p.pin_required);
         assert_eq!(p.kind, PromptKind::Payment);
+        let p = Prompt::parse(
+            keys::KIND_UNBIND,
+            &details(&[(
+                keys::MESSAGE,
+                Value::from("busctl asks to unbind your AlipayHK wallet"),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(p.kind, PromptKind::Unbind);
+        assert!(!p.pin_required);
     }
 
     #[test]

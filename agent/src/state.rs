@@ -347,6 +347,7 @@ mod tests {
                 wallet_name: Some("AlipayHK".into()),
                 expires_at: None,
                 title: None,
+                app_name: None,
             }),
         }
     }

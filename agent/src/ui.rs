@@ -347,6 +347,9 @@ impl Page {
                     .clone()
                     .unwrap_or_else(|| format!("Link {wallet} to this device"));
                 line(&title, 1.6 * u, TEXT, 0.8);
+                if let Some(app) = &b.app_name {
+                    line(&format!("Asked for by {app}"), 1.2 * u, DIM, 0.6);
+                }
                 line(
                     &format!("Scan the code with the {wallet} app."),
                     1.1 * u,
@@ -435,6 +438,7 @@ impl Page {
             PromptKind::Consent => "A new app wants to charge your wallet",
             PromptKind::Payment => "Confirm the payment",
             PromptKind::ParentApproval => "A parent's approval is needed",
+            PromptKind::Unbind => "An app wants to unbind a wallet",
         });
         let t = self.text(
             Pos2::new(cx, self.rect.top() + h * 0.08),

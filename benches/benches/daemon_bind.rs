@@ -19,8 +19,9 @@
 //!   it signals, storing the sealed tokens in the keyring, timed exactly as its vault
 //!   does it (an entry of the run's one Secret Service store on a blocking thread, `set_secret` of a blob of
 //!   the same size under a new account, deleted again untimed).
-//! - After each round the daemon's binding is unbound again (`Daemon1.Unbind`, untimed),
-//!   so every binding is made on a device with one wallet and the keyring keeps its size
+//! - After each round the daemon's binding is unbound again (`Daemon1.Unbind`, untimed,
+//!   approved on a display agent of this process, as an app's unbinding needs the user's
+//!   approval), so every binding is made on a device with one wallet and the keyring keeps its size
 //!   (gnome-keyring rewrites its whole collection file on every change).
 
 mod stack;
@@ -31,7 +32,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use scanbind_benches::Machine;
 use serde_json::json;
-use stack::{Device, GUARD, PrivateBus, Samples, ms, s, spawn_daemon};
+use stack::{Device, GUARD, PrivateBus, Samples, ms, s};
 
 const SECTION: &str = "daemon-bind";
 const WARMUP: usize = 5;
@@ -66,9 +67,14 @@ async fn measure(bins: &std::path::Path) -> Result<Figures, String> {
     let server = stack::spawn_server(&world)?;
     let bus = PrivateBus::without_services().map_err(s)?;
     let state = tempfile::tempdir().map_err(s)?;
-    let daemon = spawn_daemon(bins, bus.address(), &server.base, state.path())?;
+    let daemon =
+        stack::spawn_daemon_trusting_this_agent(bins, bus.address(), &server.base, state.path())?;
     let conn = bus.connect().await.map_err(s)?;
     let d = stack::daemon_proxy(&conn).await?;
+    // The user approves each (untimed) Unbind on this display agent.
+    let _agent = scanbind_testkit::agent::approving_agent(bus.address())
+        .await
+        .map_err(s)?;
     let device = Device::register(&server.base).await?;
     let mut events = device.events().await?;
 

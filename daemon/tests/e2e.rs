@@ -447,6 +447,61 @@ fn decode_qr_png(png: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
 }
 
+/// A policy that trusts this test binary as a display agent.
+fn trusted_agent_policy() -> String {
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    let uid = rustix::process::getuid().as_raw();
+    format!(
+        "[[trusted_agents]]\nuid = {uid}\nexe = \"{}\"\n",
+        me.display()
+    )
+}
+
+/// A display agent whose user approves every question (an `Unbind`).
+struct Approving;
+
+#[zbus::interface(name = "io.scanbind.Agent1")]
+impl Approving {
+    fn show(
+        &self,
+        _request: String,
+        _kind: String,
+        _details: HashMap<String, zvariant::OwnedValue>,
+    ) {
+    }
+
+    fn dismiss(&self, _request: String, _outcome: String) {}
+
+    fn confirm(
+        &self,
+        _request: String,
+        _kind: String,
+        _details: HashMap<String, zvariant::OwnedValue>,
+    ) -> (bool, HashMap<String, zvariant::OwnedValue>) {
+        (true, HashMap::new())
+    }
+}
+
+/// [`Approving`], registered on a connection of its own.
+async fn approving_agent(bus: &PrivateBus) -> zbus::Connection {
+    const PATH: &str = "/io/scanbind/TestAgent";
+    let conn = zbus::connection::Builder::address(bus.address())
+        .unwrap()
+        .method_timeout(GUARD)
+        .serve_at(PATH, Approving)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    scanbind_ipc::proxy::AgentManager1Proxy::new(&conn)
+        .await
+        .unwrap()
+        .register_agent(&PATH.try_into().unwrap(), HashMap::new())
+        .await
+        .unwrap();
+    conn
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn qr_pay_with_line_items_refund_and_unbind() {
     require_secret_service();
@@ -454,7 +509,20 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
     let server = world.spawn_server(&[]);
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let daemon = spawn_daemon(bus.address(), &server.base, state.path());
+    // This test binary may register as the display agent (to approve the unbinding).
+    let policy = state.path().join("policy.toml");
+    std::fs::write(&policy, trusted_agent_policy()).unwrap();
+    let daemon = spawn_daemon_with(
+        &[
+            "--address",
+            bus.address(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &server.base,
+        state.path(),
+        &[],
+    );
     let conn = connect(&bus).await;
     let d = Daemon1Proxy::new(&conn).await.unwrap();
 
@@ -566,7 +634,13 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
     let refunds = ledger["refunds"].as_array().map(Vec::len).unwrap_or(0);
     assert_eq!(refunds, 1, "one refund in the wallet's ledger: {ledger}");
 
-    // Unbind: BindingRemoved(unbound), the binding is gone, paying is refused.
+    // Unbind: an app needs the user's approval on the display agent (without one:
+    // NeedsConfirmation, nothing changed) ...
+    let err = d.unbind(&path.as_ref(), HashMap::new()).await.unwrap_err();
+    assert!(matches!(err, Wire::NeedsConfirmation(_)), "{err:?}");
+    assert_eq!(binding.state().await.unwrap(), "bound");
+    let _agent = approving_agent(&bus).await;
+    // ... then BindingRemoved(unbound), the binding is gone, paying is refused.
     let mut removed = d.receive_binding_removed().await.unwrap();
     d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
     let signal = tokio::time::timeout(GUARD, removed.next())

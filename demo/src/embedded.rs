@@ -127,13 +127,15 @@ impl Embedded {
 
     /// As [`Embedded::start_dev`], the daemon keeping its secrets where `vault` says:
     /// the Secret Service under `vault_service`, or its own encrypted file (the demo
-    /// without a Secret Service, [`scanbindd::VaultChoice::file_with_new_secret`]).
+    /// without a Secret Service, [`scanbindd::VaultChoice::file_with_new_secret`]),
+    /// and reading its payment policy from `policy_file` when given.
     pub async fn start_with_vault(
         bus_address: &str,
         state_dir: &Path,
         vault_service: &str,
         vault: scanbindd::VaultChoice,
         dev: scanbindd::dev::DevOptions,
+        policy_file: Option<&Path>,
     ) -> Result<Embedded> {
         Embedded::start_vault(
             bus_address,
@@ -142,7 +144,7 @@ impl Embedded {
             vault,
             dev,
             None,
-            None,
+            policy_file,
         )
         .await
     }

@@ -255,7 +255,11 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
             "the private gnome-keyring",
         ),
     };
-    let stack = Embedded::start_with_vault(bus, &state, VAULT_SERVICE, vault, dev)
+    // The demo plays the user on the display agent too (step 10): its policy trusts
+    // this process as an agent; every app may pay, as without a policy.
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, scanbind_testkit::agent::trusted_agent_toml())?;
+    let stack = Embedded::start_with_vault(bus, &state, VAULT_SERVICE, vault, dev, Some(&policy))
         .await
         .map_err(|e| anyhow::anyhow!("starting the embedded stack: {e}"))?;
     println!(
@@ -637,6 +641,22 @@ async fn walk_through(
     println!("  exactly one charge per order and seller, and one refund each asked for");
 
     step(10, "Unbind");
+    // Unbinding stops every app from charging the wallet: an app needs the user's
+    // approval on the trusted display agent.
+    match client.unbind(&binding.path().as_ref()).await {
+        Err(scanbind_client::Error::Daemon(scanbind_client::ipc::Error::NeedsConfirmation(_))) => {
+            println!(
+                "  Unbind without a display agent → io.scanbind.Daemon1.Error.NeedsConfirmation \
+                 (an app may not unbind alone; the binding stays)"
+            );
+        }
+        Err(e) => bail!("Unbind without a display agent: expected NeedsConfirmation, got {e}"),
+        Ok(()) => bail!("Unbind without a display agent was accepted"),
+    }
+    let _agent = scanbind_testkit::agent::approving_agent(bus)
+        .await
+        .context("registering the demo's display agent")?;
+    println!("  the user approves on the display agent (the demo's own, which says yes)");
     timed("Unbind", client.unbind(&binding.path().as_ref())).await??;
     let state = binding.state().await?;
     ensure!(

@@ -51,17 +51,22 @@ pub mod daemon {
 
         /// `StartBinding(s wallet, a{sv} options) -> o binding`: starts binding `wallet`
         /// and returns the new binding job at once; follow its `State` and `Completed`.
+        /// The display names the calling app; one pending binding per app and a few
+        /// per window (`Busy` past that).
         fn start_binding(
             &self,
             wallet: &str,
             options: Options<'_>,
         ) -> crate::Result<OwnedObjectPath>;
 
-        /// `ListBindings(a{sv} options) -> a(osss) bindings`.
+        /// `ListBindings(a{sv} options) -> a(osss) bindings`: the bindings of the wallets
+        /// the calling app's policy lets it charge (none for a denied app).
         fn list_bindings(&self, options: Options<'_>) -> crate::Result<Vec<BindingSummary>>;
 
-        /// `Unbind(o binding, a{sv} options)`: revokes a binding (or abandons a pending
-        /// one) and deletes its tokens.
+        /// `Unbind(o binding, a{sv} options)`: once the user approved it on the trusted
+        /// display agent, revokes a binding (or abandons a pending one) and deletes its
+        /// tokens. No agent: `NeedsConfirmation`; declined: `Denied`; nothing changes
+        /// either way. An app cancels a pending binding it started without a question.
         fn unbind(&self, binding: &ObjectPath<'_>, options: Options<'_>) -> crate::Result<()>;
 
         /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) ->

@@ -394,6 +394,10 @@ pub mod keys {
         pub const KIND_PAYMENT: &str = "payment";
         /// `Confirm` kind: a kid profile's charge, approved with the parent PIN.
         pub const KIND_PARENT_APPROVAL: &str = "parent-approval";
+        /// `Confirm` kind: an app asks to unbind a wallet from this device (every app
+        /// then stops being able to charge it). Details: `app-id`, `app-name`,
+        /// `wallet`, `wallet-name`, `account`, `object`.
+        pub const KIND_UNBIND: &str = "unbind";
 
         /// `s`: a short title for the screen.
         pub const TITLE: &str = "title";
@@ -411,7 +415,8 @@ pub mod keys {
         pub const WALLET: &str = "wallet";
         /// `s`: the wallet as people call it (`AlipayHK`).
         pub const WALLET_NAME: &str = "wallet-name";
-        /// `s`: the app's verified identity.
+        /// `s`: the app's verified identity (the app that asks: payments, `unbind`,
+        /// and the app that started a `binding-qr`).
         pub const APP_ID: &str = "app-id";
         /// `s`: the app as people call it (from its id).
         pub const APP_NAME: &str = "app-name";
@@ -429,7 +434,11 @@ pub mod keys {
         pub const ATTEMPTS_LEFT: &str = "attempts-left";
         /// `u`: seconds the daemon waits for the answer.
         pub const TIMEOUT_SECS: &str = "timeout-secs";
-        /// `o`: the binding (`binding-qr`) or payment (`order-code`) object.
+        /// `s`: the binding's account as the daemon knows it (`unbind`): the wallet's
+        /// masked login id (`63****1234`), else the label given at `StartBinding`;
+        /// may be empty.
+        pub const ACCOUNT: &str = "account";
+        /// `o`: the binding (`binding-qr`, `unbind`) or payment (`order-code`) object.
         pub const OBJECT: &str = "object";
 
         /// `answer` key, `s`: the PIN the user typed.

@@ -386,6 +386,24 @@ impl PolicyFile {
         Ok(decision)
     }
 
+    /// Whether `app` may charge `wallet` at all (what `ListBindings` shows it): the
+    /// policy's rule for the app, else `granted` (the user's consent), else
+    /// `unknown_apps` (`allow` and `ask`: yes, `deny`: no). A rule with `allow = false`
+    /// charges nothing; one with `wallets` only those. Caps, budgets and prompts are
+    /// not considered (they decide each payment).
+    pub fn may_charge(&self, app: &str, granted: Option<&AppRule>, wallet: &str) -> bool {
+        match self.apps.get(app).or(granted) {
+            None => self.unknown_apps != Unknown::Deny,
+            Some(rule) => {
+                rule.allow
+                    && rule
+                        .wallets
+                        .as_ref()
+                        .is_none_or(|ws| ws.iter().any(|w| w.eq_ignore_ascii_case(wallet)))
+            }
+        }
+    }
+
     /// The limits the consent prompt grants in `currency`, if any.
     pub fn consent_limits(&self, currency: Currency) -> Option<Limits> {
         self.consent.limits.get(currency.code()).copied()
@@ -838,6 +856,38 @@ confirm = true
 [apps."/usr/bin/banned"]
 allow = false
 "#;
+
+    #[test]
+    fn which_wallets_an_app_may_charge() {
+        let p = PolicyFile::parse(FILE, Path::new("policy.toml")).unwrap();
+        assert!(p.may_charge("/usr/bin/game", None, "ALIPAY_HK"));
+        assert!(p.may_charge("/usr/bin/game", None, "alipay_hk"));
+        assert!(!p.may_charge("/usr/bin/game", None, "GCASH"));
+        assert!(p.may_charge("/usr/bin/kids", None, "GCASH"));
+        assert!(!p.may_charge("/usr/bin/banned", None, "ALIPAY_HK"));
+        // Not listed: unknown_apps = "deny" shows nothing, unless the user consented.
+        assert!(!p.may_charge("/usr/bin/new", None, "ALIPAY_HK"));
+        let consent = AppRule {
+            wallets: Some(vec!["ALIPAY_HK".into()]),
+            ..AppRule::default()
+        };
+        assert!(p.may_charge("/usr/bin/new", Some(&consent), "ALIPAY_HK"));
+        assert!(!p.may_charge("/usr/bin/new", Some(&consent), "GCASH"));
+        // The policy's own rule comes before a consent.
+        assert!(!p.may_charge("/usr/bin/banned", Some(&consent), "ALIPAY_HK"));
+        for (unknown, may) in [("allow", true), ("ask", true), ("deny", false)] {
+            let p = PolicyFile::parse(
+                &format!("unknown_apps = \"{unknown}\"\n"),
+                Path::new("p.toml"),
+            )
+            .unwrap();
+            assert_eq!(
+                p.may_charge("/usr/bin/new", None, "ALIPAY_HK"),
+                may,
+                "{unknown}"
+            );
+        }
+    }
 
     #[test]
     fn rules_caps_and_budgets() {

@@ -433,7 +433,7 @@ async fn bind_approved_while_down(rig: &mut Rig, victim: Victim, run: usize) -> 
     };
     assert_eq!(state, "bound", "{cell}\n{}", rig.logs());
     // Back to one binding for the next run.
-    d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
+    common::unbind_approved(&rig.bus, &d, &path).await;
     state
 }
 

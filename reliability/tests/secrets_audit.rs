@@ -93,7 +93,7 @@ async fn no_token_key_or_signature_is_written_anywhere() {
         .unwrap();
     assert_eq!(refund, "succeeded");
     let mut removed = d.receive_binding_removed().await.unwrap();
-    d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
+    common::unbind_approved(&bus, &d, &path).await;
     let first = tokio::time::timeout(common::GUARD, removed.next())
         .await
         .unwrap()

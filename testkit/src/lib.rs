@@ -3,6 +3,7 @@
 //!
 //! | Module | Fixtures |
 //! |---|---|
+//! | [`agent`] | [`agent::approving_agent`]: a display agent that approves every question; [`agent::trusted_agent_toml`] |
 //! | [`bus`] | [`PrivateBus`] (a private `dbus-daemon`), [`PrivateKeyring`] (a private gnome-keyring on it), [`require_secret_service`], [`session_has_secret_service`] |
 //! | [`child`] | [`run_child_test`]: one test of the current test binary in a child process |
 //! | [`daemon`] | [`DaemonProc`]: the `scanbindd` binary as a child process, started by a [`DaemonCommand`] |
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod agent;
 pub mod bus;
 pub mod child;
 pub mod daemon;

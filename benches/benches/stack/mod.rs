@@ -264,6 +264,28 @@ pub fn spawn_daemon(
         .map_err(s)
 }
 
+/// [`spawn_daemon`] with a policy that trusts this process as the display agent
+/// (`scanbind_testkit::agent`: an app's `Unbind` needs the user's approval) and lets
+/// every app pay, as without a policy.
+pub fn spawn_daemon_trusting_this_agent(
+    bins: &Path,
+    bus_address: &str,
+    server: &str,
+    state_dir: &Path,
+) -> Result<DaemonProc, String> {
+    let policy = state_dir.join("policy.toml");
+    std::fs::write(&policy, scanbind_testkit::agent::trusted_agent_toml()).map_err(s)?;
+    DaemonProc::command(&bins.join("scanbindd"), state_dir)
+        .args([std::ffi::OsStr::new("--policy"), policy.as_os_str()])
+        .address(bus_address)
+        .server(server)
+        .log_level("warn")
+        .suite("bench")
+        .guard(None)
+        .spawn()
+        .map_err(s)
+}
+
 /// Binds `ALIPAY_HK` through the daemon (StartBinding, the wallet approves, Completed
 /// `bound`). Returns the binding's path.
 pub async fn bind_daemon(

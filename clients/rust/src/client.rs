@@ -268,13 +268,17 @@ impl Client {
         Binding::open(self, path).await
     }
 
-    /// Every binding object the daemon has.
+    /// The bindings of the wallets this app's policy lets it charge (none for an app
+    /// the policy denies).
     #[doc(alias = "ListBindings")]
     pub async fn bindings(&self) -> Result<Vec<BindingSummary>> {
         Ok(self.daemon.list_bindings(HashMap::new()).await?)
     }
 
-    /// Removes a binding: revokes its tokens with the wallet and deletes them.
+    /// Removes a binding once the user approved it on the trusted display agent:
+    /// revokes its tokens with the wallet and deletes them. Without an agent the
+    /// daemon answers `NeedsConfirmation`, declined `Denied` (nothing changes); the
+    /// call waits for the user's answer (at most the prompt timeout).
     #[doc(alias = "Unbind")]
     pub async fn unbind(&self, binding: &ObjectPath<'_>) -> Result<()> {
         Ok(self.daemon.unbind(binding, HashMap::new()).await?)

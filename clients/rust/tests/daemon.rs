@@ -51,9 +51,19 @@ async fn bind_pay_refund_restore_and_unbind() {
     std::fs::create_dir_all(&state).unwrap();
     let socket = dir.path().join("scanbindd.sock");
     let vault = format!("io.scanbind.Daemon.test.client.{}", std::process::id());
-    let stack = Embedded::start_with(bus.address(), &state, &vault, Some(&socket))
-        .await
-        .unwrap();
+    // This test may register as the display agent (to approve its own Unbind).
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, scanbind_testkit::agent::trusted_agent_toml()).unwrap();
+    let stack = Embedded::start_full(
+        bus.address(),
+        &state,
+        &vault,
+        Some(&socket),
+        Default::default(),
+        Some(&policy),
+    )
+    .await
+    .unwrap();
     let client = Client::connect(Transport::Address(bus.address().to_owned()))
         .await
         .unwrap();
@@ -207,7 +217,21 @@ async fn bind_pay_refund_restore_and_unbind() {
     assert_eq!(history.len(), 1);
     assert!(history[0].delivered);
 
-    // Unbind: the binding is gone and paying is refused again.
+    // Unbind: an app needs the user's approval on the display agent (none yet:
+    // NeedsConfirmation, still bound) ...
+    let err = client.unbind(&binding.path().as_ref()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Daemon(scanbind_client::ipc::Error::NeedsConfirmation(_))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(binding.state().await.unwrap(), BindingState::Bound);
+    let _agent = scanbind_testkit::agent::approving_agent(bus.address())
+        .await
+        .unwrap();
+    // ... approved: the binding is gone and paying is refused again.
     client.unbind(&binding.path().as_ref()).await.unwrap();
     assert_eq!(binding.state().await.unwrap(), BindingState::Unbound);
     let err = client

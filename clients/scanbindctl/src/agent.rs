@@ -3,9 +3,10 @@
 //! It serves `io.scanbind.Agent1` at an object path of its own and registers it with
 //! the daemon's `io.scanbind.AgentManager1` (`docs/dbus-api.md`). The daemon then calls
 //! it: `Show` (a binding QR with its match code, an order code), `Dismiss` and
-//! `Confirm` (consent, payment, parent approval with the PIN). Confirmations are asked
-//! one at a time, in the order they came; the answer is a `y`/`n` line (a PIN line for a
-//! parent approval, typed without echo on a terminal). The end of input denies.
+//! `Confirm` (consent, payment, parent approval with the PIN, an app's unbinding).
+//! Confirmations are asked one at a time, in the order they came; the answer is a
+//! `y`/`n` line (a PIN line for a parent approval, typed without echo on a terminal).
+//! The end of input denies.
 //!
 //! With `--json`, every event is one JSON object on stdout (`registered`, `show`,
 //! `dismiss`, `confirm`, `retry`, `answered`, `fresh-code`, `daemon-gone`,
@@ -431,6 +432,9 @@ impl Terminal {
                 let get = |k: &str| text(details, k).unwrap_or("?").to_owned();
                 match kind.as_str() {
                     keys::KIND_BINDING_QR => {
+                        if let Some(app) = text(details, keys::APP_NAME) {
+                            println!("  Asked for by {app}");
+                        }
                         println!(
                             "  Scan with the {} app to link it to {}.",
                             get(keys::WALLET_NAME),
@@ -566,6 +570,13 @@ impl Terminal {
                         println!("== {title} ==");
                     }
                     println!("{message}");
+                    if prompt.kind == keys::KIND_UNBIND {
+                        // The facts in their own lines, whatever the message says.
+                        let get = |k: &str| text(&prompt.details, k).unwrap_or("?");
+                        println!("  App:    {} ({})", get(keys::APP_NAME), get(keys::APP_ID));
+                        let account = text(&prompt.details, keys::ACCOUNT).unwrap_or("");
+                        println!("  Wallet: {} {account}", get(keys::WALLET_NAME));
+                    }
                     if let Some(a) = attempts {
                         println!("({a} wrong PINs left before approvals are locked for a while)");
                     }

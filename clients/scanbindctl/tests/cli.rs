@@ -62,9 +62,19 @@ impl Env {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
         let vault = format!("io.scanbind.Daemon.test.ctl.{name}.{}", std::process::id());
-        let embedded = Embedded::start(bus.address(), &state, &vault)
-            .await
-            .unwrap();
+        // This test may register as the display agent (to approve an app's Unbind).
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, scanbind_testkit::agent::trusted_agent_toml()).unwrap();
+        let embedded = Embedded::start_full(
+            bus.address(),
+            &state,
+            &vault,
+            None,
+            Default::default(),
+            Some(&policy),
+        )
+        .await
+        .unwrap();
         Env {
             _dir: dir,
             bus,
@@ -314,7 +324,9 @@ async fn bind_pay_refund_unbind_through_the_cli() {
         assert_eq!(c["verdict"], "ok", "{c}");
     }
 
-    // Unbind; paying afterwards is refused with NotBound (exit 4).
+    // Unbind (an app's Unbind needs the user's approval: this test's display agent
+    // gives it); paying afterwards is refused with NotBound (exit 4).
+    let _agent = scanbind_testkit::agent::approving_agent(a).await.unwrap();
     let (rc, out, err) = ctl(&["--address", a, "unbind", bound["binding"].as_str().unwrap()]).await;
     assert_eq!(rc, 0, "{out}{err}");
     let (rc, out, err) = ctl(&[

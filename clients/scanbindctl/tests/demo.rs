@@ -84,6 +84,8 @@ const WALK_THROUGH: &[&str] = &[
     "money moved 1×",
     "exactly one charge per order and seller, and one refund each asked for",
     "== 10. Unbind",
+    "Error.NeedsConfirmation (an app may not unbind alone; the binding stays)",
+    "the user approves on the display agent",
     "Error.NotBound (as it must)",
     "stopped scanbindd, the merchant server and the sandbox",
     "Done: ",

@@ -78,7 +78,9 @@ impl DaemonObj {
     }
 
     /// `StartBinding(s wallet, a{sv} options) -> o binding`: starts binding `wallet`
-    /// and returns the binding job at once; follow its `State` and `Completed`.
+    /// and returns the binding job at once; follow its `State` and `Completed`. The QR
+    /// code on the display names the calling app; one pending binding per app and a
+    /// few per window (`Busy` past that, [`crate::domain::limits`]).
     #[zbus(out_args("binding"))]
     async fn start_binding(
         &self,
@@ -89,7 +91,7 @@ impl DaemonObj {
     ) -> std::result::Result<OwnedObjectPath, Wire> {
         self.shared.touch();
         // Noted as an app's connection: the binding's signals reach it (`scope`).
-        self.bus.identify(conn, &hdr).await?;
+        let who = self.bus.identify(conn, &hdr).await?;
         validate_wallet(&wallet)?;
         let mut label = String::new();
         let mut display = true;
@@ -114,22 +116,30 @@ impl DaemonObj {
                 }
             }
         }
-        let (path, binding_id) = binding::start(&self.shared, wallet, label, display).await?;
+        let (path, binding_id) =
+            binding::start(&self.shared, &who.owner(), wallet, label, display).await?;
         super::serve_binding(&self.bus, &self.shared, &path, &binding_id).await?;
         tracing::info!(binding = %path, "binding started");
         Ok(path)
     }
 
-    /// `ListBindings(a{sv} options) -> a(osss) bindings`.
+    /// `ListBindings(a{sv} options) -> a(osss) bindings`: the bindings of the wallets
+    /// the caller's policy lets it charge (none for an app the policy denies).
     #[zbus(out_args("bindings"))]
     async fn list_bindings(
         &self,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> std::result::Result<Vec<BindingSummary>, Wire> {
         self.shared.touch();
         no_options("ListBindings", &options)?;
+        let who = caller::identify(conn, &hdr).await?;
+        let owner = who.owner();
+        let visible = binding::visible_to(&self.shared, &owner);
         Ok(lock(&self.shared.bindings)
             .values()
+            .filter(|b| visible(&b.wallet))
             .map(|b| BindingSummary {
                 binding: b.path.clone(),
                 wallet: b.wallet.clone(),
@@ -139,9 +149,12 @@ impl DaemonObj {
             .collect())
     }
 
-    /// `Unbind(o binding, a{sv} options)`: revokes a bound binding with the wallet
-    /// (through the server), deletes its tokens from the keyring and moves it to
-    /// `unbound`; a pending binding is abandoned. Offline: nothing changes.
+    /// `Unbind(o binding, a{sv} options)`: once the user confirmed it on the trusted
+    /// display (`NeedsConfirmation` without an agent, `Denied` when declined; nothing
+    /// changes either way), revokes a bound binding with the wallet (through the
+    /// server), deletes its tokens from the keyring and moves it to `unbound`; a
+    /// pending binding is abandoned (the app that started it needs no confirmation).
+    /// Offline: nothing changes.
     async fn unbind(
         &self,
         binding: OwnedObjectPath,
@@ -151,10 +164,9 @@ impl DaemonObj {
     ) -> std::result::Result<(), Wire> {
         self.shared.touch();
         no_options("Unbind", &options)?;
-        // Any app of the user's session may unbind (the user's own choice); the
-        // caller is identified so that a call without one is refused.
+        // An app unbinds only with the user's confirmation on the trusted display.
         let who = caller::identify(conn, &hdr).await?;
-        Ok(binding::unbind(&self.shared, &binding, &who.owner()).await?)
+        Ok(binding::unbind_confirmed(&self.shared, &binding, &who.owner()).await?)
     }
 
     /// `Pay(s order_id, x amount_minor, s currency, s description, a{sv} options) -> o

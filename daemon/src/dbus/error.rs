@@ -70,6 +70,7 @@ impl From<Refusal> for scanbind_ipc::Error {
             Refusal::BelowMinimum(m) => W::BelowMinimum(m),
             Refusal::AboveLimit(m) => W::AboveLimit(m),
             Refusal::Duplicate(m) => W::Duplicate(m),
+            Refusal::Busy(m) => W::Busy(m),
             Refusal::NeedsConfirmation(m) => W::NeedsConfirmation(m),
             Refusal::Denied(m) => W::Denied(m),
             Refusal::RefundNotAllowed(m) => W::RefundNotAllowed(m),

@@ -9,22 +9,34 @@ use zvariant::{OwnedObjectPath, OwnedValue};
 
 use super::error::Refusal;
 use super::model::BindingRecord;
-use super::prompt::{path_value, str_value, wallet_name};
+use super::prompt::{app_name, path_value, prompt_timeout, str_value, wallet_name};
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::store::journal::Owner;
 use crate::store::vault::SecretKind;
 use crate::sync::lock;
 
-/// Starts binding `wallet` with the server, shows the QR code on the display (when
-/// `display`) and records the binding as `pending`. Returns its path and binding id;
-/// the caller serves its object.
+/// Starts binding `wallet` for `owner` (the app that asks) with the server, shows the
+/// QR code on the display (when `display`), naming the app, and records the binding as
+/// `pending`. Returns its path and binding id; the caller serves its object.
+///
+/// Within the app's binding limits ([`super::limits`]): one pending binding per app,
+/// a few per window that do not end bound; past them `Busy`, and nothing is asked of
+/// the server or shown.
 pub(crate) async fn start(
     shared: &Shared,
+    owner: &Owner,
     wallet: String,
     label: String,
     display: bool,
 ) -> std::result::Result<(OwnedObjectPath, String), Refusal> {
+    let now = std::time::Instant::now();
+    let slot = shared.limits.begin_binding(owner, now, |id| {
+        let unix = crate::link::unix_now();
+        lock(&shared.bindings)
+            .get(id)
+            .is_some_and(|b| b.state == BindingState::Pending && b.expires_at > unix)
+    })?;
     let started = shared.link.start_binding(&wallet).await?;
     let expires_at = time::OffsetDateTime::parse(
         &started.expires_at,
@@ -32,22 +44,28 @@ pub(crate) async fn start(
     )
     .map(|t| t.unix_timestamp())
     .map_err(|e| Refusal::ServerError(format!("bad expiresAt from the server: {e}")))?;
+    slot.started(started.binding_id.clone(), now);
     let path = binding_path(&wallet, &started.binding_id);
     if display {
+        let app = app_name(&owner.app_id);
         let details: Vec<(&'static str, OwnedValue)> = vec![
             (
                 k::TITLE,
-                str_value(format!("Bind {}", wallet_name(&wallet))),
+                str_value(format!("Bind {} for {app}", wallet_name(&wallet))),
             ),
             (
                 k::MESSAGE,
                 str_value(format!(
-                    "Scan with the {} app to pay from this device with one click. Check \
-                     that the phone shows the match code {}.",
+                    "{app} asks to bind your {} wallet. Scan with the {} app to pay from \
+                     this device with one click. Check that the phone shows the match \
+                     code {}.",
+                    wallet_name(&wallet),
                     wallet_name(&wallet),
                     started.match_code
                 )),
             ),
+            (k::APP_ID, str_value(owner.app_id.clone())),
+            (k::APP_NAME, str_value(app)),
             (k::CODE_VALUE, str_value(started.code_value.clone())),
             (k::MATCH_CODE, str_value(started.match_code.clone())),
             (k::EXPIRES_AT, OwnedValue::from(expires_at)),
@@ -80,6 +98,9 @@ pub(crate) async fn start(
 /// Revokes a bound binding with the wallet (through the server), deletes its tokens
 /// from the keyring and moves it to `unbound`; a pending binding is abandoned.
 /// Offline: nothing changes. `caller` is who asked (for the log).
+///
+/// No question is asked here: this is the manager's path (the device owner, already
+/// authorized). An app's `Unbind` goes through [`unbind_confirmed`].
 pub(crate) async fn unbind(
     shared: &Shared,
     binding: &OwnedObjectPath,
@@ -129,6 +150,107 @@ pub(crate) async fn unbind(
     Ok(())
 }
 
+/// An app's `Unbind`: the user confirms on the trusted display (kind `unbind`, naming
+/// the app, the wallet and the account), within the app's prompt limits
+/// ([`super::prompt::limited`]), and only then is the binding unbound ([`unbind`]).
+/// Without a display agent: `NeedsConfirmation`; declined or unanswered: `Denied`;
+/// nothing changes either way. An app cancels a pending binding it started itself
+/// without a question; a binding already settled (failed, expired, unbound) needs
+/// none either (nothing changes).
+pub(crate) async fn unbind_confirmed(
+    shared: &Shared,
+    binding: &OwnedObjectPath,
+    caller: &Owner,
+) -> std::result::Result<(), Refusal> {
+    let found = lock(&shared.bindings)
+        .iter()
+        .find(|(_, b)| b.path == *binding)
+        .map(|(id, b)| (id.clone(), b.clone()));
+    let Some((binding_id, record)) = found else {
+        return Err(Refusal::NotFound(format!(
+            "no binding at {}",
+            binding.as_str()
+        )));
+    };
+    let own_pending =
+        record.state == BindingState::Pending && shared.limits.started_by(caller, &binding_id);
+    let settled = !matches!(record.state, BindingState::Pending | BindingState::Bound);
+    if own_pending || settled {
+        return unbind(shared, binding, caller).await;
+    }
+    let app = app_name(&caller.app_id);
+    let wallet = wallet_name(&record.wallet);
+    let account = if record.label.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", record.label)
+    };
+    let message = if record.state == BindingState::Pending {
+        format!("{app} asks to cancel the pending binding of a {wallet} wallet on this device.")
+    } else {
+        format!(
+            "{app} asks to unbind your {wallet} wallet{account} from this device. No app on \
+             this device can charge it until it is bound again."
+        )
+    };
+    let details: Vec<(&'static str, OwnedValue)> = vec![
+        (k::TITLE, str_value(format!("Unbind {wallet}?"))),
+        (k::MESSAGE, str_value(message)),
+        (k::APP_ID, str_value(caller.app_id.clone())),
+        (k::APP_NAME, str_value(app.clone())),
+        (k::WALLET, str_value(record.wallet.clone())),
+        (k::WALLET_NAME, str_value(wallet.clone())),
+        (k::ACCOUNT, str_value(record.label.clone())),
+        (k::OBJECT, path_value(binding)),
+    ];
+    let asked = async {
+        let answer = shared
+            .prompter
+            .confirm(
+                k::KIND_UNBIND,
+                details,
+                prompt_timeout(shared),
+                "unbinding a wallet from an app needs the user's confirmation",
+            )
+            .await
+            .map_err(|e| match e {
+                Refusal::NeedsConfirmation(_) => Refusal::NeedsConfirmation(format!(
+                    "unbinding {wallet} needs the user's confirmation and no trusted display \
+                     agent is running (start scanbind-agent or scanbindctl agent); the \
+                     binding was not changed"
+                )),
+                Refusal::Denied(m) => Refusal::Denied(format!(
+                    "{}; the binding was not changed",
+                    m.trim_end_matches("; nothing was charged")
+                )),
+                other => other,
+            })?;
+        if answer.allowed {
+            Ok(())
+        } else {
+            Err(Refusal::Denied(format!(
+                "the user did not allow {app} to unbind {wallet}; the binding was not changed"
+            )))
+        }
+    };
+    super::prompt::limited(shared, caller, asked).await?;
+    tracing::info!(binding = %binding, app = %caller.app_id, uid = caller.uid, "the user allowed an app to unbind");
+    unbind(shared, binding, caller).await
+}
+
+/// Whether `owner` may see the bindings of `wallet` (`ListBindings`): those its policy
+/// lets it charge ([`crate::policy::PolicyFile::may_charge`], with the user's consent
+/// for it). An invalid policy or consents file shows nothing.
+pub(crate) fn visible_to(shared: &Shared, owner: &Owner) -> impl Fn(&str) -> bool {
+    let policy = shared.policy.current().ok();
+    let granted = shared.policy.granted(owner.uid, &owner.app_id);
+    let app = owner.app_id.clone();
+    move |wallet: &str| match (&policy, &granted) {
+        (Some(p), Ok(g)) => p.may_charge(&app, g.as_ref(), wallet),
+        _ => false,
+    }
+}
+
 /// Moves a binding to `state` (record, display, announcement). Returns whether it
 /// changed; `Completed` is announced on a change, and `BindingRemoved(reason)` too
 /// when `removed` is given.
@@ -149,6 +271,9 @@ pub(crate) async fn settle_binding(
     };
     if !changed {
         return Ok(false);
+    }
+    if state == BindingState::Bound {
+        shared.limits.binding_bound(binding_id);
     }
     tracing::info!(binding = %path, state = state.as_str(), "binding completed");
     shared

@@ -45,6 +45,10 @@ pub(crate) enum Refusal {
     /// The same id was used for something else.
     #[error("{0}")]
     Duplicate(String),
+    /// The app asks too often or already has something waiting on the display (the
+    /// per-app limits of [`super::limits`]); nothing was shown or done.
+    #[error("{0}")]
+    Busy(String),
     /// The user must answer on a display and none is there (or no parent PIN is set).
     #[error("{0}")]
     NeedsConfirmation(String),

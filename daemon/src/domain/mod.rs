@@ -15,12 +15,15 @@
 //! - [`refresh`]: token refresh timers.
 //! - [`prompt`]: consent, confirmation and a parent's approval on the display.
 //! - [`pin`]: the parent PIN.
+//! - [`limits`]: per-app limits on prompts and bindings (what an app can put on the
+//!   display).
 
 pub(crate) mod admission;
 pub(crate) mod binding;
 pub(crate) mod checkout;
 pub(crate) mod driver;
 pub(crate) mod error;
+pub(crate) mod limits;
 pub(crate) mod model;
 pub(crate) mod pin;
 pub(crate) mod ports;

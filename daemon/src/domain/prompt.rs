@@ -5,7 +5,7 @@
 //! a PIN is checked here (`pin`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scanbind_ipc::types::keys::agent as keys;
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
@@ -143,77 +143,113 @@ pub(crate) async fn ask(
     let timeout = prompt_timeout(shared);
     let app = app_name(&p.owner.app_id);
     match prompt {
-        Prompt::Consent => {
-            let policy = shared.policy.current().map_err(Refusal::NotAllowed)?;
-            let limit = policy
-                .consent_limits(p.amount.currency())
-                .and_then(|l| l.daily)
-                .map(|d| {
-                    format!(
-                        " up to {} a day",
-                        crate::policy::money_text(p.amount.currency(), d)
-                    )
-                })
-                .unwrap_or_else(|| " with no daily limit".to_owned());
-            let message = format!(
-                "Allow {app} to charge {}{limit}? It asks to pay {} now.",
-                p.wallet_text(),
-                p.amount
-            );
-            let answer = shared
-                .prompter
-                .confirm(
-                    keys::KIND_CONSENT,
-                    p.details(message, "A new app wants to charge"),
-                    timeout,
-                    &format!("{} has not been allowed yet", p.owner.app_id),
-                )
-                .await?;
-            if !answer.allowed {
-                return Err(Refusal::Denied(format!(
-                    "the user did not allow {app} to charge; nothing was charged"
-                )));
-            }
-            shared
-                .policy
-                .grant(
-                    p.owner.uid,
-                    &p.owner.app_id,
-                    p.wallet,
-                    policy.consent.limits.clone(),
-                )
-                .map_err(|e| Refusal::Internal(format!("could not save the consent: {e}")))?;
-            tracing::info!(app = %p.owner.app_id, uid = p.owner.uid, "the user allowed a new app to charge");
-            Ok(())
-        }
-        Prompt::Confirm => {
-            let message = format!(
-                "Pay {} to {app} from {}? ({})",
-                p.amount,
-                p.wallet_text(),
-                p.description
-            );
-            let answer = shared
-                .prompter
-                .confirm(
-                    keys::KIND_PAYMENT,
-                    p.details(message, "Confirm the payment"),
-                    timeout,
-                    &format!(
-                        "each charge by {} needs the user's confirmation",
-                        p.owner.app_id
-                    ),
-                )
-                .await?;
-            if answer.allowed {
-                Ok(())
-            } else {
-                Err(Refusal::Denied(
-                    "the user declined the payment; nothing was charged".into(),
-                ))
-            }
-        }
+        Prompt::Consent => limited(shared, p.owner, consent(shared, p, &app, timeout)).await,
+        Prompt::Confirm => limited(shared, p.owner, confirm(shared, p, &app, timeout)).await,
         Prompt::ParentApproval => parent_approval(shared, p, &app, timeout).await,
+    }
+}
+
+/// Runs `asked` (a question on the display, `Ok` when approved) within the app's
+/// prompt limits ([`super::limits`]): refused with `Busy`, nothing shown, when the app
+/// is already asking or asked too often without approval; an answer other than
+/// approval (`Denied`: declined, unanswered, the agent went away) counts against the
+/// app; a question that was not shown (`NeedsConfirmation`, other errors) does not.
+pub(crate) async fn limited<T>(
+    shared: &Shared,
+    owner: &crate::store::journal::Owner,
+    asked: impl std::future::Future<Output = Result<T, Refusal>>,
+) -> Result<T, Refusal> {
+    let slot = shared.limits.begin_prompt(owner, Instant::now())?;
+    let result = asked.await;
+    match &result {
+        Ok(_) => slot.ended(true, Instant::now()),
+        Err(Refusal::Denied(_)) => slot.ended(false, Instant::now()),
+        Err(_) => drop(slot),
+    }
+    result
+}
+
+/// The first-use consent: allowed, the consent is kept (see [`ask`]).
+async fn consent(
+    shared: &Arc<Shared>,
+    p: &PaymentPrompt<'_>,
+    app: &str,
+    timeout: Duration,
+) -> Result<(), Refusal> {
+    let policy = shared.policy.current().map_err(Refusal::NotAllowed)?;
+    let limit = policy
+        .consent_limits(p.amount.currency())
+        .and_then(|l| l.daily)
+        .map(|d| {
+            format!(
+                " up to {} a day",
+                crate::policy::money_text(p.amount.currency(), d)
+            )
+        })
+        .unwrap_or_else(|| " with no daily limit".to_owned());
+    let message = format!(
+        "Allow {app} to charge {}{limit}? It asks to pay {} now.",
+        p.wallet_text(),
+        p.amount
+    );
+    let answer = shared
+        .prompter
+        .confirm(
+            keys::KIND_CONSENT,
+            p.details(message, "A new app wants to charge"),
+            timeout,
+            &format!("{} has not been allowed yet", p.owner.app_id),
+        )
+        .await?;
+    if !answer.allowed {
+        return Err(Refusal::Denied(format!(
+            "the user did not allow {app} to charge; nothing was charged"
+        )));
+    }
+    shared
+        .policy
+        .grant(
+            p.owner.uid,
+            &p.owner.app_id,
+            p.wallet,
+            policy.consent.limits.clone(),
+        )
+        .map_err(|e| Refusal::Internal(format!("could not save the consent: {e}")))?;
+    tracing::info!(app = %p.owner.app_id, uid = p.owner.uid, "the user allowed a new app to charge");
+    Ok(())
+}
+
+/// A charge the policy wants confirmed.
+async fn confirm(
+    shared: &Arc<Shared>,
+    p: &PaymentPrompt<'_>,
+    app: &str,
+    timeout: Duration,
+) -> Result<(), Refusal> {
+    let message = format!(
+        "Pay {} to {app} from {}? ({})",
+        p.amount,
+        p.wallet_text(),
+        p.description
+    );
+    let answer = shared
+        .prompter
+        .confirm(
+            keys::KIND_PAYMENT,
+            p.details(message, "Confirm the payment"),
+            timeout,
+            &format!(
+                "each charge by {} needs the user's confirmation",
+                p.owner.app_id
+            ),
+        )
+        .await?;
+    if answer.allowed {
+        Ok(())
+    } else {
+        Err(Refusal::Denied(
+            "the user declined the payment; nothing was charged".into(),
+        ))
     }
 }
 
@@ -232,9 +268,28 @@ async fn parent_approval(
                 .into(),
         ));
     };
-    let mut left = pin::status(shared)
+    let left = pin::status(shared)
         .await?
         .map_err(pin::Refused::to_refusal)?;
+    // Asked until the PIN is right or refused: one prompt as the limits count it.
+    limited(
+        shared,
+        p.owner,
+        ask_parent(shared, p, app, timeout, &stored, left),
+    )
+    .await
+}
+
+/// Asks for the parent PIN until it is right, the parent declines or the attempts run
+/// out.
+async fn ask_parent(
+    shared: &Arc<Shared>,
+    p: &PaymentPrompt<'_>,
+    app: &str,
+    timeout: Duration,
+    stored: &str,
+    mut left: u32,
+) -> Result<(), Refusal> {
     loop {
         let message = format!(
             "{app} asks to pay {} ({}). A parent can approve with the PIN.",
@@ -258,7 +313,7 @@ async fn parent_approval(
             ));
         }
         let typed = answer.pin.unwrap_or_default();
-        match pin::check_counted(shared, &stored, &typed).await? {
+        match pin::check_counted(shared, stored, &typed).await? {
             Ok(()) => {
                 tracing::info!(app = %p.owner.app_id, uid = p.owner.uid, "a parent approved a kid profile's payment");
                 return Ok(());

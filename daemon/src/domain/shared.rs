@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) publisher: Arc<dyn Publisher>,
     /// Shows and asks on the trusted display (the D-Bus layer's display agent).
     pub(crate) prompter: Arc<dyn Prompter>,
+    /// What each app may still put on the display (prompts, binding QR codes).
+    pub(crate) limits: super::limits::Limits,
 }
 
 /// A crash point for the kill -9 tests (feature `test-util` only): when
@@ -92,6 +94,7 @@ impl Shared {
             driving: Mutex::new(HashSet::new()),
             publisher,
             prompter,
+            limits: super::limits::Limits::default(),
         }
     }
 

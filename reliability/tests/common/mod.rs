@@ -32,7 +32,13 @@ pub fn spawn_daemon_logged(
     env: &[(&str, &str)],
     log_level: &str,
 ) -> DaemonProc {
+    // Every app may pay (as without a policy); this test process may register as the
+    // display agent (an app's Unbind needs the user's approval: `unbind_approved`).
+    let policy = state_dir.join("policy.toml");
+    std::fs::write(&policy, scanbind_testkit::agent::trusted_agent_toml())
+        .unwrap_or_else(|e| panic!("{}: {e}", policy.display()));
     DaemonProc::command(&scanbind_reliability::bins::binaries().daemon, state_dir)
+        .args([std::ffi::OsStr::new("--policy"), policy.as_os_str()])
         .address(bus)
         .server(server)
         .envs(env)
@@ -53,6 +59,23 @@ pub async fn connect(bus: &PrivateBus) -> zbus::Connection {
 
 /// Binds `ALIPAY_HK` through the sandbox's scan as `user` (or the default user);
 /// returns the binding's path.
+/// Unbinds `path` as the app: an app's `Unbind` needs the user's approval on the
+/// display agent, given by an approving agent registered for this call and
+/// unregistered after it (the daemon's policy trusts this process: `spawn_daemon`).
+pub async fn unbind_approved(
+    bus: &PrivateBus,
+    d: &Daemon1Proxy<'_>,
+    path: &zvariant::OwnedObjectPath,
+) {
+    let agent = scanbind_testkit::agent::approving_agent(bus.address())
+        .await
+        .unwrap_or_else(|e| panic!("registering the approving agent: {e}"));
+    d.unbind(&path.as_ref(), HashMap::new()).await.unwrap();
+    scanbind_testkit::agent::unregister_agent(&agent)
+        .await
+        .unwrap();
+}
+
 pub async fn bind(
     world: &World,
     conn: &zbus::Connection,

@@ -271,3 +271,37 @@ async fn the_consent_prompt_names_the_daily_limit_or_says_there_is_none() {
         messages[1]
     );
 }
+
+#[tokio::test]
+async fn declined_prompts_run_out_but_approved_ones_never_do() {
+    use crate::domain::limits::MAX_UNAPPROVED_PROMPTS;
+    // The user declines: after the limit the app is refused with Busy, nothing asked.
+    let display = Display::answering(Some(false));
+    let (_dir, shared) = daemon(Some(CONFIRM), Arc::clone(&display));
+    bind(&shared, "b1", "ALIPAY_HK");
+    for i in 0..MAX_UNAPPROVED_PROMPTS {
+        let e = admit(&shared, pay(&format!("no-{i}"), 100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Refusal::Denied(_)), "{e:?}");
+    }
+    let e = admit(&shared, pay("one-more", 100)).await.unwrap_err();
+    assert!(
+        matches!(e, Refusal::Busy(ref m) if m.contains("without approval")),
+        "{e:?}"
+    );
+    assert_eq!(display.asked().len(), MAX_UNAPPROVED_PROMPTS);
+    assert!(recorded(&shared).await.is_empty());
+
+    // One purchase at a time, each approved: never cut off.
+    let display = Display::answering(Some(true));
+    let (_dir, shared) = daemon(Some(CONFIRM), Arc::clone(&display));
+    bind(&shared, "b1", "ALIPAY_HK");
+    for i in 0..4 * MAX_UNAPPROVED_PROMPTS {
+        assert!(matches!(
+            admit(&shared, pay(&format!("yes-{i}"), 100)).await.unwrap(),
+            Admitted::New(_)
+        ));
+    }
+    assert_eq!(display.asked().len(), 4 * MAX_UNAPPROVED_PROMPTS);
+}
