@@ -258,6 +258,16 @@ impl Rig {
         words.next().unwrap().parse().unwrap()
     }
 
+    /// Whether the hostile app's `GetStatus` lists a bound binding.
+    async fn hostile_status_shows_a_binding(&self) -> bool {
+        let out = self
+            .hostile("io.scanbind.Daemon1.GetStatus", &["a{sv}", "0"])
+            .await
+            .unwrap_or_else(|e| panic!("GetStatus: {e}"));
+        assert!(out.contains("\"bindings\" ao"), "{out}");
+        out.contains("/io/scanbind/Daemon1/binding/")
+    }
+
     /// The household app pays `order` (1.00 HKD): it succeeds.
     async fn pays(&self, order: &str) {
         let p = self
@@ -429,7 +439,7 @@ async fn binding_qr_codes_name_the_app_and_cannot_flood_the_display() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn list_bindings_shows_only_what_the_apps_policy_lets_it_charge() {
+async fn list_bindings_and_status_show_only_what_the_apps_policy_lets_it_charge() {
     let rig = Rig::start(&format!("[apps.\"{HOSTILE}\"]\nallow = false\n")).await;
     let (path, state) = bind_approved(&rig.world, &rig.conn, &rig.d).await;
     assert_eq!(state, "bound");
@@ -437,26 +447,30 @@ async fn list_bindings_shows_only_what_the_apps_policy_lets_it_charge() {
     let mine = rig.d.list_bindings(HashMap::new()).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].binding.as_str(), path.as_str());
-    // The denied app sees none.
+    // The denied app sees none, in ListBindings or GetStatus.
     assert_eq!(rig.hostile_list_bindings().await, 0);
+    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
     // Allowed for another wallet only: none either.
     write_policy(
         &rig.policy,
         &format!("[apps.\"{HOSTILE}\"]\nwallets = [\"GCASH\"]\n"),
     );
     assert_eq!(rig.hostile_list_bindings().await, 0);
+    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
     // Allowed for this wallet: it sees it.
     write_policy(
         &rig.policy,
         &format!("[apps.\"{HOSTILE}\"]\nwallets = [\"ALIPAY_HK\"]\n"),
     );
     assert_eq!(rig.hostile_list_bindings().await, 1);
+    assert_eq!(rig.hostile_status_shows_a_binding().await, true);
     // unknown_apps = "deny": an unlisted app sees none, a listed one its own.
     write_policy(
         &rig.policy,
         &format!("unknown_apps = \"deny\"\n[apps.\"{}\"]\n", me()),
     );
     assert_eq!(rig.hostile_list_bindings().await, 0);
+    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
     assert_eq!(rig.d.list_bindings(HashMap::new()).await.unwrap().len(), 1);
 }
 

@@ -41,18 +41,23 @@ fn internal(e: zvariant::Error) -> Wire {
 
 #[interface(name = "io.scanbind.Daemon1")]
 impl DaemonObj {
-    /// `GetStatus(a{sv} options) -> a{sv} status`: version, connectivity, bound
-    /// wallets, device name.
+    /// `GetStatus(a{sv} options) -> a{sv} status`: version, connectivity, the bound
+    /// bindings the caller's policy lets it charge (as `ListBindings`), device name.
     #[zbus(out_args("status"))]
     async fn get_status(
         &self,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> std::result::Result<HashMap<String, OwnedValue>, Wire> {
         self.shared.touch();
         no_options("GetStatus", &options)?;
+        let who = caller::identify(conn, &hdr).await?;
+        let owner = who.owner();
+        let visible = binding::visible_to(&self.shared, &owner);
         let bound: Vec<ObjectPath<'static>> = lock(&self.shared.bindings)
             .values()
-            .filter(|b| b.state == BindingState::Bound)
+            .filter(|b| b.state == BindingState::Bound && visible(&b.wallet))
             .map(|b| b.path.clone().into_inner())
             .collect();
         let connectivity = *lock(&self.shared.connectivity);
