@@ -27,7 +27,7 @@ struct Args {
     daemon_user: Option<String>,
     /// Also accept a daemon running this executable (besides the installed scanbindd
     /// and the scanbindd beside this program): for development and tests.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "SCANBIND_DAEMON_EXE")]
     daemon_exe: Option<std::path::PathBuf>,
     /// An ordinary window instead of full-screen.
     #[arg(long)]

@@ -187,6 +187,104 @@ pub(crate) async fn identify(conn: &Connection, hdr: &Header<'_>) -> Result<Call
     Ok(found.caller)
 }
 
+/// Whether the standard input of the caller's process is a terminal (a virtual
+/// console, a serial line or a pseudo-terminal), as the kernel tells it
+/// (`/proc/PID/fd/0`, read while the process is the one identified): the display
+/// agents that read their answers from standard input are trusted only then
+/// (`super::agent`), so that a program cannot start one on a pipe and answer its
+/// prompts itself. The caller is identified first ([`identify`]).
+pub(crate) async fn input_is_terminal(conn: &Connection, hdr: &Header<'_>) -> Result<bool, Wire> {
+    identify(conn, hdr).await?;
+    let cached = match hdr.sender() {
+        Some(sender) if conn.unique_name().is_some() => known()
+            .get(&(conn.server_guid().to_string(), sender.to_string()))
+            .and_then(|k| k.process.clone()),
+        _ => None,
+    };
+    let process = match cached {
+        Some(p) => p,
+        None => {
+            let creds = conn
+                .peer_creds()
+                .await
+                .map_err(|e| refused(format!("cannot read the peer's credentials: {e}")))?;
+            examine_process(Claim {
+                pid: creds.process_id(),
+                uid: creds.unix_user_id(),
+                pidfd: None,
+                label: None,
+            })
+            .map_err(refused)?
+            .1
+        }
+    };
+    terminal_input(&process).map_err(refused)
+}
+
+/// Whether file descriptor 0 of process `p` is a terminal ([`input_is_terminal`]).
+fn terminal_input(p: &Process) -> Result<bool, String> {
+    let pid = p.pid;
+    let dir = rustix::fs::open(
+        format!("/proc/{pid}"),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| gone(pid))?;
+    let same = |dir: &OwnedFd| start_time(dir).is_ok_and(|t| t == p.start);
+    if !same(&dir) {
+        return Err(gone(pid));
+    }
+    let input = match rustix::fs::statat(&dir, "fd/0", rustix::fs::AtFlags::empty()) {
+        Ok(st) => is_terminal(st.st_mode, st.st_rdev),
+        // Another user's process: its `fd` directory is closed to us, even with
+        // CAP_SYS_PTRACE (system mode); its `fdinfo` and `mountinfo` are not.
+        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => on_devpts(&dir),
+        Err(_) => false,
+    };
+    if !same(&dir) {
+        return Err(gone(pid));
+    }
+    Ok(input)
+}
+
+/// Whether file descriptor 0 of the process of `dir` is a file of a `devpts` mount (a
+/// pseudo-terminal): its mount (`fdinfo/0`'s `mnt_id`) looked up in its `mountinfo`.
+/// A pipe's or socket's mount is none of those listed.
+fn on_devpts(dir: &OwnedFd) -> bool {
+    let Ok(info) = read_at(dir, "fdinfo/0") else {
+        return false;
+    };
+    let info = String::from_utf8_lossy(&info);
+    let Some(mnt) = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let Ok(mounts) = read_at_most(dir, "mountinfo", MOUNTINFO_MAX) else {
+        return false;
+    };
+    String::from_utf8_lossy(&mounts).lines().any(|line| {
+        line.split_whitespace().next() == Some(mnt)
+            && line
+                .split_once(" - ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                == Some("devpts")
+    })
+}
+
+/// Most bytes of a `mountinfo` read.
+const MOUNTINFO_MAX: u64 = 4 * 1024 * 1024;
+
+/// Whether a file of mode `mode` and device `rdev` is a terminal: a character device
+/// of the tty majors (4: consoles and serial lines, 5: `/dev/tty`, `/dev/console`,
+/// 136 to 143: pseudo-terminals).
+fn is_terminal(mode: u32, rdev: u64) -> bool {
+    FileType::from_raw_mode(mode) == FileType::CharacterDevice
+        && matches!(rustix::fs::major(rdev), 4 | 5 | 136..=143)
+}
+
 /// A later call of a caller identified before: still the same process running the same
 /// executable? The same caller then; another executable: `unverified:` it; the process
 /// gone: `Err` (module docs).
@@ -622,8 +720,13 @@ fn key_file_value<'a>(text: &'a str, group: &str, key: &str) -> Option<&'a str> 
     None
 }
 
-/// Reads a file of a `/proc/PID` directory.
+/// Reads a file of a `/proc/PID` directory (64 KiB at most).
 fn read_at(dir: &OwnedFd, name: &str) -> std::io::Result<Vec<u8>> {
+    read_at_most(dir, name, FLATPAK_INFO_MAX)
+}
+
+/// Reads at most `max` bytes of a file of a `/proc/PID` directory.
+fn read_at_most(dir: &OwnedFd, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
     let fd = rustix::fs::openat(
         dir,
         name,
@@ -631,9 +734,7 @@ fn read_at(dir: &OwnedFd, name: &str) -> std::io::Result<Vec<u8>> {
         Mode::empty(),
     )?;
     let mut out = Vec::new();
-    std::fs::File::from(fd)
-        .take(FLATPAK_INFO_MAX)
-        .read_to_end(&mut out)?;
+    std::fs::File::from(fd).take(max).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -1128,6 +1229,60 @@ mod tests {
         // And gone: refused.
         let err = recheck(&seen).unwrap_err();
         assert!(err.contains("is gone"), "{err}");
+    }
+
+    #[test]
+    fn only_a_terminal_on_standard_input_is_a_terminal() {
+        let uid = rustix::process::geteuid().as_raw();
+        let input_of = |stdin: Stdio| {
+            let child = Command::new("/usr/bin/sleep")
+                .arg("300")
+                .stdin(stdin)
+                .spawn()
+                .unwrap();
+            let (_, p) = examine_process(claim(child.id(), uid)).unwrap();
+            let terminal = terminal_input(&p);
+            kill(child);
+            terminal.unwrap()
+        };
+        assert!(!input_of(Stdio::piped()), "a pipe");
+        assert!(!input_of(Stdio::null()), "/dev/null");
+        let file = tempfile::tempfile().unwrap();
+        assert!(!input_of(Stdio::from(file)), "a file");
+        // A pseudo-terminal's secondary side.
+        let master =
+            rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+                .unwrap();
+        rustix::pty::grantpt(&master).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        let pts = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        let pts_too = pts.try_clone().unwrap();
+        assert!(input_of(Stdio::from(pts)), "a pseudo-terminal");
+        // What another user's process shows (its fd directory closed): the mount.
+        let on_pts = |stdin: Stdio| {
+            let child = Command::new("/usr/bin/sleep")
+                .arg("300")
+                .stdin(stdin)
+                .spawn()
+                .unwrap();
+            let dir = rustix::fs::open(
+                format!("/proc/{}", child.id()),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap();
+            let yes = on_devpts(&dir);
+            kill(child);
+            yes
+        };
+        assert!(on_pts(Stdio::from(pts_too)));
+        assert!(!on_pts(Stdio::piped()));
+        assert!(!on_pts(Stdio::null()));
     }
 
     #[test]
