@@ -556,12 +556,27 @@ async fn a_program_cannot_answer_its_own_consent_through_a_piped_terminal_agent(
     let policy = state.path().join("policy.toml");
     write_policy(&policy, "unknown_apps = \"ask\"\n");
     let policy_arg = policy.to_str().unwrap().to_owned();
+    // The system's metadata names this app (a root-owned .desktop file whose Exec is
+    // this test's executable): prompts show that name and the executable (item 7).
+    let data = tempfile::tempdir().unwrap();
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    std::fs::create_dir(data.path().join("applications")).unwrap();
+    std::fs::write(
+        data.path().join("applications/test-shop.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Test Shop\nExec={} --tv\n",
+            me.display()
+        ),
+    )
+    .unwrap();
+    let data_dirs = data.path().to_str().unwrap().to_owned();
     // The real scanbindd with scanbindctl beside it: scanbindctl is a default agent.
     let ctl = common::built_beside_daemon("scanbindctl", "scanbindctl");
     let daemon =
         common::DaemonProc::command(Path::new(env!("CARGO_BIN_EXE_scanbindd")), state.path())
             .address(bus.address())
             .args(["--policy", &policy_arg])
+            .envs(&[("XDG_DATA_DIRS", &data_dirs)])
             .server(&server.base)
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -613,6 +628,19 @@ async fn a_program_cannot_answer_its_own_consent_through_a_piped_terminal_agent(
         }
     };
     assert_eq!(confirm["kind"], keys::KIND_CONSENT, "{confirm}");
+    // The app as the system's metadata names it, its executable beside it.
+    assert_eq!(confirm["details"][keys::APP_NAME], "Test Shop", "{confirm}");
+    assert_eq!(
+        confirm["details"][keys::APP_EXE],
+        me.to_str().unwrap(),
+        "{confirm}"
+    );
+    assert!(
+        confirm["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("Test Shop ({})", me.display()))),
+        "{confirm}"
+    );
     {
         use std::io::Write as _;
         writeln!(keyboard, "y").unwrap();

@@ -528,7 +528,7 @@ impl Terminal {
                     keys::KIND_ORDER_CODE => {
                         println!(
                             "  {}: {} for {}",
-                            get(keys::APP_NAME),
+                            app_text(details).unwrap_or_else(|| "?".into()),
                             get(keys::AMOUNT_TEXT),
                             get(keys::DESCRIPTION)
                         );
@@ -648,6 +648,11 @@ impl Terminal {
                     println!();
                     if let Some(title) = text(&prompt.details, keys::TITLE) {
                         println!("== {title} ==");
+                    }
+                    // Who asks: its name from the system's metadata, its executable
+                    // beside it (never a name the app gave).
+                    if let Some(app) = app_text(&prompt.details) {
+                        println!("App: {app}");
                     }
                     println!("{message}");
                     if let Some(a) = attempts {
@@ -802,6 +807,15 @@ fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
+/// `name (executable)` of the app a request is about, from `app-name` and `app-exe`.
+fn app_text(details: &Dict) -> Option<String> {
+    match (text(details, keys::APP_NAME), text(details, keys::APP_EXE)) {
+        (Some(name), Some(exe)) => Some(format!("{name} ({exe})")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
 fn text<'a>(details: &'a Dict, key: &str) -> Option<&'a str> {
     match details.get(key).map(|v| &**v) {
         Some(Value::Str(s)) => Some(s.as_str()),
@@ -891,5 +905,20 @@ mod tests {
         assert_eq!(int(&d, "n"), Some(5));
         assert!(flag(&d, "b"));
         assert!(!flag(&d, "a"));
+        assert_eq!(app_text(&d), None);
+        d.insert(
+            keys::APP_NAME.into(),
+            Value::from("Space Miner").try_into_owned().unwrap(),
+        );
+        d.insert(
+            keys::APP_EXE.into(),
+            Value::from("/usr/games/space-miner")
+                .try_into_owned()
+                .unwrap(),
+        );
+        assert_eq!(
+            app_text(&d).as_deref(),
+            Some("Space Miner (/usr/games/space-miner)")
+        );
     }
 }
