@@ -56,7 +56,7 @@ async fn start_agent_with(bus: &PrivateBus, config: ServiceConfig) -> Headless {
     let (reg_tx, registered) = oneshot::channel();
     let (impostor_tx, impostors) = mpsc::unbounded_channel();
     let conn = bus.connect().await.unwrap();
-    let name = conn.unique_name().unwrap().to_owned().into();
+    let name = conn.unique_name().unwrap().to_owned();
     let service = tokio::spawn(service::run(
         conn,
         config,

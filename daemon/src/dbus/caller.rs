@@ -1178,11 +1178,13 @@ mod tests {
     async fn a_process_in_a_cgroup_named_like_a_snap_is_no_snap() {
         // Users name cgroups in their own delegated subtree as they like; root makes
         // one here (cgroup v2).
-        let cgroup = std::path::Path::new("/sys/fs/cgroup/unified")
-            .is_dir()
-            .then(|| std::path::PathBuf::from("/sys/fs/cgroup/unified"))
-            .unwrap_or_else(|| std::path::PathBuf::from("/sys/fs/cgroup"))
-            .join(format!("snap.fake{}.app.scope", std::process::id()));
+        let v2 = if std::path::Path::new("/sys/fs/cgroup/unified").is_dir() {
+            "/sys/fs/cgroup/unified"
+        } else {
+            "/sys/fs/cgroup"
+        };
+        let cgroup =
+            std::path::Path::new(v2).join(format!("snap.fake{}.app.scope", std::process::id()));
         std::fs::create_dir(&cgroup).expect("a cgroup v2 hierarchy to make a cgroup in");
         let script = format!(
             "echo $$ > '{}/cgroup.procs' && exec /usr/bin/sleep 300",
