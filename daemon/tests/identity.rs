@@ -385,3 +385,102 @@ async fn a_caller_in_a_namespace_of_its_own_cannot_claim_an_app() {
     );
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_that_execs_another_program_keeps_no_identity() {
+    require_secret_service();
+    let python = std::env::var("SCANBIND_PYTHON")
+        .expect("SCANBIND_PYTHON: a Python with jeepney (scripts/test sets it)");
+    // The app: the real Python interpreter (the venv's python is a link to it).
+    let app = std::fs::canonicalize(&python).unwrap();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = SystemBus::options()
+        .open_to_every_user()
+        .start()
+        .expect("dbus-daemon runs");
+    let state = tempfile::tempdir().unwrap();
+    let policy = state.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("unknown_apps = \"deny\"\n[apps.\"{}\"]\n", app.display()),
+    )
+    .unwrap();
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let daemon = spawn_daemon_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = bus.connect().await.unwrap();
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    assert_eq!(bind_approved(&world, &conn, &d).await.1, "bound");
+
+    // The other program: a copy of the interpreter (another file) that runs the second
+    // half of the script on the connection the first half opened and paid on.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("other-program");
+    std::fs::copy(&app, &other).unwrap();
+    // jeepney alone on the path (the venv's site-packages shadows parts of the standard
+    // library for a plain interpreter).
+    let found = Command::new(&python)
+        .args([
+            "-c",
+            "import jeepney, os; print(os.path.dirname(jeepney.__file__))",
+        ])
+        .output()
+        .expect("SCANBIND_PYTHON runs");
+    assert!(
+        found.status.success(),
+        "jeepney: {}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let jeepney = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let site_dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .args(["-r", &jeepney])
+        .arg(site_dir.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let site = site_dir.path().to_str().unwrap().to_owned();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/connect_then_exec.py");
+    let out = tokio::task::spawn_blocking({
+        let (app, address, other) = (app.clone(), bus.address().to_owned(), other.clone());
+        move || {
+            Command::new(&app)
+                .arg(&script)
+                .args(["first", &address])
+                .arg(&other)
+                .env("PYTHONPATH", &site)
+                .stdin(Stdio::null())
+                .output()
+                .expect("the script runs")
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.logs()
+    );
+    // The fault fired: the first program paid as the app on that connection.
+    assert!(
+        lines[0].starts_with("before-exec ok /io/scanbind/"),
+        "{text}"
+    );
+    // The program it exec'd, on the same connection, is not the app.
+    assert!(
+        lines[1].starts_with("after-exec error io.scanbind.Daemon1.Error.NotAllowed")
+            && lines[1].contains(&format!("unverified:{}", other.display())),
+        "{text}\n{}",
+        daemon.logs()
+    );
+    drop(daemon);
+}
