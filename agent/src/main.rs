@@ -25,6 +25,10 @@ struct Args {
     /// --system, else the agent's own user).
     #[arg(long, value_name = "NAME")]
     daemon_user: Option<String>,
+    /// Also accept a daemon running this executable (besides the installed scanbindd
+    /// and the scanbindd beside this program): for development and tests.
+    #[arg(long, value_name = "PATH", env = "SCANBIND_DAEMON_EXE")]
+    daemon_exe: Option<std::path::PathBuf>,
     /// An ordinary window instead of full-screen.
     #[arg(long)]
     windowed: bool,
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(name) = &daemon_user {
         config.daemon_uid = service::daemon_uid(name)?;
     }
+    config.daemon_exe = args.daemon_exe.clone();
     tracing::info!(
         daemon_uid = config.daemon_uid,
         "only the daemon's calls of this uid are heard"
@@ -78,10 +83,14 @@ fn main() -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dbus".into())
         .spawn(move || {
-            let result =
-                runtime.block_on(service::run(conn, config, ui_handle, actions_rx, || {
-                    print_line("scanbind-agent registered")
-                }));
+            let result = runtime.block_on(service::run(
+                conn,
+                config,
+                ui_handle,
+                actions_rx,
+                || print_line("scanbind-agent registered"),
+                |why| print_line(&format!("scanbind-agent not registering: {why}")),
+            ));
             match result {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {

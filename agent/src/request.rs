@@ -76,8 +76,10 @@ pub struct OrderCode {
     pub code_value: String,
     /// Its modules.
     pub qr: QrMatrix,
-    /// The app as people call it.
+    /// The app as people call it (from the system's metadata, never from the app).
     pub app_name: Option<String>,
+    /// The app's executable (or verified Flatpak / snap id), shown beside its name.
+    pub app_exe: Option<String>,
     /// The amount formatted for people (`HK$49.00`).
     pub amount_text: Option<String>,
     /// The payment's description.
@@ -121,6 +123,7 @@ impl Display {
                     qr: QrMatrix::encode(&code_value)?,
                     code_value,
                     app_name: opt_str(details, keys::APP_NAME)?,
+                    app_exe: opt_str(details, keys::APP_EXE)?,
                     amount_text: opt_str(details, keys::AMOUNT_TEXT)?,
                     description: opt_str(details, keys::DESCRIPTION)?,
                     expires_at: opt_i64(details, keys::EXPIRES_AT)?,
@@ -156,6 +159,10 @@ pub struct Prompt {
     pub message: String,
     /// A short title.
     pub title: Option<String>,
+    /// The app that asks (its name from the system's metadata), if the daemon says.
+    pub app_name: Option<String>,
+    /// The app's executable (or verified Flatpak / snap id), shown beside its name.
+    pub app_exe: Option<String>,
     /// Whether the answer must carry the PIN.
     pub pin_required: bool,
     /// Wrong PINs left before approvals are locked.
@@ -164,7 +171,21 @@ pub struct Prompt {
     pub timeout_secs: Option<u32>,
 }
 
+/// `name — exe` (either alone when the other is missing), for the screen.
+pub fn app_line(name: Option<&str>, exe: Option<&str>) -> Option<String> {
+    match (name, exe) {
+        (Some(n), Some(e)) => Some(format!("{n} — {e}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
 impl Prompt {
+    /// The app line of the prompt ([`app_line`]).
+    pub fn app_line(&self) -> Option<String> {
+        app_line(self.app_name.as_deref(), self.app_exe.as_deref())
+    }
+
     /// Parses a `Confirm(request, kind, details)`.
     pub fn parse(kind: &str, details: &Details) -> Result<Prompt, Error> {
         let kind = match kind {
@@ -184,6 +205,8 @@ impl Prompt {
             kind,
             message: required_str(details, keys::MESSAGE)?,
             title: opt_str(details, keys::TITLE)?,
+            app_name: opt_str(details, keys::APP_NAME)?,
+            app_exe: opt_str(details, keys::APP_EXE)?,
             pin_required,
             attempts_left: opt_u32(details, keys::ATTEMPTS_LEFT)?,
             timeout_secs: opt_u32(details, keys::TIMEOUT_SECS)?,
@@ -377,6 +400,25 @@ mod tests {
         .unwrap();
         assert_eq!(p.kind, PromptKind::Unbind);
         assert!(!p.pin_required);
+        assert_eq!(p.app_line(), None);
+    }
+
+    #[test]
+    fn the_app_is_shown_with_its_executable() {
+        let p = Prompt::parse(
+            keys::KIND_CONSENT,
+            &details(&[
+                (keys::MESSAGE, Value::from("Allow?")),
+                (keys::APP_NAME, Value::from("Space Miner")),
+                (keys::APP_EXE, Value::from("/usr/games/space-miner")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.app_line().as_deref(),
+            Some("Space Miner — /usr/games/space-miner")
+        );
+        assert_eq!(app_line(None, Some("/x")).as_deref(), Some("/x"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the user's [`Action`]s. It talks to the UI only through a [`UiHandle`].
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
@@ -92,21 +93,19 @@ impl UiInbox {
 }
 
 /// `io.scanbind.Agent1`: accepts calls from the daemon only (the current owner of
-/// `io.scanbind.Daemon`, running as the daemon's uid) and hands them to the UI.
+/// `io.scanbind.Daemon`, running as the daemon's uid and the daemon's executable) and
+/// hands them to the UI.
 #[derive(Debug)]
 pub struct Agent {
     ui: UiHandle,
-    /// Answers only the daemon, running as the daemon's uid.
-    guard: DaemonGuard,
+    /// Answers only the daemon ([`scanbind_ipc::agent_guard`]).
+    guard: Arc<DaemonGuard>,
 }
 
 impl Agent {
-    /// An agent that forwards to `ui` the calls of a daemon running as `daemon_uid`.
-    pub fn new(ui: UiHandle, daemon_uid: u32) -> Agent {
-        Agent {
-            ui,
-            guard: DaemonGuard::new([daemon_uid]),
-        }
+    /// An agent that forwards to `ui` the calls of the daemon `guard` recognises.
+    pub fn new(ui: UiHandle, guard: Arc<DaemonGuard>) -> Agent {
+        Agent { ui, guard }
     }
 
     /// Refuses callers other than the daemon (`AccessDenied`, before anything is shown
@@ -186,6 +185,19 @@ pub struct ServiceConfig {
     /// owner of `io.scanbind.Daemon`. Default: the agent's own (session mode); a
     /// system-mode agent sets the `scanbind` user's ([`daemon_uid`]).
     pub daemon_uid: u32,
+    /// Another executable the daemon may run besides the installed one and `scanbindd`
+    /// beside the agent (`--daemon-exe`: development and tests).
+    pub daemon_exe: Option<PathBuf>,
+}
+
+impl ServiceConfig {
+    /// The guard that recognises the daemon this configuration names.
+    pub fn guard(&self) -> DaemonGuard {
+        DaemonGuard::new(
+            [self.daemon_uid],
+            DaemonGuard::expected_daemons(self.daemon_exe.as_deref()),
+        )
+    }
 }
 
 impl Default for ServiceConfig {
@@ -193,6 +205,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             path: ObjectPath::from_static_str_unchecked(DEFAULT_AGENT_PATH),
             daemon_uid: rustix::process::geteuid().as_raw(),
+            daemon_exe: None,
         }
     }
 }
@@ -214,9 +227,15 @@ pub fn daemon_uid(name: &str) -> Result<u32, Error> {
 }
 
 /// Serves `io.scanbind.Agent1` on `conn`, registers with the daemon, calls
-/// `on_registered` after the first successful registration, then runs until `actions`
+/// `on_registered` after the first successful registration (`on_impostor` with the
+/// reason each time the owner of the daemon's name is not the daemon, which it does
+/// not register with), then runs until `actions`
 /// closes: re-registers whenever the daemon's name gets a new owner (and resets the
 /// UI when it loses one), and carries out the user's [`Action`]s.
+///
+/// Registers only with an owner of `io.scanbind.Daemon` that is the daemon
+/// ([`DaemonGuard::verified_owner`]); an impostor is logged and ignored until the name
+/// changes hands.
 ///
 /// Returns an error when the daemon refuses the registration (`NotAllowed`,
 /// `Duplicate`) or the bus fails.
@@ -226,12 +245,11 @@ pub async fn run(
     ui: UiHandle,
     mut actions: tokio_mpsc::UnboundedReceiver<Action>,
     on_registered: impl FnOnce(),
+    on_impostor: impl Fn(&str),
 ) -> Result<(), Error> {
+    let guard = Arc::new(config.guard());
     conn.object_server()
-        .at(
-            config.path.clone(),
-            Agent::new(ui.clone(), config.daemon_uid),
-        )
+        .at(config.path.clone(), Agent::new(ui.clone(), guard.clone()))
         .await?;
     let dbus = DBusProxy::new(&conn).await?;
     // Subscribe before the first attempt so an owner that appears meanwhile is seen.
@@ -239,7 +257,7 @@ pub async fn run(
         .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
         .await?;
     let mut on_registered = Some(on_registered);
-    let mut registered = register(&conn, &config).await?;
+    let mut registered = register(&conn, &config, &guard, &on_impostor).await?;
     if registered && let Some(f) = on_registered.take() {
         f();
     }
@@ -251,7 +269,7 @@ pub async fn run(
                 if args.new_owner().is_some() {
                     tracing::info!("the daemon is (back) on the bus: registering");
                     ui.send(UiCommand::Reset)?;
-                    registered = register(&conn, &config).await?;
+                    registered = register(&conn, &config, &guard, &on_impostor).await?;
                     if registered && let Some(f) = on_registered.take() {
                         f();
                     }
@@ -283,9 +301,30 @@ pub async fn run(
     }
 }
 
-/// One `RegisterAgent`; `Ok(false)` when the daemon is not on the bus (yet).
-async fn register(conn: &Connection, config: &ServiceConfig) -> Result<bool, Error> {
-    let manager = AgentManager1Proxy::new(conn).await?;
+/// One `RegisterAgent` with the verified daemon; `Ok(false)` when the daemon is not on
+/// the bus (yet), or the owner of its name is not the daemon.
+async fn register(
+    conn: &Connection,
+    config: &ServiceConfig,
+    guard: &DaemonGuard,
+    on_impostor: &impl Fn(&str),
+) -> Result<bool, Error> {
+    let owner = match daemon(conn, guard).await {
+        Ok(Some(owner)) => owner,
+        Ok(None) => {
+            tracing::info!("the daemon is not on the bus yet: waiting for it");
+            return Ok(false);
+        }
+        Err(e) => {
+            tracing::warn!(cause = %e, "not registering: waiting for the real daemon");
+            on_impostor(&e.to_string());
+            return Ok(false);
+        }
+    };
+    let manager = AgentManager1Proxy::builder(conn)
+        .destination(owner)?
+        .build()
+        .await?;
     match manager.register_agent(&config.path, HashMap::new()).await {
         Ok(()) => {
             tracing::info!(path = %config.path, "registered with the daemon");
@@ -299,5 +338,23 @@ async fn register(conn: &Connection, config: &ServiceConfig) -> Result<bool, Err
             Ok(false)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The verified owner of the daemon's name, after starting it (bus activation) when
+/// nobody owns it.
+async fn daemon(
+    conn: &Connection,
+    guard: &DaemonGuard,
+) -> fdo::Result<Option<zbus::names::OwnedUniqueName>> {
+    if let Some(owner) = guard.verified_owner(conn).await? {
+        return Ok(Some(owner));
+    }
+    let dbus = DBusProxy::new(conn).await?;
+    let name = zbus::names::WellKnownName::try_from(BUS_NAME).map_err(zbus::Error::from)?;
+    match dbus.start_service_by_name(name, 0).await {
+        Ok(_) => guard.verified_owner(conn).await,
+        Err(fdo::Error::ServiceUnknown(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -368,6 +368,8 @@ mod tests {
                 },
                 message: "Pay HK$49.00 to Game X?".into(),
                 title: None,
+                app_name: Some("Game X".into()),
+                app_exe: Some("/usr/games/game-x".into()),
                 pin_required,
                 attempts_left: None,
                 timeout_secs: None,

@@ -368,8 +368,10 @@ impl Page {
             Display::OrderCode(o) => {
                 let title = o.title.as_deref().unwrap_or("Scan to pay");
                 line(title, 1.6 * u, TEXT, 0.8);
-                if let Some(app) = &o.app_name {
-                    line(app, 1.2 * u, DIM, 0.6);
+                if let Some(app) =
+                    crate::request::app_line(o.app_name.as_deref(), o.app_exe.as_deref())
+                {
+                    line(&app, 1.2 * u, DIM, 0.6);
                 }
                 if let Some(amount) = &o.amount_text {
                     line(amount, 3.5 * u, ACCENT, 0.6);
@@ -440,7 +442,7 @@ impl Page {
             PromptKind::ParentApproval => "A parent's approval is needed",
             PromptKind::Unbind => "An app wants to unbind a wallet",
         });
-        let t = self.text(
+        let mut t = self.text(
             Pos2::new(cx, self.rect.top() + h * 0.08),
             Align2::CENTER_TOP,
             title,
@@ -448,6 +450,17 @@ impl Page {
             DIM,
             w * 0.9,
         );
+        // Who asks: the name from the system's metadata, the executable beside it.
+        if let Some(app) = prompt.app_line() {
+            t = self.text(
+                Pos2::new(cx, t.bottom() + 0.6 * u),
+                Align2::CENTER_TOP,
+                &app,
+                1.1 * u,
+                TEXT,
+                w * 0.9,
+            );
+        }
         // The question as large as fits in about a third of the screen.
         let wrap = w * 0.85;
         let mut size = 2.2 * u;

@@ -20,13 +20,26 @@ use zvariant::Value;
 /// channel.
 struct Headless {
     commands: mpsc::UnboundedReceiver<UiCommand>,
+    /// Why the agent did not register with an owner of the daemon's name, each time.
+    impostors: mpsc::UnboundedReceiver<String>,
+    /// The agent's unique name.
+    name: zbus::names::OwnedUniqueName,
     actions: mpsc::UnboundedSender<Action>,
     registered: oneshot::Receiver<()>,
     service: tokio::task::JoinHandle<Result<(), scanbind_agent::Error>>,
 }
 
+/// The agent, for which this test process (which plays the daemon) runs the daemon's
+/// executable.
 async fn start_agent(bus: &PrivateBus) -> Headless {
-    start_agent_with(bus, ServiceConfig::default()).await
+    start_agent_with(
+        bus,
+        ServiceConfig {
+            daemon_exe: Some(std::env::current_exe().unwrap()),
+            ..ServiceConfig::default()
+        },
+    )
+    .await
 }
 
 async fn start_agent_with(bus: &PrivateBus, config: ServiceConfig) -> Headless {
@@ -41,12 +54,25 @@ async fn start_agent_with(bus: &PrivateBus, config: ServiceConfig) -> Headless {
     });
     let (actions, actions_rx) = mpsc::unbounded_channel();
     let (reg_tx, registered) = oneshot::channel();
+    let (impostor_tx, impostors) = mpsc::unbounded_channel();
     let conn = bus.connect().await.unwrap();
-    let service = tokio::spawn(service::run(conn, config, ui, actions_rx, move || {
-        let _ = reg_tx.send(());
-    }));
+    let name = conn.unique_name().unwrap().to_owned();
+    let service = tokio::spawn(service::run(
+        conn,
+        config,
+        ui,
+        actions_rx,
+        move || {
+            let _ = reg_tx.send(());
+        },
+        move |why| {
+            let _ = impostor_tx.send(why.to_owned());
+        },
+    ));
     Headless {
         commands,
+        impostors,
+        name,
         actions,
         registered,
         service,
@@ -60,6 +86,58 @@ impl Headless {
             .expect("no UI command in time")
             .expect("UI channel closed")
     }
+
+    /// Why the agent did not register, the next time it refuses an owner.
+    async fn refused_owner(&mut self) -> String {
+        tokio::time::timeout(GUARD, self.impostors.recv())
+            .await
+            .expect("the agent did not refuse the owner in time")
+            .expect("the service ended")
+    }
+
+    /// `io.scanbind.Agent1` of this agent, called from `conn`.
+    async fn proxy_from(&self, conn: &zbus::Connection) -> scanbind_ipc::Agent1Proxy<'static> {
+        scanbind_ipc::Agent1Proxy::builder(conn)
+            .destination(self.name.clone())
+            .unwrap()
+            .path(service::DEFAULT_AGENT_PATH)
+            .unwrap()
+            .build()
+            .await
+            .unwrap()
+    }
+}
+
+/// Every Agent1 method called by `impostor` is refused with AccessDenied whose message
+/// contains `why`.
+async fn all_refused(impostor: &scanbind_ipc::Agent1Proxy<'_>, why: &str) {
+    let err = impostor
+        .show(
+            "evil",
+            keys::KIND_BINDING_QR,
+            qr_details("https://evil.test/"),
+        )
+        .await
+        .unwrap_err();
+    let zbus::Error::MethodError(name, Some(text), _) = &err else {
+        panic!("not a method error: {err}");
+    };
+    assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.AccessDenied");
+    assert!(text.contains(why), "{text}");
+    let err = impostor
+        .confirm(
+            "evil",
+            keys::KIND_PARENT_APPROVAL,
+            HashMap::from([(
+                keys::MESSAGE,
+                Value::from("Parent PIN to approve HK$9999.00?"),
+            )]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
+    let err = impostor.dismiss("evil", "answered").await.unwrap_err();
+    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
 }
 
 fn error_name(e: zbus::Error) -> String {
@@ -299,18 +377,49 @@ async fn an_owner_of_the_daemons_name_with_another_uid_is_refused_and_nothing_is
     let nobody = scanbind_agent::service::daemon_uid("nobody").unwrap();
     let me = ServiceConfig::default().daemon_uid;
     assert_ne!(nobody, me, "the test needs a uid other than its own");
-    let mut daemon = FakeDaemon::start(&bus).await;
+    let daemon = FakeDaemon::start(&bus).await;
     let mut agent = start_agent_with(
         &bus,
         ServiceConfig {
             daemon_uid: nobody,
+            daemon_exe: Some(std::env::current_exe().unwrap()),
             ..ServiceConfig::default()
         },
     )
     .await;
-    let reg = daemon.next_registration().await;
-    (&mut agent.registered).await.unwrap();
-    // The impostor really owns the name (the first check passes).
+    let why = agent.refused_owner().await;
+    assert!(why.contains(&format!("uid {me}")), "{why}");
+    assert!(why.contains(&format!("daemon's uid {nobody}")), "{why}");
+    impostor_gets_nothing(&bus, daemon, agent, &format!("daemon's uid {nobody}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_of_the_daemons_name_running_another_program_is_refused() {
+    let bus = PrivateBus::without_services().unwrap();
+    // This test process has the daemon's uid (the agent's own: a session bus) but is
+    // not scanbindd: a program of the user that took the name while the daemon was
+    // not running.
+    let daemon = FakeDaemon::start(&bus).await;
+    let mut agent = start_agent_with(&bus, ServiceConfig::default()).await;
+    let why = agent.refused_owner().await;
+    let me = std::env::current_exe().unwrap();
+    assert!(
+        why.contains(&format!("runs {}", me.display())) && why.contains("scanbindd"),
+        "{why}"
+    );
+    impostor_gets_nothing(&bus, daemon, agent, "not the daemon").await;
+}
+
+/// After the agent refused to register with `daemon` (the owner of the daemon's name):
+/// it did not register, the impostor's calls are refused with `why`, and nothing
+/// reached the screen.
+async fn impostor_gets_nothing(
+    bus: &PrivateBus,
+    mut daemon: FakeDaemon,
+    mut agent: Headless,
+    why: &str,
+) {
+    // The owner really is the impostor (the first check passes).
     let owner = zbus::fdo::DBusProxy::new(&daemon.conn)
         .await
         .unwrap()
@@ -321,40 +430,24 @@ async fn an_owner_of_the_daemons_name_with_another_uid_is_refused_and_nothing_is
         Some(owner.as_str()),
         daemon.conn.unique_name().map(|n| n.as_str())
     );
+    // The refusal came before any RegisterAgent would have.
+    assert!(
+        daemon.registrations.try_recv().is_err(),
+        "the agent registered with the impostor"
+    );
+    let impostor = agent.proxy_from(&daemon.conn).await;
+    all_refused(&impostor, why).await;
 
-    let impostor = daemon.agent(&reg).await;
-    let err = impostor
-        .show(
-            "evil",
-            keys::KIND_BINDING_QR,
-            qr_details("https://evil.test/"),
-        )
-        .await
-        .unwrap_err();
-    let zbus::Error::MethodError(name, Some(text), _) = &err else {
-        panic!("not a method error: {err}");
-    };
-    assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.AccessDenied");
-    assert!(text.contains(&format!("uid {me}")), "{text}");
-    assert!(text.contains(&format!("daemon's uid {nobody}")), "{text}");
-    let err = impostor
-        .confirm(
-            "evil",
-            keys::KIND_PAYMENT,
-            HashMap::from([(keys::MESSAGE, Value::from("Pay HK$9999.00?"))]),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
-    let err = impostor.dismiss("evil", "answered").await.unwrap_err();
-    assert_eq!(error_name(err), "org.freedesktop.DBus.Error.AccessDenied");
-
-    // Nothing reached the screen: when the impostor leaves the bus, the first command
-    // the UI sees is the Reset that follows.
+    // Nothing reached the screen: when the name changes hands (the impostor leaves, it
+    // comes back), the first command the UI sees is the Reset that follows, and the
+    // agent refuses the new owner too.
     drop(impostor);
     drop(daemon);
+    let mut again = FakeDaemon::start(bus).await;
     let cmd = agent.next().await;
     assert!(matches!(cmd, UiCommand::Reset), "got {cmd:?}");
+    agent.refused_owner().await;
+    assert!(again.registrations.try_recv().is_err());
 }
 
 #[test]

@@ -33,7 +33,9 @@ async fn rig() -> Rig {
     let bus = PrivateBus::without_services().unwrap();
     let xvfb = Xvfb::start();
     let mut daemon = FakeDaemon::start(&bus).await;
-    let agent = AgentProcess::start(bus.address(), xvfb.display());
+    // This test process plays the daemon.
+    let me = std::env::current_exe().unwrap();
+    let agent = AgentProcess::start_for(bus.address(), xvfb.display(), Some(&me));
     let reg = daemon.next_registration().await;
     assert_eq!(reg.path.as_str(), "/io/scanbind/Agent");
     agent.expect_line("scanbind-agent registered");

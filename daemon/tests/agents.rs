@@ -517,3 +517,140 @@ async fn only_the_registered_agent_sets_the_pin_and_a_burst_locks() {
         );
     }
 }
+
+/// `scanbindctl --json agent` (beside `scanbindd`) on `bus`, with `stdin`; its stdout
+/// lines on the channel.
+fn ctl_agent(
+    ctl: &Path,
+    bus: &PrivateBus,
+    stdin: std::process::Stdio,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(ctl)
+        .args(["--address", bus.address(), "--json", "agent"])
+        .env_remove("SCANBIND_DAEMON_EXE")
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("scanbindctl agent runs");
+    let lines = common::lines_of(child.stdout.take().unwrap(), Some);
+    (child, lines)
+}
+
+/// The next JSON line of an agent, within the guard.
+fn json_line(lines: &std::sync::mpsc::Receiver<String>) -> serde_json::Value {
+    let line = lines
+        .recv_timeout(GUARD)
+        .expect("no line from the agent in time");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_cannot_answer_its_own_consent_through_a_piped_terminal_agent() {
+    require_secret_service();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = PrivateBus::without_services().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // An app the policy does not know is asked about (consent); no agent is named.
+    let policy = state.path().join("policy.toml");
+    write_policy(&policy, "unknown_apps = \"ask\"\n");
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    // The system's metadata names this app (a root-owned .desktop file whose Exec is
+    // this test's executable): prompts show that name and the executable (item 7).
+    let data = tempfile::tempdir().unwrap();
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    std::fs::create_dir(data.path().join("applications")).unwrap();
+    std::fs::write(
+        data.path().join("applications/test-shop.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Test Shop\nExec={} --tv\n",
+            me.display()
+        ),
+    )
+    .unwrap();
+    let data_dirs = data.path().to_str().unwrap().to_owned();
+    // The real scanbindd with scanbindctl beside it: scanbindctl is a default agent.
+    let ctl = common::built_beside_daemon("scanbindctl", "scanbindctl");
+    let daemon =
+        common::DaemonProc::command(Path::new(env!("CARGO_BIN_EXE_scanbindd")), state.path())
+            .address(bus.address())
+            .args(["--policy", &policy_arg])
+            .envs(&[("XDG_DATA_DIRS", &data_dirs)])
+            .server(&server.base)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+    let conn = connect(&bus).await;
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    assert_eq!(common::bind_approved(&world, &conn, &d).await.1, "bound");
+
+    // The hostile app (this process) starts the terminal agent on a pipe, to answer
+    // "y" to its own consent prompt: the daemon refuses the agent.
+    let (mut hostile, lines) = ctl_agent(&ctl, &bus, std::process::Stdio::piped());
+    let refused = json_line(&lines);
+    let text = refused["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("not a terminal") && text.contains("trusted_agents"),
+        "{refused}: {}",
+        daemon.logs()
+    );
+    {
+        use std::io::Write as _;
+        let _ = writeln!(hostile.stdin.as_mut().unwrap(), "y");
+    }
+    assert_eq!(hostile.wait().unwrap().code(), Some(4));
+    // Its payment is not approved: nobody trusted can be asked.
+    let err = d
+        .pay("piped-y", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NeedsConfirmation(_)), "{err:?}");
+    assert_eq!(journal_rows(state.path()), 0, "a payment was recorded");
+
+    // The same agent on a terminal (a person at the keyboard) is trusted and asked.
+    let (mut keyboard, terminal) = common::pty();
+    let (mut agent, lines) = ctl_agent(&ctl, &bus, std::process::Stdio::from(terminal));
+    let registered = json_line(&lines);
+    assert_eq!(
+        registered["event"],
+        "registered",
+        "{registered}: {}",
+        daemon.logs()
+    );
+    let pay = {
+        let d = d.clone();
+        tokio::spawn(async move { d.pay("typed-y", 100, "HKD", "Coins", HashMap::new()).await })
+    };
+    let confirm = loop {
+        let e = json_line(&lines);
+        if e["event"] == "confirm" {
+            break e;
+        }
+    };
+    assert_eq!(confirm["kind"], keys::KIND_CONSENT, "{confirm}");
+    // The app as the system's metadata names it, its executable beside it.
+    assert_eq!(confirm["details"][keys::APP_NAME], "Test Shop", "{confirm}");
+    assert_eq!(
+        confirm["details"][keys::APP_EXE],
+        me.to_str().unwrap(),
+        "{confirm}"
+    );
+    assert!(
+        confirm["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("Test Shop ({})", me.display()))),
+        "{confirm}"
+    );
+    {
+        use std::io::Write as _;
+        writeln!(keyboard, "y").unwrap();
+    }
+    let path = tokio::time::timeout(GUARD, pay)
+        .await
+        .expect("the consent was not answered in time")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e:?}: {}", daemon.logs()));
+    assert_eq!(settled(&conn, &path).await, "succeeded");
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

@@ -245,3 +245,242 @@ async fn two_users_of_the_same_app_share_no_payment_order_or_budget() {
     assert!(format!("{err:?}").contains("UnknownObject"), "{err:?}");
     drop(daemon);
 }
+
+/// `Pay(order, 1.00 HKD)` by `uid` from inside a user and mount namespace of its own,
+/// after `setup` (shell commands run there first; `exec` of the caller follows):
+/// `$BUSCTL` then calls the daemon. The payment's path, or the error.
+fn pay_from_namespace(
+    uid: u32,
+    bus: &SystemBus,
+    setup: &str,
+    busctl: &str,
+    order: &str,
+) -> Result<String, String> {
+    // sh -c SCRIPT _ ADDRESS ORDER: the caller is exec'd, so it is the process the bus
+    // knows.
+    let script = format!(
+        "{setup} && exec {busctl} --address=\"$1\" call {BUS_NAME} {DAEMON_PATH} \
+         io.scanbind.Daemon1 Pay sxssa{{sv}} \"$2\" 100 HKD Coins 0"
+    );
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .args([
+            "unshare",
+            "--user",
+            "--map-current-user",
+            "--keep-caps",
+            "--mount",
+        ])
+        .args(["--propagation", "private", "sh", "-c", &script, "sh"])
+        .args([bus.address(), order])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv, unshare and busctl run");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_in_a_namespace_of_its_own_cannot_claim_an_app() {
+    require_secret_service();
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test runs the app as another user: run it as root"
+    );
+    let [alice] = ensure_users([(ALICE, &[])]).map(|u| u.uid);
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = SystemBus::options()
+        .open_to_every_user()
+        .start()
+        .expect("dbus-daemon runs");
+    let state = tempfile::tempdir().unwrap();
+    // Only busctl and one Flatpak app may charge; every other app is refused.
+    let policy = state.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("unknown_apps = \"deny\"\n[apps.\"{APP}\"]\n[apps.\"flatpak:com.example.Game\"]\n"),
+    )
+    .unwrap();
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let daemon = spawn_daemon_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = bus.connect().await.unwrap();
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    assert_eq!(bind_approved(&world, &conn, &d).await.1, "bound");
+
+    // The genuine app pays.
+    pay_as(alice, &bus, "genuine", 100).unwrap_or_else(|e| panic!("{e}\n{}", daemon.logs()));
+
+    // Alice's own program (a copy of busctl: another file) mounted over the app's path
+    // in a namespace of her own: /proc/PID/exe says /usr/bin/busctl, and it is refused.
+    let own = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        own.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let evil = own.path().join("evil");
+    std::fs::copy(APP, &evil).unwrap();
+    let setup = format!("mount --bind '{}' {APP}", evil.display());
+    let err = pay_from_namespace(alice, &bus, &setup, APP, "fake-exe").unwrap_err();
+    assert!(
+        err.contains("not let unverified:/usr/bin/busctl"),
+        "{err}\n{}",
+        daemon.logs()
+    );
+
+    // A fake Flatpak sandbox: a root of her own with a .flatpak-info naming the allowed
+    // app (and the host's /usr, /etc, /proc and /tmp, for the bus): refused.
+    let root = own.path().join("root");
+    for dir in ["usr", "etc", "proc", "tmp", "app"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).unwrap();
+    }
+    std::fs::write(
+        root.join(".flatpak-info"),
+        "[Application]\nname=com.example.Game\n\n[Instance]\napp-path=/var/lib/flatpak/app/com.example.Game/x86_64/stable/1/files\n",
+    )
+    .unwrap();
+    let r = root.display();
+    let script_setup = format!(
+        "for d in usr etc tmp; do mount --rbind /$d '{r}/'$d || exit 1; done && \
+         mount --rbind /proc '{r}/proc'"
+    );
+    let err = pay_from_namespace(
+        alice,
+        &bus,
+        &script_setup,
+        &format!("chroot '{r}' {APP}"),
+        "fake-flatpak",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("not let unverified:"),
+        "{err}\n{}",
+        daemon.logs()
+    );
+    assert!(!err.contains("flatpak:"), "{err}");
+    // The fake fired: the daemon read the .flatpak-info naming the app, and found no
+    // installation behind it.
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("installation does not back") && logs.contains("com.example.Game"),
+        "{logs}"
+    );
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_that_execs_another_program_keeps_no_identity() {
+    require_secret_service();
+    let python = std::env::var("SCANBIND_PYTHON")
+        .expect("SCANBIND_PYTHON: a Python with jeepney (scripts/test sets it)");
+    // The app: the real Python interpreter (the venv's python is a link to it).
+    let app = std::fs::canonicalize(&python).unwrap();
+    let world = world().await;
+    let server = world.spawn_server(&[]);
+    let bus = SystemBus::options()
+        .open_to_every_user()
+        .start()
+        .expect("dbus-daemon runs");
+    let state = tempfile::tempdir().unwrap();
+    let policy = state.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("unknown_apps = \"deny\"\n[apps.\"{}\"]\n", app.display()),
+    )
+    .unwrap();
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let daemon = spawn_daemon_with(
+        &["--address", bus.address(), "--policy", &policy_arg],
+        &server.base,
+        state.path(),
+        &[],
+    );
+    let conn = bus.connect().await.unwrap();
+    let d = Daemon1Proxy::new(&conn).await.unwrap();
+    assert_eq!(bind_approved(&world, &conn, &d).await.1, "bound");
+
+    // The other program: a copy of the interpreter (another file) that runs the second
+    // half of the script on the connection the first half opened and paid on.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("other-program");
+    std::fs::copy(&app, &other).unwrap();
+    // jeepney alone on the path (the venv's site-packages shadows parts of the standard
+    // library for a plain interpreter).
+    let found = Command::new(&python)
+        .args([
+            "-c",
+            "import jeepney, os; print(os.path.dirname(jeepney.__file__))",
+        ])
+        .output()
+        .expect("SCANBIND_PYTHON runs");
+    assert!(
+        found.status.success(),
+        "jeepney: {}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let jeepney = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let site_dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .args(["-r", &jeepney])
+        .arg(site_dir.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let site = site_dir.path().to_str().unwrap().to_owned();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/connect_then_exec.py");
+    let out = tokio::task::spawn_blocking({
+        let (app, address, other) = (app.clone(), bus.address().to_owned(), other.clone());
+        move || {
+            Command::new(&app)
+                .arg(&script)
+                .args(["first", &address])
+                .arg(&other)
+                .env("PYTHONPATH", &site)
+                .stdin(Stdio::null())
+                .output()
+                .expect("the script runs")
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.logs()
+    );
+    // The fault fired: the first program paid as the app on that connection.
+    assert!(
+        lines[0].starts_with("before-exec ok /io/scanbind/"),
+        "{text}"
+    );
+    // The program it exec'd, on the same connection, is not the app.
+    assert!(
+        lines[1].starts_with("after-exec error io.scanbind.Daemon1.Error.NotAllowed")
+            && lines[1].contains(&format!("unverified:{}", other.display())),
+        "{text}\n{}",
+        daemon.logs()
+    );
+    drop(daemon);
+}

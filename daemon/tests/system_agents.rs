@@ -36,22 +36,46 @@ fn scanbindctl() -> PathBuf {
 struct Agent {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// The primary side of its terminal, when it has one.
+    _keyboard: Option<std::fs::File>,
 }
 
 impl Agent {
+    /// On a pipe (the daemon trusts the answers of scanbindctl only from a terminal, so
+    /// this is for agents refused anyway).
     fn start(bin: &Path, user: &SystemUser, bus: &SystemBus) -> Agent {
+        Agent::start_with(bin, user, bus, Stdio::piped(), None)
+    }
+
+    /// On a terminal of its own, as a person runs it.
+    fn start_on_terminal(bin: &Path, user: &SystemUser, bus: &SystemBus) -> Agent {
+        let (keyboard, terminal) = common::pty();
+        Agent::start_with(bin, user, bus, Stdio::from(terminal), Some(keyboard))
+    }
+
+    fn start_with(
+        bin: &Path,
+        user: &SystemUser,
+        bus: &SystemBus,
+        stdin: Stdio,
+        keyboard: Option<std::fs::File>,
+    ) -> Agent {
         let mut child = Command::new("setpriv")
             .args(setpriv_args(user))
             .arg("--")
             .arg(bin)
             .args(["--address", bus.address(), "--json", "agent"])
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("setpriv scanbindctl agent");
         let lines = common::lines_of(child.stdout.take().unwrap(), Some);
-        Agent { child, lines }
+        Agent {
+            child,
+            lines,
+            _keyboard: keyboard,
+        }
     }
 
     /// The next JSON line, within the guard.
@@ -120,8 +144,18 @@ async fn the_system_daemon_trusts_the_agents_of_the_agent_group_only_and_reaches
     );
     assert!(text.contains(&format!("(uid {})", member.uid)), "{text}");
 
-    // The member's scanbindctl beside scanbindd: trusted.
-    let agent = Agent::start(&ctl, &member, &bus);
+    // The member's scanbindctl beside scanbindd, on a pipe: its answers could come
+    // from any program, refused.
+    let piped = Agent::start(&ctl, &member, &bus);
+    let err = piped.next();
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a terminal")),
+        "{err}"
+    );
+    // On a terminal: trusted.
+    let agent = Agent::start_on_terminal(&ctl, &member, &bus);
     let registered = agent.next();
     assert_eq!(
         registered["event"],

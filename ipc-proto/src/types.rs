@@ -418,8 +418,14 @@ pub mod keys {
         /// `s`: the app's verified identity (the app that asks: payments, `unbind`,
         /// and the app that started a `binding-qr`).
         pub const APP_ID: &str = "app-id";
-        /// `s`: the app as people call it (from its id).
+        /// `s`: the app as people call it, from the system's metadata for its verified
+        /// id (the `.desktop` file installed for its executable, its Flatpak or snap
+        /// metadata), else its executable's file name; never a name the app gives.
+        /// Show it with [`APP_EXE`] beside it.
         pub const APP_NAME: &str = "app-name";
+        /// `s`: the app's executable path (for a Flatpak or snap app, its verified id:
+        /// `flatpak:…`, `snap:…`), to show beside [`APP_NAME`].
+        pub const APP_EXE: &str = "app-exe";
         /// `s`: the amount formatted for people (`HK$49.00`).
         pub const AMOUNT_TEXT: &str = "amount-text";
         /// `x`: the amount in minor units.

@@ -35,6 +35,14 @@ pub const MANAGED_HEADER: &str = "# scanbind payment policy (docs/policy.md), wr
 # io.scanbind.Manager1 (`scanbindctl apps`, `scanbindctl profiles`). The file is\n\
 # rewritten from its parsed form at each change: comments are not kept.\n\n";
 
+/// The start of the app id of a caller whose identity the daemon could not verify (a
+/// process in a mount or user namespace of its own that is no verifiable Flatpak or
+/// snap, or one that exec'd another program on its connection): `unverified:` and the
+/// executable it shows. Such an id never matches an app's rule or a consent
+/// ([`PolicyFile::decide_with`]): `unknown_apps` decides, and "ask" asks each time
+/// (a confirmation, never a remembered consent).
+pub const UNVERIFIED_PREFIX: &str = "unverified:";
+
 /// The default policy file: `$XDG_CONFIG_HOME/scanbind/policy.toml` for a user daemon,
 /// `/etc/scanbind/policy.toml` for a system one. The user daemon's need not exist
 /// (then every app may pay); the system daemon's, and any path configured explicitly,
@@ -330,12 +338,25 @@ impl PolicyFile {
                 budgets(&mut decision.budgets, amount.currency(), limits, now, false);
             }
         }
-        let Some(rule) = self.apps.get(app).or(granted) else {
+        // An app whose identity could not be verified matches no rule and no consent.
+        let unverified = app.starts_with(UNVERIFIED_PREFIX);
+        let rule = if unverified {
+            None
+        } else {
+            self.apps.get(app).or(granted)
+        };
+        let Some(rule) = rule else {
             return match self.unknown_apps {
                 Unknown::Allow => Ok(decision),
                 Unknown::Deny => Err(Wire::NotAllowed(format!(
                     "the payment policy does not let {app} charge (not listed)"
                 ))),
+                Unknown::Ask if unverified => {
+                    // Asked each time: a consent would be remembered for an id the
+                    // caller could claim again.
+                    decision.prompt.get_or_insert(Prompt::Confirm);
+                    Ok(decision)
+                }
                 Unknown::Ask => {
                     // A kid's parent approves the charge; the app is not added.
                     decision.prompt.get_or_insert(Prompt::Consent);
@@ -841,6 +862,26 @@ mod tests {
 
     fn hkd(minor: i64) -> Money {
         Money::new(Currency::HKD, MinorUnits::new(minor).unwrap())
+    }
+
+    #[test]
+    fn an_unverified_caller_matches_no_rule_and_no_consent() {
+        let text = "unknown_apps = \"deny\"\n[apps.\"/usr/bin/game\"]\n[apps.\"unverified:/usr/bin/game\"]\n";
+        let p = PolicyFile::parse(text, Path::new("p.toml")).unwrap();
+        assert!(p.decide("/usr/bin/game", "", hkd(100), 0).is_ok());
+        let rule = AppRule::default();
+        let e = p
+            .decide_with("unverified:/usr/bin/game", Some(&rule), "", hkd(100), 0)
+            .unwrap_err();
+        assert!(matches!(e, Wire::NotAllowed(_)), "{e:?}");
+        // "ask": asked every time, never a consent that would be remembered.
+        let ask = PolicyFile::parse("unknown_apps = \"ask\"\n", Path::new("p.toml")).unwrap();
+        let d = ask
+            .decide("unverified:/usr/bin/game", "", hkd(100), 0)
+            .unwrap();
+        assert_eq!(d.prompt, Some(Prompt::Confirm));
+        let d = ask.decide("/usr/bin/game", "", hkd(100), 0).unwrap();
+        assert_eq!(d.prompt, Some(Prompt::Consent));
     }
 
     const FILE: &str = r#"

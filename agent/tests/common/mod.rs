@@ -164,10 +164,21 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts the agent on `bus` and `display` (full-screen, as shipped).
+    /// Starts the agent on `bus` and `display` (full-screen, as shipped), for the real
+    /// scanbindd (the one beside it).
     pub fn start(bus: &str, display: &str) -> AgentProcess {
+        AgentProcess::start_for(bus, display, None)
+    }
+
+    /// [`AgentProcess::start`] for a daemon running `daemon_exe` (this test process,
+    /// when it plays the daemon).
+    pub fn start_for(bus: &str, display: &str, daemon_exe: Option<&Path>) -> AgentProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scanbind-agent"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanbind-agent"));
+        if let Some(exe) = daemon_exe {
+            cmd.arg("--daemon-exe").arg(exe);
+        }
+        let mut child = cmd
             .args(["--address", bus])
             .env("DISPLAY", display)
             .env_remove("WAYLAND_DISPLAY")

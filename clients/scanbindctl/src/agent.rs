@@ -12,9 +12,18 @@
 //! `dismiss`, `confirm`, `retry`, `answered`, `fresh-code`, `daemon-gone`,
 //! `input-closed`, `unregistered`) and the answers are lines on stdin: for scripts and tests.
 //!
-//! Only the daemon may call the agent: the owner of `io.scanbind.Daemon` running as
-//! this user or as the system-mode daemon's user (`scanbind`); calls from any other
-//! bus peer are refused.
+//! Only the daemon may call the agent, and the agent registers only with the daemon:
+//! the owner of `io.scanbind.Daemon` running as this user or as the system-mode
+//! daemon's user (`scanbind`), and running the daemon's executable (the installed
+//! `scanbindd`, the one beside `scanbindctl`, or `$SCANBIND_DAEMON_EXE` for
+//! development and tests; `scanbind_ipc::agent_guard`). Calls from any other bus peer
+//! are refused; an impostor owning the name gets no registration (the agent says so on
+//! stderr and waits for the name to change hands).
+//!
+//! The daemon trusts the answers of `scanbindctl agent` only when they come from a
+//! terminal: started with its standard input on a pipe or a file, it is refused as a
+//! display agent unless `policy.toml` names it under `[[trusted_agents]]`
+//! (docs/policy.md), so a program cannot start it and answer its own prompts.
 //! When the daemon's bus name goes away the agent waits for it to come back and
 //! registers again. Ctrl-C or SIGTERM unregisters and exits 0.
 
@@ -68,7 +77,7 @@ enum Event {
 struct AgentObject {
     events: mpsc::UnboundedSender<Event>,
     /// Answers only the daemon.
-    guard: DaemonGuard,
+    guard: std::sync::Arc<DaemonGuard>,
 }
 
 impl AgentObject {
@@ -79,18 +88,75 @@ impl AgentObject {
     }
 }
 
+/// The environment variable naming one more executable the daemon may run, besides
+/// the installed `scanbindd` and the one beside `scanbindctl` (development and tests).
+pub const DAEMON_EXE_ENV: &str = "SCANBIND_DAEMON_EXE";
+
 /// Refuses a call that does not come from the daemon ([`DaemonGuard`]): on a bus, the
 /// owner of `io.scanbind.Daemon` running as this user (a session daemon) or as the
-/// system-mode daemon's user (`scanbind`, when that user exists); on a peer-to-peer
-/// connection, the only peer.
-fn daemon_guard() -> DaemonGuard {
+/// system-mode daemon's user (`scanbind`, when that user exists), and running the
+/// daemon's executable; on a peer-to-peer connection, the only peer.
+pub(crate) fn daemon_guard() -> DaemonGuard {
     use std::os::unix::fs::MetadataExt as _;
     let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     let system = accounts::user_by_name(accounts::DAEMON_USER)
         .ok()
         .flatten()
         .map(|u| u.uid);
-    DaemonGuard::new(own.into_iter().chain(system))
+    let extra = std::env::var_os(DAEMON_EXE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    DaemonGuard::new(
+        own.into_iter().chain(system),
+        DaemonGuard::expected_daemons(extra.as_deref()),
+    )
+}
+
+/// The daemon's `AgentManager1`, at the unique name of the verified owner of
+/// `io.scanbind.Daemon` (started by bus activation when nobody owns it; on a
+/// peer-to-peer connection, the peer). `Ok(Err(why))` when the owner is not the daemon.
+pub(crate) async fn verified_manager(
+    conn: &Connection,
+    guard: &DaemonGuard,
+) -> anyhow::Result<Result<AgentManager1Proxy<'static>, String>> {
+    if conn.unique_name().is_none() {
+        let manager = AgentManager1Proxy::new(conn)
+            .await
+            .map_err(scanbind_client::Error::from)?;
+        return Ok(Ok(manager));
+    }
+    let mut owner = guard.verified_owner(conn).await;
+    if matches!(owner, Ok(None)) {
+        let dbus = fdo::DBusProxy::new(conn).await?;
+        let name = zbus::names::WellKnownName::try_from(BUS_NAME)?;
+        match dbus.start_service_by_name(name, 0).await {
+            Ok(_) => owner = guard.verified_owner(conn).await,
+            Err(fdo::Error::ServiceUnknown(e)) => {
+                return Err(exit::with_code(
+                    exit::UNREACHABLE,
+                    format!("the daemon is not running and cannot be started: {e}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let owner = match owner {
+        Ok(Some(owner)) => owner,
+        Ok(None) => {
+            return Err(exit::with_code(
+                exit::UNREACHABLE,
+                format!("nobody owns {BUS_NAME}"),
+            ));
+        }
+        Err(fdo::Error::AccessDenied(why)) => return Ok(Err(why)),
+        Err(e) => return Err(e.into()),
+    };
+    let manager = AgentManager1Proxy::builder(conn)
+        .destination(owner)?
+        .build()
+        .await
+        .map_err(scanbind_client::Error::from)?;
+    Ok(Ok(manager))
 }
 
 #[zbus::interface(name = "io.scanbind.Agent1")]
@@ -163,20 +229,18 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
     let p2p = client.is_p2p();
     let path = agent_path()?;
     let (events, rx) = mpsc::unbounded_channel();
+    let guard = std::sync::Arc::new(daemon_guard());
     conn.object_server()
         .at(
             &path,
             AgentObject {
                 events: events.clone(),
-                guard: daemon_guard(),
+                guard: guard.clone(),
             },
         )
         .await
         .context("serving io.scanbind.Agent1")?;
     let daemon = Daemon1Proxy::new(&conn)
-        .await
-        .map_err(scanbind_client::Error::from)?;
-    let manager = AgentManager1Proxy::new(&conn)
         .await
         .map_err(scanbind_client::Error::from)?;
     // Watch the daemon's name before registering, so no departure is missed.
@@ -194,9 +258,12 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("watching SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-    register(&manager, &path).await?;
-    announce_registered(out, &path);
-    let mut registered = true;
+    // The manager the agent registered with (to unregister from).
+    let mut manager = register(&conn, &guard, &path).await?;
+    if manager.is_some() {
+        announce_registered(out, &path);
+    }
+    let mut registered = manager.is_some();
 
     let ui = tokio::spawn(Terminal::new(out, daemon).run(rx));
     let result = loop {
@@ -229,11 +296,13 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
                 if registered && args.old_owner().is_none() {
                     continue;
                 }
-                match register(&manager, &path).await {
-                    Ok(()) => {
+                match register(&conn, &guard, &path).await {
+                    Ok(Some(m)) => {
                         registered = true;
+                        manager = Some(m);
                         announce_registered(out, &path);
                     }
+                    Ok(None) => registered = false,
                     Err(e) => {
                         registered = false;
                         eprintln!("scanbindctl agent: registering again failed: {e:#}");
@@ -248,7 +317,7 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
     if result.is_ok() {
         // Leave politely; a daemon that is gone has nothing to unregister (and calling
         // it would start it again).
-        if registered {
+        if registered && let Some(manager) = &manager {
             let _ = tokio::time::timeout(
                 UNREGISTER_TIMEOUT,
                 manager.unregister_agent(&path, HashMap::new()),
@@ -264,12 +333,27 @@ pub async fn run(transport: &Transport, out: Output) -> anyhow::Result<()> {
     result
 }
 
-async fn register(manager: &AgentManager1Proxy<'_>, path: &OwnedObjectPath) -> anyhow::Result<()> {
+/// Registers with the verified daemon: its manager, or `None` when the owner of the
+/// daemon's name is not the daemon (said on stderr; the agent waits for the name to
+/// change hands).
+async fn register(
+    conn: &Connection,
+    guard: &DaemonGuard,
+    path: &OwnedObjectPath,
+) -> anyhow::Result<Option<AgentManager1Proxy<'static>>> {
+    let manager = match verified_manager(conn, guard).await? {
+        Ok(manager) => manager,
+        Err(why) => {
+            eprintln!("scanbindctl agent: not registering: {why}; waiting for the daemon");
+            return Ok(None);
+        }
+    };
     manager
         .register_agent(&path.as_ref(), HashMap::new())
         .await
         .map_err(scanbind_client::Error::from)
-        .context("registering with the daemon as its display agent")
+        .context("registering with the daemon as its display agent")?;
+    Ok(Some(manager))
 }
 
 fn announce_registered(out: Output, path: &OwnedObjectPath) {
@@ -448,7 +532,7 @@ impl Terminal {
                     keys::KIND_ORDER_CODE => {
                         println!(
                             "  {}: {} for {}",
-                            get(keys::APP_NAME),
+                            app_text(details).unwrap_or_else(|| "?".into()),
                             get(keys::AMOUNT_TEXT),
                             get(keys::DESCRIPTION)
                         );
@@ -568,6 +652,11 @@ impl Terminal {
                     println!();
                     if let Some(title) = text(&prompt.details, keys::TITLE) {
                         println!("== {title} ==");
+                    }
+                    // Who asks: its name from the system's metadata, its executable
+                    // beside it (never a name the app gave).
+                    if let Some(app) = app_text(&prompt.details) {
+                        println!("App: {app}");
                     }
                     println!("{message}");
                     if prompt.kind == keys::KIND_UNBIND {
@@ -729,6 +818,15 @@ fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
+/// `name (executable)` of the app a request is about, from `app-name` and `app-exe`.
+fn app_text(details: &Dict) -> Option<String> {
+    match (text(details, keys::APP_NAME), text(details, keys::APP_EXE)) {
+        (Some(name), Some(exe)) => Some(format!("{name} ({exe})")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
 fn text<'a>(details: &'a Dict, key: &str) -> Option<&'a str> {
     match details.get(key).map(|v| &**v) {
         Some(Value::Str(s)) => Some(s.as_str()),
@@ -818,5 +916,20 @@ mod tests {
         assert_eq!(int(&d, "n"), Some(5));
         assert!(flag(&d, "b"));
         assert!(!flag(&d, "a"));
+        assert_eq!(app_text(&d), None);
+        d.insert(
+            keys::APP_NAME.into(),
+            Value::from("Space Miner").try_into_owned().unwrap(),
+        );
+        d.insert(
+            keys::APP_EXE.into(),
+            Value::from("/usr/games/space-miner")
+                .try_into_owned()
+                .unwrap(),
+        );
+        assert_eq!(
+            app_text(&d).as_deref(),
+            Some("Space Miner (/usr/games/space-miner)")
+        );
     }
 }

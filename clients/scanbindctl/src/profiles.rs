@@ -194,9 +194,11 @@ fn ask(prompt: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
 async fn set_pin(transport: &Transport, remove: bool, out: Output) -> anyhow::Result<()> {
     // Reach the daemon before asking anything.
     let client = Client::connect(transport.clone()).await?;
-    let manager = AgentManager1Proxy::new(client.connection())
-        .await
-        .map_err(scanbind_client::Error::from)?;
+    // Only to the daemon (issue 22 item 4): never the PINs to an impostor of its name.
+    let manager =
+        crate::agent::verified_manager(client.connection(), &crate::agent::daemon_guard())
+            .await?
+            .map_err(|why| exit::with_code(exit::REFUSED, why))?;
     let old = ask("Current parent PIN (press Enter if none is set): ")?;
     if !old.is_empty() && !tty::is_pin(&old) {
         return Err(exit::usage(

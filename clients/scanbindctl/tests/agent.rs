@@ -522,6 +522,7 @@ async fn set_pin(address: &str, extra: &[&str], input: &str) -> (i32, String, St
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(CTL)
+            .env(common::DAEMON_EXE_ENV, common::this_test())
             .args(["--json", "--address", &address, "profiles", "set-pin"])
             .args(&extra)
             .stdin(Stdio::piped())
@@ -766,4 +767,94 @@ async fn the_pin_is_read_without_echo_on_a_terminal() {
     keyboard.write_all(b"after\n").unwrap();
     let shown = echo_until(&mut echo, "after").await;
     assert!(!shown.contains("97531"), "the PIN was echoed: {shown:?}");
+}
+
+/// The unique name of the bus connection of process `pid`.
+async fn name_of_process(conn: &Connection, pid: u32) -> String {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.unwrap();
+    for name in dbus.list_names().await.unwrap() {
+        if !name.starts_with(':') {
+            continue;
+        }
+        if dbus
+            .get_connection_unix_process_id(name.clone().into())
+            .await
+            .is_ok_and(|p| p == pid)
+        {
+            return name.to_string();
+        }
+    }
+    panic!("process {pid} has no connection to the bus");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impostor_owning_the_daemons_name_gets_no_registration_and_no_answer() {
+    // This test process owns io.scanbind.Daemon with the agent's own uid, as any program
+    // of the user can while the daemon is idle-exited; it is not scanbindd, and the
+    // agent is not told to accept it ($SCANBIND_DAEMON_EXE unset).
+    let mut world = FakeWorld::start(false).await;
+    let mut agent = AgentProcess::start_for(
+        &["--address", world.bus.address()],
+        true,
+        Stdio::piped(),
+        None,
+    );
+    scanbind_testkit::eventually("the agent to refuse the impostor", || async {
+        agent.stderr().contains("not registering")
+    })
+    .await;
+    let stderr = agent.stderr();
+    assert!(
+        stderr.contains(&format!("runs {}", common::this_test().display())),
+        "{stderr}"
+    );
+    // It did not register: the refusal comes before any RegisterAgent would.
+    assert!(
+        world.calls.try_recv().is_err(),
+        "the agent registered with the impostor"
+    );
+
+    // The impostor asks the agent for the parent PIN, and for a consent: refused.
+    let pid = agent.child.as_ref().unwrap().id();
+    let name = name_of_process(&world.conn, pid).await;
+    let proxy = world
+        .agent(&name, &format!("/io/scanbind/ctl/agent{pid}"))
+        .await;
+    for (kind, d) in [
+        (
+            keys::KIND_PARENT_APPROVAL,
+            payment("Parent PIN to approve HK$49.00?"),
+        ),
+        (
+            keys::KIND_CONSENT,
+            payment("Let Game X charge your wallet?"),
+        ),
+    ] {
+        let err = proxy.confirm("evil", kind, d).await.unwrap_err();
+        let zbus::Error::MethodError(name, Some(text), _) = &err else {
+            panic!("not a method error: {err}");
+        };
+        assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.AccessDenied");
+        assert!(text.contains("not the daemon"), "{text}");
+    }
+    let err = proxy
+        .show(
+            "evil",
+            keys::KIND_BINDING_QR,
+            binding_qr("https://evil.test/"),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+
+    // Nothing reached the terminal: stopped, the first thing it prints is that it stops
+    // (no "registered", no prompt).
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let first = agent.event().await;
+    assert_eq!(first["event"], "unregistered", "{first}");
+    assert!(world.calls.try_recv().is_err());
 }

@@ -30,6 +30,7 @@ async fn ctl(args: &[&str], input: &str) -> (i32, String, String) {
     let input = input.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(CTL)
+            .env(common::DAEMON_EXE_ENV, common::this_test())
             .args(&args)
             .env_remove("SCANBIND_SOCKET")
             .env_remove("SCANBIND_BUS_ADDRESS")

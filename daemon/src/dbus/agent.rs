@@ -8,7 +8,10 @@
 //! own user running `scanbind-agent` or `scanbindctl` from the directory `scanbindd`
 //! itself runs from (in system mode also of a user in the `scanbind-agent` group,
 //! [`Agents::trust_group`]), or one listed in `policy.toml` under `[[trusted_agents]]`
-//! by uid and executable. Showing is best effort (an app may draw the QR itself);
+//! by uid and executable. `scanbindctl` reads its answers from its standard input, so
+//! by default it is trusted only while that is a terminal (the kernel's word:
+//! [`caller::input_is_terminal`]); started on a pipe or a file, any program could answer
+//! its prompts, and it may register only when the policy names it (tests, kiosks). Showing is best effort (an app may draw the QR itself);
 //! confirmations are not: without an agent they fail with `NeedsConfirmation`, a
 //! prompt nobody answers in time or whose agent goes away is a refusal (`Denied`).
 
@@ -40,6 +43,9 @@ use crate::sync::lock;
 
 /// The executables trusted by default when they sit beside `scanbindd`.
 const DEFAULT_AGENTS: &[&str] = &["scanbind-agent", "scanbindctl"];
+
+/// Those of [`DEFAULT_AGENTS`] that read the user's answers from standard input.
+const STDIN_AGENTS: &[&str] = &["scanbindctl"];
 
 /// The registered agent.
 #[derive(Debug, Clone)]
@@ -250,11 +256,23 @@ async fn announce(bus: &Bus) {
     }
 }
 
-/// Whether `who` may register as the display agent.
-fn trusted(shared: &Shared, agents: &Agents, who: &Caller) -> bool {
+/// How far `who` is trusted as the display agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Named in the policy.
+    Named,
+    /// Trusted by default (beside the daemon); `true`: as long as its standard input is
+    /// a terminal.
+    Default { needs_terminal: bool },
+    /// Not at all.
+    No,
+}
+
+/// How far `who` is trusted as the display agent (module docs).
+fn trust(shared: &Shared, agents: &Agents, who: &Caller) -> Trust {
     let exe = Path::new(&who.app_id);
     if !exe.is_absolute() {
-        return false; // a Flatpak or snap app is never an agent by default
+        return Trust::No; // a Flatpak or snap app (or an unverified one) is never an agent
     }
     if let Ok(policy) = shared.policy.current()
         && policy
@@ -262,7 +280,7 @@ fn trusted(shared: &Shared, agents: &Agents, who: &Caller) -> bool {
             .iter()
             .any(|t| t.uid == who.uid && t.exe == exe)
     {
-        return true;
+        return Trust::Named;
     }
     let ours = own_uid().is_some_and(|uid| uid == who.uid)
         || agents
@@ -274,11 +292,14 @@ fn trusted(shared: &Shared, agents: &Agents, who: &Caller) -> bool {
         .and_then(|me| me.parent().map(Path::to_path_buf))
         .zip(exe.parent().map(Path::to_path_buf))
         .is_some_and(|(a, b)| a == b);
-    let named = exe
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| DEFAULT_AGENTS.contains(&n));
-    ours && beside && named
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if ours && beside && DEFAULT_AGENTS.contains(&name) {
+        Trust::Default {
+            needs_terminal: STDIN_AGENTS.contains(&name),
+        }
+    } else {
+        Trust::No
+    }
 }
 
 /// Whether `uid` is a member of `group` in the group database; an unreadable
@@ -316,7 +337,22 @@ impl AgentManagerObj {
     ) -> Result<(), Wire> {
         no_options("RegisterAgent", &options)?;
         let who = caller::identify(conn, &hdr).await?;
-        if !trusted(&self.shared, &self.bus.agents, &who) {
+        let trust = trust(&self.shared, &self.bus.agents, &who);
+        if trust
+            == (Trust::Default {
+                needs_terminal: true,
+            })
+            && !caller::input_is_terminal(conn, &hdr).await?
+        {
+            tracing::warn!(app = %who.app_id, uid = who.uid, "a display agent reading its answers from a pipe or file tried to register: refused");
+            return Err(Wire::NotAllowed(format!(
+                "{} (uid {}) reads its answers from standard input, which is not a terminal \
+                 (a pipe or a file): any program could answer its prompts. Run it in a \
+                 terminal, or name it under [[trusted_agents]] in policy.toml (tests, kiosks)",
+                who.app_id, who.uid
+            )));
+        }
+        if trust == Trust::No {
             tracing::warn!(app = %who.app_id, uid = who.uid, "an untrusted program tried to register as display agent");
             let group = match self.bus.agents.group.get() {
                 Some(g) => format!(

@@ -190,14 +190,17 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
     {
         use super::prompt::str_value;
         use scanbind_ipc::types::keys::agent as k;
-        let app = super::prompt::app_name(&updated.app_id);
-        let details = vec![
+        let label = super::prompt::app_label(&updated.app_id);
+        let app = label.name.clone();
+        let mut details = vec![
             (k::TITLE, str_value(format!("Pay {app}"))),
             (
                 k::MESSAGE,
                 str_value(format!(
-                    "Scan with your wallet app to pay {} to {app} for {}.",
-                    updated.amount, updated.description
+                    "Scan with your wallet app to pay {} to {} for {}.",
+                    updated.amount,
+                    label.text(),
+                    updated.description
                 )),
             ),
             (k::CODE_VALUE, str_value(code.clone())),
@@ -206,7 +209,6 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
                 OwnedValue::from(updated.order_code_expires_at.unwrap_or(0)),
             ),
             (k::APP_ID, str_value(updated.app_id.clone())),
-            (k::APP_NAME, str_value(app)),
             (k::AMOUNT_TEXT, str_value(updated.amount.to_string())),
             (
                 k::AMOUNT_MINOR,
@@ -222,6 +224,7 @@ async fn drive_order_code(shared: &Shared, entry: Entry) -> Result<()> {
                 super::prompt::path_value(&payment_path(id.unsigned_abs())),
             ),
         ];
+        details.extend(label.details());
         shared
             .prompter
             .show(

@@ -21,6 +21,7 @@
 pub(crate) mod admission;
 pub(crate) mod binding;
 pub(crate) mod checkout;
+pub(crate) mod desktop;
 pub(crate) mod driver;
 pub(crate) mod error;
 pub(crate) mod limits;

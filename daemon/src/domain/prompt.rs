@@ -30,17 +30,73 @@ pub(crate) fn prompt_timeout(shared: &Shared) -> Duration {
         })
 }
 
-/// The app as people call it: the executable's file name, or the last part of a
-/// Flatpak id / the snap name.
+/// The app as people call it ([`app_label`]'s name; show [`AppLabel::exe`] beside it).
+#[allow(dead_code)] // for prompts that show only the name in a title
 pub(crate) fn app_name(app_id: &str) -> String {
-    let id = app_id
-        .strip_prefix("flatpak:")
-        .or_else(|| app_id.strip_prefix("snap:"))
-        .unwrap_or(app_id);
-    id.rsplit(['/', '.'])
-        .find(|s| !s.is_empty())
-        .unwrap_or(id)
-        .to_owned()
+    app_label(app_id).name
+}
+
+/// How a prompt names an app (issue 22 item 7): a name from the system's metadata for
+/// the verified app id, and the executable beside it, so the user can tell two apps
+/// apart that give themselves the same name. Never a name the app gives at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppLabel {
+    /// `app-name`: the `Name=` of the `.desktop` file the system installed for the app
+    /// ([`super::desktop`]), else the executable's file name, the Flatpak id's last
+    /// part or the snap name; "Unverified program" for an unverified caller.
+    pub(crate) name: String,
+    /// `app-exe`: the executable's path; for a Flatpak or snap app its verified id
+    /// (`flatpak:…`, `snap:…`), the path inside its sandbox meaning nothing outside.
+    pub(crate) exe: String,
+}
+
+impl AppLabel {
+    /// The `app-name` and `app-exe` details of a prompt.
+    pub(crate) fn details(&self) -> [(&'static str, OwnedValue); 2] {
+        [
+            (keys::APP_NAME, str_value(self.name.clone())),
+            (keys::APP_EXE, str_value(self.exe.clone())),
+        ]
+    }
+
+    /// `name (exe)`, for a message.
+    pub(crate) fn text(&self) -> String {
+        format!("{} ({})", self.name, self.exe)
+    }
+}
+
+/// The [`AppLabel`] of the app whose verified id is `app_id`.
+pub(crate) fn app_label(app_id: &str) -> AppLabel {
+    use super::desktop;
+    let last = |id: &str| {
+        id.rsplit(['/', '.'])
+            .find(|s| !s.is_empty())
+            .unwrap_or(id)
+            .to_owned()
+    };
+    if let Some(id) = app_id.strip_prefix("flatpak:") {
+        return AppLabel {
+            name: desktop::name_for_flatpak(id, None).unwrap_or_else(|| last(id)),
+            exe: app_id.to_owned(),
+        };
+    }
+    if let Some(snap) = app_id.strip_prefix("snap:") {
+        return AppLabel {
+            name: desktop::name_for_snap(snap, None).unwrap_or_else(|| snap.to_owned()),
+            exe: app_id.to_owned(),
+        };
+    }
+    if let Some(exe) = app_id.strip_prefix(scanbind_policy::UNVERIFIED_PREFIX) {
+        return AppLabel {
+            name: "Unverified program".to_owned(),
+            exe: exe.to_owned(),
+        };
+    }
+    AppLabel {
+        name: desktop::name_for_exe(&desktop::data_dirs(), std::path::Path::new(app_id))
+            .unwrap_or_else(|| last(app_id)),
+        exe: app_id.to_owned(),
+    }
 }
 
 /// The wallet as people call it (`AlipayHK` for `ALIPAY_HK`).
@@ -69,7 +125,6 @@ impl PaymentPrompt<'_> {
             ),
             (keys::MESSAGE, str_value(message)),
             (keys::APP_ID, str_value(self.owner.app_id.clone())),
-            (keys::APP_NAME, str_value(app_name(&self.owner.app_id))),
             (keys::AMOUNT_TEXT, str_value(self.amount.to_string())),
             (
                 keys::AMOUNT_MINOR,
@@ -81,6 +136,7 @@ impl PaymentPrompt<'_> {
             ),
             (keys::DESCRIPTION, str_value(self.description.to_owned())),
         ];
+        d.extend(app_label(&self.owner.app_id).details());
         if !self.wallet.is_empty() {
             d.push((keys::WALLET, str_value(self.wallet.to_owned())));
             d.push((keys::WALLET_NAME, str_value(wallet_name(self.wallet))));
@@ -141,7 +197,8 @@ pub(crate) async fn ask(
 ) -> Result<(), Refusal> {
     use crate::policy::Prompt;
     let timeout = prompt_timeout(shared);
-    let app = app_name(&p.owner.app_id);
+    // The name with the executable beside it, in the message too.
+    let app = app_label(&p.owner.app_id).text();
     match prompt {
         Prompt::Consent => limited(shared, p.owner, consent(shared, p, &app, timeout)).await,
         Prompt::Confirm => limited(shared, p.owner, confirm(shared, p, &app, timeout)).await,
@@ -329,6 +386,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn app_labels_name_the_verified_app_with_its_executable() {
+        let l = app_label("flatpak:com.example.Game");
+        assert_eq!(l.exe, "flatpak:com.example.Game");
+        let l = app_label("snap:tv-game");
+        assert_eq!(l.exe, "snap:tv-game");
+        let l = app_label("unverified:/usr/bin/game");
+        assert_eq!(l.name, "Unverified program");
+        assert_eq!(l.exe, "/usr/bin/game");
+        assert_eq!(l.text(), "Unverified program (/usr/bin/game)");
+        let l = app_label("/opt/nowhere/space-miner");
+        assert_eq!(
+            (l.name.as_str(), l.exe.as_str()),
+            ("space-miner", "/opt/nowhere/space-miner")
+        );
+    }
+
+    #[test]
     fn hostile_text_loses_controls_and_bidi_overrides() {
         let hostile = "Coins\u{202E}00.001 DKH\u{202C}\r\n\u{1b}[2J\u{7}Pay \u{2066}0.01\u{2069}\u{200F}\u{200E}\u{061C}\u{202A}\u{202B}\u{202D}\u{2067}\u{2068}\u{85}\u{9b}\t";
         let shown = display_text(hostile);
@@ -362,6 +436,7 @@ mod tests {
         assert_eq!(get(keys::DESCRIPTION), "FreeAmount: HKD 0.01");
         assert_eq!(get(keys::AMOUNT_TEXT), amount.to_string());
         assert_eq!(get(keys::APP_NAME), "space-miner");
+        assert_eq!(get(keys::APP_EXE), "/usr/games/space-miner");
         assert!(!get(keys::MESSAGE).contains('\n'));
         assert!(!get(keys::MESSAGE).contains('\u{202E}'));
     }

@@ -250,3 +250,19 @@ pub fn spawn_daemon_dev(bus_address: &str, state_dir: &Path) -> (DaemonProc, Str
         .spawn_dev()
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A pseudo-terminal: its primary side (what a user types goes in here) and its
+/// secondary side (a program's standard input: a terminal as the kernel tells it).
+pub fn pty() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let primary = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pseudo-terminal");
+    grantpt(&primary).unwrap();
+    unlockpt(&primary).unwrap();
+    let name = ptsname(&primary, Vec::new()).unwrap();
+    let secondary = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (std::fs::File::from(primary), secondary)
+}

@@ -10,6 +10,14 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 pub const CTL: &str = env!("CARGO_BIN_EXE_scanbindctl");
+/// Names one more executable the agents accept as the daemon's.
+pub const DAEMON_EXE_ENV: &str = "SCANBIND_DAEMON_EXE";
+
+/// This test's executable: it plays (or embeds) the daemon, so the agents it starts
+/// must accept it as the daemon's (`$SCANBIND_DAEMON_EXE`).
+pub fn this_test() -> std::path::PathBuf {
+    std::env::current_exe().unwrap()
+}
 /// The longest any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -34,8 +42,23 @@ impl AgentProcess {
 
     /// With `stdin` (a terminal) instead of a pipe.
     pub fn start_full(conn: &[&str], json: bool, stdin: Stdio) -> AgentProcess {
+        AgentProcess::start_for(conn, json, stdin, Some(&this_test()))
+    }
+
+    /// For a daemon running `daemon_exe` (`$SCANBIND_DAEMON_EXE`); `None`: only the
+    /// real scanbindd (installed or beside scanbindctl).
+    pub fn start_for(
+        conn: &[&str],
+        json: bool,
+        stdin: Stdio,
+        daemon_exe: Option<&std::path::Path>,
+    ) -> AgentProcess {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(CTL);
+        match daemon_exe {
+            Some(exe) => cmd.env(DAEMON_EXE_ENV, exe),
+            None => cmd.env_remove(DAEMON_EXE_ENV),
+        };
         cmd.args(conn);
         if json {
             cmd.arg("--json");
