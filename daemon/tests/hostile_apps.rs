@@ -449,28 +449,28 @@ async fn list_bindings_and_status_show_only_what_the_apps_policy_lets_it_charge(
     assert_eq!(mine[0].binding.as_str(), path.as_str());
     // The denied app sees none, in ListBindings or GetStatus.
     assert_eq!(rig.hostile_list_bindings().await, 0);
-    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
+    assert!(!rig.hostile_status_shows_a_binding().await);
     // Allowed for another wallet only: none either.
     write_policy(
         &rig.policy,
         &format!("[apps.\"{HOSTILE}\"]\nwallets = [\"GCASH\"]\n"),
     );
     assert_eq!(rig.hostile_list_bindings().await, 0);
-    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
+    assert!(!rig.hostile_status_shows_a_binding().await);
     // Allowed for this wallet: it sees it.
     write_policy(
         &rig.policy,
         &format!("[apps.\"{HOSTILE}\"]\nwallets = [\"ALIPAY_HK\"]\n"),
     );
     assert_eq!(rig.hostile_list_bindings().await, 1);
-    assert_eq!(rig.hostile_status_shows_a_binding().await, true);
+    assert!(rig.hostile_status_shows_a_binding().await);
     // unknown_apps = "deny": an unlisted app sees none, a listed one its own.
     write_policy(
         &rig.policy,
         &format!("unknown_apps = \"deny\"\n[apps.\"{}\"]\n", me()),
     );
     assert_eq!(rig.hostile_list_bindings().await, 0);
-    assert_eq!(rig.hostile_status_shows_a_binding().await, false);
+    assert!(!rig.hostile_status_shows_a_binding().await);
     assert_eq!(rig.d.list_bindings(HashMap::new()).await.unwrap().len(), 1);
 }
 

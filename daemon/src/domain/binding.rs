@@ -9,7 +9,7 @@ use zvariant::{OwnedObjectPath, OwnedValue};
 
 use super::error::Refusal;
 use super::model::BindingRecord;
-use super::prompt::{app_name, path_value, prompt_timeout, str_value, wallet_name};
+use super::prompt::{app_label, path_value, prompt_timeout, str_value, wallet_name};
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::store::journal::Owner;
@@ -47,11 +47,12 @@ pub(crate) async fn start(
     slot.started(started.binding_id.clone(), now);
     let path = binding_path(&wallet, &started.binding_id);
     if display {
-        let app = app_name(&owner.app_id);
-        let details: Vec<(&'static str, OwnedValue)> = vec![
+        let label = app_label(&owner.app_id);
+        let app = label.text();
+        let mut details: Vec<(&'static str, OwnedValue)> = vec![
             (
                 k::TITLE,
-                str_value(format!("Bind {} for {app}", wallet_name(&wallet))),
+                str_value(format!("Bind {} for {}", wallet_name(&wallet), label.name)),
             ),
             (
                 k::MESSAGE,
@@ -65,7 +66,6 @@ pub(crate) async fn start(
                 )),
             ),
             (k::APP_ID, str_value(owner.app_id.clone())),
-            (k::APP_NAME, str_value(app)),
             (k::CODE_VALUE, str_value(started.code_value.clone())),
             (k::MATCH_CODE, str_value(started.match_code.clone())),
             (k::EXPIRES_AT, OwnedValue::from(expires_at)),
@@ -74,6 +74,7 @@ pub(crate) async fn start(
             (k::WALLET_NAME, str_value(wallet_name(&wallet))),
             (k::OBJECT, path_value(&path)),
         ];
+        details.extend(label.details());
         shared
             .prompter
             .show(path.to_string(), k::KIND_BINDING_QR, details)
@@ -178,7 +179,8 @@ pub(crate) async fn unbind_confirmed(
     if own_pending || settled {
         return unbind(shared, binding, caller).await;
     }
-    let app = app_name(&caller.app_id);
+    let label = app_label(&caller.app_id);
+    let app = label.text();
     let wallet = wallet_name(&record.wallet);
     let account = if record.label.is_empty() {
         String::new()
@@ -193,16 +195,16 @@ pub(crate) async fn unbind_confirmed(
              this device can charge it until it is bound again."
         )
     };
-    let details: Vec<(&'static str, OwnedValue)> = vec![
+    let mut details: Vec<(&'static str, OwnedValue)> = vec![
         (k::TITLE, str_value(format!("Unbind {wallet}?"))),
         (k::MESSAGE, str_value(message)),
         (k::APP_ID, str_value(caller.app_id.clone())),
-        (k::APP_NAME, str_value(app.clone())),
         (k::WALLET, str_value(record.wallet.clone())),
         (k::WALLET_NAME, str_value(wallet.clone())),
         (k::ACCOUNT, str_value(record.label.clone())),
         (k::OBJECT, path_value(binding)),
     ];
+    details.extend(label.details());
     let asked = async {
         let answer = shared
             .prompter
