@@ -11,99 +11,15 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
+use common::agent::{Ev, agent_connection, next, next_confirm, register, text};
 use common::{GUARD, connect, journal_rows, settled, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_ipc::Error as Wire;
 use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
 use scanbindd::test_util::{PrivateBus, require_secret_service};
-use tokio::sync::{mpsc, oneshot};
 use zbus::proxy::CacheProperties;
 use zvariant::OwnedValue;
-
-const AGENT_PATH: &str = "/io/scanbind/TestAgent";
-
-type Reply = (bool, HashMap<String, OwnedValue>);
-
-/// What the daemon asked the agent.
-#[derive(Debug)]
-enum Ev {
-    Show(String, String, HashMap<String, OwnedValue>),
-    Dismiss(String, String),
-    Confirm(HashMap<String, OwnedValue>, oneshot::Sender<Reply>),
-}
-
-/// A display agent whose answers come from the test.
-struct TestAgent(mpsc::UnboundedSender<Ev>);
-
-#[zbus::interface(name = "io.scanbind.Agent1")]
-impl TestAgent {
-    fn show(&self, _request: String, kind: String, details: HashMap<String, OwnedValue>) {
-        let _ = self.0.send(Ev::Show(_request, kind, details));
-    }
-
-    fn dismiss(&self, request: String, outcome: String) {
-        let _ = self.0.send(Ev::Dismiss(request, outcome));
-    }
-
-    async fn confirm(
-        &self,
-        _request: String,
-        kind: String,
-        mut details: HashMap<String, OwnedValue>,
-    ) -> Reply {
-        let (tx, rx) = oneshot::channel();
-        details.insert("kind".into(), OwnedValue::from(zvariant::Str::from(kind)));
-        let _ = self.0.send(Ev::Confirm(details, tx));
-        // A test that never answers drops the sender: reply "no" late (the daemon has
-        // given up by then).
-        rx.await.unwrap_or((false, HashMap::new()))
-    }
-}
-
-fn text(d: &HashMap<String, OwnedValue>, k: &str) -> String {
-    d.get(k)
-        .and_then(|v| String::try_from(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-async fn next(events: &mut mpsc::UnboundedReceiver<Ev>) -> Ev {
-    tokio::time::timeout(GUARD, events.recv())
-        .await
-        .expect("the agent was asked nothing within the guard time")
-        .expect("agent channel open")
-}
-
-/// The next `Confirm`, skipping shows and dismissals.
-async fn next_confirm(
-    events: &mut mpsc::UnboundedReceiver<Ev>,
-) -> (HashMap<String, OwnedValue>, oneshot::Sender<Reply>) {
-    loop {
-        if let Ev::Confirm(d, tx) = next(events).await {
-            return (d, tx);
-        }
-    }
-}
-
-/// A connection serving the test agent, and the receiver of what it is asked.
-async fn agent_connection(bus: &PrivateBus) -> (zbus::Connection, mpsc::UnboundedReceiver<Ev>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let conn = zbus::connection::Builder::address(bus.address())
-        .unwrap()
-        .method_timeout(GUARD)
-        .serve_at(AGENT_PATH, TestAgent(tx))
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    (conn, rx)
-}
-
-async fn register(conn: &zbus::Connection) -> Result<(), Wire> {
-    let m = AgentManager1Proxy::new(conn).await.unwrap();
-    m.register_agent(&AGENT_PATH.try_into().unwrap(), HashMap::new())
-        .await
-}
 
 fn write_policy(path: &Path, body: &str) {
     // Written aside and renamed: the daemon never reads half a file.

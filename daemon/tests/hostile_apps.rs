@@ -23,16 +23,16 @@ use std::path::Path;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
+use common::agent::{Ev, agent_connection, next, next_confirm, register, text};
 use common::{DaemonProc, World};
 use common::{GUARD, bind_approved, connect, settled, spawn_daemon_with, world};
 use scanbind_ipc::Error as Wire;
-use scanbind_ipc::proxy::{AgentManager1Proxy, Binding1Proxy, Daemon1Proxy};
+use scanbind_ipc::proxy::{Binding1Proxy, Daemon1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
 use scanbind_ipc::{BUS_NAME, DAEMON_PATH};
 use scanbindd::test_util::{PrivateBus, require_secret_service};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use zbus::proxy::CacheProperties;
-use zvariant::OwnedValue;
 
 /// The hostile app: `busctl`, a program of its own (its own app id), one process per
 /// call.
@@ -42,68 +42,6 @@ const HOSTILE: &str = "/usr/bin/busctl";
 /// docs/dbus-api.md): unapproved prompts and uncompleted bindings per window.
 const MAX_UNAPPROVED_PROMPTS: usize = 5;
 const MAX_BINDINGS: usize = 5;
-
-const AGENT_PATH: &str = "/io/scanbind/TestAgent";
-
-type Reply = (bool, HashMap<String, OwnedValue>);
-
-/// What the daemon asked the agent.
-#[derive(Debug)]
-enum Ev {
-    Show(String, HashMap<String, OwnedValue>),
-    Dismiss,
-    Confirm(HashMap<String, OwnedValue>, oneshot::Sender<Reply>),
-}
-
-/// A display agent whose answers come from the test.
-struct TestAgent(mpsc::UnboundedSender<Ev>);
-
-#[zbus::interface(name = "io.scanbind.Agent1")]
-impl TestAgent {
-    fn show(&self, _request: String, kind: String, details: HashMap<String, OwnedValue>) {
-        let _ = self.0.send(Ev::Show(kind, details));
-    }
-
-    fn dismiss(&self, _request: String, _outcome: String) {
-        let _ = self.0.send(Ev::Dismiss);
-    }
-
-    async fn confirm(
-        &self,
-        _request: String,
-        kind: String,
-        mut details: HashMap<String, OwnedValue>,
-    ) -> Reply {
-        let (tx, rx) = oneshot::channel();
-        details.insert("kind".into(), OwnedValue::from(zvariant::Str::from(kind)));
-        let _ = self.0.send(Ev::Confirm(details, tx));
-        rx.await.unwrap_or((false, HashMap::new()))
-    }
-}
-
-fn text(d: &HashMap<String, OwnedValue>, k: &str) -> String {
-    d.get(k)
-        .and_then(|v| String::try_from(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-async fn next(events: &mut mpsc::UnboundedReceiver<Ev>) -> Ev {
-    tokio::time::timeout(GUARD, events.recv())
-        .await
-        .expect("the agent was asked nothing within the guard time")
-        .expect("agent channel open")
-}
-
-/// The next `Confirm`, skipping shows and dismissals.
-async fn next_confirm(
-    events: &mut mpsc::UnboundedReceiver<Ev>,
-) -> (HashMap<String, OwnedValue>, oneshot::Sender<Reply>) {
-    loop {
-        if let Ev::Confirm(d, tx) = next(events).await {
-            return (d, tx);
-        }
-    }
-}
 
 /// The policy file: this test binary is a trusted agent, plus `rules`.
 fn write_policy(path: &Path, rules: &str) {
@@ -180,19 +118,8 @@ impl Rig {
 
     /// Registers this process as the display agent on a connection of its own.
     async fn agent(&self) -> (zbus::Connection, mpsc::UnboundedReceiver<Ev>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conn = zbus::connection::Builder::address(self.bus.address())
-            .unwrap()
-            .method_timeout(GUARD)
-            .serve_at(AGENT_PATH, TestAgent(tx))
-            .unwrap()
-            .build()
-            .await
-            .unwrap();
-        AgentManager1Proxy::new(&conn)
-            .await
-            .unwrap()
-            .register_agent(&AGENT_PATH.try_into().unwrap(), HashMap::new())
+        let (conn, rx) = agent_connection(&self.bus).await;
+        register(&conn)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", self.daemon.logs()));
         (conn, rx)
@@ -329,6 +256,7 @@ async fn an_app_unbinds_only_with_the_users_confirmation() {
     let (result, asked) = tokio::join!(call, ask);
     assert_eq!(text(&asked, "kind"), keys::KIND_UNBIND);
     assert_eq!(text(&asked, keys::APP_NAME), "busctl");
+    assert_eq!(text(&asked, keys::APP_EXE), HOSTILE);
     assert_eq!(text(&asked, keys::APP_ID), HOSTILE);
     assert_eq!(text(&asked, keys::WALLET), "ALIPAY_HK");
     assert_eq!(text(&asked, keys::WALLET_NAME), "AlipayHK");
@@ -352,6 +280,7 @@ async fn an_app_unbinds_only_with_the_users_confirmation() {
     };
     let (result, asked) = tokio::join!(call, ask);
     assert_eq!(text(&asked, keys::APP_NAME), "busctl");
+    assert_eq!(text(&asked, keys::APP_EXE), HOSTILE);
     result.unwrap_or_else(|e| panic!("{e}\n{}", rig.daemon.logs()));
     assert_eq!(rig.binding_state(&path).await, "unbound");
     let err = rig
@@ -401,12 +330,14 @@ async fn binding_qr_codes_name_the_app_and_cannot_flood_the_display() {
     let mut hostile_shown = 0;
     loop {
         match next(&mut events).await {
-            Ev::Show(kind, details) => {
+            Ev::Show(_, kind, details) => {
                 assert_eq!(kind, keys::KIND_BINDING_QR);
                 if text(&details, keys::APP_ID) == HOSTILE {
+                    // Named from the system, with its executable beside the name.
                     assert_eq!(text(&details, keys::APP_NAME), "busctl");
+                    assert_eq!(text(&details, keys::APP_EXE), HOSTILE);
                     assert!(
-                        text(&details, keys::MESSAGE).starts_with("busctl asks"),
+                        text(&details, keys::MESSAGE).starts_with("busctl (/usr/bin/busctl) asks"),
                         "{details:?}"
                     );
                     hostile_shown += 1;
@@ -415,7 +346,7 @@ async fn binding_qr_codes_name_the_app_and_cannot_flood_the_display() {
                     break;
                 }
             }
-            Ev::Dismiss => {}
+            Ev::Dismiss(..) => {}
             Ev::Confirm(..) => panic!("no question was expected"),
         }
     }

@@ -4,6 +4,8 @@
 //! binary (`scanbind_testkit::DaemonProc`). Adapted from `server/tests/common`.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
