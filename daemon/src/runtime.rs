@@ -525,6 +525,13 @@ impl Daemon {
             tracing::info!(binding = %path, "binding completed (started before this run)");
             return Ok(());
         }
+        // Once bound, the label is the wallet's masked account (docs: `Label`), not the
+        // text the app gave to `StartBinding`.
+        if let Some(login) = b.user_login_id.as_ref().filter(|l| !l.is_empty())
+            && let Some(record) = lock(&self.shared.bindings).get_mut(&b.binding_id)
+        {
+            record.label = login.clone();
+        }
         self.settle_binding(&b.binding_id, BindingState::Bound, None, None)
             .await
     }

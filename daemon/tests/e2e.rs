@@ -555,6 +555,9 @@ async fn qr_pay_with_line_items_refund_and_unbind() {
         .expect("no Binding Completed")
         .unwrap();
     assert_eq!(signal.args().unwrap().state, "bound");
+    // Once bound, Label is the wallet's masked account, not the app's text.
+    let label = binding.label().await.unwrap();
+    assert!(label.contains("****"), "{label}");
     // A completed binding has no valid QR any more.
     let err = binding.get_qr_png(HashMap::new()).await.unwrap_err();
     assert!(matches!(err, Wire::Expired(_)), "{err:?}");

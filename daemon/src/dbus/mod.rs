@@ -267,6 +267,7 @@ impl BindingObj {
         let obj = self;
         obj.state_changed(emitter).await?;
         obj.code_value_changed(emitter).await?;
+        obj.label_changed(emitter).await?;
         obj.last_error_changed(emitter).await?;
         let details = binding::completed_details(record)
             .into_iter()
