@@ -806,6 +806,33 @@ async fn indonesian_payments_cannot_be_cancelled_only_refunded() {
         )
         .await;
     assert_eq!(r.code(), "SUCCESS");
+    // Not while it is in process either (magic 9903, in IDR 990300): the payment goes
+    // on and ends as it would have.
+    let slow = m
+        .call(
+            "payments/pay",
+            &pay_body("d2", "IDR", "990300", &dana, "DANA", None),
+        )
+        .await;
+    assert_eq!(slow.code(), "PAYMENT_IN_PROCESS");
+    let a = m
+        .call("payments/cancel", &json!({"paymentRequestId": "d2"}))
+        .await;
+    assert_eq!(a.code(), "CANCEL_WINDOW_EXCEED");
+    let q = m
+        .call(
+            "payments/inquiryPayment",
+            &json!({"paymentRequestId": "d2"}),
+        )
+        .await;
+    assert_eq!(q.body["paymentStatus"], "PROCESSING");
+    let q = m
+        .call(
+            "payments/inquiryPayment",
+            &json!({"paymentRequestId": "d2"}),
+        )
+        .await;
+    assert_eq!(q.body["paymentStatus"], "SUCCESS");
     // Another wallet's payment cancels as before.
     let (gcash, _) = bind(&sb, &m, &mut rx, GCASH, None).await;
     let g = m

@@ -1044,6 +1044,18 @@ pub(crate) fn cancel(call: &Call<'_>) -> Answer {
                 fail(ResultCode::OrderStatusInvalid, "a failed payment cannot be cancelled"),
                 changed,
             ),
+            PayState::Processing
+                if p.wallet.as_deref().map(cancel_window) == Some(CancelWindow::NotAllowed) =>
+            {
+                (
+                    fail(
+                        ResultCode::CancelWindowExceed,
+                        "Indonesian payment methods cannot be cancelled; wait for the result, \
+                         then refund",
+                    ),
+                    changed,
+                )
+            }
             PayState::Processing => {
                 if let Some(pm) = state.payments.get_mut(&pid) {
                     pm.status = PayState::Cancelled;
