@@ -128,11 +128,16 @@ impl Rig {
     /// The hostile app calls `method` (`interface.member`) on the daemon's entry point
     /// with `args` (the signature, then the values): its reply, or its error message.
     async fn hostile(&self, method: &str, args: &[&str]) -> Result<String, String> {
+        self.hostile_at(DAEMON_PATH, method, args).await
+    }
+
+    /// The hostile app calls `method` on the object at `path`.
+    async fn hostile_at(&self, path: &str, method: &str, args: &[&str]) -> Result<String, String> {
         let (interface, member) = method.rsplit_once('.').expect("interface.member");
         let out = tokio::process::Command::new(HOSTILE)
             .arg(format!("--address={}", self.bus.address()))
             .arg("--timeout=120")
-            .args(["call", BUS_NAME, DAEMON_PATH, interface, member])
+            .args(["call", BUS_NAME, path, interface, member])
             .args(args)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdin(std::process::Stdio::null())
@@ -379,8 +384,33 @@ async fn list_bindings_and_status_show_only_what_the_apps_policy_lets_it_charge(
     let mine = rig.d.list_bindings(HashMap::new()).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].binding.as_str(), path.as_str());
-    // The denied app sees none, in ListBindings or GetStatus.
+    // The denied app sees none, in ListBindings or GetStatus, and the binding object
+    // answers it as a path nobody serves: no label (the masked account), no QR code.
     assert_eq!(rig.hostile_list_bindings().await, 0);
+    let get_label = rig
+        .hostile_at(
+            path.as_str(),
+            "org.freedesktop.DBus.Properties.Get",
+            &["ss", "io.scanbind.Binding1", "Label"],
+        )
+        .await;
+    assert!(
+        get_label
+            .as_ref()
+            .is_err_and(|e| e.contains("Unknown object")),
+        "{get_label:?}"
+    );
+    let qr = rig
+        .hostile_at(
+            path.as_str(),
+            "io.scanbind.Binding1.GetQrPng",
+            &["a{sv}", "0"],
+        )
+        .await;
+    assert!(
+        qr.as_ref().is_err_and(|e| e.contains("Unknown object")),
+        "{qr:?}"
+    );
     assert!(!rig.hostile_status_shows_a_binding().await);
     // Allowed for another wallet only: none either.
     write_policy(
@@ -395,6 +425,27 @@ async fn list_bindings_and_status_show_only_what_the_apps_policy_lets_it_charge(
         &format!("[apps.\"{HOSTILE}\"]\nwallets = [\"ALIPAY_HK\"]\n"),
     );
     assert_eq!(rig.hostile_list_bindings().await, 1);
+    // ... and may read it: the masked account, and `Expired` for the QR of a bound one.
+    let get_label = rig
+        .hostile_at(
+            path.as_str(),
+            "org.freedesktop.DBus.Properties.Get",
+            &["ss", "io.scanbind.Binding1", "Label"],
+        )
+        .await
+        .unwrap();
+    assert!(get_label.contains("****"), "{get_label}");
+    let qr = rig
+        .hostile_at(
+            path.as_str(),
+            "io.scanbind.Binding1.GetQrPng",
+            &["a{sv}", "0"],
+        )
+        .await;
+    assert!(
+        qr.as_ref().is_err_and(|e| e.contains("no longer valid")),
+        "{qr:?}"
+    );
     assert!(rig.hostile_status_shows_a_binding().await);
     // unknown_apps = "deny": an unlisted app sees none, a listed one its own.
     write_policy(

@@ -11,11 +11,17 @@ use std::collections::HashMap;
 use scanbind_ipc::types::keys;
 use scanbind_ipc::{BindingState, Error as Wire, ErrorInfo};
 use std::sync::Arc;
+use zbus::Connection;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use zbus::{fdo, interface};
 use zvariant::{OwnedValue, Value};
 
+use super::caller;
+use super::payment::CallError;
+use super::scope::unknown_object;
+use crate::domain::binding::visible_to;
 use crate::domain::model::BindingRecord;
 use crate::domain::shared::Shared;
 use crate::qr::{MAX_MODULE_SIZE, Qr, Style};
@@ -56,6 +62,31 @@ impl BindingObj {
 }
 
 impl BindingObj {
+    /// Only an app whose policy lets it charge the binding's wallet (as `ListBindings`),
+    /// or the app that started it, may read the binding or draw its QR code; anyone
+    /// else is answered as for a path that is not served. The daemon's own reads (for `PropertiesChanged`) carry no
+    /// header and pass.
+    async fn guard(&self, conn: &Connection, hdr: Option<&Header<'_>>) -> fdo::Result<()> {
+        let Some(hdr) = hdr else { return Ok(()) };
+        let who = caller::identify(conn, hdr)
+            .await
+            .map_err(|e| fdo::Error::AccessDenied(e.to_string()))?;
+        let wallet = self.read(|r| r.wallet.clone())?;
+        let owner = who.owner();
+        if visible_to(&self.shared, &owner)(&wallet)
+            || self.shared.limits.started_by(&owner, &self.binding_id)
+        {
+            Ok(())
+        } else {
+            Err(unknown_object(hdr))
+        }
+    }
+
+    /// [`BindingObj::guard`] for a method call.
+    async fn visible(&self, conn: &Connection, hdr: &Header<'_>) -> Result<(), CallError> {
+        self.guard(conn, Some(hdr)).await.map_err(CallError::Hidden)
+    }
+
     /// The QR code of a pending binding; `Expired` once it left `pending`.
     fn qr(&self) -> Result<Qr, Wire> {
         let (state, code) = self
@@ -102,18 +133,31 @@ fn qr_style(method: &str, options: &HashMap<String, OwnedValue>) -> Result<Style
 impl BindingObj {
     /// `GetQrSvg(a{sv} options) -> s svg`: the QR code as an SVG document.
     #[zbus(out_args("svg"))]
-    async fn get_qr_svg(&self, options: HashMap<String, OwnedValue>) -> Result<String, Wire> {
+    async fn get_qr_svg(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, CallError> {
+        self.visible(conn, &hdr).await?;
         let style = qr_style("GetQrSvg", &options)?;
         Ok(self.qr()?.svg(style))
     }
 
     /// `GetQrPng(a{sv} options) -> ay png`: the QR code as a PNG image.
     #[zbus(out_args("png"))]
-    async fn get_qr_png(&self, options: HashMap<String, OwnedValue>) -> Result<Vec<u8>, Wire> {
+    async fn get_qr_png(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<u8>, CallError> {
+        self.visible(conn, &hdr).await?;
         let style = qr_style("GetQrPng", &options)?;
-        self.qr()?
+        Ok(self
+            .qr()?
             .png(style)
-            .map_err(|e| Wire::Internal(e.to_string()))
+            .map_err(|e| Wire::Internal(e.to_string()))?)
     }
 
     /// `GetQrMatrix(a{sv} options) -> (u width, ay modules)`: the QR modules.
@@ -121,11 +165,12 @@ impl BindingObj {
     async fn get_qr_matrix(
         &self,
         options: HashMap<String, OwnedValue>,
-    ) -> Result<(u32, Vec<u8>), Wire> {
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(u32, Vec<u8>), CallError> {
+        self.visible(conn, &hdr).await?;
         if let Some(k) = options.keys().next() {
-            return Err(Wire::UnknownOption(format!(
-                "GetQrMatrix does not know {k:?}"
-            )));
+            return Err(Wire::UnknownOption(format!("GetQrMatrix does not know {k:?}")).into());
         }
         let qr = self.qr()?;
         Ok((qr.width(), qr.matrix()))
@@ -141,43 +186,78 @@ impl BindingObj {
 
     /// `State` (`s`): the binding's state.
     #[zbus(property)]
-    fn state(&self) -> fdo::Result<String> {
+    async fn state(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.state.as_str().to_owned())
     }
 
     /// `Wallet` (`s`): the wallet (`customerBelongsTo`).
     #[zbus(property(emits_changed_signal = "const"))]
-    fn wallet(&self) -> fdo::Result<String> {
+    async fn wallet(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.wallet.clone())
     }
 
     /// `Label` (`s`): what the user sees for this binding.
     #[zbus(property)]
-    fn label(&self) -> fdo::Result<String> {
+    async fn label(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.label.clone())
     }
 
     /// `CodeValue` (`s`): the text the QR code encodes (empty once completed).
     #[zbus(property)]
-    fn code_value(&self) -> fdo::Result<String> {
+    async fn code_value(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.code_value.clone())
     }
 
     /// `MatchCode` (`s`): the short code shown beside the QR and on the wallet page.
     #[zbus(property)]
-    fn match_code(&self) -> fdo::Result<String> {
+    async fn match_code(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.match_code.clone())
     }
 
     /// `ExpiresAt` (`x`): when the QR code expires, Unix seconds (UTC).
     #[zbus(property)]
-    fn expires_at(&self) -> fdo::Result<i64> {
+    async fn expires_at(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.expires_at)
     }
 
     /// `LastError` (`(ss)`): why it failed; empty strings otherwise.
     #[zbus(property)]
-    fn last_error(&self) -> fdo::Result<ErrorInfo> {
+    async fn last_error(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<ErrorInfo> {
+        self.guard(conn, hdr.as_ref()).await?;
         self.read(|r| r.last_error.clone())
     }
 }

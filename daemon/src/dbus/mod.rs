@@ -119,14 +119,14 @@ impl Bus {
         Ok(who)
     }
 
-    /// The emitters that reach the connections of `owner` (`None`: of every app
-    /// that identified) on the connection of `base`.
+    /// The emitters that reach the connections of the apps `wanted` accepts on the
+    /// connection of `base`.
     fn emitters(
         &self,
         base: &SignalEmitter<'_>,
-        owner: Option<&Owner>,
+        wanted: impl Fn(&Owner) -> bool,
     ) -> Vec<SignalEmitter<'static>> {
-        lock(&self.recipients).emitters(base.connection(), base, owner)
+        lock(&self.recipients).emitters(base.connection(), base, wanted)
     }
 
     /// How many connections objects are served on.
@@ -189,7 +189,7 @@ impl Bus {
             };
             let obj = iface.get().await;
             let old = obj.set_entry(after.clone());
-            for emitter in self.emitters(iface.signal_emitter(), Some(&owner)) {
+            for emitter in self.emitters(iface.signal_emitter(), |o| *o == owner) {
                 obj.announce(&emitter, &old, after, state_changed, terminal)
                     .await?;
             }
@@ -236,9 +236,11 @@ impl PaymentObj {
 }
 
 impl Bus {
-    /// Announces a settled binding to the connections of every app that identified
-    /// ([`scope`]): `PropertiesChanged`, `Completed`, and `BindingRemoved(reason)`
-    /// when `removed` is given.
+    /// Announces a settled binding to the connections of the apps whose policy lets
+    /// them charge its wallet (those `ListBindings` shows it to) and of the app that
+    /// started it ([`scope`]):
+    /// `PropertiesChanged`, `Completed`, and `BindingRemoved(reason)` when `removed`
+    /// is given.
     async fn publish_binding(&self, record: &BindingRecord, removed: Option<&str>) -> Result<()> {
         let path = &record.path;
         for conn in self.connections() {
@@ -246,7 +248,11 @@ impl Bus {
                 continue;
             };
             let obj = iface.get().await;
-            for emitter in self.emitters(iface.signal_emitter(), None) {
+            let sees = |o: &Owner| {
+                crate::domain::binding::visible_to(&obj.shared, o)(&record.wallet)
+                    || obj.shared.limits.started_by(o, &obj.binding_id)
+            };
+            for emitter in self.emitters(iface.signal_emitter(), sees) {
                 obj.announce(&emitter, record, removed).await?;
             }
         }

@@ -94,17 +94,16 @@ impl Recipients {
         self.peers.remove(&conn.server_guid().to_string());
     }
 
-    /// The emitters that reach, on `conn`, the connections of `owner` (`None`: of
-    /// every app that identified): one per unique name on a bus (the signal's
-    /// destination set), the connection itself on a peer-to-peer connection whose
-    /// peer is such an app, none otherwise.
+    /// The emitters that reach, on `conn`, the connections of the apps `wanted`
+    /// accepts: one per unique name on a bus (the signal's destination set), the
+    /// connection itself on a peer-to-peer connection whose peer is such an app, none
+    /// otherwise.
     pub(crate) fn emitters(
         &self,
         conn: &Connection,
         base: &SignalEmitter<'_>,
-        owner: Option<&Owner>,
+        wanted: impl Fn(&Owner) -> bool,
     ) -> Vec<SignalEmitter<'static>> {
-        let wanted = |o: &Owner| owner.is_none_or(|w| w == o);
         if conn.unique_name().is_some() {
             self.names
                 .iter()
