@@ -625,6 +625,7 @@ fn adopt_bound(shared: &Shared, b: &Binding) -> zvariant::OwnedObjectPath {
             match_code: String::new(),
             expires_at: 0,
             last_error: ErrorInfo::default(),
+            starter: None,
         },
     );
     path

@@ -71,11 +71,9 @@ impl BindingObj {
         let who = caller::identify(conn, hdr)
             .await
             .map_err(|e| fdo::Error::AccessDenied(e.to_string()))?;
-        let wallet = self.read(|r| r.wallet.clone())?;
+        let (wallet, starter) = self.read(|r| (r.wallet.clone(), r.starter.clone()))?;
         let owner = who.owner();
-        if visible_to(&self.shared, &owner)(&wallet)
-            || self.shared.limits.started_by(&owner, &self.binding_id)
-        {
+        if visible_to(&self.shared, &owner)(&wallet) || starter.as_ref() == Some(&owner) {
             Ok(())
         } else {
             Err(unknown_object(hdr))

@@ -250,7 +250,7 @@ impl Bus {
             let obj = iface.get().await;
             let sees = |o: &Owner| {
                 crate::domain::binding::visible_to(&obj.shared, o)(&record.wallet)
-                    || obj.shared.limits.started_by(o, &obj.binding_id)
+                    || record.starter.as_ref() == Some(o)
             };
             for emitter in self.emitters(iface.signal_emitter(), sees) {
                 obj.announce(&emitter, record, removed).await?;

@@ -91,6 +91,7 @@ pub(crate) async fn start(
             match_code: started.match_code,
             expires_at,
             last_error: ErrorInfo::default(),
+            starter: Some(owner.clone()),
         },
     );
     Ok((path, started.binding_id))

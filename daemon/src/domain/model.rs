@@ -24,6 +24,9 @@ pub(crate) struct BindingRecord {
     pub(crate) match_code: String,
     pub(crate) expires_at: i64,
     pub(crate) last_error: ErrorInfo,
+    /// The app that started it in this run (it may always see it); `None` for a
+    /// binding restored at start.
+    pub(crate) starter: Option<crate::store::journal::Owner>,
 }
 
 impl BindingRecord {

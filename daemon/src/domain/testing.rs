@@ -212,6 +212,7 @@ pub(crate) fn binding(
             match_code: String::new(),
             expires_at: 0,
             last_error: ErrorInfo::default(),
+            starter: None,
         },
     );
     path
