@@ -157,6 +157,25 @@ impl Rig {
             .await
     }
 
+    /// The hostile app's `Unbind(path)` while the test's agent answers its question
+    /// with `allow`: the call's result, and what the agent was asked.
+    async fn hostile_unbind_answered(
+        &self,
+        path: &str,
+        events: &mut mpsc::UnboundedReceiver<Ev>,
+        allow: bool,
+    ) -> (
+        Result<String, String>,
+        HashMap<String, zvariant::OwnedValue>,
+    ) {
+        let ask = async {
+            let (asked, answer) = next_confirm(events).await;
+            answer.send((allow, HashMap::new())).unwrap();
+            asked
+        };
+        tokio::join!(self.hostile_unbind(path), ask)
+    }
+
     /// The hostile app's `StartBinding("ALIPAY_HK")`: the binding's path.
     async fn hostile_start_binding(&self) -> Result<String, String> {
         let out = self
@@ -248,17 +267,7 @@ async fn an_app_unbinds_only_with_the_users_confirmation() {
     // The user declines on the agent, which names the app that asks: Denied, still
     // bound.
     let (_agent, mut events) = rig.agent().await;
-    let call = {
-        let path = path.to_string();
-        let rig = &rig;
-        async move { rig.hostile_unbind(&path).await }
-    };
-    let ask = async {
-        let (asked, answer) = next_confirm(&mut events).await;
-        answer.send((false, HashMap::new())).unwrap();
-        asked
-    };
-    let (result, asked) = tokio::join!(call, ask);
+    let (result, asked) = rig.hostile_unbind_answered(&path, &mut events, false).await;
     assert_eq!(text(&asked, "kind"), keys::KIND_UNBIND);
     assert_eq!(text(&asked, keys::APP_NAME), "busctl");
     assert_eq!(text(&asked, keys::APP_EXE), HOSTILE);
@@ -274,17 +283,7 @@ async fn an_app_unbinds_only_with_the_users_confirmation() {
     rig.pays("after-declined").await;
 
     // The user approves: unbound, and nobody can pay from it any more.
-    let call = {
-        let path = path.to_string();
-        let rig = &rig;
-        async move { rig.hostile_unbind(&path).await }
-    };
-    let ask = async {
-        let (asked, answer) = next_confirm(&mut events).await;
-        answer.send((true, HashMap::new())).unwrap();
-        asked
-    };
-    let (result, asked) = tokio::join!(call, ask);
+    let (result, asked) = rig.hostile_unbind_answered(&path, &mut events, true).await;
     assert_eq!(text(&asked, keys::APP_NAME), "busctl");
     assert_eq!(text(&asked, keys::APP_EXE), HOSTILE);
     result.unwrap_or_else(|e| panic!("{e}\n{}", rig.daemon.logs()));

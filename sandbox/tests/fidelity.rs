@@ -7,6 +7,20 @@ use serde_json::{Value, json};
 
 const GCASH: &str = "GCASH";
 
+/// The wallet balance of the sandbox user `user` (minor units, as text).
+async fn balance(sb: &SandboxProc, user: &str) -> String {
+    let users = sb.get("/sandbox/v1/users").await;
+    users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == user)
+        .unwrap_or_else(|| panic!("no sandbox user {user}: {users}"))["balance"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn setup(fail_first: u32) -> (SandboxProc, Merchant, Receiver) {
     let sb = SandboxProc::start(&[]).await;
     let m = sb.merchant();
@@ -679,15 +693,7 @@ async fn wallet_currency_limits_balance_and_expiry() {
             .code(),
         "SUCCESS"
     );
-    let users = sb.get("/sandbox/v1/users").await;
-    let poor = users["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"] == "poor")
-        .unwrap()
-        .clone();
-    assert_eq!(poor["balance"]["value"], "0");
+    assert_eq!(balance(&sb, "poor").await, "0");
     // Limits: TrueMoney 30,000 THB per transaction, 50,000 THB per day.
     sb.post(
         "/sandbox/v1/users",
@@ -757,15 +763,7 @@ async fn a_pay_naming_another_wallet_than_the_tokens_is_refused_and_charges_noth
         );
         assert!(ledger_payment(&sb.ledger().await, id).is_none(), "{id}");
     }
-    let users = sb.get("/sandbox/v1/users").await;
-    let budi = users["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"] == "budi")
-        .unwrap()
-        .clone();
-    assert_eq!(budi["balance"]["value"], "100000000");
+    assert_eq!(balance(&sb, "budi").await, "100000000");
     // The same token with its own wallet pays.
     let a = m
         .call(
