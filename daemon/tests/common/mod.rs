@@ -109,15 +109,35 @@ pub fn daemon_binary() -> PathBuf {
         .expect("cargo build -p scanbindd --features test-util");
     assert!(status.success(), "building scanbindd with test-util failed");
     let built = Path::new(env!("CARGO_BIN_EXE_scanbindd"));
-    let dir = built
-        .parent()
-        .unwrap()
-        .join(format!("scanbindd-test-{}", std::process::id()));
+    let parent = built.parent().unwrap();
+    remove_stale_copies(parent);
+    let dir = parent.join(format!("scanbindd-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("scanbindd");
     std::fs::copy(built, &copy).unwrap();
     *bin = Some(copy.clone());
     copy
+}
+
+/// Removes the `scanbindd-test-<pid>` copies that test processes which have since exited
+/// left in `dir` (each is ~100 MB; a copy in use by a live test process is kept).
+fn remove_stale_copies(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("scanbindd-test-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The binary `bin` of the workspace package `package`, built (`cargo build`) once per
