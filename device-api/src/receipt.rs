@@ -64,6 +64,10 @@ pub struct Receipt {
     pub status: String,
     /// The amount paid or refunded.
     pub amount: Amount,
+    /// A payment priced in another currency than the wallet's: what the wallet paid and
+    /// at which quote (payment receipts of a succeeded payment only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<crate::types::Conversion>,
     /// Alipay's result code for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_code: Option<String>,

@@ -15,6 +15,20 @@ pub struct Amount {
     pub value: i64,
 }
 
+/// What the wallet paid for a payment priced in another currency than the wallet's:
+/// Alipay's `actualPaymentAmount` and `paymentQuote` (the price of one unit of the priced
+/// currency in the paid one; `paid` is the payment's amount × `quotePrice`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversion {
+    /// The amount charged to the wallet, in the wallet's currency.
+    pub paid: Amount,
+    /// `PRICED/PAID`, e.g. `HKD/PHP`.
+    pub quote_currency_pair: String,
+    /// The quoted price as decimal text (never a float).
+    pub quote_price: String,
+}
+
 /// `POST /v1/devices`: register a device key. Signed like every other request, with the
 /// device id derived from `publicKey`, which proves possession of the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +305,10 @@ pub struct Payment {
     pub ams_payment_id: Option<String>,
     /// Total refunded successfully so far.
     pub refunded: Amount,
+    /// For a payment priced in another currency than the wallet's: what the wallet paid,
+    /// at which quote (once it succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
     /// The signed receipt, once final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
@@ -394,7 +412,8 @@ pub struct CheckoutRequest {
     pub binding_id: String,
     /// The binding's sealed tokens.
     pub sealed_tokens: String,
-    /// ISO 4217 code of every part (the wallet's currency).
+    /// ISO 4217 code of the wallet's currency: what every part is paid in, and what a
+    /// part without its own `currency` is priced in.
     pub currency: String,
     /// All parts succeed or none is charged (parts already paid are reversed when one
     /// fails). At most 6 parts; otherwise at most 20.
@@ -409,8 +428,13 @@ pub struct CheckoutRequest {
 pub struct CheckoutPartRequest {
     /// The seller, as the server's configuration names it (its `referenceMerchantId`).
     pub seller_id: String,
-    /// How much, in minor units of the checkout's currency (positive).
+    /// How much, in minor units of the part's currency (positive).
     pub amount_minor: i64,
+    /// ISO 4217 code the part is priced in: the checkout's (the wallet's) when absent,
+    /// or the seller's own pricing currency (its `currency` in the server's `[[sellers]]`),
+    /// paid in the wallet's currency at Alipay's quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// What for, shown to the user by the wallet (1–256 characters).
     pub description: String,
 }
@@ -473,9 +497,10 @@ pub struct Checkout {
     pub status: CheckoutStatus,
     /// Whether all parts succeed or none is charged.
     pub all_or_nothing: bool,
-    /// ISO 4217 code of every part.
+    /// ISO 4217 code of the wallet's currency (what every part is paid in).
     pub currency: String,
-    /// The sum of the parts, minor units.
+    /// The sum of the parts priced in `currency`, minor units (a part priced in another
+    /// currency shows what it cost in `currency` in its `conversion`, once paid).
     pub total_minor: i64,
     /// When it was created.
     pub created_at: String,
@@ -498,8 +523,15 @@ pub struct CheckoutPart {
     /// The server's payment id of this part: `GET /v1/payments/{paymentId}` and refunds
     /// (`POST /v1/payments/{paymentId}/refunds`) work on it like on any payment.
     pub payment_id: String,
-    /// How much, minor units.
+    /// How much, minor units of `currency`.
     pub amount_minor: i64,
+    /// ISO 4217 code the part is priced in.
+    #[serde(default)]
+    pub currency: String,
+    /// A part priced in another currency than the wallet's: what the wallet paid, at
+    /// which quote (once it succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
     /// What for.
     pub description: String,
     /// The part's payment state (`cancelled` once reversed by all-or-nothing).
@@ -537,6 +569,9 @@ pub struct EventEnvelope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 #[non_exhaustive]
+// An event is built once, serialised and dropped (never stored in bulk): boxing the
+// payment variant would only make every producer and consumer unwrap it.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// The wallet was bound; `sealedTokens` is set.
     #[serde(rename = "binding.completed")]
@@ -621,6 +656,8 @@ mod tests {
                 seller_name: "Alpha Books".into(),
                 payment_id: "pay_1".into(),
                 amount_minor: 1000,
+                currency: "HKD".into(),
+                conversion: None,
                 description: "Books".into(),
                 status: PaymentStatus::Failed,
                 receipt: None,
@@ -632,7 +669,7 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
             json,
-            r#"{"checkoutId":"chk_1","appId":"org.example.Shop","appOrderId":"cart-42","status":"partially_succeeded","allOrNothing":false,"currency":"HKD","totalMinor":1000,"createdAt":"2026-11-22T07:00:00Z","expiresAt":"2026-11-22T07:15:00Z","parts":[{"index":0,"sellerId":"SELLER_A","sellerName":"Alpha Books","paymentId":"pay_1","amountMinor":1000,"description":"Books","status":"failed","resultCode":"RISK_REJECT","reversed":false}]}"#
+            r#"{"checkoutId":"chk_1","appId":"org.example.Shop","appOrderId":"cart-42","status":"partially_succeeded","allOrNothing":false,"currency":"HKD","totalMinor":1000,"createdAt":"2026-11-22T07:00:00Z","expiresAt":"2026-11-22T07:15:00Z","parts":[{"index":0,"sellerId":"SELLER_A","sellerName":"Alpha Books","paymentId":"pay_1","amountMinor":1000,"currency":"HKD","description":"Books","status":"failed","resultCode":"RISK_REJECT","reversed":false}]}"#
         );
         assert_eq!(serde_json::from_str::<Checkout>(&json).unwrap(), c);
         let ev = serde_json::to_value(Event::CheckoutResult(c)).unwrap();

@@ -193,6 +193,7 @@ fn receipt() -> Receipt {
             currency: "HKD".into(),
             value: 1050,
         },
+        conversion: None,
         result_code: None,
         seller_id: None,
         checkout_id: None,

@@ -112,6 +112,16 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
             .payments
             .values()
             .map(|p| {
+                let (actual, quote) = match payments::payment_quote(p) {
+                    Some((a, q)) => (
+                        json!({"currency": a.currency, "value": a.value}),
+                        json!(q),
+                    ),
+                    None => (Value::Null, Value::Null),
+                };
+                let actual_refunded = p.actual.as_ref().map(|a| {
+                    json!({"currency": a.currency, "value": p.actual_refunded.to_string()})
+                });
                 json!({
                     "clientId": p.client_id,
                     "referenceMerchantId": p.reference_merchant_id.as_deref().unwrap_or(&p.client_id),
@@ -126,6 +136,9 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
                     "resultCode": p.fail_code,
                     "amount": {"currency": p.currency, "value": p.amount.to_string()},
                     "refunded": {"currency": p.currency, "value": p.refunded.to_string()},
+                    "actualAmount": actual,
+                    "paymentQuote": quote,
+                    "actualRefunded": actual_refunded,
                     "user": p.user,
                     "wallet": p.wallet,
                     "createTime": ams_time(from_ts(p.created)),
@@ -148,6 +161,7 @@ pub(crate) async fn ledger(State(app): State<Arc<App>>) -> Response {
                     "paymentId": r.payment_id,
                     "status": r.status,
                     "amount": {"currency": r.currency, "value": r.amount.to_string()},
+                    "actualAmount": r.actual.as_ref().map(|(c, v)| json!({"currency": c, "value": v.to_string()})),
                     "refundTime": ams_time(from_ts(r.finished.unwrap_or(r.created))),
                     "moneyMovements": r.money_movements,
                 })

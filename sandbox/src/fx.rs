@@ -52,6 +52,72 @@ pub fn convert_down(minor: i64, from: Currency, to: Currency) -> Option<i64> {
     i64::try_from(num.div_euclid(den)).ok()
 }
 
+/// Decimal places of a cross-currency [`Quote`] price.
+pub const QUOTE_DECIMALS: u32 = 8;
+
+/// A payment quote between the currency a payment is priced in and the currency the
+/// wallet pays in (Alipay's `paymentQuote`): the price of one unit of `from` in `to`,
+/// the cross rate through CNY truncated to [`QUOTE_DECIMALS`] places. Conversions use
+/// exactly this price (the `actualPaymentAmount` is `paymentAmount` × `quotePrice`,
+/// rounded down to the paying currency's minor unit), so anyone can check them from the
+/// quote alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The priced currency.
+    pub from: Currency,
+    /// The paying currency.
+    pub to: Currency,
+    /// The price × 10^[`QUOTE_DECIMALS`].
+    scaled: i128,
+}
+
+impl Quote {
+    /// The quote from `from` to `to`; `None` when either is not quoted, or they are the
+    /// same currency (no quote is needed).
+    pub fn between(from: Currency, to: Currency) -> Option<Quote> {
+        if from == to {
+            return None;
+        }
+        let rate = |c: Currency| {
+            CNY_PER_UNIT
+                .iter()
+                .find(|(q, ..)| *q == c)
+                .map(|(_, n, d, _)| (i128::from(*n), i128::from(*d)))
+        };
+        let (nf, df) = rate(from)?;
+        let (nt, dt) = rate(to)?;
+        let scaled = (nf * dt * 10_i128.pow(QUOTE_DECIMALS)).div_euclid(df * nt);
+        (scaled > 0).then_some(Quote { from, to, scaled })
+    }
+
+    /// `quoteCurrencyPair`: `FROM/TO`.
+    pub fn pair(&self) -> String {
+        format!("{}/{}", self.from.code(), self.to.code())
+    }
+
+    /// `quotePrice` as decimal text, without trailing zeros (`7.36`, `0.00061141`).
+    pub fn price(&self) -> String {
+        let unit = 10_i128.pow(QUOTE_DECIMALS);
+        let whole = self.scaled / unit;
+        let frac = self.scaled % unit;
+        if frac == 0 {
+            return whole.to_string();
+        }
+        let digits = format!("{frac:0width$}", width = QUOTE_DECIMALS as usize);
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+
+    /// `minor` units of the priced currency in minor units of the paying currency at
+    /// this price, rounded down; `None` if it does not fit.
+    pub fn convert(&self, minor: i64) -> Option<i64> {
+        let ef = 10_i128.pow(u32::from(self.from.exponent()));
+        let et = 10_i128.pow(u32::from(self.to.exponent()));
+        let num = i128::from(minor) * self.scaled * et;
+        let den = 10_i128.pow(QUOTE_DECIMALS) * ef;
+        i64::try_from(num.div_euclid(den)).ok()
+    }
+}
+
 /// The CNY value of a payment of `minor` units of `currency` (its
 /// `customsDeclarationAmount`), rounded down; `None` if the currency is not quoted.
 pub fn customs_declaration_minor(currency: Currency, minor: i64) -> Option<i64> {
@@ -88,5 +154,34 @@ mod tests {
             convert_down(1_000, Currency::USD, Currency::HKD),
             Some(7_826)
         );
+    }
+
+    #[test]
+    fn quotes_are_truncated_cross_rates_and_conversions_use_the_written_price() {
+        // 0.92 / 0.125 = 7.36 PHP per HKD exactly.
+        let q = Quote::between(Currency::HKD, Currency::PHP).unwrap();
+        assert_eq!((q.pair().as_str(), q.price().as_str()), ("HKD/PHP", "7.36"));
+        // 10.00 HKD = 73.60 PHP.
+        assert_eq!(q.convert(1_000), Some(7_360));
+        // 7.20 / 0.92 = 7.82608695652... truncated to 8 places.
+        let q = Quote::between(Currency::USD, Currency::HKD).unwrap();
+        assert_eq!(q.price(), "7.82608695");
+        // 10.00 USD × 7.82608695 = 78.2608695 HKD, down to 78.26.
+        assert_eq!(q.convert(1_000), Some(7_826));
+        // Exponent 2 to exponent 0: 1.00 HKD × (0.92 / 0.0052) = 176.92307692 KRW → 176.
+        let q = Quote::between(Currency::HKD, Currency::KRW).unwrap();
+        assert_eq!(
+            (q.price().as_str(), q.convert(100)),
+            ("176.92307692", Some(176))
+        );
+        // IDR has exponent 2 in AMS: 1,000.00 IDR in PHP at 0.00045 / 0.125 = 0.0036.
+        let q = Quote::between(Currency::IDR, Currency::PHP).unwrap();
+        assert_eq!(
+            (q.price().as_str(), q.convert(100_000)),
+            ("0.0036", Some(360))
+        );
+        // No quote for one currency, or for an unquoted one.
+        assert_eq!(Quote::between(Currency::HKD, Currency::HKD), None);
+        assert_eq!(Quote::between(Currency::CHF, Currency::HKD), None);
     }
 }

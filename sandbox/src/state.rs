@@ -268,6 +268,45 @@ pub struct Payment {
     pub inquiries: u32,
     /// Notification already sent for the final state.
     pub notified: bool,
+    /// A payment priced in another currency than the wallet's: what the wallet pays,
+    /// at which quote (`actualPaymentAmount`, `paymentQuote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<ActualPayment>,
+    /// Minor units of the paying currency moved back to the user so far (refunds and a
+    /// cancel of a payment with [`Payment::actual`]).
+    #[serde(default)]
+    pub actual_refunded: i64,
+}
+
+/// What the wallet pays for a payment priced in another currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActualPayment {
+    /// The wallet's currency.
+    pub currency: String,
+    /// Minor units of it.
+    pub amount: i64,
+    /// `quoteId`.
+    pub quote_id: String,
+    /// `quoteCurrencyPair` (`PRICED/PAID`).
+    pub pair: String,
+    /// `quotePrice`.
+    pub price: String,
+    /// Quote validity start.
+    pub quote_start: Timestamp,
+    /// Quote validity end.
+    pub quote_expiry: Timestamp,
+}
+
+impl Payment {
+    /// What the wallet is charged: the actual amount of a converted payment, otherwise
+    /// the payment amount (currency, minor units).
+    pub fn charged(&self) -> (&str, i64) {
+        match &self.actual {
+            Some(a) => (&a.currency, a.amount),
+            None => (&self.currency, self.amount),
+        }
+    }
 }
 
 /// A refund.
@@ -296,6 +335,10 @@ pub struct Refund {
     /// The planned outcome of an asynchronous refund still `PROCESSING`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingOutcome>,
+    /// What went back to the user in the wallet's currency, for a refund of a payment
+    /// priced in another currency (currency, minor units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<(String, i64)>,
     /// The result code of a refund that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_code: Option<String>,

@@ -668,7 +668,8 @@ async fn wallet_currency_limits_balance_and_expiry() {
     let (token, _) = bind(&sb, &m, &mut rx, "TRUEMONEY", Some("poor")).await;
     let pay = |id: &str, cur: &str, v: &str| pay_body(id, cur, v, &token, "TRUEMONEY", None);
     assert_eq!(
-        m.call("payments/pay", &pay("c1", "USD", "100"))
+        // A currency the sandbox has no quote for (see the next test for quoted ones).
+        m.call("payments/pay", &pay("c1", "CHF", "100"))
             .await
             .code(),
         "CURRENCY_NOT_SUPPORT"
@@ -735,6 +736,90 @@ async fn wallet_currency_limits_balance_and_expiry() {
     let a = m.call("payments/pay", &long).await;
     assert_eq!(a.code(), "PARAM_ILLEGAL");
     assert!(a.message().contains("paymentExpiryTime"));
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_priced_in_another_currency_is_paid_at_the_quote() {
+    let (sb, m, mut rx) = setup(0).await;
+    sb.post(
+        "/sandbox/v1/users",
+        json!({"user": "ana", "wallet": GCASH, "balance": "100000"}),
+    )
+    .await;
+    let (token, _) = bind(&sb, &m, &mut rx, GCASH, Some("ana")).await;
+    // HKD 10.00 from a PHP wallet at 7.36 PHP per HKD (0.92 / 0.125 CNY): PHP 73.60.
+    let a = m
+        .call(
+            "payments/pay",
+            &pay_body("fx1", "HKD", "1000", &token, GCASH, None),
+        )
+        .await;
+    assert_eq!(a.code(), "SUCCESS", "{}", a.body);
+    assert_eq!(
+        a.body["paymentAmount"],
+        json!({"currency": "HKD", "value": "1000"})
+    );
+    assert_eq!(
+        a.body["actualPaymentAmount"],
+        json!({"currency": "PHP", "value": "7360"})
+    );
+    let quote = &a.body["paymentQuote"];
+    assert_eq!(
+        (
+            quote["quoteCurrencyPair"].as_str(),
+            quote["quotePrice"].as_str()
+        ),
+        (Some("HKD/PHP"), Some("7.36"))
+    );
+    assert!(quote["quoteId"].is_string() && quote["quoteExpiryTime"].is_string());
+    assert_eq!(balance(&sb, "ana").await, "92640");
+    let q = m
+        .call(
+            "payments/inquiryPayment",
+            &json!({"paymentRequestId": "fx1"}),
+        )
+        .await;
+    assert_eq!(
+        (&q.body["actualPaymentAmount"], &q.body["paymentQuote"]),
+        (&a.body["actualPaymentAmount"], quote)
+    );
+    // The same-currency payment carries neither.
+    let same = m
+        .call(
+            "payments/pay",
+            &pay_body("same1", "PHP", "1000", &token, GCASH, None),
+        )
+        .await;
+    assert_eq!(same.code(), "SUCCESS");
+    assert!(
+        same.body.get("actualPaymentAmount").is_none() && same.body.get("paymentQuote").is_none()
+    );
+    assert_eq!(balance(&sb, "ana").await, "91640");
+    // A partial refund in HKD goes back at the payment's quote (HKD 1.01 = PHP 7.4336,
+    // down to PHP 7.43); cancelling then returns exactly the rest of PHP 73.60.
+    let r = m
+        .call(
+            "payments/refund",
+            &json!({"refundRequestId": "fxr1", "paymentId": a.body["paymentId"], "refundAmount": {"currency": "HKD", "value": "101"}}),
+        )
+        .await;
+    assert_eq!(r.code(), "SUCCESS", "{}", r.body);
+    assert_eq!(balance(&sb, "ana").await, "92383");
+    let c = m
+        .call("payments/cancel", &json!({"paymentRequestId": "fx1"}))
+        .await;
+    assert_eq!(c.code(), "SUCCESS", "{}", c.body);
+    assert_eq!(balance(&sb, "ana").await, "99000");
+    let ledger = sb.ledger().await;
+    let p = ledger_payment(&ledger, "fx1").unwrap();
+    assert_eq!(
+        (&p["actualAmount"], &p["actualRefunded"]),
+        (
+            &json!({"currency": "PHP", "value": "7360"}),
+            &json!({"currency": "PHP", "value": "7360"})
+        )
+    );
     sb.stop().await;
 }
 

@@ -327,6 +327,11 @@ pub struct SellerEntry {
     /// false is refused with `merge_pay_not_allowed`.
     #[serde(default = "default_true")]
     pub combinable: bool,
+    /// The ISO 4217 code the seller prices in, when it is not the wallet's: its parts of
+    /// a combined checkout may be priced in it, and the wallet pays them in its own
+    /// currency at Alipay's quote (default: none, the seller prices in the wallet's).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 fn default_mcc() -> String {
@@ -345,7 +350,14 @@ impl SellerEntry {
             name: name.into(),
             mcc: default_mcc(),
             combinable: true,
+            currency: None,
         }
+    }
+
+    /// The same seller pricing in `currency` (an ISO 4217 code).
+    pub fn pricing_in(mut self, currency: impl Into<String>) -> Self {
+        self.currency = Some(currency.into());
+        self
     }
 
     /// The same seller with `combinable` set.
@@ -554,6 +566,14 @@ impl Config {
                     "must be 4 digits",
                 ));
             }
+            if let Some(c) = &seller.currency
+                && scanbind_ams::money::Currency::from_code(c).is_err()
+            {
+                return Err(Error::config(
+                    format!("sellers[{i}].currency"),
+                    "must be an ISO 4217 alphabetic code (e.g. USD)",
+                ));
+            }
         }
         if let Some(url) = &self.server.public_base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -742,6 +762,10 @@ mod tests {
             (
                 "[[sellers]]\nid = \"A\"\nname = \"x\"\ncolour = 1\n",
                 "colour",
+            ),
+            (
+                "[[sellers]]\nid = \"A\"\nname = \"x\"\ncurrency = \"XYZ\"\n",
+                "sellers[0].currency",
             ),
         ] {
             let err = load(text).unwrap_err().to_string();

@@ -28,6 +28,10 @@ async fn setup(backend: Backend) -> (World, Vec<(String, String)>) {
         if *id == "SELLER_X" {
             toml.push_str("combinable = false\n");
         }
+        if *id == "SELLER_D" {
+            // Delta Shoes prices in US dollars (its parts may be priced in USD).
+            toml.push_str("currency = \"USD\"\n");
+        }
     }
     let path = world.dir.path().join("server.toml");
     std::fs::write(&path, toml).unwrap();
@@ -122,6 +126,137 @@ fn net_charged(ledger: &Value) -> i64 {
             amount - back
         })
         .sum()
+}
+
+/// The wallet user's balance in minor units (the sandbox's `/sandbox/v1/users`).
+async fn balance_of(world: &World, wallet: &str) -> i64 {
+    let users = world.control("/sandbox/v1/users").await;
+    let user = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["wallet"] == wallet)
+        .unwrap_or_else(|| panic!("no {wallet} user in {users}"));
+    user["balance"]["value"].as_str().unwrap().parse().unwrap()
+}
+
+/// A part priced in its seller's own currency (USD) is paid from the HKD wallet at the
+/// sandbox's quote: the part, its receipt and the sandbox's ledger show both amounts and
+/// the quote, the wallet is charged the converted amount, and a full refund of the part
+/// gives back exactly what was charged. A part priced in a currency its seller does not
+/// price in is refused before any money moves.
+async fn parts_priced_in_other_currencies(backend: Backend) {
+    let (world, env) = setup(backend).await;
+    let server = spawn(&world, &env, &[]);
+    let (device, binding_id, sealed) = bound_device(&world, &server).await;
+    let before = balance_of(&world, "ALIPAY_HK").await;
+
+    // SELLER_A has no pricing currency of its own: a USD part is refused.
+    let mut body = checkout_body(
+        "cart-fx-bad",
+        &binding_id,
+        &sealed,
+        true,
+        &[("SELLER_A", 1000), ("SELLER_D", 500)],
+    );
+    body["parts"][0]["currency"] = json!("USD");
+    let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("amount_invalid")),
+        "{v}"
+    );
+    assert!(
+        ledger_payments(&world.ledger().await).is_empty(),
+        "nothing was sent"
+    );
+
+    let mut body = checkout_body(
+        "cart-fx",
+        &binding_id,
+        &sealed,
+        true,
+        &[("SELLER_A", 1000), ("SELLER_D", 500)],
+    );
+    body["parts"][1]["currency"] = json!("USD");
+    let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+    let c: Checkout = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(c.status, CheckoutStatus::Succeeded, "{v}");
+    // The checkout's total counts the parts priced in the wallet's currency.
+    assert_eq!((c.currency.as_str(), c.total_minor), ("HKD", 1000));
+    assert_eq!(
+        (c.parts[0].currency.as_str(), c.parts[0].conversion.as_ref()),
+        ("HKD", None)
+    );
+    // USD 5.00 at 7.82608695 HKD per USD (7.20 / 0.92 CNY, truncated to 8 places) is
+    // HKD 39.13043475, rounded down to HKD 39.13.
+    let expected = scanbind_device_api::types::Conversion {
+        paid: scanbind_device_api::types::Amount {
+            currency: "HKD".into(),
+            value: 3913,
+        },
+        quote_currency_pair: "USD/HKD".into(),
+        quote_price: "7.82608695".into(),
+    };
+    let part = &c.parts[1];
+    assert_eq!(
+        (
+            part.currency.as_str(),
+            part.amount_minor,
+            part.conversion.as_ref()
+        ),
+        ("USD", 500, Some(&expected))
+    );
+    let keys = receipt_keys(&device).await;
+    let r = verify_receipt(part.receipt.as_deref().unwrap(), &keys).unwrap();
+    assert_eq!((r.amount.currency.as_str(), r.amount.value), ("USD", 500));
+    assert_eq!(r.conversion.as_ref(), Some(&expected));
+    assert_eq!(r.seller_id.as_deref(), Some("SELLER_D"));
+    let r0 = verify_receipt(c.parts[0].receipt.as_deref().unwrap(), &keys).unwrap();
+    assert_eq!(r0.conversion, None);
+    let p = device
+        .ok("GET", &format!("/v1/payments/{}", part.payment_id), None)
+        .await;
+    assert_eq!(p["conversion"]["paid"]["value"], 3913, "{p}");
+
+    // The sandbox's ledger: the USD payment, what the HKD wallet paid and the quote.
+    let ledger = world.ledger().await;
+    let d = ledger_payments(&ledger)
+        .into_iter()
+        .find(|p| p["referenceMerchantId"] == "SELLER_D")
+        .unwrap();
+    assert_eq!(d["amount"], json!({"currency": "USD", "value": "500"}));
+    assert_eq!(
+        d["actualAmount"],
+        json!({"currency": "HKD", "value": "3913"})
+    );
+    assert_eq!(d["paymentQuote"]["quoteCurrencyPair"], "USD/HKD");
+    assert_eq!(d["paymentQuote"]["quotePrice"], "7.82608695");
+    assert_eq!(balance_of(&world, "ALIPAY_HK").await, before - 1000 - 3913);
+
+    // A partial refund in USD goes back at the payment's quote, rounded down (USD 1.00
+    // = HKD 7.82); the rest gives back exactly what is left of HKD 39.13.
+    for (id, value) in [("fx-r1", 100), ("fx-r2", 400)] {
+        let r = device
+            .ok(
+                "POST",
+                &format!("/v1/payments/{}/refunds", part.payment_id),
+                Some(json!({"refundId": id, "amount": {"currency": "USD", "value": value}})),
+            )
+            .await;
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    let ledger = world.ledger().await;
+    let mut back: Vec<String> = ledger["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actualAmount"]["value"].as_str().unwrap().to_owned())
+        .collect();
+    back.sort();
+    assert_eq!(back, vec!["3131".to_owned(), "782".to_owned()]);
+    assert_eq!(balance_of(&world, "ALIPAY_HK").await, before - 1000);
 }
 
 async fn all_parts_succeed_refund_and_retry(backend: Backend) {
@@ -768,5 +903,6 @@ on_both!(
     failing_parts,
     crash_mid_checkout_keeps_all_or_nothing,
     reversal_by_refund_after_the_cancel_window,
-    dana_parts_are_reversed_by_refund
+    dana_parts_are_reversed_by_refund,
+    parts_priced_in_other_currencies
 );

@@ -472,9 +472,14 @@ pub struct InquiryPaymentResponse {
     /// Amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_amount: Option<Amount>,
-    /// Amount actually paid by the user.
+    /// Amount actually paid by the user (`paymentAmount` × `paymentQuote.quotePrice` when
+    /// the wallet pays in another currency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual_payment_amount: Option<Amount>,
+    /// The quote between the payment currency and the currency actually paid (absent
+    /// when they are the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_quote: Option<Quote>,
     /// Creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_create_time: Option<String>,

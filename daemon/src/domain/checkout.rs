@@ -135,6 +135,8 @@ pub(crate) async fn drive_checkout(shared: &Shared, entry: Entry, tokens: String
             .map(|p| CheckoutPartRequest {
                 seller_id: p.seller.clone(),
                 amount_minor: p.amount_minor,
+                // The daemon's `sellers` parts are priced in the payment's currency.
+                currency: None,
                 description: p.description.clone(),
             })
             .collect(),

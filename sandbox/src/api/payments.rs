@@ -5,7 +5,7 @@
 use scanbind_ams::model::{
     AmsResponse as _, CancelRequest, CancelResponse, CodeDetail, InquiryPaymentRequest,
     InquiryPaymentResponse, InquiryRefundRequest, InquiryRefundResponse, OrderCodeForm, PayRequest,
-    PayResponse, PaymentStatus, ProductCode, RefundRequest, RefundResponse, RefundStatus,
+    PayResponse, PaymentStatus, ProductCode, Quote, RefundRequest, RefundResponse, RefundStatus,
     SecretString, Transaction, TransactionStatus, TransactionType,
 };
 use scanbind_ams::money::Amount;
@@ -18,7 +18,7 @@ use crate::clock::{UTC8, ams_time, parse_ams_time};
 use crate::faults::{CallFault, Magic};
 use crate::ids::{random_hex, sequential_id};
 use crate::state::{
-    PayState, Payment, PendingOutcome, Product, Refund, State, from_ts, scoped, ts,
+    ActualPayment, PayState, Payment, PendingOutcome, Product, Refund, State, from_ts, scoped, ts,
 };
 use crate::wallets;
 use scanbind_ams::money::CancelWindow;
@@ -33,6 +33,10 @@ pub const ORDER_CODE_MAX_EXPIRY: Duration = Duration::minutes(30);
 /// How long an asynchronous refund (`isAsyncRefund`) stays `PROCESSING` on the sandbox
 /// clock, unless an inquiry finds it first (the second inquiry sees it final).
 pub const ASYNC_REFUND_TIME: Duration = Duration::seconds(60);
+
+/// How long a payment quote is valid from the pay request (the sandbox honours the
+/// quote of its own payment whenever it is paid).
+pub const QUOTE_VALIDITY: Duration = Duration::minutes(5);
 
 /// Refund period of a payment whose wallet is not in the Scan to Bind table (each
 /// wallet's own is `WalletProfile::refund_period_days`).
@@ -59,6 +63,21 @@ fn result_for_code(code: &str, message: Option<&str>) -> AmsResult {
         .map(str::to_owned)
         .unwrap_or_else(|| code.as_str().to_lowercase().replace('_', " "));
     AmsResult::with_code(code, message)
+}
+
+/// `actualPaymentAmount` and `paymentQuote` of a payment priced in another currency than
+/// the wallet's.
+pub(crate) fn payment_quote(p: &Payment) -> Option<(Amount, Quote)> {
+    let a = p.actual.as_ref()?;
+    let quote = Quote {
+        quote_id: Some(a.quote_id.clone()),
+        quote_currency_pair: Some(a.pair.clone()),
+        quote_price: Some(a.price.clone()),
+        quote_start_time: Some(ams_time(from_ts(a.quote_start))),
+        quote_expiry_time: Some(ams_time(from_ts(a.quote_expiry))),
+        ..Quote::default()
+    };
+    Some((amount(&a.currency, a.amount), quote))
 }
 
 /// The CNY value of a paid payment at the sandbox's quote (`fx`): the most it can be
@@ -95,6 +114,10 @@ fn pay_response(p: &Payment, public_url: &str) -> PayResponse {
     r.payment_amount = Some(amount(&p.currency, p.amount));
     r.payment_create_time = Some(ams_time(from_ts(p.created)));
     r.payment_time = p.paid.map(|t| ams_time(from_ts(t)));
+    if let Some((actual, quote)) = payment_quote(p) {
+        r.actual_payment_amount = Some(actual);
+        r.payment_quote = Some(quote);
+    }
     if p.product == Product::InStorePayment
         && let Some(code) = &p.order_code
     {
@@ -159,12 +182,13 @@ fn settle(state: &mut State, pid: &str, now: OffsetDateTime) -> bool {
     let (Some(user), Some(wallet)) = (p.user.clone(), p.wallet.clone()) else {
         return false;
     };
+    let charged = p.charged().1;
     let verdict = match wallets::profile(&wallet) {
         None => Err(("UNAVAILABLE_PAYMENT_METHOD", "the wallet is not available")),
-        Some((_, profile)) => match wallets::check_limits(state, &profile, &user, p.amount, now) {
+        Some((_, profile)) => match wallets::check_limits(state, &profile, &user, charged, now) {
             Some(why) => Err(("USER_AMOUNT_EXCEED_LIMIT", why)),
             None => match state.users.get(&user) {
-                Some(u) if u.balance >= p.amount => Ok(()),
+                Some(u) if u.balance >= charged => Ok(()),
                 Some(_) => Err(("USER_BALANCE_NOT_ENOUGH", "user balance not enough")),
                 None => Err(("USER_NOT_EXIST", "the wallet user does not exist")),
             },
@@ -174,9 +198,9 @@ fn settle(state: &mut State, pid: &str, now: OffsetDateTime) -> bool {
     match verdict {
         Ok(()) => {
             if let Some(u) = state.users.get_mut(&user) {
-                u.balance -= p.amount;
+                u.balance -= charged;
             }
-            wallets::add_usage(state, &user, p.amount, now);
+            wallets::add_usage(state, &user, charged, now);
             if let Some(p) = state.payments.get_mut(pid) {
                 p.status = PayState::Success;
                 p.paid = Some(ts(now));
@@ -447,6 +471,8 @@ fn new_payment(
         pending: None,
         inquiries: 0,
         notified: false,
+        actual: None,
+        actual_refunded: 0,
     }
 }
 
@@ -559,21 +585,50 @@ fn agreement_pay(
             false,
         );
     };
-    // Magic amounts select their scenario whatever the wallet's currency and minimum.
-    if magic.is_none() && req.payment_amount.currency != profile.currency.code() {
-        return (
-            fail(
-                ResultCode::CurrencyNotSupport,
-                format!(
-                    "{} pays in {} only",
-                    binding.wallet,
-                    profile.currency.code()
-                ),
-            ),
-            false,
-        );
-    }
-    if magic.is_none() && minor < profile.min_amount.get() {
+    // A payment priced in another currency is paid in the wallet's at the sandbox's
+    // quote (`fx`); a currency without a quote is refused. Magic amounts select their
+    // scenario whatever the wallet's currency and minimum.
+    let quote = match scanbind_ams::money::Currency::from_code(&req.payment_amount.currency) {
+        Ok(c) if c == profile.currency => None,
+        Ok(c) if magic.is_none() => match crate::fx::Quote::between(c, profile.currency) {
+            Some(q) => Some(q),
+            None => {
+                return (
+                    fail(
+                        ResultCode::CurrencyNotSupport,
+                        format!(
+                            "{} pays in {} and the sandbox has no quote for {}",
+                            binding.wallet,
+                            profile.currency.code(),
+                            c.code()
+                        ),
+                    ),
+                    false,
+                );
+            }
+        },
+        _ => None,
+    };
+    let actual_minor = match &quote {
+        Some(q) => match q.convert(minor) {
+            Some(a) if a > 0 => a,
+            _ => {
+                return (
+                    fail(
+                        ResultCode::ParamIllegal,
+                        format!(
+                            "illegal parameter paymentAmount.value: worth nothing in {} at {}",
+                            profile.currency.code(),
+                            q.price()
+                        ),
+                    ),
+                    false,
+                );
+            }
+        },
+        None => minor,
+    };
+    if magic.is_none() && actual_minor < profile.min_amount.get() {
         return (
             fail(
                 ResultCode::ParamIllegal,
@@ -597,6 +652,17 @@ fn agreement_pay(
     );
     p.user = Some(binding.user.clone());
     p.wallet = Some(binding.wallet.clone());
+    if let Some(q) = &quote {
+        p.actual = Some(ActualPayment {
+            currency: profile.currency.code().to_owned(),
+            amount: actual_minor,
+            quote_id: format!("QT{}", p.payment_id),
+            pair: q.pair(),
+            price: q.price(),
+            quote_start: ts(now),
+            quote_expiry: ts(now + QUOTE_VALIDITY),
+        });
+    }
     let fixed_fail = match magic {
         Some(Magic::BalanceNotEnough) => Some((
             "USER_BALANCE_NOT_ENOUGH",
@@ -952,6 +1018,10 @@ pub(crate) fn inquiry_payment(call: &Call<'_>) -> Answer {
         r.payment_id = Some(p.payment_id.clone());
         r.payment_amount = Some(amount(&p.currency, p.amount));
         r.customs_declaration_amount = customs_declaration_amount(p);
+        if let Some((actual, quote)) = payment_quote(p) {
+            r.actual_payment_amount = Some(actual);
+            r.payment_quote = Some(quote);
+        }
         r.payment_create_time = Some(ams_time(from_ts(p.created)));
         r.payment_time = p.paid.map(|t| ams_time(from_ts(t)));
         let pay_status = match p.status {
@@ -1087,15 +1157,24 @@ pub(crate) fn cancel(call: &Call<'_>) -> Answer {
                     );
                 }
                 let back = p.amount - p.refunded;
+                // What goes back to the user: in the wallet's currency, everything not
+                // refunded yet.
+                let back_charged = match &p.actual {
+                    Some(a) => a.amount - p.actual_refunded,
+                    None => back,
+                };
                 if let Some(user) = &p.user
                     && let Some(u) = state.users.get_mut(user)
                 {
-                    u.balance = u.balance.saturating_add(back);
+                    u.balance = u.balance.saturating_add(back_charged);
                 }
                 if let Some(pm) = state.payments.get_mut(&pid) {
                     pm.status = PayState::Cancelled;
                     pm.cancelled = Some(ts(now));
                     pm.refunded = pm.amount;
+                    if let Some(a) = &pm.actual {
+                        pm.actual_refunded = a.amount;
+                    }
                     if back > 0 {
                         pm.reversals += 1;
                     }
@@ -1163,7 +1242,38 @@ fn move_refund_money(state: &mut State, refund_id: &str) {
         return;
     };
     rf.money_movements = 1;
-    let (pid, minor) = (rf.payment_id.clone(), rf.amount);
+    let (pid, mut minor) = (rf.payment_id.clone(), rf.amount);
+    // A payment priced in another currency is refunded in the wallet's at the payment's
+    // own quote, rounded down, and the refund that completes the payment's amount returns
+    // exactly what is left of what was charged: the user gets back all they paid.
+    let moved: i64 = state
+        .refunds
+        .values()
+        .filter(|r| r.payment_id == pid && r.money_movements > 0)
+        .map(|r| r.amount)
+        .sum();
+    if let Some(p) = state.payments.get_mut(&pid)
+        && let Some(a) = &p.actual
+    {
+        let left = a.amount - p.actual_refunded;
+        let back = if moved >= p.amount {
+            left
+        } else {
+            scanbind_ams::money::Currency::from_code(&p.currency)
+                .ok()
+                .zip(scanbind_ams::money::Currency::from_code(&a.currency).ok())
+                .and_then(|(from, to)| crate::fx::Quote::between(from, to))
+                .and_then(|q| q.convert(minor))
+                .unwrap_or(0)
+                .clamp(0, left)
+        };
+        p.actual_refunded += back;
+        let currency = a.currency.clone();
+        minor = back;
+        if let Some(rf) = state.refunds.get_mut(refund_id) {
+            rf.actual = Some((currency, back));
+        }
+    }
     let user = state.payments.get(&pid).and_then(|p| p.user.clone());
     if let Some(user) = user
         && let Some(u) = state.users.get_mut(&user)
@@ -1343,6 +1453,7 @@ pub(crate) fn refund(call: &Call<'_>) -> Answer {
             notify_url: req.refund_notify_url.clone(),
             money_movements: 0,
             response: String::new(),
+            actual: None,
         };
         rf.response = refund_response(&rf);
         if let Some(pm) = state.payments.get_mut(&p.payment_id) {

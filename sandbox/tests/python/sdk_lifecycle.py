@@ -41,6 +41,8 @@ from com.alipay.ams.api.model.product_code_type import ProductCodeType
 from com.alipay.ams.api.model.scope_type import ScopeType
 from com.alipay.ams.api.model.store import Store
 from com.alipay.ams.api.model.terminal_type import TerminalType
+from com.alipay.ams.api.response.pay.alipay_pay_query_response import AlipayPayQueryResponse
+from com.alipay.ams.api.response.pay.alipay_pay_response import AlipayPayResponse
 from com.alipay.ams.api.request.auth.alipay_auth_apply_token_request import AlipayAuthApplyTokenRequest
 from com.alipay.ams.api.request.auth.alipay_auth_consult_request import AlipayAuthConsultRequest
 from com.alipay.ams.api.request.auth.alipay_auth_revoke_token_request import AlipayAuthRevokeTokenRequest
@@ -315,6 +317,31 @@ def main():
            "whole declaration's splitOrder: %s" % records)
     expect(all(records[i].get("splitOrder") is True for i in split_ids),
            "split declarations' splitOrder: %s" % records)
+
+    # 8c. a payment priced in HKD, paid from the GCash (PHP) wallet at the sandbox's quote:
+    # the SDK's own response models read actualPaymentAmount and paymentQuote from pay and
+    # inquiryPayment. HKD 10.00 at 7.36 PHP per HKD (0.92 / 0.125 CNY) = PHP 73.60.
+    fx_id = "py_" + uuid.uuid4().hex[:20]
+    raw = client.execute(agreement_pay(token, fx_id, "1000", pay_notify, currency="HKD"))
+    fx = AlipayPayResponse(raw)
+    expect(fx.result.result_code == "SUCCESS", "cross-currency pay: %s" % raw)
+    expect((fx.payment_amount.currency, fx.payment_amount.value) == ("HKD", "1000"),
+           "cross-currency paymentAmount: %s" % raw)
+    expect((fx.actual_payment_amount.currency, fx.actual_payment_amount.value) == ("PHP", "7360"),
+           "cross-currency actualPaymentAmount: %s" % raw)
+    expect(fx.payment_quote.quote_currency_pair == "HKD/PHP" and str(fx.payment_quote.quote_price) == "7.36",
+           "cross-currency paymentQuote: %s" % raw)
+    inquiry = AlipayPayQueryRequest()
+    inquiry.payment_request_id = fx_id
+    raw = client.execute(inquiry)
+    fxq = AlipayPayQueryResponse(raw)
+    expect(fxq.actual_payment_amount.value == "7360" and fxq.payment_quote.quote_id == fx.payment_quote.quote_id,
+           "cross-currency inquiryPayment: %s" % raw)
+    n = notifications.next_where("paymentRequestId", fx_id)
+    verified(n, alipay_public_key, "notifyPayment (cross-currency)")
+    # CHF has no sandbox quote: refused, nothing charged.
+    raw = client.execute(agreement_pay(token, "py_" + uuid.uuid4().hex[:20], "1000", pay_notify, currency="CHF"))
+    expect(json.loads(raw)["result"]["resultCode"] == "CURRENCY_NOT_SUPPORT", "unquoted currency: %s" % raw)
 
     # 8a. an asynchronous refund (isAsyncRefund): U / REFUND_IN_PROCESS, PROCESSING,
     # then SUCCESS and a verified notifyRefund

@@ -141,6 +141,8 @@ pub fn checkout_view(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Checko
                 seller_name: part.seller_name.clone(),
                 payment_id: p.payment_id.clone(),
                 amount_minor: p.amount,
+                currency: p.currency.clone(),
+                conversion: p.conversion.clone(),
                 description: p.description.clone(),
                 status: p.status,
                 receipt: p.receipt.clone(),
@@ -238,28 +240,50 @@ fn validate<'a>(
                 ),
             ));
         }
+        // A part is priced in the wallet's currency, or in its seller's own pricing
+        // currency (`[[sellers]] currency`), which the wallet pays at Alipay's quote.
+        let priced = part.currency.as_deref().unwrap_or(&req.currency);
+        if priced != req.currency && seller.currency.as_deref() != Some(priced) {
+            return Err(Error::api(
+                ErrorCode::AmountInvalid,
+                format!(
+                    "parts[{i}]: the seller {:?} does not price in {priced:?} (it prices in {})",
+                    part.seller_id,
+                    seller.currency.as_deref().unwrap_or(currency.code())
+                ),
+            ));
+        }
         let money = check_amount(
             &Amount {
-                currency: req.currency.clone(),
+                currency: priced.to_owned(),
                 value: part.amount_minor,
             },
-            Some(currency),
+            Some(if priced == req.currency {
+                currency
+            } else {
+                Currency::from_code(priced)
+                    .map_err(|e| Error::api(ErrorCode::AmountInvalid, format!("parts[{i}]: {e}")))?
+            }),
         )
         .map_err(|e| match e {
             Error::Api { code, message } => Error::api(code, format!("parts[{i}]: {message}")),
             other => other,
         })?;
-        total = total
-            .checked_add(money.minor().get())
-            .ok_or_else(|| Error::api(ErrorCode::AmountInvalid, "the total is too large"))?;
+        if money.currency() == currency {
+            total = total
+                .checked_add(money.minor().get())
+                .ok_or_else(|| Error::api(ErrorCode::AmountInvalid, "the total is too large"))?;
+        }
         parts.push(ValidPart {
             seller,
             money,
             description: &part.description,
         });
     }
-    Money::from_minor(currency, total)
-        .map_err(|e| Error::api(ErrorCode::AmountInvalid, format!("the total: {e}")))?;
+    if total > 0 {
+        Money::from_minor(currency, total)
+            .map_err(|e| Error::api(ErrorCode::AmountInvalid, format!("the total: {e}")))?;
+    }
     Ok((parts, total))
 }
 
@@ -273,6 +297,11 @@ fn fingerprint(req: &CheckoutRequest) -> String {
         fields.push(p.seller_id.clone());
         fields.push(p.amount_minor.to_string());
         fields.push(p.description.clone());
+        if let Some(c) = &p.currency {
+            // Only when given, so that checkouts recorded before parts had a currency
+            // keep their fingerprint.
+            fields.push(format!("currency={c}"));
+        }
     }
     let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
     crate::util::fingerprint(&refs)
@@ -335,7 +364,7 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
                 app_order_id: &part_order_id,
                 binding_id: Some(&binding.binding_id),
                 wallet: wallet.as_str(),
-                currency: currency.code(),
+                currency: part.money.currency().code(),
                 amount: part.money.minor().get(),
                 description: part.description,
                 expires_at: expires,

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::domain::bindings::set_binding_final;
-use crate::domain::payments::{finalize_payment, load_payment};
+use crate::domain::payments::{self, finalize_payment, load_payment};
 use crate::domain::refunds::{finalize_refund, load_refund, send_refund};
 use crate::domain::{App, ams_call};
 use crate::error::Result;
@@ -230,13 +230,26 @@ pub async fn drive_payment(app: &App, payment_id: &str) -> Result<()> {
         let ams_id = r.payment_id.as_deref();
         match r.payment_status {
             Some(AmsPaymentStatus::Success) => {
-                finalize_payment(
+                // The answer's quote (a payment priced in another currency) goes on the
+                // receipt; `p` was read before the call, and the transition is
+                // conditional on its still being pending.
+                let paid = payments::with_conversion(
+                    &p,
+                    payments::conversion_from(
+                        &p,
+                        r.actual_payment_amount.as_ref(),
+                        r.payment_quote.as_ref(),
+                    ),
+                );
+                payments::transition_loaded(
                     app,
-                    payment_id,
+                    &paid,
+                    PaymentStatus::Pending,
                     PaymentStatus::Succeeded,
                     None,
                     None,
                     ams_id,
+                    None,
                 )
                 .await?;
                 return Ok(());

@@ -10,7 +10,7 @@ use scanbind_ams::result::ResultStatus;
 use scanbind_ams::wallet::Wallet;
 use scanbind_device_api::ErrorCode;
 use scanbind_device_api::receipt::{Receipt, ReceiptKind};
-use scanbind_device_api::types::{Amount, Event, OrderCode, Payment, PaymentProduct};
+use scanbind_device_api::types::{Amount, Conversion, Event, OrderCode, Payment, PaymentProduct};
 use tracing::{info, warn};
 
 use crate::domain::bindings::{device_binding, open_tokens};
@@ -99,10 +99,69 @@ pub fn payment_view(p: &PaymentRow) -> Payment {
             currency: p.currency.clone(),
             value: p.refunded,
         },
+        conversion: p.conversion.clone(),
         receipt: p.receipt.clone(),
         created_at: rfc3339(p.created_at),
         updated_at: rfc3339(p.updated_at),
     }
+}
+
+/// What the wallet paid for a payment priced in another currency, from the AMS answer
+/// that reports its success (`actualPaymentAmount` and `paymentQuote`). Kept only when it
+/// is consistent with the payment: another ISO 4217 currency, a positive integer amount,
+/// the pair `<payment currency>/<paid currency>` and a plain decimal price; anything
+/// else is ignored (and logged), since the payment's own amount stays what was agreed.
+pub fn conversion_from(
+    p: &PaymentRow,
+    actual: Option<&scanbind_ams::money::Amount>,
+    quote: Option<&scanbind_ams::model::Quote>,
+) -> Option<Conversion> {
+    let actual = actual?;
+    if actual.currency == p.currency {
+        return None;
+    }
+    let checked = (|| {
+        let currency = scanbind_ams::money::Currency::from_code(&actual.currency).ok()?;
+        let value: i64 = actual.value.parse().ok().filter(|v| *v > 0)?;
+        let quote = quote?;
+        let pair = quote.quote_currency_pair.as_deref()?;
+        let price = quote.quote_price.as_deref()?;
+        let plain_decimal = !price.is_empty()
+            && price.len() <= 32
+            && price.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && price.matches('.').count() <= 1
+            && !price.starts_with('.')
+            && !price.ends_with('.');
+        (pair == format!("{}/{}", p.currency, currency.code()) && plain_decimal).then(|| {
+            Conversion {
+                paid: Amount {
+                    currency: currency.code().to_owned(),
+                    value,
+                },
+                quote_currency_pair: pair.to_owned(),
+                quote_price: price.to_owned(),
+            }
+        })
+    })();
+    if checked.is_none() {
+        warn!(payment = %p.payment_id, "the answer's actualPaymentAmount or paymentQuote does not match the payment; not recorded");
+    }
+    checked
+}
+
+/// `p` with the conversion an AMS answer reported (the one already known wins).
+pub fn with_conversion(p: &PaymentRow, conversion: Option<Conversion>) -> PaymentRow {
+    let mut q = p.clone();
+    if q.conversion.is_none() {
+        q.conversion = conversion;
+    }
+    q
+}
+
+/// Whether a payment is priced in another currency than its wallet pays in (its success
+/// then carries a conversion, learnt from the pay or inquiryPayment answer).
+pub fn priced_in_other_currency(p: &PaymentRow) -> bool {
+    scan_to_bind_wallet(&p.wallet).is_ok_and(|(_, c)| c.code() != p.currency)
 }
 
 fn order_id_taken() -> Error {
@@ -199,6 +258,7 @@ pub async fn pay(
             ams_payment_id: None,
             refunded: 0,
             receipt: None,
+            conversion: None,
             expires_at: expires,
             next_action_at: now.saturating_add(grace),
             attempts: 0,
@@ -280,9 +340,17 @@ pub async fn send_agreement_pay(
             };
             match fin {
                 Some((status, code, message)) => {
+                    let paid = with_conversion(
+                        p,
+                        conversion_from(
+                            p,
+                            resp.actual_payment_amount.as_ref(),
+                            resp.payment_quote.as_ref(),
+                        ),
+                    );
                     if let Some(done) = transition_loaded(
                         app,
-                        p,
+                        &paid,
                         PaymentStatus::Pending,
                         status,
                         code,
@@ -553,6 +621,7 @@ pub async fn transition_loaded(
             currency: p.currency.clone(),
             value: p.amount,
         },
+        conversion: p.conversion.clone(),
         result_code: code.map(str::to_owned),
         seller_id: part.as_ref().map(|(_, seller)| seller.clone()),
         checkout_id: part.as_ref().map(|(checkout, _)| checkout.clone()),
@@ -575,6 +644,7 @@ pub async fn transition_loaded(
             result_message: message,
             ams_payment_id: ams_id,
             receipt: &jws,
+            conversion: p.conversion.as_ref(),
             now,
         },
     )

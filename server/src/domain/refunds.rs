@@ -249,6 +249,7 @@ pub async fn finalize_refund(
             currency: r.currency.clone(),
             value: r.amount,
         },
+        conversion: None,
         result_code: code.map(str::to_owned),
         seller_id: part.as_ref().map(|(_, seller)| seller.clone()),
         checkout_id: part.as_ref().map(|(checkout, _)| checkout.clone()),

@@ -217,6 +217,16 @@ pub(super) async fn notify_payment(
             ),
             _ => return Ok(()),
         };
+        if status == PaymentStatus::Succeeded
+            && p.conversion.is_none()
+            && payments::priced_in_other_currency(&p)
+        {
+            // notifyPayment carries no quote: the success of a payment priced in another
+            // currency is taken from inquiryPayment, which does, so that its receipt
+            // shows what the wallet paid. Inquire now.
+            payments::schedule_inquiry(&app, &p.payment_id, None, Some(&n.payment_id)).await?;
+            return Ok(());
+        }
         payments::transition_loaded(
             &app,
             &p,

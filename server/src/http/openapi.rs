@@ -227,6 +227,8 @@ fn checkout_schemas() -> Value {
         "index": {"type": "integer"}, "sellerId": {"type": "string"}, "sellerName": {"type": "string"},
         "paymentId": {"type": "string", "description": "The part's payment: GET /v1/payments/{paymentId} and refunds work on it."},
         "amountMinor": {"type": "integer", "format": "int64"}, "description": {"type": "string"},
+        "currency": {"type": "string", "description": "ISO 4217 code the part is priced in."},
+        "conversion": r("Conversion"),
         "status": {"type": "string", "enum": payment_statuses()},
         "receipt": {"type": "string", "description": "JWS compact (EdDSA) naming the seller (sellerId and checkoutId claims)."},
         "resultCode": {"type": "string"}, "resultMessage": {"type": "string"},
@@ -236,7 +238,12 @@ fn checkout_schemas() -> Value {
             "appId": text(1, 128), "appOrderId": text(1, 64), "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
             "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "allOrNothing": {"type": "boolean"},
             "parts": {"type": "array", "minItems": 2, "maxItems": 20, "description": "At most 6 when allOrNothing.", "items": {"type": "object", "required": ["sellerId", "amountMinor", "description"], "additionalProperties": false, "properties": {
-                "sellerId": text(1, 64), "amountMinor": {"type": "integer", "format": "int64", "minimum": 1}, "description": text(1, 256)}}}}},
+                "sellerId": text(1, 64), "amountMinor": {"type": "integer", "format": "int64", "minimum": 1},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "What the part is priced in: the checkout's currency when absent, or the seller's own pricing currency (sellers[].currency), paid in the wallet's currency at Alipay's quote."},
+                "description": text(1, 256)}}}}},
+        "Conversion": {"type": "object", "required": ["paid", "quoteCurrencyPair", "quotePrice"], "description": "What the wallet paid for a payment priced in another currency (Alipay's actualPaymentAmount and paymentQuote).", "properties": {
+            "paid": r("Amount"), "quoteCurrencyPair": {"type": "string", "example": "USD/HKD"},
+            "quotePrice": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "example": "7.82608695"}}},
         "CheckoutPart": part,
         "Checkout": {"type": "object", "required": ["checkoutId", "appId", "appOrderId", "status", "allOrNothing", "currency", "totalMinor", "createdAt", "expiresAt", "parts"], "properties": {
             "checkoutId": {"type": "string"}, "appId": {"type": "string"}, "appOrderId": {"type": "string"},
@@ -266,7 +273,7 @@ pub fn document() -> Value {
         "amount": r("Amount"), "description": {"type": "string"},
         "status": {"type": "string", "enum": payment_statuses()},
         "resultCode": {"type": "string"}, "resultMessage": {"type": "string"}, "amsPaymentId": {"type": "string"},
-        "refunded": r("Amount"), "receipt": {"type": "string", "description": "JWS compact (EdDSA); verify against /v1/receipt-keys."},
+        "refunded": r("Amount"), "conversion": r("Conversion"), "receipt": {"type": "string", "description": "JWS compact (EdDSA); verify against /v1/receipt-keys."},
         "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}});
     let refund = json!({"type": "object", "required": ["refundId", "refundRequestId", "paymentId", "amount", "status", "createdAt"], "properties": {
         "refundId": {"type": "string"}, "refundRequestId": {"type": "string"}, "paymentId": {"type": "string"}, "amount": r("Amount"),

@@ -88,6 +88,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "enrollment tokens",
         include_str!("../../migrations/sqlite/0004_enrollment_tokens.sql"),
     ),
+    (
+        5,
+        "payment quotes",
+        include_str!("../../migrations/sqlite/0005_payment_quotes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +114,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "enrollment tokens",
         include_str!("../../migrations/postgres/0004_enrollment_tokens.sql"),
+    ),
+    (
+        5,
+        "payment quotes",
+        include_str!("../../migrations/postgres/0005_payment_quotes.sql"),
     ),
 ];
 

@@ -176,6 +176,8 @@ pub struct Settlement<'a> {
     pub ams_payment_id: Option<&'a str>,
     /// The signed receipt.
     pub receipt: &'a str,
+    /// What the wallet paid for a payment priced in another currency (kept when `None`).
+    pub conversion: Option<&'a scanbind_device_api::types::Conversion>,
     /// Unix ms.
     pub now: i64,
 }
@@ -191,7 +193,10 @@ pub async fn settle(
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE payments SET status = $2, stage = 'done', result_code = $3, result_message = $4, ams_payment_id = COALESCE($5, ams_payment_id), \
-         receipt = $6, lease_owner = NULL, lease_until = 0, updated_at = $7 WHERE payment_id = $1 AND status = $8",
+         receipt = $6, lease_owner = NULL, lease_until = 0, updated_at = $7, \
+         paid_currency = COALESCE($9, paid_currency), paid_amount = COALESCE($10, paid_amount), \
+         quote_pair = COALESCE($11, quote_pair), quote_price = COALESCE($12, quote_price) \
+         WHERE payment_id = $1 AND status = $8",
     )
     .bind(payment_id)
     .bind(s.status.as_str())
@@ -201,6 +206,10 @@ pub async fn settle(
     .bind(s.receipt)
     .bind(s.now)
     .bind(from.as_str())
+    .bind(s.conversion.map(|c| c.paid.currency.as_str()))
+    .bind(s.conversion.map(|c| c.paid.value))
+    .bind(s.conversion.map(|c| c.quote_currency_pair.as_str()))
+    .bind(s.conversion.map(|c| c.quote_price.as_str()))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)

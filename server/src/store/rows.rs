@@ -1,6 +1,7 @@
 //! The row types: one struct per table row the domain reads, decoded (statuses and
 //! stages typed) at this boundary.
 
+use scanbind_device_api::types::{Amount, Conversion};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -137,6 +138,9 @@ pub struct PaymentRow {
     pub refunded: i64,
     /// Receipt.
     pub receipt: Option<String>,
+    /// A payment priced in another currency than the wallet's: what the wallet paid, at
+    /// which quote (once known).
+    pub conversion: Option<Conversion>,
     /// paymentExpiryTime, Unix ms.
     pub expires_at: i64,
     /// Next engine action, Unix ms.
@@ -150,7 +154,7 @@ pub struct PaymentRow {
 }
 
 /// Columns selected for [`PaymentRow`].
-pub const PAYMENT_COLUMNS: &str = "payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, code_value, currency, amount, description, status, stage, result_code, result_message, ams_payment_id, refunded, receipt, expires_at, next_action_at, attempts, created_at, updated_at";
+pub const PAYMENT_COLUMNS: &str = "payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, code_value, currency, amount, description, status, stage, result_code, result_message, ams_payment_id, refunded, receipt, paid_currency, paid_amount, quote_pair, quote_price, expires_at, next_action_at, attempts, created_at, updated_at";
 
 impl PaymentRow {
     /// Decodes a row.
@@ -175,6 +179,19 @@ impl PaymentRow {
             ams_payment_id: r.try_get("ams_payment_id")?,
             refunded: r.try_get("refunded")?,
             receipt: r.try_get("receipt")?,
+            conversion: match (
+                r.try_get::<Option<String>, _>("paid_currency")?,
+                r.try_get::<Option<i64>, _>("paid_amount")?,
+                r.try_get::<Option<String>, _>("quote_pair")?,
+                r.try_get::<Option<String>, _>("quote_price")?,
+            ) {
+                (Some(currency), Some(value), Some(pair), Some(price)) => Some(Conversion {
+                    paid: Amount { currency, value },
+                    quote_currency_pair: pair,
+                    quote_price: price,
+                }),
+                _ => None,
+            },
             expires_at: r.try_get("expires_at")?,
             next_action_at: r.try_get("next_action_at")?,
             attempts: r.try_get("attempts")?,
