@@ -17,12 +17,16 @@
 //! `partially_succeeded` or `failed`.
 //!
 //! State is in the database; the engine ([`crate::domain::engine`]) drives unfinished
-//! checkouts (under a lease, like payments) and resumes them after a restart. Wallet
-//! tokens are never stored: they stay in this process's memory ([`TokenCache`]) while a
-//! checkout is unfinished, so a restarted server cannot send the parts not sent yet:
-//! those fail (`CHECKOUT_INTERRUPTED`), and in all-or-nothing mode the paid parts are
-//! reversed. Fifteen minutes after creation an unfinished checkout is settled the same
-//! way (`CHECKOUT_EXPIRED`; parts still in flight are cancelled).
+//! checkouts (under a lease, like payments) and resumes them after a restart. Clear
+//! wallet tokens are never stored: they stay in this process's memory ([`TokenCache`])
+//! while a checkout is unfinished, and the checkout's row keeps the binding's *sealed*
+//! blob as the device sent it (AEAD under the server's sealing key, bound to the device
+//! and binding), cleared when the checkout is final. A restarted server (or another
+//! replica) opens that blob and sends the parts not sent yet; only when it no longer
+//! opens (the binding was revoked, the sealing key rotated out) do they fail
+//! (`CHECKOUT_INTERRUPTED`), and in all-or-nothing mode the paid parts are reversed.
+//! Fifteen minutes after creation an unfinished checkout is settled
+//! (`CHECKOUT_EXPIRED`; parts still in flight are cancelled).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -337,6 +341,7 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
             expires_at: expires,
             lease_until: now + LEASE_MS,
             lease_owner: &app.instance,
+            sealed_tokens: &req.sealed_tokens,
             now,
         },
     )
@@ -497,10 +502,37 @@ pub async fn drive(app: &App, checkout_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The tokens of a checkout this process does not hold (it restarted, or another replica
+/// started the checkout): opened from the sealed blob the checkout's row keeps. `None`
+/// when there is none or it no longer opens.
+async fn reopen_tokens(app: &App, c: &CheckoutRow) -> Result<Option<TokenSet>> {
+    let Some(blob) = store::checkouts::sealed_tokens(&app.db, &c.checkout_id).await? else {
+        return Ok(None);
+    };
+    let Some(binding) = store::bindings::load(&app.db, &c.binding_id).await? else {
+        return Ok(None);
+    };
+    match open_tokens(app, &binding, &blob).await {
+        Ok(tokens) => {
+            info!(checkout = %c.checkout_id, "tokens reopened from the checkout's sealed blob");
+            app.checkout_tokens
+                .put(&c.checkout_id, tokens.clone(), c.expires_at);
+            Ok(Some(tokens))
+        }
+        Err(e) => {
+            warn!(checkout = %c.checkout_id, cause = %e, "the checkout's sealed tokens do not open");
+            Ok(None)
+        }
+    }
+}
+
 async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
     let now = now_ms();
     let expired = now >= c.expires_at;
-    let tokens = app.checkout_tokens.get(&c.checkout_id);
+    let tokens = match app.checkout_tokens.get(&c.checkout_id) {
+        Some(t) => Some(t),
+        None => reopen_tokens(app, c).await?,
+    };
     let mut failed = false;
     let mut unknown = false;
     for (part, p) in load_parts(app, &c.checkout_id).await? {
@@ -527,7 +559,7 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
                 } else if tokens.is_none() {
                     Some((
                         "CHECKOUT_INTERRUPTED",
-                        "the server restarted before this part was sent; nothing was charged for it",
+                        "the binding's tokens no longer open (revoked binding or retired sealing key); this part was not sent and nothing was charged for it",
                     ))
                 } else {
                     None

@@ -395,6 +395,8 @@ async fn open_checkout(app: &App, id: &str, all_or_nothing: bool, expires_at: i6
                 expires_at,
                 lease_until: 0,
                 lease_owner: "nobody",
+                // A blob that does not open (as after the binding's revocation).
+                sealed_tokens: "sbt1.does-not-open",
                 now,
             },
         )
@@ -444,11 +446,11 @@ async fn open_checkout(app: &App, id: &str, all_or_nothing: bool, expires_at: i6
 }
 
 #[tokio::test]
-async fn a_checkout_whose_tokens_are_gone_fails_its_unsent_parts() {
+async fn a_checkout_whose_sealed_tokens_do_not_open_fails_its_unsent_parts() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(&dir).await;
     device_with_binding(&app).await;
-    // All-or-nothing, no tokens in this process (as after a restart).
+    // All-or-nothing, no tokens in this process and a kept blob that does not open.
     open_checkout(&app, "chk_1", true, now_ms() + 600_000).await;
     assert!(checkout::lease(&app, "chk_1").await.unwrap());
     assert!(!checkout::lease(&app, "chk_1").await.unwrap());

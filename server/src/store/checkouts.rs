@@ -63,6 +63,9 @@ pub struct NewCheckout<'a> {
     pub lease_until: i64,
     /// The lease holder.
     pub lease_owner: &'a str,
+    /// The binding's sealed token blob as the device sent it (never a clear token): what
+    /// a restarted server needs to send the parts not sent yet.
+    pub sealed_tokens: &'a str,
     /// Unix ms.
     pub now: i64,
 }
@@ -72,8 +75,8 @@ pub struct NewCheckout<'a> {
 pub async fn insert(conn: &mut sqlx::AnyConnection, c: &NewCheckout<'_>) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO checkouts (checkout_id, device_id, app_id, app_order_id, binding_id, currency, total, all_or_nothing, fingerprint, status, \
-         expires_at, next_action_at, lease_owner, lease_until, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'paying', $10, $11, $12, $11, $13, $13) ON CONFLICT DO NOTHING",
+         expires_at, next_action_at, lease_owner, lease_until, created_at, updated_at, sealed_tokens) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'paying', $10, $11, $12, $11, $13, $13, $14) ON CONFLICT DO NOTHING",
     )
     .bind(c.checkout_id)
     .bind(c.device_id)
@@ -88,6 +91,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, c: &NewCheckout<'_>) -> Resu
     .bind(c.lease_until)
     .bind(c.lease_owner)
     .bind(c.now)
+    .bind(c.sealed_tokens)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -242,7 +246,7 @@ pub async fn finish(
     now: i64,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE checkouts SET status = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE checkout_id = $1 AND status IN ('paying', 'reversing')",
+        "UPDATE checkouts SET status = $2, lease_owner = NULL, lease_until = 0, updated_at = $3, sealed_tokens = NULL WHERE checkout_id = $1 AND status IN ('paying', 'reversing')",
     )
     .bind(checkout_id)
     .bind(status.as_str())
@@ -250,6 +254,16 @@ pub async fn finish(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The sealed token blob an unfinished checkout keeps (`None` once it is final).
+pub async fn sealed_tokens(db: &Db, checkout_id: &str) -> Result<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT sealed_tokens FROM checkouts WHERE checkout_id = $1")
+            .bind(checkout_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.and_then(|(t,)| t))
 }
 
 /// Marks a part reversed, and how.

@@ -93,6 +93,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "payment quotes",
         include_str!("../../migrations/sqlite/0005_payment_quotes.sql"),
     ),
+    (
+        6,
+        "checkout tokens",
+        include_str!("../../migrations/sqlite/0006_checkout_tokens.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -119,6 +124,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "payment quotes",
         include_str!("../../migrations/postgres/0005_payment_quotes.sql"),
+    ),
+    (
+        6,
+        "checkout tokens",
+        include_str!("../../migrations/postgres/0006_checkout_tokens.sql"),
     ),
 ];
 
