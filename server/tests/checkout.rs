@@ -257,6 +257,37 @@ async fn parts_priced_in_other_currencies(backend: Backend) {
     back.sort();
     assert_eq!(back, vec!["3131".to_owned(), "782".to_owned()]);
     assert_eq!(balance_of(&world, "ALIPAY_HK").await, before - 1000);
+
+    // The USD part's pay answers U / PAYMENT_IN_PROCESS: its success is learnt by
+    // inquiry (or notifyPayment, which carries no quote and makes the server inquire),
+    // and the receipt still shows what the wallet paid.
+    world
+        .arm_fault(json!({"endpoint": "pay", "kind": "in_process", "skip": 1}))
+        .await;
+    let mut events = device.events(None).await;
+    let mut body = checkout_body(
+        "cart-fx-2",
+        &binding_id,
+        &sealed,
+        true,
+        &[("SELLER_A", 1000), ("SELLER_D", 500)],
+    );
+    body["parts"][1]["currency"] = json!("USD");
+    let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
+    assert_eq!((status, &v["status"]), (202, &json!("pending")), "{v}");
+    let ev = next_of(&mut events, "checkout.result").await;
+    let Event::CheckoutResult(c) = ev.event else {
+        unreachable!()
+    };
+    assert_eq!(c.status, CheckoutStatus::Succeeded);
+    let part = &c.parts[1];
+    assert_eq!(part.conversion.as_ref(), Some(&expected));
+    let r = verify_receipt(part.receipt.as_deref().unwrap(), &keys).unwrap();
+    assert_eq!(r.conversion.as_ref(), Some(&expected));
+    assert_eq!(
+        balance_of(&world, "ALIPAY_HK").await,
+        before - 1000 - 1000 - 3913
+    );
 }
 
 async fn all_parts_succeed_refund_and_retry(backend: Backend) {
