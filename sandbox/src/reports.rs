@@ -138,6 +138,9 @@ pub struct ReportFile {
     pub content: String,
 }
 
+/// A summary row's sums: count, net settlement amount and fee (signed minor units).
+type Totals = (u64, i64, i64);
+
 /// One money movement of the day.
 #[derive(Debug, Clone)]
 struct Item {
@@ -396,8 +399,8 @@ pub fn generate(
         let m = |v: i64| major(cur, v);
         let mut details = Vec::new();
         let mut settlement = Vec::new();
-        // Per batch: per summary type, (count, net, fee).
-        let mut totals: BTreeMap<String, (String, BTreeMap<&'static str, (u64, i64, i64)>)> =
+        // Per batch: its merchant, and per summary type (count, net, fee).
+        let mut totals: BTreeMap<String, (String, BTreeMap<&'static str, Totals>)> =
             BTreeMap::new();
         for it in &list {
             let batch = settlement_batch_id(&it.client_id, cur, date);

@@ -418,6 +418,13 @@ impl Row<'_> {
     }
 }
 
+/// A positive decimal rate: digits with at most one `.`, not all zeros (`1`, `0.1283`).
+fn is_positive_rate(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.bytes().filter(|b| *b == b'.').count() <= 1
+        && text.bytes().any(|b| b.is_ascii_digit() && b != b'0')
+}
+
 /// Splits a report into its CSV part (header and rows) after checking the last line is
 /// `<END>`.
 fn strip_end<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str> {
@@ -467,6 +474,7 @@ pub fn parse_report(kind: ReportKind, file: &str, bytes: &[u8]) -> Result<Parsed
         .has_headers(true)
         .flexible(false)
         .trim(csv::Trim::All)
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(csv_text.as_bytes());
     let header = rdr
         .headers()
@@ -579,11 +587,7 @@ fn parse_transactions(
             )));
         }
         let quote = r.at(c_quote);
-        if !quote.is_empty()
-            && !(quote.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                && quote.bytes().filter(|b| *b == b'.').count() <= 1
-                && quote.bytes().any(|b| b.is_ascii_digit() && b != b'0'))
-        {
+        if !quote.is_empty() && !is_positive_rate(quote) {
             return Err(r.err(format!(
                 "column quotePrice: {quote:?} is not a positive rate"
             )));
