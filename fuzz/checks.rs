@@ -18,6 +18,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("device_request_body", device_request_body),
     ("notification_body", notification_body),
     ("sealed_token", sealed_token),
+    ("settlement_report", settlement_report),
 ];
 
 /// The AMS `signature` header parser: any text, never a panic.
@@ -162,4 +163,41 @@ pub fn sealed_token(data: &[u8]) {
     };
     let _ = sealer().open(device, binding, blob);
     assert!(sealer().open("dev_other", "bind_other", blob).is_err());
+}
+
+/// Settlement reports (`scanbind-server reconcile`'s reader, `reconcile::parse_report`):
+/// any bytes as each of the three reports: never a panic; an accepted file ends with its
+/// `<END>` line and its rows' lines lie between the header and `<END>`; a refusal names
+/// the file.
+pub fn settlement_report(data: &[u8]) {
+    use scanbind_server::reconcile::{END_LINE, ParsedReport, ReportKind, parse_report};
+    const FILE: &str = "settlementDetails_HKD_20261207.csv";
+    for kind in ReportKind::ALL {
+        match parse_report(kind, FILE, data) {
+            Ok(parsed) => {
+                let text = std::str::from_utf8(data).expect("accepted bytes are UTF-8");
+                let last = text.trim_end_matches(['\n', '\r']).rsplit('\n').next();
+                assert_eq!(
+                    last.map(|l| l.trim_end_matches('\r')),
+                    Some(END_LINE),
+                    "accepted without its <END> line"
+                );
+                let lines = u64::try_from(text.lines().count()).unwrap_or(u64::MAX);
+                let rows: Vec<u64> = match parsed {
+                    ParsedReport::Transactions(r) => r.iter().map(|x| x.line).collect(),
+                    ParsedReport::Summary(r) => r.iter().map(|x| x.line).collect(),
+                };
+                for line in rows {
+                    assert!(line >= 2 && line < lines, "row line {line} of {lines}");
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!("report {FILE}")),
+                    "the error does not name the file: {msg}"
+                );
+            }
+        }
+    }
 }

@@ -1746,35 +1746,76 @@ async fn settlement_reports_per_day_and_currency() {
         ]
     );
     let content = |i: usize| files[i]["content"].as_str().unwrap().to_owned();
-    let tx = content(2);
+    // Alipay's layout: a header line of parameter names, one row per record, `<END>`.
+    let rows = |i: usize| -> Vec<std::collections::BTreeMap<String, String>> {
+        let text = content(i);
+        let body = text
+            .strip_suffix("\n<END>\n")
+            .expect("the last line is <END>");
+        let mut rdr = csv::ReaderBuilder::new().from_reader(body.as_bytes());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+        rdr.records()
+            .map(|r| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.unwrap().iter().map(str::to_owned))
+                    .collect()
+            })
+            .collect()
+    };
     assert!(
-        tx.starts_with("transactionId,transactionRequestId,"),
-        "{tx}"
+        content(2).starts_with("customerId,PSP,ARN,referenceMerchantId,referenceStoreId,transactionId,transactionRequestId,"),
+        "{}",
+        content(2)
     );
-    assert!(
-        tx.contains(&format!("{pid},rp1,,,")) && tx.contains(",PAYMENT,SUCCESS,"),
-        "{tx}"
-    );
-    assert!(
-        tx.contains(",REFUND,SUCCESS,") && tx.contains(",PHP,-100.00,"),
-        "{tx}"
-    );
-    // 300.00 at 1.80 % is 5.40; the refund returns 1.80.
-    let st = content(0);
-    assert!(st.contains(",PHP,300.00,PHP/PHP,1,PHP,5.40,294.60"), "{st}");
-    assert!(
-        st.contains(",PHP,-100.00,PHP/PHP,1,PHP,-1.80,-98.20"),
-        "{st}"
-    );
-    let sum = content(1);
-    assert!(
-        sum.contains(&format!(",PHP,{date},TOTAL,2,200.00,3.60,196.40")),
-        "{sum}"
-    );
-    assert!(
-        sum.contains(&format!(",PHP,{date},CANCEL,0,0.00,0.00,0.00")),
-        "{sum}"
-    );
+    let tx = rows(2);
+    assert_eq!(tx.len(), 2, "{tx:?}");
+    let of = |rows: &[std::collections::BTreeMap<String, String>], kind: &str| {
+        rows.iter()
+            .find(|r| r["transactionType"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {rows:?}"))
+            .clone()
+    };
+    let pay_row = &of(&tx, "PAYMENT");
+    assert_eq!(pay_row["transactionType"], "PAYMENT");
+    assert_eq!(pay_row["transactionId"], pid);
+    assert_eq!(pay_row["transactionRequestId"], "rp1");
+    assert_eq!(pay_row["status"], "SUCCESS");
+    assert_eq!(pay_row["PSP"], "Antom");
+    assert_eq!(pay_row["transactionAmountValue"], "300.00");
+    assert_eq!(pay_row["transactionCurrency"], "PHP");
+    assert_eq!(pay_row["productCode"], "AGREEMENT_PAYMENT");
+    let refund_row = &of(&tx, "REFUND");
+    assert_eq!(refund_row["transactionType"], "REFUND");
+    assert_eq!(refund_row["transactionRequestId"], "rf1");
+    assert_eq!(refund_row["originalTransactionRequestId"], "rp1");
+    assert_eq!(refund_row["transactionAmountValue"], "-100.00");
+    // 300.00 at 1.80 % is 5.40, deducted; the refund returns 1.80. The settlement amount
+    // is net of the fee.
+    let st = rows(0);
+    let (st_pay, st_refund) = (of(&st, "PAYMENT"), of(&st, "REFUND"));
+    let batch = st_pay["settlementBatchId"].clone();
+    assert!(batch.len() == 19 && batch.starts_with(&day), "{batch}");
+    for (row, amount, fee, net) in [
+        (&st_pay, "300.00", "-5.40", "294.60"),
+        (&st_refund, "-100.00", "1.80", "-98.20"),
+    ] {
+        assert_eq!(row["settlementBatchId"], batch);
+        assert_eq!(row["transactionAmountValue"], amount);
+        assert_eq!(row["paymentMethodFeeAmountValue"], fee);
+        assert_eq!(row["settlementAmountValue"], net);
+        assert_eq!(row["settlementCurrency"], "PHP");
+        assert_eq!(row["quoteCurrencyPair"], "PHP/PHP");
+        assert_eq!(row["quotePrice"], "1");
+    }
+    let sum = rows(1);
+    let kinds: Vec<&str> = sum.iter().map(|r| r["summaryType"].as_str()).collect();
+    assert_eq!(kinds, ["TOTAL", "PAYMENT", "REFUND"]);
+    assert_eq!(sum[0]["settlementBatchId"], batch);
+    assert_eq!(sum[0]["count"], "2");
+    assert_eq!(sum[0]["settlementAmountValue"], "196.40");
+    assert_eq!(sum[0]["paymentMethodFeeAmountValue"], "-3.60");
     // Another day has no reports; a bad date is refused.
     let empty = sb.get("/sandbox/v1/reports?date=2001-01-01").await;
     assert!(empty["files"].as_array().unwrap().is_empty());

@@ -878,6 +878,59 @@ fn edit(path: &Path, f: impl FnOnce(&mut Vec<String>)) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
+/// A report as its header and rows (its `<END>` line checked and put back on save).
+struct Report {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Report {
+    fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    /// The row of `kind` for `request_id`.
+    fn row(&mut self, kind: &str, request_id: &str) -> &mut Vec<String> {
+        let (t, r) = (
+            self.col("transactionType"),
+            self.col("transactionRequestId"),
+        );
+        self.rows
+            .iter_mut()
+            .find(|x| x[t] == kind && x[r] == request_id)
+            .unwrap_or_else(|| panic!("no {kind} {request_id}"))
+    }
+}
+
+/// Edits a report by column name.
+fn edit_report(path: &Path, f: impl FnOnce(&mut Report)) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let body = text
+        .strip_suffix("<END>\n")
+        .unwrap_or_else(|| panic!("{} does not end with <END>", path.display()));
+    let mut rdr = csv::ReaderBuilder::new().from_reader(body.as_bytes());
+    let header = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let mut report = Report { header, rows };
+    f(&mut report);
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(&report.header).unwrap();
+    for r in &report.rows {
+        w.write_record(r).unwrap();
+    }
+    let mut out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+    out.push_str("<END>\n");
+    std::fs::write(path, out).unwrap();
+}
+
 fn reconcile(world: &World, date: &str, dir: &Path) -> (i32, Value, String) {
     let (code, out, err) = cli(
         world,
@@ -1003,37 +1056,49 @@ async fn reconcile_a_day(backend: Backend) {
     let fail_prid = failed["paymentRequestId"].as_str().unwrap().to_owned();
     let cny0 = c1["paymentRequestId"].as_str().unwrap().to_owned();
     // (a) Alipay does not list a payment the server has (CNY payment removed everywhere).
-    edit(&cny_tx(&diff_dir), |l| {
-        l.retain(|x| !x.contains(&format!(",{cny0},,")))
+    edit_report(&cny_tx(&diff_dir), |r| {
+        let (t, q) = (r.col("transactionType"), r.col("transactionRequestId"));
+        r.rows.retain(|x| !(x[t] == "PAYMENT" && x[q] == cny0));
     });
     // (b) Alipay lists a payment the server never saw; (c) an amount differs;
     // (d) Alipay says the server's failed payment succeeded.
-    edit(&hkd_tx(&diff_dir), |l| {
-        l.push("2099PHANTOM,sbp_phantom,,,ord-x,PAYMENT,SUCCESS,2026-01-01T00:00:00Z,HKD,1.00,ALIPAY_HK".into());
-        l.push(format!("2099FAILED,{fail_prid},,,day-hk-fail,PAYMENT,SUCCESS,2026-01-01T00:00:00Z,HKD,99.06,ALIPAY_HK"));
-        for x in l.iter_mut() {
-            if x.contains(&format!(",{p2},")) && x.contains(",PAYMENT,") {
-                *x = x.replace(",9.99,", ",9.98,");
-            }
+    edit_report(&hkd_tx(&diff_dir), |r| {
+        let (id, q, v) = (
+            r.col("transactionId"),
+            r.col("transactionRequestId"),
+            r.col("transactionAmountValue"),
+        );
+        let template = r.row("PAYMENT", &p2).clone();
+        for (tid, rid, value) in [
+            ("2099PHANTOM", "sbp_phantom", "1.00"),
+            ("2099FAILED", fail_prid.as_str(), "99.06"),
+        ] {
+            let mut x = template.clone();
+            x[id] = tid.into();
+            x[q] = rid.into();
+            x[v] = value.into();
+            r.rows.push(x);
         }
+        assert_eq!(r.row("PAYMENT", &p2)[v], "9.99");
+        r.row("PAYMENT", &p2)[v] = "9.98".into();
     });
-    // (e) a fee that is not the contracted rate; (f) a summary fee total that does not add up.
-    edit(&hkd_st(&diff_dir), |l| {
-        for x in l.iter_mut() {
-            if x.contains(&format!(",{p0},")) && x.contains(",PAYMENT,") {
-                // 10.50 at 180 bps is 0.19; claim 0.25 (and keep net consistent).
-                *x = x.replace(",HKD,0.19,10.31", ",HKD,0.25,10.25");
-            }
-        }
+    // (e) a fee that is not the contracted rate (net kept consistent); (f) a summary fee
+    // total that does not add up.
+    edit_report(&hkd_st(&diff_dir), |r| {
+        let (fee, net) = (
+            r.col("paymentMethodFeeAmountValue"),
+            r.col("settlementAmountValue"),
+        );
+        let row = r.row("PAYMENT", &p0);
+        // 10.50 at 180 bps is 0.19; claim 0.25.
+        assert_eq!((row[fee].as_str(), row[net].as_str()), ("-0.19", "10.31"));
+        row[fee] = "-0.25".into();
+        row[net] = "10.25".into();
     });
-    edit(&hkd_sum(&diff_dir), |l| {
-        for x in l.iter_mut() {
-            if x.contains(",TOTAL,") {
-                let mut cols: Vec<String> = x.split(',').map(str::to_owned).collect();
-                cols[6] = "0.01".into();
-                *x = cols.join(",");
-            }
-        }
+    edit_report(&hkd_sum(&diff_dir), |r| {
+        let (t, fee) = (r.col("summaryType"), r.col("paymentMethodFeeAmountValue"));
+        let row = r.rows.iter_mut().find(|x| x[t] == "TOTAL").unwrap();
+        row[fee] = "0.01".into();
     });
     let (code, out, err) = reconcile(&world, &date, &diff_dir);
     assert_eq!(code, 1, "{out}\n{err}");
@@ -1043,7 +1108,7 @@ async fn reconcile_a_day(backend: Backend) {
     assert!(has(&out, "status_mismatch", &fail_prid), "{out}");
     assert!(has(&out, "fee_mismatch", &p0), "{out}");
     assert!(
-        has(&out, "fee_total_mismatch", "summary HKD TOTAL"),
+        has(&out, "fee_total_mismatch", "summary HKD TOTAL batch "),
         "{out}"
     );
     assert!(has(&out, "settlement_mismatch", "sbp_phantom"), "{out}");
@@ -1051,31 +1116,31 @@ async fn reconcile_a_day(backend: Backend) {
     // Malformed reports: refused, naming the file and the line.
     let cases: Vec<(&str, Breakage<'_>, &str)> = vec![
         (
-            "wrong columns",
+            "missing column",
             Box::new(|d: &Path| {
-                edit(&hkd_tx(d), |l| {
-                    l[0] = l[0].replace("transactionAmount", "amount")
+                edit_report(&hkd_tx(d), |r| {
+                    let c = r.col("transactionAmountValue");
+                    r.header[c] = "amount".into();
                 })
             }),
-            "line 1: wrong columns",
+            "transactionDetails_HKD_DAY.csv line 1: missing column transactionAmountValue",
         ),
         (
             "bad number",
             Box::new(|d: &Path| {
-                edit(&hkd_st(d), |l| {
-                    let mut cols: Vec<String> = l[1].split(',').map(str::to_owned).collect();
-                    cols[7] = "1O.00".into();
-                    l[1] = cols.join(",");
+                edit_report(&hkd_st(d), |r| {
+                    let c = r.col("transactionAmountValue");
+                    r.rows[0][c] = "1O.00".into();
                 })
             }),
-            "line 2",
+            "settlementDetails_HKD_DAY.csv line 2: column transactionAmountValue: \"1O.00\" is not an amount in HKD",
         ),
         (
             "duplicate row",
             Box::new(|d: &Path| {
-                edit(&hkd_tx(d), |l| {
-                    let dup = l[1].clone();
-                    l.push(dup);
+                edit_report(&hkd_tx(d), |r| {
+                    let dup = r.rows[0].clone();
+                    r.rows.push(dup);
                 })
             }),
             "duplicate row",
@@ -1083,27 +1148,46 @@ async fn reconcile_a_day(backend: Backend) {
         (
             "bad count",
             Box::new(|d: &Path| {
-                edit(&hkd_sum(d), |l| {
-                    let mut cols: Vec<String> = l[1].split(',').map(str::to_owned).collect();
-                    cols[4] = "many".into();
-                    l[1] = cols.join(",");
+                edit_report(&hkd_sum(d), |r| {
+                    let c = r.col("count");
+                    r.rows[0][c] = "many".into();
                 })
             }),
-            "transactionCount",
+            "settlementSummary_HKD_DAY.csv line 2: column count: \"many\" is not a count",
         ),
         (
             "missing file",
             Box::new(|d: &Path| std::fs::remove_file(hkd_sum(d)).unwrap()),
             "missing",
         ),
+        (
+            "truncated: the <END> line is missing",
+            Box::new(|d: &Path| {
+                edit(&hkd_st(d), |l| {
+                    assert_eq!(l.pop().as_deref(), Some("<END>"));
+                })
+            }),
+            "settlementDetails_HKD_DAY.csv line 9: truncated: the last line is not <END>",
+        ),
+        (
+            "truncated: cut in a row",
+            Box::new(|d: &Path| {
+                let text = std::fs::read_to_string(hkd_tx(d)).unwrap();
+                std::fs::write(hkd_tx(d), &text[..text.len() - 40]).unwrap();
+            }),
+            "transactionDetails_HKD_DAY.csv line 9: truncated: the last line is not <END>",
+        ),
     ];
     for (i, (what, f, needle)) in cases.iter().enumerate() {
         let d = world.dir.path().join(format!("bad-{i}"));
         copy_dir(&base, &d);
         f(&d);
-        let (code, _, err) = reconcile(&world, &date, &d);
+        let (code, out, err) = reconcile(&world, &date, &d);
         assert_eq!(code, 2, "{what}: {err}");
-        assert!(err.contains(needle) && err.contains("HKD"), "{what}: {err}");
+        // Nothing is compared: no outcome is printed.
+        assert_eq!(out, Value::Null, "{what}");
+        let needle = needle.replace("DAY", &day);
+        assert!(err.contains(&needle), "{what}: wanted {needle:?} in {err}");
     }
 }
 
@@ -1141,4 +1225,155 @@ fn sandbox_and_reconciler_agree_on_the_report_layout() {
     );
     assert_eq!(s::SETTLEMENT_DETAILS_COLUMNS, r::SETTLEMENT_DETAILS_COLUMNS);
     assert_eq!(s::SETTLEMENT_SUMMARY_COLUMNS, r::SETTLEMENT_SUMMARY_COLUMNS);
+}
+
+/// Round trip: whatever the sandbox writes, the reconciler's reader parses back to the
+/// same transactions, fees and totals. Many days of generated traffic (several merchants,
+/// currencies with 0 and 2 decimals, payments, partial refunds, cancels).
+#[test]
+fn sandbox_reports_parse_back() {
+    use scanbind_sandbox::reports as s;
+    use scanbind_sandbox::state::{PayState, Payment, Product, Refund, State};
+    use scanbind_server::reconcile::{ParsedReport, ReportKind, parse_report};
+    let day = s::parse_date("2026-12-07").unwrap();
+    let t0 = time::OffsetDateTime::new_utc(day, time::Time::MIDNIGHT).unix_timestamp();
+    // A small deterministic generator (no dependency): the same cases every run.
+    let mut seed: u64 = 0x5eed_2026_1207;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    for case in 0..40 {
+        let mut state = State::default();
+        let mut want: Vec<(String, &str, String, i64)> = Vec::new();
+        for i in 0..1 + next(8) {
+            let currency = ["HKD", "KRW", "IDR", "PHP"][next(4) as usize];
+            let client = format!("client-{}", next(3));
+            let amount = i64::try_from(1 + next(5_000_000)).unwrap() * 100;
+            let pid = format!("sbp_{case}_{i}");
+            let prid = format!("pay-{case}-{i}");
+            let paid = t0 + i64::try_from(next(80_000)).unwrap();
+            let mut refunded = 0;
+            if next(2) == 0 {
+                let r = amount / 3;
+                refunded = r;
+                state.refunds.insert(
+                    format!("sbr_{case}_{i}"),
+                    Refund {
+                        refund_id: format!("sbr_{case}_{i}"),
+                        refund_request_id: format!("ref-{case}-{i}"),
+                        client_id: client.clone(),
+                        payment_id: pid.clone(),
+                        currency: currency.into(),
+                        amount: r,
+                        status: "SUCCESS".into(),
+                        created: paid + 10,
+                        finished: None,
+                        pending: None,
+                        fail_code: None,
+                        notify_url: None,
+                        money_movements: 1,
+                        response: String::new(),
+                    },
+                );
+                want.push((client.clone(), "REFUND", format!("ref-{case}-{i}"), -r));
+            }
+            let cancelled = next(4) == 0;
+            if cancelled {
+                want.push((client.clone(), "CANCEL", prid.clone(), -(amount - refunded)));
+            }
+            want.push((client.clone(), "PAYMENT", prid.clone(), amount));
+            state.payments.insert(
+                pid.clone(),
+                Payment {
+                    payment_id: pid,
+                    payment_request_id: prid,
+                    client_id: client,
+                    product: Product::AgreementPayment,
+                    currency: currency.into(),
+                    amount,
+                    status: if cancelled {
+                        PayState::Cancelled
+                    } else {
+                        PayState::Success
+                    },
+                    fail_code: None,
+                    fail_message: None,
+                    user: Some("u".into()),
+                    wallet: Some("ALIPAY_HK".into()),
+                    payment_method_id: None,
+                    description: "Coins, \"gems\"".into(),
+                    reference_order_id: format!("ord-{i}"),
+                    merchant_name: "Shop".into(),
+                    reference_merchant_id: None,
+                    notify_url: None,
+                    created: paid - 5,
+                    paid: Some(paid),
+                    expires: paid + 60,
+                    cancelled: cancelled.then_some(paid + 20),
+                    refunded,
+                    money_movements: 1,
+                    reversals: u32::from(cancelled),
+                    order_code: None,
+                    pending: None,
+                    inquiries: 0,
+                    notified: true,
+                },
+            );
+        }
+        let files = s::generate(&state, None, day, s::FEE_BPS);
+        let mut got = Vec::new();
+        for f in &files {
+            let kind = ReportKind::ALL
+                .into_iter()
+                .find(|k| f.name.starts_with(k.prefix()))
+                .unwrap();
+            let header = f.content.lines().next().unwrap();
+            assert_eq!(header, kind.columns().join(","), "{}", f.name);
+            assert!(f.content.ends_with("\n<END>\n"), "{}", f.name);
+            match parse_report(kind, &f.name, f.content.as_bytes())
+                .unwrap_or_else(|e| panic!("case {case}: {e}\n{}", f.content))
+            {
+                ParsedReport::Transactions(rows) => {
+                    for r in rows {
+                        let gross = r.settlement_amount.unwrap() - r.fee;
+                        assert_eq!(gross, r.amount, "{}: {r:?}", f.name);
+                        assert_eq!(r.fee, -s::fee_for(r.amount, s::FEE_BPS), "{r:?}");
+                        if kind == ReportKind::TransactionDetails {
+                            assert_eq!(r.status, "SUCCESS");
+                            got.push((r.customer_id, r.kind, r.request_id, r.amount));
+                        }
+                    }
+                }
+                ParsedReport::Summary(rows) => {
+                    let totals: Vec<_> =
+                        rows.iter().filter(|r| r.summary_type == "TOTAL").collect();
+                    let batches: std::collections::BTreeSet<_> =
+                        rows.iter().map(|r| &r.settlement_batch_id).collect();
+                    assert_eq!(totals.len(), batches.len(), "one TOTAL per batch");
+                    for t in totals {
+                        let parts: Vec<_> = rows
+                            .iter()
+                            .filter(|r| {
+                                r.settlement_batch_id == t.settlement_batch_id
+                                    && r.summary_type != "TOTAL"
+                            })
+                            .collect();
+                        assert_eq!(t.count, parts.iter().map(|r| r.count).sum::<u64>());
+                        assert_eq!(t.amount, parts.iter().map(|r| r.amount).sum::<i64>());
+                        assert_eq!(t.fee, parts.iter().map(|r| r.fee).sum::<i64>());
+                    }
+                }
+            }
+        }
+        let mut want: Vec<_> = want
+            .into_iter()
+            .map(|(c, k, r, a)| (c, k.to_owned(), r, a))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "case {case}");
+    }
 }
