@@ -44,7 +44,28 @@ impl Device {
 
     /// Sends a signed request and returns the status and the JSON (or text) answer.
     pub async fn send(&self, method: &str, path: &str, body: &[u8]) -> crate::Result<(u16, Value)> {
-        let resp = self.request(method, path, body)?.send().await?;
+        self.send_to(&self.base, method, path, body).await
+    }
+
+    /// A request signed now with a fresh nonce.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> crate::Result<reqwest::RequestBuilder> {
+        self.request_to(&self.base, method, path, body)
+    }
+
+    /// [`Device::send`] to the server at `base` (another replica).
+    pub async fn send_to(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> crate::Result<(u16, Value)> {
+        let resp = self.request_to(base, method, path, body)?.send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         Ok((
@@ -53,9 +74,10 @@ impl Device {
         ))
     }
 
-    /// A request signed now with a fresh nonce.
-    pub fn request(
+    /// [`Device::request`] to the server at `base` (another replica).
+    pub fn request_to(
         &self,
+        base: &str,
         method: &str,
         path: &str,
         body: &[u8],
@@ -69,7 +91,7 @@ impl Device {
                 method
                     .parse::<reqwest::Method>()
                     .map_err(|_| crate::Error::Process(format!("bad method {method}")))?,
-                format!("{}{path}", self.base),
+                format!("{base}{path}"),
             )
             .header("content-type", "application/json")
             .body(body.to_vec());

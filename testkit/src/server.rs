@@ -95,6 +95,11 @@ impl ServerProc {
         })
     }
 
+    /// Whether the process has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// `kill -9`, now, and reap (a crash).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

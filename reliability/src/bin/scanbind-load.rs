@@ -6,6 +6,10 @@
 //! ```sh
 //! scanbind-load --devices 1000 --seconds 60                      # SQLite, one server
 //! scanbind-load --devices 1000 --seconds 60 --postgres --replicas 2   # needs PG_BIN_DIR
+//! # faults under load: kill a replica at 20 s, kill and restart PostgreSQL at 40 s,
+//! # drop then delay 200 notifications each
+//! scanbind-load --devices 1000 --seconds 60 --postgres --replicas 2 \
+//!     --kill-replica-at 20 --restart-postgres-at 40 --notification-faults 200
 //! ```
 
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use scanbind_reliability::load::{self, LoadPlan};
+use scanbind_reliability::load::{self, FaultPlan, LoadPlan};
 use scanbind_reliability::world::{self, World};
 use scanbind_testkit::world::ServerBinary;
 
@@ -39,6 +43,18 @@ struct Args {
     /// Seconds to wait after the end for the last notifications.
     #[arg(long, default_value_t = 30)]
     drain: u64,
+    /// Kill (SIGKILL) the last replica this many seconds into the window (needs
+    /// `--replicas` 2 or more); its devices move to the others.
+    #[arg(long, value_name = "SECONDS")]
+    kill_replica_at: Option<u64>,
+    /// Kill PostgreSQL and start it again this many seconds into the window (needs
+    /// `--postgres`).
+    #[arg(long, value_name = "SECONDS")]
+    restart_postgres_at: Option<u64>,
+    /// Drop this many sandbox notifications, then delay as many, from the start of the
+    /// window.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    notification_faults: u32,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -71,7 +87,15 @@ async fn main() -> anyhow::Result<()> {
             .time_scale(0.001),
     )
     .await;
-    let servers: Vec<_> = (0..args.replicas)
+    anyhow::ensure!(
+        args.kill_replica_at.is_none() || args.replicas >= 2,
+        "--kill-replica-at needs --replicas 2 or more"
+    );
+    anyhow::ensure!(
+        args.restart_postgres_at.is_none() || args.postgres,
+        "--restart-postgres-at needs --postgres"
+    );
+    let mut servers: Vec<_> = (0..args.replicas)
         .map(|_| {
             if args.postgres {
                 world.spawn_server_logged(
@@ -85,11 +109,16 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let report = load::run(
         &world,
-        &servers,
+        &mut servers,
         &LoadPlan {
             devices: args.devices,
             duration: Duration::from_secs(args.seconds),
             drain: Duration::from_secs(args.drain),
+            faults: FaultPlan {
+                kill_replica_at: args.kill_replica_at.map(Duration::from_secs),
+                restart_postgres_at: args.restart_postgres_at.map(Duration::from_secs),
+                notifications: args.notification_faults,
+            },
         },
         if args.postgres { "postgres" } else { "sqlite" },
     )
