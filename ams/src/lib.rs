@@ -31,6 +31,7 @@ pub mod flex;
 pub mod keys;
 pub mod model;
 pub mod notify;
+pub mod reports;
 pub mod result;
 pub mod signature;
 pub mod wallet;

@@ -29,105 +29,17 @@ use scanbind_ams::money::Currency;
 use serde::Serialize;
 use time::{Date, Duration, OffsetDateTime, Time};
 
+pub use scanbind_ams::reports::{
+    END_LINE, SETTLEMENT_DETAILS_COLUMNS, SETTLEMENT_SUMMARY_COLUMNS, TRANSACTION_DETAILS_COLUMNS,
+};
+
 use crate::state::{PayState, Product, State, from_ts};
 
 /// The fee rate the sandbox charges, in basis points (1.80 %).
 pub const FEE_BPS: i64 = 180;
 
-/// The last line of every report.
-pub const END_LINE: &str = "<END>";
-
 /// The `PSP` the sandbox names (the acquirer that settles with the merchant).
 pub const PSP: &str = "Antom";
-
-/// Columns of the transaction details report, `transactionDetails_<CUR>_<YYYYMMDD>.csv`:
-/// first those in the order the report's page lists them, then the rest of the fields the
-/// field summary marks for this report, in its order (see `docs/sandbox.md`).
-pub const TRANSACTION_DETAILS_COLUMNS: &[&str] = &[
-    "customerId",
-    "PSP",
-    "ARN",
-    "referenceMerchantId",
-    "referenceStoreId",
-    "transactionId",
-    "transactionRequestId",
-    "settlementBatchId",
-    "transactionType",
-    "originalTransactionRequestId",
-    "referenceTransactionId",
-    "orderDescription",
-    "paymentMethodType",
-    "wallet",
-    "status",
-    "transactionCreationTime",
-    "transactionUpdateTime",
-    "transactionCompletionTime",
-    "productCode",
-    "transactionAmountValue",
-    "transactionCurrency",
-    "convertedTransactionAmountValue",
-    "convertedCurrency",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "quoteCurrencyPair",
-    "quotePrice",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
-
-/// Columns of the settlement details report, `settlementDetails_<CUR>_<YYYYMMDD>.csv`
-/// (ordered as [`TRANSACTION_DETAILS_COLUMNS`]).
-pub const SETTLEMENT_DETAILS_COLUMNS: &[&str] = &[
-    "settlementBatchId",
-    "customerId",
-    "PSP",
-    "ARN",
-    "referenceMerchantId",
-    "referenceStoreId",
-    "transactionId",
-    "transactionRequestId",
-    "referenceTransactionId",
-    "transactionType",
-    "originalTransactionRequestId",
-    "paymentMethodType",
-    "wallet",
-    "transactionCreationTime",
-    "transactionUpdateTime",
-    "transactionCompletionTime",
-    "settlementInitiatedDate",
-    "productCode",
-    "transactionAmountValue",
-    "transactionCurrency",
-    "convertedTransactionAmountValue",
-    "convertedCurrency",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "quoteCurrencyPair",
-    "quotePrice",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
-
-/// Columns of the settlement summary report, `settlementSummary_<CUR>_<YYYYMMDD>.csv`, in
-/// the order of the report's page.
-pub const SETTLEMENT_SUMMARY_COLUMNS: &[&str] = &[
-    "settlementBatchId",
-    "customerId",
-    "PSP",
-    "summaryType",
-    "settlementInitiatedDate",
-    "count",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
 
 /// One report file.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -29,94 +29,11 @@ use crate::error::{Error, Result};
 use crate::store::reports::{PaymentMovement, RefundMovement};
 use crate::store::{self, Db, PaymentStatus, RefundStatus};
 
-/// The last line of every report; a file whose last line is not this is truncated.
-pub const END_LINE: &str = "<END>";
-
-/// Columns of the transaction details report as the sandbox writes them (Antom's layout;
-/// the reconciler reads any order and ignores columns it does not use).
-pub const TRANSACTION_DETAILS_COLUMNS: &[&str] = &[
-    "customerId",
-    "PSP",
-    "ARN",
-    "referenceMerchantId",
-    "referenceStoreId",
-    "transactionId",
-    "transactionRequestId",
-    "settlementBatchId",
-    "transactionType",
-    "originalTransactionRequestId",
-    "referenceTransactionId",
-    "orderDescription",
-    "paymentMethodType",
-    "wallet",
-    "status",
-    "transactionCreationTime",
-    "transactionUpdateTime",
-    "transactionCompletionTime",
-    "productCode",
-    "transactionAmountValue",
-    "transactionCurrency",
-    "convertedTransactionAmountValue",
-    "convertedCurrency",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "quoteCurrencyPair",
-    "quotePrice",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
-
-/// Columns of the settlement details report as the sandbox writes them.
-pub const SETTLEMENT_DETAILS_COLUMNS: &[&str] = &[
-    "settlementBatchId",
-    "customerId",
-    "PSP",
-    "ARN",
-    "referenceMerchantId",
-    "referenceStoreId",
-    "transactionId",
-    "transactionRequestId",
-    "referenceTransactionId",
-    "transactionType",
-    "originalTransactionRequestId",
-    "paymentMethodType",
-    "wallet",
-    "transactionCreationTime",
-    "transactionUpdateTime",
-    "transactionCompletionTime",
-    "settlementInitiatedDate",
-    "productCode",
-    "transactionAmountValue",
-    "transactionCurrency",
-    "convertedTransactionAmountValue",
-    "convertedCurrency",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "quoteCurrencyPair",
-    "quotePrice",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
-
-/// Columns of the settlement summary report as the sandbox writes them.
-pub const SETTLEMENT_SUMMARY_COLUMNS: &[&str] = &[
-    "settlementBatchId",
-    "customerId",
-    "PSP",
-    "summaryType",
-    "settlementInitiatedDate",
-    "count",
-    "settlementAmountValue",
-    "settlementCurrency",
-    "paymentMethodFeeAmountValue",
-    "paymentMethodFeeCurrency",
-    "taxFeeAmountValue",
-    "taxFeeCurrency",
-];
+/// The published layout (a file whose last line is not [`END_LINE`] is truncated; the
+/// reader finds columns by name, in any order, and ignores columns it does not use).
+pub use scanbind_ams::reports::{
+    END_LINE, SETTLEMENT_DETAILS_COLUMNS, SETTLEMENT_SUMMARY_COLUMNS, TRANSACTION_DETAILS_COLUMNS,
+};
 
 const KINDS: &[&str] = &["PAYMENT", "REFUND", "CANCEL"];
 
