@@ -33,15 +33,17 @@ pub fn cny_price(currency: Currency) -> Option<&'static str> {
         .map(|(.., text)| *text)
 }
 
+/// The CNY price of one unit of `currency` as (numerator, denominator), if quoted.
+fn rate(currency: Currency) -> Option<(i128, i128)> {
+    CNY_PER_UNIT
+        .iter()
+        .find(|(q, ..)| *q == currency)
+        .map(|(_, n, d, _)| (i128::from(*n), i128::from(*d)))
+}
+
 /// `minor` units of `from` in minor units of `to`, rounded down; `None` when either
 /// currency is not quoted or the result does not fit.
 pub fn convert_down(minor: i64, from: Currency, to: Currency) -> Option<i64> {
-    let rate = |c: Currency| {
-        CNY_PER_UNIT
-            .iter()
-            .find(|(q, ..)| *q == c)
-            .map(|(_, n, d, _)| (i128::from(*n), i128::from(*d)))
-    };
     let (nf, df) = rate(from)?;
     let (nt, dt) = rate(to)?;
     let ef = 10_i128.pow(u32::from(from.exponent()));
@@ -78,12 +80,6 @@ impl Quote {
         if from == to {
             return None;
         }
-        let rate = |c: Currency| {
-            CNY_PER_UNIT
-                .iter()
-                .find(|(q, ..)| *q == c)
-                .map(|(_, n, d, _)| (i128::from(*n), i128::from(*d)))
-        };
         let (nf, df) = rate(from)?;
         let (nt, dt) = rate(to)?;
         let scaled = (nf * dt * 10_i128.pow(QUOTE_DECIMALS)).div_euclid(df * nt);

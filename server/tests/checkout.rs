@@ -150,16 +150,21 @@ async fn parts_priced_in_other_currencies(backend: Backend) {
     let server = spawn(&world, &env, &[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let before = balance_of(&world, "ALIPAY_HK").await;
+    // SELLER_A 10.00 HKD and SELLER_D 5.00, part `usd` priced in USD.
+    let body_with_usd_part = |order: &str, usd: usize| {
+        let mut body = checkout_body(
+            order,
+            &binding_id,
+            &sealed,
+            true,
+            &[("SELLER_A", 1000), ("SELLER_D", 500)],
+        );
+        body["parts"][usd]["currency"] = json!("USD");
+        body
+    };
 
     // SELLER_A has no pricing currency of its own: a USD part is refused.
-    let mut body = checkout_body(
-        "cart-fx-bad",
-        &binding_id,
-        &sealed,
-        true,
-        &[("SELLER_A", 1000), ("SELLER_D", 500)],
-    );
-    body["parts"][0]["currency"] = json!("USD");
+    let body = body_with_usd_part("cart-fx-bad", 0);
     let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
@@ -171,14 +176,7 @@ async fn parts_priced_in_other_currencies(backend: Backend) {
         "nothing was sent"
     );
 
-    let mut body = checkout_body(
-        "cart-fx",
-        &binding_id,
-        &sealed,
-        true,
-        &[("SELLER_A", 1000), ("SELLER_D", 500)],
-    );
-    body["parts"][1]["currency"] = json!("USD");
+    let body = body_with_usd_part("cart-fx", 1);
     let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
     assert_eq!(status, 200, "{v}");
     let c: Checkout = serde_json::from_value(v.clone()).unwrap();
@@ -265,14 +263,7 @@ async fn parts_priced_in_other_currencies(backend: Backend) {
         .arm_fault(json!({"endpoint": "pay", "kind": "in_process", "skip": 1}))
         .await;
     let mut events = device.events(None).await;
-    let mut body = checkout_body(
-        "cart-fx-2",
-        &binding_id,
-        &sealed,
-        true,
-        &[("SELLER_A", 1000), ("SELLER_D", 500)],
-    );
-    body["parts"][1]["currency"] = json!("USD");
+    let body = body_with_usd_part("cart-fx-2", 1);
     let (status, v) = device.send("POST", "/v1/checkouts", Some(body)).await;
     assert_eq!((status, &v["status"]), (202, &json!("pending")), "{v}");
     let ev = next_of(&mut events, "checkout.result").await;
