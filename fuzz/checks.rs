@@ -149,20 +149,159 @@ fn sealer() -> &'static scanbind_server::seal::Sealer {
     S.get_or_init(|| scanbind_server::seal::Sealer::new(&[[7_u8; 32], [9_u8; 32]]).expect("sealer"))
 }
 
-/// The sealed-token decoder: any text as a blob, for any device and binding: never a
-/// panic, and a blob never opens for a device it was not sealed for.
+/// The sealed-token decoder and sealer, two properties from any bytes:
+///
+/// 1. Any text as a blob (`device\nbinding\nblob`, or the whole text as the blob),
+///    opened for that device and binding: never a panic, and nothing opens for another
+///    device. A fuzzed blob was never sealed, so this only shows that the decoder
+///    refuses what it cannot authenticate.
+/// 2. A blob sealed from the input ([`sealed_round_trip`]) opens for its own device and
+///    binding with exactly the tokens sealed, and for nothing else: not another device,
+///    not another binding, not the two swapped, and not once changed, truncated or
+///    extended (changes chosen from the input). Every refusal is `token_invalid`. A
+///    sealer that ignored the device, the binding or the tag fails here.
 pub fn sealed_token(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
+    if let Ok(text) = std::str::from_utf8(data) {
+        let mut parts = text.splitn(3, '\n');
+        if let (Some(device), Some(binding), Some(blob)) =
+            (parts.next(), parts.next(), parts.next())
+        {
+            let _ = sealer().open(device, binding, blob);
+            assert_refused(sealer().open("dev_other", "bind_other", blob), || {
+                "a fuzzed blob".to_owned()
+            });
+        } else {
+            let _ = sealer().open("dev_a", "bind_a", text);
+        }
+    }
+    sealed_round_trip(data);
+}
+
+/// FNV-1a: picks the changes made to a sealed blob from the input, deterministically.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Panics unless `r` is the `token_invalid` refusal; `what` names the case (made only
+/// on a failure: the short run calls this some 400,000 times).
+fn assert_refused(
+    r: Result<scanbind_server::seal::TokenSet, scanbind_server::error::Error>,
+    what: impl Fn() -> String,
+) {
+    match r {
+        Ok(_) => panic!("{}: it opened", what()),
+        Err(e) if e.code() != scanbind_device_api::ErrorCode::TokenInvalid => {
+            panic!("{}: {e}", what())
+        }
+        Err(_) => {}
+    }
+}
+
+/// Property 2 of [`sealed_token`]. The input's lines (lossy UTF-8) are the device id,
+/// the binding id, the access token and, when there is a fourth line, the refresh
+/// token; a fifth and sixth line name another device and another binding.
+pub fn sealed_round_trip(data: &[u8]) {
+    use scanbind_ams::model::SecretString;
+    use scanbind_server::seal::TokenSet;
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let device = lines.next().unwrap_or_default();
+    let binding = lines.next().unwrap_or_default();
+    let access = lines.next().unwrap_or_default();
+    let refresh = lines.next();
+    let (more_devices, more_bindings) = (lines.next(), lines.next());
+    let tokens = TokenSet {
+        access_token: SecretString::new(access),
+        refresh_token: refresh.map(SecretString::new),
     };
-    let mut parts = text.splitn(3, '\n');
-    let (Some(device), Some(binding), Some(blob)) = (parts.next(), parts.next(), parts.next())
-    else {
-        let _ = sealer().open("dev_a", "bind_a", text);
-        return;
-    };
-    let _ = sealer().open(device, binding, blob);
-    assert!(sealer().open("dev_other", "bind_other", blob).is_err());
+    let blob = sealer()
+        .seal(device, binding, &tokens)
+        .expect("sealing never fails");
+    let sealed_part = &blob[blob.rfind('.').expect("sbt1.<kid>.<data>") + 1..];
+    let raw = base64_decode(sealed_part).expect("the blob is Base64url");
+    assert!(
+        access.len() < 12 || !raw.windows(access.len()).any(|w| w == access.as_bytes()),
+        "the access token is in the sealed blob in the clear"
+    );
+    let opened = sealer()
+        .open(device, binding, &blob)
+        .unwrap_or_else(|e| panic!("a blob does not open for its own device and binding: {e}"));
+    assert_eq!(opened.access_token.expose(), access);
+    assert_eq!(
+        opened.refresh_token.as_ref().map(SecretString::expose),
+        refresh
+    );
+
+    // Another device with the same binding, another binding with the same device: the
+    // additional data differs whatever the ids hold.
+    let mut devices = vec![format!("{device}x")];
+    let mut bindings = vec![format!("{binding}x")];
+    devices.extend(more_devices.map(str::to_owned));
+    bindings.extend(more_bindings.map(str::to_owned));
+    for other in devices.iter().filter(|d| *d != device) {
+        assert_refused(sealer().open(other, binding, &blob), || {
+            format!("sealed for ({device:?}, {binding:?}), opened as device {other:?}")
+        });
+    }
+    for other in bindings.iter().filter(|b| *b != binding) {
+        assert_refused(sealer().open(device, other, &blob), || {
+            format!("sealed for ({device:?}, {binding:?}), opened as binding {other:?}")
+        });
+    }
+    // Both changed, or swapped. The additional data joins the ids with `|`, so for ids
+    // holding a `|` two pairs can share it ((a|b, c) and (a, b|c)); the server's ids
+    // (`dev_` / `bnd_` and hex) never do, and this part keeps to such ids.
+    if !device.contains('|') && !binding.contains('|') {
+        let pairs = devices
+            .iter()
+            .zip(&bindings)
+            .map(|(d, b)| (d.as_str(), b.as_str()))
+            .chain([(binding, device)])
+            .filter(|(d, b)| !d.contains('|') && !b.contains('|') && (*d, *b) != (device, binding));
+        for (d, b) in pairs {
+            assert_refused(sealer().open(d, b, &blob), || {
+                format!("sealed for ({device:?}, {binding:?}), opened as ({d:?}, {b:?})")
+            });
+        }
+    }
+
+    // The blob changed: one character replaced (by another Base64 character, so the
+    // decoder passes it on and the tag must catch it), one bit flipped, truncated,
+    // extended.
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let h = fnv1a(data);
+    let bytes = blob.as_bytes();
+    let data_at = blob.len() - sealed_part.len();
+    let mut replaced = bytes.to_vec();
+    let i = data_at + (h % (bytes.len() - data_at) as u64) as usize;
+    let was = B64.iter().position(|c| *c == bytes[i]).expect("Base64");
+    replaced[i] = B64[(was + 1 + (h >> 8) as usize % 63) % 64];
+    let mut flipped = bytes.to_vec();
+    flipped[(h >> 16) as usize % bytes.len()] ^= 1 << ((h >> 40) % 8);
+    let cut = 1 + (h >> 24) as usize % (bytes.len() - 1);
+    let changed = [
+        (
+            "one character replaced",
+            String::from_utf8_lossy(&replaced).into_owned(),
+        ),
+        (
+            "one bit flipped",
+            String::from_utf8_lossy(&flipped).into_owned(),
+        ),
+        ("truncated", blob[..bytes.len() - cut].to_owned()),
+        (
+            "extended",
+            format!("{blob}{}", B64[(h >> 32) as usize % 64] as char),
+        ),
+    ];
+    for (what, b) in changed {
+        assert_ne!(b, blob, "{what}: unchanged");
+        assert_refused(sealer().open(device, binding, &b), || {
+            format!("sealed for ({device:?}, {binding:?}), {what}")
+        });
+    }
 }
 
 /// Settlement reports (`scanbind-server reconcile`'s reader, `reconcile::parse_report`):

@@ -743,11 +743,21 @@ async fn an_asynchronous_refund_settles_later_in_success_or_failure() {
     assert_eq!(payment.refunded_minor().await.unwrap(), 3000);
 }
 
+/// `kill -9` at each crash point of a payment, the app paying the same order again
+/// after the restart: the same payment object, succeeded, charged once, delivered once.
+/// The app's first `Pay` has one outcome per point: the two points inside `Pay`
+/// (`before-journal`, `after-journal`) die before the reply, so the bus answers
+/// `NoReply`; the two in the payment's driver (`after-send`, `after-settle`) come after
+/// the reply, which the app holds. That order is forced, not raced: the server is
+/// stopped (`SIGSTOP`) while the app pays, so the driver cannot get past its call to the
+/// server until the app has its answer.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
+    use rustix::process::{Pid, Signal, kill_process};
     require_secret_service();
     let world = world().await;
     let server = world.spawn_server(&[]);
+    let server_pid = Pid::from_raw(i32::try_from(server.pid()).unwrap()).unwrap();
     let bus = PrivateBus::without_services().unwrap();
     let state = tempfile::tempdir().unwrap();
     let addr = ["--address", bus.address()];
@@ -757,13 +767,14 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
     bind(&world, &conn, &d).await;
     drop(daemon);
 
+    // Whether the app's first Pay is answered before the crash.
     let points = [
-        "before-journal",
-        "after-journal",
-        "after-send",
-        "after-settle",
+        ("before-journal", false),
+        ("after-journal", false),
+        ("after-send", true),
+        ("after-settle", true),
     ];
-    for (i, point) in points.iter().enumerate() {
+    for (i, (point, replied)) in points.iter().enumerate() {
         let order = format!("order-{point}");
         let amount = 100 + i as i64;
         let mut crashing = spawn_daemon_with(
@@ -772,8 +783,11 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
             state.path(),
             &[("SCANBINDD_CRASH_AT", point)],
         );
-        // The app pays; the daemon dies at the crash point (before or after replying).
+        // The app pays with the server held; the server goes on once the app has its
+        // answer (or the daemon has died).
+        kill_process(server_pid, Signal::STOP).unwrap();
         let first = d.pay(&order, amount, "HKD", "Coins", HashMap::new()).await;
+        kill_process(server_pid, Signal::CONT).unwrap();
         let status = crashing.wait_exit();
         assert!(!status.success(), "{point}: the daemon should have crashed");
         assert!(crashing.logs().contains(&format!("crash point {point}")));
@@ -785,11 +799,17 @@ async fn kill_9_at_every_step_of_a_payment_charges_once_and_delivers_once() {
             .pay(&order, amount, "HKD", "Coins", HashMap::new())
             .await
             .unwrap();
-        if let Ok(before) = first {
-            assert_eq!(
+        match (replied, first) {
+            (true, Ok(before)) => assert_eq!(
                 before, p,
                 "{point}: the same payment object across the crash"
-            );
+            ),
+            (false, Err(Wire::ZBus(zbus::Error::MethodError(name, _, _)))) => assert_eq!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.NoReply",
+                "{point}: the daemon died before replying"
+            ),
+            (_, first) => panic!("{point}: the first Pay answered {first:?}"),
         }
         let (payment, _) = settled_payment(&conn, &p).await;
         assert_eq!(
@@ -1064,6 +1084,10 @@ async fn tokens_are_refreshed_before_they_expire() {
     pay_and_expect_success(&conn, &d, "after-refresh", 100, &daemon).await;
 }
 
+/// Offline, nothing is queued: started without a server, `Pay` (no wallet bound yet) is
+/// `NotBound` and `StartBinding` is `Offline`; the daemon comes online with the server,
+/// binds and pays; the server gone again, `Pay` with a bound wallet is `Offline`, and the
+/// journal holds only the payment made online.
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     require_secret_service();
@@ -1097,11 +1121,9 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
         .pay("offline-1", 100, "HKD", "Coins", HashMap::new())
         .await
         .unwrap_err();
-    // No wallet is known yet either; nothing is recorded or queued.
-    assert!(
-        matches!(err, Wire::Offline(_) | Wire::NotBound(_)),
-        "{err:?}"
-    );
+    // No wallet is known yet either, and the binding is checked before the link (as
+    // docs/dbus-api.md records for Pay): NotBound; nothing is recorded or queued.
+    assert!(matches!(err, Wire::NotBound(_)), "{err:?}");
     let err = d
         .start_binding("ALIPAY_HK", HashMap::new())
         .await
@@ -1110,7 +1132,7 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     assert_eq!(journal_rows(state.path()), 0);
 
     let addr = format!("127.0.0.1:{port}");
-    let _server = world.spawn_server(&[("SCANBIND_SERVER_SERVER_LISTEN", &addr)]);
+    let mut server = world.spawn_server(&[("SCANBIND_SERVER_SERVER_LISTEN", &addr)]);
     let came_online = tokio::time::timeout(GUARD, async {
         while let Some(c) = changes.next().await {
             if c.get().await.unwrap() == "online" {
@@ -1128,6 +1150,30 @@ async fn starts_offline_refuses_to_queue_and_comes_online_with_the_server() {
     );
     bind(&world, &conn, &d).await;
     pay_and_expect_success(&conn, &d, "online-1", 100, &daemon).await;
+
+    // The server goes away: the link notices (its event stream breaks), and a payment
+    // with the bound wallet is refused, not queued.
+    server.kill();
+    let went_away = tokio::time::timeout(GUARD, async {
+        while let Some(c) = changes.next().await {
+            if c.get().await.unwrap() != "online" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(went_away, Ok(true), "never left online: {}", daemon.logs());
+    let err = d
+        .pay("offline-2", 100, "HKD", "Coins", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::Offline(_)), "{err:?}");
+    assert_eq!(
+        journal_rows(state.path()),
+        1,
+        "only the payment made online"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -169,9 +169,35 @@ fn pkcs8_round_trip() {
     let pk = key.public_key();
     assert_eq!(DevicePublicKey::from_base64(&pk.to_base64()).unwrap(), pk);
     assert!(DevicePublicKey::from_base64("AAAA").is_err());
-    assert!(
-        !format!("{key:?}").contains(&pk.to_base64()[..10]) || format!("{key:?}").contains("dev_")
+}
+
+/// A device key's `Debug` is its device id and nothing else: not the seed, the PKCS#8
+/// document or the public key, in any encoding (the output is pinned exactly; the id is
+/// `dev_` and the first 16 bytes of SHA-256 of RFC 8032's test-1 public key).
+#[test]
+fn device_key_debug_shows_only_the_device_id() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let key = rfc_key();
+    let shown = format!("{key:?}");
+    assert_eq!(
+        shown,
+        r#"DeviceKey { device_id: "dev_21fe31dfa154a261626bf854046fd227", .. }"#
     );
+    assert_eq!(
+        format!("{key:#?}"),
+        "DeviceKey {\n    device_id: \"dev_21fe31dfa154a261626bf854046fd227\",\n    ..\n}"
+    );
+    let seed = unhex(RFC8032_SEED);
+    for material in [&seed[..], key.to_pkcs8(), key.public_key().as_bytes()] {
+        for form in [
+            hex(material),
+            STANDARD.encode(material),
+            URL_SAFE_NO_PAD.encode(material),
+        ] {
+            assert!(!shown.contains(&form[..12]), "{shown} shows {form}");
+        }
+    }
 }
 
 fn receipt() -> Receipt {

@@ -1,9 +1,14 @@
-//! Issue 10 §3, hostile requests against the real `scanbind-server` binary (SQLite) and
-//! the sandbox: tokens from another device, tampered sealed blobs, replayed and
-//! re-signed device requests, forged notifications. Every one is refused with a typed
-//! error and changes nothing: the wallet's ledger is unchanged and the victim's
-//! binding still pays. (Stale, unsigned, body-changed and unknown-device requests are
-//! covered by server/tests/e2e.rs.)
+//! Issue 10 §3 and issue 25 item 7, hostile requests against the real
+//! `scanbind-server` binary (SQLite) and the sandbox: tokens from another device,
+//! tampered sealed blobs, replayed and re-signed device requests, forged notifications.
+//! Each is refused with the HTTP status and error code docs/reliability.md §3 lists
+//! (pinned, not "some 4xx") and changes nothing: the wallet's ledger holds only the
+//! genuine payments, the victim's binding is still active and pays, and her pending
+//! payment is still pending. The forged notifications name real things (Alice's access
+//! token, her pending payment's ids), and a control at the end sends the same bodies
+//! signed with the key the server trusts and sees them cancel the binding and fail the
+//! payment: an accepted forgery would have shown. (Stale, unsigned, body-changed and
+//! unknown-device requests are covered by server/tests/e2e.rs.)
 
 use scanbind_device_api::signing::new_nonce;
 use scanbind_reliability::device::{Device, now_s};
@@ -70,12 +75,58 @@ fn pay_body(order: &str, binding: &str, sealed: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn code(v: &Value) -> String {
-    v["error"]["code"]
-        .as_str()
-        .or_else(|| v["code"].as_str())
-        .unwrap_or("")
-        .to_owned()
+/// The device API error code of an answer (`{"error": {"code": ...}}`).
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A notification body signed as Alipay signs it, by `key`: the `signature` header.
+fn sign_notification(key: &scanbind_ams::PrivateKey, path: &str, time: &str, body: &str) -> String {
+    scanbind_ams::signature::sign(key, 1, "POST", path, CLIENT_ID, time, body.as_bytes()).unwrap()
+}
+
+/// A key from the AMS test fixtures.
+fn fixture_key(name: &str) -> scanbind_ams::PrivateKey {
+    let path = format!(
+        "{}/../ams/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    scanbind_ams::PrivateKey::from_text(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Posts a notification to the server; its status and body.
+async fn notify(
+    world: &World,
+    base: &str,
+    path: &str,
+    time: &str,
+    body: &str,
+    signature: Option<&str>,
+) -> (u16, String) {
+    let mut rb = world
+        .http
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .header("client-id", CLIENT_ID)
+        .header("request-time", time)
+        .body(body.to_owned());
+    if let Some(sig) = signature {
+        rb = rb.header("signature", sig);
+    }
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The wallet's record of the payment with this `paymentRequestId`.
+async fn ams_payment(world: &World, payment_request_id: &str) -> Value {
+    let ledger = world.ledger().await;
+    ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["paymentRequestId"] == payment_request_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{payment_request_id} is not in the ledger: {ledger}"))
 }
 
 async fn payments_in_ledger(world: &World) -> usize {
@@ -87,7 +138,8 @@ async fn payments_in_ledger(world: &World) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_device_requests_are_refused_and_change_nothing() {
-    let world = World::new(world::options()).await;
+    // The wallet's state file holds the tokens it issued (for the forged TOKEN_CANCELED).
+    let world = World::new(world::options().sandbox_state_file(true)).await;
     let server = world.spawn_server_logged(&[], "info");
     let (alice, a_bind, a_sealed) = bound(&world, &server.base, "alice_hk").await;
     let (mallory, m_bind, m_sealed) = bound(&world, &server.base, "mallory_hk").await;
@@ -99,7 +151,11 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
         .send("POST", "/v1/payments", &pay_body("h1", &a_bind, &a_sealed))
         .await
         .unwrap();
-    assert!((400..500).contains(&s), "another device's binding: {s} {v}");
+    assert_eq!(
+        (s, code(&v)),
+        (404, "not_found"),
+        "another device's binding: {v}"
+    );
     refused.push(format!(
         "another device's binding + tokens: {s} {}",
         code(&v)
@@ -110,7 +166,11 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
         .send("POST", "/v1/payments", &pay_body("h2", &m_bind, &a_sealed))
         .await
         .unwrap();
-    assert!((400..500).contains(&s), "another device's tokens: {s} {v}");
+    assert_eq!(
+        (s, code(&v)),
+        (403, "token_invalid"),
+        "another device's tokens: {v}"
+    );
     refused.push(format!(
         "own binding, another device's tokens: {s} {}",
         code(&v)
@@ -123,22 +183,23 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
     let flipped = String::from_utf8(flipped).unwrap();
     let truncated = a_sealed[..a_sealed.len() - 8].to_owned();
     let parts: Vec<&str> = a_sealed.splitn(3, '.').collect();
-    let other_kid = format!(
-        "{}.{}.{}",
-        parts[0],
-        "0000000000000000",
-        parts.get(2).unwrap_or(&"")
-    );
+    assert_eq!(parts.len(), 3, "sbt1.<key id>.<data>: {a_sealed}");
+    let other_kid = format!("{}.{}.{}", parts[0], "k00000000", parts[2]);
     for (what, blob) in [
         ("one character changed", flipped),
         ("truncated", truncated),
         ("another key id", other_kid),
     ] {
+        assert_ne!(blob, a_sealed);
         let (s, v) = alice
             .send("POST", "/v1/payments", &pay_body("h3", &a_bind, &blob))
             .await
             .unwrap();
-        assert!((400..500).contains(&s), "tampered blob ({what}): {s} {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (403, "token_invalid"),
+            "tampered blob ({what}): {v}"
+        );
         refused.push(format!("tampered sealed blob, {what}: {s} {}", code(&v)));
     }
 
@@ -164,10 +225,11 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
     let again = send(h, body.clone()).await.unwrap();
     let s = again.status().as_u16();
     let v: Value = again.json().await.unwrap_or(Value::Null);
-    assert_eq!(s, 401, "replay: {v}");
+    assert_eq!((s, code(&v)), (401, "replayed_request"), "replay: {v}");
     refused.push(format!("replayed signed request: {s} {}", code(&v)));
 
-    // 5. The same body re-signed by Mallory (a captured request, another signer).
+    // 5. The same body re-signed by Mallory (a captured request, another signer): the
+    // binding it names is not Mallory's.
     let h = mallory.key.sign_request(
         "POST",
         "/v1/payments",
@@ -178,9 +240,10 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
     let r = send(h, body.clone()).await.unwrap();
     let s = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(
-        (400..500).contains(&s),
-        "re-signed by another device: {s} {v}"
+    assert_eq!(
+        (s, code(&v)),
+        (404, "not_found"),
+        "re-signed by another device: {v}"
     );
     refused.push(format!(
         "captured request re-signed by another device: {s} {}",
@@ -199,55 +262,117 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
     let r = send(h, pay_body("h6", &a_bind, &a_sealed)).await.unwrap();
     let s = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(s, 401, "impersonation: {v}");
+    assert_eq!((s, code(&v)), (401, "bad_signature"), "impersonation: {v}");
     refused.push(format!(
         "another key claiming the device id: {s} {}",
         code(&v)
     ));
 
-    // 7. Forged notifications: a TOKEN_CANCELED for Alice's binding and a failed
-    // PAYMENT_RESULT, unsigned and with a made-up signature.
-    for (path, body) in [
-        (
-            "/ams/notify/authorization",
-            json!({"authorizationNotifyType": "TOKEN_CANCELED", "accessToken": "x", "reason": "forged",
-            "result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "s"}}),
-        ),
-        (
-            "/ams/notify/payment",
-            json!({"notifyType": "PAYMENT_RESULT", "paymentRequestId": "x", "paymentId": "y",
-            "result": {"resultCode": "PROCESS_FAIL", "resultStatus": "F", "resultMessage": "f"}}),
-        ),
-    ] {
-        for sig in [None, Some("algorithm=RSA256,keyVersion=1,signature=QUJD")] {
-            let mut rb = world
-                .http
-                .post(format!("{}{path}", server.base))
-                .header("content-type", "application/json")
-                .header("client-id", CLIENT_ID)
-                .header("request-time", "2026-11-22T10:00:00+08:00")
-                .body(body.to_string());
-            if let Some(sig) = sig {
-                rb = rb.header("signature", sig);
-            }
-            let r = rb.send().await.unwrap();
-            let s = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
-            assert!(
-                !text.contains("\"resultStatus\":\"S\""),
-                "a forged notification was acknowledged: {s} {text}"
+    // 7. Forged notifications aimed at real things. Alice has a payment the wallet holds
+    // in process (for a day), so it is pending at the server; and her binding's access
+    // token is read from the wallet's state (the worst case: a forger who knows it).
+    world
+        .arm_fault(
+            json!({"endpoint": "pay", "kind": "in_process", "outcome": "SUCCESS",
+                          "after_inquiries": 1_000_000, "after_seconds": 86_400}),
+        )
+        .await;
+    let pending = alice
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(serde_json::from_slice(&pay_body("h-pending", &a_bind, &a_sealed)).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let pending_path = format!("/v1/payments/{}", pending["paymentId"].as_str().unwrap());
+    let prid = pending["paymentRequestId"].as_str().unwrap().to_owned();
+    let ams_payment_id = ams_payment(&world, &prid).await["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(world.sandbox_state_file()).unwrap()).unwrap();
+    let alice_token = state["authorizations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|a| a["user"] == "alice_hk")
+        .and_then(|a| a["accessToken"].as_str())
+        .expect("Alice's authorization in the wallet's state")
+        .to_owned();
+    let cancel_body = json!({"authorizationNotifyType": "TOKEN_CANCELED",
+        "accessToken": alice_token, "reason": "forged",
+        "result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success"}})
+    .to_string();
+    let fail_body = json!({"notifyType": "PAYMENT_RESULT", "paymentRequestId": prid,
+        "paymentId": ams_payment_id,
+        "result": {"resultCode": "PROCESS_FAIL", "resultStatus": "F", "resultMessage": "forged"}})
+    .to_string();
+    let time = (now_s() * 1000).to_string();
+    // Not Alipay's key: the merchant's own (what a forger holding a merchant key has).
+    let forger = fixture_key("vector_private_pkcs8.pem");
+    let notifications = [
+        ("/ams/notify/authorization", &cancel_body),
+        ("/ams/notify/payment", &fail_body),
+    ];
+    for (path, body) in notifications {
+        let forged_sig = sign_notification(&forger, path, &time, body);
+        for (how, sig) in [
+            ("unsigned", None),
+            (
+                "made-up signature",
+                Some("algorithm=RSA256,keyVersion=1,signature=QUJD"),
+            ),
+            ("signed with another key", Some(forged_sig.as_str())),
+        ] {
+            let (s, text) = notify(&world, &server.base, path, &time, body, sig).await;
+            let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            assert_eq!(
+                (
+                    s,
+                    &answer["result"]["resultStatus"],
+                    &answer["result"]["resultCode"]
+                ),
+                (401, &json!("F"), &json!("INVALID_SIGNATURE")),
+                "forged notification {path} ({how}): {text}"
             );
+            assert!(!scanbind_ams::notify::is_ack(text.as_bytes()), "{text}");
             refused.push(format!(
-                "forged notification {path} (signature {}): {s}",
-                sig.is_some()
+                "forged notification {path} ({how}): {s} {}",
+                answer["result"]["resultCode"].as_str().unwrap_or("")
             ));
         }
     }
+    let metrics = world
+        .http
+        .get(format!("{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("scanbind_notifications_total{kind=\"any\",outcome=\"refused\"} 6\n"),
+        "six forgeries refused: {metrics}"
+    );
 
-    // Nothing changed: one payment only (the genuine one of step 4), and Alice still pays.
+    // Nothing changed: her binding is active, her payment pending at the server and in
+    // the wallet, the ledger holds the genuine payments only (step 4's and the pending
+    // one), and both devices pay.
+    let b = alice
+        .call("GET", &format!("/v1/bindings/{a_bind}"), None)
+        .await
+        .unwrap();
+    assert_eq!(b["status"], "active", "{b}");
+    let p = alice.call("GET", &pending_path, None).await.unwrap();
+    assert_eq!(p["status"], "pending", "{p}");
+    assert_eq!(ams_payment(&world, &prid).await["status"], "PROCESSING");
     assert_eq!(
         payments_in_ledger(&world).await,
-        before + 1,
+        before + 2,
         "{}",
         world.ledger().await
     );
@@ -269,6 +394,31 @@ async fn hostile_device_requests_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(ok["status"], "succeeded", "{ok}");
+
+    // The control: the same two bodies signed with the key the server trusts (the
+    // sandbox's, i.e. Alipay's) are acknowledged and do what the forgeries would have
+    // done: Alice's binding is cancelled, her pending payment failed.
+    let alipay = fixture_key("other_rsa2048.pem");
+    for (path, body) in notifications {
+        let sig = sign_notification(&alipay, path, &time, body);
+        let (s, text) = notify(&world, &server.base, path, &time, body, Some(&sig)).await;
+        assert_eq!(s, 200, "{path}: {text}");
+        assert!(
+            scanbind_ams::notify::is_ack(text.as_bytes()),
+            "{path}: {text}"
+        );
+    }
+    let b = alice
+        .call("GET", &format!("/v1/bindings/{a_bind}"), None)
+        .await
+        .unwrap();
+    assert_eq!(b["status"], "cancelled", "{b}");
+    let p = alice.call("GET", &pending_path, None).await.unwrap();
+    assert_eq!(
+        (&p["status"], &p["resultCode"]),
+        (&json!("failed"), &json!("PROCESS_FAIL")),
+        "{p}"
+    );
     for line in &refused {
         eprintln!("| {line} |");
     }
