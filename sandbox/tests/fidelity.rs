@@ -1304,12 +1304,8 @@ async fn injected_faults() {
         m.call("payments/pay", &pay("f4p")).await.code(),
         "PAYMENT_IN_PROCESS"
     );
-    let inquire = || {
-        m.call(
-            "payments/inquiryPayment",
-            &json!({"paymentRequestId": "f4p"}),
-        )
-    };
+    let by_request = json!({"paymentRequestId": "f4p"});
+    let inquire = || m.call("payments/inquiryPayment", &by_request);
     assert_eq!(inquire().await.body["paymentStatus"], "PROCESSING");
     let (status, released) = sb.post("/sandbox/v1/release", json!({})).await;
     assert_eq!(
