@@ -307,7 +307,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
             9907,
             vec![],
             "failed",
-            Fired::Code("INVALID_ACCESS_TOKEN"),
+            Fired::NotRecorded,
         ),
         (
             "notify: dropped (in process)",
