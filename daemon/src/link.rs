@@ -157,13 +157,6 @@ impl ServerLink {
         self.call("POST", &path, Some(req)).await
     }
 
-    /// `GET /v1/payments/{id}/refunds/{refund id}`: a refund's state (the server asks
-    /// Alipay when it is still pending).
-    pub(crate) async fn get_refund(&self, payment_id: &str, refund_id: &str) -> Result<Refund> {
-        let path = format!("/v1/payments/{payment_id}/refunds/{refund_id}");
-        self.call::<(), _>("GET", &path, None).await
-    }
-
     /// `GET /v1/payments/{id}`.
     #[allow(dead_code)]
     pub(crate) async fn payment(&self, payment_id: &str) -> Result<Payment> {

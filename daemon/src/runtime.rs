@@ -25,7 +25,7 @@ use crate::dbus::{Bus, serve_binding};
 use crate::domain::binding::settle_binding;
 use crate::domain::driver::{execute_payment, settle_checkout, settle_payment, transition_for};
 use crate::domain::model::BindingRecord;
-use crate::domain::refund::{reconcile_refund, settle_refund};
+use crate::domain::refund::{resend_refund, settle_refund};
 use crate::domain::shared::Shared;
 use crate::error::{Error, Result};
 use crate::link::{self, LinkEvent, ServerLink};
@@ -650,7 +650,7 @@ async fn bring_up(
 }
 
 /// Once the link is up: serve restored bindings (when they were not served at start),
-/// set their refresh timers, ask about pending refunds and re-drive open payments.
+/// set their refresh timers, send pending refunds again and re-drive open payments.
 async fn after_online(
     shared: &Arc<Shared>,
     bus: &Bus,
@@ -666,8 +666,8 @@ async fn after_online(
     for r in shared.journal(|j| j.pending_refunds()).await? {
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
-            if let Err(e) = reconcile_refund(&shared, r).await {
-                tracing::warn!(cause = %e, "a pending refund could not be reconciled yet");
+            if let Err(e) = resend_refund(&shared, r).await {
+                tracing::warn!(cause = %e, "a pending refund could not be sent again yet");
             }
         });
     }

@@ -373,6 +373,18 @@ pub(crate) async fn advance_clock(
     Json(clock_view(&app)).into_response()
 }
 
+/// `POST /sandbox/v1/release`: every payment and refund an `in_process` fault (or a
+/// magic amount) holds `PROCESSING` becomes final now with its planned outcome
+/// ([`payments::release`]); `{"payments": N, "refunds": M}`, how many it released.
+pub(crate) async fn release(State(app): State<Arc<App>>) -> Response {
+    let now = app.clock.now();
+    let (payments, refunds) = app.write(|state, _| {
+        let released = payments::release(state, now);
+        (released, released != (0, 0))
+    });
+    Json(json!({ "payments": payments, "refunds": refunds })).into_response()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReportsQuery {

@@ -31,6 +31,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/sandbox/v1/notifications", get(control::notifications))
         .route("/sandbox/v1/clock", get(control::clock))
         .route("/sandbox/v1/clock/advance", post(control::advance_clock))
+        .route("/sandbox/v1/release", post(control::release))
         .route(
             "/wallet/authorize/{code}",
             get(phone::authorize_page).post(phone::authorize_submit),

@@ -1379,6 +1379,25 @@ async fn injected_faults() {
         )
         .await;
     assert_eq!(q.body["paymentStatus"], "SUCCESS");
+    // ... or parked (more inquiries and seconds than a test lasts) until released.
+    assert_eq!(
+        sb.post("/sandbox/v1/release", json!({})).await.1["payments"],
+        0
+    );
+    sb.arm(json!({"endpoint": "pay", "kind": "in_process", "after_inquiries": 1000000, "after_seconds": 3600})).await;
+    assert_eq!(
+        m.call("payments/pay", &pay("f4p")).await.code(),
+        "PAYMENT_IN_PROCESS"
+    );
+    let by_request = json!({"paymentRequestId": "f4p"});
+    let inquire = || m.call("payments/inquiryPayment", &by_request);
+    assert_eq!(inquire().await.body["paymentStatus"], "PROCESSING");
+    let (status, released) = sb.post("/sandbox/v1/release", json!({})).await;
+    assert_eq!(
+        (status, released),
+        (200, json!({"payments": 1, "refunds": 0}))
+    );
+    assert_eq!(inquire().await.body["paymentStatus"], "SUCCESS");
     // HTTP 5xx.
     sb.arm(json!({"endpoint": "inquiryPayment", "kind": "http_error", "status": 502}))
         .await;

@@ -17,7 +17,9 @@ pub const CRASH_AT_ENV: &str = "SCANBIND_CRASH_AT";
 /// `pay-settled` (the final state and the device event committed, the device not
 /// answered), `checkout-part-sent` (a part of a combined checkout sent and answered,
 /// the next part not sent), `checkout-reversing` (an all-or-nothing checkout decided
-/// to reverse, no reversal made).
+/// to reverse, no reversal made), `refund-recorded` (a refund's row and its `sent` step
+/// committed, the AMS `refund` not made), `refund-answered` (the AMS `refund` answered,
+/// nothing of it committed).
 pub fn crash_point(name: &str) {
     #[cfg(feature = "test-util")]
     if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {

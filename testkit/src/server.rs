@@ -122,10 +122,25 @@ impl ServerProc {
         let _ = self.child.wait();
     }
 
-    /// Waits (blocking) until the process ends by itself — a crash point — and reaps
-    /// it; its exit status.
+    /// Waits (blocking, at most [`GUARD`]) until the process ends by itself — a crash
+    /// point — and reaps it; its exit status. A process still running after the guard
+    /// is killed and fails the test with its log.
     pub fn wait_exit(mut self) -> std::process::ExitStatus {
-        self.child.wait().expect("wait for scanbind-server")
+        use wait_timeout::ChildExt as _;
+        match self
+            .child
+            .wait_timeout(GUARD)
+            .expect("wait for scanbind-server")
+        {
+            Some(status) => status,
+            None => {
+                self.kill();
+                panic!(
+                    "scanbind-server did not exit within {GUARD:?}: {}",
+                    self.logs()
+                )
+            }
+        }
     }
 
     /// The log so far.

@@ -80,6 +80,9 @@ async fn execute_payment_from(shared: &Shared, id: i64, mut fresh: Option<Entry>
 }
 
 async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result<()> {
+    // Asked again (not the first send of a payment just journaled): it may be at the
+    // server already.
+    let again = fresh.is_none();
     let entry = match fresh {
         Some(entry) if entry.state == JournalState::Sent => entry,
         _ => shared.journal(move |j| j.mark_sent(id)).await?,
@@ -96,8 +99,16 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
             binding_id: entry.binding.clone(),
         })
         .await?;
+    let msg = "the binding's tokens are not in the keyring: bind the wallet again";
     let Some(tokens) = tokens else {
-        let msg = "the binding's tokens are not in the keyring: bind the wallet again";
+        if again && entry.checkout.is_none() {
+            // The tokens went (the user unbound in the wallet) while the payment was
+            // out: the server answers a payment it knows from its record, without
+            // tokens, and the wallet may still take it; failing it here could show
+            // `failed` for a payment that is charged. One it does not know, it refuses
+            // (nothing was charged).
+            return ask_without_tokens(shared, &entry, msg).await;
+        }
         return settle_payment(shared, id, Transition::Failed(Failure::NotBound.info(msg))).await;
     };
     if entry.checkout.is_some() {
@@ -137,6 +148,34 @@ async fn drive_payment(shared: &Shared, id: i64, fresh: Option<Entry>) -> Result
         }
     };
     settle_payment_with(shared, id, t, server_id).await
+}
+
+/// Asks the server again about a payment whose binding's tokens are gone: the same
+/// request with no tokens, which the server answers from its record for a payment it
+/// knows; a refusal (it does not know it: nothing was charged) fails it `NotBound`.
+async fn ask_without_tokens(shared: &Shared, entry: &Entry, msg: &str) -> Result<()> {
+    let req = PayRequest {
+        app_id: entry.owner().server_app_id(),
+        app_order_id: entry.order_id.clone(),
+        binding_id: entry.binding.clone(),
+        sealed_tokens: String::new(),
+        amount: Amount {
+            currency: entry.amount.currency().code().to_owned(),
+            value: entry.amount.minor().get(),
+        },
+        description: entry.description.clone(),
+    };
+    let (t, server_id) = match shared.link.pay(&req).await {
+        Ok(p) => (transition_for(&p), Some(p.payment_id.clone())),
+        Err(Error::ServerRejected { status, .. }) if (400..500).contains(&status) => {
+            (Transition::Failed(Failure::NotBound.info(msg)), None)
+        }
+        Err(e) => {
+            tracing::warn!(payment = entry.id, cause = %e, "payment outcome unknown");
+            (Transition::PendingUnknown, None)
+        }
+    };
+    settle_payment_with(shared, entry.id, t, server_id).await
 }
 
 /// An order code payment: asks the server for the order QR code (idempotent per app

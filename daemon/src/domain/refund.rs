@@ -1,13 +1,16 @@
 //! Refunds: a refund is recorded `pending` in the journal (within what is left to
 //! refund, in one transaction) before it is sent; the server's answer or its
-//! `refund.result` event settles it, and a refund left `pending` by a crash is asked
-//! about at the next start ([`reconcile_refund`]).
+//! `refund.result` event settles it. A refund left `pending` by a crash or a transport
+//! error is sent again, with the same refund id, once the link is up after the next
+//! start ([`resend_refund`]): the server answers a refund it knows with its state (and
+//! re-sends a still pending one to Alipay with the same `refundRequestId`, which the
+//! wallet's idempotency answers with the same refund), and sends one it never received.
 
 use scanbind_device_api::types::{Amount, RefundRequest, RefundStatus};
 
 use super::driver::publish_payment;
 use super::error::Refusal;
-use super::shared::Shared;
+use super::shared::{Shared, crash_point};
 use crate::error::{Error, Result};
 use crate::store::journal::{Entry, RefundEntry, RefundRecorded, RefundState};
 
@@ -96,7 +99,11 @@ pub(crate) async fn request(
         RefundRecorded::Existing(r) if r.state != RefundState::Pending => {
             return Ok((app_refund_id, r.state));
         }
-        RefundRecorded::Existing(r) | RefundRecorded::New(r) => r,
+        RefundRecorded::Existing(r) => r,
+        RefundRecorded::New(r) => {
+            crash_point("refund-after-journal");
+            r
+        }
     };
     let state = send_refund(shared, entry, &refund, reason).await?;
     Ok((app_refund_id, state))
@@ -114,8 +121,8 @@ fn new_refund_id() -> Result<String> {
 }
 
 /// Sends a recorded refund to the server and settles it from the answer. A transport
-/// error leaves it `pending` (reconciled at the next start, or by the server's event);
-/// a refusal fails it and is the app's error.
+/// error leaves it `pending` (sent again at the next start, [`resend_refund`], or settled
+/// by the server's event); a refusal fails it and is the app's error.
 pub(crate) async fn send_refund(
     shared: &Shared,
     entry: &Entry,
@@ -142,6 +149,7 @@ pub(crate) async fn send_refund(
     };
     match shared.link.refund(&server_id, &req).await {
         Ok(r) => {
+            crash_point("refund-after-send");
             settle_refund(shared, &r.refund_id, r.status).await?;
             Ok(match r.status {
                 RefundStatus::Pending => RefundState::Pending,
@@ -194,29 +202,31 @@ pub(crate) async fn settle_refund(
     Ok(())
 }
 
-/// Asks the server for the state of a refund left `pending` by a crash or a transport
-/// error, and settles it.
-pub(crate) async fn reconcile_refund(shared: &Shared, r: RefundEntry) -> Result<()> {
+/// Sends a refund left `pending` by a crash or a transport error again, with the same
+/// refund id and body ([`send_refund`]), and settles it from the answer: the server
+/// answers a refund it knows with its state, and records and sends one it never
+/// received (nothing of it was refunded, so the app's refund still goes through). A
+/// refund of a payment the server has not confirmed yet waits for the next start.
+pub(crate) async fn resend_refund(shared: &Shared, r: RefundEntry) -> Result<()> {
     let id = r.payment;
     let entry = shared.journal(move |j| j.get(id)).await?;
     let server_id = match r.part {
         Some(part) => super::checkout::part_payment_id(&entry, part),
-        None => entry.server_payment_id,
+        None => entry.server_payment_id.clone(),
     };
-    let Some(server_id) = server_id else {
+    if server_id.is_none() {
         return Ok(());
-    };
-    match shared.link.get_refund(&server_id, &r.refund_id).await {
-        Ok(found) => settle_refund(shared, &r.refund_id, found.status).await,
-        // Never reached the server: nothing was refunded.
-        Err(Error::ServerRejected { status: 404, .. }) => {
-            settle_refund(
-                shared,
-                &r.refund_id,
-                scanbind_device_api::types::RefundStatus::Failed,
-            )
-            .await
+    }
+    tracing::info!(refund = %r.refund_id, "sending a pending refund again");
+    match send_refund(shared, &entry, &r, &r.reason).await {
+        Ok(state) => {
+            tracing::debug!(refund = %r.refund_id, state = state.as_str(), "pending refund sent again");
+            Ok(())
         }
-        Err(e) => Err(e),
+        // Refused by the server: `send_refund` failed it in the journal.
+        Err(refusal) => {
+            tracing::warn!(refund = %r.refund_id, cause = %refusal, "the server refused a pending refund");
+            Ok(())
+        }
     }
 }

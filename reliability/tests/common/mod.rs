@@ -18,8 +18,8 @@ pub use scanbindd::test_util::{PrivateBus, require_secret_service};
 pub const GUARD: Duration = Duration::from_secs(90);
 
 /// `scanbindd` ([`scanbind_reliability::bins`], with its crash points) serving on `bus`
-/// against `server`, with extra environment (e.g. a crash point). Waits unbounded for
-/// its ready line and, in `wait_exit`, for its exit.
+/// against `server`, with extra environment (e.g. a crash point). Waits at most
+/// [`GUARD`] for its ready line and, in `wait_exit`, for its exit.
 pub fn spawn_daemon(bus: &str, server: &str, state_dir: &Path, env: &[(&str, &str)]) -> DaemonProc {
     spawn_daemon_logged(bus, server, state_dir, env, "info,scanbindd=debug")
 }
@@ -44,7 +44,7 @@ pub fn spawn_daemon_logged(
         .envs(env)
         .log_level(log_level)
         .suite("reliability")
-        .guard(None)
+        .guard(Some(GUARD))
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -292,6 +292,35 @@ pub(crate) fn sweep(state: &mut State, now: OffsetDateTime) -> bool {
     !due.is_empty() || !notices.is_empty() || !due_refunds.is_empty()
 }
 
+/// `POST /sandbox/v1/release`: every payment and refund held `PROCESSING` by an
+/// `in_process` fault or a magic amount becomes final now, with its planned outcome,
+/// as if its time had come (notifications go out). A test parks a payment with
+/// `after_inquiries` and `after_seconds` too large to pass and releases it here.
+/// Returns how many payments and refunds it released.
+pub(crate) fn release(state: &mut State, now: OffsetDateTime) -> (usize, usize) {
+    let now_ts = ts(now);
+    let mut payments = 0;
+    for pid in state.open_payments.clone() {
+        if let Some(pending) = state
+            .payments
+            .get_mut(&pid)
+            .and_then(|p| p.pending.as_mut())
+        {
+            pending.final_at = pending.final_at.min(now_ts);
+            payments += 1;
+        }
+    }
+    let mut refunds = 0;
+    for id in state.open_refunds.clone() {
+        if let Some(pending) = state.refunds.get_mut(&id).and_then(|r| r.pending.as_mut()) {
+            pending.final_at = pending.final_at.min(now_ts);
+            refunds += 1;
+        }
+    }
+    sweep(state, now);
+    (payments, refunds)
+}
+
 /// The key fields of pay that must match on a replay.
 fn same_pay(p: &Payment, req: &PayRequest, product: Product) -> bool {
     let method_id = req

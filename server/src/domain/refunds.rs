@@ -157,8 +157,10 @@ pub async fn send_refund(app: &App, rrid: &str) -> Result<()> {
     req.refund_notify_url = Some(app.notify_url("refund"));
     req.reference_refund_id = Some(r.refund_id.chars().take(64).collect());
     app.db.step(rrid, "refund", "sent", now_ms()).await?;
+    crate::util::crash_point("refund-recorded");
     match ams_call(app, &req).await {
         Ok(resp) => {
+            crate::util::crash_point("refund-answered");
             let res = &resp.result;
             app.db
                 .step(

@@ -513,6 +513,8 @@ pub(crate) struct RefundEntry {
     pub state: RefundState,
     /// The checkout part it refunds (a combined checkout's refunds are per part).
     pub part: Option<u32>,
+    /// The app's reason, sent with the refund (and again when it is re-sent).
+    pub reason: String,
 }
 
 /// What [`Journal::record_refund`] did.
@@ -1028,7 +1030,7 @@ impl Journal {
             .map_err(Error::journal("record_refund"))?;
         let existing = tx
             .query_row(
-                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
+                "SELECT payment, refund_id, amount_minor, state, part, reason FROM refunds \
                  WHERE refund_id = ?1",
                 [refund_id],
                 raw_refund,
@@ -1090,6 +1092,7 @@ impl Journal {
             amount_minor,
             state: RefundState::Pending,
             part,
+            reason: reason.to_owned(),
         }))
     }
 
@@ -1108,7 +1111,7 @@ impl Journal {
             .map_err(Error::journal("settle_refund"))?;
         self.conn
             .query_row(
-                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
+                "SELECT payment, refund_id, amount_minor, state, part, reason FROM refunds \
                  WHERE refund_id = ?1",
                 [refund_id],
                 raw_refund,
@@ -1124,7 +1127,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT payment, refund_id, amount_minor, state, part FROM refunds \
+                "SELECT payment, refund_id, amount_minor, state, part, reason FROM refunds \
                  WHERE state = 'pending' ORDER BY id",
             )
             .map_err(Error::journal("pending_refunds"))?;
@@ -1207,13 +1210,22 @@ impl Journal {
     }
 }
 
-type RawRefund = (i64, String, i64, String, Option<u32>);
+type RawRefund = (i64, String, i64, String, Option<u32>, String);
 
 fn raw_refund(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn into_refund((payment, refund_id, amount_minor, state, part): RawRefund) -> Result<RefundEntry> {
+fn into_refund(
+    (payment, refund_id, amount_minor, state, part, reason): RawRefund,
+) -> Result<RefundEntry> {
     let state = RefundState::parse(&state).ok_or_else(|| Error::JournalCorrupt {
         id: payment,
         reason: format!("unknown refund state {state:?}"),
@@ -1224,6 +1236,7 @@ fn into_refund((payment, refund_id, amount_minor, state, part): RawRefund) -> Re
         amount_minor,
         state,
         part,
+        reason,
     })
 }
 
