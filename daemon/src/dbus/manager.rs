@@ -500,7 +500,7 @@ pub(crate) const MEMBERS: &[&str] = &[
     "Unbind",
 ];
 
-/// A Manager1 call without the bus, for the fuzz targets (`crate::untrusted`): `body`
+/// A Manager1 call without the bus, for the fuzz targets (the `untrusted` module): `body`
 /// (D-Bus wire format, little-endian) is decoded as the arguments of member
 /// `MEMBERS[member]`, which are checked by the very functions the method uses, and the
 /// change is applied to `policy` as the method applies it once the caller is

@@ -188,7 +188,7 @@ fn programs(entry: &Entry) -> impl Iterator<Item = String> + '_ {
 
 /// The `Name=` and the programs (`Exec=`, `TryExec=`) of a `.desktop` file's text as
 /// [`name_for_exe`] reads them; `None` if it names no application. For the fuzz
-/// targets (`crate::untrusted`).
+/// targets (the `untrusted` module).
 pub(crate) fn name_and_programs(text: &str) -> Option<(String, Vec<String>)> {
     let entry = parse_entry(text)?;
     let programs = programs(&entry).collect();
