@@ -16,6 +16,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("ams_signature_header", ams_signature_header),
     ("dbus_options", dbus_options),
     ("device_request_body", device_request_body),
+    ("identity_sources", identity_sources),
+    ("manager_calls", manager_calls),
     ("notification_body", notification_body),
     ("sealed_token", sealed_token),
     ("settlement_report", settlement_report),
@@ -339,4 +341,111 @@ pub fn settlement_report(data: &[u8]) {
             }
         }
     }
+}
+
+/// `io.scanbind.Manager1` calls (issue 25 §4): the input is a sequence of calls, each
+/// `[member][body length, u16 LE][body]` (a body in D-Bus wire format, little-endian),
+/// applied in turn to one policy by `scanbindd::untrusted::manager_call`: the very
+/// argument checks and policy changes of the methods. Never a panic; a refused call
+/// changes nothing (the daemon discards it); and every accepted change leaves a policy
+/// that the daemon writes (`to_toml`) and reads back (`PolicyFile::parse`, the parser
+/// of every read) as the same policy (`SetPolicy`'s policy included).
+pub fn manager_calls(data: &[u8]) {
+    use scanbindd::policy::PolicyFile;
+    use scanbindd::untrusted::{MANAGER_MEMBERS, manager_call};
+    let mut policy = PolicyFile::default();
+    let mut rest = data;
+    while let [member, lo, hi, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
+        let (body, next) = tail.split_at(len);
+        rest = next;
+        let member = usize::from(*member) % MANAGER_MEMBERS.len();
+        let before = policy.clone();
+        if manager_call(&mut policy, member, body).is_err() {
+            policy = before;
+            continue;
+        }
+        let text = policy.to_toml();
+        let back = PolicyFile::parse(&text, std::path::Path::new("the written policy"))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} was accepted but its policy does not read back: {e}\n{text}",
+                    MANAGER_MEMBERS[member]
+                )
+            });
+        assert_eq!(
+            back, policy,
+            "{} was accepted but its policy reads back changed:\n{text}",
+            MANAGER_MEMBERS[member]
+        );
+    }
+}
+
+/// The caller identity's sources (issue 25 §4), each parsed from any bytes by the
+/// daemon's own parsers (`scanbindd::untrusted`): never a panic, and what they yield
+/// keeps its documented form: a `.desktop` entry's name is one trimmed line (other
+/// control characters are removed where a prompt shows it) and its programs are not
+/// empty; the start time of a `/proc/PID/stat` line is found whatever
+/// its command name holds (`)`, spaces, newlines, any bytes); a pidfd's pid is
+/// positive; a Flatpak app id and a snap name hold only the characters their rules
+/// allow (so `flatpak:ID` and `snap:NAME` never read as a path); an executable link's
+/// identity is the link with at most one ` (deleted)` removed.
+pub fn identity_sources(data: &[u8]) {
+    use scanbindd::untrusted as u;
+    let text = String::from_utf8_lossy(data);
+    if let Some((name, programs)) = u::desktop_entry(&text) {
+        assert!(
+            !name.is_empty() && name.trim() == name && !name.contains('\n'),
+            "a .desktop name {name:?}"
+        );
+        assert!(
+            programs.iter().all(|p| !p.is_empty()),
+            "an empty program in {programs:?}"
+        );
+    }
+    // A stat line whose command name is the input (the kernel allows any bytes in it).
+    let start = data.iter().fold(17_u64, |a, b| {
+        a.wrapping_mul(31).wrapping_add(u64::from(*b))
+    });
+    let mut stat = b"4242 (".to_vec();
+    stat.extend_from_slice(&data[..data.len().min(64)]);
+    stat.extend_from_slice(
+        format!(") S 1 4242 4242 0 -1 4194560 97 0 0 0 1 2 0 0 20 0 1 0 {start} 9000 300\n")
+            .as_bytes(),
+    );
+    assert_eq!(
+        u::proc_stat_start_time(&stat),
+        Some(start),
+        "the start time of {:?}",
+        String::from_utf8_lossy(&stat)
+    );
+    let _ = u::proc_stat_start_time(data);
+    let _ = u::proc_status_uids(data);
+    if let Some(pid) = u::pidfd_info_pid(&text) {
+        assert!(pid > 0, "pid {pid}");
+    }
+    if let Some(id) = u::flatpak_info_app_id(&text) {
+        assert!(
+            (1..=255).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "a Flatpak app id {id:?}"
+        );
+    }
+    if let Some(name) = u::apparmor_snap_name(data) {
+        assert!(
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+                && data.starts_with(format!("snap.{name}.").as_bytes()),
+            "a snap name {name:?} from {text:?}"
+        );
+    }
+    let id = u::exe_link_identity(&text);
+    assert!(
+        id == text || format!("{id} (deleted)") == text,
+        "the identity {id:?} of the link {text:?}"
+    );
 }

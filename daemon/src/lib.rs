@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! runtime            Daemon::start / run_until: wiring, server events, idle exit
+//! untrusted          the parsers of untrusted input as pure functions (fuzz targets)
 //! dbus               Daemon1, Binding1, Payment1, AgentManager1 adapters; caller identity,
 //!                    options, the connection list, p2p socket; errors → wire (one place)
 //! domain             validation, admission of a payment, the payment driver, checkouts,
@@ -35,6 +36,9 @@
 //! - `dbus`: one adapter per interface, the caller's identity, the peer-to-peer socket.
 //! - [`runtime`](Daemon): [`Daemon::start`] and [`Daemon::run_until`], used by the
 //!   `scanbindd` binary.
+//! - [`untrusted`]: the parsers of untrusted input (Manager1 arguments, `.desktop`
+//!   files, `/proc` listings, Flatpak and AppArmor identities) as pure functions, for
+//!   the fuzz targets.
 //! - [`settings`]: the configuration file; [`policy`]: the per-app payment policy;
 //!   `qr`: QR rendering; [`dev`] (feature `dev-stack`): the in-process sandbox and
 //!   server behind `scanbindd --dev`; `test_util` (feature `test-util`): fixtures for
@@ -60,6 +64,7 @@ mod runtime;
 pub mod settings;
 pub(crate) mod store;
 mod sync;
+pub mod untrusted;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

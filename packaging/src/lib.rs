@@ -65,9 +65,6 @@ pub struct Packages {
     pub dir: PathBuf,
     /// Package name → `.deb` file.
     pub debs: BTreeMap<String, PathBuf>,
-    /// What `scripts/package` could not generate (one line each), from
-    /// `package-notes.txt`.
-    pub notes: Vec<String>,
 }
 
 impl Packages {
@@ -118,12 +115,7 @@ impl Packages {
                     debs.insert(name, path);
                 }
             }
-            let notes = std::fs::read_to_string(dir.join("package-notes.txt"))
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            Packages { dir, debs, notes }
+            Packages { dir, debs }
         }
     }
 
@@ -170,11 +162,6 @@ impl Packages {
                 .arg(field),
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// Whether `scripts/package` noted that `what` is missing (a note mentions it).
-    pub fn noted(&self, what: &str) -> bool {
-        self.notes.iter().any(|n| n.contains(what))
     }
 }
 

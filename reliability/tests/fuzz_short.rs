@@ -175,3 +175,54 @@ fn a_failing_check_is_caught_and_its_input_saved() {
     );
     assert!(mutate(&mut rng, &[0; 9000], b"").len() <= 8192);
 }
+
+/// The `manager_calls` seeds reach the checks behind the decoding: every call of every
+/// seed decodes and is accepted (so the policy round trip is checked), but for three
+/// refused on purpose, with the documented error: `SetProfile` with a string for `kid`,
+/// a second `UntrustAgent` of the same agent, `RemoveProfile` of the active profile.
+#[test]
+fn the_manager_call_seeds_are_accepted_calls() {
+    use scanbindd::policy::PolicyFile;
+    use scanbindd::untrusted::{MANAGER_MEMBERS, manager_call};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/manager_calls");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed-") {
+            continue;
+        }
+        seeds += 1;
+        let data = std::fs::read(&path).unwrap();
+        let mut policy = PolicyFile::default();
+        let mut rest = &data[..];
+        let mut outcomes = Vec::new();
+        while let [member, lo, hi, tail @ ..] = rest {
+            let len = usize::from(u16::from_le_bytes([*lo, *hi]));
+            assert!(len <= tail.len(), "{name}: a truncated call");
+            let (body, next) = tail.split_at(len);
+            rest = next;
+            let outcome =
+                manager_call(&mut policy, usize::from(*member), body).map_err(|e| e.to_string());
+            outcomes.push((MANAGER_MEMBERS[usize::from(*member)], outcome));
+        }
+        let refused: Vec<(&str, &str)> = outcomes
+            .iter()
+            .filter_map(|(m, o)| o.as_ref().err().map(|e| (*m, e.as_str())))
+            .collect();
+        let expected: &[(&str, &str)] = match name.as_str() {
+            "seed-bad-options" => &[("SetProfile", "option kid must be a boolean")],
+            "seed-agents" => &[("UntrustAgent", "no trusted display agent")],
+            "seed-profiles" => &[("RemoveProfile", "kids is the active profile")],
+            _ => &[],
+        };
+        assert_eq!(refused.len(), expected.len(), "{name}: {outcomes:?}");
+        for ((member, error), (want_member, want)) in refused.iter().zip(expected) {
+            assert!(
+                member == want_member && error.contains(want),
+                "{name}: {outcomes:?}"
+            );
+        }
+    }
+    assert!(seeds >= 10, "{seeds} seeds in {}", dir.display());
+}

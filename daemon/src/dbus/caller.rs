@@ -476,13 +476,15 @@ fn examine_process(claim: Claim) -> Result<(Caller, Process), String> {
 /// `starttime` (field 22) of the `stat` of the `/proc/PID` directory `dir`.
 fn start_time(dir: &OwnedFd) -> Result<u64, String> {
     let stat = read_at(dir, "stat").map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&stat);
+    stat_start_time(&stat).ok_or_else(|| "no start time".to_owned())
+}
+
+/// `starttime` (field 22) of a `/proc/PID/stat` line.
+pub(crate) fn stat_start_time(stat: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(stat);
     // The command name (field 2) may hold anything but ends at the last ')'.
-    let rest = text.rsplit_once(')').ok_or("no command name")?.1;
-    rest.split_whitespace()
-        .nth(19)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| "no start time".to_owned())
+    let rest = text.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19).and_then(|v| v.parse().ok())
 }
 
 /// Device and inode of the executable of the process of `dir` (the file it runs,
@@ -765,13 +767,13 @@ fn pidfd_pid(pidfd: &OwnedFd) -> Result<u32, String> {
 }
 
 /// `Pid:` of an `fdinfo` listing, when it is a pid.
-fn fdinfo_pid(info: &str) -> Option<u32> {
+pub(crate) fn fdinfo_pid(info: &str) -> Option<u32> {
     let v = info.lines().find_map(|l| l.strip_prefix("Pid:"))?.trim();
     v.parse::<u32>().ok().filter(|p| *p > 0)
 }
 
 /// The real and effective uids of a `/proc/PID/status` listing (`Uid: r e s f`).
-fn status_uids(status: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn status_uids(status: &[u8]) -> Option<(u32, u32)> {
     let text = std::str::from_utf8(status).ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     let mut ids = line.split_whitespace().map(str::parse::<u32>);
@@ -781,12 +783,12 @@ fn status_uids(status: &[u8]) -> Option<(u32, u32)> {
 /// The identity of an executable path from `/proc/PID/exe`: an app whose binary was
 /// replaced while it runs (an update) reads as `PATH (deleted)`; it is still the app
 /// installed at `PATH`, and must keep seeing its own payments.
-fn exe_identity(link: &str) -> String {
+pub(crate) fn exe_identity(link: &str) -> String {
     link.strip_suffix(" (deleted)").unwrap_or(link).to_owned()
 }
 
 /// `name=` of the `[Application]` group of a `.flatpak-info` key file.
-fn flatpak_app_id(info: &str) -> Option<String> {
+pub(crate) fn flatpak_app_id(info: &str) -> Option<String> {
     let v = key_file_value(info, "Application", "name")?;
     let ok = !v.is_empty()
         && v.len() <= 255
@@ -798,7 +800,7 @@ fn flatpak_app_id(info: &str) -> Option<String> {
 /// The snap name of an AppArmor label (`snap.<name>.<app> (enforce)`; a parallel
 /// install's `<name>_<key>` is kept whole). Anything else (`unconfined`, another
 /// profile, an SELinux context) is not a snap.
-fn snap_name(label: &[u8]) -> Option<String> {
+pub(crate) fn snap_name(label: &[u8]) -> Option<String> {
     let label = std::str::from_utf8(label).ok()?;
     // The profile name ends at the mode (" (enforce)"), a NUL or a newline.
     let profile = label.split([' ', '\0', '\n']).next()?;

@@ -276,6 +276,305 @@ fn merge(into: &mut Limits, given: Limits) {
     into.monthly = given.monthly.or(into.monthly);
 }
 
+/// A policy change a Manager1 call asks for: its arguments are checked when it is
+/// made (before the caller is authorized), the change is applied once the caller is.
+type Change = Box<dyn FnOnce(&mut PolicyFile) -> Result<(), Wire> + Send>;
+
+/// `AllowApp`'s arguments checked: the change.
+fn allow_app(
+    app: &str,
+    wallets: &[String],
+    mut options: HashMap<String, OwnedValue>,
+) -> Result<Change, Wire> {
+    let confirm = take_bool(&mut options, "confirm")?;
+    let above_cap = match take_str(&mut options, "above-cap")?.as_deref() {
+        None => None,
+        Some("refuse") => Some(AboveCap::Refuse),
+        Some("order-code") => Some(AboveCap::OrderCode),
+        Some(other) => {
+            return Err(bad(format!("above-cap {other:?}: refuse or order-code")));
+        }
+    };
+    no_options("AllowApp", &options)?;
+    let app = app_id(app)?.to_owned();
+    if wallets.len() > 32 {
+        return Err(bad("at most 32 wallets"));
+    }
+    let wallets = wallets
+        .iter()
+        .map(|w| wallet(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Box::new(move |p| {
+        let rule = p.apps.entry(app).or_default();
+        rule.allow = true;
+        rule.wallets = (!wallets.is_empty()).then_some(wallets);
+        if let Some(c) = confirm {
+            rule.confirm = c;
+        }
+        if let Some(a) = above_cap {
+            rule.above_cap = a;
+        }
+        Ok(())
+    }))
+}
+
+/// `DenyApp`'s arguments checked: the change.
+fn deny_app(app: &str, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("DenyApp", options)?;
+    let app = app_id(app)?.to_owned();
+    Ok(Box::new(move |p| {
+        p.apps.entry(app).or_default().allow = false;
+        Ok(())
+    }))
+}
+
+/// `RemoveApp`'s arguments checked: the change.
+fn remove_app(app: &str, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("RemoveApp", options)?;
+    let app = app_id(app)?.to_owned();
+    Ok(Box::new(move |p| {
+        p.apps
+            .remove(&app)
+            .map(|_| ())
+            .ok_or_else(|| Wire::NotFound(format!("{app} has no rule")))
+    }))
+}
+
+/// `SetUnknownApps`' arguments checked: the change.
+fn set_unknown_apps(mode: &str, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("SetUnknownApps", options)?;
+    let mode = match mode {
+        "allow" => Unknown::Allow,
+        "deny" => Unknown::Deny,
+        "ask" => Unknown::Ask,
+        other => return Err(bad(format!("{other:?}: allow, deny or ask"))),
+    };
+    Ok(Box::new(move |p| {
+        p.unknown_apps = mode;
+        Ok(())
+    }))
+}
+
+/// `SetLimits`' arguments checked: the change.
+fn set_limits(
+    scope: String,
+    name: String,
+    currency: &str,
+    limits: &HashMap<String, i64>,
+    options: &HashMap<String, OwnedValue>,
+) -> Result<Change, Wire> {
+    no_options("SetLimits", options)?;
+    let code = self::currency(currency)?;
+    let given = self::limits(limits)?;
+    match scope.as_str() {
+        "app" => {
+            app_id(&name)?;
+        }
+        "profile" => {
+            profile_name(&name)?;
+        }
+        "consent" if name.is_empty() => {}
+        "consent" => return Err(bad("the consent scope takes no name (give \"\")")),
+        other => {
+            return Err(bad(format!("scope {other:?}: app, profile or consent")));
+        }
+    }
+    Ok(Box::new(move |p| {
+        let table = match scope.as_str() {
+            "app" => &mut p.apps.entry(name).or_insert_with(AppRule::default).limits,
+            "profile" => match p.profiles.get_mut(&name) {
+                Some(profile) => &mut profile.limits,
+                None => return Err(unknown_profile(&name, &p.profiles)),
+            },
+            _ => &mut p.consent.limits,
+        };
+        merge(table.entry(code).or_default(), given);
+        Ok(())
+    }))
+}
+
+/// `SetProfile`'s arguments checked: the change.
+fn set_profile(name: &str, mut options: HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    let kid = take_bool(&mut options, "kid")?;
+    no_options("SetProfile", &options)?;
+    let name = profile_name(name)?.to_owned();
+    Ok(Box::new(move |p| {
+        let profile = p.profiles.entry(name).or_default();
+        if let Some(k) = kid {
+            profile.kid = k;
+        }
+        Ok(())
+    }))
+}
+
+/// `RemoveProfile`'s arguments checked: the change.
+fn remove_profile(name: String, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("RemoveProfile", options)?;
+    Ok(Box::new(move |p| {
+        if p.active_profile.as_deref() == Some(name.as_str()) {
+            return Err(bad(format!(
+                "{name} is the active profile: switch first (UseProfile, `scanbindctl \
+                 profiles use OTHER` or `scanbindctl profiles none`)"
+            )));
+        }
+        if p.profiles.remove(&name).is_none() {
+            return Err(unknown_profile(&name, &p.profiles));
+        }
+        Ok(())
+    }))
+}
+
+/// `UseProfile`'s arguments checked: the change.
+fn use_profile(name: String, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("UseProfile", options)?;
+    Ok(Box::new(move |p| {
+        if name.is_empty() {
+            p.active_profile = None;
+            return Ok(());
+        }
+        if !p.profiles.contains_key(&name) {
+            return Err(unknown_profile(&name, &p.profiles));
+        }
+        p.active_profile = Some(name);
+        Ok(())
+    }))
+}
+
+/// `TrustAgent`'s arguments checked: the change.
+fn trust_agent(uid: u32, exe: &str, options: &HashMap<String, OwnedValue>) -> Result<Change, Wire> {
+    no_options("TrustAgent", options)?;
+    let exe = agent_exe(exe)?;
+    Ok(Box::new(move |p| {
+        let agent = TrustedAgent { uid, exe };
+        if !p.trusted_agents.contains(&agent) {
+            p.trusted_agents.push(agent);
+        }
+        Ok(())
+    }))
+}
+
+/// `UntrustAgent`'s arguments checked: the change.
+fn untrust_agent(
+    uid: u32,
+    exe: &str,
+    options: &HashMap<String, OwnedValue>,
+) -> Result<Change, Wire> {
+    no_options("UntrustAgent", options)?;
+    let exe = agent_exe(exe)?;
+    Ok(Box::new(move |p| {
+        let before = p.trusted_agents.len();
+        p.trusted_agents.retain(|a| !(a.uid == uid && a.exe == exe));
+        if p.trusted_agents.len() == before {
+            return Err(Wire::NotFound(format!(
+                "no trusted display agent uid {uid} {}",
+                exe.display()
+            )));
+        }
+        Ok(())
+    }))
+}
+
+/// `SetPolicy`'s policy: at most 1 MiB of TOML that the policy parser accepts.
+fn given_policy(policy: &str) -> Result<PolicyFile, Wire> {
+    if policy.len() > 1 << 20 {
+        return Err(bad("the policy is longer than 1 MiB"));
+    }
+    PolicyFile::parse(policy, std::path::Path::new("the policy given"))
+        .map_err(Wire::InvalidArgument)
+}
+
+/// The Manager1 members [`apply_call`] knows, in the order of its `member` index.
+pub(crate) const MEMBERS: &[&str] = &[
+    "GetPolicy",
+    "SetPolicy",
+    "AllowApp",
+    "DenyApp",
+    "RemoveApp",
+    "SetUnknownApps",
+    "SetLimits",
+    "SetProfile",
+    "RemoveProfile",
+    "UseProfile",
+    "TrustAgent",
+    "UntrustAgent",
+    "Unbind",
+];
+
+/// A Manager1 call without the bus, for the fuzz targets (the `untrusted` module): `body`
+/// (D-Bus wire format, little-endian) is decoded as the arguments of member
+/// `MEMBERS[member]`, which are checked by the very functions the method uses, and the
+/// change is applied to `policy` as the method applies it once the caller is
+/// authorized (`Unbind` and `GetPolicy` only check their arguments). A body that does
+/// not decode is `InvalidArgument` (the bus refuses such a call before the method).
+pub(crate) fn apply_call(policy: &mut PolicyFile, member: usize, body: &[u8]) -> Result<(), Wire> {
+    use zvariant::serialized::{Context, Data};
+    type Options = HashMap<String, OwnedValue>;
+    let data = Data::new(body, Context::new_dbus(zvariant::LE, 0));
+    fn decode<'d, T: serde::Deserialize<'d> + zvariant::Type>(
+        data: &'d Data<'d, 'd>,
+    ) -> Result<T, Wire> {
+        data.deserialize::<T>()
+            .map(|(v, _)| v)
+            .map_err(|e| bad(format!("the arguments do not decode: {e}")))
+    }
+    let change = match MEMBERS.get(member).copied() {
+        Some("GetPolicy") => return no_options("GetPolicy", &decode::<Options>(&data)?),
+        Some("SetPolicy") => {
+            let (text, options) = decode::<(String, Options)>(&data)?;
+            no_options("SetPolicy", &options)?;
+            *policy = given_policy(&text)?;
+            return Ok(());
+        }
+        Some("AllowApp") => {
+            let (app, wallets, options) = decode::<(String, Vec<String>, Options)>(&data)?;
+            allow_app(&app, &wallets, options)?
+        }
+        Some("DenyApp") => {
+            let (app, options) = decode::<(String, Options)>(&data)?;
+            deny_app(&app, &options)?
+        }
+        Some("RemoveApp") => {
+            let (app, options) = decode::<(String, Options)>(&data)?;
+            remove_app(&app, &options)?
+        }
+        Some("SetUnknownApps") => {
+            let (mode, options) = decode::<(String, Options)>(&data)?;
+            set_unknown_apps(&mode, &options)?
+        }
+        Some("SetLimits") => {
+            let (scope, name, currency, limits, options) =
+                decode::<(String, String, String, HashMap<String, i64>, Options)>(&data)?;
+            set_limits(scope, name, &currency, &limits, &options)?
+        }
+        Some("SetProfile") => {
+            let (name, options) = decode::<(String, Options)>(&data)?;
+            set_profile(&name, options)?
+        }
+        Some("RemoveProfile") => {
+            let (name, options) = decode::<(String, Options)>(&data)?;
+            remove_profile(name, &options)?
+        }
+        Some("UseProfile") => {
+            let (name, options) = decode::<(String, Options)>(&data)?;
+            use_profile(name, &options)?
+        }
+        Some("TrustAgent") => {
+            let (uid, exe, options) = decode::<(u32, String, Options)>(&data)?;
+            trust_agent(uid, &exe, &options)?
+        }
+        Some("UntrustAgent") => {
+            let (uid, exe, options) = decode::<(u32, String, Options)>(&data)?;
+            untrust_agent(uid, &exe, &options)?
+        }
+        Some("Unbind") => {
+            let (_binding, options) = decode::<(OwnedObjectPath, Options)>(&data)?;
+            return no_options("Unbind", &options);
+        }
+        _ => return Err(bad(format!("Manager1 has no member {member}"))),
+    };
+    change(policy)
+}
+
 #[interface(name = "io.scanbind.Manager1")]
 impl ManagerObj {
     /// `GetPolicy(a{sv} options) -> (s path, s policy)`: the file the policy is read
@@ -336,11 +635,7 @@ impl ManagerObj {
             .access
             .authorize(conn, &hdr, ACTION_MANAGE_POLICY)
             .await?;
-        if policy.len() > 1 << 20 {
-            return Err(bad("the policy is longer than 1 MiB"));
-        }
-        let parsed = PolicyFile::parse(&policy, std::path::Path::new("the policy given"))
-            .map_err(Wire::InvalidArgument)?;
+        let parsed = given_policy(&policy)?;
         self.shared.policy.replace(&parsed)?;
         tracing::info!(uid = who.uid, app = %who.app_id, "payment policy replaced");
         Ok(())
@@ -353,41 +648,12 @@ impl ManagerObj {
         &self,
         app: String,
         wallets: Vec<String>,
-        mut options: HashMap<String, OwnedValue>,
+        options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        let confirm = take_bool(&mut options, "confirm")?;
-        let above_cap = match take_str(&mut options, "above-cap")?.as_deref() {
-            None => None,
-            Some("refuse") => Some(AboveCap::Refuse),
-            Some("order-code") => Some(AboveCap::OrderCode),
-            Some(other) => {
-                return Err(bad(format!("above-cap {other:?}: refuse or order-code")));
-            }
-        };
-        no_options("AllowApp", &options)?;
-        let app = app_id(&app)?.to_owned();
-        if wallets.len() > 32 {
-            return Err(bad("at most 32 wallets"));
-        }
-        let wallets = wallets
-            .iter()
-            .map(|w| wallet(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.change(conn, &hdr, "allow app", move |p| {
-            let rule = p.apps.entry(app).or_default();
-            rule.allow = true;
-            rule.wallets = (!wallets.is_empty()).then_some(wallets);
-            if let Some(c) = confirm {
-                rule.confirm = c;
-            }
-            if let Some(a) = above_cap {
-                rule.above_cap = a;
-            }
-            Ok(())
-        })
-        .await
+        let change = allow_app(&app, &wallets, options)?;
+        self.change(conn, &hdr, "allow app", change).await
     }
 
     /// `DenyApp(s app, a{sv} options)`: forbids `app` to charge (its rule's other
@@ -399,13 +665,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("DenyApp", &options)?;
-        let app = app_id(&app)?.to_owned();
-        self.change(conn, &hdr, "deny app", move |p| {
-            p.apps.entry(app).or_default().allow = false;
-            Ok(())
-        })
-        .await
+        let change = deny_app(&app, &options)?;
+        self.change(conn, &hdr, "deny app", change).await
     }
 
     /// `RemoveApp(s app, a{sv} options)`: removes `app`'s rule (it is then an unknown
@@ -417,15 +678,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("RemoveApp", &options)?;
-        let app = app_id(&app)?.to_owned();
-        self.change(conn, &hdr, "remove app", move |p| {
-            p.apps
-                .remove(&app)
-                .map(|_| ())
-                .ok_or_else(|| Wire::NotFound(format!("{app} has no rule")))
-        })
-        .await
+        let change = remove_app(&app, &options)?;
+        self.change(conn, &hdr, "remove app", change).await
     }
 
     /// `SetUnknownApps(s mode, a{sv} options)`: what apps without a rule get: `allow`,
@@ -437,18 +691,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("SetUnknownApps", &options)?;
-        let mode = match mode.as_str() {
-            "allow" => Unknown::Allow,
-            "deny" => Unknown::Deny,
-            "ask" => Unknown::Ask,
-            other => return Err(bad(format!("{other:?}: allow, deny or ask"))),
-        };
-        self.change(conn, &hdr, "unknown apps", move |p| {
-            p.unknown_apps = mode;
-            Ok(())
-        })
-        .await
+        let change = set_unknown_apps(&mode, &options)?;
+        self.change(conn, &hdr, "unknown apps", change).await
     }
 
     /// `SetLimits(s scope, s name, s currency, a{sx} limits, a{sv} options)`: merges
@@ -467,35 +711,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("SetLimits", &options)?;
-        let code = self::currency(&currency)?;
-        let given = self::limits(&limits)?;
-        match scope.as_str() {
-            "app" => {
-                app_id(&name)?;
-            }
-            "profile" => {
-                profile_name(&name)?;
-            }
-            "consent" if name.is_empty() => {}
-            "consent" => return Err(bad("the consent scope takes no name (give \"\")")),
-            other => {
-                return Err(bad(format!("scope {other:?}: app, profile or consent")));
-            }
-        }
-        self.change(conn, &hdr, "limits", move |p| {
-            let table = match scope.as_str() {
-                "app" => &mut p.apps.entry(name).or_insert_with(AppRule::default).limits,
-                "profile" => match p.profiles.get_mut(&name) {
-                    Some(profile) => &mut profile.limits,
-                    None => return Err(unknown_profile(&name, &p.profiles)),
-                },
-                _ => &mut p.consent.limits,
-            };
-            merge(table.entry(code).or_default(), given);
-            Ok(())
-        })
-        .await
+        let change = set_limits(scope, name, &currency, &limits, &options)?;
+        self.change(conn, &hdr, "limits", change).await
     }
 
     /// `SetProfile(s name, a{sv} options)`: adds a profile, or changes one; option
@@ -503,21 +720,12 @@ impl ManagerObj {
     async fn set_profile(
         &self,
         name: String,
-        mut options: HashMap<String, OwnedValue>,
+        options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        let kid = take_bool(&mut options, "kid")?;
-        no_options("SetProfile", &options)?;
-        let name = profile_name(&name)?.to_owned();
-        self.change(conn, &hdr, "profile", move |p| {
-            let profile = p.profiles.entry(name).or_default();
-            if let Some(k) = kid {
-                profile.kid = k;
-            }
-            Ok(())
-        })
-        .await
+        let change = set_profile(&name, options)?;
+        self.change(conn, &hdr, "profile", change).await
     }
 
     /// `RemoveProfile(s name, a{sv} options)`: removes a profile; `NotFound` if there
@@ -529,20 +737,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("RemoveProfile", &options)?;
-        self.change(conn, &hdr, "remove profile", move |p| {
-            if p.active_profile.as_deref() == Some(name.as_str()) {
-                return Err(bad(format!(
-                    "{name} is the active profile: switch first (UseProfile, `scanbindctl \
-                     profiles use OTHER` or `scanbindctl profiles none`)"
-                )));
-            }
-            if p.profiles.remove(&name).is_none() {
-                return Err(unknown_profile(&name, &p.profiles));
-            }
-            Ok(())
-        })
-        .await
+        let change = remove_profile(name, &options)?;
+        self.change(conn, &hdr, "remove profile", change).await
     }
 
     /// `UseProfile(s name, a{sv} options)`: makes `name` the active profile (it must
@@ -554,19 +750,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("UseProfile", &options)?;
-        self.change(conn, &hdr, "active profile", move |p| {
-            if name.is_empty() {
-                p.active_profile = None;
-                return Ok(());
-            }
-            if !p.profiles.contains_key(&name) {
-                return Err(unknown_profile(&name, &p.profiles));
-            }
-            p.active_profile = Some(name);
-            Ok(())
-        })
-        .await
+        let change = use_profile(name, &options)?;
+        self.change(conn, &hdr, "active profile", change).await
     }
 
     /// `TrustAgent(u uid, s exe, a{sv} options)`: trusts the display agent `exe` (an
@@ -579,16 +764,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("TrustAgent", &options)?;
-        let exe = agent_exe(&exe)?;
-        self.change(conn, &hdr, "trust agent", move |p| {
-            let agent = TrustedAgent { uid, exe };
-            if !p.trusted_agents.contains(&agent) {
-                p.trusted_agents.push(agent);
-            }
-            Ok(())
-        })
-        .await
+        let change = trust_agent(uid, &exe, &options)?;
+        self.change(conn, &hdr, "trust agent", change).await
     }
 
     /// `UntrustAgent(u uid, s exe, a{sv} options)`: stops trusting a display agent
@@ -601,20 +778,8 @@ impl ManagerObj {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Wire> {
-        no_options("UntrustAgent", &options)?;
-        let exe = agent_exe(&exe)?;
-        self.change(conn, &hdr, "untrust agent", move |p| {
-            let before = p.trusted_agents.len();
-            p.trusted_agents.retain(|a| !(a.uid == uid && a.exe == exe));
-            if p.trusted_agents.len() == before {
-                return Err(Wire::NotFound(format!(
-                    "no trusted display agent uid {uid} {}",
-                    exe.display()
-                )));
-            }
-            Ok(())
-        })
-        .await
+        let change = untrust_agent(uid, &exe, &options)?;
+        self.change(conn, &hdr, "untrust agent", change).await
     }
 
     /// `Unbind(o binding, a{sv} options)`: revokes a binding (or abandons a pending

@@ -76,10 +76,7 @@ pub(crate) fn name_for_exe(dirs: &[PathBuf], exe: &Path) -> Option<String> {
             let Some(entry) = read_entry(&file) else {
                 continue;
             };
-            let runs = [entry.exec.as_deref(), entry.try_exec.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter_map(program)
+            let runs = programs(&entry)
                 .filter_map(|p| resolve(&p))
                 .any(|p| p == exe);
             if runs {
@@ -179,6 +176,23 @@ fn parse_entry(text: &str) -> Option<Entry> {
         }
     }
     (app && !entry.name.is_empty()).then_some(entry)
+}
+
+/// The programs an entry runs: those of its `Exec=` and `TryExec=`.
+fn programs(entry: &Entry) -> impl Iterator<Item = String> + '_ {
+    [entry.exec.as_deref(), entry.try_exec.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(program)
+}
+
+/// The `Name=` and the programs (`Exec=`, `TryExec=`) of a `.desktop` file's text as
+/// [`name_for_exe`] reads them; `None` if it names no application. For the fuzz
+/// targets (the `untrusted` module).
+pub(crate) fn name_and_programs(text: &str) -> Option<(String, Vec<String>)> {
+    let entry = parse_entry(text)?;
+    let programs = programs(&entry).collect();
+    Some((entry.name, programs))
 }
 
 /// The program of an `Exec=` value: its first word, quoted or not.
