@@ -189,7 +189,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
         (
             "pay: PAYMENT_IN_PROCESS then SUCCESS",
             104,
-            vec![json!({"endpoint":"pay","kind":"in_process","after_inquiries":2})],
+            vec![json!({"endpoint":"pay","kind":"in_process","after_inquiries":2,"after_seconds":86400})],
             "succeeded",
             Fired::Armed(0),
         ),
@@ -197,7 +197,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
             "pay: PAYMENT_IN_PROCESS then PROCESS_FAIL",
             105,
             vec![
-                json!({"endpoint":"pay","kind":"in_process","outcome":"PROCESS_FAIL","after_inquiries":2}),
+                json!({"endpoint":"pay","kind":"in_process","outcome":"PROCESS_FAIL","after_inquiries":2,"after_seconds":86400}),
             ],
             "failed",
             Fired::Armed(0),
@@ -262,7 +262,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
             "pay: inquiry U + pay in process",
             112,
             vec![
-                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2}),
+                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2,"after_seconds":86400}),
                 pay("inquiryPayment", "unknown_exception"),
             ],
             "succeeded",
@@ -272,7 +272,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
             "pay: inquiry HTTP 500 + pay in process",
             113,
             vec![
-                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2}),
+                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2,"after_seconds":86400}),
                 pay("inquiryPayment", "http_error"),
             ],
             "succeeded",
@@ -282,7 +282,7 @@ async fn pay_faults_end_in_the_right_state_and_ledger() {
             "pay: inquiry bad signature + pay in process",
             114,
             vec![
-                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2}),
+                json!({"endpoint":"pay","kind":"in_process","after_inquiries":2,"after_seconds":86400}),
                 pay("inquiryPayment", "bad_signature"),
             ],
             "succeeded",
