@@ -86,6 +86,23 @@ impl Quote {
         (scaled > 0).then_some(Quote { from, to, scaled })
     }
 
+    /// The quote `from` → `to` at a price written by [`Quote::price`] (a payment's
+    /// stored quote, honoured as it was given); `None` if the text is not such a price.
+    pub fn at_price(from: Currency, to: Currency, price: &str) -> Option<Quote> {
+        let (whole, frac) = price.split_once('.').unwrap_or((price, ""));
+        let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || frac.len() > QUOTE_DECIMALS as usize
+            || !all_digits(whole)
+            || !all_digits(frac)
+        {
+            return None;
+        }
+        let padded = format!("{whole}{frac:0<width$}", width = QUOTE_DECIMALS as usize);
+        let scaled: i128 = padded.parse().ok()?;
+        (scaled > 0).then_some(Quote { from, to, scaled })
+    }
+
     /// `quoteCurrencyPair`: `FROM/TO`.
     pub fn pair(&self) -> String {
         format!("{}/{}", self.from.code(), self.to.code())
@@ -179,5 +196,11 @@ mod tests {
         // No quote for one currency, or for an unquoted one.
         assert_eq!(Quote::between(Currency::HKD, Currency::HKD), None);
         assert_eq!(Quote::between(Currency::CHF, Currency::HKD), None);
+        // A stored price reads back as the same quote.
+        let q = Quote::between(Currency::USD, Currency::HKD).unwrap();
+        assert_eq!(
+            Quote::at_price(Currency::USD, Currency::HKD, &q.price()),
+            Some(q)
+        );
     }
 }

@@ -1291,7 +1291,7 @@ fn move_refund_money(state: &mut State, refund_id: &str) {
             scanbind_ams::money::Currency::from_code(&p.currency)
                 .ok()
                 .zip(scanbind_ams::money::Currency::from_code(&a.currency).ok())
-                .and_then(|(from, to)| crate::fx::Quote::between(from, to))
+                .and_then(|(from, to)| crate::fx::Quote::at_price(from, to, &a.price))
                 .and_then(|q| q.convert(minor))
                 .unwrap_or(0)
                 .clamp(0, left)
