@@ -724,10 +724,11 @@ async fn notification_before_pay_returns(backend: Backend) {
     let server = world.spawn_server(&[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
     let mut events = device.events(None).await;
-    // The sandbox charges and notifies at once but never answers the pay call; every
-    // notification is also delivered twice.
+    // The sandbox charges and notifies at once but never answers the pay call, nor the
+    // two identical retries the server's client would send after each attempt's
+    // timeout; every notification is also delivered twice.
     world
-        .arm_fault(json!({"endpoint": "pay", "kind": "hang", "processed": true}))
+        .arm_fault(json!({"endpoint": "pay", "kind": "hang", "processed": true, "count": 3}))
         .await;
     world
         .arm_fault(json!({"endpoint": "notifications", "kind": "duplicate", "count": 5}))
@@ -754,11 +755,26 @@ async fn notification_before_pay_returns(backend: Backend) {
         (p.app_order_id.as_str(), p.status.as_str()),
         ("early", "succeeded")
     );
-    assert!(
-        !in_flight.is_finished(),
-        "the result came from the notification, before pay returned"
+    // The pay call still in flight ends with the notification's result (it used to
+    // wait out every attempt and answer `pending`): its call and retries are dropped,
+    // so no `pay` follows the result — the two retries' faults are still armed.
+    let answered: Value = in_flight
+        .await
+        .unwrap()
+        .expect("the pay request is answered")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (answered["paymentId"].as_str(), answered["status"].as_str()),
+        (Some(p.payment_id.as_str()), Some("succeeded")),
+        "{answered}"
     );
-    in_flight.abort();
+    let armed = world.control("/sandbox/v1/faults").await;
+    assert_eq!(
+        armed["calls"][0]["remaining"], 2,
+        "one pay was sent, no retry after the result: {armed}"
+    );
     // Retrying the order returns the final payment without another charge.
     let again = device.ok("POST", "/v1/payments", Some(pay)).await;
     assert_eq!(

@@ -108,9 +108,11 @@ pub fn payment_view(p: &PaymentRow) -> Payment {
 
 /// What the wallet paid for a payment priced in another currency, from the AMS answer
 /// that reports its success (`actualPaymentAmount` and `paymentQuote`). Kept only when it
-/// is consistent with the payment: another ISO 4217 currency, a positive integer amount,
-/// the pair `<payment currency>/<paid currency>` and a plain decimal price; anything
-/// else is ignored (and logged), since the payment's own amount stays what was agreed.
+/// is consistent with the payment: the currency its wallet pays in (another than the
+/// payment's), the pair `<payment currency>/<paid currency>`, a plain decimal price, and
+/// a paid amount that is the payment's amount at that price (rounded down, as the
+/// sandbox does, or up: within one minor unit); anything else is ignored (and logged),
+/// since the payment's own amount stays what was agreed.
 pub fn conversion_from(
     p: &PaymentRow,
     actual: Option<&scanbind_ams::money::Amount>,
@@ -122,26 +124,24 @@ pub fn conversion_from(
     }
     let checked = (|| {
         let currency = scanbind_ams::money::Currency::from_code(&actual.currency).ok()?;
+        let priced = scanbind_ams::money::Currency::from_code(&p.currency).ok()?;
+        let (_, wallet_pays) = scan_to_bind_wallet(&p.wallet).ok()?;
         let value: i64 = actual.value.parse().ok().filter(|v| *v > 0)?;
         let quote = quote?;
         let pair = quote.quote_currency_pair.as_deref()?;
         let price = quote.quote_price.as_deref()?;
-        let plain_decimal = !price.is_empty()
-            && price.len() <= 32
-            && price.chars().all(|c| c.is_ascii_digit() || c == '.')
-            && price.matches('.').count() <= 1
-            && !price.starts_with('.')
-            && !price.ends_with('.');
-        (pair == format!("{}/{}", p.currency, currency.code()) && plain_decimal).then(|| {
-            Conversion {
+        let expected = scanbind_ams::money::convert_at_price(p.amount, priced, currency, price)?;
+        (currency == wallet_pays
+            && pair == format!("{}/{}", p.currency, currency.code())
+            && value.abs_diff(expected) <= 1)
+            .then(|| Conversion {
                 paid: Amount {
                     currency: currency.code().to_owned(),
                     value,
                 },
                 quote_currency_pair: pair.to_owned(),
                 quote_price: price.to_owned(),
-            }
-        })
+            })
     })();
     if checked.is_none() {
         warn!(payment = %p.payment_id, "the answer's actualPaymentAmount or paymentQuote does not match the payment; not recorded");
@@ -323,7 +323,17 @@ pub async fn send_agreement_pay(
     );
     ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at));
     ams_req.payment_notify_url = Some(app.notify_url("payment"));
-    match ams_call(app, &ams_req).await {
+    let Some(answer) = until_final(app, p, ams_call(app, &ams_req)).await? else {
+        // Made final meanwhile (by `notifyPayment` or another replica's inquiry): the
+        // call and its retries are dropped, so no late `pay` follows the result.
+        app.db
+            .step(&p.payment_id, "pay", "superseded", now_ms())
+            .await?;
+        return load_payment(app, &p.payment_id)
+            .await?
+            .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"));
+    };
+    match answer {
         Ok(resp) => {
             crate::util::crash_point("pay-answered");
             let r = resp.result();
@@ -387,6 +397,46 @@ pub async fn send_agreement_pay(
     load_payment(app, &p.payment_id)
         .await?
         .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"))
+}
+
+/// Runs `call` (an AMS call for pending payment `p`, with its retries) until it answers or
+/// `p` becomes final by another path, whichever comes first: `None` in the second case,
+/// the call then dropped. A final result learned from `notifyPayment` while the call
+/// waits between two attempts (a `U` answer or a broken response signature is retried
+/// with the same `paymentRequestId`) ends the call, so no `pay` is sent after the
+/// result. Watches the event hub's wake-ups of `p`'s device (every replica's, on
+/// PostgreSQL) and reads the payment's status on each.
+async fn until_final<T>(
+    app: &App,
+    p: &PaymentRow,
+    call: impl std::future::Future<Output = T>,
+) -> Result<Option<T>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut woken = app.hub.subscribe();
+    let mut watching = true;
+    tokio::pin!(call);
+    loop {
+        tokio::select! {
+            out = &mut call => return Ok(Some(out)),
+            w = woken.recv(), if watching => {
+                let look = match w {
+                    Ok(device) => device == p.device_id,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => {
+                        watching = false;
+                        false
+                    }
+                };
+                if look
+                    && load_payment(app, &p.payment_id)
+                        .await?
+                        .is_some_and(|now| now.status != PaymentStatus::Pending)
+                {
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
 /// `POST /v1/payments/order-code`: an Order Code payment. Alipay's `S` here only means
