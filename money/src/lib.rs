@@ -35,6 +35,8 @@ mod money;
 pub mod secret;
 pub mod wallet;
 
-pub use money::{Amount, Currency, MinorUnits, Money, MoneyError, string_or_integer};
+pub use money::{
+    Amount, Currency, MinorUnits, Money, MoneyError, convert_at_price, string_or_integer,
+};
 pub use secret::SecretString;
 pub use wallet::{CancelWindow, WalletProfile};

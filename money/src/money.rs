@@ -416,8 +416,63 @@ pub fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Strin
     d.deserialize_any(V)
 }
 
+/// `minor` units of `from` in minor units of `to` at `price` (one unit of `from` in `to`,
+/// a plain decimal such as Alipay's `quotePrice` `"7.82608695"`), rounded down; `None`
+/// for a price that is not a plain positive decimal of at most 18 places, or a result
+/// that does not fit. Exact: integer arithmetic on the decimal digits.
+pub fn convert_at_price(minor: i64, from: Currency, to: Currency, price: &str) -> Option<i64> {
+    let (whole, frac) = price.split_once('.').unwrap_or((price, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits_only(whole) || !digits_only(frac) || frac.len() > 18 {
+        return None;
+    }
+    if price.ends_with('.') {
+        return None;
+    }
+    let scale = 10_i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+    let mantissa: i128 = format!("{whole}{frac}").parse().ok()?;
+    if mantissa <= 0 {
+        return None;
+    }
+    let ef = 10_i128.pow(u32::from(from.exponent()));
+    let et = 10_i128.pow(u32::from(to.exponent()));
+    let num = i128::from(minor).checked_mul(mantissa)?.checked_mul(et)?;
+    i64::try_from(num.div_euclid(scale.checked_mul(ef)?)).ok()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn conversion_at_a_quoted_price_is_exact_and_rounds_down() {
+        // USD 10.00 at 7.82608695 HKD = HKD 78.26 (78.2608695 rounded down).
+        assert_eq!(
+            convert_at_price(1000, Currency::USD, Currency::HKD, "7.82608695"),
+            Some(7826)
+        );
+        // Across exponents: JPY 1000 (no minor digits) at 0.05 CNY = CNY 50.00.
+        assert_eq!(
+            convert_at_price(1000, Currency::JPY, Currency::CNY, "0.05"),
+            Some(5000)
+        );
+        assert_eq!(
+            convert_at_price(1, Currency::USD, Currency::HKD, "7"),
+            Some(7)
+        );
+        for bad in [
+            "", ".5", "5.", "-1", "1e3", "0", "0.000", "1.2.3", " 1", "1,5",
+        ] {
+            assert_eq!(
+                convert_at_price(100, Currency::USD, Currency::HKD, bad),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            convert_at_price(i64::MAX, Currency::USD, Currency::IDR, "99999999999"),
+            None
+        );
+    }
     use super::*;
 
     #[test]

@@ -632,3 +632,134 @@ fn idr_amounts_must_end_in_00() {
         }
     ));
 }
+
+/// A payment of USD 10.00 from an Alipay HK (HKD) wallet, as the store returns it.
+fn usd_payment_from_an_hkd_wallet() -> store::PaymentRow {
+    store::PaymentRow {
+        payment_id: "pay_usd".into(),
+        payment_request_id: "prid".into(),
+        device_id: DEVICE.into(),
+        app_id: "a".into(),
+        app_order_id: "o".into(),
+        product: Product::Agreement,
+        binding_id: Some(BINDING.into()),
+        wallet: "ALIPAY_HK".into(),
+        code_value: None,
+        currency: "USD".into(),
+        amount: 1000,
+        description: "x".into(),
+        status: PaymentStatus::Pending,
+        stage: PaymentStage::Sending,
+        result_code: None,
+        result_message: None,
+        ams_payment_id: None,
+        refunded: 0,
+        receipt: None,
+        conversion: None,
+        expires_at: 0,
+        next_action_at: 0,
+        attempts: 0,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+#[test]
+fn a_reported_conversion_is_kept_only_when_it_matches_the_payment() {
+    use super::payments::conversion_from;
+    let p = usd_payment_from_an_hkd_wallet();
+    let paid = |currency: &str, value: &str| scanbind_ams::money::Amount {
+        currency: currency.into(),
+        value: value.into(),
+    };
+    let quote = |pair: &str, price: &str| -> scanbind_ams::model::Quote {
+        serde_json::from_value(serde_json::json!({"quoteCurrencyPair": pair, "quotePrice": price}))
+            .unwrap()
+    };
+    // The sandbox's answer: USD 10.00 at 7.82608695 = HKD 78.26, rounded down.
+    let kept = conversion_from(
+        &p,
+        Some(&paid("HKD", "7826")),
+        Some(&quote("USD/HKD", "7.82608695")),
+    )
+    .expect("a consistent conversion is kept");
+    assert_eq!(
+        (
+            kept.paid.currency.as_str(),
+            kept.paid.value,
+            kept.quote_price.as_str()
+        ),
+        ("HKD", 7826, "7.82608695")
+    );
+    // Rounded up instead (another gateway's rounding): still the same price.
+    assert!(
+        conversion_from(
+            &p,
+            Some(&paid("HKD", "7827")),
+            Some(&quote("USD/HKD", "7.82608695"))
+        )
+        .is_some()
+    );
+    // Forged or inconsistent answers are not recorded.
+    for (what, amount, q) in [
+        (
+            "more than the price gives",
+            paid("HKD", "7900"),
+            Some(quote("USD/HKD", "7.82608695")),
+        ),
+        (
+            "less than the price gives",
+            paid("HKD", "7000"),
+            Some(quote("USD/HKD", "7.82608695")),
+        ),
+        (
+            "a price changed to match a forged amount's pair",
+            paid("HKD", "7826"),
+            Some(quote("USD/HKD", "8.5")),
+        ),
+        (
+            "another currency than the wallet's",
+            paid("CNY", "7230"),
+            Some(quote("USD/CNY", "7.23")),
+        ),
+        (
+            "the pair reversed",
+            paid("HKD", "7826"),
+            Some(quote("HKD/USD", "7.82608695")),
+        ),
+        (
+            "not a decimal price",
+            paid("HKD", "7826"),
+            Some(quote("USD/HKD", "7.8e0")),
+        ),
+        (
+            "a negative price",
+            paid("HKD", "7826"),
+            Some(quote("USD/HKD", "-7.82608695")),
+        ),
+        ("no quote", paid("HKD", "7826"), None),
+        (
+            "a zero amount",
+            paid("HKD", "0"),
+            Some(quote("USD/HKD", "0")),
+        ),
+        (
+            "not an amount",
+            paid("HKD", "78.26"),
+            Some(quote("USD/HKD", "7.82608695")),
+        ),
+        (
+            "not a currency",
+            paid("XXY", "7826"),
+            Some(quote("USD/XXY", "7.82608695")),
+        ),
+    ] {
+        assert_eq!(
+            conversion_from(&p, Some(&amount), q.as_ref()),
+            None,
+            "{what}"
+        );
+    }
+    // Paid in the payment's own currency: no conversion at all.
+    assert_eq!(conversion_from(&p, Some(&paid("USD", "1000")), None), None);
+}
