@@ -365,7 +365,9 @@ pub fn manager_calls(data: &[u8]) {
             policy = before;
             continue;
         }
-        let text = policy.to_toml();
+        let text = policy
+            .to_toml()
+            .unwrap_or_else(|e| panic!("an accepted policy cannot be written: {e}"));
         let back = PolicyFile::parse(&text, std::path::Path::new("the written policy"))
             .unwrap_or_else(|e| {
                 panic!(

@@ -91,12 +91,14 @@ impl ConsentsFile {
         self.consents.iter().find(|g| g.uid == uid && g.app == app)
     }
 
-    /// The file as TOML.
-    pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!(
+    /// The file as TOML; an error (never an empty text, which would read back as no
+    /// consents at all) if it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let body = toml::to_string(self)
+            .map_err(|e| format!("the consents cannot be written as TOML: {e}"))?;
+        Ok(format!(
             "# Written by scanbindd: the consents users gave to apps, per uid and app \
              (docs/policy.md).\n{body}"
-        )
+        ))
     }
 }

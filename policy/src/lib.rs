@@ -288,9 +288,10 @@ impl PolicyFile {
         Ok(p)
     }
 
-    /// The policy as TOML (comments are not kept).
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+    /// The policy as TOML (comments are not kept); an error (never an empty text, which
+    /// would read back as the default policy) if it cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("the policy cannot be written as TOML: {e}"))
     }
 
     /// Decides a payment of `amount` by `app` from `wallet` (empty for an order code):
@@ -712,7 +713,10 @@ impl PolicySource {
                 ));
             }
         };
-        let text = format!("{MANAGED_HEADER}{}", policy.to_toml());
+        let text = format!(
+            "{MANAGED_HEADER}{}",
+            policy.to_toml().map_err(Wire::Internal)?
+        );
         PolicyFile::parse(&text, path).map_err(Wire::InvalidArgument)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -763,7 +767,7 @@ impl PolicySource {
                     wallets,
                     limits,
                 });
-                replace_file(&consents.path, &file.to_toml(), 0o600)?;
+                replace_file(&consents.path, &file.to_toml()?, 0o600)?;
             }
             return Ok(());
         }
@@ -782,7 +786,7 @@ impl PolicySource {
             limits,
             ..AppRule::default()
         });
-        replace_file(&policy.path, &file.to_toml(), 0o644)
+        replace_file(&policy.path, &file.to_toml()?, 0o644)
     }
 
     /// The rule `uid`'s consent gives `app`, if that user gave one (only with a
@@ -1051,7 +1055,7 @@ daily = 20000
         assert!(e.contains("profiles.k.limits.HKD.daily"), "{e}");
         // Round trip through TOML keeps everything.
         assert_eq!(
-            PolicyFile::parse(&p.to_toml(), Path::new("p.toml")).unwrap(),
+            PolicyFile::parse(&p.to_toml().unwrap(), Path::new("p.toml")).unwrap(),
             p
         );
     }

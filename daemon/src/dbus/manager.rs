@@ -617,7 +617,7 @@ impl ManagerObj {
                 )));
             }
         };
-        Ok((path, policy.to_toml()))
+        Ok((path, policy.to_toml().map_err(Wire::Internal)?))
     }
 
     /// `SetPolicy(s policy, a{sv} options)`: replaces the whole policy with `policy`
