@@ -26,7 +26,7 @@ use scanbind_ipc::{BUS_NAME, Binding1Proxy, Daemon1Proxy, Payment1Proxy, Payment
 use scanbind_packaging::{
     GUARD, KillOnDrop, Packages, Root, SessionBus, repo_root, require_tool, run_ok, systemd_verify,
 };
-use scanbind_sandbox::Sandbox;
+use scanbind_sandbox::{Sandbox, SandboxHandle};
 use scanbind_testkit::system::SystemBus;
 use zbus::proxy::CacheProperties;
 
@@ -942,14 +942,7 @@ async fn first_call_activates_the_installed_daemon_which_binds_and_pays() {
             .unwrap();
     }
     assert_eq!(payment.state().await.unwrap(), "succeeded", "{}", bus.log());
-    let ledger: serde_json::Value = http
-        .get(format!("{}/sandbox/v1/ledger", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ledger = sandbox_ledger(&http, &sandbox).await;
     let payments = ledger["payments"].as_array().unwrap();
     assert_eq!(payments.len(), 1, "{ledger}");
     assert_eq!(payments[0]["moneyMovements"], 1, "{ledger}");
@@ -967,51 +960,20 @@ async fn first_call_activates_the_installed_daemon_which_binds_and_pays() {
             ctl_help.lines().any(|l| l.trim_start().starts_with(sub)),
             "the installed scanbindctl has no {sub}:\n{ctl_help}"
         );
-        let out = tokio::task::spawn_blocking({
-            let (ctl, address) = (ctl.clone(), bus.address().to_owned());
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            move || {
-                Command::new(ctl)
-                    .arg(sub)
-                    .args(args)
-                    .env("DBUS_SESSION_BUS_ADDRESS", address)
-                    .env_remove("SCANBIND_SERVER_URL")
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap()
-            }
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "scanbindctl {sub} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(&ctl);
+        cmd.arg(sub)
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+            .env_remove("SCANBIND_SERVER_URL");
+        run_ok_async(cmd).await;
     }
     // The peer-to-peer socket from the config file serves the CLI too.
-    let out = tokio::task::spawn_blocking({
-        let (ctl, socket) = (ctl.clone(), p2p_socket.clone());
-        move || {
-            Command::new(ctl)
-                .arg("status")
-                .arg("--socket")
-                .arg(socket)
-                .env_remove("DBUS_SESSION_BUS_ADDRESS")
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "scanbindctl status --socket failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(&ctl);
+    cmd.arg("status")
+        .arg("--socket")
+        .arg(&p2p_socket)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    run_ok_async(cmd).await;
 
     let mut expected_payments = 1;
     assert!(
@@ -1019,35 +981,13 @@ async fn first_call_activates_the_installed_daemon_which_binds_and_pays() {
         "the installed scanbindctl has no pay:\n{ctl_help}"
     );
     // The installed CLI pays with the bound wallet and waits for the result.
-    let out = tokio::task::spawn_blocking({
-        let (ctl, address) = (ctl.clone(), bus.address().to_owned());
-        move || {
-            Command::new(ctl)
-                .args(["pay", "3.00", "HKD", "--description", "CLI smoke test"])
-                .args(["--order-id", "pkg-order-cli", "--timeout", "60"])
-                .env("DBUS_SESSION_BUS_ADDRESS", address)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "scanbindctl pay failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(&ctl);
+    cmd.args(["pay", "3.00", "HKD", "--description", "CLI smoke test"])
+        .args(["--order-id", "pkg-order-cli", "--timeout", "60"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address());
+    run_ok_async(cmd).await;
     expected_payments += 1;
-    let ledger: serde_json::Value = http
-        .get(format!("{}/sandbox/v1/ledger", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ledger = sandbox_ledger(&http, &sandbox).await;
     let payments = ledger["payments"].as_array().unwrap();
     assert_eq!(payments.len(), expected_payments, "{ledger}");
     assert!(
@@ -1062,36 +1002,13 @@ async fn first_call_activates_the_installed_daemon_which_binds_and_pays() {
     // pkg-config file, pays through the activated daemon.
     packages().deb("libscanbind-dev");
     let exe = build_c_example(&root, dir.path());
-    let out = tokio::task::spawn_blocking({
-        let address = bus.address().to_owned();
-        move || {
-            Command::new(exe)
-                .args(["pkg-order-c", "1200", "HKD", "C library smoke test"])
-                .env("DBUS_SESSION_BUS_ADDRESS", address)
-                .env_remove("SCANBIND_SOCKET")
-                .env_remove("SCANBIND_BUS_ADDRESS")
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "pay.c against the installed libscanbind: {}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        bus.log()
-    );
-    let ledger: serde_json::Value = http
-        .get(format!("{}/sandbox/v1/ledger", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["pkg-order-c", "1200", "HKD", "C library smoke test"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env_remove("SCANBIND_SOCKET")
+        .env_remove("SCANBIND_BUS_ADDRESS");
+    run_ok_async(cmd).await;
+    let ledger = sandbox_ledger(&http, &sandbox).await;
     assert_eq!(
         ledger["payments"].as_array().unwrap().len(),
         expected_payments + 1,
@@ -1229,4 +1146,23 @@ async fn an_idle_daemon_exits_and_the_next_call_activates_it_again() {
         assert!(!desk.dbus.name_has_owner(name.clone()).await.unwrap());
     }
     assert_ne!(pids[0], pids[1], "the second call started a new daemon");
+}
+
+/// [`run_ok`] (stdin closed) off the async runtime.
+async fn run_ok_async(mut cmd: Command) -> std::process::Output {
+    cmd.stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// The sandbox's ledger.
+async fn sandbox_ledger(http: &reqwest::Client, sandbox: &SandboxHandle) -> serde_json::Value {
+    http.get(format!("{}/sandbox/v1/ledger", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
