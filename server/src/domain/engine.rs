@@ -128,6 +128,10 @@ pub async fn tick(app: &App) -> Result<Option<i64>> {
             crate::domain::checkout::release(app, &id).await?;
         }
     }
+    // Subscription renewals (at most once a second; `subscriptions.automatic`).
+    if let Err(e) = crate::domain::subscriptions::engine_pass(app).await {
+        warn!(cause = %e, "renewal pass failed; will retry");
+    }
     Ok(store::work::next_due(&app.db).await?)
 }
 
