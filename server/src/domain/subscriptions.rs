@@ -72,7 +72,7 @@ const SAVE_TRIES: usize = 8;
 #[derive(Debug, Default)]
 pub struct Renewals {
     turn: tokio::sync::Mutex<()>,
-    http: OnceLock<reqwest::Client>,
+    http: OnceLock<Option<reqwest::Client>>,
     last_engine_pass: AtomicI64,
 }
 
@@ -165,19 +165,25 @@ async fn clock_offset_ms(app: &App) -> Result<i64> {
         return Ok(0);
     }
     let base = app.config.ams.base_url.as_deref().unwrap_or_default();
-    let http = app.renewals.http.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap_or_default()
-    });
     let unreachable = |what: &str| {
         Error::api(
             ErrorCode::UpstreamUnavailable,
             format!("the sandbox clock: {what}"),
         )
     };
+    let http = app
+        .renewals
+        .http
+        .get_or_init(|| {
+            scanbind_ams::client::http_client_builder(Vec::new())
+                .ok()?
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .ok_or_else(|| unreachable("no HTTP client"))?;
     let body = http
         .get(format!("{}/sandbox/v1/clock", base.trim_end_matches('/')))
         .send()
@@ -1025,6 +1031,8 @@ pub async fn admin_view(app: &App, s: &SubscriptionRow) -> Result<serde_json::Va
         .map_err(|_| Error::api(ErrorCode::Internal, "cannot encode"))?;
     v["deviceId"] = serde_json::Value::String(s.device_id.clone());
     v["wallet"] = serde_json::Value::String(s.wallet.clone());
+    // Whether the server still holds a token grant (never the grant itself).
+    v["grantHeld"] = serde_json::Value::Bool(s.token_grant.is_some());
     Ok(v)
 }
 
