@@ -7,7 +7,7 @@
 //! under a key derived (HKDF) from the sealing key, bound to (binding, app, subscription).
 //! The clear token exists only in memory while a charge is sent. The grant is deleted
 //! when the subscription stops renewing (cancelled, expired, the binding unbound in the
-//! wallet, revoked or expired). Decision D36 in `docs/decisions.md`.
+//! wallet, revoked or expired). Decision D33 in `docs/decisions.md`.
 //!
 //! **Charges.** Period `k` runs from `anchor + k·period` (calendar months for `P1M`,
 //! `P3M`, `P6M`, `P1Y`) to `anchor + (k+1)·period`; the anchor is the subscribe time, or
