@@ -136,6 +136,31 @@ impl T {
         v
     }
 
+    /// `scanbind-server admin --json <args>` against this server's operator listener.
+    /// (Async: the sandbox runs on this test's runtime and must keep answering.)
+    async fn cli(&self, args: &[&str]) -> Value {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_scanbind-server"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SCANBIND_SERVER_") || k.starts_with("SCANBIND_ADMIN") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd
+            .env("SCANBIND_LOG", "warn")
+            .env("SCANBIND_ADMIN_KEY", &self.admin_key)
+            .args(["admin", "--json", "--url", &self.server.admin])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     async fn advance(&self, seconds: i64) {
         self.world
             .control_post("/sandbox/v1/clock/advance", json!({"seconds": seconds}))
@@ -243,7 +268,11 @@ async fn renewals_and_cancel(backend: Backend) {
     let mut last_end = first_end;
     for renewal in 1..=3_u32 {
         t.advance(7 * DAY).await;
-        if renewal == 2 {
+        if renewal == 3 {
+            // From the operator's terminal.
+            let p = t.cli(&["subscriptions", "renew"]).await;
+            assert_eq!(p["charges"], 1, "{p}");
+        } else if renewal == 2 {
             // Two passes at once: the period is charged once.
             let (a, b) = tokio::join!(t.pass(), t.pass());
             assert_eq!(
@@ -267,6 +296,9 @@ async fn renewals_and_cancel(backend: Backend) {
     }
     let s = t.get(&s.subscription_id).await;
     assert_eq!(s.charges.len(), 4);
+    let shown = t.cli(&["subscriptions", "show", &s.subscription_id]).await;
+    assert_eq!(shown["periodsPaid"], 4, "{shown}");
+    assert_eq!(shown["charges"].as_array().unwrap().len(), 4);
     let ledger = t.ledger_payments().await;
     assert_eq!(ledger.len(), 4, "one pay per period: {ledger:?}");
     for c in &s.charges {
@@ -630,6 +662,89 @@ async fn bad_input(backend: Backend) {
         .admin("GET", "/admin/v1/subscriptions?status=cancelled", None)
         .await;
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+}
+
+/// kill -9 of the server while a renewal's pay is at Alipay (the money moved, the answer
+/// never came): after the restart the payment engine learns the outcome, the next pass
+/// applies it, and the period is charged once.
+async fn kill_9_during_renewal_charges_once(backend: Backend) {
+    let mut t = setup(backend, &[]).await;
+    let s = t.subscribe(t.body("sofa-crash", "P1W", 6800)).await;
+    assert_eq!(s.status, SubscriptionStatus::Active);
+    t.advance(7 * DAY).await;
+    // The next pay takes effect at the sandbox and is never answered.
+    t.world
+        .arm_fault(json!({"endpoint": "pay", "kind": "hang", "processed": true, "count": 1}))
+        .await;
+    let url = format!("{}/admin/v1/subscriptions/renewals", t.server.admin);
+    let auth = format!("Bearer {}", t.admin_key);
+    let ops = t.ops.clone();
+    let pass =
+        tokio::spawn(async move { ops.post(url).header("authorization", auth).send().await });
+    let world = &t.world;
+    eventually(
+        "the renewal's pay reached the sandbox and moved money",
+        || async {
+            let ledger = world.ledger().await;
+            ledger["payments"]
+                .as_array()
+                .is_some_and(|p| p.iter().filter(|p| p["status"] == "SUCCESS").count() == 2)
+        },
+    )
+    .await;
+    t.server.kill();
+    assert!(
+        pass.await.unwrap().is_err(),
+        "the pass died with the server"
+    );
+    let r = t
+        .world
+        .http
+        .delete(format!("{}/sandbox/v1/faults", t.world.sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    t.server = t.world.spawn_server(&[
+        ("SCANBIND_SERVER_SUBSCRIPTIONS_CLOCK", "sandbox"),
+        ("SCANBIND_SERVER_SUBSCRIPTIONS_AUTOMATIC", "false"),
+    ]);
+    // The restarted engine inquires the payment in flight and finds it paid.
+    let ops = &t;
+    let path = format!("/admin/v1/subscriptions/{}", s.subscription_id);
+    eventually(
+        "the renewal's payment is known to have succeeded",
+        || async {
+            let (_, v) = ops.admin("GET", &path, None).await;
+            v["charges"][1]["status"] == "succeeded"
+        },
+    )
+    .await;
+    let p = t.pass().await;
+    assert_eq!(p["charges"], 0, "nothing charged again: {p}");
+    let (_, v) = t
+        .admin(
+            "GET",
+            &format!("/admin/v1/subscriptions/{}", s.subscription_id),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["periodsPaid"], 2, "{v}");
+    assert_eq!(v["charges"].as_array().unwrap().len(), 2, "{v}");
+    let ledger = t.ledger_payments().await;
+    assert_eq!(ledger.len(), 2, "one pay per period: {ledger:?}");
+    assert_eq!(t.pass().await["charges"], 0);
+}
+
+#[tokio::test]
+async fn kill_9_during_renewal_charges_once_sqlite() {
+    kill_9_during_renewal_charges_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_9_during_renewal_charges_once_postgres() {
+    kill_9_during_renewal_charges_once(Backend::Postgres).await;
 }
 
 #[tokio::test]

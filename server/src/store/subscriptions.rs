@@ -338,6 +338,20 @@ pub async fn lease(
     Ok(done.rows_affected() == 1)
 }
 
+/// At start: leases not held by `instance` are void (no pass of a stopped process is
+/// running; a live replica's pass loses nothing, since every change is conditional on
+/// the version it read). Returns how many were voided.
+pub async fn recover(db: &Db, instance: &str) -> Result<u64> {
+    let _turn = db.write_turn().await;
+    let done = sqlx::query(
+        "UPDATE subscriptions SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL AND lease_owner <> $1",
+    )
+    .bind(instance)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Gives a lease back.
 pub async fn release(db: &Db, subscription_id: &str, owner: &str) -> Result<()> {
     let _turn = db.write_turn().await;
