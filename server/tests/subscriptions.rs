@@ -40,10 +40,90 @@ struct T {
     ops: reqwest::Client,
 }
 
+/// One AMS `pay` request as the server sent it.
+#[derive(Debug, Clone)]
+struct SentPay {
+    path: String,
+    client_id: String,
+    time: String,
+    signature: String,
+    body: String,
+}
+
+type Captured = std::sync::Arc<std::sync::Mutex<Vec<SentPay>>>;
+
+/// A pass-through proxy to the sandbox that keeps every `pay` request it forwards, bytes
+/// and headers as sent; its base URL.
+async fn capturing_proxy(sandbox: String, captured: Captured) -> String {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::Request;
+    use axum::response::Response;
+    let upstream = http();
+    let handler = move |req: Request| {
+        let (upstream, sandbox, captured) = (upstream.clone(), sandbox.clone(), captured.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let header = |n: &str| {
+                parts
+                    .headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if path.ends_with("/v1/payments/pay") {
+                captured.lock().unwrap().push(SentPay {
+                    path: path.clone(),
+                    client_id: header("client-id"),
+                    time: header("request-time"),
+                    signature: header("signature"),
+                    body: String::from_utf8(bytes.to_vec()).unwrap(),
+                });
+            }
+            let mut out = upstream.request(parts.method.clone(), format!("{sandbox}{path}"));
+            for (k, v) in &parts.headers {
+                if k != "host" && k != "content-length" {
+                    out = out.header(k, v);
+                }
+            }
+            let resp = out.body(bytes.to_vec()).send().await.unwrap();
+            let mut answer = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+                    answer = answer.header(k.as_str(), v.as_bytes());
+                }
+            }
+            answer
+                .body(Body::from(resp.bytes().await.unwrap()))
+                .unwrap()
+        }
+    };
+    let router = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
 /// A world, a server on the sandbox clock with manual renewals (`extra` env added), and
 /// a device bound to AlipayHK with its event stream open.
 async fn setup(backend: Backend, extra: &[(&str, &str)]) -> T {
-    let world = world(backend).await;
+    setup_via(backend, extra, None).await
+}
+
+/// [`setup`], the server's AMS traffic going through [`capturing_proxy`] when `capture`.
+async fn setup_via(backend: Backend, extra: &[(&str, &str)], capture: Option<Captured>) -> T {
+    let mut world = world(backend).await;
+    if let Some(c) = capture {
+        let proxy = capturing_proxy(world.sandbox.base_url().to_owned(), c).await;
+        world.set_ams_base_url(proxy);
+    }
     let mut env = vec![
         ("SCANBIND_SERVER_SUBSCRIPTIONS_CLOCK", "sandbox"),
         ("SCANBIND_SERVER_SUBSCRIPTIONS_AUTOMATIC", "false"),
@@ -735,6 +815,106 @@ async fn kill_9_during_renewal_charges_once(backend: Backend) {
     let ledger = t.ledger_payments().await;
     assert_eq!(ledger.len(), 2, "one pay per period: {ledger:?}");
     assert_eq!(t.pass().await["charges"], 0);
+}
+
+/// The official Python SDK checks a renewal's `pay` exactly as the server sent it: its
+/// `signature_tool.verify` accepts the signature over the bytes sent, and its own
+/// `AlipayPayRequest` model reads the body and writes back the same JSON (every field one
+/// the SDK knows, spelled and shaped as it does). The `paymentRequestId` is the one the
+/// subscription names for period 1.
+async fn sdk_checks_the_renewal_pay_request(backend: Backend) {
+    let captured: Captured = Default::default();
+    let t = setup_via(backend, &[], Some(captured.clone())).await;
+    let s = t.subscribe(t.body("sofa-sdk", "P1W", 6800)).await;
+    t.advance(7 * DAY).await;
+    assert_eq!(t.pass().await["charges"], 1);
+    let s = t.get(&s.subscription_id).await;
+    assert_eq!(s.periods_paid, 2);
+    let renewal = &s.charges[1];
+    let sent = captured.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "the first charge and one renewal");
+    let pay = sent
+        .iter()
+        .find(|p| p.body.contains(&renewal.payment_request_id))
+        .expect("the renewal's pay went through the proxy")
+        .clone();
+    let public = scanbind_ams::PrivateKey::from_file(&t.world.dir.path().join("merchant.pem"))
+        .unwrap()
+        .public_key()
+        .to_base64();
+    let python = std::env::var_os("SCANBIND_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "{} does not exist: run scripts/test (it creates .venv with global-open-sdk-python and exports SCANBIND_PYTHON)",
+        python.display()
+    );
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_renewal.py");
+    let input = json!({"method": "POST", "path": pay.path, "client_id": pay.client_id, "time": pay.time,
+        "signature_header": pay.signature, "body": pay.body, "public_key": public});
+    let mut child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signature_ok"], true, "{v}");
+    assert_eq!(
+        v["round_trip_equal"], true,
+        "sent {} vs SDK {}",
+        pay.body, v["round_trip"]
+    );
+    assert_eq!(v["product_code"], "AGREEMENT_PAYMENT");
+    assert_eq!(v["payment_method_type"], "ALIPAY_HK");
+    let body: Value = serde_json::from_str(&pay.body).unwrap();
+    assert_eq!(
+        body["paymentRequestId"],
+        renewal.payment_request_id.as_str()
+    );
+    assert_eq!(
+        body["paymentAmount"],
+        json!({"currency": "HKD", "value": "6800"})
+    );
+    assert_eq!(body["order"]["orderDescription"], "Sofa TV Premium");
+    // The SDK rejects it once a byte of the body changes (the check can fail).
+    let mut tampered = input.clone();
+    tampered["body"] = json!(pay.body.replace("6800", "6801"));
+    let mut child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(tampered.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signature_ok"], false, "{v}");
+}
+
+#[tokio::test]
+async fn sdk_checks_the_renewal_pay_request_sqlite() {
+    sdk_checks_the_renewal_pay_request(Backend::Sqlite).await;
 }
 
 #[tokio::test]
