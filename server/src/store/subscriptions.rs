@@ -304,7 +304,7 @@ pub async fn due(db: &Db, now: i64) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT subscription_id FROM subscriptions WHERE \
          (status IN ('trial', 'active', 'grace') AND pending_payment_id IS NULL AND next_charge_at IS NOT NULL AND next_charge_at <= $1) \
-         OR (pending_payment_id IS NOT NULL AND pending_payment_id IN (SELECT payment_id FROM payments WHERE status <> 'pending')) \
+         OR (pending_payment_id IS NOT NULL AND EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = subscriptions.pending_payment_id AND p.status <> 'pending')) \
          OR (status = 'cancelled' AND pending_payment_id IS NULL AND (period_end IS NULL OR period_end <= $1)) \
          ORDER BY subscription_id",
     )
