@@ -912,6 +912,54 @@ async fn sdk_checks_the_renewal_pay_request(backend: Backend) {
     assert_eq!(v["signature_ok"], false, "{v}");
 }
 
+/// The device refreshes the binding's tokens: the next renewal pays with the new access
+/// token (the grant was sealed again), not the one the subscription started with.
+async fn refresh_reseals_the_grant(backend: Backend) {
+    let captured: Captured = Default::default();
+    let t = setup_via(backend, &[], Some(captured.clone())).await;
+    t.subscribe(t.body("sofa-refresh", "P1W", 6800)).await;
+    let refreshed = t
+        .device
+        .ok(
+            "POST",
+            &format!("/v1/bindings/{}/refresh", t.binding),
+            Some(json!({"sealedTokens": t.sealed})),
+        )
+        .await;
+    assert_ne!(refreshed["sealedTokens"], t.sealed.as_str());
+    t.advance(7 * DAY).await;
+    assert_eq!(t.pass().await["charges"], 1);
+    let sent = captured.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let token = |p: &SentPay| {
+        let v: Value = serde_json::from_str(&p.body).unwrap();
+        v["paymentMethod"]["paymentMethodId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(
+        token(&sent[0]),
+        token(&sent[1]),
+        "the renewal used the refreshed access token"
+    );
+    let ledger = t.ledger_payments().await;
+    assert_eq!(
+        ledger.iter().filter(|p| p["status"] == "SUCCESS").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn refresh_reseals_the_grant_sqlite() {
+    refresh_reseals_the_grant(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn refresh_reseals_the_grant_postgres() {
+    refresh_reseals_the_grant(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn sdk_checks_the_renewal_pay_request_sqlite() {
     sdk_checks_the_renewal_pay_request(Backend::Sqlite).await;

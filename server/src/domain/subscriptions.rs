@@ -925,6 +925,52 @@ pub async fn binding_ended(app: &App, binding_id: &str, reason: &str) -> Result<
     Ok(())
 }
 
+/// The device refreshed the binding's tokens (`POST /v1/bindings/{id}/refresh`;
+/// `blob` is the new device blob): every live subscription's grant is sealed again with
+/// the new tokens, so renewals keep working past the old access token's expiry.
+pub async fn binding_refreshed(
+    app: &App,
+    device_id: &str,
+    binding_id: &str,
+    blob: &str,
+) -> Result<()> {
+    let tokens = app.sealer.open(device_id, binding_id, blob)?;
+    let rows = store::subscriptions::list(
+        &app.db,
+        &ListFilter {
+            binding_id: Some(binding_id),
+            ..ListFilter::default()
+        },
+        10_000,
+    )
+    .await?;
+    let now = billing_now_or_system(app).await;
+    for row in rows {
+        for _ in 0..SAVE_TRIES {
+            let Some(s) = load(app, &row.subscription_id).await? else {
+                break;
+            };
+            if s.token_grant.is_none() || s.device_id != device_id {
+                break;
+            }
+            let mut n = s.clone();
+            n.token_grant = Some(app.sealer.seal_grant(
+                GrantScope {
+                    binding_id: &s.binding_id,
+                    app_id: &s.app_id,
+                    subscription_id: &s.subscription_id,
+                },
+                &tokens,
+            )?);
+            if save_with_events(app, &mut n, now, &[]).await? {
+                info!(subscription = %s.subscription_id, "token grant sealed again after a refresh");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `TOKEN_CANCELED` (the user unbound in the wallet app): the binding ends
 /// ([`bindings::token_canceled`](crate::domain::bindings::token_canceled)) and so do its
 /// subscriptions' renewals. Both steps are idempotent, so a notification Alipay sends

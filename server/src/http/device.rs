@@ -163,9 +163,12 @@ pub(super) async fn refresh(
     s: Signed<SealedTokensRequest>,
 ) -> Result<Json<Binding>> {
     let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
-    Ok(Json(
-        bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
-    ))
+    let view = bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?;
+    if let Some(blob) = &view.sealed_tokens {
+        // Subscriptions renew with the new tokens from now on.
+        subscriptions::binding_refreshed(&app, &b.device_id, &b.binding_id, blob).await?;
+    }
+    Ok(Json(view))
 }
 
 pub(super) async fn revoke(
