@@ -19,7 +19,9 @@ pub const CRASH_AT_ENV: &str = "SCANBIND_CRASH_AT";
 /// the next part not sent), `checkout-reversing` (an all-or-nothing checkout decided
 /// to reverse, no reversal made), `refund-recorded` (a refund's row and its `sent` step
 /// committed, the AMS `refund` not made), `refund-answered` (the AMS `refund` answered,
-/// nothing of it committed).
+/// nothing of it committed), `subscription-charge-recorded` (a subscription charge's
+/// payment, its link and the subscription's charge in flight committed, the AMS `pay`
+/// not made).
 pub fn crash_point(name: &str) {
     #[cfg(feature = "test-util")]
     if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
