@@ -9,7 +9,9 @@ mod common;
 
 use common::*;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_subscription_receipt};
-use scanbind_device_api::types::{Event, EventEnvelope, Subscription, SubscriptionStatus};
+use scanbind_device_api::types::{
+    Event, EventEnvelope, PaymentStatus, Subscription, SubscriptionStatus,
+};
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
@@ -742,6 +744,30 @@ async fn bad_input(backend: Backend) {
         .admin("GET", "/admin/v1/subscriptions?status=cancelled", None)
         .await;
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+
+    // A first charge the wallet refuses: the subscription ends at once, no access.
+    t.set_balance(10).await;
+    let poor = t.subscribe(t.body("b-poor", "P1M", 6800)).await;
+    assert_eq!(poor.status, SubscriptionStatus::Expired, "{poor:?}");
+    assert!(!poor.entitled);
+    assert!(
+        poor.reason
+            .as_deref()
+            .unwrap()
+            .contains("USER_BALANCE_NOT_ENOUGH"),
+        "{poor:?}"
+    );
+    assert_eq!(poor.charges.len(), 1);
+    assert_eq!(poor.charges[0].status, PaymentStatus::Failed);
+    assert!(poor.next_charge_at.is_none());
+    let (_, v) = t
+        .admin(
+            "GET",
+            &format!("/admin/v1/subscriptions/{}", poor.subscription_id),
+            None,
+        )
+        .await;
+    assert_eq!(v["grantHeld"], false, "{v}");
 }
 
 /// kill -9 of the server while a renewal's pay is at Alipay (the money moved, the answer
