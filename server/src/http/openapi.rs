@@ -237,14 +237,17 @@ fn subscription_paths() -> Value {
 }
 
 fn subscription_schemas() -> Value {
+    use scanbind_device_api::limits::{MAX_APP_ID, MAX_APP_SUBSCRIPTION_ID, MAX_PLAN};
+    let lim = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
     let intro = json!({"type": "object", "required": ["amountMinor", "periods"], "additionalProperties": false, "properties": {
         "amountMinor": {"type": "integer", "format": "int64", "minimum": 1, "description": "Price of one introductory period, less than amount."},
         "periods": {"type": "integer", "minimum": 1, "maximum": scanbind_device_api::limits::MAX_INTRODUCTORY_PERIODS}}});
     json!({
         "SubscribeRequest": {"type": "object", "required": ["appId", "appSubscriptionId", "bindingId", "sealedTokens", "plan", "amount", "period"], "additionalProperties": false, "properties": {
-            "appId": text(1, 128), "appSubscriptionId": text(1, 64), "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
-            "plan": text(1, 128), "amount": r("Amount"),
+            "appId": text(1, lim(MAX_APP_ID)), "appSubscriptionId": text(1, lim(MAX_APP_SUBSCRIPTION_ID)),
+            "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
+            "plan": text(1, lim(MAX_PLAN)), "amount": r("Amount"),
             "period": {"type": "string", "enum": SUBSCRIPTION_PERIODS, "description": "Billing period (ISO 8601): months are calendar months from the anchor."},
             "trial": {"type": "string", "enum": TRIAL_PERIODS, "description": "Free trial before the first charge."},
             "introductory": intro}},
