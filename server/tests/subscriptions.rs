@@ -986,6 +986,52 @@ async fn refresh_reseals_the_grant_postgres() {
     refresh_reseals_the_grant(Backend::Postgres).await;
 }
 
+/// Two server processes on one PostgreSQL database (replicas) run renewal passes at the
+/// same moment, three periods in a row: each period is charged once (the database's
+/// lease and versioned updates decide, not the in-process turn).
+#[tokio::test]
+async fn two_replicas_charge_each_period_once() {
+    let t = setup(Backend::Postgres, &[]).await;
+    let b = t.world.spawn_server(&[
+        ("SCANBIND_SERVER_SUBSCRIPTIONS_CLOCK", "sandbox"),
+        ("SCANBIND_SERVER_SUBSCRIPTIONS_AUTOMATIC", "false"),
+    ]);
+    let s = t.subscribe(t.body("sofa-replicas", "P1W", 6800)).await;
+    let pass_on = |admin: String| {
+        let http = t.ops.clone();
+        let auth = format!("Bearer {}", t.admin_key);
+        async move {
+            let r = http
+                .post(format!("{admin}/admin/v1/subscriptions/renewals"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    for period in 1..=3_i64 {
+        t.advance(7 * DAY).await;
+        let (x, y) = tokio::join!(pass_on(t.server.admin.clone()), pass_on(b.admin.clone()));
+        assert_eq!(
+            x["charges"].as_i64().unwrap() + y["charges"].as_i64().unwrap(),
+            1,
+            "period {period}: {x} {y}"
+        );
+        let (x, y) = tokio::join!(pass_on(t.server.admin.clone()), pass_on(b.admin.clone()));
+        assert_eq!(
+            x["charges"].as_i64().unwrap() + y["charges"].as_i64().unwrap(),
+            0
+        );
+    }
+    let s = t.get(&s.subscription_id).await;
+    assert_eq!(s.periods_paid, 4, "{s:?}");
+    assert_eq!(s.charges.len(), 4);
+    let ledger = t.ledger_payments().await;
+    assert_eq!(ledger.len(), 4, "one pay per period: {ledger:?}");
+}
+
 #[tokio::test]
 async fn sdk_checks_the_renewal_pay_request_sqlite() {
     sdk_checks_the_renewal_pay_request(Backend::Sqlite).await;
