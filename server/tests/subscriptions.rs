@@ -717,6 +717,42 @@ async fn bad_input(backend: Backend) {
             .send("POST", "/v1/subscriptions/..%2F/cancel", None)
             .await,
     );
+    // Scoped to an app (the daemon names the caller): another app's is not found.
+    let other = format!(
+        "/v1/subscriptions/{}/cancel?appId=org.example.Other",
+        s.subscription_id
+    );
+    refused(404, "not_found")(t.device.send("POST", &other, None).await);
+    refused(404, "not_found")(
+        t.device
+            .send(
+                "GET",
+                &format!(
+                    "/v1/subscriptions/{}?appId=org.example.Other",
+                    s.subscription_id
+                ),
+                None,
+            )
+            .await,
+    );
+    refused(400, "bad_request")(
+        t.device
+            .send(
+                "GET",
+                &format!("/v1/subscriptions/{}?colour=blue", s.subscription_id),
+                None,
+            )
+            .await,
+    );
+    let own = t
+        .device
+        .ok(
+            "GET",
+            &format!("/v1/subscriptions/{}?appId={APP}", s.subscription_id),
+            None,
+        )
+        .await;
+    assert_eq!(own["status"], "active");
     assert_eq!(
         t.get(&s.subscription_id).await.status,
         SubscriptionStatus::Active

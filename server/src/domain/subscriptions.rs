@@ -311,17 +311,23 @@ fn not_found() -> Error {
     Error::api(ErrorCode::NotFound, "no such subscription on this device")
 }
 
-/// A subscription of `device_id` (any app of it), or `not_found`.
+/// A subscription of `device_id` (of the app `app_id` when given: the daemon names the
+/// calling app), or `not_found`, the same answer whether it does not exist or is another
+/// device's or app's.
 pub async fn device_subscription(
     app: &App,
     device_id: &str,
+    app_id: Option<&str>,
     subscription_id: &str,
 ) -> Result<SubscriptionRow> {
     if !plausible_id(subscription_id) {
         return Err(not_found());
     }
+    if let Some(a) = app_id {
+        check_text("appId", a, MAX_APP_ID)?;
+    }
     match load(app, subscription_id).await? {
-        Some(s) if s.device_id == device_id => Ok(s),
+        Some(s) if s.device_id == device_id && app_id.is_none_or(|a| a == s.app_id) => Ok(s),
         _ => Err(not_found()),
     }
 }
@@ -875,8 +881,13 @@ pub async fn end(
 }
 
 /// `POST /v1/subscriptions/{id}/cancel`: no more charges; access until the period's end.
-pub async fn cancel(app: &App, device_id: &str, subscription_id: &str) -> Result<Subscription> {
-    let s = device_subscription(app, device_id, subscription_id).await?;
+pub async fn cancel(
+    app: &App,
+    device_id: &str,
+    app_id: Option<&str>,
+    subscription_id: &str,
+) -> Result<Subscription> {
+    let s = device_subscription(app, device_id, app_id, subscription_id).await?;
     let now = billing_now_or_system(app).await;
     end(
         app,
@@ -886,7 +897,7 @@ pub async fn cancel(app: &App, device_id: &str, subscription_id: &str) -> Result
         now,
     )
     .await?;
-    let s = device_subscription(app, device_id, subscription_id).await?;
+    let s = device_subscription(app, device_id, app_id, subscription_id).await?;
     load_view(app, &s).await
 }
 

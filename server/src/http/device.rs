@@ -364,11 +364,10 @@ pub(super) struct SubscriptionsQuery {
 
 pub(super) async fn list_subscriptions(
     State(app): State<App>,
-    q: std::result::Result<Query<SubscriptionsQuery>, axum::extract::rejection::QueryRejection>,
+    q: AppQuery,
     s: Signed<NoBody>,
 ) -> Result<Json<SubscriptionList>> {
-    let Query(q) =
-        q.map_err(|_| Error::api(ErrorCode::BadRequest, "the only query parameter is appId"))?;
+    let q = app_query(q)?;
     Ok(Json(SubscriptionList {
         subscriptions: subscriptions::device_subscriptions(
             &app,
@@ -379,23 +378,47 @@ pub(super) async fn list_subscriptions(
     }))
 }
 
+type AppQuery =
+    std::result::Result<Query<SubscriptionsQuery>, axum::extract::rejection::QueryRejection>;
+
+fn app_query(q: AppQuery) -> Result<SubscriptionsQuery> {
+    let Query(q) =
+        q.map_err(|_| Error::api(ErrorCode::BadRequest, "the only query parameter is appId"))?;
+    Ok(q)
+}
+
 pub(super) async fn get_subscription(
     State(app): State<App>,
     Path(subscription_id): Path<String>,
+    q: AppQuery,
     s: Signed<NoBody>,
 ) -> Result<Json<Subscription>> {
-    let row =
-        subscriptions::device_subscription(&app, &s.device.device_id, &subscription_id).await?;
+    let q = app_query(q)?;
+    let row = subscriptions::device_subscription(
+        &app,
+        &s.device.device_id,
+        q.app_id.as_deref(),
+        &subscription_id,
+    )
+    .await?;
     Ok(Json(subscriptions::load_view(&app, &row).await?))
 }
 
 pub(super) async fn cancel_subscription(
     State(app): State<App>,
     Path(subscription_id): Path<String>,
+    q: AppQuery,
     s: Signed<NoBody>,
 ) -> Result<Json<Subscription>> {
+    let q = app_query(q)?;
     Ok(Json(
-        subscriptions::cancel(&app, &s.device.device_id, &subscription_id).await?,
+        subscriptions::cancel(
+            &app,
+            &s.device.device_id,
+            q.app_id.as_deref(),
+            &subscription_id,
+        )
+        .await?,
     ))
 }
 
