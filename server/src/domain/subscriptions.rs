@@ -648,12 +648,9 @@ async fn charge(
             }
         }
     };
-    let Ok(binding_ok) = store::bindings::load(&app.db, &s.binding_id)
-        .await
-        .map(|b| b.is_some_and(|b| b.status == store::BindingState::Active))
-    else {
-        return Ok(false);
-    };
+    let binding_ok = store::bindings::load(&app.db, &s.binding_id)
+        .await?
+        .is_some_and(|b| b.status == store::BindingState::Active);
     if !binding_ok {
         end(
             app,
