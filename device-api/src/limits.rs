@@ -42,3 +42,12 @@ pub const MAX_DEVICE_NAME: usize = 64;
 
 /// A device's `model` at registration: at most 64 characters (may be empty).
 pub const MAX_DEVICE_MODEL: usize = 64;
+
+/// `appSubscriptionId`: the app's subscription id, 1 to 64 characters.
+pub const MAX_APP_SUBSCRIPTION_ID: usize = 64;
+
+/// A subscription's `plan`: 1 to 128 characters.
+pub const MAX_PLAN: usize = 128;
+
+/// An introductory price lasts at most this many periods.
+pub const MAX_INTRODUCTORY_PERIODS: u32 = 12;

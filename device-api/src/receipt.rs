@@ -19,6 +19,46 @@ use crate::types::Amount;
 /// The JOSE `typ` of a receipt.
 pub const RECEIPT_TYP: &str = "scanbind-receipt+jwt";
 
+/// The JOSE `typ` of a subscription receipt (a different `typ`, so a subscription
+/// receipt can never pass for a payment receipt or the other way round).
+pub const SUBSCRIPTION_RECEIPT_TYP: &str = "scanbind-subscription+jwt";
+
+/// The claims of a subscription receipt: the entitlement an app can check offline. Signed
+/// by the same key as payment receipts, issued again on every change of state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionReceipt {
+    /// Format version, 1.
+    pub ver: u32,
+    /// Issuer: the merchant's AMS client id.
+    pub iss: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// The device that subscribed.
+    pub device_id: String,
+    /// The app on the device.
+    pub app_id: String,
+    /// The app's own subscription id.
+    pub app_subscription_id: String,
+    /// The server's subscription id.
+    pub subscription_id: String,
+    /// The plan's name.
+    pub plan: String,
+    /// The billing period (ISO 8601 duration).
+    pub period: String,
+    /// The full price of one period.
+    pub amount: Amount,
+    /// The state (`pending`, `trial`, `active`, `grace`, `cancelled`, `expired`).
+    pub state: String,
+    /// Whether the app should grant access at `iat`.
+    pub entitled: bool,
+    /// The end of what is paid for (or of the trial), Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<i64>,
+    /// Periods paid so far.
+    pub periods_paid: u32,
+}
+
 /// What a receipt is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,10 +216,20 @@ impl ReceiptSigner {
 
     /// Signs `receipt` as a JWS compact string.
     pub fn sign(&self, receipt: &Receipt) -> String {
+        self.sign_typed(RECEIPT_TYP, receipt)
+    }
+
+    /// Signs a subscription receipt as a JWS compact string (typ
+    /// [`SUBSCRIPTION_RECEIPT_TYP`]).
+    pub fn sign_subscription(&self, receipt: &SubscriptionReceipt) -> String {
+        self.sign_typed(SUBSCRIPTION_RECEIPT_TYP, receipt)
+    }
+
+    fn sign_typed<T: Serialize>(&self, typ: &str, receipt: &T) -> String {
         let header = Header {
             alg: "EdDSA".into(),
             kid: self.kid.clone(),
-            typ: RECEIPT_TYP.into(),
+            typ: typ.into(),
         };
         // Both serialisations are of plain structs of strings and integers: infallible.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -202,6 +252,19 @@ fn public_of(pair: &Ed25519KeyPair) -> DevicePublicKey {
 
 /// Verifies a receipt against a key set and returns its claims.
 pub fn verify_receipt(jws: &str, keys: &ReceiptKeySet) -> Result<Receipt> {
+    verify_typed(jws, keys, RECEIPT_TYP)
+}
+
+/// Verifies a subscription receipt against a key set and returns its claims.
+pub fn verify_subscription_receipt(jws: &str, keys: &ReceiptKeySet) -> Result<SubscriptionReceipt> {
+    verify_typed(jws, keys, SUBSCRIPTION_RECEIPT_TYP)
+}
+
+fn verify_typed<T: serde::de::DeserializeOwned>(
+    jws: &str,
+    keys: &ReceiptKeySet,
+    typ: &str,
+) -> Result<T> {
     let mut parts = jws.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -213,7 +276,7 @@ pub fn verify_receipt(jws: &str, keys: &ReceiptKeySet) -> Result<Receipt> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(Error::MalformedReceipt("bad JOSE header"))?;
-    if header.alg != "EdDSA" || header.typ != RECEIPT_TYP {
+    if header.alg != "EdDSA" || header.typ != typ {
         return Err(Error::MalformedReceipt("not an EdDSA scanbind receipt"));
     }
     let jwk = keys

@@ -597,6 +597,22 @@ pub enum Event {
     /// A combined checkout reached a final state.
     #[serde(rename = "checkout.result")]
     CheckoutResult(Checkout),
+    /// A subscription period was paid (the first charge too); `receipt` is new.
+    #[serde(rename = "subscription.renewed")]
+    SubscriptionRenewed(Subscription),
+    /// A renewal charge failed; `reason` carries Alipay's result code.
+    #[serde(rename = "subscription.renewal_failed")]
+    SubscriptionRenewalFailed(Subscription),
+    /// The subscription entered its grace period (retries follow).
+    #[serde(rename = "subscription.grace")]
+    SubscriptionGrace(Subscription),
+    /// The subscription ended: no access, no more charges.
+    #[serde(rename = "subscription.expired")]
+    SubscriptionExpired(Subscription),
+    /// The subscription was cancelled (by the app, the operator or an unbind in the
+    /// wallet): access until `currentPeriodEnd`.
+    #[serde(rename = "subscription.cancelled")]
+    SubscriptionCancelled(Subscription),
 }
 
 impl Event {
@@ -611,8 +627,209 @@ impl Event {
             Event::PaymentResult(_) => "payment.result",
             Event::RefundResult(_) => "refund.result",
             Event::CheckoutResult(_) => "checkout.result",
+            Event::SubscriptionRenewed(_) => "subscription.renewed",
+            Event::SubscriptionRenewalFailed(_) => "subscription.renewal_failed",
+            Event::SubscriptionGrace(_) => "subscription.grace",
+            Event::SubscriptionExpired(_) => "subscription.expired",
+            Event::SubscriptionCancelled(_) => "subscription.cancelled",
         }
     }
+}
+
+/// The billing periods a subscription may have (ISO 8601 durations): one week, one
+/// month, three months, six months, one year. Months are calendar months from the
+/// subscription's anchor (the 31st renews on the last day of shorter months).
+pub const SUBSCRIPTION_PERIODS: &[&str] = &["P1W", "P1M", "P3M", "P6M", "P1Y"];
+
+/// The free trial lengths a subscription may start with: 3 days, 1 week, 2 weeks, 1 month.
+pub const TRIAL_PERIODS: &[&str] = &["P3D", "P1W", "P2W", "P1M"];
+
+/// `POST /v1/subscriptions`: a recurring charge on a bound wallet. The server keeps a
+/// grant of the binding's tokens scoped to this subscription and charges each period
+/// itself, with or without the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// The app on the device that subscribes (1–128 characters).
+    pub app_id: String,
+    /// The app's own subscription id: the idempotency key. The same (device, app,
+    /// subscription id) is always the same subscription; sent again with other terms
+    /// it is `idempotency_conflict` (1–64 characters).
+    pub app_subscription_id: String,
+    /// Which binding pays.
+    pub binding_id: String,
+    /// The binding's sealed tokens (the server re-seals them as a grant for this
+    /// subscription only).
+    pub sealed_tokens: String,
+    /// The plan's name, shown to the user and written on every charge (1–128 characters).
+    pub plan: String,
+    /// The price of one period, in the wallet's currency, within the wallet's minimum and
+    /// per-transaction limit.
+    pub amount: Amount,
+    /// The billing period, one of [`SUBSCRIPTION_PERIODS`].
+    pub period: String,
+    /// A free trial before the first charge, one of [`TRIAL_PERIODS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<String>,
+    /// An introductory price for the first periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introductory: Option<IntroductoryOffer>,
+}
+
+/// An introductory price: the first `periods` charged periods cost `amountMinor` (less
+/// than the full price, in the same currency, within the wallet's limits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntroductoryOffer {
+    /// The price of one introductory period, minor units.
+    pub amount_minor: i64,
+    /// How many periods (1 to 12).
+    pub periods: u32,
+}
+
+/// The state of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// The first charge is in flight (outcome not known yet). No access yet.
+    Pending,
+    /// In its free trial; the first charge is at the trial's end. Access.
+    Trial,
+    /// The current period is paid; renews at its end. Access.
+    Active,
+    /// A renewal failed; the server retries on the documented schedule. Access.
+    Grace,
+    /// Will not renew (cancelled by the app, the operator, or an unbind in the wallet):
+    /// access until `currentPeriodEnd`, then `expired`.
+    Cancelled,
+    /// Ended (final): no access, no more charges.
+    Expired,
+}
+
+impl SubscriptionStatus {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Pending => "pending",
+            SubscriptionStatus::Trial => "trial",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Grace => "grace",
+            SubscriptionStatus::Cancelled => "cancelled",
+            SubscriptionStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => SubscriptionStatus::Pending,
+            "trial" => SubscriptionStatus::Trial,
+            "active" => SubscriptionStatus::Active,
+            "grace" => SubscriptionStatus::Grace,
+            "cancelled" => SubscriptionStatus::Cancelled,
+            "expired" => SubscriptionStatus::Expired,
+            _ => return None,
+        })
+    }
+
+    /// Every status.
+    pub const ALL: &'static [SubscriptionStatus] = &[
+        SubscriptionStatus::Pending,
+        SubscriptionStatus::Trial,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Grace,
+        SubscriptionStatus::Cancelled,
+        SubscriptionStatus::Expired,
+    ];
+}
+
+/// One charge of a subscription: period `periodIndex` (0 = the first charged period),
+/// attempt `attempt` (0, then one more per retry in grace), an ordinary agreement
+/// payment whose `paymentRequestId` is derived from (subscription, period, attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionCharge {
+    /// Which period.
+    pub period_index: u32,
+    /// Which attempt at it.
+    pub attempt: u32,
+    /// The server's payment id (refund it through the payment's refund path).
+    pub payment_id: String,
+    /// The AMS `paymentRequestId`.
+    pub payment_request_id: String,
+    /// How much.
+    pub amount: Amount,
+    /// The payment's state.
+    pub status: PaymentStatus,
+    /// Alipay's result code for a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// The payment's signed receipt, once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+}
+
+/// A subscription as the device sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// The server's id.
+    pub subscription_id: String,
+    /// The app.
+    pub app_id: String,
+    /// The app's own id.
+    pub app_subscription_id: String,
+    /// The binding that pays.
+    pub binding_id: String,
+    /// The plan's name.
+    pub plan: String,
+    /// The full price of one period.
+    pub amount: Amount,
+    /// The billing period.
+    pub period: String,
+    /// The trial, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<String>,
+    /// The introductory price, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introductory: Option<IntroductoryOffer>,
+    /// The state.
+    pub status: SubscriptionStatus,
+    /// Whether the app should grant access now (trial, active, grace, or cancelled before
+    /// `currentPeriodEnd`).
+    pub entitled: bool,
+    /// The end of what is paid for (or of the trial), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_period_end: Option<String>,
+    /// Periods paid so far.
+    pub periods_paid: u32,
+    /// When the server charges next, RFC 3339 (none once cancelled or expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_charge_at: Option<String>,
+    /// What it charges next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_charge_amount: Option<Amount>,
+    /// Why it was cancelled or expired, or why the last charge failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The signed subscription receipt (JWS, typ `scanbind-subscription+jwt`) of the
+    /// current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// Every charge, oldest first.
+    pub charges: Vec<SubscriptionCharge>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// `GET /v1/subscriptions`: the device's subscriptions (`?appId=` narrows to one app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionList {
+    /// Oldest first.
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// `GET /healthz` and `GET /readyz`.

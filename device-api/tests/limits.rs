@@ -66,6 +66,28 @@ fn limits_match_the_openapi_document() {
         Some(format!("At most {MAX_PARTS_ALL_OR_NOTHING} when allOrNothing.").as_str())
     );
     assert_eq!(
+        length(&doc, "SubscribeRequest", "appId", false),
+        (1, max(MAX_APP_ID))
+    );
+    assert_eq!(
+        length(&doc, "SubscribeRequest", "appSubscriptionId", false),
+        (1, max(MAX_APP_SUBSCRIPTION_ID))
+    );
+    assert_eq!(
+        length(&doc, "SubscribeRequest", "plan", false),
+        (1, max(MAX_PLAN))
+    );
+    let intro = &doc["components"]["schemas"]["IntroductoryOffer"]["properties"]["periods"];
+    assert_eq!(
+        intro["maximum"].as_u64(),
+        Some(u64::from(MAX_INTRODUCTORY_PERIODS))
+    );
+    let period = &doc["components"]["schemas"]["SubscribeRequest"]["properties"]["period"];
+    assert_eq!(
+        period["enum"],
+        serde_json::json!(scanbind_device_api::types::SUBSCRIPTION_PERIODS)
+    );
+    assert_eq!(
         length(&doc, "RegisterDeviceRequest", "name", false),
         (1, max(MAX_DEVICE_NAME))
     );

@@ -137,6 +137,90 @@ enum AdminOp {
         #[command(subcommand)]
         op: EnrollmentOp,
     },
+    /// Subscriptions: list, show, cancel, refund a period, run renewals.
+    Subscriptions {
+        #[command(subcommand)]
+        op: SubscriptionOp,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SubscriptionOp {
+    /// List subscriptions (oldest first).
+    List {
+        /// Device id.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// App id.
+        #[arg(long)]
+        app_id: Option<String>,
+        /// pending, trial, active, grace, cancelled or expired.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (1–1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One subscription with its charges.
+    Show {
+        /// Subscription id.
+        subscription_id: String,
+    },
+    /// Cancel: no more charges, access until the period's end (refund scope).
+    Cancel {
+        /// Subscription id.
+        subscription_id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Refund a paid period through its charge's refund path (refund scope).
+    Refund {
+        /// Subscription id.
+        subscription_id: String,
+        /// Period index (0 = the first charged period).
+        #[arg(long)]
+        period: u32,
+        /// Your refund id (reuse it to retry safely).
+        #[arg(long)]
+        refund_id: String,
+        /// Amount in major units (default: what is still refundable).
+        #[arg(long)]
+        amount: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Run a renewal pass now and wait for it (admin scope).
+    Renew,
+}
+
+fn subscription_line(s: &Value) -> String {
+    format!(
+        "{}  {:<9}  {:>14} {}  paid {}  until {}  next {}  {}  {}/{}",
+        s["subscriptionId"].as_str().unwrap_or_default(),
+        s["status"].as_str().unwrap_or_default(),
+        money(&s["amount"]),
+        s["period"].as_str().unwrap_or_default(),
+        s["periodsPaid"].as_i64().unwrap_or_default(),
+        s["currentPeriodEnd"].as_str().unwrap_or("-"),
+        s["nextChargeAt"].as_str().unwrap_or("-"),
+        s["deviceId"].as_str().unwrap_or_default(),
+        s["appId"].as_str().unwrap_or_default(),
+        s["appSubscriptionId"].as_str().unwrap_or_default(),
+    )
+}
+
+fn charge_line(c: &Value) -> String {
+    format!(
+        "  period {} attempt {}  {}  {:<9}  {:>14}  {}",
+        c["periodIndex"].as_i64().unwrap_or_default(),
+        c["attempt"].as_i64().unwrap_or_default(),
+        c["paymentId"].as_str().unwrap_or_default(),
+        c["status"].as_str().unwrap_or_default(),
+        money(&c["amount"]),
+        c["resultCode"].as_str().unwrap_or_default(),
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -632,6 +716,7 @@ pub async fn run_api(args: &AdminArgs) -> anyhow::Result<()> {
                 (v, vec![line])
             }
         },
+        AdminOp::Subscriptions { op } => run_subscriptions(&api, op).await?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -641,4 +726,111 @@ pub async fn run_api(args: &AdminArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run_subscriptions(api: &Api, op: &SubscriptionOp) -> anyhow::Result<(Value, Vec<String>)> {
+    Ok(match op {
+        SubscriptionOp::List {
+            device_id,
+            app_id,
+            status,
+            limit,
+        } => {
+            let mut q = Vec::new();
+            for (k, v) in [
+                ("deviceId", device_id.clone()),
+                ("appId", app_id.clone()),
+                ("status", status.clone()),
+                ("limit", limit.map(|l| l.to_string())),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(&v)));
+                }
+            }
+            let path = if q.is_empty() {
+                "/admin/v1/subscriptions".to_owned()
+            } else {
+                format!("/admin/v1/subscriptions?{}", q.join("&"))
+            };
+            let v = api.call("GET", &path, None).await?;
+            let lines = v["subscriptions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(subscription_line)
+                .collect();
+            (v, lines)
+        }
+        SubscriptionOp::Show { subscription_id } => {
+            let v = api
+                .call(
+                    "GET",
+                    &format!("/admin/v1/subscriptions/{}", enc(subscription_id)),
+                    None,
+                )
+                .await?;
+            let mut lines = vec![subscription_line(&v)];
+            lines.extend(
+                v["charges"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(charge_line),
+            );
+            (v, lines)
+        }
+        SubscriptionOp::Cancel {
+            subscription_id,
+            reason,
+        } => {
+            let v = api
+                .call(
+                    "POST",
+                    &format!("/admin/v1/subscriptions/{}/cancel", enc(subscription_id)),
+                    Some(json!({"reason": reason})),
+                )
+                .await?;
+            let line = subscription_line(&v);
+            (v, vec![line])
+        }
+        SubscriptionOp::Refund {
+            subscription_id,
+            period,
+            refund_id,
+            amount,
+            reason,
+        } => {
+            let base = format!("/admin/v1/subscriptions/{}", enc(subscription_id));
+            let mut body = json!({"refundId": refund_id, "reason": reason});
+            if let Some(a) = amount {
+                let currency = api.call("GET", &base, None).await?["amount"]["currency"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                body["amount"] = json!({"currency": currency, "value": minor(a, &currency)?});
+            }
+            let v = api
+                .call(
+                    "POST",
+                    &format!("{base}/periods/{period}/refunds"),
+                    Some(body),
+                )
+                .await?;
+            let line = refund_line(&v);
+            (v, vec![line])
+        }
+        SubscriptionOp::Renew => {
+            let v = api
+                .call("POST", "/admin/v1/subscriptions/renewals", None)
+                .await?;
+            let line = format!(
+                "renewal pass at {}: {} due, {} charged, {} held by another pass",
+                v["now"].as_str().unwrap_or_default(),
+                v["due"].as_i64().unwrap_or_default(),
+                v["charges"].as_i64().unwrap_or_default(),
+                v["skipped"].as_i64().unwrap_or_default(),
+            );
+            (v, vec![line])
+        }
+    })
 }

@@ -118,6 +118,7 @@ impl AppState {
             instance: crate::util::new_id("srv"),
             metrics: Metrics::default(),
             checkout_tokens: crate::domain::checkout::TokenCache::default(),
+            renewals: crate::domain::subscriptions::Renewals::default(),
         }))
     }
 }

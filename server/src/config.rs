@@ -42,6 +42,8 @@ pub struct Config {
     pub payments: PaymentsSection,
     /// `[order_code]`.
     pub order_code: OrderCodeSection,
+    /// `[subscriptions]`.
+    pub subscriptions: SubscriptionsSection,
     /// `[[sellers]]`: the merchants a combined checkout may pay.
     pub sellers: Vec<SellerEntry>,
     /// Directory relative key paths are resolved against (the config file's directory).
@@ -61,6 +63,7 @@ impl Default for Config {
             devices: DevicesSection::default(),
             payments: PaymentsSection::default(),
             order_code: OrderCodeSection::default(),
+            subscriptions: SubscriptionsSection::default(),
             sellers: Vec::new(),
             base_dir: PathBuf::from("."),
         }
@@ -309,6 +312,47 @@ impl Default for OrderCodeSection {
     }
 }
 
+/// Which clock decides when a subscription period ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingClock {
+    /// This machine's clock (production).
+    System,
+    /// The sandbox's clock (`GET <ams.base_url>/sandbox/v1/clock`: real time plus the
+    /// offset `POST /sandbox/v1/clock/advance` moved it by), read at every renewal pass,
+    /// so tests renew a month in one call. Only against the sandbox: the server refuses
+    /// it without `ams.base_url`.
+    Sandbox,
+}
+
+/// `[subscriptions]`: renewals (issue 27).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SubscriptionsSection {
+    /// `system` (default) or `sandbox`.
+    pub clock: BillingClock,
+    /// When a failed renewal is tried again, hours after the period's end (the grace
+    /// period's schedule; default 24, 72, 144: days 1, 3 and 6). After the last one
+    /// fails the subscription expires.
+    pub retry_after_hours: Vec<u64>,
+    /// Whether the engine runs renewal passes by itself (default true). With false,
+    /// renewals run only when asked (`POST /admin/v1/subscriptions/renewals`): tests that
+    /// must decide when a pass happens.
+    #[serde(deserialize_with = "flex_bool")]
+    pub automatic: bool,
+}
+
+impl Default for SubscriptionsSection {
+    fn default() -> Self {
+        SubscriptionsSection {
+            clock: BillingClock::System,
+            retry_after_hours: vec![24, 72, 144],
+            automatic: true,
+        }
+    }
+}
+
 /// One `[[sellers]]` entry: a merchant identity (sub-merchant) under this client that a
 /// combined checkout (`POST /v1/checkouts`) may pay.
 #[derive(Debug, Clone, Deserialize)]
@@ -389,6 +433,7 @@ macro_rules! flex {
 flex!(flex_u32, u32);
 flex!(flex_u64, u64);
 flex!(flex_i64, i64);
+flex!(flex_bool, bool);
 
 impl Config {
     /// Loads the file (if any), applies `SCANBIND_SERVER_*` overrides from `env`, and
@@ -524,6 +569,22 @@ impl Config {
             return Err(Error::config(
                 "order_code.expiry_seconds",
                 "must be 1 to 1799",
+            ));
+        }
+        if self.subscriptions.clock == BillingClock::Sandbox && self.ams.base_url.is_none() {
+            return Err(Error::config(
+                "subscriptions.clock",
+                "sandbox needs ams.base_url (the sandbox); production uses system",
+            ));
+        }
+        let retries = &self.subscriptions.retry_after_hours;
+        if retries.len() > 10
+            || retries.iter().any(|h| *h == 0 || *h > 24 * 60)
+            || retries.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(Error::config(
+                "subscriptions.retry_after_hours",
+                "must be at most 10 increasing values of 1 to 1440 hours",
             ));
         }
         if self.payments.inquiry_backoff_ms.is_empty() {

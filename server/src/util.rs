@@ -19,7 +19,9 @@ pub const CRASH_AT_ENV: &str = "SCANBIND_CRASH_AT";
 /// the next part not sent), `checkout-reversing` (an all-or-nothing checkout decided
 /// to reverse, no reversal made), `refund-recorded` (a refund's row and its `sent` step
 /// committed, the AMS `refund` not made), `refund-answered` (the AMS `refund` answered,
-/// nothing of it committed).
+/// nothing of it committed), `subscription-charge-recorded` (a subscription charge's
+/// payment, its link and the subscription's charge in flight committed, the AMS `pay`
+/// not made).
 pub fn crash_point(name: &str) {
     #[cfg(feature = "test-util")]
     if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
@@ -114,6 +116,23 @@ pub fn checkout_part_request_id(
     )
 }
 
+/// The deterministic AMS `paymentRequestId` of a subscription's charge: period
+/// `period_index` (0 = the first charged period), attempt `attempt` (0, then one more
+/// per retry after a final failure): `sbs_` and 20 bytes of SHA-256, in hex. A charge
+/// retried or resumed after a crash is the same request; a retry in grace, which only
+/// follows a final failure, is a new one.
+pub fn subscription_request_id(subscription_id: &str, period_index: i64, attempt: i64) -> String {
+    derived_id(
+        "sbs",
+        "scanbind-subscription-charge-v1",
+        &[
+            subscription_id,
+            &period_index.to_string(),
+            &attempt.to_string(),
+        ],
+    )
+}
+
 /// A stable digest of the fields of a request (idempotency comparison): SHA-256 over the
 /// length-prefixed fields, in hex.
 pub fn fingerprint(fields: &[&str]) -> String {
@@ -157,6 +176,11 @@ mod tests {
         assert_ne!(a, payment_request_id("dev_2", "app", "order"));
         assert!(a.len() <= 64 && a.starts_with("sbp_"));
         assert_ne!(refund_request_id("p", "r"), refund_request_id("pr", ""));
+        let s = subscription_request_id("sub_1", 2, 0);
+        assert_eq!(s, subscription_request_id("sub_1", 2, 0));
+        assert_ne!(s, subscription_request_id("sub_1", 2, 1));
+        assert_ne!(s, subscription_request_id("sub_1", 3, 0));
+        assert!(s.len() <= 64 && s.starts_with("sbs_"));
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
 /// several replicas this may add one harmless, read-only inquiry).
 pub async fn recover(app: &App) -> Result<()> {
     let r = store::work::recover(&app.db, now_ms(), &app.instance).await?;
+    store::subscriptions::recover(&app.db, &app.instance).await?;
     if r.payments + r.refunds + r.checkouts > 0 {
         tracing::info!(
             payments = r.payments,
@@ -127,6 +128,10 @@ pub async fn tick(app: &App) -> Result<Option<i64>> {
             }
             crate::domain::checkout::release(app, &id).await?;
         }
+    }
+    // Subscription renewals (at most once a second; `subscriptions.automatic`).
+    if let Err(e) = crate::domain::subscriptions::engine_pass(app).await {
+        warn!(cause = %e, "renewal pass failed; will retry");
     }
     Ok(store::work::next_due(&app.db).await?)
 }

@@ -32,6 +32,7 @@ pub mod reconcile;
 pub mod refunds;
 pub mod seal;
 pub mod state;
+pub mod subscriptions;
 
 #[cfg(test)]
 mod tests;

@@ -310,6 +310,21 @@ pub async fn send_agreement_pay(
     tokens: &TokenSet,
     merchant: Option<scanbind_ams::model::Merchant>,
 ) -> Result<PaymentRow> {
+    send_agreement_pay_at(app, p, wallet, money, tokens, merchant, 0).await
+}
+
+/// [`send_agreement_pay`] with `paymentExpiryTime` moved by `clock_offset_ms`: a
+/// subscription charge made on the sandbox's clock (`subscriptions.clock = "sandbox"`)
+/// states its expiry on that clock.
+pub async fn send_agreement_pay_at(
+    app: &App,
+    p: &PaymentRow,
+    wallet: Wallet,
+    money: Money,
+    tokens: &TokenSet,
+    merchant: Option<scanbind_ams::model::Merchant>,
+    clock_offset_ms: i64,
+) -> Result<PaymentRow> {
     let prid = p.payment_request_id.clone();
     let mut order = Order::new(&p.payment_id, &p.description, money.to_amount());
     order.env = Some(scanbind_ams::model::Env::web());
@@ -321,7 +336,7 @@ pub async fn send_agreement_pay(
         wallet,
         tokens.access_token.clone(),
     );
-    ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at));
+    ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at.saturating_add(clock_offset_ms)));
     ams_req.payment_notify_url = Some(app.notify_url("payment"));
     let Some(answer) = until_final(app, p, ams_call(app, &ams_req)).await? else {
         // Made final meanwhile (by `notifyPayment` or another replica's inquiry): the

@@ -39,9 +39,17 @@ impl fmt::Debug for TokenSet {
     }
 }
 
-/// The sealing keys: the current one first, then retired ones.
+/// The version tag of a subscription grant (issue 27).
+const GRANT_VERSION: &str = "sbg1";
+/// HKDF salt that derives a grant key from a sealing key: grants and device blobs never
+/// share a key.
+const GRANT_SALT: &[u8] = b"scanbind-subscription-grant-v1";
+
+/// The sealing keys: the current one first, then retired ones; beside each, the grant key
+/// derived from it.
 pub struct Sealer {
     keys: Vec<(String, LessSafeKey)>,
+    grant_keys: Vec<(String, LessSafeKey)>,
     rng: SystemRandom,
 }
 
@@ -83,13 +91,22 @@ impl Sealer {
             ));
         }
         let mut out = Vec::new();
+        let mut grants = Vec::new();
+        let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, GRANT_SALT);
         for k in keys {
             let unbound = UnboundKey::new(&CHACHA20_POLY1305, k)
                 .map_err(|_| Error::config("tokens.sealing_keys", "bad key"))?;
             out.push((key_id(k), LessSafeKey::new(unbound)));
+            let prk = salt.extract(k);
+            let info = [GRANT_VERSION.as_bytes()];
+            let okm = prk
+                .expand(&info, &CHACHA20_POLY1305)
+                .map_err(|_| Error::config("tokens.sealing_keys", "bad key"))?;
+            grants.push((key_id(k), LessSafeKey::new(UnboundKey::from(okm))));
         }
         Ok(Sealer {
             keys: out,
+            grant_keys: grants,
             rng: SystemRandom::new(),
         })
     }
@@ -159,6 +176,91 @@ impl Sealer {
     }
 }
 
+/// Whom a subscription grant is for: it opens only for this binding, app and
+/// subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantScope<'a> {
+    /// The binding whose tokens it holds.
+    pub binding_id: &'a str,
+    /// The app that subscribed.
+    pub app_id: &'a str,
+    /// The server's subscription id.
+    pub subscription_id: &'a str,
+}
+
+impl GrantScope<'_> {
+    fn aad(&self, kid: &str) -> Vec<u8> {
+        // Length-prefixed: no choice of ids can make two scopes read the same.
+        let mut out = format!("{GRANT_VERSION}|{kid}").into_bytes();
+        for part in [self.binding_id, self.app_id, self.subscription_id] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+        out
+    }
+}
+
+impl Sealer {
+    /// Seals `tokens` as a subscription grant (`sbg1.<key id>.<...>`) with the grant key
+    /// derived from the current sealing key, bound to `scope`.
+    pub fn seal_grant(&self, scope: GrantScope<'_>, tokens: &TokenSet) -> Result<String> {
+        let (kid, key) = &self.grant_keys[0];
+        let mut nonce = [0_u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| Error::api(ErrorCode::Internal, "random source failed"))?;
+        let mut buf = serde_json::to_vec(tokens)
+            .map_err(|_| Error::api(ErrorCode::Internal, "cannot encode tokens"))?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(scope.aad(kid)),
+            &mut buf,
+        )
+        .map_err(|_| Error::api(ErrorCode::Internal, "sealing failed"))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&buf);
+        Ok(format!(
+            "{GRANT_VERSION}.{kid}.{}",
+            URL_SAFE_NO_PAD.encode(blob)
+        ))
+    }
+
+    /// Opens a subscription grant made for `scope`; any failure is `token_invalid`.
+    /// Also says whether it was sealed with a retired key (then seal it again).
+    pub fn open_grant(&self, scope: GrantScope<'_>, blob: &str) -> Result<(TokenSet, bool)> {
+        let invalid = || {
+            Error::api(
+                ErrorCode::TokenInvalid,
+                "the subscription's token grant does not open",
+            )
+        };
+        let mut parts = blob.splitn(3, '.');
+        let (Some(GRANT_VERSION), Some(kid), Some(data)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let idx = self
+            .grant_keys
+            .iter()
+            .position(|(id, _)| id == kid)
+            .ok_or_else(invalid)?;
+        let key = &self.grant_keys[idx].1;
+        let raw = URL_SAFE_NO_PAD.decode(data).map_err(|_| invalid())?;
+        if raw.len() < NONCE_LEN + 16 {
+            return Err(invalid());
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
+        let mut sealed = sealed.to_vec();
+        let plain = key
+            .open_in_place(nonce, Aad::from(scope.aad(kid)), &mut sealed)
+            .map_err(|_| invalid())?;
+        let tokens = serde_json::from_slice(plain).map_err(|_| invalid())?;
+        Ok((tokens, idx != 0))
+    }
+}
+
 /// The fingerprint stored for an access token: hex SHA-256. Tokens are long random
 /// strings, so this identifies a token (for `TOKEN_CANCELED`) without revealing it.
 pub fn token_fingerprint(access_token: &str) -> String {
@@ -211,6 +313,59 @@ mod tests {
         assert!(dropped.open("dev_a", "bnd_1", &blob).is_err());
         assert!(dropped.open("dev_a", "bnd_1", "garbage").is_err());
         assert!(format!("{:?}", tokens()).find("access").is_none());
+    }
+
+    #[test]
+    fn grants_are_scoped_and_apart_from_device_blobs() {
+        let sealer = Sealer::new(&[[1; 32]]).unwrap();
+        let scope = GrantScope {
+            binding_id: "bnd_1",
+            app_id: "org.example.Tv",
+            subscription_id: "sub_1",
+        };
+        let grant = sealer.seal_grant(scope, &tokens()).unwrap();
+        assert!(grant.starts_with("sbg1.") && !grant.contains("access-123"));
+        let (t, stale) = sealer.open_grant(scope, &grant).unwrap();
+        assert_eq!(t.access_token.expose(), "access-123");
+        assert!(!stale);
+        // Another subscription, app or binding: does not open.
+        for other in [
+            GrantScope {
+                subscription_id: "sub_2",
+                ..scope
+            },
+            GrantScope {
+                app_id: "org.example.Other",
+                ..scope
+            },
+            GrantScope {
+                binding_id: "bnd_2",
+                ..scope
+            },
+            // Length-prefixed fields: moving a character across a boundary changes it.
+            GrantScope {
+                binding_id: "bnd_1o",
+                app_id: "rg.example.Tv",
+                ..scope
+            },
+        ] {
+            assert!(sealer.open_grant(other, &grant).is_err());
+        }
+        // A grant is no device blob and a device blob no grant.
+        let blob = sealer.seal("dev_a", "bnd_1", &tokens()).unwrap();
+        assert!(sealer.open_grant(scope, &blob).is_err());
+        assert!(sealer.open("dev_a", "bnd_1", &grant).is_err());
+        let forged = grant.replacen("sbg1", "sbt1", 1);
+        assert!(sealer.open("dev_a", "bnd_1", &forged).is_err());
+        // Rotation: a retired key still opens, and says so; removed, it does not.
+        let rotated = Sealer::new(&[[2; 32], [1; 32]]).unwrap();
+        assert!(rotated.open_grant(scope, &grant).unwrap().1);
+        assert!(
+            Sealer::new(&[[2; 32]])
+                .unwrap()
+                .open_grant(scope, &grant)
+                .is_err()
+        );
     }
 
     #[test]

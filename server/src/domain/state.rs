@@ -53,6 +53,8 @@ pub struct AppState {
     /// Wallet tokens of combined checkouts still being paid, in memory only (never
     /// stored), so the engine can send the remaining parts in this process.
     pub checkout_tokens: crate::domain::checkout::TokenCache,
+    /// Renewal passes of subscriptions (they take turns in this process).
+    pub renewals: crate::domain::subscriptions::Renewals,
 }
 
 /// The shared state handle.

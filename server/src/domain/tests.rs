@@ -83,6 +83,7 @@ async fn app(dir: &tempfile::TempDir) -> App {
         instance: "srv_test".into(),
         metrics: Metrics::default(),
         checkout_tokens: TokenCache::default(),
+        renewals: crate::domain::subscriptions::Renewals::default(),
     })
 }
 

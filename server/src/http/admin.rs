@@ -15,7 +15,9 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
 use axum::routing::{delete, get, post};
 use scanbind_ams::result::ResultStatus;
-use scanbind_device_api::types::{Amount, PaymentStatus, RefundRequest, RefundStatus};
+use scanbind_device_api::types::{
+    Amount, PaymentStatus, RefundRequest, RefundStatus, SubscriptionStatus,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 
 use crate::domain::payments::{self, payment_view};
 use crate::domain::refunds::{self, refund_period_days, refund_view, refundable, refunds_of};
-use crate::domain::{App, bindings, enrollment, plausible_id};
+use crate::domain::{App, bindings, enrollment, plausible_id, subscriptions};
 use crate::error::{Error, OperatorCode, Result};
 use crate::http::auth::{parse_json, read_body};
 use crate::store::payments::SearchFilter;
@@ -135,6 +137,20 @@ pub fn routes() -> Router<App> {
         .route(
             "/admin/v1/bindings/{binding_id}/revoke",
             post(revoke_binding),
+        )
+        .route("/admin/v1/subscriptions", get(search_subscriptions))
+        .route("/admin/v1/subscriptions/renewals", post(run_renewals))
+        .route(
+            "/admin/v1/subscriptions/{subscription_id}",
+            get(show_subscription),
+        )
+        .route(
+            "/admin/v1/subscriptions/{subscription_id}/cancel",
+            post(cancel_subscription),
+        )
+        .route(
+            "/admin/v1/subscriptions/{subscription_id}/periods/{period_index}/refunds",
+            post(refund_period),
         )
         .route(
             "/admin/v1/enrollment-tokens",
@@ -675,6 +691,12 @@ async fn revoke_binding(
                 &format!("revoked by the operator: {}", op.body.reason),
             )
             .await?;
+            crate::domain::subscriptions::binding_ended(
+                &app,
+                &b.binding_id,
+                "the binding was revoked by the operator",
+            )
+            .await?;
             record(
                 &app,
                 &b.binding_id,
@@ -774,4 +796,202 @@ mod tests {
         }
         assert_eq!(Scope::parse("root"), None);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscriptions (issue 27)
+// ---------------------------------------------------------------------------------------
+
+async fn load_subscription(
+    app: &App,
+    subscription_id: &str,
+) -> Result<crate::store::subscriptions::SubscriptionRow> {
+    let not_found = || {
+        op_err(
+            OperatorCode::NotFound,
+            format!("no subscription {subscription_id}"),
+        )
+    };
+    if !plausible_id(subscription_id) {
+        return Err(not_found());
+    }
+    subscriptions::load(app, subscription_id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// `GET /admin/v1/subscriptions` query.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubscriptionQuery {
+    device_id: Option<String>,
+    app_id: Option<String>,
+    binding_id: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Subscriptions, oldest first (scope read).
+async fn search_subscriptions(
+    State(app): State<App>,
+    q: std::result::Result<Query<SubscriptionQuery>, axum::extract::rejection::QueryRejection>,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let Query(q) = q.map_err(|e| op_err(OperatorCode::BadRequest, e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(t) => Some(SubscriptionStatus::parse(t).ok_or_else(|| {
+            op_err(
+                OperatorCode::BadRequest,
+                "status: pending, trial, active, grace, cancelled or expired",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(op_err(OperatorCode::BadRequest, "limit: 1 to 1000"));
+    }
+    let rows = subscriptions::search(
+        &app,
+        &crate::store::subscriptions::ListFilter {
+            device_id: q.device_id.as_deref(),
+            app_id: q.app_id.as_deref(),
+            binding_id: q.binding_id.as_deref(),
+            status,
+        },
+        limit,
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for s in &rows {
+        out.push(subscriptions::admin_view(&app, s).await?);
+    }
+    Ok(Json(json!({ "subscriptions": out })))
+}
+
+/// One subscription with its charges (scope read).
+async fn show_subscription(
+    State(app): State<App>,
+    Path(subscription_id): Path<String>,
+    op: Operator<Empty>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Read)?;
+    let s = load_subscription(&app, &subscription_id).await?;
+    Ok(Json(subscriptions::admin_view(&app, &s).await?))
+}
+
+/// Cancels a subscription (scope refund): no more charges, access until the period's
+/// end. Cancelling a cancelled one changes nothing; an expired one is `invalid_state`.
+async fn cancel_subscription(
+    State(app): State<App>,
+    Path(subscription_id): Path<String>,
+    op: Operator<ReasonRequest>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Refund)?;
+    check_reason(&op.body.reason)?;
+    let s = load_subscription(&app, &subscription_id).await?;
+    if s.status == SubscriptionStatus::Expired {
+        return Err(op_err(
+            OperatorCode::InvalidState,
+            format!("subscription {subscription_id} has expired: there is nothing to cancel"),
+        ));
+    }
+    let now = subscriptions::billing_now(&app)
+        .await
+        .unwrap_or_else(|_| now_ms());
+    if subscriptions::end(
+        &app,
+        &s.subscription_id,
+        SubscriptionStatus::Cancelled,
+        &format!("cancelled by the operator: {}", op.body.reason),
+        now,
+    )
+    .await?
+    {
+        record(
+            &app,
+            &s.subscription_id,
+            &op.key,
+            &format!("cancel: {}", op.body.reason),
+        )
+        .await?;
+    }
+    let s = load_subscription(&app, &subscription_id).await?;
+    Ok(Json(subscriptions::admin_view(&app, &s).await?))
+}
+
+/// `POST /admin/v1/subscriptions/{id}/periods/{k}/refunds` body: as a payment refund,
+/// the amount optional (default: what is still refundable of that period's charge).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PeriodRefundRequest {
+    refund_id: String,
+    amount: Option<Amount>,
+    reason: String,
+}
+
+/// Refunds period `k` of a subscription (scope refund): the refund path of the period's
+/// paid charge (`POST /admin/v1/payments/{paymentId}/refunds`), same checks and answer.
+async fn refund_period(
+    State(app): State<App>,
+    Path((subscription_id, period_index)): Path<(String, String)>,
+    op: Operator<PeriodRefundRequest>,
+) -> Result<Json<Value>> {
+    op.require(Scope::Refund)?;
+    let s = load_subscription(&app, &subscription_id).await?;
+    let k: i64 = period_index
+        .parse()
+        .ok()
+        .filter(|k| (0..=100_000).contains(k))
+        .ok_or_else(|| op_err(OperatorCode::BadRequest, "period index: a number from 0"))?;
+    let p = subscriptions::paid_charge(&app, &s, k)
+        .await?
+        .ok_or_else(|| {
+            op_err(
+                OperatorCode::InvalidState,
+                format!("subscription {subscription_id}: period {k} was not paid"),
+            )
+        })?;
+    let amount = match op.body.amount.clone() {
+        Some(a) => a,
+        None => Amount {
+            currency: p.currency.clone(),
+            value: refundable(&app, &p).await?,
+        },
+    };
+    let body = OperatorRefundRequest {
+        refund_id: op.body.refund_id.clone(),
+        amount,
+        reason: op.body.reason.clone(),
+    };
+    let out = refund(
+        State(app.clone()),
+        Path(p.payment_id.clone()),
+        Operator {
+            key: op.key.clone(),
+            body,
+        },
+    )
+    .await?;
+    record(
+        &app,
+        &s.subscription_id,
+        &op.key,
+        &format!(
+            "refund of period {k} (payment {}): {}",
+            p.payment_id, op.body.reason
+        ),
+    )
+    .await?;
+    Ok(out)
+}
+
+/// Runs a renewal pass now and answers when it is done (scope admin): what
+/// `subscriptions.automatic` does by itself, for tests and for operators who run
+/// renewals on their own schedule.
+async fn run_renewals(State(app): State<App>, op: Operator<Empty>) -> Result<Json<Value>> {
+    op.require(Scope::Admin)?;
+    let summary = subscriptions::run_renewals(&app).await?;
+    Ok(Json(serde_json::to_value(summary).unwrap_or(Value::Null)))
 }

@@ -159,7 +159,8 @@ json_body!(
     scanbind_device_api::types::SealedTokensRequest,
     scanbind_device_api::types::PayRequest,
     scanbind_device_api::types::OrderCodePayRequest,
-    scanbind_device_api::types::RefundRequest
+    scanbind_device_api::types::RefundRequest,
+    scanbind_device_api::types::SubscribeRequest
 );
 
 impl<T: SignedBody + Send> FromRequest<App> for Signed<T> {

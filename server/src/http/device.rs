@@ -16,7 +16,8 @@ use scanbind_device_api::ErrorCode;
 use scanbind_device_api::types::{
     Binding, Checkout, CheckoutRequest, Device, EventEnvelope, OrderCodePayRequest, PayRequest,
     Payment, PaymentStatus, Refund, RefundRequest, RefundStatus, RegisterDeviceRequest,
-    SealedTokensRequest, StartBindingRequest, StartBindingResponse,
+    SealedTokensRequest, StartBindingRequest, StartBindingResponse, SubscribeRequest, Subscription,
+    SubscriptionList,
 };
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -25,6 +26,7 @@ use crate::config::RegistrationMode;
 use crate::domain::bindings::{self, binding_view};
 use crate::domain::payments::{self, payment_view};
 use crate::domain::refunds::{self, refund_view};
+use crate::domain::subscriptions;
 use crate::domain::{App, check_text};
 use crate::error::{Error, Result};
 use crate::http::auth::{NoBody, Signed, parse_json, read_body, signed_headers};
@@ -161,9 +163,12 @@ pub(super) async fn refresh(
     s: Signed<SealedTokensRequest>,
 ) -> Result<Json<Binding>> {
     let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
-    Ok(Json(
-        bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?,
-    ))
+    let view = bindings::refresh_tokens(&app, &b, &s.body.sealed_tokens).await?;
+    if let Some(blob) = &view.sealed_tokens {
+        // Subscriptions renew with the new tokens from now on.
+        subscriptions::binding_refreshed(&app, &b.device_id, &b.binding_id, blob).await?;
+    }
+    Ok(Json(view))
 }
 
 pub(super) async fn revoke(
@@ -172,9 +177,10 @@ pub(super) async fn revoke(
     s: Signed<SealedTokensRequest>,
 ) -> Result<Json<Binding>> {
     let b = bindings::device_binding(&app, &s.device.device_id, &binding_id).await?;
-    Ok(Json(
-        bindings::revoke(&app, &b, &s.body.sealed_tokens).await?,
-    ))
+    let view = bindings::revoke(&app, &b, &s.body.sealed_tokens).await?;
+    crate::domain::subscriptions::binding_ended(&app, &b.binding_id, "the binding was revoked")
+        .await?;
+    Ok(Json(view))
 }
 
 pub(super) async fn pay(State(app): State<App>, s: Signed<PayRequest>) -> Result<Json<Payment>> {
@@ -326,6 +332,94 @@ pub(super) async fn get_refund(
         .await?
         .ok_or_else(|| Error::api(ErrorCode::NotFound, "no such refund"))?;
     Ok(Json(refund_view(&r)))
+}
+
+/// `POST /v1/subscriptions`: 201 when new, 200 for a repeat of the same terms.
+pub(super) async fn subscribe(
+    State(app): State<App>,
+    s: Signed<SubscribeRequest>,
+) -> Result<(StatusCode, Json<Subscription>)> {
+    let known = crate::store::subscriptions::by_app_id(
+        &app.db,
+        &s.device.device_id,
+        &s.body.app_id,
+        &s.body.app_subscription_id,
+    )
+    .await?
+    .is_some();
+    let sub = subscriptions::subscribe(&app, &s.device.device_id, &s.body).await?;
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(sub)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct SubscriptionsQuery {
+    app_id: Option<String>,
+}
+
+pub(super) async fn list_subscriptions(
+    State(app): State<App>,
+    q: AppQuery,
+    s: Signed<NoBody>,
+) -> Result<Json<SubscriptionList>> {
+    let q = app_query(q)?;
+    Ok(Json(SubscriptionList {
+        subscriptions: subscriptions::device_subscriptions(
+            &app,
+            &s.device.device_id,
+            q.app_id.as_deref(),
+        )
+        .await?,
+    }))
+}
+
+type AppQuery =
+    std::result::Result<Query<SubscriptionsQuery>, axum::extract::rejection::QueryRejection>;
+
+fn app_query(q: AppQuery) -> Result<SubscriptionsQuery> {
+    let Query(q) =
+        q.map_err(|_| Error::api(ErrorCode::BadRequest, "the only query parameter is appId"))?;
+    Ok(q)
+}
+
+pub(super) async fn get_subscription(
+    State(app): State<App>,
+    Path(subscription_id): Path<String>,
+    q: AppQuery,
+    s: Signed<NoBody>,
+) -> Result<Json<Subscription>> {
+    let q = app_query(q)?;
+    let row = subscriptions::device_subscription(
+        &app,
+        &s.device.device_id,
+        q.app_id.as_deref(),
+        &subscription_id,
+    )
+    .await?;
+    Ok(Json(subscriptions::load_view(&app, &row).await?))
+}
+
+pub(super) async fn cancel_subscription(
+    State(app): State<App>,
+    Path(subscription_id): Path<String>,
+    q: AppQuery,
+    s: Signed<NoBody>,
+) -> Result<Json<Subscription>> {
+    let q = app_query(q)?;
+    Ok(Json(
+        subscriptions::cancel(
+            &app,
+            &s.device.device_id,
+            q.app_id.as_deref(),
+            &subscription_id,
+        )
+        .await?,
+    ))
 }
 
 pub(super) async fn receipt_keys(State(app): State<App>) -> Response {

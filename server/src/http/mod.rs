@@ -56,6 +56,18 @@ pub fn router(app: App) -> Router {
             "/v1/payments/{payment_id}/refunds/{refund_id}",
             get(get_refund),
         )
+        .route(
+            "/v1/subscriptions",
+            post(device::subscribe).get(device::list_subscriptions),
+        )
+        .route(
+            "/v1/subscriptions/{subscription_id}",
+            get(device::get_subscription),
+        )
+        .route(
+            "/v1/subscriptions/{subscription_id}/cancel",
+            post(device::cancel_subscription),
+        )
         .route("/v1/receipt-keys", get(receipt_keys))
         .route("/v1/openapi.json", get(device::openapi))
         .route("/ams/notify/authorization", post(notify_authorization))

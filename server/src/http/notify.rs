@@ -147,7 +147,8 @@ pub(super) async fn notify_authorization(
                 crate::domain::seal::token_fingerprint(&token)
             );
             intake(&app, "authorization", 0, key, || async {
-                bindings::token_canceled(&app, &token, n.reason.as_deref()).await
+                crate::domain::subscriptions::token_canceled(&app, &token, n.reason.as_deref())
+                    .await
             })
             .await
         }

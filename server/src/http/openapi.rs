@@ -7,6 +7,7 @@
 use scanbind_device_api::ErrorCode;
 use scanbind_device_api::types::{
     BindingStatus, CheckoutStatus, PaymentProduct, PaymentStatus, RefundStatus,
+    SUBSCRIPTION_PERIODS, SubscriptionStatus, TRIAL_PERIODS,
 };
 use serde_json::{Value, json};
 
@@ -209,6 +210,78 @@ fn admin_schemas() -> Value {
     })
 }
 
+/// Subscriptions (issue 27): the device API and the back office.
+fn subscription_paths() -> Value {
+    let mut paths = json!({
+        "/v1/subscriptions": {
+            "post": op("Subscribe from a bound wallet: the server keeps a grant of the binding's tokens scoped to this subscription and charges each period itself (the first at once, or at the trial's end); idempotent per (device, appId, appSubscriptionId)", "subscribe", Some("SubscribeRequest"), (201, "Subscription", "A new subscription (200: the same terms sent again)."), &[400, 401, 403, 404, 409, 413, 503], json!([]), true),
+            "get": op("This device's subscriptions, oldest first (restore after reinstall)", "listSubscriptions", None, (200, "SubscriptionList", "The subscriptions."), &[400, 401, 413], json!([query_param("appId", "string")]), true)
+        },
+        "/v1/subscriptions/{subscriptionId}": {"get": op("One subscription with its charges; with appId, only that app's (another's is not_found)", "getSubscription", None, (200, "Subscription", "The subscription."), AUTH_ERRORS, json!([path_param("subscriptionId"), query_param("appId", "string")]), true)},
+        "/v1/subscriptions/{subscriptionId}/cancel": {"post": op("Cancel: no more charges, access until the period's end; cancelling again changes nothing; with appId, only that app's (another device's or app's is not_found)", "cancelSubscription", None, (200, "Subscription", "The cancelled (or already ended) subscription."), AUTH_ERRORS, json!([path_param("subscriptionId"), query_param("appId", "string")]), true)},
+        "/admin/v1/subscriptions": {"get": admin_op("Back office: subscriptions, oldest first (scope read)", "adminSearchSubscriptions", None, ("AdminSubscriptionList", "Matching subscriptions."), &[400, 401, 403], json!([
+            query_param("deviceId", "string"), query_param("appId", "string"), query_param("bindingId", "string"),
+            {"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": wire(SubscriptionStatus::ALL)}},
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
+        ]))},
+        "/admin/v1/subscriptions/renewals": {"post": admin_op("Back office: run a renewal pass now and answer when it is done (scope admin); the engine runs them by itself unless subscriptions.automatic is false", "adminRunRenewals", None, ("RenewalPass", "What the pass did."), &[401, 403, 503], json!([]))},
+        "/admin/v1/subscriptions/{subscriptionId}": {"get": admin_op("Back office: one subscription with its charges (scope read)", "adminGetSubscription", None, ("AdminSubscription", "The subscription."), &[401, 403, 404], json!([path_param("subscriptionId")]))},
+        "/admin/v1/subscriptions/{subscriptionId}/cancel": {"post": admin_op("Back office: cancel a subscription (scope refund): no more charges, access until the period's end", "adminCancelSubscription", Some("ReasonRequest"), ("AdminSubscription", "The subscription."), &[400, 401, 403, 404, 409, 413], json!([path_param("subscriptionId")]))},
+        "/admin/v1/subscriptions/{subscriptionId}/periods/{periodIndex}/refunds": {"post": admin_op("Back office: refund a paid period (scope refund) through its charge's refund path (POST /admin/v1/payments/{paymentId}/refunds); the amount defaults to what is still refundable", "adminRefundPeriod", Some("PeriodRefundRequest"), ("AdminRefund", "The refund."), &[400, 401, 403, 404, 409, 413, 422, 503], json!([path_param("subscriptionId"), {"name": "periodIndex", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}]))}
+    });
+    paths["/v1/subscriptions"]["post"]["responses"]["200"] = ok(
+        "Subscription",
+        "The subscription this appSubscriptionId already names (same terms).",
+    );
+    paths
+}
+
+fn subscription_schemas() -> Value {
+    use scanbind_device_api::limits::{MAX_APP_ID, MAX_APP_SUBSCRIPTION_ID, MAX_PLAN};
+    let lim = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let text = |min: u32, max: u32| json!({"type": "string", "minLength": min, "maxLength": max});
+    let intro = json!({"type": "object", "required": ["amountMinor", "periods"], "additionalProperties": false, "properties": {
+        "amountMinor": {"type": "integer", "format": "int64", "minimum": 1, "description": "Price of one introductory period, less than amount."},
+        "periods": {"type": "integer", "minimum": 1, "maximum": scanbind_device_api::limits::MAX_INTRODUCTORY_PERIODS}}});
+    json!({
+        "SubscribeRequest": {"type": "object", "required": ["appId", "appSubscriptionId", "bindingId", "sealedTokens", "plan", "amount", "period"], "additionalProperties": false, "properties": {
+            "appId": text(1, lim(MAX_APP_ID)), "appSubscriptionId": text(1, lim(MAX_APP_SUBSCRIPTION_ID)),
+            "bindingId": {"type": "string"}, "sealedTokens": {"type": "string"},
+            "plan": text(1, lim(MAX_PLAN)), "amount": r("Amount"),
+            "period": {"type": "string", "enum": SUBSCRIPTION_PERIODS, "description": "Billing period (ISO 8601): months are calendar months from the anchor."},
+            "trial": {"type": "string", "enum": TRIAL_PERIODS, "description": "Free trial before the first charge."},
+            "introductory": intro}},
+        "IntroductoryOffer": intro,
+        "SubscriptionCharge": {"type": "object", "required": ["periodIndex", "attempt", "paymentId", "paymentRequestId", "amount", "status"], "properties": {
+            "periodIndex": {"type": "integer"}, "attempt": {"type": "integer"}, "paymentId": {"type": "string"},
+            "paymentRequestId": {"type": "string", "description": "Derived from (subscription, period, attempt)."},
+            "amount": r("Amount"), "status": {"type": "string", "enum": payment_statuses()},
+            "resultCode": {"type": "string"}, "receipt": {"type": "string"}}},
+        "Subscription": {"type": "object", "required": ["subscriptionId", "appId", "appSubscriptionId", "bindingId", "plan", "amount", "period", "status", "entitled", "periodsPaid", "charges", "createdAt", "updatedAt"], "properties": {
+            "subscriptionId": {"type": "string"}, "appId": {"type": "string"}, "appSubscriptionId": {"type": "string"}, "bindingId": {"type": "string"},
+            "plan": {"type": "string"}, "amount": r("Amount"), "period": {"type": "string"}, "trial": {"type": "string"}, "introductory": r("IntroductoryOffer"),
+            "status": {"type": "string", "enum": wire(SubscriptionStatus::ALL)},
+            "entitled": {"type": "boolean", "description": "Grant access now: trial, active, grace, or cancelled before currentPeriodEnd."},
+            "currentPeriodEnd": {"type": "string", "format": "date-time"}, "periodsPaid": {"type": "integer"},
+            "nextChargeAt": {"type": "string", "format": "date-time"}, "nextChargeAmount": r("Amount"),
+            "reason": {"type": "string"},
+            "receipt": {"type": "string", "description": "JWS compact (EdDSA, typ scanbind-subscription+jwt); verify against /v1/receipt-keys."},
+            "charges": {"type": "array", "items": r("SubscriptionCharge")},
+            "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
+        "SubscriptionList": {"type": "object", "required": ["subscriptions"], "properties": {"subscriptions": {"type": "array", "items": r("Subscription")}}},
+        "AdminSubscription": {"allOf": [r("Subscription"), {"type": "object", "required": ["deviceId", "wallet", "grantHeld"], "properties": {
+            "deviceId": {"type": "string"}, "wallet": {"type": "string"},
+            "grantHeld": {"type": "boolean", "description": "Whether the server still holds the token grant (never the grant itself)."}}}]},
+        "AdminSubscriptionList": {"type": "object", "required": ["subscriptions"], "properties": {"subscriptions": {"type": "array", "items": r("AdminSubscription")}}},
+        "PeriodRefundRequest": {"type": "object", "required": ["refundId", "reason"], "additionalProperties": false, "properties": {
+            "refundId": text(1, 64), "amount": r("Amount"), "reason": text(1, 256)}},
+        "RenewalPass": {"type": "object", "required": ["now", "due", "charges", "skipped"], "properties": {
+            "now": {"type": "string", "format": "date-time", "description": "The billing clock's time of the pass."},
+            "due": {"type": "integer"}, "charges": {"type": "integer", "description": "Charges sent."},
+            "skipped": {"type": "integer", "description": "Held by another pass (replica)."}}}
+    })
+}
+
 fn checkout_paths() -> Value {
     let mut paths = json!({
         "/v1/checkouts": {"post": op("Combined checkout: pay several sellers, one payment per seller, optionally all-or-nothing; idempotent per (device, appId, appOrderId)", "createCheckout", Some("CheckoutRequest"), (200, "Checkout", "Final: succeeded, partially_succeeded or failed."), &[400, 401, 403, 404, 409, 413, 503], json!([]), true)},
@@ -348,8 +421,9 @@ pub fn document() -> Value {
                 "Refund": refund,
                 "EventEnvelope": {"type": "object", "required": ["seq", "createdAt", "type", "data"], "properties": {
                     "seq": {"type": "integer", "format": "int64"}, "createdAt": {"type": "string", "format": "date-time"},
-                    "type": {"type": "string", "enum": ["binding.completed", "binding.failed", "binding.expired", "token.cancelled", "token.refreshed", "payment.result", "refund.result", "checkout.result"]},
-                    "data": {"type": "object", "description": "A Binding, Payment, Refund or Checkout, by type."}}},
+                    "type": {"type": "string", "enum": ["binding.completed", "binding.failed", "binding.expired", "token.cancelled", "token.refreshed", "payment.result", "refund.result", "checkout.result",
+                        "subscription.renewed", "subscription.renewal_failed", "subscription.grace", "subscription.expired", "subscription.cancelled"]},
+                    "data": {"type": "object", "description": "A Binding, Payment, Refund, Checkout or Subscription, by type."}}},
                 "ReceiptKeySet": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "crv", "alg", "use", "kid", "x"], "properties": {
                     "kty": {"type": "string", "enum": ["OKP"]}, "crv": {"type": "string", "enum": ["Ed25519"]}, "alg": {"type": "string", "enum": ["EdDSA"]},
                     "use": {"type": "string"}, "kid": {"type": "string"}, "x": {"type": "string"}}}}}}
@@ -362,6 +436,18 @@ pub fn document() -> Value {
     if let (Some(p), Some(extra)) = (
         doc["components"]["schemas"].as_object_mut(),
         checkout_schemas().as_object(),
+    ) {
+        p.extend(extra.clone());
+    }
+    if let (Some(p), Some(extra)) = (
+        doc["paths"].as_object_mut(),
+        subscription_paths().as_object(),
+    ) {
+        p.extend(extra.clone());
+    }
+    if let (Some(p), Some(extra)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        subscription_schemas().as_object(),
     ) {
         p.extend(extra.clone());
     }
@@ -440,6 +526,9 @@ mod doc_tests {
             "payments.inquiry_backoff_ms",
             "payments.in_flight_grace_ms",
             "payments.binding_ttl_seconds",
+            "subscriptions.clock",
+            "subscriptions.retry_after_hours",
+            "subscriptions.automatic",
         ];
         for key in keys {
             assert!(

@@ -35,6 +35,7 @@ pub mod reports;
 pub mod rows;
 pub mod status;
 pub mod steps;
+pub mod subscriptions;
 pub mod work;
 
 pub use error::{Result, StoreError};
@@ -98,6 +99,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkout tokens",
         include_str!("../../migrations/sqlite/0006_checkout_tokens.sql"),
     ),
+    (
+        7,
+        "subscriptions",
+        include_str!("../../migrations/sqlite/0007_subscriptions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -129,6 +135,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "checkout tokens",
         include_str!("../../migrations/postgres/0006_checkout_tokens.sql"),
+    ),
+    (
+        7,
+        "subscriptions",
+        include_str!("../../migrations/postgres/0007_subscriptions.sql"),
     ),
 ];
 
