@@ -12,16 +12,24 @@ pub const CRASH_AT_ENV: &str = "SCANBIND_CRASH_AT";
 /// A crash point for the kill -9 tests (feature `test-util` only): when
 /// `SCANBIND_CRASH_AT` names this point, the process sends itself `SIGKILL` here —
 /// exactly `kill -9`, without unwinding, flushing or a core dump. The points:
-/// `pay-recorded` (the payment row and its `sent` step committed, the AMS call not
-/// made), `pay-answered` (the AMS `pay` answered, nothing of it committed),
+/// `pay-recorded` (the payment row and its `sent` step committed, not yet known to be on
+/// the disk, the AMS call not made), `pay-answered-unsynced` (the AMS `pay` answered
+/// while the record's fsync was held back, so it never ran), `pay-sent-unrecorded` (the
+/// record rolled back instead of committed, as a power loss would lose it, and the AMS
+/// `pay` answered), `pay-answered` (the AMS `pay` answered and the record durable,
+/// nothing of the answer committed),
 /// `pay-settled` (the final state and the device event committed, the device not
 /// answered), `checkout-part-sent` (a part of a combined checkout sent and answered,
 /// the next part not sent), `checkout-reversing` (an all-or-nothing checkout decided
 /// to reverse, no reversal made), `refund-recorded` (a refund's row and its `sent` step
 /// committed, the AMS `refund` not made), `refund-answered` (the AMS `refund` answered,
-/// nothing of it committed), `subscription-charge-recorded` (a subscription charge's
+/// nothing of it committed), `checkout-part-sent` for the first part too (sent from
+/// the checkout's own record), `subscription-charge-recorded` (a subscription charge's
 /// payment, its link and the subscription's charge in flight committed, the AMS `pay`
 /// not made).
+///
+/// Fault points ([`armed`]) name a behaviour instead of a crash: `pay-record-fails` (the
+/// payment record's durable wait fails while the AMS `pay` succeeds).
 pub fn crash_point(name: &str) {
     #[cfg(feature = "test-util")]
     if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
@@ -32,6 +40,19 @@ pub fn crash_point(name: &str) {
     }
     #[cfg(not(feature = "test-util"))]
     let _ = name;
+}
+
+/// Whether `SCANBIND_CRASH_AT` names `name` (feature `test-util` only; always false
+/// otherwise): for the crash points that need the path before the crash changed (a
+/// wait held back, a commit rolled back) and for the fault points.
+pub fn armed(name: &str) -> bool {
+    #[cfg(feature = "test-util")]
+    if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("scanbind-server: armed point {name}");
+        return true;
+    }
+    let _ = name;
+    false
 }
 
 /// Now, in Unix milliseconds.

@@ -51,7 +51,9 @@ use crate::domain::{App, ams_call, check_amount, check_text, plausible_id, scan_
 use crate::error::{Error, Result};
 use crate::store::checkouts::{NewCheckout, NewPart};
 use crate::store::payments::NewPayment;
-use crate::store::{self, CheckoutRow, CheckoutState, PartRow, PaymentRow, PaymentStage, Reversal};
+use crate::store::{
+    self, CheckoutRow, CheckoutState, PartRow, PaymentRow, PaymentStage, Product, Reversal,
+};
 use crate::util::{new_id, now_ms, rfc3339};
 /// The most parts (merge pay: 6 sub-orders in one all-or-nothing transaction, 20 on PC
 /// otherwise; see docs/server.md) and the fewest (one part is a plain payment): the
@@ -93,7 +95,7 @@ impl TokenCache {
             .map(|(t, _)| t.clone())
     }
 
-    fn remove(&self, checkout_id: &str) {
+    pub(crate) fn remove(&self, checkout_id: &str) {
         if let Ok(mut m) = self.inner.lock() {
             m.remove(checkout_id);
         }
@@ -354,30 +356,37 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
             .ok_or_else(|| Error::api(ErrorCode::Internal, "checkout vanished"))?;
         return resume(app, &c, &fp, &binding, &req.sealed_tokens).await;
     }
+    // The first part is claimed in the checkout's own record and sent right after it
+    // (D34): one commit fewer than claiming it on its own.
+    let first_expires = now + app.config.payments.expiry_seconds * 1000;
+    let grace = i64::try_from(app.config.payments.in_flight_grace_ms).unwrap_or(i64::MAX);
+    let mut first: Option<(PartRow, PaymentRow)> = None;
     for (i, part) in parts.iter().enumerate() {
         let payment_id = new_id("pay");
         let prid =
             crate::util::checkout_part_request_id(device_id, &req.app_id, &req.app_order_id, i);
         let part_order_id = format!("{}#{i}", req.app_order_id);
-        let fresh = store::payments::insert_checkout_part(
-            &mut tx,
-            &NewPayment {
-                payment_id: &payment_id,
-                payment_request_id: &prid,
-                device_id,
-                app_id: &req.app_id,
-                app_order_id: &part_order_id,
-                binding_id: Some(&binding.binding_id),
-                wallet: wallet.as_str(),
-                currency: part.money.currency().code(),
-                amount: part.money.minor().get(),
-                description: part.description,
-                expires_at: expires,
-                next_action_at: expires + 60_000,
-                now,
+        let sending = i == 0;
+        let new = NewPayment {
+            payment_id: &payment_id,
+            payment_request_id: &prid,
+            device_id,
+            app_id: &req.app_id,
+            app_order_id: &part_order_id,
+            binding_id: Some(&binding.binding_id),
+            wallet: wallet.as_str(),
+            currency: part.money.currency().code(),
+            amount: part.money.minor().get(),
+            description: part.description,
+            expires_at: if sending { first_expires } else { expires },
+            next_action_at: if sending {
+                now.saturating_add(grace)
+            } else {
+                expires + 60_000
             },
-        )
-        .await?;
+            now,
+        };
+        let fresh = store::payments::insert_checkout_part(&mut tx, &new, sending).await?;
         if !fresh {
             tx.rollback().await?;
             return Err(Error::api(
@@ -388,11 +397,12 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
                 ),
             ));
         }
+        let idx = i64::try_from(i).unwrap_or(0);
         store::checkouts::insert_part(
             &mut tx,
             &checkout_id,
             &NewPart {
-                idx: i64::try_from(i).unwrap_or(0),
+                idx,
                 payment_id: &payment_id,
                 seller_id: &part.seller.id,
                 seller_name: &part.seller.name,
@@ -400,6 +410,46 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
             },
         )
         .await?;
+        if sending {
+            first = Some((
+                PartRow {
+                    idx,
+                    payment_id: payment_id.clone(),
+                    seller_id: part.seller.id.clone(),
+                    seller_name: part.seller.name.clone(),
+                    seller_mcc: part.seller.mcc.clone(),
+                    reversal: None,
+                    reversed: false,
+                },
+                PaymentRow {
+                    payment_id: payment_id.clone(),
+                    payment_request_id: prid.clone(),
+                    device_id: device_id.to_owned(),
+                    app_id: req.app_id.clone(),
+                    app_order_id: part_order_id.clone(),
+                    product: Product::CheckoutPart,
+                    binding_id: Some(binding.binding_id.clone()),
+                    wallet: wallet.as_str().to_owned(),
+                    code_value: None,
+                    currency: part.money.currency().code().to_owned(),
+                    amount: part.money.minor().get(),
+                    description: part.description.to_owned(),
+                    status: PaymentStatus::Pending,
+                    stage: PaymentStage::Sending,
+                    result_code: None,
+                    result_message: None,
+                    ams_payment_id: None,
+                    refunded: 0,
+                    receipt: None,
+                    conversion: None,
+                    expires_at: first_expires,
+                    next_action_at: now.saturating_add(grace),
+                    attempts: 0,
+                    created_at: now,
+                    updated_at: now,
+                },
+            ));
+        }
     }
     store::steps::insert_checkout(
         &mut tx,
@@ -416,10 +466,22 @@ pub async fn create(app: &App, device_id: &str, req: &CheckoutRequest) -> Result
         now,
     )
     .await?;
-    tx.commit().await?;
+    let (first_part, first_payment) =
+        first.ok_or_else(|| Error::api(ErrorCode::Internal, "a checkout without parts"))?;
+    // Visible at once; durable side by side with the first part's AMS call (D34).
+    let record = tx
+        .commit_unsynced((&first_payment.payment_id, "pay", "sent", now))
+        .await?;
     info!(checkout = %checkout_id, parts = parts.len(), all_or_nothing = req.all_or_nothing, "checkout created");
-    app.checkout_tokens.put(&checkout_id, tokens, expires);
-    let outcome = drive(app, &checkout_id).await;
+    app.checkout_tokens
+        .put(&checkout_id, tokens.clone(), expires);
+    crate::util::crash_point("checkout-recorded");
+    let outcome = async {
+        send_claimed(app, &first_part, &first_payment, &tokens, Some(record)).await?;
+        crate::util::crash_point("checkout-part-sent");
+        drive(app, &checkout_id).await
+    }
+    .await;
     release(app, &checkout_id).await?;
     outcome?;
     device_checkout(app, device_id, &checkout_id).await
@@ -445,7 +507,7 @@ async fn resume(
             app.checkout_tokens
                 .put(&c.checkout_id, tokens, c.expires_at);
         }
-        let outcome = drive(app, &c.checkout_id).await;
+        let outcome = drive_with(app, &c.checkout_id, true).await;
         release(app, &c.checkout_id).await?;
         outcome?;
     }
@@ -487,11 +549,17 @@ pub async fn release(app: &App, checkout_id: &str) -> Result<()> {
 /// One step of an unfinished checkout (the caller holds its lease): pays what can be
 /// paid, and settles it once every part is final.
 pub async fn drive(app: &App, checkout_id: &str) -> Result<()> {
+    drive_with(app, checkout_id, false).await
+}
+
+/// [`drive`]; `resend`: for the device's retry, parts sent and still pending are sent
+/// again with their paymentRequestId.
+async fn drive_with(app: &App, checkout_id: &str, resend: bool) -> Result<()> {
     let Some(c) = load_checkout(app, checkout_id).await? else {
         return Ok(());
     };
     if c.status == CheckoutState::Paying {
-        pay_parts(app, &c).await?;
+        pay_parts(app, &c, resend).await?;
     }
     let Some(c) = load_checkout(app, checkout_id).await? else {
         return Ok(());
@@ -526,7 +594,9 @@ async fn reopen_tokens(app: &App, c: &CheckoutRow) -> Result<Option<TokenSet>> {
     }
 }
 
-async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
+/// `resend`: the device asked again (the same order): parts sent and still pending are
+/// sent again too.
+async fn pay_parts(app: &App, c: &CheckoutRow, resend: bool) -> Result<()> {
     let now = now_ms();
     let expired = now >= c.expires_at;
     let tokens = match app.checkout_tokens.get(&c.checkout_id) {
@@ -578,6 +648,22 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
                     (None, None) => continue,
                 }
             }
+            (PaymentStatus::Pending, PaymentStage::Sending | PaymentStage::Inquiring)
+                if resend && !expired && p.expires_at > now =>
+            {
+                match &tokens {
+                    // The device's retry of the same order: a sent part still pending is
+                    // sent again with its paymentRequestId, which the wallet answers
+                    // from the request it has (or takes now if it never had it: the
+                    // server stopped between the claim and the call, or the claim's
+                    // durable wait failed), exactly as a retried single payment (D34).
+                    Some(tokens) => {
+                        app.db.step(&p.payment_id, "pay", "sent", now).await?;
+                        send_claimed(app, &part, &p, tokens, None).await?
+                    }
+                    None => p,
+                }
+            }
             _ => p,
         };
         match p.status {
@@ -597,21 +683,18 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
         return Ok(());
     }
     let parts = load_parts(app, &c.checkout_id).await?;
-    if parts
-        .iter()
-        .any(|(_, p)| p.status == PaymentStatus::Pending)
+    let Some(status) = outcome(c, &parts) else {
+        return Ok(());
+    };
+    if status != CheckoutState::Reversing
+        && !load_checkout(app, &c.checkout_id)
+            .await?
+            .is_some_and(|c| c.is_open())
     {
+        // Settled by its last part's final commit (D34).
         return Ok(());
     }
-    let paid = parts
-        .iter()
-        .filter(|(_, p)| p.status == PaymentStatus::Succeeded)
-        .count();
-    let status = if paid == parts.len() {
-        CheckoutState::Succeeded
-    } else if paid == 0 {
-        CheckoutState::Failed
-    } else if c.all_or_nothing {
+    if status == CheckoutState::Reversing {
         store::checkouts::set_reversing(&app.db, &c.checkout_id, now_ms()).await?;
         app.db
             .step(
@@ -622,10 +705,83 @@ async fn pay_parts(app: &App, c: &CheckoutRow) -> Result<()> {
             )
             .await?;
         return Ok(());
+    }
+    finish(app, c, status).await
+}
+
+/// What a checkout whose parts are `parts` comes to: `None` while a part is pending,
+/// [`CheckoutState::Reversing`] when an all-or-nothing checkout has paid and failed
+/// parts, else its final state.
+pub fn outcome(c: &CheckoutRow, parts: &[(PartRow, PaymentRow)]) -> Option<CheckoutState> {
+    if parts
+        .iter()
+        .any(|(_, p)| p.status == PaymentStatus::Pending)
+    {
+        return None;
+    }
+    let paid = parts
+        .iter()
+        .filter(|(_, p)| p.status == PaymentStatus::Succeeded)
+        .count();
+    Some(if paid == parts.len() {
+        CheckoutState::Succeeded
+    } else if paid == 0 {
+        CheckoutState::Failed
+    } else if c.all_or_nothing {
+        CheckoutState::Reversing
     } else {
         CheckoutState::PartiallySucceeded
+    })
+}
+
+/// The checkout a part's payment settles, when `fin` (the part's final row, not yet
+/// committed) is its last pending part and the outcome is final (not a reversal): the
+/// checkout then settles in the part's own final commit (D34; [`finish_in`]). `None`
+/// otherwise, and the engine settles it as before.
+pub async fn settled_by(
+    app: &App,
+    checkout_id: &str,
+    fin: &PaymentRow,
+) -> Result<Option<(CheckoutRow, CheckoutState, Checkout)>> {
+    let Some(c) = load_checkout(app, checkout_id).await? else {
+        return Ok(None);
     };
-    finish(app, c, status).await
+    if c.status != CheckoutState::Paying {
+        return Ok(None);
+    }
+    let mut parts = load_parts(app, checkout_id).await?;
+    for (_, p) in parts.iter_mut() {
+        if p.payment_id == fin.payment_id {
+            *p = fin.clone();
+        }
+    }
+    match outcome(&c, &parts) {
+        Some(status) if status != CheckoutState::Reversing => {
+            let mut done = c.clone();
+            done.status = status;
+            let view = checkout_view(&done, &parts);
+            Ok(Some((c, status, view)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Makes the checkout final in the caller's transaction (its status, its `final` step
+/// and its device event): true when this call made the change.
+pub async fn finish_in(
+    conn: &mut sqlx::AnyConnection,
+    c: &CheckoutRow,
+    status: CheckoutState,
+    view: Checkout,
+    now: i64,
+) -> Result<bool> {
+    if !store::checkouts::finish(conn, &c.checkout_id, status, now).await? {
+        return Ok(false);
+    }
+    store::steps::insert_final(conn, &c.checkout_id, status.as_str(), now).await?;
+    crate::domain::events::EventHub::insert(conn, &c.device_id, &Event::CheckoutResult(view))
+        .await?;
+    Ok(true)
 }
 
 /// Fails a part that was never sent (no AMS call was made for it).
@@ -666,18 +822,32 @@ async fn send_part(
         now,
     )
     .await?;
-    if claimed {
-        store::steps::insert_pay_sent(&mut tx, &p.payment_id, now).await?;
-    }
-    tx.commit().await?;
     if !claimed {
+        tx.rollback().await?;
         return load_payment(app, &p.payment_id)
             .await?
             .ok_or_else(|| Error::api(ErrorCode::Internal, "payment vanished"));
     }
+    // Visible at once; durable side by side with the part's AMS call (D34).
+    let record = tx
+        .commit_unsynced((&p.payment_id, "pay", "sent", now))
+        .await?;
     let mut sending = p.clone();
     sending.stage = PaymentStage::Sending;
     sending.expires_at = expires;
+    send_claimed(app, part, &sending, tokens, Some(record)).await
+}
+
+/// Sends a part claimed for sending (stage `sending`) to its seller. `record`: its claim,
+/// committed but not yet known to be durable (see
+/// [`send_agreement_pay`]).
+async fn send_claimed(
+    app: &App,
+    part: &PartRow,
+    p: &PaymentRow,
+    tokens: &TokenSet,
+    record: Option<store::Unsynced<'_>>,
+) -> Result<PaymentRow> {
     let currency = Currency::from_code(&p.currency)
         .map_err(|e| Error::api(ErrorCode::Internal, e.to_string()))?;
     let money = Money::from_minor(currency, p.amount)
@@ -691,11 +861,12 @@ async fn send_part(
     };
     send_agreement_pay(
         app,
-        &sending,
+        p,
         Wallet::parse(&p.wallet),
         money,
         tokens,
         Some(merchant),
+        record,
     )
     .await
 }
@@ -826,13 +997,10 @@ async fn finish(app: &App, c: &CheckoutRow, status: CheckoutState) -> Result<()>
     let view = checkout_view(&fin, &parts);
     let now = now_ms();
     let mut tx = app.db.begin_durable().await?;
-    if !store::checkouts::finish(&mut tx, &c.checkout_id, status, now).await? {
+    if !finish_in(&mut tx, c, status, view, now).await? {
         tx.rollback().await?;
         return Ok(());
     }
-    store::steps::insert_final(&mut tx, &c.checkout_id, status.as_str(), now).await?;
-    crate::domain::events::EventHub::insert(&mut tx, &c.device_id, &Event::CheckoutResult(view))
-        .await?;
     crate::domain::events::EventHub::notify_in(&mut tx, &c.device_id).await?;
     tx.commit().await?;
     app.hub.wake_local(&c.device_id);

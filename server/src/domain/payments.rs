@@ -210,7 +210,9 @@ pub async fn pay(
         },
     };
     // A fresh payment is sent at once: its row and the "sent" step commit together
-    // (one durable commit instead of two; the row alone is what recovery needs).
+    // (one commit instead of two; the row alone is what recovery needs), visible at once
+    // and made durable side by side with the AMS call (D34): nobody hears of the payment
+    // before both are done.
     let will_send = tokens.is_some() && expires > now;
     let mut tx = app.db.begin_durable().await?;
     let inserted = store::payments::insert_agreement(
@@ -232,10 +234,22 @@ pub async fn pay(
         },
     )
     .await?;
-    if inserted && will_send {
-        store::steps::insert_pay_sent(&mut tx, &payment_id, now).await?;
-    }
-    tx.commit().await?;
+    let record = if inserted && will_send {
+        if crate::util::armed("pay-sent-unrecorded") {
+            // Crash test: the AMS call goes out with the record lost, as a power loss
+            // before its fsync would lose it.
+            tx.rollback().await?;
+            None
+        } else {
+            Some(
+                tx.commit_unsynced((&payment_id, "pay", "sent", now))
+                    .await?,
+            )
+        }
+    } else {
+        tx.commit().await?;
+        None
+    };
     let p = if inserted {
         // Exactly the row just written: no need to read it back.
         PaymentRow {
@@ -295,13 +309,39 @@ pub async fn pay(
         app.db.step(&p.payment_id, "pay", "sent", now).await?;
     }
     crate::util::crash_point("pay-recorded");
-    send_agreement_pay(app, &p, wallet, money, &tokens, None).await
+    send_agreement_pay(app, &p, wallet, money, &tokens, None, record).await
+}
+
+/// Waits for a payment's record made durable side by side with its AMS call (`None`:
+/// nothing to wait for). Crash tests hold the wait back (`pay-answered-unsynced`) or
+/// fail it (`pay-record-fails`).
+async fn record_durable(app: &App, record: Option<store::Unsynced<'_>>) -> Result<()> {
+    let Some(record) = record else {
+        return Ok(());
+    };
+    if crate::util::armed("pay-answered-unsynced") {
+        // Never synced: the crash point after the AMS answer ends the process first.
+        std::future::pending::<()>().await;
+    }
+    if crate::util::armed("pay-record-fails") {
+        return Err(store::StoreError::Sync {
+            path: "(fault point pay-record-fails)".into(),
+            source: std::io::Error::other("fault point"),
+        }
+        .into());
+    }
+    Ok(record.durable(&app.db).await?)
 }
 
 /// Sends the agreement pay of a pending payment whose "sent" step is recorded, applies a
 /// final answer once, and hands an unknown one to the engine. `merchant`: the seller
-/// paid (`order.merchant`), for a part of a combined checkout. Returns the payment as it
-/// is afterwards.
+/// paid (`order.merchant`), for a part of a combined checkout. `record`: the payment's
+/// record, committed but not yet known to be durable: the wait for it runs side by side
+/// with the AMS call, and the answer is applied only once both are done (D34). If that
+/// wait fails, nothing of the answer is applied and the error is returned (the device
+/// retries the same order, and the engine inquires the payment after its in-flight
+/// grace): no one hears of a payment whose record is not known to be durable. Returns
+/// the payment as it is afterwards.
 pub async fn send_agreement_pay(
     app: &App,
     p: &PaymentRow,
@@ -309,13 +349,15 @@ pub async fn send_agreement_pay(
     money: Money,
     tokens: &TokenSet,
     merchant: Option<scanbind_ams::model::Merchant>,
+    record: Option<store::Unsynced<'_>>,
 ) -> Result<PaymentRow> {
-    send_agreement_pay_at(app, p, wallet, money, tokens, merchant, 0).await
+    send_agreement_pay_at(app, p, wallet, money, tokens, merchant, record, 0).await
 }
 
 /// [`send_agreement_pay`] with `paymentExpiryTime` moved by `clock_offset_ms`: a
 /// subscription charge made on the sandbox's clock (`subscriptions.clock = "sandbox"`)
 /// states its expiry on that clock.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_agreement_pay_at(
     app: &App,
     p: &PaymentRow,
@@ -323,6 +365,7 @@ pub async fn send_agreement_pay_at(
     money: Money,
     tokens: &TokenSet,
     merchant: Option<scanbind_ams::model::Merchant>,
+    record: Option<store::Unsynced<'_>>,
     clock_offset_ms: i64,
 ) -> Result<PaymentRow> {
     let prid = p.payment_request_id.clone();
@@ -338,7 +381,18 @@ pub async fn send_agreement_pay_at(
     );
     ams_req.payment_expiry_time = Some(ams_datetime(p.expires_at.saturating_add(clock_offset_ms)));
     ams_req.payment_notify_url = Some(app.notify_url("payment"));
-    let Some(answer) = until_final(app, p, ams_call(app, &ams_req)).await? else {
+    let call = async {
+        let answer = until_final(app, p, ams_call(app, &ams_req)).await;
+        crate::util::crash_point("pay-answered-unsynced");
+        crate::util::crash_point("pay-sent-unrecorded");
+        answer
+    };
+    let (durable, answer) = tokio::join!(record_durable(app, record), call);
+    if let Err(e) = durable {
+        warn!(payment = %p.payment_id, cause = %e, "the payment's record is not known to be on the disk: its AMS answer is not applied (the device's retry and the engine's inquiry learn it again)");
+        return Err(e);
+    }
+    let Some(answer) = answer? else {
         // Made final meanwhile (by `notifyPayment` or another replica's inquiry): the
         // call and its retries are dropped, so no late `pay` follows the result.
         app.db
@@ -693,6 +747,21 @@ pub async fn transition_loaded(
     };
     let jws = app.receipt_signer.sign(&receipt);
     let now = now_ms();
+    let mut fin = p.clone();
+    fin.status = status;
+    fin.stage = PaymentStage::Done;
+    fin.result_code = code.map(str::to_owned);
+    fin.result_message = message.map(str::to_owned);
+    fin.ams_payment_id = ams_id.map(str::to_owned).or(p.ams_payment_id.clone());
+    fin.receipt = Some(jws.clone());
+    fin.updated_at = now;
+    // The last part of a checkout settles the checkout in its own final commit (D34).
+    let settles = match &part {
+        Some((checkout_id, _)) if from == PaymentStatus::Pending => {
+            crate::domain::checkout::settled_by(app, checkout_id, &fin).await?
+        }
+        _ => None,
+    };
     // The final state, its steps and its event commit together: a crash cannot leave a
     // final payment whose result the device never hears of.
     let mut tx = app.db.begin_durable().await?;
@@ -724,26 +793,29 @@ pub async fn transition_loaded(
         return Ok(None);
     }
     store::steps::insert_final(&mut tx, payment_id, status.as_str(), now).await?;
-    let mut fin = p.clone();
-    fin.status = status;
-    fin.stage = PaymentStage::Done;
-    fin.result_code = code.map(str::to_owned);
-    fin.result_message = message.map(str::to_owned);
-    fin.ams_payment_id = ams_id.map(str::to_owned).or(p.ams_payment_id.clone());
-    fin.receipt = Some(jws);
-    fin.updated_at = now;
     crate::domain::events::EventHub::insert(
         &mut tx,
         &p.device_id,
         &Event::PaymentResult(payment_view(&fin)),
     )
     .await?;
+    let mut finished = None;
+    if let Some((c, checkout_status, view)) = settles
+        && crate::domain::checkout::finish_in(&mut tx, &c, checkout_status, view, now).await?
+    {
+        finished = Some((c.checkout_id, checkout_status));
+    }
     crate::domain::events::EventHub::notify_in(&mut tx, &p.device_id).await?;
     tx.commit().await?;
     app.hub.wake_local(&p.device_id);
     info!(payment = %payment_id, status = status.as_str(), "payment final");
-    if let Some((checkout_id, _)) = &part {
-        wake_checkout(app, checkout_id).await?;
+    match (&part, finished) {
+        (_, Some((checkout_id, checkout_status))) => {
+            app.checkout_tokens.remove(&checkout_id);
+            info!(checkout = %checkout_id, status = checkout_status.as_str(), "checkout final");
+        }
+        (Some((checkout_id, _)), None) => wake_checkout(app, checkout_id).await?,
+        (None, None) => {}
     }
     Ok(Some(fin))
 }

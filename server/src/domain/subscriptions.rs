@@ -745,7 +745,7 @@ async fn charge(
         updated_at: real_now,
     };
     let offset = now - real_now;
-    send_agreement_pay_at(app, &p, wallet, money, &tokens, None, offset).await?;
+    send_agreement_pay_at(app, &p, wallet, money, &tokens, None, None, offset).await?;
     Ok(true)
 }
 

@@ -425,6 +425,7 @@ async fn open_checkout(app: &App, id: &str, all_or_nothing: bool, expires_at: i6
                     next_action_at: expires_at + 60_000,
                     now,
                 },
+                false,
             )
             .await
             .unwrap()

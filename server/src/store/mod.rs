@@ -214,6 +214,7 @@ pub struct DurableTx<'a> {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     turn: Option<MutexGuard<'a, ()>>,
     group: Option<&'a GroupCommit>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for DurableTx<'_> {
@@ -237,10 +238,12 @@ impl std::ops::DerefMut for DurableTx<'_> {
     }
 }
 
-impl DurableTx<'_> {
+impl<'a> DurableTx<'a> {
     /// Commits, gives up the writer turn, and returns once the commit is durable.
     pub async fn commit(self) -> Result<()> {
-        let DurableTx { tx, turn, group } = self;
+        let DurableTx {
+            tx, turn, group, ..
+        } = self;
         tx.commit().await?;
         drop(turn);
         match group {
@@ -255,6 +258,82 @@ impl DurableTx<'_> {
         tx.rollback().await?;
         drop(turn);
         Ok(())
+    }
+
+    /// Commits without waiting for the disk (D34): the commit is visible to every
+    /// connection at once and kept by a crash of the server process (SQLite: in the WAL,
+    /// in the page cache; PostgreSQL: `synchronous_commit = off` for this transaction, in
+    /// its WAL), but an OS crash or power loss, or on PostgreSQL a crash of the database
+    /// itself, may still lose it until [`Unsynced::durable`] has returned. The caller
+    /// runs that wait side by side with other work (the AMS call it records).
+    ///
+    /// `then`: a step of the history that follows this commit (`(subject, step,
+    /// outcome, at)`). On SQLite it is written in this transaction and the WAL fsync of
+    /// the group commit makes both durable; on PostgreSQL it is written by the
+    /// synchronous commit that makes this one durable (PostgreSQL flushes its WAL in
+    /// order up to that commit, and so up to this one; a commit that wrote nothing
+    /// would not flush).
+    pub async fn commit_unsynced<'s>(
+        mut self,
+        then: (&'s str, &'s str, &'s str, i64),
+    ) -> Result<Unsynced<'a>> {
+        let (subject, step, outcome, at) = then;
+        let pg = self.backend == Backend::Postgres;
+        if pg {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *self.tx)
+                .await?;
+        } else {
+            steps::insert(&mut self.tx, subject, step, outcome, at).await?;
+        }
+        let DurableTx {
+            tx, turn, group, ..
+        } = self;
+        tx.commit().await?;
+        drop(turn);
+        Ok(match (group, pg) {
+            (Some(g), _) => Unsynced(Pending::Group(g)),
+            (None, true) => Unsynced(Pending::Flush {
+                step: (subject.to_owned(), step.to_owned(), outcome.to_owned(), at),
+            }),
+            // SQLite without a group commit (in memory): committed `synchronous=FULL`.
+            (None, false) => Unsynced(Pending::Done),
+        })
+    }
+}
+
+/// A commit made by [`DurableTx::commit_unsynced`], visible but maybe not yet on the
+/// disk.
+#[must_use = "the commit is not known to be durable until `durable` returns"]
+#[derive(Debug)]
+pub struct Unsynced<'a>(Pending<'a>);
+
+#[derive(Debug)]
+enum Pending<'a> {
+    /// SQLite: the group commit's WAL fsync.
+    Group(&'a GroupCommit),
+    /// PostgreSQL: the step to commit synchronously after it.
+    Flush { step: (String, String, String, i64) },
+    /// Already durable.
+    Done,
+}
+
+impl Unsynced<'_> {
+    /// Returns once the commit (and the step given with it) is on the disk. An error
+    /// means it is not known to be: whoever acts on the commit must not tell anyone it
+    /// is durable.
+    pub async fn durable(self, db: &Db) -> Result<()> {
+        match self.0 {
+            Pending::Group(g) => g.sync().await,
+            Pending::Flush {
+                step: (subject, step, outcome, at),
+            } => {
+                let mut tx = db.begin_durable().await?;
+                steps::insert(&mut tx, &subject, &step, &outcome, at).await?;
+                tx.commit().await
+            }
+            Pending::Done => Ok(()),
+        }
     }
 }
 
@@ -357,7 +436,12 @@ impl Db {
             Some(g) => g.pool.begin().await?,
             None => self.pool.begin().await?,
         };
-        Ok(DurableTx { tx, turn, group })
+        Ok(DurableTx {
+            tx,
+            turn,
+            group,
+            backend: self.backend,
+        })
     }
 
     /// `(commits, WAL fsyncs)` of the group commit so far; `None` without one

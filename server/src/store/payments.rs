@@ -99,16 +99,19 @@ pub async fn insert_order_code(db: &Db, p: &NewPayment<'_>) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Inserts a part of a combined checkout (stage `queued`) in the caller's transaction;
-/// false when the `paymentRequestId` or the order id is taken.
+/// Inserts a part of a combined checkout in the caller's transaction: stage `queued`,
+/// or `sending` when it is sent right after this commit (`sending`: the first part,
+/// claimed in the checkout's own record). False when the `paymentRequestId` or the
+/// order id is taken.
 pub async fn insert_checkout_part(
     conn: &mut sqlx::AnyConnection,
     p: &NewPayment<'_>,
+    sending: bool,
 ) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO payments (payment_id, payment_request_id, device_id, app_id, app_order_id, product, binding_id, wallet, currency, amount, description, \
          status, stage, expires_at, next_action_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 'queued', $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $15, $12, $13, $14, $14) ON CONFLICT DO NOTHING",
     )
     .bind(p.payment_id)
     .bind(p.payment_request_id)
@@ -124,6 +127,7 @@ pub async fn insert_checkout_part(
     .bind(p.expires_at)
     .bind(p.next_action_at)
     .bind(p.now)
+    .bind(if sending { "sending" } else { "queued" })
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
