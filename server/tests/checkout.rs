@@ -680,10 +680,15 @@ async fn a_restarted_server_finishes_an_interrupted_checkout(backend: Backend) {
     let (world, env) = setup(backend).await;
     let mut server = spawn(&world, &env, &[]);
     let (device, binding_id, sealed) = bound_device(&world, &server).await;
-    // The second part is taken by the sandbox and never answered; the server dies
-    // mid-call, before the third part is sent.
+    // The second part is taken by the sandbox and never answered, and its notification
+    // is dropped (else it would settle the part, end the hung call and let the third
+    // part go); the server dies mid-call, before the third part is sent. The first
+    // part's notification is dropped too: notifications go out in order.
     world
         .arm_fault(json!({"endpoint": "pay", "kind": "hang", "processed": true, "skip": 1}))
+        .await;
+    world
+        .arm_fault(json!({"endpoint": "notifications", "kind": "drop", "count": 2}))
         .await;
     let body = checkout_body(
         "crash-1",
@@ -706,6 +711,10 @@ async fn a_restarted_server_finishes_an_interrupted_checkout(backend: Backend) {
     );
     eventually("the sandbox to take the second part", || async {
         ledger_payments(&world.ledger().await).len() == 2
+    })
+    .await;
+    eventually("both notifications to be dropped", || async {
+        world.control("/sandbox/v1/faults").await["notifications"] == json!([])
     })
     .await;
     server.kill();
