@@ -561,10 +561,21 @@ async fn kill_9_of_the_daemon_or_the_server_mid_checkout_charges_once_and_tells_
             serde_json::json!({"endpoint": "pay", "kind": "hang", "processed": true, "skip": 1}),
         )
         .await;
+    // The hung part's notification is dropped too (else it would settle the part, end
+    // the hung call and let the third part go before the kill); the first part's goes
+    // first, in order.
+    stack
+        .world
+        .arm_fault(serde_json::json!({"endpoint": "notifications", "kind": "drop", "count": 2}))
+        .await;
     let basket = [("SELLER_A", 1000), ("SELLER_B", 1100), ("SELLER_C", 1200)];
     let path = stack.checkout("srv-crash", &basket, None).await.unwrap();
     eventually("the wallet to take the second part", || async {
         ledger_payments(&stack.world.ledger().await).len() == before + 2
+    })
+    .await;
+    eventually("both notifications to be dropped", || async {
+        stack.world.control("/sandbox/v1/faults").await["notifications"] == serde_json::json!([])
     })
     .await;
     assert_eq!(

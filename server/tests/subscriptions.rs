@@ -814,9 +814,13 @@ async fn kill_9_during_renewal_charges_once(backend: Backend) {
     let s = t.subscribe(t.body("sofa-crash", "P1W", 6800)).await;
     assert_eq!(s.status, SubscriptionStatus::Active);
     t.advance(7 * DAY).await;
-    // The next pay takes effect at the sandbox and is never answered.
+    // The next pay takes effect at the sandbox and is never answered, and its
+    // notification is dropped (else it would settle the charge and end the hung call).
     t.world
         .arm_fault(json!({"endpoint": "pay", "kind": "hang", "processed": true, "count": 1}))
+        .await;
+    t.world
+        .arm_fault(json!({"endpoint": "notifications", "kind": "drop", "count": 1}))
         .await;
     let url = format!("{}/admin/v1/subscriptions/renewals", t.server.admin);
     let auth = format!("Bearer {}", t.admin_key);
