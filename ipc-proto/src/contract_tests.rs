@@ -152,6 +152,7 @@ fn interface_constants_match_the_xml() {
             names::AGENT_MANAGER_INTERFACE,
             names::AGENT_INTERFACE,
             names::MANAGER_INTERFACE,
+            names::SUBSCRIPTION_INTERFACE,
         ]
     );
     assert!(DOCS.contains(names::MANAGER_PATH));

@@ -340,6 +340,38 @@ pub mod keys {
         pub const REFUNDED_MINOR: &str = "refunded-minor";
     }
 
+    /// `Subscribe` options.
+    pub mod subscribe {
+        /// `s`, required: the app's own subscription id (1 to 64 printable ASCII
+        /// characters), the idempotency key.
+        pub const SUBSCRIPTION_ID: &str = "subscription-id";
+        /// `s`: what the user gets, shown on the confirmation (1 to 256 characters).
+        pub const DESCRIPTION: &str = "description";
+        /// `s`: a free trial before the first charge (`P3D`, `P1W`, `P2W`, `P1M`).
+        pub const TRIAL: &str = "trial";
+        /// `x`: the introductory price of one period, minor units (with
+        /// `intro-periods`).
+        pub const INTRO_AMOUNT_MINOR: &str = "intro-amount-minor";
+        /// `u`: how many periods cost `intro-amount-minor` (1 to 12).
+        pub const INTRO_PERIODS: &str = "intro-periods";
+        /// `o`: the binding that pays (needed when several wallets are bound).
+        pub const BINDING: &str = "binding";
+    }
+
+    /// The `event` of `Subscription1.Changed`.
+    pub mod subscription_changed {
+        /// A period was paid.
+        pub const RENEWED: &str = "renewed";
+        /// A renewal charge failed (the subscription is in grace or expired).
+        pub const RENEWAL_FAILED: &str = "renewal-failed";
+        /// It entered its grace period.
+        pub const GRACE: &str = "grace";
+        /// It ended.
+        pub const EXPIRED: &str = "expired";
+        /// It was cancelled (access until `CurrentPeriodEnd`).
+        pub const CANCELLED: &str = "cancelled";
+    }
+
     /// The keys of one `Pay` line item.
     pub mod line_item {
         /// `s`: what is sold (at most 256 chars).
