@@ -170,6 +170,12 @@ impl ServerLink {
         Ok(list.subscriptions)
     }
 
+    /// `GET /v1/subscriptions`: every subscription of this device (every app's).
+    pub(crate) async fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+        let list: SubscriptionList = self.call::<(), _>("GET", "/v1/subscriptions", None).await?;
+        Ok(list.subscriptions)
+    }
+
     /// `POST /v1/subscriptions/{id}/cancel?appId=`: cancels one of `app_id`'s
     /// subscriptions (another app's is `not_found`).
     pub(crate) async fn cancel_subscription(

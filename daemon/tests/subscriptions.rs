@@ -9,8 +9,10 @@
 //! confirmation always asked on the display with the terms; the same id again (no
 //! second question) and with other terms (`Duplicate`); a renewal driven by the
 //! sandbox clock and a renewal pass reaching the owning app as `Changed` with a new,
-//! verifiable receipt; another app neither seeing, reading nor cancelling it; cancel
-//! keeping access until the period end, then `expired`.
+//! verifiable receipt; another app neither seeing, reading nor cancelling it; the
+//! device owner listing every app's subscriptions and cancelling one (`Manager1`, as
+//! `scanbindctl subscriptions`); cancel keeping access until the period end, then
+//! `expired`.
 //!
 //! Needs `KEYRING_SS_TEST=1` (run through `scripts/test`; see daemon/README.md).
 
@@ -24,7 +26,7 @@ use common::{GUARD, bind_approved, connect, spawn_daemon_with, world};
 use futures_util::StreamExt as _;
 use scanbind_device_api::receipt::{ReceiptKeySet, verify_subscription_receipt};
 use scanbind_ipc::Error as Wire;
-use scanbind_ipc::proxy::{Daemon1Proxy, Subscription1Proxy};
+use scanbind_ipc::proxy::{Daemon1Proxy, Manager1Proxy, Subscription1Proxy};
 use scanbind_ipc::types::keys::agent as keys;
 use scanbind_ipc::types::keys::subscribe as opt;
 use scanbind_ipc::{BUS_NAME, DAEMON_PATH};
@@ -351,6 +353,70 @@ async fn subscribe_renew_cancel_through_the_daemon() {
     .await
     .unwrap_err();
     assert!(cancel.contains("Unknown object"), "{cancel}");
+    assert_eq!(sub.state().await.unwrap(), "active");
+
+    // A second one, with a free trial: the device owner sees every app's subscriptions
+    // and cancels this one (Manager1, as `scanbindctl subscriptions`); the app hears.
+    let call = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            d.subscribe(
+                "Sofa TV Kids",
+                3800,
+                "HKD",
+                "P1M",
+                options("sofa-2", &[(opt::TRIAL, V::from("P3D"))]),
+            )
+            .await
+        })
+    };
+    let (details, answer) = next_confirm(&mut asked).await;
+    let message = text(&details, keys::MESSAGE);
+    assert!(message.contains("free for 3 days"), "{message}");
+    answer.send((true, HashMap::new())).unwrap();
+    let path2 = call.await.unwrap().unwrap();
+    let sub2 = Subscription1Proxy::builder(&conn)
+        .path(path2.clone())
+        .unwrap()
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(sub2.state().await.unwrap(), "trial");
+    assert_eq!(sub2.periods_paid().await.unwrap(), 0);
+    let mut changed2 = sub2.receive_changed().await.unwrap();
+    let manager = Manager1Proxy::new(&conn).await.unwrap();
+    let all = manager.list_subscriptions(HashMap::new()).await.unwrap();
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter().all(|s| s.app_id == me.to_str().unwrap()),
+        "{all:?}"
+    );
+    let id2 = all
+        .iter()
+        .find(|s| s.app_subscription_id == "sofa-2")
+        .unwrap()
+        .subscription
+        .clone();
+    assert_eq!(
+        manager
+            .cancel_subscription(&id2, HashMap::new())
+            .await
+            .unwrap(),
+        "cancelled"
+    );
+    let signal = tokio::time::timeout(GUARD, changed2.next())
+        .await
+        .expect("no Changed(cancelled) within the guard time")
+        .unwrap();
+    assert_eq!(signal.args().unwrap().state(), &"cancelled");
+    assert_eq!(sub2.state().await.unwrap(), "cancelled");
+    let err = manager
+        .cancel_subscription("sub_nosuch", HashMap::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Wire::NotFound(_)), "{err:?}");
     assert_eq!(sub.state().await.unwrap(), "active");
 
     // Cancel: no more renewals, access until the period's end, then expired.

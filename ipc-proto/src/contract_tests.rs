@@ -219,6 +219,14 @@ fn typed_records_match_the_xml_signatures() {
         Vec::<types::PaymentSummary>::SIGNATURE.to_string()
     );
     assert_eq!(
+        method_arg_type(
+            names::MANAGER_INTERFACE,
+            "ListSubscriptions",
+            "subscriptions"
+        ),
+        Vec::<types::SubscriptionSummary>::SIGNATURE.to_string()
+    );
+    assert_eq!(
         property_type(PAYMENT_INTERFACE, "LastError"),
         types::ErrorInfo::SIGNATURE.to_string()
     );

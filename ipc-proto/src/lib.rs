@@ -60,4 +60,6 @@ pub use proxy::{
     Agent1Proxy, AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Manager1Proxy, Payment1Proxy,
     Subscription1Proxy,
 };
-pub use types::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};
+pub use types::{
+    BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary, SubscriptionSummary,
+};

@@ -446,6 +446,21 @@ pub mod manager {
         /// `Unbind(o binding, a{sv} options)`: unbinds directly, without asking on the
         /// display.
         fn unbind(&self, binding: &ObjectPath<'_>, options: Options<'_>) -> crate::Result<()>;
+
+        /// `ListSubscriptions(a{sv} options) -> a(susssxsssx) subscriptions`: every
+        /// app's subscriptions on this device, as the merchant server knows them.
+        fn list_subscriptions(
+            &self,
+            options: Options<'_>,
+        ) -> crate::Result<Vec<crate::types::SubscriptionSummary>>;
+
+        /// `CancelSubscription(s subscription, a{sv} options) -> s state`: cancels any
+        /// app's subscription (no more renewals; access until the period's end).
+        fn cancel_subscription(
+            &self,
+            subscription: &str,
+            options: Options<'_>,
+        ) -> crate::Result<String>;
     }
 }
 

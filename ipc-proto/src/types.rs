@@ -244,6 +244,34 @@ pub struct PaymentSummary {
     pub created_at: i64,
 }
 
+/// One entry of `Manager1.ListSubscriptions`: signature `(susssxsssx)`.
+///
+/// Since 0.4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SubscriptionSummary {
+    /// The merchant server's subscription id (`Manager1.CancelSubscription` takes it).
+    pub subscription: String,
+    /// The uid of the user whose app subscribed.
+    pub uid: u32,
+    /// The app that subscribed.
+    pub app_id: String,
+    /// The app's own subscription id.
+    pub app_subscription_id: String,
+    /// The plan's name.
+    pub plan: String,
+    /// The full price of one period, minor units of `currency`.
+    pub amount_minor: i64,
+    /// The ISO 4217 currency code.
+    pub currency: String,
+    /// The billing period (`P1M`, ...).
+    pub period: String,
+    /// `pending`, `trial`, `active`, `grace`, `cancelled` or `expired`.
+    pub state: String,
+    /// The end of what is paid for (or of the trial), seconds since the Unix epoch; 0
+    /// when none.
+    pub current_period_end: i64,
+}
+
 /// The last error of a job (`LastError` on `Binding1` and `Payment1`): signature
 /// `(ss)`. Both fields are empty when there was none.
 ///

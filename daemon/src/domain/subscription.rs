@@ -461,6 +461,35 @@ pub(crate) async fn cancel(
     Ok(s)
 }
 
+/// Every app's subscriptions on this device (the device owner's `scanbindctl
+/// subscriptions list`).
+pub(crate) async fn list_all(shared: &Shared) -> Result<Vec<Subscription>, Refusal> {
+    online(shared)?;
+    shared.link.all_subscriptions().await.map_err(refusal)
+}
+
+/// Cancels any app's subscription (the device owner's decision): the subscription as
+/// it is now, copied to its objects (the server's `subscription.cancelled` event
+/// tells the owning app).
+pub(crate) async fn cancel_any(
+    shared: &Shared,
+    subscription_id: &str,
+) -> Result<Subscription, Refusal> {
+    let s = list_all(shared)
+        .await?
+        .into_iter()
+        .find(|s| s.subscription_id == subscription_id)
+        .ok_or_else(|| {
+            Refusal::NotFound(format!(
+                "no subscription {subscription_id:?} on this device"
+            ))
+        })?;
+    let owner = Owner::from_server_app_id(&s.app_id);
+    let s = cancel(shared, &owner, subscription_id).await?;
+    shared.publisher.subscription_changed(&s, None).await?;
+    Ok(s)
+}
+
 /// A `subscription.*` event from the server: announced to the owning app
 /// (`event`: a key of `scanbind_ipc::types::keys::subscription_changed`).
 pub(crate) async fn changed(
