@@ -9,7 +9,8 @@
 //! confirmation always asked on the display with the terms; the same id again (no
 //! second question) and with other terms (`Duplicate`); a renewal driven by the
 //! sandbox clock and a renewal pass reaching the owning app as `Changed` with a new,
-//! verifiable receipt; another app neither seeing, reading nor cancelling it; the
+//! verifiable receipt; another app neither seeing, reading nor cancelling it (and its
+//! policy forbidding it subscriptions: `NotAllowed`); the
 //! device owner listing every app's subscriptions and cancelling one (`Manager1`, as
 //! `scanbindctl subscriptions`); cancel keeping access until the period end, then
 //! `expired`.
@@ -40,12 +41,14 @@ const OTHER: &str = "/usr/bin/busctl";
 
 const WEEK: i64 = 7 * 86_400;
 
-/// The policy file: this test binary is a trusted agent.
+/// The policy file: this test binary is a trusted agent; the other app may pay but
+/// not subscribe.
 fn write_policy(path: &Path) {
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     let uid = rustix::process::getuid().as_raw();
     let body = format!(
-        "[[trusted_agents]]\nuid = {uid}\nexe = \"{}\"\n",
+        "[apps.\"{OTHER}\"]\nsubscriptions = false\n\
+         [[trusted_agents]]\nuid = {uid}\nexe = \"{}\"\n",
         me.display()
     );
     std::fs::write(path, body).unwrap();
@@ -353,6 +356,29 @@ async fn subscribe_renew_cancel_through_the_daemon() {
     .await
     .unwrap_err();
     assert!(cancel.contains("Unknown object"), "{cancel}");
+    // Its policy forbids it subscriptions: refused before anything is asked.
+    let refused = other(
+        &bus,
+        DAEMON_PATH,
+        "io.scanbind.Daemon1.Subscribe",
+        &[
+            "sxssa{sv}",
+            "Sofa TV Premium",
+            "6800",
+            "HKD",
+            "P1W",
+            "1",
+            "subscription-id",
+            "s",
+            "other-1",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.contains("does not let /usr/bin/busctl start subscriptions"),
+        "{refused}"
+    );
     assert_eq!(sub.state().await.unwrap(), "active");
 
     // A second one, with a free trial: the device owner sees every app's subscriptions

@@ -254,6 +254,18 @@ pub(crate) async fn subscribe(
         .policy
         .granted(owner.uid, &owner.app_id)
         .map_err(invalid)?;
+    // The policy's own rule for the app first, then the user's consent.
+    if policy
+        .apps
+        .get(&owner.app_id)
+        .or(granted.as_ref())
+        .is_some_and(|rule| !rule.subscriptions)
+    {
+        return Err(Refusal::NotAllowed(format!(
+            "the payment policy does not let {} start subscriptions",
+            owner.app_id
+        )));
+    }
     let decision = policy
         .decide_with(
             &owner.app_id,
