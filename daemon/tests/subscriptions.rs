@@ -9,7 +9,7 @@
 //! confirmation always asked on the display with the terms; the same id again (no
 //! second question) and with other terms (`Duplicate`); a renewal driven by the
 //! sandbox clock and a renewal pass reaching the owning app as `Changed` with a new,
-//! verifiable receipt; another app neither seeing, reading nor cancelling it (and its
+//! verifiable receipt; a declined renewal (grace, access goes on) and its retry; another app neither seeing, reading nor cancelling it (and its
 //! policy forbidding it subscriptions: `NotAllowed`); the
 //! device owner listing every app's subscriptions and cancelling one (`Manager1`, as
 //! `scanbindctl subscriptions`); cancel keeping access until the period end, then
@@ -328,6 +328,52 @@ async fn subscribe_renew_cancel_through_the_daemon() {
     let r = verify_subscription_receipt(&receipt, &receipt_keys).unwrap();
     assert!(r.entitled);
 
+    // The next renewal is declined (the balance is too low): grace, access goes on; the
+    // retry a day later (the server's first retry) pays.
+    let balance = |minor: &'static str| {
+        let world = &world;
+        async move {
+            world
+                .control_post(
+                    "/sandbox/v1/users",
+                    json!({"user": "alipay_hk_user", "wallet": "ALIPAY_HK", "balance": minor}),
+                )
+                .await;
+        }
+    };
+    balance("10").await;
+    advance(WEEK).await;
+    renewal_pass().await;
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let signal = tokio::time::timeout(GUARD, changed.next())
+            .await
+            .expect("no Changed for the declined renewal within the guard time")
+            .unwrap();
+        let args = signal.args().unwrap();
+        events.push((args.state().to_string(), args.event().to_string()));
+    }
+    assert_eq!(events[0].1, "renewal-failed", "{events:?}");
+    assert_eq!(
+        events[1],
+        ("grace".to_owned(), "grace".to_owned()),
+        "{events:?}"
+    );
+    assert_eq!(sub.state().await.unwrap(), "grace");
+    assert!(sub.entitled().await.unwrap(), "access goes on in grace");
+    assert_eq!(sub.periods_paid().await.unwrap(), 2);
+    balance("1000000").await;
+    advance(86_400).await;
+    renewal_pass().await;
+    let signal = tokio::time::timeout(GUARD, changed.next())
+        .await
+        .expect("no Changed for the retry within the guard time")
+        .unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!((args.state(), args.event()), (&"active", &"renewed"));
+    assert_eq!(sub.periods_paid().await.unwrap(), 3);
+    let end = end + WEEK;
+
     // Another app sees nothing of it and cannot cancel it.
     let listed = other(
         &bus,
@@ -467,7 +513,7 @@ async fn subscribe_renew_cancel_through_the_daemon() {
     assert!(!sub.entitled().await.unwrap());
     assert_eq!(
         sub.periods_paid().await.unwrap(),
-        2,
+        3,
         "no charge after the cancel"
     );
 }
