@@ -19,7 +19,7 @@ use scanbind_device_api::signing::new_nonce;
 use scanbind_device_api::types::{
     Binding, Checkout, CheckoutRequest, EventEnvelope, OrderCodePayRequest, PayRequest, Payment,
     Refund, RefundRequest, RegisterDeviceRequest, SealedTokensRequest, StartBindingRequest,
-    StartBindingResponse,
+    StartBindingResponse, SubscribeRequest, Subscription, SubscriptionList,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -157,6 +157,40 @@ impl ServerLink {
         self.call("POST", &path, Some(req)).await
     }
 
+    /// `POST /v1/subscriptions`: subscribes (idempotent per app id and app
+    /// subscription id; other terms: `idempotency_conflict`).
+    pub(crate) async fn subscribe(&self, req: &SubscribeRequest) -> Result<Subscription> {
+        self.call("POST", "/v1/subscriptions", Some(req)).await
+    }
+
+    /// `GET /v1/subscriptions?appId=`: this device's subscriptions of one app.
+    pub(crate) async fn subscriptions(&self, app_id: &str) -> Result<Vec<Subscription>> {
+        let path = format!("/v1/subscriptions?appId={}", query_value(app_id));
+        let list: SubscriptionList = self.call::<(), _>("GET", &path, None).await?;
+        Ok(list.subscriptions)
+    }
+
+    /// `GET /v1/subscriptions`: every subscription of this device (every app's).
+    pub(crate) async fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+        let list: SubscriptionList = self.call::<(), _>("GET", "/v1/subscriptions", None).await?;
+        Ok(list.subscriptions)
+    }
+
+    /// `POST /v1/subscriptions/{id}/cancel?appId=`: cancels one of `app_id`'s
+    /// subscriptions (another app's is `not_found`).
+    pub(crate) async fn cancel_subscription(
+        &self,
+        subscription_id: &str,
+        app_id: &str,
+    ) -> Result<Subscription> {
+        let path = format!(
+            "/v1/subscriptions/{}/cancel?appId={}",
+            query_value(subscription_id),
+            query_value(app_id)
+        );
+        self.call::<(), _>("POST", &path, None).await
+    }
+
     /// `GET /v1/payments/{id}`.
     #[allow(dead_code)]
     pub(crate) async fn payment(&self, payment_id: &str) -> Result<Payment> {
@@ -265,6 +299,20 @@ impl ServerLink {
         serde_json::from_slice(&text)
             .map_err(|e| Error::ServerProtocol(format!("{method} {path}: {e}")))
     }
+}
+
+/// `value` percent-encoded for a path segment or query value (app ids are paths:
+/// `/usr/bin/app`, `uid:1001:/usr/bin/app`).
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Turns a non-2xx answer into [`Error::ServerRejected`].

@@ -27,11 +27,13 @@ use crate::domain::driver::{execute_payment, settle_checkout, settle_payment, tr
 use crate::domain::model::BindingRecord;
 use crate::domain::refund::{resend_refund, settle_refund};
 use crate::domain::shared::Shared;
+use crate::domain::subscription;
 use crate::error::{Error, Result};
 use crate::link::{self, LinkEvent, ServerLink};
 use crate::store::journal::Journal;
 use crate::store::vault::{SecretKind, Vault, VaultChoice};
 use crate::sync::lock;
+use scanbind_ipc::types::keys::subscription_changed as sc;
 
 /// How long after it became final a payment is served again at start without being
 /// asked for (a day): an app that was following it when the daemon went away finds it.
@@ -488,6 +490,19 @@ impl Daemon {
                     }
                     _ => Ok(()),
                 }
+            }
+            Event::SubscriptionRenewed(s) => {
+                subscription::changed(&self.shared, &s, sc::RENEWED).await
+            }
+            Event::SubscriptionRenewalFailed(s) => {
+                subscription::changed(&self.shared, &s, sc::RENEWAL_FAILED).await
+            }
+            Event::SubscriptionGrace(s) => subscription::changed(&self.shared, &s, sc::GRACE).await,
+            Event::SubscriptionExpired(s) => {
+                subscription::changed(&self.shared, &s, sc::EXPIRED).await
+            }
+            Event::SubscriptionCancelled(s) => {
+                subscription::changed(&self.shared, &s, sc::CANCELLED).await
             }
             _ => Ok(()),
         }

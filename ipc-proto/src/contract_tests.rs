@@ -152,6 +152,7 @@ fn interface_constants_match_the_xml() {
             names::AGENT_MANAGER_INTERFACE,
             names::AGENT_INTERFACE,
             names::MANAGER_INTERFACE,
+            names::SUBSCRIPTION_INTERFACE,
         ]
     );
     assert!(DOCS.contains(names::MANAGER_PATH));
@@ -216,6 +217,14 @@ fn typed_records_match_the_xml_signatures() {
     assert_eq!(
         method_arg_type(DAEMON_INTERFACE, "ListPayments", "payments"),
         Vec::<types::PaymentSummary>::SIGNATURE.to_string()
+    );
+    assert_eq!(
+        method_arg_type(
+            names::MANAGER_INTERFACE,
+            "ListSubscriptions",
+            "subscriptions"
+        ),
+        Vec::<types::SubscriptionSummary>::SIGNATURE.to_string()
     );
     assert_eq!(
         property_type(PAYMENT_INTERFACE, "LastError"),

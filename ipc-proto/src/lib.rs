@@ -13,14 +13,14 @@
 //! # Layout
 //!
 //! - [`names`]: the bus name, the versioned interface names and the entry-point path.
-//! - [`paths`]: one builder per child object kind (bindings, payments).
+//! - [`paths`]: one builder per child object kind (bindings, payments, subscriptions).
 //! - [`types`]: wire records (typed structs for stable records), state enums, the keys
 //!   of every `a{sv}` options and details dictionary.
 //! - [`error`]: the one [`Error`] enum, `io.scanbind.Daemon1.Error.*`.
 //! - [`limits`]: the size limits of arguments and options (order id, description,
 //!   label, line items, refund reason, checkout parts), each within the device API's.
 //! - [`proxy`]: client proxies for `io.scanbind.Daemon1`, `io.scanbind.Binding1`,
-//!   `io.scanbind.Payment1`, `io.scanbind.AgentManager1` (for display agents),
+//!   `io.scanbind.Payment1`, `io.scanbind.Subscription1`, `io.scanbind.AgentManager1` (for display agents),
 //!   `io.scanbind.Agent1` (for the daemon, calling an agent) and
 //!   `io.scanbind.Manager1` (for the device owner's tools).
 //! - [`xml`]: the introspection XML, embedded.
@@ -54,9 +54,12 @@ mod contract_tests;
 pub use error::{Error, Result};
 pub use names::{
     AGENT_INTERFACE, AGENT_MANAGER_INTERFACE, BINDING_INTERFACE, BUS_NAME, DAEMON_INTERFACE,
-    DAEMON_PATH, MANAGER_INTERFACE, MANAGER_PATH, PAYMENT_INTERFACE,
+    DAEMON_PATH, MANAGER_INTERFACE, MANAGER_PATH, PAYMENT_INTERFACE, SUBSCRIPTION_INTERFACE,
 };
 pub use proxy::{
     Agent1Proxy, AgentManager1Proxy, Binding1Proxy, Daemon1Proxy, Manager1Proxy, Payment1Proxy,
+    Subscription1Proxy,
 };
-pub use types::{BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary};
+pub use types::{
+    BindingState, BindingSummary, ErrorInfo, PaymentState, PaymentSummary, SubscriptionSummary,
+};

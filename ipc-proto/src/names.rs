@@ -21,6 +21,12 @@ pub const BINDING_INTERFACE: &str = "io.scanbind.Binding1";
 /// Since 0.1.
 pub const PAYMENT_INTERFACE: &str = "io.scanbind.Payment1";
 
+/// The interface of one subscription (a recurring charge the merchant server makes
+/// each period), at [`crate::paths::subscription_path`].
+///
+/// Since 0.4.
+pub const SUBSCRIPTION_INTERFACE: &str = "io.scanbind.Subscription1";
+
 /// Where display agents register (and the parent PIN is set), on the entry-point
 /// object beside [`DAEMON_INTERFACE`].
 ///

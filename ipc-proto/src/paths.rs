@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | binding | `/io/scanbind/Daemon1/binding/<wallet>_<n>` | [`binding_path`] |
 //! | payment | `/io/scanbind/Daemon1/payment/p<n>` | [`payment_path`] |
+//! | subscription | `/io/scanbind/Daemon1/subscription/<id>` | [`subscription_path`] |
 //!
 //! `<wallet>` is the sanitised wallet name (for readability in `busctl tree` only; apps
 //! must treat paths as opaque) and `<n>` a counter the daemon never reuses. A payment
@@ -59,6 +60,17 @@ pub fn payment_path(id: u64) -> OwnedObjectPath {
         .expect("a counter always forms a valid object path")
 }
 
+/// The path of the subscription whose server id is `subscription_id`
+/// (`/io/scanbind/Daemon1/subscription/<id>`, the id sanitised): the same path in every
+/// run of the daemon and after a reinstall (`ListSubscriptions`).
+pub fn subscription_path(subscription_id: &str) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!(
+        "{DAEMON_PATH}/subscription/{}",
+        sanitize_segment(subscription_id)
+    ))
+    .expect("a sanitised segment always forms a valid object path")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +97,10 @@ mod tests {
         assert_eq!(
             payment_path(42).as_str(),
             "/io/scanbind/Daemon1/payment/p42"
+        );
+        assert_eq!(
+            subscription_path("sub_0a1b").as_str(),
+            "/io/scanbind/Daemon1/subscription/sub_0a1b"
         );
     }
 }

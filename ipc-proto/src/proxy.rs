@@ -20,6 +20,9 @@ pub use manager::Manager1Proxy;
 pub use payment::{
     Completed as PaymentCompleted, CompletedStream as PaymentCompletedStream, Payment1Proxy,
 };
+pub use subscription::{
+    Changed as SubscriptionChanged, ChangedStream as SubscriptionChangedStream, Subscription1Proxy,
+};
 
 /// An `a{sv}` argument.
 pub type Options<'a> = HashMap<&'a str, Value<'a>>;
@@ -83,6 +86,23 @@ pub mod daemon {
 
         /// `ListPayments(a{sv} options) -> a(osxsbsx) payments`: the caller's own payments.
         fn list_payments(&self, options: Options<'_>) -> crate::Result<Vec<PaymentSummary>>;
+
+        /// `Subscribe(s plan, x amount_minor, s currency, s period, a{sv} options) -> o
+        /// subscription`: once the user confirmed it on the trusted display, subscribes
+        /// (keys in [`crate::types::keys::subscribe`]; `subscription-id` is required and
+        /// is the idempotency key).
+        fn subscribe(
+            &self,
+            plan: &str,
+            amount_minor: i64,
+            currency: &str,
+            period: &str,
+            options: Options<'_>,
+        ) -> crate::Result<OwnedObjectPath>;
+
+        /// `ListSubscriptions(a{sv} options) -> ao subscriptions`: the calling app's
+        /// subscriptions, as the merchant server knows them (restore after a reinstall).
+        fn list_subscriptions(&self, options: Options<'_>) -> crate::Result<Vec<OwnedObjectPath>>;
 
         /// `BindingRemoved(o binding, s reason)`: a binding went away (`unbound` from this
         /// device, `token-canceled` from the wallet app, `expired`).
@@ -426,5 +446,97 @@ pub mod manager {
         /// `Unbind(o binding, a{sv} options)`: unbinds directly, without asking on the
         /// display.
         fn unbind(&self, binding: &ObjectPath<'_>, options: Options<'_>) -> crate::Result<()>;
+
+        /// `ListSubscriptions(a{sv} options) -> a(susssxsssx) subscriptions`: every
+        /// app's subscriptions on this device, as the merchant server knows them.
+        fn list_subscriptions(
+            &self,
+            options: Options<'_>,
+        ) -> crate::Result<Vec<crate::types::SubscriptionSummary>>;
+
+        /// `CancelSubscription(s subscription, a{sv} options) -> s state`: cancels any
+        /// app's subscription (no more renewals; access until the period's end).
+        fn cancel_subscription(
+            &self,
+            subscription: &str,
+            options: Options<'_>,
+        ) -> crate::Result<String>;
+    }
+}
+
+/// The `io.scanbind.Subscription1` proxy and its signal types.
+pub mod subscription {
+    // `#[proxy]` generates signal-argument structs and accessors without docs; the
+    // trait methods below carry the documentation.
+    #![allow(missing_docs)]
+    use zbus::proxy;
+
+    use super::Options;
+
+    /// `io.scanbind.Subscription1`: one subscription.
+    #[proxy(
+        interface = "io.scanbind.Subscription1",
+        default_service = "io.scanbind.Daemon",
+        gen_blocking = false
+    )]
+    pub trait Subscription1 {
+        /// `Cancel(a{sv} options) -> s state`: no more renewals; access stays until
+        /// `CurrentPeriodEnd`. Cancelling again is a no-op.
+        fn cancel(&self, options: Options<'_>) -> crate::Result<String>;
+
+        /// `Changed(s state, s event)`: the merchant server renewed, failed to renew,
+        /// cancelled or ended it (`event`: [`crate::types::keys::subscription_changed`]).
+        #[zbus(signal)]
+        fn changed(&self, state: &str, event: &str) -> zbus::Result<()>;
+
+        /// `State` (`s`): `pending`, `trial`, `active`, `grace`, `cancelled`, `expired`.
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+
+        /// `SubscriptionId` (`s`): the app's own subscription id.
+        #[zbus(property)]
+        fn subscription_id(&self) -> zbus::Result<String>;
+
+        /// `Plan` (`s`): the plan's name.
+        #[zbus(property)]
+        fn plan(&self) -> zbus::Result<String>;
+
+        /// `AmountMinor` (`x`): the full price of one period, minor units.
+        #[zbus(property)]
+        fn amount_minor(&self) -> zbus::Result<i64>;
+
+        /// `Currency` (`s`): the ISO 4217 code.
+        #[zbus(property)]
+        fn currency(&self) -> zbus::Result<String>;
+
+        /// `Period` (`s`): the billing period (`P1M`, ...).
+        #[zbus(property)]
+        fn period(&self) -> zbus::Result<String>;
+
+        /// `Entitled` (`b`): whether the app should grant access now.
+        #[zbus(property)]
+        fn entitled(&self) -> zbus::Result<bool>;
+
+        /// `CurrentPeriodEnd` (`x`): the end of what is paid for (or of the trial),
+        /// seconds since the Unix epoch; 0 when none.
+        #[zbus(property)]
+        fn current_period_end(&self) -> zbus::Result<i64>;
+
+        /// `NextChargeAt` (`x`): when the server charges next; 0 when it will not.
+        #[zbus(property)]
+        fn next_charge_at(&self) -> zbus::Result<i64>;
+
+        /// `NextChargeMinor` (`x`): what it charges next; 0 when it will not.
+        #[zbus(property)]
+        fn next_charge_minor(&self) -> zbus::Result<i64>;
+
+        /// `PeriodsPaid` (`u`): periods paid so far.
+        #[zbus(property)]
+        fn periods_paid(&self) -> zbus::Result<u32>;
+
+        /// `Receipt` (`s`): the signed subscription receipt (JWS, typ
+        /// `scanbind-subscription+jwt`) of the current state; empty when none.
+        #[zbus(property)]
+        fn receipt(&self) -> zbus::Result<String>;
     }
 }

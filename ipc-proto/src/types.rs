@@ -244,6 +244,34 @@ pub struct PaymentSummary {
     pub created_at: i64,
 }
 
+/// One entry of `Manager1.ListSubscriptions`: signature `(susssxsssx)`.
+///
+/// Since 0.4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SubscriptionSummary {
+    /// The merchant server's subscription id (`Manager1.CancelSubscription` takes it).
+    pub subscription: String,
+    /// The uid of the user whose app subscribed.
+    pub uid: u32,
+    /// The app that subscribed.
+    pub app_id: String,
+    /// The app's own subscription id.
+    pub app_subscription_id: String,
+    /// The plan's name.
+    pub plan: String,
+    /// The full price of one period, minor units of `currency`.
+    pub amount_minor: i64,
+    /// The ISO 4217 currency code.
+    pub currency: String,
+    /// The billing period (`P1M`, ...).
+    pub period: String,
+    /// `pending`, `trial`, `active`, `grace`, `cancelled` or `expired`.
+    pub state: String,
+    /// The end of what is paid for (or of the trial), seconds since the Unix epoch; 0
+    /// when none.
+    pub current_period_end: i64,
+}
+
 /// The last error of a job (`LastError` on `Binding1` and `Payment1`): signature
 /// `(ss)`. Both fields are empty when there was none.
 ///
@@ -338,6 +366,38 @@ pub mod keys {
         pub const RESULT_CODE: &str = "result-code";
         /// `x`: what was refunded of this part so far, minor units.
         pub const REFUNDED_MINOR: &str = "refunded-minor";
+    }
+
+    /// `Subscribe` options.
+    pub mod subscribe {
+        /// `s`, required: the app's own subscription id (1 to 64 printable ASCII
+        /// characters), the idempotency key.
+        pub const SUBSCRIPTION_ID: &str = "subscription-id";
+        /// `s`: what the user gets, shown on the confirmation (1 to 256 characters).
+        pub const DESCRIPTION: &str = "description";
+        /// `s`: a free trial before the first charge (`P3D`, `P1W`, `P2W`, `P1M`).
+        pub const TRIAL: &str = "trial";
+        /// `x`: the introductory price of one period, minor units (with
+        /// `intro-periods`).
+        pub const INTRO_AMOUNT_MINOR: &str = "intro-amount-minor";
+        /// `u`: how many periods cost `intro-amount-minor` (1 to 12).
+        pub const INTRO_PERIODS: &str = "intro-periods";
+        /// `o`: the binding that pays (needed when several wallets are bound).
+        pub const BINDING: &str = "binding";
+    }
+
+    /// The `event` of `Subscription1.Changed`.
+    pub mod subscription_changed {
+        /// A period was paid.
+        pub const RENEWED: &str = "renewed";
+        /// A renewal charge failed (the subscription is in grace or expired).
+        pub const RENEWAL_FAILED: &str = "renewal-failed";
+        /// It entered its grace period.
+        pub const GRACE: &str = "grace";
+        /// It ended.
+        pub const EXPIRED: &str = "expired";
+        /// It was cancelled (access until `CurrentPeriodEnd`).
+        pub const CANCELLED: &str = "cancelled";
     }
 
     /// The keys of one `Pay` line item.

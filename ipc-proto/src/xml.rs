@@ -11,6 +11,9 @@ pub const BINDING1: &str = include_str!("../xml/io.scanbind.Binding1.xml");
 /// `io.scanbind.Payment1`.
 pub const PAYMENT1: &str = include_str!("../xml/io.scanbind.Payment1.xml");
 
+/// `io.scanbind.Subscription1`.
+pub const SUBSCRIPTION1: &str = include_str!("../xml/io.scanbind.Subscription1.xml");
+
 /// `io.scanbind.AgentManager1` (served by the daemon beside `Daemon1`).
 pub const AGENT_MANAGER1: &str = include_str!("../xml/io.scanbind.AgentManager1.xml");
 /// `io.scanbind.Agent1` (served by display agents, called by the daemon).
@@ -27,4 +30,5 @@ pub const ALL: &[(&str, &str)] = &[
     (crate::names::AGENT_MANAGER_INTERFACE, AGENT_MANAGER1),
     (crate::names::AGENT_INTERFACE, AGENT1),
     (crate::names::MANAGER_INTERFACE, MANAGER1),
+    (crate::names::SUBSCRIPTION_INTERFACE, SUBSCRIPTION1),
 ];

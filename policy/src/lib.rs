@@ -107,6 +107,10 @@ pub struct AppRule {
     /// What a payment above `per_payment` does.
     #[serde(default, skip_serializing_if = "AboveCap::is_refuse")]
     pub above_cap: AboveCap,
+    /// Whether it may start subscriptions (`Daemon1.Subscribe`); `false` refuses them
+    /// with `NotAllowed` while its one-off payments go on.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub subscriptions: bool,
 }
 
 impl Default for AppRule {
@@ -117,6 +121,7 @@ impl Default for AppRule {
             confirm: false,
             limits: BTreeMap::new(),
             above_cap: AboveCap::Refuse,
+            subscriptions: true,
         }
     }
 }
@@ -180,6 +185,11 @@ pub struct TrustedAgent {
 
 fn yes() -> bool {
     true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// The whole file.
@@ -886,6 +896,22 @@ mod tests {
         assert_eq!(d.prompt, Some(Prompt::Confirm));
         let d = ask.decide("/usr/bin/game", "", hkd(100), 0).unwrap();
         assert_eq!(d.prompt, Some(Prompt::Consent));
+    }
+
+    #[test]
+    fn subscriptions_can_be_forbidden_per_app_and_are_allowed_by_default() {
+        let text = "[apps.\"/usr/bin/tv\"]\nsubscriptions = false\n[apps.\"/usr/bin/game\"]\n";
+        let p = PolicyFile::parse(text, Path::new("p.toml")).unwrap();
+        assert!(!p.apps["/usr/bin/tv"].subscriptions);
+        assert!(p.apps["/usr/bin/game"].subscriptions);
+        assert!(AppRule::default().subscriptions);
+        // Its one-off payments go on.
+        assert!(p.decide("/usr/bin/tv", "", hkd(100), 0).is_ok());
+        // Written back only where it is not the default.
+        let toml = p.to_toml().unwrap();
+        assert_eq!(toml.matches("subscriptions = false").count(), 1, "{toml}");
+        assert!(!toml.contains("subscriptions = true"), "{toml}");
+        assert_eq!(PolicyFile::parse(&toml, Path::new("p.toml")).unwrap(), p);
     }
 
     const FILE: &str = r#"

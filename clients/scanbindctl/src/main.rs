@@ -14,6 +14,7 @@ mod demo;
 mod doctor;
 mod policy_file;
 mod profiles;
+mod subscriptions;
 mod tty;
 
 // Shared with the demo program through the `scanbindctl` library (src/lib.rs).
@@ -109,6 +110,8 @@ enum Command {
     Apps(apps::AppsArgs),
     /// Profiles (who is in front of the TV, kid profiles) and the parent PIN.
     Profiles(profiles::ProfilesArgs),
+    /// Every app's subscriptions on this device: list, cancel.
+    Subscriptions(subscriptions::SubscriptionsArgs),
     /// Run the terminal display agent: binding and order QR codes, confirmations and the
     /// parent's PIN prompt, in this terminal (for headless boxes and SSH sessions).
     ///
@@ -181,6 +184,7 @@ async fn run(command: Command, conn: &ConnArgs, out: output::Output) -> anyhow::
         Command::Sandbox(c) => commands::sandbox(c, out).await,
         Command::Profiles(a) => profiles::run(a, &transport, out).await,
         Command::Apps(a) => apps::run(a, &transport, out).await,
+        Command::Subscriptions(a) => subscriptions::run(a, &transport, out).await,
         Command::Agent => agent::run(&transport, out).await,
         Command::Doctor(a) => doctor::run(&transport, a, out).await,
         Command::Completions { .. } | Command::Man { .. } | Command::Demo(_) => {

@@ -23,6 +23,7 @@ use super::payment::PaymentObj;
 use super::scope;
 use crate::domain::admission::{self, Admitted, PayRequest};
 use crate::domain::shared::{Shared, crash_point};
+use crate::domain::subscription::{self, SubscribeArgs};
 use crate::domain::validate::{MAX_LABEL, validate_pay, validate_wallet};
 use crate::domain::{binding, driver};
 use crate::store::journal::Entry;
@@ -319,6 +320,87 @@ impl DaemonObj {
                 created_at: e.created_at,
             })
             .collect())
+    }
+
+    /// `Subscribe(s plan, x amount_minor, s currency, s period, a{sv} options) -> o
+    /// subscription`: once the user confirmed it on the trusted display (always),
+    /// subscribes the app at the merchant server, which charges each period itself
+    /// ([`crate::domain::subscription`]). The same `subscription-id` with the same
+    /// terms returns the same subscription without asking again.
+    #[zbus(out_args("subscription"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn subscribe(
+        &self,
+        plan: String,
+        amount_minor: i64,
+        currency: String,
+        period: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> std::result::Result<OwnedObjectPath, Wire> {
+        use keys::subscribe as k;
+        self.shared.touch();
+        let mut args = SubscribeArgs {
+            subscription_id: None,
+            plan,
+            amount_minor,
+            currency,
+            period,
+            description: None,
+            trial: None,
+            intro_amount_minor: None,
+            intro_periods: None,
+            binding: None,
+        };
+        for (key, v) in &options {
+            let bad = |t: &str| Wire::InvalidArgument(format!("option {key} must be {t}"));
+            match (key.as_str(), &**v) {
+                (k::SUBSCRIPTION_ID, Value::Str(s)) => args.subscription_id = Some(s.to_string()),
+                (k::DESCRIPTION, Value::Str(s)) => args.description = Some(s.to_string()),
+                (k::TRIAL, Value::Str(s)) => args.trial = Some(s.to_string()),
+                (k::INTRO_AMOUNT_MINOR, Value::I64(n)) => args.intro_amount_minor = Some(*n),
+                (k::INTRO_PERIODS, Value::U32(n)) => args.intro_periods = Some(*n),
+                (k::BINDING, Value::ObjectPath(p)) => args.binding = Some(p.clone().into()),
+                (k::SUBSCRIPTION_ID | k::DESCRIPTION | k::TRIAL, _) => return Err(bad("s")),
+                (k::INTRO_AMOUNT_MINOR, _) => return Err(bad("x")),
+                (k::INTRO_PERIODS, _) => return Err(bad("u")),
+                (k::BINDING, _) => return Err(bad("o")),
+                (other, _) => {
+                    return Err(Wire::UnknownOption(format!(
+                        "Subscribe does not know {other:?}"
+                    )));
+                }
+            }
+        }
+        let checked = subscription::check(args)?;
+        // Identified (and noted as this app's connection) first, so every signal of
+        // the subscription reaches it.
+        let who = self.bus.identify(conn, &hdr).await?;
+        let s = subscription::subscribe(&self.shared, &who.owner(), checked).await?;
+        let path = self.bus.publish_subscription(&s, None).await?;
+        tracing::info!(subscription = %path, "subscription served");
+        Ok(path)
+    }
+
+    /// `ListSubscriptions(a{sv} options) -> ao subscriptions`: the caller's app's
+    /// subscriptions, as the merchant server knows them (restore after a reinstall).
+    #[zbus(out_args("subscriptions"))]
+    async fn list_subscriptions(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> std::result::Result<Vec<OwnedObjectPath>, Wire> {
+        self.shared.touch();
+        no_options("ListSubscriptions", &options)?;
+        let who = self.bus.identify(conn, &hdr).await?;
+        let subs = subscription::list(&self.shared, &who.owner()).await?;
+        let mut paths = Vec::with_capacity(subs.len());
+        for s in &subs {
+            paths.push(self.bus.publish_subscription(s, None).await?);
+        }
+        Ok(paths)
     }
 
     /// `BindingRemoved(o binding, s reason)`: a binding went away.

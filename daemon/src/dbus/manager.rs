@@ -42,8 +42,8 @@ use zvariant::{OwnedObjectPath, OwnedValue, Value};
 use super::caller::{self, Caller};
 use super::options::no_options;
 use super::polkit::{self, Verdict};
-use crate::domain::binding;
 use crate::domain::shared::Shared;
+use crate::domain::{binding, subscription};
 use crate::policy::{AboveCap, AppRule, Limits, PolicyFile, Profile, TrustedAgent, Unknown};
 
 /// The longest app id accepted (as the `Pay` caller's executable path can be).
@@ -780,6 +780,59 @@ impl ManagerObj {
     ) -> Result<(), Wire> {
         let change = untrust_agent(uid, &exe, &options)?;
         self.change(conn, &hdr, "untrust agent", change).await
+    }
+
+    /// `ListSubscriptions(a{sv} options) -> a(susssxsssx) subscriptions`: every app's
+    /// subscriptions on this device (read-policy action).
+    #[zbus(out_args("subscriptions"))]
+    async fn list_subscriptions(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<scanbind_ipc::SubscriptionSummary>, Wire> {
+        self.shared.touch();
+        no_options("ListSubscriptions", &options)?;
+        self.access
+            .authorize(conn, &hdr, ACTION_READ_POLICY)
+            .await?;
+        let subs = subscription::list_all(&self.shared).await?;
+        Ok(subs
+            .into_iter()
+            .map(|s| {
+                let owner = crate::store::journal::Owner::from_server_app_id(&s.app_id);
+                scanbind_ipc::SubscriptionSummary {
+                    current_period_end: subscription::unix_of(s.current_period_end.as_deref()),
+                    subscription: s.subscription_id,
+                    uid: owner.uid,
+                    app_id: owner.app_id,
+                    app_subscription_id: s.app_subscription_id,
+                    plan: s.plan,
+                    amount_minor: s.amount.value,
+                    currency: s.amount.currency,
+                    period: s.period,
+                    state: s.status.as_str().to_owned(),
+                }
+            })
+            .collect())
+    }
+
+    /// `CancelSubscription(s subscription, a{sv} options) -> s state`: cancels any
+    /// app's subscription (the unbind action: it stops charges on the wallet).
+    #[zbus(out_args("state"))]
+    async fn cancel_subscription(
+        &self,
+        subscription: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Wire> {
+        self.shared.touch();
+        no_options("CancelSubscription", &options)?;
+        let who = self.access.authorize(conn, &hdr, ACTION_UNBIND).await?;
+        let s = subscription::cancel_any(&self.shared, &subscription).await?;
+        tracing::info!(uid = who.uid, subscription = %s.subscription_id, "subscription cancelled by a manager");
+        Ok(s.status.as_str().to_owned())
     }
 
     /// `Unbind(o binding, a{sv} options)`: revokes a binding (or abandons a pending

@@ -1,7 +1,8 @@
 //! The D-Bus layer: one adapter per interface, on top of the domain.
 //!
 //! - [`daemon`]: `io.scanbind.Daemon1` (the entry point).
-//! - [`binding`]: `io.scanbind.Binding1`; [`payment`]: `io.scanbind.Payment1`.
+//! - [`binding`]: `io.scanbind.Binding1`; [`payment`]: `io.scanbind.Payment1`;
+//!   [`subscription`]: `io.scanbind.Subscription1`.
 //! - [`agent`]: `io.scanbind.AgentManager1` and the calls to the display agent
 //!   (`io.scanbind.Agent1`).
 //! - [`caller`]: who is calling (bus credentials, `SO_PEERCRED`).
@@ -49,6 +50,7 @@ pub(crate) mod p2p;
 pub(crate) mod payment;
 pub(crate) mod polkit;
 pub(crate) mod scope;
+pub(crate) mod subscription;
 
 use agent::Agents;
 use binding::BindingObj;
@@ -56,6 +58,7 @@ use caller::Caller;
 use daemon::DaemonObj;
 use payment::PaymentObj;
 use scope::Recipients;
+use subscription::SubscriptionObj;
 
 /// The D-Bus side of one daemon: its connections and its display agent.
 #[derive(Debug, Default)]
@@ -296,7 +299,51 @@ impl BindingObj {
     }
 }
 
+impl Bus {
+    /// Serves the subscription's object on every connection (if not served yet),
+    /// copies `s` to it and, with `event`, announces the change to the connections of
+    /// the app that owns it only ([`scope`]). Returns its path.
+    pub(crate) async fn publish_subscription(
+        &self,
+        s: &scanbind_device_api::types::Subscription,
+        event: Option<&str>,
+    ) -> Result<OwnedObjectPath> {
+        let path = scanbind_ipc::paths::subscription_path(&s.subscription_id);
+        let owner = Owner::from_server_app_id(&s.app_id);
+        for conn in self.connections() {
+            let objects = conn.object_server();
+            objects
+                .at(
+                    &path,
+                    SubscriptionObj {
+                        sub: Mutex::new(s.clone()),
+                    },
+                )
+                .await?;
+            let Ok(iface) = objects.interface::<_, SubscriptionObj>(&path).await else {
+                continue;
+            };
+            let obj = iface.get().await;
+            *lock(&obj.sub) = s.clone();
+            if let Some(event) = event {
+                for emitter in self.emitters(iface.signal_emitter(), |o| *o == owner) {
+                    obj.announce(&emitter, event).await?;
+                }
+            }
+        }
+        Ok(path)
+    }
+}
+
 impl Publisher for Bus {
+    fn subscription_changed<'a>(
+        &'a self,
+        s: &'a scanbind_device_api::types::Subscription,
+        event: Option<&'static str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.publish_subscription(s, event).await.map(|_| ()) })
+    }
+
     fn payment_changed<'a>(
         &'a self,
         after: &'a Entry,

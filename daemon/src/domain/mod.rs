@@ -13,6 +13,7 @@
 //! - [`binding`]: start, unbind and settle bindings.
 //! - [`refund`]: refunds (record, send, settle, reconcile).
 //! - [`refresh`]: token refresh timers.
+//! - [`subscription`]: subscriptions (subscribe, list, cancel, the server's events).
 //! - [`prompt`]: consent, confirmation and a parent's approval on the display.
 //! - [`pin`]: the parent PIN.
 //! - [`limits`]: per-app limits on prompts and bindings (what an app can put on the
@@ -32,6 +33,7 @@ pub(crate) mod prompt;
 pub(crate) mod refresh;
 pub(crate) mod refund;
 pub(crate) mod shared;
+pub(crate) mod subscription;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod validate;

@@ -45,6 +45,15 @@ pub(crate) trait Publisher: Send + Sync + std::fmt::Debug {
         record: &'a BindingRecord,
         removed: Option<&'a str>,
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// The merchant server's subscription `s` as it is now: copy it to its object
+    /// (served if it is not yet) and, with `event`, announce the change to the app that
+    /// owns it.
+    fn subscription_changed<'a>(
+        &'a self,
+        s: &'a scanbind_device_api::types::Subscription,
+        event: Option<&'static str>,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 /// The trusted display (the display agent).

@@ -117,7 +117,7 @@ pub(crate) struct PaymentPrompt<'a> {
 }
 
 impl PaymentPrompt<'_> {
-    fn details(&self, message: String, title: &str) -> Details {
+    pub(crate) fn details(&self, message: String, title: &str) -> Details {
         let mut d: Details = vec![
             (
                 keys::TITLE,

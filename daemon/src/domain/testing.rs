@@ -69,6 +69,14 @@ impl Publisher for Announced {
         ));
         Box::pin(async { Ok(()) })
     }
+
+    fn subscription_changed<'a>(
+        &'a self,
+        _s: &'a scanbind_device_api::types::Subscription,
+        _event: Option<&'static str>,
+    ) -> BoxFuture<'a, crate::error::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A display whose user always gives the same answer (`None`: no display at all),
