@@ -207,7 +207,10 @@ async fn follow_events(
     tx: tokio::sync::mpsc::UnboundedSender<Value>,
     shared: Arc<Shared>,
 ) {
-    let mut last: Option<i64> = None;
+    // A new device has no events yet: read from the start, so that an event raised
+    // before this stream's first request reached the server (its binding's
+    // `binding.completed`, on a loaded machine) is not skipped as "old".
+    let mut last: i64 = 0;
     let mut cur = home;
     let mut first = true;
     loop {
@@ -216,24 +219,14 @@ async fn follow_events(
             tokio::time::sleep(RETRY_PAUSE).await;
         }
         first = false;
-        let Ok(mut rb) = device.request_to(&bases[cur], "GET", "/v1/events", b"") else {
+        let Ok(rb) = device.request_to(&bases[cur], "GET", "/v1/events", b"") else {
             return;
         };
-        if let Some(seq) = last {
-            rb = rb.header("last-event-id", seq.to_string());
-        }
-        match rb.send().await {
+        match rb.header("last-event-id", last.to_string()).send().await {
             Ok(resp) if resp.status().is_success() => {
-                if last.is_none() {
-                    last = resp
-                        .headers()
-                        .get("x-scanbind-resume-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok());
-                }
                 read_events(resp, |v| {
                     if let Some(seq) = v["seq"].as_i64() {
-                        last = Some(last.map_or(seq, |l| l.max(seq)));
+                        last = last.max(seq);
                     }
                     let _ = tx.send(v);
                 })
