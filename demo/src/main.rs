@@ -282,8 +282,9 @@ async fn inner(args: DemoArgs, amount: Money, bus: &str, dir: PathBuf) -> anyhow
     println!(
         "\nDone: bound, paid once with one click (the same order sent twice), receipt verified, \
          half refunded, paid once by scanning an order code, a two-seller checkout paid with one \
-         confirmation and one part refunded, unbound: every step checked \
-         against the sandbox's ledger."
+         confirmation and one part refunded, a weekly subscription confirmed, renewed by the \
+         server and cancelled, unbound: every step checked against the sandbox's ledger \
+         and the signed receipts."
     );
     Ok(())
 }
@@ -640,9 +641,13 @@ async fn walk_through(
     );
     println!("  exactly one charge per order and seller, and one refund each asked for");
 
-    step(10, "Unbind");
-    // Unbinding stops every app from charging the wallet: an app needs the user's
-    // approval on the trusted display agent.
+    step(
+        10,
+        "Subscription: renewed by the merchant server, the TV need not be on",
+    );
+    // Unbinding stops every app from charging the wallet, and a subscription lets the
+    // server charge it every period: an app needs the user's approval on the trusted
+    // display agent for either, whatever its policy says.
     match client.unbind(&binding.path().as_ref()).await {
         Err(scanbind_client::Error::Daemon(scanbind_client::ipc::Error::NeedsConfirmation(_))) => {
             println!(
@@ -653,9 +658,9 @@ async fn walk_through(
         Err(e) => bail!("Unbind without a display agent: expected NeedsConfirmation, got {e}"),
         Ok(()) => bail!("Unbind without a display agent was accepted"),
     }
-    let _agent = scanbind_testkit::agent::approving_agent(bus)
-        .await
-        .context("registering the demo's display agent")?;
+    let _agent = subscription(&http, amount, bus, stack, &client, &verifier).await?;
+
+    step(11, "Unbind");
     println!("  the user approves on the display agent (the demo's own, which says yes)");
     timed("Unbind", client.unbind(&binding.path().as_ref())).await??;
     let state = binding.state().await?;
@@ -673,6 +678,127 @@ async fn walk_through(
         Ok(p) => bail!("Pay after unbinding was accepted: {}", p.path()),
     }
     Ok(())
+}
+
+/// Step 10: a weekly plan at `price`, confirmed on the display agent (registered here;
+/// returned so that it stays registered), renewed once by the server on the sandbox's
+/// clock a week later, then cancelled (access kept to the period's end). Every receipt
+/// is verified.
+async fn subscription(
+    http: &reqwest::Client,
+    price: Money,
+    bus: &str,
+    stack: &Embedded,
+    client: &Client,
+    verifier: &ReceiptVerifier,
+) -> anyhow::Result<zbus::Connection> {
+    use scanbind_client::ipc::Subscription1Proxy;
+    use scanbind_client::ipc::types::keys::subscribe as opt;
+    const WEEK: i64 = 7 * 24 * 3600;
+    let id = format!("demo-sub-{}", std::process::id());
+    let options = || {
+        std::collections::HashMap::from([
+            (opt::SUBSCRIPTION_ID, zvariant::Value::from(id.as_str())),
+            (opt::DESCRIPTION, zvariant::Value::from("Sofa TV Premium")),
+        ])
+    };
+    let daemon = client.daemon_proxy();
+    let plan = "Sofa TV Premium";
+    let minor = price.minor().get();
+    let currency = price.currency().code();
+    match daemon
+        .subscribe(plan, minor, currency, "P1W", options())
+        .await
+    {
+        Err(scanbind_client::ipc::Error::NeedsConfirmation(_)) => println!(
+            "  Subscribe without a display agent → io.scanbind.Daemon1.Error.NeedsConfirmation \
+             (a subscription always needs the user)"
+        ),
+        Err(e) => bail!("Subscribe without a display agent: expected NeedsConfirmation, got {e}"),
+        Ok(p) => bail!("Subscribe without a display agent was accepted: {p}"),
+    }
+    let agent = scanbind_testkit::agent::approving_agent(bus)
+        .await
+        .context("registering the demo's display agent")?;
+    println!("  the demo registers its display agent and plays the user, who says yes");
+    let path = timed(
+        "Subscribe",
+        daemon.subscribe(plan, minor, currency, "P1W", options()),
+    )
+    .await??;
+    let sub = Subscription1Proxy::builder(client.connection())
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let keys = verifier.keys();
+    let check = |jws: &str| -> anyhow::Result<scanbind_device_api::receipt::SubscriptionReceipt> {
+        let r = scanbind_device_api::receipt::verify_subscription_receipt(jws, keys)
+            .map_err(|e| anyhow::anyhow!("the subscription receipt: {e}"))?;
+        ensure!(
+            r.app_subscription_id == id,
+            "the receipt names {}",
+            r.app_subscription_id
+        );
+        Ok(r)
+    };
+    let first = check(&sub.receipt().await?)?;
+    ensure!(
+        sub.state().await? == "active" && first.entitled && first.periods_paid == 1,
+        "after Subscribe: {} (entitled {}, {} periods paid)",
+        sub.state().await?,
+        first.entitled,
+        first.periods_paid
+    );
+    let end = sub.current_period_end().await?;
+    println!(
+        "  Subscribe({plan}, {price} a week) → {path}: active, first week paid, renews at {}, \
+         receipt verified",
+        time_text(end)
+    );
+    // The server renews it by itself when the week is over: on the sandbox's clock,
+    // moved on a week here (nobody waits a week).
+    let mut changed = sub.receive_changed().await?;
+    http.post(format!("{}/sandbox/v1/clock/advance", stack.sandbox_url()))
+        .json(&serde_json::json!({"seconds": WEEK}))
+        .send()
+        .await?
+        .error_for_status()?;
+    println!("  the sandbox's clock moves on a week");
+    let signal = timed(
+        "waiting for the renewal",
+        futures_util::StreamExt::next(&mut changed),
+    )
+    .await?
+    .context("the Changed signals ended")?;
+    let args = signal.args()?;
+    ensure!(
+        (*args.state(), *args.event()) == ("active", "renewed"),
+        "Changed({}, {}), expected (active, renewed)",
+        args.state(),
+        args.event()
+    );
+    let renewed = check(&sub.receipt().await?)?;
+    ensure!(
+        renewed.periods_paid == 2 && sub.current_period_end().await? == end + WEEK,
+        "after the renewal: {} periods paid",
+        renewed.periods_paid
+    );
+    println!(
+        "  Changed(active, renewed): the merchant server charged the second week with the \
+         grant it holds for this subscription only; receipt verified (2 periods paid)"
+    );
+    let state = timed("Cancel", sub.cancel(std::collections::HashMap::new())).await??;
+    ensure!(state == "cancelled", "Cancel → {state}");
+    ensure!(
+        sub.entitled().await? && sub.next_charge_at().await? == 0,
+        "a cancelled subscription keeps access to the period's end and is not charged again"
+    );
+    println!(
+        "  Cancel → cancelled: no more charges, access kept until {}",
+        time_text(end + WEEK)
+    );
+    Ok(agent)
 }
 
 /// An AMS amount (`{"currency": "HKD", "value": "4900"}`, minor units as text) for

@@ -185,6 +185,9 @@ impl DevStack {
         config.receipts.signing_key = path_str(&dir.join("receipt.pem"));
         config.tokens.sealing_keys = vec![path_str(&dir.join("seal.key"))];
         config.devices.registration = RegistrationMode::Open;
+        // Subscriptions renew on the sandbox's clock, so the demo and the tests renew a
+        // period by moving it on (`POST /sandbox/v1/clock/advance`).
+        config.subscriptions.clock = scanbind_server::config::BillingClock::Sandbox;
         config.sellers = DEV_SELLERS
             .iter()
             .map(|(id, name)| SellerEntry::new(*id, *name))
