@@ -36,7 +36,8 @@ pub mod secret;
 pub mod wallet;
 
 pub use money::{
-    Amount, Currency, MinorUnits, Money, MoneyError, convert_at_price, string_or_integer,
+    Amount, Currency, MinorUnits, Money, MoneyError, convert_at_price, convert_at_scaled_price,
+    string_or_integer,
 };
 pub use secret::SecretString;
 pub use wallet::{CancelWindow, WalletProfile};

@@ -429,14 +429,27 @@ pub fn convert_at_price(minor: i64, from: Currency, to: Currency, price: &str) -
     if price.ends_with('.') {
         return None;
     }
-    let scale = 10_i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
     let mantissa: i128 = format!("{whole}{frac}").parse().ok()?;
-    if mantissa <= 0 {
+    convert_at_scaled_price(minor, from, to, mantissa, u32::try_from(frac.len()).ok()?)
+}
+
+/// [`convert_at_price`] with the price given as `scaled` × 10^-`decimals` (e.g. a quote
+/// kept as an integer: 7.82608695 is `782608695`, 8): rounded down; `None` for a price
+/// that is not positive or a result that does not fit.
+pub fn convert_at_scaled_price(
+    minor: i64,
+    from: Currency,
+    to: Currency,
+    scaled: i128,
+    decimals: u32,
+) -> Option<i64> {
+    if scaled <= 0 {
         return None;
     }
+    let scale = 10_i128.checked_pow(decimals)?;
     let ef = 10_i128.pow(u32::from(from.exponent()));
     let et = 10_i128.pow(u32::from(to.exponent()));
-    let num = i128::from(minor).checked_mul(mantissa)?.checked_mul(et)?;
+    let num = i128::from(minor).checked_mul(scaled)?.checked_mul(et)?;
     i64::try_from(num.div_euclid(scale.checked_mul(ef)?)).ok()
 }
 

@@ -198,8 +198,8 @@ struct Shared {
 
 /// A device's event stream that survives its server: when the stream ends or cannot be
 /// opened, it is opened again (on the next replica) after the last sequence number seen
-/// (`Last-Event-ID`; before any event, the `x-scanbind-resume-after` the first stream
-/// started after), so no event is missed. Every event goes to `tx`.
+/// (`Last-Event-ID`, 0 before any event: a new device's stream reads from the start),
+/// so no event is missed. Every event goes to `tx`.
 async fn follow_events(
     device: Arc<Device>,
     bases: Arc<Vec<String>>,

@@ -644,14 +644,7 @@ async fn refund_server_crash_point(
     server_crashed(rig, &cell);
     // At the crash (nothing runs that could send it): not sent to the wallet, or taken
     // by it.
-    let at_crash = new_refunds(rig, &start.refunds).await;
-    match point {
-        "refund-recorded" => assert!(at_crash.is_empty(), "{cell}: sent: {at_crash:?}"),
-        _ => assert!(
-            at_crash.len() == 1 && at_crash[0]["moneyMovements"] == 1,
-            "{cell}: not taken: {at_crash:?}"
-        ),
-    }
+    refund_at_crash(rig, &cell, &start, point != "refund-recorded").await;
     restart(rig, Victim::Server);
     let first = tokio::time::timeout(GUARD, call)
         .await
@@ -687,16 +680,23 @@ async fn refund_daemon_crash_point(
     );
     daemon_crashed(rig, &cell, point);
     // At the crash: recorded only (nothing sent), or refunded by the wallet.
-    let at_crash = new_refunds(rig, &start.refunds).await;
-    match point {
-        "refund-after-journal" => assert!(at_crash.is_empty(), "{cell}: sent: {at_crash:?}"),
-        _ => assert!(
-            at_crash.len() == 1 && at_crash[0]["moneyMovements"] == 1,
-            "{cell}: not refunded: {at_crash:?}"
-        ),
-    }
+    refund_at_crash(rig, &cell, &start, point != "refund-after-journal").await;
     tokio::task::block_in_place(|| rig.start_daemon(&[]));
     check_refund(rig, &cell, base, &rid, &start).await
+}
+
+/// The wallet at a refund cell's crash: nothing sent, or (`taken`) the refund made
+/// once.
+async fn refund_at_crash(rig: &Rig, cell: &str, start: &RefundStart, taken: bool) {
+    let at_crash = new_refunds(rig, &start.refunds).await;
+    if taken {
+        assert!(
+            at_crash.len() == 1 && at_crash[0]["moneyMovements"] == 1,
+            "{cell}: not taken: {at_crash:?}"
+        );
+    } else {
+        assert!(at_crash.is_empty(), "{cell}: sent: {at_crash:?}");
+    }
 }
 
 /// A binding's state, read afresh (None while its object is not there).

@@ -123,11 +123,13 @@ impl Quote {
     /// `minor` units of the priced currency in minor units of the paying currency at
     /// this price, rounded down; `None` if it does not fit.
     pub fn convert(&self, minor: i64) -> Option<i64> {
-        let ef = 10_i128.pow(u32::from(self.from.exponent()));
-        let et = 10_i128.pow(u32::from(self.to.exponent()));
-        let num = i128::from(minor) * self.scaled * et;
-        let den = 10_i128.pow(QUOTE_DECIMALS) * ef;
-        i64::try_from(num.div_euclid(den)).ok()
+        scanbind_ams::money::convert_at_scaled_price(
+            minor,
+            self.from,
+            self.to,
+            self.scaled,
+            QUOTE_DECIMALS,
+        )
     }
 }
 

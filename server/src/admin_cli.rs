@@ -408,6 +408,19 @@ impl Api {
     }
 }
 
+/// `path` with the parameters that are set as its query string (values encoded).
+fn with_query<const N: usize>(path: &str, params: [(&str, Option<String>); N]) -> String {
+    let q: Vec<String> = params
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))
+        .collect();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
+}
+
 fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -515,25 +528,18 @@ pub async fn run_api(args: &AdminArgs) -> anyhow::Result<()> {
             to,
             limit,
         } => {
-            let mut q = Vec::new();
-            for (k, v) in [
-                ("deviceId", device_id.clone()),
-                ("appId", app_id.clone()),
-                ("appOrderId", app_order_id.clone()),
-                ("status", status.clone()),
-                ("from", from.clone()),
-                ("to", to.clone()),
-                ("limit", limit.map(|l| l.to_string())),
-            ] {
-                if let Some(v) = v {
-                    q.push(format!("{k}={}", enc(&v)));
-                }
-            }
-            let path = if q.is_empty() {
-                "/admin/v1/payments".to_owned()
-            } else {
-                format!("/admin/v1/payments?{}", q.join("&"))
-            };
+            let path = with_query(
+                "/admin/v1/payments",
+                [
+                    ("deviceId", device_id.clone()),
+                    ("appId", app_id.clone()),
+                    ("appOrderId", app_order_id.clone()),
+                    ("status", status.clone()),
+                    ("from", from.clone()),
+                    ("to", to.clone()),
+                    ("limit", limit.map(|l| l.to_string())),
+                ],
+            );
             let v = api.call("GET", &path, None).await?;
             let lines = v["payments"]
                 .as_array()
@@ -736,22 +742,15 @@ async fn run_subscriptions(api: &Api, op: &SubscriptionOp) -> anyhow::Result<(Va
             status,
             limit,
         } => {
-            let mut q = Vec::new();
-            for (k, v) in [
-                ("deviceId", device_id.clone()),
-                ("appId", app_id.clone()),
-                ("status", status.clone()),
-                ("limit", limit.map(|l| l.to_string())),
-            ] {
-                if let Some(v) = v {
-                    q.push(format!("{k}={}", enc(&v)));
-                }
-            }
-            let path = if q.is_empty() {
-                "/admin/v1/subscriptions".to_owned()
-            } else {
-                format!("/admin/v1/subscriptions?{}", q.join("&"))
-            };
+            let path = with_query(
+                "/admin/v1/subscriptions",
+                [
+                    ("deviceId", device_id.clone()),
+                    ("appId", app_id.clone()),
+                    ("status", status.clone()),
+                    ("limit", limit.map(|l| l.to_string())),
+                ],
+            );
             let v = api.call("GET", &path, None).await?;
             let lines = v["subscriptions"]
                 .as_array()

@@ -123,6 +123,24 @@ impl Sealer {
     /// Seals `tokens` for (`device_id`, `binding_id`) with the current key.
     pub fn seal(&self, device_id: &str, binding_id: &str, tokens: &TokenSet) -> Result<String> {
         let (kid, key) = &self.keys[0];
+        self.seal_with(
+            VERSION,
+            kid,
+            key,
+            Self::aad(kid, device_id, binding_id).as_bytes(),
+            tokens,
+        )
+    }
+
+    /// `<version>.<kid>.<base64url(nonce ‖ AEAD(tokens, aad))>` under `key`.
+    fn seal_with(
+        &self,
+        version: &str,
+        kid: &str,
+        key: &LessSafeKey,
+        aad: &[u8],
+        tokens: &TokenSet,
+    ) -> Result<String> {
         let mut nonce = [0_u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
@@ -131,49 +149,59 @@ impl Sealer {
             .map_err(|_| Error::api(ErrorCode::Internal, "cannot encode tokens"))?;
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(Self::aad(kid, device_id, binding_id).as_bytes()),
+            Aad::from(aad),
             &mut buf,
         )
         .map_err(|_| Error::api(ErrorCode::Internal, "sealing failed"))?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&buf);
-        Ok(format!("{VERSION}.{kid}.{}", URL_SAFE_NO_PAD.encode(blob)))
+        Ok(format!("{version}.{kid}.{}", URL_SAFE_NO_PAD.encode(blob)))
     }
 
     /// Opens a blob made for (`device_id`, `binding_id`). Any failure is `token_invalid`.
     pub fn open(&self, device_id: &str, binding_id: &str, blob: &str) -> Result<TokenSet> {
-        let invalid = || {
+        open_with(&self.keys, VERSION, blob, |kid| {
+            Self::aad(kid, device_id, binding_id).into_bytes()
+        })
+        .map(|(tokens, _)| tokens)
+        .ok_or_else(|| {
             Error::api(
                 ErrorCode::TokenInvalid,
                 "the sealed tokens do not open for this device and binding",
             )
-        };
-        let mut parts = blob.splitn(3, '.');
-        let (Some(VERSION), Some(kid), Some(data)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid());
-        };
-        let (_, key) = self
-            .keys
-            .iter()
-            .find(|(id, _)| id == kid)
-            .ok_or_else(invalid)?;
-        let raw = URL_SAFE_NO_PAD.decode(data).map_err(|_| invalid())?;
-        if raw.len() < NONCE_LEN + 16 {
-            return Err(invalid());
-        }
-        let (nonce, sealed) = raw.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
-        let mut sealed = sealed.to_vec();
-        let plain = key
-            .open_in_place(
-                nonce,
-                Aad::from(Self::aad(kid, device_id, binding_id).as_bytes()),
-                &mut sealed,
-            )
-            .map_err(|_| invalid())?;
-        serde_json::from_slice(plain).map_err(|_| invalid())
+        })
     }
+}
+
+/// Opens `<version>.<kid>.<data>` with the key named `kid` among `keys` and the additional
+/// data `aad(kid)`: the tokens, and whether the key is a retired one (not the first);
+/// `None` for anything that does not open.
+fn open_with(
+    keys: &[(String, LessSafeKey)],
+    version: &str,
+    blob: &str,
+    aad: impl FnOnce(&str) -> Vec<u8>,
+) -> Option<(TokenSet, bool)> {
+    let mut parts = blob.splitn(3, '.');
+    let (Some(v), Some(kid), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    if v != version {
+        return None;
+    }
+    let idx = keys.iter().position(|(id, _)| id == kid)?;
+    let raw = URL_SAFE_NO_PAD.decode(data).ok()?;
+    if raw.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut sealed = sealed.to_vec();
+    let plain = keys[idx]
+        .1
+        .open_in_place(nonce, Aad::from(aad(kid)), &mut sealed)
+        .ok()?;
+    Some((serde_json::from_slice(plain).ok()?, idx != 0))
 }
 
 /// Whom a subscription grant is for: it opens only for this binding, app and
@@ -205,59 +233,18 @@ impl Sealer {
     /// derived from the current sealing key, bound to `scope`.
     pub fn seal_grant(&self, scope: GrantScope<'_>, tokens: &TokenSet) -> Result<String> {
         let (kid, key) = &self.grant_keys[0];
-        let mut nonce = [0_u8; NONCE_LEN];
-        self.rng
-            .fill(&mut nonce)
-            .map_err(|_| Error::api(ErrorCode::Internal, "random source failed"))?;
-        let mut buf = serde_json::to_vec(tokens)
-            .map_err(|_| Error::api(ErrorCode::Internal, "cannot encode tokens"))?;
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(scope.aad(kid)),
-            &mut buf,
-        )
-        .map_err(|_| Error::api(ErrorCode::Internal, "sealing failed"))?;
-        let mut blob = nonce.to_vec();
-        blob.extend_from_slice(&buf);
-        Ok(format!(
-            "{GRANT_VERSION}.{kid}.{}",
-            URL_SAFE_NO_PAD.encode(blob)
-        ))
+        self.seal_with(GRANT_VERSION, kid, key, &scope.aad(kid), tokens)
     }
 
     /// Opens a subscription grant made for `scope`; any failure is `token_invalid`.
     /// Also says whether it was sealed with a retired key (then seal it again).
     pub fn open_grant(&self, scope: GrantScope<'_>, blob: &str) -> Result<(TokenSet, bool)> {
-        let invalid = || {
+        open_with(&self.grant_keys, GRANT_VERSION, blob, |kid| scope.aad(kid)).ok_or_else(|| {
             Error::api(
                 ErrorCode::TokenInvalid,
                 "the subscription's token grant does not open",
             )
-        };
-        let mut parts = blob.splitn(3, '.');
-        let (Some(GRANT_VERSION), Some(kid), Some(data)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid());
-        };
-        let idx = self
-            .grant_keys
-            .iter()
-            .position(|(id, _)| id == kid)
-            .ok_or_else(invalid)?;
-        let key = &self.grant_keys[idx].1;
-        let raw = URL_SAFE_NO_PAD.decode(data).map_err(|_| invalid())?;
-        if raw.len() < NONCE_LEN + 16 {
-            return Err(invalid());
-        }
-        let (nonce, sealed) = raw.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
-        let mut sealed = sealed.to_vec();
-        let plain = key
-            .open_in_place(nonce, Aad::from(scope.aad(kid)), &mut sealed)
-            .map_err(|_| invalid())?;
-        let tokens = serde_json::from_slice(plain).map_err(|_| invalid())?;
-        Ok((tokens, idx != 0))
+        })
     }
 }
 
